@@ -1,0 +1,257 @@
+"""Run configuration: one source of truth for the Python API, the CLI flags and YAML files.
+
+A :class:`RunConfig` has five sections (data, preprocess, model, train, evaluate). Every
+section forbids unknown keys, so a misspelt key is an error naming the key and the allowed
+ones, never silently ignored. Named presets reproduce architectures from the literature.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from geneae.errors import ConfigError
+
+Family = Literal["ae", "dae", "vae", "gmvae"]
+Likelihood = Literal["mse", "masked_mse", "gaussian", "bernoulli", "poisson", "nb", "zip", "zinb"]
+COUNT_LIKELIHOODS: frozenset[str] = frozenset({"poisson", "nb", "zip", "zinb"})
+Activation = Literal["relu", "elu", "leaky_relu", "sigmoid", "tanh", "linear"]
+Norm = Literal["batch", "layer", "none"]
+Noise = Literal["none", "gaussian", "mask", "dynamic_mask"]
+KLSchedule = Literal["constant", "warmup", "cyclic"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """How to read the input file (see :func:`geneae.read`)."""
+
+    format: str | None = None
+    labels: str | None = None
+    transpose: bool | None = None
+    layer: str | None = None
+    covariate: str | None = Field(
+        default=None, description="obs column of a categorical covariate (batch) for the decoder"
+    )
+
+
+class PreprocessConfig(_Section):
+    """Preprocessing steps (see :class:`geneae.pp.Preprocessor`).
+
+    ``preset`` chooses the steps; ``"auto"`` picks ``counts`` for raw counts and
+    ``standardize`` otherwise. Fields left at ``None`` take the preset's value.
+    """
+
+    preset: Literal["auto", "counts", "lognorm", "standardize", "minmax", "none"] = "auto"
+    min_counts_per_cell: int | None = None
+    min_genes_per_cell: int | None = None
+    min_cells_per_gene: int | None = None
+    n_top_genes: int | None = None
+    hvg_flavor: Literal["seurat_v3", "seurat", "cell_ranger", "variance", "mad"] | None = None
+    target_sum: float | None = None
+    log1p: bool | None = None
+    scale: bool | None = None
+    clip: float | None = None
+    gene_list: str | None = None
+
+
+class ModelConfig(_Section):
+    """Architecture and objective of the autoencoder.
+
+    ``family``: ``ae`` (deterministic), ``dae`` (deterministic with corruption of the input
+    during training), ``vae`` (Gaussian q(z|x)), ``gmvae`` (Gaussian-mixture prior).
+    ``likelihood``: ``mse`` / ``masked_mse`` are plain losses; the others are negative
+    log-likelihoods; ``poisson``, ``nb``, ``zip`` and ``zinb`` model raw counts.
+    """
+
+    family: Family = "vae"
+    likelihood: Likelihood = "nb"
+    latent_dim: int = Field(default=10, ge=1)
+    hidden: list[int] = Field(default_factory=lambda: [128])
+    decoder_hidden: list[int] | None = Field(
+        default=None, description="decoder layer sizes; None mirrors the encoder, [] is linear"
+    )
+    activation: Activation = "relu"
+    norm: Norm = "batch"
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    noise: Noise = "none"
+    noise_sigma: float = Field(default=0.1, ge=0.0)
+    mask_rate: float = Field(default=0.1, ge=0.0, lt=1.0)
+    mask_rate_min: float = Field(default=0.05, ge=0.0, lt=1.0)
+    mask_rate_max: float = Field(default=0.25, ge=0.0, lt=1.0)
+    library: Literal["observed", "learned"] = "observed"
+    n_components: int = Field(default=10, ge=1, description="GMVAE mixture components")
+    contrastive_weight: float = Field(default=0.0, ge=0.0)
+    contrastive_temperature: float = Field(default=0.5, gt=0.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelConfig:
+        if any(h < 1 for h in self.hidden) or any(h < 1 for h in self.decoder_hidden or []):
+            raise ValueError("hidden layer sizes must be positive integers")
+        if self.mask_rate_min > self.mask_rate_max:
+            raise ValueError(
+                f"mask_rate_min ({self.mask_rate_min}) must not exceed "
+                f"mask_rate_max ({self.mask_rate_max})"
+            )
+        if self.family == "dae" and self.noise == "none":
+            self.noise = "mask"
+        return self
+
+    @property
+    def is_variational(self) -> bool:
+        return self.family in ("vae", "gmvae")
+
+    @property
+    def models_counts(self) -> bool:
+        return self.likelihood in COUNT_LIKELIHOODS
+
+
+class TrainConfig(_Section):
+    """Optimisation, schedules, stopping, hardware and seeding."""
+
+    max_epochs: int | None = Field(
+        default=None, ge=1, description="None: chosen from the dataset size (see default_epochs)"
+    )
+    batch_size: int = Field(default=128, ge=1)
+    optimizer: Literal["adam", "adamw"] = "adam"
+    lr: float = Field(default=1e-3, gt=0.0)
+    weight_decay: float = Field(default=1e-6, ge=0.0)
+    lr_scheduler: bool = True
+    lr_patience: int = Field(default=8, ge=1)
+    lr_factor: float = Field(default=0.5, gt=0.0, lt=1.0)
+    early_stopping: bool = True
+    patience: int = Field(default=20, ge=1)
+    min_delta: float = Field(default=0.0, ge=0.0)
+    gradient_clip: float | None = Field(default=None, gt=0.0)
+    validation: float = Field(default=0.1, ge=0.0, lt=1.0)
+    kl_weight: float = Field(default=1.0, ge=0.0, description="beta: the maximal KL weight")
+    kl_schedule: KLSchedule = "warmup"
+    kl_warmup_epochs: int | None = Field(
+        default=None, ge=0, description="None: a third of the epochs (at most 400)"
+    )
+    kl_kappa: float | None = Field(
+        default=None, gt=0.0, description="Tybalt warm-up: KL weight grows by kappa per epoch"
+    )
+    kl_cycles: int = Field(default=4, ge=1)
+    kl_ramp_fraction: float = Field(default=0.5, gt=0.0, le=1.0)
+    kl_cycle_decay: float = Field(default=1.0, gt=0.0, le=1.0)
+    seed: int = 0
+    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
+    accelerator: Literal["auto", "cpu", "cuda", "gpu", "mps"] = "auto"
+    devices: int | str = 1
+    strategy: str = "auto"
+    num_nodes: int = Field(default=1, ge=1)
+    memory_budget_gb: float = Field(
+        default=2.0, gt=0.0, description="largest matrix kept whole on the training device"
+    )
+    quiet: bool = False
+
+
+class EvaluateConfig(_Section):
+    """What every run measures and draws."""
+
+    cluster_method: Literal["kmeans", "leiden", "gmvae"] = "kmeans"
+    n_clusters: int | None = Field(default=None, ge=2)
+    pca_baseline: bool = True
+    tsne: bool = True
+    umap: bool = True
+    max_plot_cells: int = Field(default=5000, ge=100)
+    report: bool = True
+
+
+class RunConfig(_Section):
+    """A whole run: everything needed to reproduce it from the same data file."""
+
+    preset: str | None = None
+    data: DataConfig = Field(default_factory=DataConfig)
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], *, source: str = "configuration") -> RunConfig:
+        """Validate a nested dict, turning pydantic's errors into one readable ConfigError."""
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, source)) from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> RunConfig:
+        """Read and validate a YAML run configuration."""
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: configuration file not found; check the path.")
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc}); fix the syntax.") from None
+        if not isinstance(values, dict):
+            raise ConfigError(
+                f"{path}: expected a mapping with sections data / preprocess / model / train "
+                f"/ evaluate, got {type(values).__name__}."
+            )
+        return cls.from_dict(values, source=str(path))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    def updated(self, overrides: dict[str, Any], *, source: str = "override") -> RunConfig:
+        """Return a copy with ``overrides`` (dotted keys, e.g. ``"model.latent_dim"``) applied."""
+        values = self.model_dump(mode="json")
+        for dotted, value in overrides.items():
+            section, _, key = dotted.partition(".")
+            if not key:
+                values[section] = value
+                continue
+            if section not in values or not isinstance(values[section], dict):
+                raise ConfigError(
+                    f"{source}: unknown section {section!r} in {dotted!r}; "
+                    f"allowed: {', '.join(SECTIONS)}."
+                )
+            values[section][key] = value
+        return RunConfig.from_dict(values, source=source)
+
+
+SECTIONS = ("data", "preprocess", "model", "train", "evaluate")
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    """One line per problem: the dotted key, the bad value, what is allowed."""
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(err["loc"][:-1])
+            lines.append(f"unknown key {key!r}; allowed keys here: {', '.join(allowed)}")
+        else:
+            lines.append(f"{key} = {err.get('input')!r}: {err['msg']}")
+    return f"{source}: " + "; ".join(lines)
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = RunConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None or not isinstance(field.annotation, type):
+            break
+        if issubclass(field.annotation, BaseModel):
+            model = field.annotation
+    return list(model.model_fields)
+
+
+def default_epochs(n_cells: int) -> int:
+    """Default number of epochs for ``n_cells`` training samples.
+
+    About 200k gradient steps' worth of samples is enough for these models to converge; so
+    small data gets many epochs and large data few: ``clip(round(2e7 / n_cells), 20, 400)``
+    (e.g. 400 epochs for 2,000 cells, 200 for 100k... capped, 20 for >= 1M).
+    """
+    return int(min(400, max(20, round(2e7 / max(n_cells, 1)))))
