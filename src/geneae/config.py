@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from geneae.errors import ConfigError
 
 Family = Literal["ae", "dae", "vae", "gmvae"]
-Likelihood = Literal["mse", "masked_mse", "gaussian", "bernoulli", "poisson", "nb", "zip", "zinb"]
+Likelihood = Literal[
+    "auto", "mse", "masked_mse", "gaussian", "bernoulli", "poisson", "nb", "zip", "zinb"
+]
 COUNT_LIKELIHOODS: frozenset[str] = frozenset({"poisson", "nb", "zip", "zinb"})
 Activation = Literal["relu", "elu", "leaky_relu", "sigmoid", "tanh", "linear"]
 Norm = Literal["batch", "layer", "none"]
@@ -66,11 +68,13 @@ class ModelConfig(_Section):
     ``family``: ``ae`` (deterministic), ``dae`` (deterministic with corruption of the input
     during training), ``vae`` (Gaussian q(z|x)), ``gmvae`` (Gaussian-mixture prior).
     ``likelihood``: ``mse`` / ``masked_mse`` are plain losses; the others are negative
-    log-likelihoods; ``poisson``, ``nb``, ``zip`` and ``zinb`` model raw counts.
+    log-likelihoods; ``poisson``, ``nb``, ``zip`` and ``zinb`` model raw counts; ``auto``
+    resolves from the data when training starts: ``nb`` for raw counts, ``gaussian``
+    otherwise.
     """
 
     family: Family = "vae"
-    likelihood: Likelihood = "nb"
+    likelihood: Likelihood = "auto"
     latent_dim: int = Field(default=10, ge=1)
     hidden: list[int] = Field(default_factory=lambda: [128])
     decoder_hidden: list[int] | None = Field(
@@ -252,6 +256,7 @@ def default_epochs(n_cells: int) -> int:
 
     About 200k gradient steps' worth of samples is enough for these models to converge; so
     small data gets many epochs and large data few: ``clip(round(2e7 / n_cells), 20, 400)``
-    (e.g. 400 epochs for 2,000 cells, 200 for 100k... capped, 20 for >= 1M).
+    (400 epochs up to 50k cells, 200 for 100k cells, 20 from 1M cells). Early stopping
+    usually ends small runs well before the cap.
     """
     return int(min(400, max(20, round(2e7 / max(n_cells, 1)))))

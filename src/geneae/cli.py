@@ -1,0 +1,382 @@
+"""The ``geneae`` command line: a thin layer over config, model, evaluate and report.
+
+Exit codes: 0 success; 2 bad input or usage (one line on stderr, no traceback); 1 an
+unexpected failure (one line; set GENEAE_DEBUG=1 for the traceback).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import traceback
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from geneae.config import RunConfig
+from geneae.errors import ConfigError, GeneaeError, InputError, ModelFileError
+
+app = typer.Typer(
+    name="geneae",
+    help="Autoencoders for gene-expression data: embed, cluster, visualise and denoise.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+out = Console()
+err = Console(stderr=True)
+
+MODELS = ("ae", "dae", "vae", "gmvae")
+LIKELIHOODS = ("mse", "masked_mse", "gaussian", "bernoulli", "poisson", "nb", "zip", "zinb")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+SUMMARY_METRICS = (
+    ("mse", "reconstruction MSE"),
+    ("ari", "ARI"),
+    ("nmi", "NMI"),
+    ("acc", "accuracy (Hungarian)"),
+    ("silhouette", "label silhouette"),
+    ("knn_accuracy", "kNN label accuracy"),
+    ("trustworthiness", "trustworthiness"),
+)
+
+
+# -- configuration from YAML, preset and flags --------------------------------------------
+def build_config(
+    config_path: Path | None,
+    preset: str | None,
+    overrides: dict[str, Any],
+) -> RunConfig:
+    """Defaults, then the preset (flag or YAML), then the YAML values, then the flags."""
+    from geneae.presets import preset_config
+
+    values: dict[str, Any] = {}
+    if config_path is not None:
+        RunConfig.from_yaml(config_path)  # validates every key, with readable errors
+        # Merge only what the file says, so the preset's other values are not reset.
+        values = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+        preset = preset or values.get("preset")
+    base = preset_config(preset) if preset else RunConfig()
+    merged = base.model_dump(mode="json")
+    for section, content in values.items():
+        if isinstance(content, dict) and isinstance(merged.get(section), dict):
+            merged[section].update(content)
+        else:
+            merged[section] = content
+    if preset:
+        merged["preset"] = preset
+    config = RunConfig.from_dict(merged, source=str(config_path or "configuration"))
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    return config.updated(flags, source="command-line flags") if flags else config
+
+
+def parse_hidden(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    if text.strip() in ("", "none", "[]"):
+        return []
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--hidden {text!r}: give comma-separated layer sizes, e.g. 256,128.") from None
+    if any(s < 1 for s in sizes):
+        raise ConfigError(f"--hidden {text!r}: layer sizes must be positive.")
+    return sizes
+
+
+def _choice(value: str | None, allowed: tuple[str, ...], flag: str) -> str | None:
+    if value is not None and value not in allowed:
+        raise ConfigError(f"{flag} {value!r} is not one of: {', '.join(allowed)}.")
+    return value
+
+
+# -- output helpers -------------------------------------------------------------------------
+def summary_table(metrics: dict[str, Any], title: str) -> Table:
+    """Geneae vs the PCA baseline of the same dimension, the better value marked."""
+    from geneae.evaluate import METRIC_DIRECTIONS
+
+    comparison = metrics.get("comparison", {})
+    ours, pca = comparison.get("geneae", {}), comparison.get("pca", {})
+    d = comparison.get("n_components", "?")
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("geneae", justify="right")
+    table.add_column(f"PCA ({d} components)", justify="right")
+    for key, name in SUMMARY_METRICS:
+        if key not in ours or key not in pca or ours[key] is None or pca[key] is None:
+            continue
+        a, b = float(ours[key]), float(pca[key])
+        higher = METRIC_DIRECTIONS.get(key, "higher") == "higher"
+        a_wins = a > b if higher else a < b
+        table.add_row(
+            name,
+            f"[bold]{a:.4g}[/bold]" if a_wins else f"{a:.4g}",
+            f"{b:.4g}" if a_wins else f"[bold]{b:.4g}[/bold]",
+        )
+    return table
+
+
+def _refuse_existing(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise ModelFileError(f"{path}: exists; pass --overwrite to replace it or choose another --out.")
+
+
+# -- commands ------------------------------------------------------------------------------
+@app.command()
+def info(
+    data: Annotated[Path, typer.Argument(help="expression file or 10x directory")],
+    labels: Annotated[str | None, typer.Option(help="obs column or labels file")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="force a format")] = None,
+    transpose: Annotated[bool | None, typer.Option("--transpose/--no-transpose", help="genes are rows")] = None,
+) -> None:
+    """Describe a data file: cells, genes, value type, sparsity, labels.
+
+    Example: geneae info pbmc.h5ad
+    """
+    from geneae.io import format_summary, read, summarize
+
+    adata = read(data, fmt=fmt, labels=labels, transpose=transpose)
+    out.print(format_summary(summarize(adata), str(data)))
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Argument(help="expression file (h5ad, 10x, h5, csv/tsv, gct, npy)")],
+    out_dir: Annotated[Path, typer.Option("--out", help="run directory to create")],
+    config: Annotated[Path | None, typer.Option("--config", help="run YAML (e.g. a saved RUN_DIR/config.yaml)")] = None,
+    preset: Annotated[str | None, typer.Option(help="named preset, e.g. scvi-like, dca-zinb, deep-ae")] = None,
+    model: Annotated[str | None, typer.Option(help="ae | dae | vae | gmvae")] = None,
+    likelihood: Annotated[str | None, typer.Option(help="mse | masked_mse | gaussian | bernoulli | poisson | nb | zip | zinb")] = None,
+    latent_dim: Annotated[int | None, typer.Option(help="latent dimensions")] = None,
+    hidden: Annotated[str | None, typer.Option(help="hidden layer sizes, e.g. 256,128")] = None,
+    epochs: Annotated[int | None, typer.Option(help="maximum epochs (default from data size)")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="batch size")] = None,
+    lr: Annotated[float | None, typer.Option(help="learning rate")] = None,
+    labels: Annotated[str | None, typer.Option(help="obs / table column with known labels")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda | mps")] = None,
+    resume: Annotated[bool, typer.Option(help="continue an interrupted run in --out")] = False,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
+    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+) -> None:
+    """Train an autoencoder, evaluate it against PCA and write the report.
+
+    Example: geneae train pbmc.h5ad --out runs/pbmc --preset scvi-like --labels cell_type
+    """
+    from geneae.run import train_run
+
+    overrides = {
+        "model.family": _choice(model, MODELS, "--model"),
+        "model.likelihood": _choice(likelihood, LIKELIHOODS, "--likelihood"),
+        "model.latent_dim": latent_dim,
+        "model.hidden": parse_hidden(hidden),
+        "train.max_epochs": epochs,
+        "train.batch_size": batch_size,
+        "train.lr": lr,
+        "data.labels": labels,
+        "train.seed": seed,
+        "train.accelerator": _choice(device, DEVICES, "--device"),
+        "train.quiet": True if quiet else None,
+    }
+    cfg = build_config(config, preset, overrides)
+    result = train_run(data, out_dir, cfg, overwrite=overwrite, resume=resume)
+    _print_run(result)
+
+
+def _print_run(result: Any) -> None:
+    out.print(summary_table(result.metrics, f"geneae vs PCA on {result.metrics.get('data', {}).get('path', '')}"))
+    t = result.metrics.get("timings", {})
+    m = result.metrics.get("model", {})
+    out.print(
+        f"trained {m.get('epochs_trained')} epochs in {t.get('train_s', 0):.1f} s "
+        f"({t.get('seconds_per_epoch', 0):.3f} s/epoch) on {m.get('device')}"
+    )
+    out.print(f"run directory: {result.run_dir}")
+    report = result.run_dir / "report.html"
+    if report.exists():
+        out.print(f"report: {report}")
+
+
+@app.command()
+def encode(
+    run_dir: Annotated[Path, typer.Argument(help="a run / model directory")],
+    data: Annotated[Path, typer.Argument(help="expression file to encode")],
+    out_file: Annotated[Path, typer.Option("--out", help="output .h5ad, .csv, .tsv or .npy")],
+    overwrite: Annotated[bool, typer.Option(help="replace an existing --out file")] = False,
+) -> None:
+    """Write the latent means of new data (preprocessed and gene-aligned as in training).
+
+    Example: geneae encode runs/pbmc new_sample.h5ad --out new_latent.csv
+    """
+    from geneae.io import write_matrix
+    from geneae.model import GeneAE
+    from geneae.run import load_data
+
+    _refuse_existing(out_file, overwrite)
+    model = GeneAE.load(run_dir)
+    adata = load_data(data, model.config)
+    latent = model.transform(adata, layer=model.config.data.layer)
+    columns = [f"latent_{i}" for i in range(latent.shape[1])]
+    write_matrix(latent, out_file, obs_names=list(adata.obs_names), columns=columns)
+    out.print(f"wrote {latent.shape[0]} x {latent.shape[1]} latent means to {out_file}")
+
+
+@app.command()
+def reconstruct(
+    run_dir: Annotated[Path, typer.Argument(help="a run / model directory")],
+    data: Annotated[Path, typer.Argument(help="expression file to denoise")],
+    out_file: Annotated[Path, typer.Option("--out", help="output .h5ad, .csv, .tsv or .npy")],
+    space: Annotated[str, typer.Option(help="target (counts for count models) | input")] = "target",
+    overwrite: Annotated[bool, typer.Option(help="replace an existing --out file")] = False,
+) -> None:
+    """Write the denoised (reconstructed) matrix of the modelled genes.
+
+    Example: geneae reconstruct runs/pbmc pbmc.h5ad --out denoised.h5ad
+    """
+    from geneae.io import write_matrix
+    from geneae.model import GeneAE
+    from geneae.run import load_data
+
+    _refuse_existing(out_file, overwrite)
+    model = GeneAE.load(run_dir)
+    adata = load_data(data, model.config)
+    recon = model.reconstruct(adata, layer=model.config.data.layer, space=space)
+    write_matrix(recon, out_file, obs_names=list(adata.obs_names), columns=list(model.genes))
+    out.print(f"wrote {recon.shape[0]} x {recon.shape[1]} denoised values to {out_file}")
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="a run / model directory")],
+    data: Annotated[Path, typer.Argument(help="expression file (with labels for ARI / NMI)")],
+    labels: Annotated[str | None, typer.Option(help="obs / table column with known labels")] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="metrics JSON (default RUN_DIR/evaluate_<data>.json)")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing --out file")] = False,
+) -> None:
+    """Evaluate a trained model on any dataset, side by side with PCA.
+
+    Example: geneae evaluate runs/pbmc other_pbmc.h5ad --labels cell_type
+    """
+    from geneae._atomic import write_text
+    from geneae.model import GeneAE, _jsonable
+    from geneae.run import evaluate_model, load_data
+
+    target = out_file or run_dir / f"evaluate_{data.name.split('.')[0]}.json"
+    _refuse_existing(target, overwrite)
+    model = GeneAE.load(run_dir)
+    adata = load_data(data, model.config, labels=labels)
+    metrics = evaluate_model(model, adata)
+    metrics.setdefault("data", {})["path"] = str(data)
+    write_text(target, json.dumps(_jsonable(metrics), indent=2) + "\n")
+    out.print(summary_table(metrics, f"geneae vs PCA on {data}"))
+    out.print(f"metrics: {target}")
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="a run directory")]) -> None:
+    """Re-render RUN_DIR/report.html (and its figures) from the files of a run.
+
+    Example: geneae report runs/pbmc
+    """
+    from geneae.report import write_report
+
+    if not (run_dir / "metrics.json").is_file():
+        raise ModelFileError(f"{run_dir}: no metrics.json; is this a run directory of `geneae train`?")
+    path = write_report(run_dir)
+    out.print(f"report: {path}")
+
+
+@app.command()
+def compare(
+    data: Annotated[Path, typer.Argument(help="expression file")],
+    out_dir: Annotated[Path, typer.Option("--out", help="directory for the runs and the table")],
+    grid: Annotated[str, typer.Option(help='e.g. "latent_dim=10,50 model=ae,vae likelihood=mse,masked_mse"')],
+    config: Annotated[Path | None, typer.Option("--config", help="base run YAML")] = None,
+    preset: Annotated[str | None, typer.Option(help="base preset")] = None,
+    labels: Annotated[str | None, typer.Option(help="obs / table column with known labels")] = None,
+    epochs: Annotated[int | None, typer.Option(help="maximum epochs per run")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace existing runs in --out")] = False,
+    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+) -> None:
+    """Train every combination of a grid; write one table (CSV, markdown) and figures.
+
+    Example: geneae compare pbmc.h5ad --out cmp --grid "latent_dim=10,50 likelihood=mse,masked_mse"
+    """
+    from geneae.compare import parse_grid, run_grid
+
+    axes = parse_grid(grid)
+    base = build_config(
+        config, preset,
+        {"data.labels": labels, "train.max_epochs": epochs, "train.seed": seed, "train.quiet": True if quiet else None},
+    )
+    n = len(list(itertools.product(*axes.values())))
+    out.print(f"{n} runs: {', '.join(f'{k} in {v}' for k, v in axes.items())}")
+    table_path = run_grid(data, out_dir, base, axes, overwrite=overwrite, echo=out.print)
+    out.print(f"table: {table_path}")
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="where to write the demo run")] = Path("geneae_demo"),
+    epochs: Annotated[int | None, typer.Option(help="maximum epochs")] = None,
+    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+) -> None:
+    """The main job on the bundled real 10x PBMC subset (2,100 cells, 8 labelled types).
+
+    Trains the default count model, evaluates it against PCA, writes the report.
+    Example: geneae demo --out demo_run
+    """
+    from geneae import datasets
+    from geneae.run import train_run
+
+    if (out_dir / "report.html").exists() or (out_dir / "config.yaml").exists():
+        overwrite = True  # a previous demo's output, regenerated
+    elif out_dir.exists() and any(out_dir.iterdir()):
+        raise ModelFileError(f"{out_dir}: exists and is not a geneae demo run; choose another --out.")
+    else:
+        overwrite = False
+    adata = datasets.pbmc_10x()
+    cfg = RunConfig().updated(
+        {k: v for k, v in {"train.max_epochs": epochs, "train.quiet": True if quiet else None}.items() if v is not None}
+    )
+    out.print(f"geneae demo: {adata.n_obs} PBMCs x {adata.n_vars} genes (10x Genomics, bundled)")
+    result = train_run("bundled:pbmc_10x", out_dir, cfg, adata=adata, overwrite=overwrite)
+    _print_run(result)
+
+
+# -- entry point ---------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; map errors to exit codes (2 user error, 1 unexpected)."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except (GeneaeError, InputError, ConfigError, ModelFileError) as exc:
+        err.print(f"geneae: error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        return 2
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code or 0)
+    except click.exceptions.Abort:
+        err.print("geneae: aborted", markup=False)
+        return 1
+    except click.exceptions.ClickException as exc:
+        err.print(f"geneae: error: {exc.format_message()}", markup=False, highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        err.print("geneae: interrupted; checkpoints are in the run directory (resume with --resume)")
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the last line of defence of the CLI
+        if os.environ.get("GENEAE_DEBUG"):
+            traceback.print_exc()
+        err.print(
+            f"geneae: unexpected error ({type(exc).__name__}: {exc}); set GENEAE_DEBUG=1 for the traceback",
+            markup=False, highlight=False, soft_wrap=True,
+        )
+        return 1
+    return 0
+

@@ -1,0 +1,151 @@
+"""``geneae compare``: train every combination of a small grid and tabulate the results.
+
+A grid is written ``"latent_dim=10,50 model=ae,vae likelihood=mse,masked_mse"``: each
+axis is a short name (see ``GRID_KEYS``) or a dotted config key, with comma-separated
+values. One run directory per combination, one table (CSV and markdown) and one figure.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from geneae._atomic import atomic_path, write_text
+from geneae.config import RunConfig
+from geneae.errors import ConfigError
+
+GRID_KEYS = {
+    "latent_dim": "model.latent_dim",
+    "model": "model.family",
+    "family": "model.family",
+    "likelihood": "model.likelihood",
+    "hidden": "model.hidden",
+    "dropout": "model.dropout",
+    "n_components": "model.n_components",
+    "epochs": "train.max_epochs",
+    "batch_size": "train.batch_size",
+    "lr": "train.lr",
+    "beta": "train.kl_weight",
+    "kl_schedule": "train.kl_schedule",
+    "seed": "train.seed",
+    "preprocess": "preprocess.preset",
+    "n_top_genes": "preprocess.n_top_genes",
+}
+TABLE_METRICS = ("ari", "nmi", "acc", "silhouette", "knn_accuracy", "mse", "masked_mse")
+
+
+def parse_grid(text: str) -> dict[str, list[Any]]:
+    """``"a=1,2 b=x"`` → ``{"model.a": [1, 2], ...}`` with YAML-typed values."""
+    axes: dict[str, list[Any]] = {}
+    for part in text.split():
+        key, sep, values = part.partition("=")
+        if not sep or not values:
+            raise ConfigError(f"--grid: {part!r} is not KEY=V1,V2; e.g. latent_dim=10,50.")
+        dotted = GRID_KEYS.get(key, key)
+        if "." not in dotted:
+            raise ConfigError(
+                f"--grid: unknown key {key!r}; use one of {', '.join(GRID_KEYS)} or a dotted "
+                "config key such as model.dropout."
+            )
+        if dotted == "model.hidden":
+            parsed = [[int(v) for v in item.split("-")] for item in values.split(",")]
+        else:
+            parsed = [yaml.safe_load(v) for v in values.split(",")]
+        axes[dotted] = parsed
+    if not axes:
+        raise ConfigError("--grid is empty; e.g. --grid \"latent_dim=10,50 model=ae,vae\".")
+    return axes
+
+
+def run_name(combo: dict[str, Any]) -> str:
+    parts = []
+    for key, value in combo.items():
+        short = key.split(".")[-1]
+        text = "-".join(map(str, value)) if isinstance(value, list) else str(value)
+        parts.append(f"{short}={text}")
+    return "_".join(parts)
+
+
+def run_grid(
+    data_path: str | Path,
+    out_dir: str | Path,
+    base: RunConfig,
+    axes: dict[str, list[Any]],
+    *,
+    overwrite: bool = False,
+    echo: Callable[[str], None] = print,
+) -> Path:
+    """Train every combination; return the path of the CSV table."""
+    from geneae.run import load_data, train_run
+
+    out_dir = Path(out_dir)
+    combos = [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
+    configs = [(run_name(c), c, base.updated(c, source=f"--grid {run_name(c)}")) for c in combos]
+    adata = load_data(data_path, base)
+    rows = []
+    for name, combo, config in configs:
+        config.evaluate.report = True
+        echo(f"training {name}")
+        result = train_run(data_path, out_dir / name, config, adata=adata, overwrite=overwrite)
+        comparison = result.metrics["comparison"]
+        row: dict[str, Any] = {"run": name, **{k.split(".")[-1]: _cell(v) for k, v in combo.items()}}
+        for key in TABLE_METRICS:
+            if key in comparison["geneae"]:
+                row[key] = comparison["geneae"][key]
+                row[f"pca_{key}"] = comparison["pca"].get(key)
+        row["epochs"] = result.metrics["model"]["epochs_trained"]
+        row["train_s"] = result.metrics["timings"]["train_s"]
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    csv_path = out_dir / "comparison.csv"
+    with atomic_path(csv_path) as tmp:
+        table.to_csv(tmp, index=False)
+    write_text(out_dir / "comparison.md", table.to_markdown(index=False, floatfmt=".4f") + "\n")
+    _figure(out_dir, [name for name, _, _ in configs], table)
+    return csv_path
+
+
+def _cell(value: Any) -> Any:
+    return "-".join(map(str, value)) if isinstance(value, list) else value
+
+
+def _figure(out_dir: Path, names: list[str], table: pd.DataFrame) -> None:
+    """Latent maps of every run side by side, and geneae-vs-PCA bars of ARI / NMI."""
+    import anndata as ad
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from geneae import pl
+
+    n = len(names)
+    fig, axes = plt.subplots(1, n + 1, figsize=(4 * (n + 1), 4), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=False):
+        rep = ad.read_h5ad(out_dir / name / "report_data.h5ad")
+        labels = rep.obs["label"].astype(str).to_numpy() if "label" in rep.obs else None
+        from sklearn.decomposition import PCA
+
+        latent = rep.obsm["X_geneae"]
+        coords = PCA(2, random_state=0).fit_transform(latent) if latent.shape[1] > 2 else latent
+        pl.embedding_map(coords, labels, title=name, ax=ax)
+    ax = axes[0][-1]
+    metrics = [m for m in ("ari", "nmi") if m in table]
+    width = 0.8 / max(1, 2 * len(metrics))
+    for j, metric in enumerate(metrics):
+        xs = range(len(table))
+        ax.bar([x + (2 * j) * width for x in xs], table[metric], width, label=f"geneae {metric}")
+        ax.bar([x + (2 * j + 1) * width for x in xs], table[f"pca_{metric}"], width, label=f"PCA {metric}", alpha=0.6)
+    ax.set_xticks(list(range(len(table))))
+    ax.set_xticklabels(table["run"], rotation=45, ha="right", fontsize=7)
+    ax.legend(fontsize=7)
+    ax.set_title("geneae vs PCA (same dimension)")
+    fig.tight_layout()
+    with atomic_path(out_dir / "comparison.png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

@@ -1,0 +1,239 @@
+"""From matrices to training batches, with no per-sample Python work.
+
+The matrix is held as one tensor — dense, or CSR as three flat tensors — either on the
+training device (when it fits ``memory_budget_gb``) or in pinned host memory. Each epoch
+draws one seeded permutation; a batch is a gather of a slice of it (sparse rows are
+densified with one scatter). Device-resident and streaming batches are identical for the
+same seed: they run the same gather, only on different devices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass
+class RowMatrix:
+    """A (n, g) float32 matrix whose rows can be gathered on any device.
+
+    Dense matrices keep ``dense``; sparse ones keep CSR ``indptr`` / ``indices`` / ``data``.
+    """
+
+    shape: tuple[int, int]
+    dense: torch.Tensor | None = None
+    indptr: torch.Tensor | None = None
+    indices: torch.Tensor | None = None
+    data: torch.Tensor | None = None
+
+    @classmethod
+    def from_array(cls, x: np.ndarray | sp.spmatrix | sp.sparray) -> RowMatrix:
+        if sp.issparse(x):
+            csr = sp.csr_matrix(x)
+            csr.sum_duplicates()
+            return cls(
+                shape=csr.shape,
+                indptr=torch.from_numpy(csr.indptr.astype(np.int64)),
+                indices=torch.from_numpy(csr.indices.astype(np.int64)),
+                data=torch.from_numpy(csr.data.astype(np.float32)),
+            )
+        return cls(shape=x.shape, dense=torch.from_numpy(np.ascontiguousarray(x, np.float32)))
+
+    @property
+    def is_sparse(self) -> bool:
+        return self.dense is None
+
+    @property
+    def nbytes(self) -> int:
+        parts = (self.dense, self.indptr, self.indices, self.data)
+        return sum(t.numel() * t.element_size() for t in parts if t is not None)
+
+    def to(self, device: torch.device, *, pin: bool = False) -> RowMatrix:
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            if t is None:
+                return None
+            return t.pin_memory() if pin else t.to(device)
+
+        return RowMatrix(
+            self.shape, move(self.dense), move(self.indptr), move(self.indices), move(self.data)
+        )
+
+    def rows(self, idx: torch.Tensor) -> torch.Tensor:
+        """Dense rows ``idx`` (on this matrix's device)."""
+        if self.dense is not None:
+            return self.dense.index_select(0, idx)
+        assert self.indptr is not None and self.indices is not None and self.data is not None
+        starts = self.indptr.index_select(0, idx)
+        lengths = self.indptr.index_select(0, idx + 1) - starts
+        n = idx.numel()
+        out = torch.zeros(n, self.shape[1], dtype=torch.float32, device=self.indptr.device)
+        total = int(lengths.sum())
+        if total == 0:
+            return out
+        # Position of every stored entry of the selected rows: the row's start plus the
+        # entry's offset within the row, built without a Python loop over rows.
+        row_of_entry = torch.repeat_interleave(torch.arange(n, device=idx.device), lengths)
+        first_entry = torch.cumsum(lengths, 0) - lengths
+        offset = torch.arange(total, device=idx.device) - first_entry.index_select(0, row_of_entry)
+        pos = starts.index_select(0, row_of_entry) + offset
+        out[row_of_entry, self.indices.index_select(0, pos)] = self.data.index_select(0, pos)
+        return out
+
+    def row_sums(self) -> torch.Tensor:
+        if self.dense is not None:
+            return self.dense.sum(1)
+        assert self.indptr is not None and self.data is not None
+        sums = torch.zeros(self.shape[0], dtype=torch.float32)
+        counts = self.indptr[1:] - self.indptr[:-1]
+        rows = torch.repeat_interleave(torch.arange(self.shape[0]), counts)
+        return sums.index_add_(0, rows, self.data)
+
+
+@dataclass
+class ExpressionTensors:
+    """Everything a batch is gathered from: input, optional target, library, covariate."""
+
+    x: RowMatrix
+    target: RowMatrix | None = None
+    library: torch.Tensor | None = None
+    covariate: torch.Tensor | None = None
+
+    @property
+    def n_obs(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def nbytes(self) -> int:
+        extra = sum(t.numel() * t.element_size() for t in (self.library, self.covariate) if t is not None)
+        return self.x.nbytes + (self.target.nbytes if self.target is not None else 0) + extra
+
+    def to(self, device: torch.device, *, pin: bool = False) -> ExpressionTensors:
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            if t is None:
+                return None
+            return t.pin_memory() if pin else t.to(device)
+
+        return ExpressionTensors(
+            self.x.to(device, pin=pin),
+            self.target.to(device, pin=pin) if self.target is not None else None,
+            move(self.library),
+            move(self.covariate),
+        )
+
+    def batch(self, idx: torch.Tensor) -> Batch:
+        """Gather rows ``idx`` into a batch dict (see docs/architecture.md)."""
+        out: Batch = {"x": self.x.rows(idx)}
+        if self.target is not None:
+            out["target"] = self.target.rows(idx)
+        if self.library is not None:
+            out["library"] = self.library.index_select(0, idx)
+        if self.covariate is not None:
+            out["covariate"] = self.covariate.index_select(0, idx)
+        return out
+
+
+def split_indices(n_obs: int, validation: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded train / validation split; at least one validation row when validation > 0."""
+    perm = np.random.default_rng(seed).permutation(n_obs)
+    n_val = 0 if validation <= 0 else max(1, int(round(validation * n_obs)))
+    if n_val >= n_obs:
+        n_val = 0
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The order of rows in ``epoch``: a pure function of (seed, epoch), so resume replays it."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=gen)
+
+
+class Batches:
+    """An iterable of batches over a subset of rows, device-resident or streamed.
+
+    Parameters
+    ----------
+    tensors
+        The full data. Device-resident: already on ``device``. Streaming: on the host
+        (pinned when ``device`` is a GPU); each batch is gathered there and copied over.
+    rows
+        The row indices of this subset (e.g. the training rows).
+    batch_size, shuffle, seed
+        Shuffled subsets draw a new permutation each epoch from (seed, epoch).
+    rank, world_size
+        Under data-parallel training each process takes every ``world_size``-th batch
+        of the same permutation, so the processes see disjoint rows.
+    drop_last
+        Drop a trailing batch smaller than 2 rows (batch norm cannot train on one row).
+    """
+
+    def __init__(
+        self,
+        tensors: ExpressionTensors,
+        rows: np.ndarray,
+        *,
+        batch_size: int,
+        device: torch.device,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.tensors = tensors
+        self.rows = torch.as_tensor(rows, dtype=torch.int64)
+        self.batch_size = batch_size
+        self.device = device
+        self.shuffle = shuffle
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+        self._streaming = tensors.x.dense is not None and tensors.x.dense.device != device
+        self._streaming |= tensors.x.indptr is not None and tensors.x.indptr.device != device
+        self._rows_on_source = self.rows.to(self._source_device())
+
+    def _source_device(self) -> torch.device:
+        ref = self.tensors.x.dense if self.tensors.x.dense is not None else self.tensors.x.indptr
+        assert ref is not None
+        return ref.device
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _bounds(self) -> list[tuple[int, int]]:
+        """(start, stop) of this process's batches within the epoch's order."""
+        n = len(self.rows)
+        bounds = [(s, min(s + self.batch_size, n)) for s in range(0, n, self.batch_size)]
+        # A last training batch of one row breaks batch norm: fold it into the previous one.
+        if self.shuffle and len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < 2:
+            bounds[-2:] = [(bounds[-2][0], n)]
+        if self.world_size > 1:
+            # Every process must run the same number of steps, or collectives hang.
+            bounds = bounds[: len(bounds) // self.world_size * self.world_size or self.world_size]
+        return bounds[self.rank :: self.world_size]
+
+    def __len__(self) -> int:
+        return len(self._bounds())
+
+    def __iter__(self) -> Iterator[Batch]:
+        order = self._rows_on_source
+        if self.shuffle:
+            perm = epoch_permutation(len(self.rows), self.seed, self.epoch)
+            order = order.index_select(0, perm.to(order.device))
+        for start, stop in self._bounds():
+            batch = self.tensors.batch(order[start:stop])
+            if self._streaming:
+                batch = {k: _to_device(v, self.device) for k, v in batch.items()}
+            yield batch
+
+
+def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    # Pinned pages let the copy overlap with the GPU's work on the previous batch.
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)

@@ -1,0 +1,148 @@
+"""One Lightning training plan for every model family.
+
+The plan owns the optimisation: it turns the schedules into a KL weight and a masking rate
+for each step, calls ``module.loss``, and logs every LossOutput term once per epoch for
+training and validation. Per-step sums stay on the device (no host sync per step); they
+are reduced and logged at the end of each epoch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from geneae.config import ModelConfig, TrainConfig
+from geneae.train import schedules
+
+Batch = dict[str, torch.Tensor]
+
+
+class TrainingPlan(pl.LightningModule):
+    """Lightning wrapper around a pure-torch geneae module.
+
+    Parameters
+    ----------
+    module
+        A module built by :func:`geneae.module.build_module`.
+    model_config, train_config
+        The model and training sections of the run configuration.
+    max_epochs
+        Epochs this run trains at most (the schedules are laid out over them).
+    """
+
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        model_config: ModelConfig,
+        train_config: TrainConfig,
+        max_epochs: int,
+    ) -> None:
+        super().__init__()
+        self.module = module
+        self.model_config = model_config
+        self.train_config = train_config
+        self.max_epochs = max_epochs
+        self._sums: dict[str, dict[str, torch.Tensor]] = {"train": {}, "val": {}}
+        self._counts: dict[str, int] = {"train": 0, "val": 0}
+        self.warmup_end = (
+            schedules.warmup_finished_epoch(train_config, max_epochs)
+            if model_config.is_variational
+            else 0
+        )
+
+    # -- schedules ------------------------------------------------------------------------
+    def kl_weight(self, epoch: float) -> float:
+        if not self.model_config.is_variational:
+            return 0.0
+        return schedules.kl_weight_at(epoch, self.train_config, self.max_epochs)
+
+    def mask_rate(self, step: int) -> float | None:
+        cfg = self.model_config
+        if cfg.noise != "dynamic_mask":
+            return None
+        return schedules.dynamic_mask_rate(
+            step, low=cfg.mask_rate_min, high=cfg.mask_rate_max, seed=self.train_config.seed
+        )
+
+    # -- steps -------------------------------------------------------------------------------
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        steps = max(1, self._steps_per_epoch())
+        kl_weight = self.kl_weight(self.current_epoch + batch_idx / steps)
+        mask_rate = self.mask_rate(self.global_step)
+        out = self.module.loss(batch, kl_weight=kl_weight, mask_rate=mask_rate)
+        self._accumulate("train", out, batch["x"].shape[0])
+        self._last_schedule = (kl_weight, mask_rate)
+        return out.loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        # Validation always uses the final KL weight, so its loss is one fixed objective
+        # across epochs (comparable for early stopping and LR scheduling during warm-up).
+        final = self.train_config.kl_weight if self.model_config.is_variational else 0.0
+        out = self.module.loss(batch, kl_weight=final)
+        self._accumulate("val", out, batch["x"].shape[0])
+
+    def _steps_per_epoch(self) -> int:
+        trainer = self._trainer
+        if trainer is None:
+            return 1
+        n = trainer.num_training_batches
+        return int(n) if n not in (None, float("inf")) else 1
+
+    # -- epoch-level logging -------------------------------------------------------------
+    def _accumulate(self, split: str, out: Any, n: int) -> None:
+        terms = {
+            "loss": out.loss.detach() * n,
+            "reconstruction": out.reconstruction.detach().sum(),
+            "kl": out.kl.detach().sum(),
+        }
+        for key, value in out.metrics.items():
+            terms[key] = value.detach() * n
+        sums = self._sums[split]
+        for key, value in terms.items():
+            sums[key] = sums[key] + value if key in sums else value.clone()
+        self._counts[split] += n
+
+    def _flush(self, split: str) -> None:
+        sums, count = self._sums[split], self._counts[split]
+        if count == 0:
+            return
+        for key, value in sums.items():
+            self.log(
+                f"{split}_{key}", value / count, on_step=False, on_epoch=True,
+                sync_dist=True, batch_size=count,
+            )
+        self._sums[split] = {}
+        self._counts[split] = 0
+
+    def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
+        # Flush at the last batch rather than in on_train_epoch_end: Lightning runs plain
+        # callbacks' on_train_epoch_end (history, early stopping) before the module's.
+        if batch_idx + 1 < self._steps_per_epoch():
+            return
+        self._flush("train")
+        kl_weight, mask_rate = getattr(self, "_last_schedule", (0.0, None))
+        self.log("kl_weight", float(kl_weight), on_step=False, on_epoch=True)
+        if mask_rate is not None:
+            self.log("mask_rate", float(mask_rate), on_step=False, on_epoch=True)
+        self.log("lr", float(self.optimizers().param_groups[0]["lr"]), on_step=False, on_epoch=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self._flush("val")
+
+    # -- optimisation ----------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        cfg = self.train_config
+        optim_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        optimizer = optim_cls(self.module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if not cfg.lr_scheduler:
+            return optimizer
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience
+        )
+        monitor = "val_loss" if cfg.validation > 0 else "train_loss"
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "monitor": monitor, "interval": "epoch"},
+        }

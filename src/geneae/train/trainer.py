@@ -1,0 +1,301 @@
+"""Build and run the Lightning Trainer: data, callbacks, checkpoints, history, stopping.
+
+Never lose work: the best and the last checkpoint are kept in ``run_dir/checkpoints``
+(written to a temporary name, then renamed), ``history.csv`` is rewritten atomically after
+every epoch, and ``resume`` continues from ``last.ckpt``. Checkpoints are Lightning's torch
+pickles; they are loaded only with ``weights_only=True`` and are never the saved model.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from geneae._atomic import atomic_path
+from geneae.config import TrainConfig
+from geneae.data import Batches, ExpressionTensors
+from geneae.train.plan import TrainingPlan
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoint files appear complete or not at all (temporary name, then rename)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        with atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        # Resume files are pickles: never let them execute code.
+        return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+
+
+class HistoryWriter(Callback):
+    """Collects per-epoch metrics into a table; rewrites ``history.csv`` after each epoch."""
+
+    def __init__(self, path: Path | None, previous: pd.DataFrame | None = None) -> None:
+        self.path = path
+        self.rows: list[dict[str, float]] = [] if previous is None else previous.to_dict("records")
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, plan: pl.LightningModule) -> None:
+        # Runs after this epoch's validation, so val_* metrics are in callback_metrics.
+        if trainer.sanity_checking:
+            return
+        row = {"epoch": float(trainer.current_epoch)}
+        for key, value in trainer.callback_metrics.items():
+            row[key] = float(value)
+        self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
+        if self.path is not None and trainer.is_global_zero:
+            with atomic_path(self.path) as tmp:
+                self.table().to_csv(tmp, index=False)
+
+    def table(self) -> pd.DataFrame:
+        df = pd.DataFrame(self.rows)
+        if not df.empty:
+            df["epoch"] = df["epoch"].astype(int)
+            first = ["epoch"] + sorted(c for c in df.columns if c.startswith("train_"))
+            first += sorted(c for c in df.columns if c.startswith("val_"))
+            df = df[first + [c for c in df.columns if c not in first]]
+        return df
+
+
+class WarmupAwareEarlyStopping(Callback):
+    """Stop when the monitored loss has not improved by ``min_delta`` for ``patience`` epochs.
+
+    Epochs before the KL warm-up ends do not count: while the KL weight still grows the
+    training objective changes, and stopping then would end the run before the model it
+    was asked for exists.
+    """
+
+    def __init__(self, monitor: str, patience: int, min_delta: float, start_epoch: int) -> None:
+        self.monitor = monitor
+        self.patience = patience
+        self.min_delta = min_delta
+        self.start_epoch = start_epoch
+        self.best = math.inf
+        self.wait = 0
+        self.stopped_epoch: int | None = None
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, plan: pl.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None or trainer.current_epoch < self.start_epoch:
+            return
+        value = float(value)
+        if value < self.best - self.min_delta:
+            self.best, self.wait = value, 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = trainer.current_epoch
+            trainer.should_stop = True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "wait": self.wait}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.wait = float(state["best"]), int(state["wait"])
+
+
+class EpochSeeder(Callback):
+    """Tells the batch iterables which epoch it is, so each draws that epoch's permutation."""
+
+    def __init__(self, batches: list[Batches]) -> None:
+        self.batches = batches
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, plan: pl.LightningModule) -> None:
+        for b in self.batches:
+            b.set_epoch(trainer.current_epoch)
+
+
+class ExpressionDataModule(pl.LightningDataModule):
+    """Places the data on the training device (or pinned host memory) once it is known."""
+
+    def __init__(
+        self,
+        tensors: ExpressionTensors,
+        train_rows: np.ndarray,
+        val_rows: np.ndarray,
+        config: TrainConfig,
+    ) -> None:
+        super().__init__()
+        self.tensors = tensors
+        self.train_rows = train_rows
+        self.val_rows = val_rows
+        self.config = config
+        self.train_batches: Batches | None = None
+        self.val_batches: Batches | None = None
+        self.resident = True
+
+    def setup(self, stage: str) -> None:
+        if self.train_batches is not None:
+            return
+        trainer = self.trainer
+        assert trainer is not None
+        device = trainer.strategy.root_device
+        budget = self.config.memory_budget_gb * 2**30
+        self.resident = device.type == "cpu" or self.tensors.nbytes <= budget
+        source = self.tensors.to(device) if self.resident else self.tensors.to(device, pin=True)
+        if not self.resident:
+            logger.info("data (%.1f GB) exceeds the memory budget: streaming batches", self.tensors.nbytes / 2**30)
+        common = dict(batch_size=self.config.batch_size, device=device, seed=self.config.seed)
+        self.train_batches = Batches(
+            source, self.train_rows, shuffle=True, rank=trainer.global_rank,
+            world_size=trainer.world_size, **common,
+        )
+        self.val_batches = Batches(
+            source, self.val_rows, shuffle=False, rank=trainer.global_rank,
+            world_size=trainer.world_size, **common,
+        )
+
+    def train_dataloader(self) -> Batches:
+        assert self.train_batches is not None
+        return self.train_batches
+
+    def val_dataloader(self) -> Batches | list:
+        if self.val_batches is None or len(self.val_rows) == 0:
+            return []
+        return self.val_batches
+
+
+@dataclass
+class FitResult:
+    """What a finished run hands back to the model facade."""
+
+    history: pd.DataFrame
+    best_state: dict[str, torch.Tensor]
+    epochs_trained: int
+    best_epoch: int | None
+    device: str
+    stopped_early: bool
+
+
+def _progress_enabled(config: TrainConfig) -> bool:
+    return not config.quiet and sys.stderr.isatty() and os.environ.get("CI") != "true"
+
+
+def fit_module(
+    plan: TrainingPlan,
+    data: ExpressionDataModule,
+    config: TrainConfig,
+    max_epochs: int,
+    run_dir: Path | None = None,
+    resume: bool = False,
+) -> FitResult:
+    """Train ``plan`` on ``data``; return the history and the best weights.
+
+    With ``run_dir`` the best / last checkpoints and ``history.csv`` are kept there; with
+    ``resume`` training continues from ``run_dir/checkpoints/last.ckpt``.
+    """
+    pl.seed_everything(config.seed, workers=False, verbose=False)
+    has_val = len(data.val_rows) > 0
+    monitor = "val_loss" if has_val else "train_loss"
+    ckpt_dir = run_dir / CHECKPOINT_DIR if run_dir is not None else None
+    history_path = run_dir / "history.csv" if run_dir is not None else None
+    previous = None
+    ckpt_path = None
+    if resume:
+        assert ckpt_dir is not None
+        ckpt_path = ckpt_dir / "last.ckpt"
+        if history_path is not None and history_path.exists():
+            previous = pd.read_csv(history_path)
+
+    history = HistoryWriter(history_path, previous)
+    callbacks: list[Callback] = [history]
+    if config.early_stopping:
+        callbacks.append(
+            WarmupAwareEarlyStopping(monitor, config.patience, config.min_delta, plan.warmup_end)
+        )
+    best = BestWeights(monitor)
+    callbacks.append(best)
+    if ckpt_dir is not None:
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=ckpt_dir, filename="best", monitor=monitor, mode="min",
+                save_top_k=1, save_last=True, enable_version_counter=False,
+            )
+        )
+    progress = _progress_enabled(config)
+    if progress:
+        callbacks.append(RichProgressBar(leave=False))
+
+    trainer = pl.Trainer(
+        max_epochs=max_epochs,
+        accelerator=config.accelerator,
+        devices=config.devices,
+        strategy=config.strategy,
+        num_nodes=config.num_nodes,
+        precision=config.precision,
+        gradient_clip_val=config.gradient_clip,
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        logger=False,
+        enable_checkpointing=ckpt_dir is not None,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=str(run_dir) if run_dir is not None else None,
+        deterministic=False,
+        reload_dataloaders_every_n_epochs=0,
+    )
+    with warnings.catch_warnings():
+        # Lightning nags about worker processes; our batches are gathered on the device.
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*`IterableDataset`.*")
+        warnings.filterwarnings("ignore", message=".*The number of training batches.*")
+        trainer.fit(plan, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+    assert data.train_batches is not None
+    # The epoch number is set by Lightning before the loop asks for batches.
+    table = history.table()
+    return FitResult(
+        history=table,
+        best_state=best.state if best.state is not None else _cpu_state(plan.module),
+        epochs_trained=int(trainer.current_epoch),
+        best_epoch=best.epoch,
+        device=str(trainer.strategy.root_device),
+        stopped_early=bool(trainer.should_stop and trainer.current_epoch < max_epochs),
+    )
+
+
+class BestWeights(Callback):
+    """Keeps a CPU copy of the module's weights at the best monitored epoch."""
+
+    def __init__(self, monitor: str) -> None:
+        self.monitor = monitor
+        self.best = math.inf
+        self.epoch: int | None = None
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, plan: pl.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None or not math.isfinite(float(value)):
+            return
+        if float(value) < self.best:
+            self.best = float(value)
+            self.epoch = int(trainer.current_epoch)
+            self.state = _cpu_state(plan.module)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "epoch": self.epoch, "state": self.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.epoch, self.state = state["best"], state["epoch"], state["state"]
+
+
+def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}

@@ -1,0 +1,110 @@
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from geneae.data import Batches, ExpressionTensors, RowMatrix, epoch_permutation, split_indices
+
+
+def _matrix(seed=0, n=53, g=17, density=0.3):
+    rng = np.random.default_rng(seed)
+    x = sp.random(n, g, density=density, random_state=rng, format="csr", dtype=np.float32)
+    x.data = np.round(x.data * 10) + 1
+    return x
+
+
+def test_sparse_row_gather_equals_dense_rows():
+    x = _matrix()
+    sparse, dense = RowMatrix.from_array(x), RowMatrix.from_array(x.toarray())
+    idx = torch.tensor([5, 0, 52, 5, 17, 3])
+    np.testing.assert_array_equal(sparse.rows(idx).numpy(), x.toarray()[idx.numpy()])
+    np.testing.assert_array_equal(dense.rows(idx).numpy(), x.toarray()[idx.numpy()])
+
+
+def test_sparse_gather_of_empty_rows():
+    x = sp.csr_matrix((4, 6), dtype=np.float32)
+    assert RowMatrix.from_array(x).rows(torch.tensor([1, 2])).abs().sum() == 0
+
+
+def test_row_sums_match_scipy():
+    x = _matrix(1)
+    np.testing.assert_allclose(RowMatrix.from_array(x).row_sums().numpy(), np.asarray(x.sum(1)).ravel(), rtol=1e-6)
+
+
+def test_split_is_seeded_disjoint_and_complete():
+    train, val = split_indices(100, 0.1, seed=3)
+    assert len(val) == 10 and len(train) == 90
+    assert set(train).isdisjoint(val) and set(train) | set(val) == set(range(100))
+    again = split_indices(100, 0.1, seed=3)
+    np.testing.assert_array_equal(train, again[0])
+    assert not np.array_equal(val, split_indices(100, 0.1, seed=4)[1])
+    assert len(split_indices(10, 0.0, seed=0)[1]) == 0
+
+
+def test_epoch_permutation_is_a_pure_function():
+    a, b = epoch_permutation(50, 1, 2), epoch_permutation(50, 1, 2)
+    assert torch.equal(a, b) and not torch.equal(a, epoch_permutation(50, 1, 3))
+    assert sorted(a.tolist()) == list(range(50))
+
+
+def _tensors(x):
+    target = RowMatrix.from_array(x)
+    return ExpressionTensors(
+        x=RowMatrix.from_array(np.log1p(x.toarray())),
+        target=target,
+        library=target.row_sums(),
+        covariate=torch.arange(x.shape[0]) % 3,
+    )
+
+
+def test_each_epoch_visits_every_training_row_once():
+    x = _matrix()
+    t = _tensors(x)
+    rows = np.arange(0, 53, 1)
+    batches = Batches(t, rows, batch_size=8, device=torch.device("cpu"), shuffle=True, seed=0)
+    seen = torch.cat([b["covariate"] for b in batches])
+    assert len(seen) == 53
+    libs = torch.cat([b["library"] for b in batches])
+    np.testing.assert_allclose(sorted(libs.numpy()), sorted(np.asarray(x.sum(1)).ravel()), rtol=1e-6)
+    # no batch of a single row (batch norm cannot train on it)
+    assert min(b["x"].shape[0] for b in batches) >= 2
+
+
+def test_streaming_and_resident_batches_are_identical():
+    x = _matrix(2)
+    t = _tensors(x)
+    rows = np.arange(3, 50)
+    cpu = torch.device("cpu")
+    resident = Batches(t, rows, batch_size=7, device=cpu, shuffle=True, seed=5)
+    # Streaming gathers on the (pinned) host copy and moves each batch; on a CPU-only
+    # machine we emulate it with a "meta"-free copy held on the host.
+    streaming = Batches(t.to(cpu), rows, batch_size=7, device=cpu, shuffle=True, seed=5)
+    streaming._streaming = True
+    for epoch in (0, 1):
+        resident.set_epoch(epoch)
+        streaming.set_epoch(epoch)
+        for a, b in zip(resident, streaming, strict=True):
+            assert a.keys() == b.keys()
+            for k in a:
+                assert torch.equal(a[k], b[k])
+
+
+def test_batches_split_across_processes_are_disjoint():
+    x = _matrix(3, n=64)
+    t = _tensors(x)
+    rows = np.arange(64)
+    parts = [
+        Batches(t, rows, batch_size=8, device=torch.device("cpu"), shuffle=True, seed=1, rank=r, world_size=2)
+        for r in range(2)
+    ]
+    assert len(parts[0]) == len(parts[1]) == 4
+    libs = [torch.cat([b["library"] for b in p]) for p in parts]
+    assert len(libs[0]) + len(libs[1]) == 64
+
+
+def test_validation_batches_keep_order():
+    x = _matrix(4)
+    t = _tensors(x)
+    rows = np.array([1, 4, 9, 16, 25])
+    batches = Batches(t, rows, batch_size=2, device=torch.device("cpu"), shuffle=False)
+    cov = torch.cat([b["covariate"] for b in batches]).numpy()
+    np.testing.assert_array_equal(cov, rows % 3)
