@@ -1,0 +1,1 @@
+"""Training: the Lightning plan, KL / masking schedules and the trainer factory."""
