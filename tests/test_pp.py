@@ -1,0 +1,488 @@
+"""Tests of geneae.pp: each step against scanpy / numpy / scikit-learn on random data."""
+
+from __future__ import annotations
+
+import json
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scanpy as sc
+import scipy.sparse as sp
+from sklearn.exceptions import NotFittedError
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+from geneae.config import PreprocessConfig
+from geneae.errors import ConfigError, DataWarning, InputError, ModelFileError
+from geneae.pp import PRESETS, Preprocessor, pseudobulk, transpose
+
+
+# -- data ---------------------------------------------------------------------------------
+def make_counts(n_cells: int = 240, n_genes: int = 300, seed: int = 0, sparse: bool = True):
+    """NB counts with gene-specific means, no all-zero cells or genes, labels in obs."""
+    rng = np.random.default_rng(seed)
+    mean = rng.lognormal(0.0, 1.0, size=n_genes) * rng.lognormal(0.0, 0.3, size=(n_cells, 1))
+    x = rng.poisson(rng.gamma(2.0, mean / 2.0)).astype(np.float32)
+    x[:, x.sum(axis=0) == 0] = 1.0
+    x[x.sum(axis=1) == 0, 0] = 1.0
+    obs = pd.DataFrame(
+        {"label": pd.Categorical(rng.choice(["a", "b", "c"], size=n_cells))},
+        index=[f"cell{i}" for i in range(n_cells)],
+    )
+    var = pd.DataFrame(index=[f"gene{j}" for j in range(n_genes)])
+    return ad.AnnData(X=sp.csr_matrix(x) if sparse else x, obs=obs, var=var)
+
+
+def make_continuous(n_cells: int = 150, n_genes: int = 80, seed: int = 0, negative: bool = True):
+    """Dense non-count values: standardised-looking (negative) or log-normalised-looking."""
+    rng = np.random.default_rng(seed)
+    scale = rng.lognormal(0.0, 0.7, size=n_genes)
+    x = rng.normal(0.0, 1.0, size=(n_cells, n_genes)) * scale
+    if not negative:
+        x = np.log1p(np.abs(x) * 3)
+    obs = pd.DataFrame(index=[f"s{i}" for i in range(n_cells)])
+    obs["label"] = pd.Categorical(rng.choice(["x", "y"], size=n_cells))
+    var = pd.DataFrame(index=[f"g{j}" for j in range(n_genes)])
+    return ad.AnnData(X=x.astype(np.float32), obs=obs, var=var)
+
+
+def dense(x) -> np.ndarray:
+    return x.toarray() if sp.issparse(x) else np.asarray(x)
+
+
+def scanpy_lognorm(adata: ad.AnnData) -> ad.AnnData:
+    out = adata.copy()
+    out.X = sp.csr_matrix(out.X, dtype=np.float64) if sp.issparse(out.X) else out.X.astype(float)
+    sc.pp.normalize_total(out, target_sum=1e4)
+    sc.pp.log1p(out)
+    return out
+
+
+# -- single steps against references ------------------------------------------------------
+def test_normalize_total_and_log1p_match_scanpy() -> None:
+    adata = make_counts()
+    norm = Preprocessor("none", normalize=True, target_sum=1e4).fit_transform(adata)
+    ref = adata.copy()
+    sc.pp.normalize_total(ref, target_sum=1e4)
+    np.testing.assert_allclose(dense(norm.X), dense(ref.X), rtol=1e-5)
+    logged = Preprocessor("none", normalize=True, log1p=True).fit_transform(adata)
+    np.testing.assert_allclose(dense(logged.X), dense(scanpy_lognorm(adata).X), rtol=1e-5)
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_hvg_seurat_v3_matches_scanpy(sparse: bool) -> None:
+    pytest.importorskip("skmisc")
+    adata = make_counts(sparse=sparse)
+    pre = Preprocessor("counts", n_top_genes=60).fit(adata)
+    table = sc.pp.highly_variable_genes(adata, flavor="seurat_v3", n_top_genes=60, inplace=False)
+    assert pre.genes_ == list(adata.var_names[table["highly_variable"].to_numpy()])
+
+
+@pytest.mark.parametrize("flavor", ["seurat", "cell_ranger"])
+def test_hvg_on_lognormalised_data_matches_scanpy(flavor: str) -> None:
+    adata = make_counts(seed=1)
+    pre = Preprocessor("lognorm", n_top_genes=50, hvg_flavor=flavor).fit(adata)
+    ref = scanpy_lognorm(adata)
+    table = sc.pp.highly_variable_genes(ref, flavor=flavor, n_top_genes=50, inplace=False)
+    assert pre.genes_ == list(adata.var_names[table["highly_variable"].to_numpy()])
+
+
+def test_hvg_by_variance_matches_numpy() -> None:
+    adata = make_continuous()
+    pre = Preprocessor("standardize", n_top_genes=20).fit(adata)
+    top = np.argsort(-adata.X.astype(np.float64).var(axis=0), kind="stable")[:20]
+    assert pre.genes_ == list(adata.var_names[np.sort(top)])
+
+
+def test_hvg_by_mad_matches_numpy() -> None:
+    adata = make_continuous(negative=False)
+    pre = Preprocessor("minmax", n_top_genes=15).fit(adata)
+    x = adata.X.astype(np.float64)
+    mad = np.median(np.abs(x - np.median(x, axis=0)), axis=0)
+    top = np.argsort(-mad, kind="stable")[:15]
+    assert pre.genes_ == list(adata.var_names[np.sort(top)])
+
+
+def test_n_top_genes_at_least_n_genes_keeps_all() -> None:
+    adata = make_counts(n_genes=50)
+    out = Preprocessor("lognorm", n_top_genes=50).fit_transform(adata)
+    assert list(out.var_names) == list(adata.var_names)
+
+
+def test_zscore_matches_standard_scaler() -> None:
+    adata = make_continuous()
+    out = Preprocessor("standardize", clip=0.0).fit_transform(adata)
+    ref = StandardScaler().fit_transform(adata.X.astype(np.float64))
+    assert isinstance(out.X, np.ndarray) and out.X.dtype == np.float32
+    np.testing.assert_allclose(out.X, ref, rtol=1e-5, atol=1e-5)
+    clipped = Preprocessor("standardize", clip=1.5).fit_transform(adata)
+    np.testing.assert_allclose(clipped.X, np.clip(ref, -1.5, 1.5), rtol=1e-5, atol=1e-5)
+
+
+def test_standardize_on_counts_normalises_and_logs_first() -> None:
+    adata = make_counts()
+    out = Preprocessor("standardize").fit_transform(adata)
+    ref = StandardScaler().fit_transform(dense(scanpy_lognorm(adata).X))
+    np.testing.assert_allclose(out.X, np.clip(ref, -10, 10), rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(dense(out.layers["counts"]), dense(adata.X))
+
+
+def test_constant_gene_scales_to_zero_not_nan() -> None:
+    adata = make_continuous()
+    adata.X[:, 3] = 2.5
+    out = Preprocessor("standardize").fit_transform(adata)
+    assert np.all(np.isfinite(out.X)) and np.all(out.X[:, 3] == 0)
+
+
+def test_minmax_matches_sklearn_and_clips_new_data() -> None:
+    adata = make_continuous(negative=False)
+    pre = Preprocessor("minmax")
+    out = pre.fit_transform(adata)
+    np.testing.assert_allclose(out.X, MinMaxScaler().fit_transform(adata.X), atol=1e-6)
+    new = adata.copy()
+    new.X = new.X * 3.0 - 1.0
+    moved = pre.transform(new).X
+    assert moved.min() >= 0.0 and moved.max() <= 1.0
+    assert (moved == 0).any() and (moved == 1).any()
+
+
+# -- presets and the output contract ------------------------------------------------------
+def test_counts_preset_output_contract() -> None:
+    adata = make_counts()
+    before = adata.copy()
+    out = Preprocessor("counts", n_top_genes=100).fit_transform(adata)
+    assert out.n_vars == 100 and out.n_obs == adata.n_obs
+    assert sp.isspmatrix_csr(out.X) and out.X.dtype == np.float32
+    raw = adata[:, out.var_names].X.toarray()
+    np.testing.assert_array_equal(out.layers["counts"].toarray(), raw)
+    lib = raw.sum(axis=1, keepdims=True)  # library size over the kept genes
+    np.testing.assert_allclose(out.X.toarray(), np.log1p(raw / lib * 1e4), rtol=1e-5)
+    assert out.obs["label"].equals(adata.obs["label"])
+    np.testing.assert_array_equal(adata.X.toarray(), before.X.toarray())  # input untouched
+    assert list(adata.var_names) == list(before.var_names)
+
+
+def test_dense_input_gives_dense_output() -> None:
+    out = Preprocessor("lognorm", n_top_genes=40).fit_transform(make_counts(sparse=False))
+    assert isinstance(out.X, np.ndarray) and isinstance(out.layers["counts"], np.ndarray)
+
+
+def test_counts_layer_is_used_and_kept() -> None:
+    adata = make_counts()
+    lognorm = scanpy_lognorm(adata)
+    lognorm.layers["counts"] = adata.X.copy()
+    pre = Preprocessor("auto", n_top_genes=0)
+    out = pre.fit_transform(lognorm)
+    assert pre.steps_.preset == "counts" and pre.steps_.source == "counts"
+    np.testing.assert_allclose(dense(out.X), dense(lognorm.X), rtol=1e-5)
+    np.testing.assert_array_equal(dense(out.layers["counts"]), dense(adata.X))
+
+
+def test_auto_resolves_from_the_data() -> None:
+    assert Preprocessor().fit(make_counts()).steps_.preset == "counts"
+    assert Preprocessor().fit(make_continuous()).steps_.preset == "standardize"
+
+
+def test_none_preset_only_aligns_genes() -> None:
+    adata = make_continuous()
+    adata.X[0] = 0.0  # an all-zero cell is kept: no filtering in "none"
+    out = Preprocessor("none").fit_transform(adata)
+    np.testing.assert_array_equal(out.X, adata.X)
+    assert "counts" not in out.layers
+
+
+def test_from_config_uses_fields_and_resolves_auto() -> None:
+    cfg = PreprocessConfig(n_top_genes=30, clip=5.0, min_cells_per_gene=2)
+    pre = Preprocessor.from_config(cfg, "raw counts")
+    assert pre.preset == "counts" and pre.n_top_genes == 30 and pre.min_cells_per_gene == 2
+    assert Preprocessor.from_config(cfg, "log-normalised").preset == "standardize"
+    assert Preprocessor.from_config(cfg).preset == "auto"
+    assert set(PreprocessConfig.model_fields) <= set(Preprocessor().get_params())
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"preset": "zscore"},
+        {"n_top_genes": -1},
+        {"n_top_genes": 2.5},
+        {"target_sum": 0},
+        {"clip": -1.0},
+        {"hvg_flavor": "pearson"},
+        {"scale": "yes"},
+        {"min_cells_per_gene": True},
+        {"preset": "minmax", "scale": True},
+    ],
+)
+def test_bad_parameters_raise_config_error(kwargs: dict) -> None:
+    with pytest.raises(ConfigError):
+        Preprocessor(**kwargs)
+
+
+def test_presets_are_complete() -> None:
+    keys = set(PRESETS["counts"])
+    assert all(set(values) == keys for values in PRESETS.values())
+
+
+# -- fitted state, persistence, alignment -------------------------------------------------
+FITS = [
+    ("counts", {"n_top_genes": 80}, True),
+    ("lognorm", {"n_top_genes": 80}, True),
+    ("standardize", {"n_top_genes": 80}, True),
+    ("minmax", {"n_top_genes": 80}, False),
+    ("none", {}, True),
+]
+
+
+@pytest.mark.parametrize(("preset", "kwargs", "sparse"), FITS)
+def test_json_round_trip_gives_identical_transform(preset, kwargs, sparse, tmp_path) -> None:
+    adata = make_counts(sparse=sparse, seed=2)
+    pre = Preprocessor(preset, **kwargs).fit(adata)
+    path = pre.save(tmp_path / "preprocessor.json")
+    loaded = Preprocessor.load(path)
+    assert loaded.to_dict() == pre.to_dict()
+    again = Preprocessor.from_dict(json.loads(json.dumps(pre.to_dict())))
+    first, second, third = (p.transform(adata) for p in (pre, loaded, again))
+    np.testing.assert_array_equal(dense(first.X), dense(second.X))
+    np.testing.assert_array_equal(dense(first.X), dense(third.X))
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic write left nothing behind
+
+
+@pytest.mark.parametrize(("preset", "kwargs", "sparse"), FITS)
+def test_gene_permuted_input_gives_identical_output(preset, kwargs, sparse) -> None:
+    adata = make_counts(sparse=sparse, seed=3)
+    pre = Preprocessor(preset, **kwargs).fit(adata)
+    perm = np.random.default_rng(0).permutation(adata.n_vars)
+    shuffled = adata[:, perm].copy()
+    a, b = pre.transform(adata), pre.transform(shuffled)
+    assert list(a.var_names) == list(b.var_names) == pre.genes_
+    np.testing.assert_array_equal(dense(a.X), dense(b.X))
+    np.testing.assert_array_equal(dense(a.layers["counts"]), dense(b.layers["counts"]))
+
+
+@pytest.mark.parametrize(("preset", "kwargs", "sparse"), FITS)
+def test_transform_treats_each_cell_on_its_own(preset, kwargs, sparse) -> None:
+    adata = make_counts(sparse=sparse, seed=4)
+    pre = Preprocessor(preset, **kwargs).fit(adata)
+    rows = np.random.default_rng(1).choice(adata.n_obs, size=25, replace=False)
+    whole, part = pre.transform(adata), pre.transform(adata[rows].copy())
+    np.testing.assert_array_equal(dense(whole.X)[rows], dense(part.X))
+    assert list(part.obs_names) == list(adata.obs_names[rows])
+
+
+def test_fit_transform_equals_fit_then_transform() -> None:
+    adata = make_counts()
+    pre = Preprocessor("counts", n_top_genes=50)
+    out = pre.fit_transform(adata)
+    np.testing.assert_array_equal(dense(out.X), dense(pre.transform(adata).X))
+
+
+def test_missing_genes_raise_with_names() -> None:
+    adata = make_counts()
+    pre = Preprocessor("lognorm", n_top_genes=40).fit(adata)
+    gone = pre.genes_[:7]
+    subset = adata[:, ~adata.var_names.isin(gone)].copy()
+    with pytest.raises(InputError, match=r"7 of the 40 genes .* missing") as info:
+        pre.transform(subset)
+    assert all(g in str(info.value) for g in gone[:5]) and "2 more" in str(info.value)
+
+
+def test_extra_genes_are_dropped_with_a_warning() -> None:
+    adata = make_counts()
+    pre = Preprocessor("lognorm", n_top_genes=40).fit(adata)
+    pre.transform(adata)  # the training genes: nothing to warn about
+    more = make_counts(n_genes=3, seed=9).X
+    var = pd.DataFrame(index=[*adata.var_names, "new1", "new2", "new3"])
+    extra = ad.AnnData(X=sp.hstack([adata.X, more], format="csr"), obs=adata.obs, var=var)
+    with pytest.warns(DataWarning, match="genes not used"):
+        out = pre.transform(extra)
+    assert list(out.var_names) == pre.genes_
+
+
+def test_transform_before_fit_raises() -> None:
+    with pytest.raises(NotFittedError, match="not fitted"):
+        Preprocessor().transform(make_counts())
+    with pytest.raises(NotFittedError):
+        Preprocessor().counts_to_input(np.zeros((2, 3)))
+
+
+def test_counts_to_input_matches_transform() -> None:
+    adata = make_counts()
+    pre = Preprocessor("counts", n_top_genes=50).fit(adata)
+    out = pre.transform(adata)
+    mapped = pre.counts_to_input(out.layers["counts"].toarray())
+    np.testing.assert_allclose(mapped, out.X.toarray(), rtol=1e-6)
+
+
+def test_load_rejects_bad_files(tmp_path) -> None:
+    with pytest.raises(ModelFileError, match="not found"):
+        Preprocessor.load(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ModelFileError, match="not valid JSON"):
+        Preprocessor.load(tmp_path / "bad.json")
+    (tmp_path / "other.json").write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(ModelFileError, match="not a saved geneae preprocessor"):
+        Preprocessor.load(tmp_path / "other.json")
+
+
+# -- data problems ------------------------------------------------------------------------
+def test_counts_preset_on_lognormalised_data_says_use_lognorm() -> None:
+    adata = scanpy_lognorm(make_counts())
+    with pytest.raises(
+        InputError, match=r"not raw counts: X has [\d,]+ negative or non-integer"
+    ) as e:
+        Preprocessor("counts").fit(adata)
+    assert "lognorm" in str(e.value) and "standardize" in str(e.value)
+
+
+def test_counts_preset_on_scaled_data_says_use_standardize() -> None:
+    with pytest.raises(InputError, match="not raw counts") as e:
+        Preprocessor("counts").fit(make_continuous())
+    assert "preset='standardize'" in str(e.value) and "lognorm" not in str(e.value)
+
+
+def test_seurat_v3_needs_counts() -> None:
+    adata = make_continuous(negative=False)
+    with pytest.raises(InputError, match="seurat_v3.*not raw counts"):
+        Preprocessor("standardize", n_top_genes=10, hvg_flavor="seurat_v3").fit(adata)
+
+
+def test_transform_of_counts_model_needs_counts() -> None:
+    pre = Preprocessor("counts", n_top_genes=30).fit(make_counts())
+    with pytest.raises(InputError, match="not raw counts"):
+        pre.transform(scanpy_lognorm(make_counts()))
+
+
+def test_negative_values_refused_by_log1p() -> None:
+    with pytest.raises(InputError, match="non-negative values"):
+        Preprocessor("none", log1p=True).fit(make_continuous())
+
+
+def test_non_finite_values_refused() -> None:
+    adata = make_continuous()
+    adata.X[4, 2] = np.nan
+    with pytest.raises(InputError, match=r"1 non-finite .* cell 's4', gene 'g2'"):
+        Preprocessor("standardize").fit(adata)
+
+
+def test_lognorm_on_lognormalised_data_warns() -> None:
+    with pytest.warns(DataWarning, match="log-normalised already"):
+        Preprocessor("lognorm", n_top_genes=0).fit(make_continuous(negative=False))
+
+
+def test_duplicate_gene_names_refused() -> None:
+    adata = make_counts()
+    adata.var_names = ["same"] * 2 + list(adata.var_names[2:])
+    with pytest.raises(InputError, match="more than once"):
+        Preprocessor("counts").fit(adata)
+
+
+# -- filters ------------------------------------------------------------------------------
+def test_empty_cells_and_genes_dropped_with_warning_only_in_fit() -> None:
+    adata = make_counts(sparse=False)
+    adata.X[[3, 7]] = 0
+    adata.X[:, 5] = 0
+    adata.X = sp.csr_matrix(adata.X)
+    pre = Preprocessor("counts", n_top_genes=0)
+    with pytest.warns(DataWarning, match=r"2 of 240 cells .*1 of 300 genes"):
+        out = pre.fit_transform(adata)
+    assert out.n_obs == 238 and "cell3" not in out.obs_names and "gene5" not in out.var_names
+    full = pre.transform(adata)
+    assert list(full.obs_names) == list(adata.obs_names)  # transform keeps every cell
+    assert np.all(full.X[3].toarray() == 0)
+
+
+def test_cells_empty_in_the_selected_genes_are_dropped(tmp_path) -> None:
+    adata = make_counts(sparse=False)
+    high = np.argsort(-adata.X.sum(axis=0))[:5]  # detected in every cell
+    adata.X[10, high] = 0
+    path = tmp_path / "genes.txt"
+    path.write_text("\n".join(adata.var_names[high]))
+    with pytest.warns(DataWarning, match="1 all zero in the selected genes"):
+        out = Preprocessor("lognorm", gene_list=path).fit_transform(adata)
+    assert "cell10" not in out.obs_names and out.n_obs == adata.n_obs - 1
+
+
+def test_cell_and_gene_filters() -> None:
+    adata = make_counts(sparse=False)
+    totals = adata.X.sum(axis=1)
+    threshold = float(np.median(totals))
+    pre = Preprocessor("lognorm", n_top_genes=0, min_counts_per_cell=threshold)
+    with pytest.warns(DataWarning, match="min_counts_per_cell"):
+        out = pre.fit_transform(adata)
+    assert list(out.obs_names) == list(adata.obs_names[totals >= threshold])
+    n_cells = (adata.X > 0).sum(axis=0)
+    threshold = int(np.median(n_cells))
+    pre = Preprocessor("lognorm", n_top_genes=0, min_cells_per_gene=threshold)
+    with pytest.warns(DataWarning, match="min_cells_per_gene"):
+        pre.fit(adata)
+    assert pre.genes_ == list(adata.var_names[n_cells >= threshold])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"min_counts_per_cell": 1e9}, "min_counts_per_cell"),
+        ({"min_genes_per_cell": 100_000}, "min_genes_per_cell"),
+        ({"min_cells_per_gene": 100_000}, "min_cells_per_gene"),
+    ],
+)
+def test_filter_that_removes_everything_is_named(kwargs: dict, name: str) -> None:
+    with pytest.raises(InputError, match=f"{name}=.* removed all"):
+        Preprocessor("lognorm", **kwargs).fit(make_counts())
+
+
+def test_gene_list_keeps_file_order_and_warns_on_unknown(tmp_path) -> None:
+    adata = make_counts()
+    wanted = list(adata.var_names[np.argsort(-adata.X.toarray().sum(axis=0))[:3]])
+    path = tmp_path / "genes.txt"
+    path.write_text(f"# wanted\n{wanted[2]}\n{wanted[0]}\n\n{wanted[1]}\nnot_a_gene\n")
+    with pytest.warns(DataWarning, match="1 of 4 listed genes"):
+        out = Preprocessor("lognorm", gene_list=path).fit_transform(adata)
+    assert list(out.var_names) == [wanted[2], wanted[0], wanted[1]]
+
+
+def test_gene_list_matching_nothing_names_file_and_ids(tmp_path) -> None:
+    path = tmp_path / "ensembl.txt"
+    path.write_text("ENSG0001\nENSG0002\nENSG0003\nENSG0004\n")
+    with pytest.raises(InputError, match="ensembl.txt: none of its 4 gene IDs") as e:
+        Preprocessor("lognorm", gene_list=path).fit(make_counts())
+    assert "ENSG0001" in str(e.value) and "gene0" in str(e.value)
+    with pytest.raises(InputError, match="not found"):
+        Preprocessor("lognorm", gene_list=tmp_path / "absent.txt").fit(make_counts())
+
+
+# -- pseudobulk and transpose -------------------------------------------------------------
+def test_pseudobulk_matches_pandas_groupby() -> None:
+    adata = make_counts(n_cells=90, n_genes=20)
+    adata.obs["sample"] = np.repeat(["s1", "s2", "s3"], 30)
+    adata.layers["counts"] = adata.X.copy()
+    out = pseudobulk(adata, ["sample", "label"])
+    frame = pd.DataFrame(adata.X.toarray(), columns=adata.var_names)
+    ref = frame.groupby([adata.obs["sample"].to_numpy(), adata.obs["label"].to_numpy()]).sum()
+    np.testing.assert_array_equal(out.X, ref.to_numpy().astype(np.int64))
+    sizes = adata.obs.groupby(["sample", "label"], observed=True).size().to_numpy()
+    np.testing.assert_array_equal(out.obs["n_cells"], sizes)
+    assert out.obs_names[0] == f"s1_{ref.index[0][1]}" and "counts" in out.layers
+
+
+def test_pseudobulk_refuses_non_counts_and_skips_missing_groups() -> None:
+    with pytest.raises(InputError, match="pseudobulk needs raw counts"):
+        pseudobulk(make_continuous(), "label", layer=None)
+    adata = make_counts(n_cells=30, n_genes=5)
+    adata.obs["group"] = ["g1"] * 10 + [None] * 5 + ["g2"] * 15
+    with pytest.warns(DataWarning, match="5 cells with a missing group"):
+        out = pseudobulk(adata, "group")
+    assert list(out.obs["n_cells"]) == [10, 15]
+    np.testing.assert_array_equal(out.X[1], adata.X[15:].toarray().sum(axis=0))
+
+
+def test_transpose_swaps_samples_and_genes() -> None:
+    adata = make_counts(n_cells=12, n_genes=7)
+    adata.layers["counts"] = adata.X.copy()
+    out = transpose(adata)
+    assert out.shape == (7, 12) and list(out.obs_names) == list(adata.var_names)
+    assert sp.isspmatrix_csr(out.X) and sp.isspmatrix_csr(out.layers["counts"])
+    np.testing.assert_array_equal(out.X.toarray(), adata.X.toarray().T)
+    assert "label" in out.var
