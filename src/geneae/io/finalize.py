@@ -1,0 +1,318 @@
+"""The post-processing every reader's output goes through, written once.
+
+Readers only turn a file into an AnnData with the file's own names and columns; this
+module makes every result look the same to the rest of geneae: labels in
+``obs["label"]``, counts in ``layers["counts"]``, float32 dense / CSR sparse matrices,
+unique names, finite values and a record of where the data came from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from geneae._matrix import is_count_matrix, values_of
+from geneae.errors import DataWarning
+from geneae.io.messages import input_error
+from geneae.io.textfile import open_text
+
+LABEL_KEYS: tuple[str, ...] = (
+    "label",
+    "labels",
+    "cell_type",
+    "celltype",
+    "cell_types",
+    "cell_ontology_class",
+    "bulk_labels",
+    "y",
+)
+"""obs columns (case-insensitive, in order of preference) taken as labels automatically."""
+
+_ARRAY_FORMATS = {"npy", "npz"}
+
+
+def generated_names(prefix: str, n: int) -> pd.Index:
+    """Stable names ``prefix_0000`` ... for files that carry none (zero-padded to sort)."""
+    width = max(4, len(str(max(n - 1, 0))))
+    return pd.Index([f"{prefix}_{i:0{width}d}" for i in range(n)])
+
+
+@contextlib.contextmanager
+def quiet_anndata() -> Iterator[None]:
+    """Silence anndata's own warnings about names and old file layouts.
+
+    Duplicate names are reported once, as a :class:`DataWarning`, by :func:`finalize`;
+    old-layout notices are about the file's age, which the user cannot act on here.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"(Observation|Variable) names are not unique")
+        warnings.filterwarnings("ignore", category=ad.OldFormatWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"anndata")
+        warnings.filterwarnings("ignore", message=r"Moving element from \.uns")
+        yield
+
+
+def build_anndata(
+    x: np.ndarray | sp.spmatrix | sp.sparray,
+    obs_names: Sequence[str],
+    var_names: Sequence[str],
+    obs: Mapping[str, Any] | None = None,
+    var: Mapping[str, Any] | None = None,
+) -> ad.AnnData:
+    """An AnnData from a matrix, its names and per-sample / per-gene columns.
+
+    Column values are taken by position (a pandas Series is not aligned on its index).
+    Duplicate names are allowed here; :func:`finalize` reports and fixes them.
+    """
+    with quiet_anndata():
+        return ad.AnnData(x, obs=_frame(obs, obs_names), var=_frame(var, var_names))
+
+
+def _frame(columns: Mapping[str, Any] | None, names: Sequence[str]) -> pd.DataFrame:
+    index = pd.Index(np.asarray(names, dtype=object).astype(str), dtype=object)
+    values = {k: (v.array if isinstance(v, pd.Series) else v) for k, v in (columns or {}).items()}
+    return pd.DataFrame(values, index=index)
+
+
+def read_lines(path: Path, what: str) -> list[str]:
+    """Lines of a one-item-per-line text file (labels, gene names); gzip allowed.
+
+    Trailing blank lines are dropped (editors add them); inner blank lines are kept so
+    that the count still matches the samples they belong to.
+    """
+    if not path.is_file():
+        raise input_error(path, f"the {what} file does not exist", "Check the path.")
+    try:
+        with open_text(path) as fh:
+            lines = [line.strip() for line in fh.read().splitlines()]
+    except (UnicodeDecodeError, OSError, EOFError) as exc:
+        raise input_error(
+            path, f"the {what} file is not UTF-8 text ({exc})", "Save it as plain UTF-8 text."
+        ) from exc
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def _is_existing_file(value: object) -> bool:
+    return isinstance(value, str | os.PathLike) and Path(value).is_file()
+
+
+def as_labels(values: Sequence[object] | pd.Series | np.ndarray) -> pd.Categorical:
+    """Labels as a categorical with string categories.
+
+    Integer-valued numbers become ``"1"``, ``"2"``, ... (ordered numerically, not as text);
+    an existing categorical keeps its category order; missing values stay missing.
+    """
+    series = pd.Series(values).reset_index(drop=True)
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        cats = series.cat.categories
+        names = _label_strings(pd.Series(cats)).tolist()
+        codes = series.cat.codes.to_numpy()
+        return pd.Categorical.from_codes(codes, categories=pd.Index(names).unique())
+    if series.dtype.kind == "S":
+        series = series.str.decode("utf-8")
+    strings = _label_strings(series)
+    if pd.api.types.is_numeric_dtype(series):
+        order = series.dropna().unique()
+        order.sort()
+        cats = pd.Index(_label_strings(pd.Series(order))).unique()
+        return pd.Categorical(strings, categories=cats)
+    return pd.Categorical(strings.replace("", np.nan))
+
+
+def _label_strings(series: pd.Series) -> pd.Series:
+    """String form of labels, with integer-valued floats written without ``.0``."""
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        values = series.to_numpy(dtype=np.float64)
+        finite = values[np.isfinite(values)]
+        if finite.size and np.all(finite == np.round(finite)):
+            out = pd.Series([None if np.isnan(v) else str(int(v)) for v in values], dtype=object)
+            return out
+    return series.map(
+        lambda v: v if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+    )
+
+
+def _resolve_labels(
+    adata: ad.AnnData, path: Path, fmt: str, labels: str | os.PathLike[str] | None
+) -> tuple[pd.Categorical | None, str | None]:
+    """The labels to store and where they came from (a file path or an obs column)."""
+    if labels is not None and _is_existing_file(labels):
+        values = read_lines(Path(labels), "labels")
+        if len(values) != adata.n_obs:
+            hint = (
+                " (is the first line a header? remove it)" if len(values) == adata.n_obs + 1 else ""
+            )
+            raise input_error(
+                labels,
+                f"the labels file has {len(values)} lines but {path} has {adata.n_obs} "
+                f"samples{hint}",
+                "Give one label per line, in the order of the samples.",
+            )
+        return as_labels(values), os.fspath(labels)
+    if labels is not None and (fmt in _ARRAY_FORMATS or not isinstance(labels, str)):
+        raise input_error(labels, "the labels file does not exist", "Check the labels= path.")
+    columns = [str(c) for c in adata.obs.columns]
+    if labels is not None:
+        if labels in columns:
+            return as_labels(adata.obs[labels]), labels
+        similar = [c for c in columns if c.lower() == labels.lower()]
+        hint = f" Did you mean {similar[0]!r}?" if similar else ""
+        raise input_error(
+            path,
+            f"no label column {labels!r} (columns: {', '.join(columns[:30]) or 'none'}"
+            f"{' ...' if len(columns) > 30 else ''}) and no file of that name",
+            f"Pass labels= one of the columns or the path of a labels file.{hint}",
+        )
+    by_lower = {c.lower(): c for c in reversed(columns)}
+    for key in LABEL_KEYS:
+        if key in by_lower:
+            column = by_lower[key]
+            return as_labels(adata.obs[column]), column
+    return None, None
+
+
+def _make_names_unique(adata: ad.AnnData, path: Path) -> None:
+    for axis, what in (("obs", "sample"), ("var", "gene")):
+        names = adata.obs_names if axis == "obs" else adata.var_names
+        if names.is_unique:
+            continue
+        dup = names[names.duplicated()].unique()
+        warnings.warn(
+            DataWarning(
+                f"{path}: {len(dup)} duplicated {what} name(s) (e.g. {dup[0]!r}) were made "
+                "unique by appending -1, -2, ..."
+            ),
+            stacklevel=4,
+        )
+        if axis == "obs":
+            adata.obs_names_make_unique()
+        else:
+            adata.var_names_make_unique()
+
+
+def _standard_matrix(
+    x: np.ndarray | sp.spmatrix | sp.sparray, path: Path
+) -> np.ndarray | sp.spmatrix | sp.sparray:
+    """Dense -> float32 array; sparse -> CSR with float32 values (models train in float32)."""
+    if sp.issparse(x):
+        x = x.tocsr()
+        if x.dtype != np.float32:
+            x = x.astype(np.float32)
+        return x
+    x = np.asarray(x)
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+        raise input_error(
+            path,
+            f"the matrix holds {x.dtype} values, not numbers",
+            "Store numeric expression values.",
+        )
+    return x if x.dtype == np.float32 else x.astype(np.float32)
+
+
+def _check_finite(adata: ad.AnnData, path: Path) -> None:
+    x = adata.X
+    values = values_of(x)
+    bad = ~np.isfinite(values)
+    n_bad = int(bad.sum())
+    if not n_bad:
+        return
+    first = int(np.argmax(bad))
+    if sp.issparse(x):
+        row = int(np.searchsorted(x.indptr, first, side="right") - 1)
+        col = int(x.indices[first])
+    else:
+        row, col = divmod(first, adata.n_vars)
+    raise input_error(
+        path,
+        f"{n_bad} NaN or infinite value(s) in the matrix; the first is at sample "
+        f"{adata.obs_names[row]!r} (row {row + 1}), gene {adata.var_names[col]!r} "
+        f"(column {col + 1})",
+        "Fill or remove missing values before reading (e.g. replace NA by 0 if it means "
+        "not detected, or drop those genes/samples).",
+    )
+
+
+def finalize(
+    adata: ad.AnnData,
+    path: Path,
+    fmt: str,
+    *,
+    labels: str | os.PathLike[str] | None = None,
+    genes: str | os.PathLike[str] | None = None,
+) -> ad.AnnData:
+    """Bring a reader's AnnData to geneae's common shape (in place, also returned).
+
+    Parameters
+    ----------
+    adata
+        What the reader built: the file's matrix (samples x genes) and metadata.
+    path
+        The file read, for messages and ``uns["geneae_source"]``.
+    fmt
+        The format name it was read as.
+    labels
+        A labels file (one per line), an obs column name, or None to auto-detect one of
+        :data:`LABEL_KEYS`.
+    genes
+        A gene-names file (one per line) replacing the file's gene names.
+
+    Returns
+    -------
+    anndata.AnnData
+        The same object. ``layers["counts"]`` is *the same array* as ``X`` when the data
+        are counts, so transformations must replace ``X``, never modify it in place.
+
+    Raises
+    ------
+    InputError
+        Empty matrix, label/gene files of the wrong length, unknown label column,
+        non-numeric, NaN or infinite values.
+    """
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise input_error(
+            path,
+            f"the matrix is empty ({adata.n_obs} samples x {adata.n_vars} genes)",
+            "Check that the file holds data and, for tables, that the separator is right.",
+        )
+    if genes is not None:
+        names = read_lines(Path(genes), "gene names")
+        if len(names) != adata.n_vars:
+            raise input_error(
+                genes,
+                f"the gene names file has {len(names)} lines but {path} has {adata.n_vars} genes",
+                "Give one gene name per line, in the order of the matrix columns.",
+            )
+        adata.var_names = pd.Index(names).astype(str)
+    label_values, label_key = _resolve_labels(adata, path, fmt, labels)
+    _make_names_unique(adata, path)
+    if label_values is not None:
+        adata.obs["label"] = label_values
+    if not adata.isbacked:
+        if adata.X is None:
+            if "counts" not in adata.layers:
+                raise input_error(
+                    path,
+                    f"the file has no X matrix (layers: {list(adata.layers) or 'none'})",
+                    "Store the expression matrix in X.",
+                )
+            adata.X = adata.layers["counts"]
+        adata.X = _standard_matrix(adata.X, path)
+        _check_finite(adata, path)
+        if "counts" not in adata.layers and is_count_matrix(adata.X):
+            adata.layers["counts"] = adata.X
+    source = {"path": str(path), "format": fmt}
+    if label_key is not None:
+        source["label_key"] = label_key
+    adata.uns["geneae_source"] = source
+    return adata

@@ -1,0 +1,80 @@
+"""Plain and gzipped text files: opening them, and finding the line behind a parse error.
+
+pandas parses the bulk of a table quickly but reports problems by its own row count. The
+slow line-by-line scans here run only after pandas has found something wrong, to tell the
+user the exact line of the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from pathlib import Path
+from typing import TextIO
+
+from geneae.io.detect import GZIP_MAGIC
+
+
+def is_gzipped(path: Path) -> bool:
+    """True when the file starts with the gzip signature (whatever its name)."""
+    with open(path, "rb") as fh:
+        return fh.read(2) == GZIP_MAGIC
+
+
+def open_text(path: Path) -> TextIO:
+    """Open a text file for reading, decompressing gzip and dropping a UTF-8 byte-order mark.
+
+    ``newline=""`` lets the csv module and pandas see quoted line breaks as data.
+    """
+    if is_gzipped(path):
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
+
+
+def first_ragged_line(path: Path, sep: str, skip: int = 0) -> tuple[int, int, int] | None:
+    """Find the first row whose number of fields differs from the first row's.
+
+    Parameters
+    ----------
+    path
+        The text file.
+    sep
+        Field separator.
+    skip
+        Non-blank rows to ignore before the first compared row (GCT's preamble).
+
+    Returns
+    -------
+    tuple of int or None
+        ``(line_number, fields_found, fields_expected)`` (1-based physical line), or None
+        when every row has the same length.
+    """
+    expected = None
+    seen = 0
+    with open_text(path) as fh:
+        reader = csv.reader(fh, delimiter=sep)
+        for row in reader:
+            if not row:
+                continue  # pandas skips blank lines too
+            seen += 1
+            if seen <= skip:
+                continue
+            if expected is None:
+                expected = len(row)
+            elif len(row) != expected:
+                return reader.line_num, len(row), expected
+    return None
+
+
+def line_of_row(path: Path, sep: str, row: int, skip: int) -> int:
+    """Physical line number (1-based) of data row ``row`` after ``skip`` non-blank rows."""
+    seen = 0
+    with open_text(path) as fh:
+        reader = csv.reader(fh, delimiter=sep)
+        for fields in reader:
+            if not fields:
+                continue
+            if seen == skip + row:
+                return reader.line_num
+            seen += 1
+    return skip + row + 1

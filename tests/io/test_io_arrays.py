@@ -1,0 +1,164 @@
+"""npy / npz matrices with labels and gene-name files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import geneae.io as gio
+from geneae.errors import InputError
+
+RNG = np.random.default_rng(2)
+COUNTS = RNG.poisson(1.0, size=(6, 5))
+LABELS = ["b", "a", "b", "c", "a", "b"]
+GENES = ["g1", "g2", "g3", "g4", "g5"]
+
+
+@pytest.fixture
+def side_files(tmp_path: Path) -> tuple[Path, Path]:
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(LABELS) + "\n\n")  # trailing blank lines are ignored
+    genes = tmp_path / "genes.txt"
+    genes.write_text("\n".join(GENES) + "\n")
+    return labels, genes
+
+
+def test_npy_dense_with_labels_and_genes(tmp_path: Path, side_files: tuple[Path, Path]) -> None:
+    path = tmp_path / "x.npy"
+    np.save(path, COUNTS)
+    labels, genes = side_files
+    adata = gio.read(path, labels=labels, genes=genes)
+    np.testing.assert_array_equal(adata.X, np.load(path).astype(np.float32))
+    assert adata.X.dtype == np.float32
+    assert adata.var_names.tolist() == GENES
+    assert adata.obs_names[0] == "sample_0000"
+    assert adata.obs["label"].tolist() == LABELS
+    assert adata.obs["label"].cat.categories.tolist() == ["a", "b", "c"]
+    assert adata.layers["counts"] is adata.X
+    assert adata.uns["geneae_source"] == {
+        "path": str(path),
+        "format": "npy",
+        "label_key": str(labels),
+    }
+
+
+def test_npy_float_is_not_counts(tmp_path: Path) -> None:
+    path = tmp_path / "x.npy"
+    np.save(path, RNG.normal(size=(4, 3)))
+    adata = gio.read(path)
+    assert adata.X.dtype == np.float32 and "counts" not in adata.layers
+
+
+def test_npz_sparse(tmp_path: Path, side_files: tuple[Path, Path]) -> None:
+    path = tmp_path / "x.npz"
+    sp.save_npz(path, sp.csc_matrix(COUNTS))
+    labels, genes = side_files
+    adata = gio.read(path, labels=labels, genes=genes)
+    assert sp.issparse(adata.X) and adata.X.format == "csr"
+    np.testing.assert_array_equal(adata.X.toarray(), sp.load_npz(path).toarray())
+    assert adata.obs["label"].tolist() == LABELS
+
+
+def test_npz_dense_with_y(tmp_path: Path) -> None:
+    path = tmp_path / "x.npz"
+    y = np.array([1, 2, 1, 3, 3, 10])
+    np.savez(path, X=COUNTS, Y=y)
+    adata = gio.read(path)
+    np.testing.assert_array_equal(adata.X, COUNTS)
+    assert adata.obs["label"].tolist() == ["1", "2", "1", "3", "3", "10"]
+    assert adata.obs["label"].cat.categories.tolist() == ["1", "2", "3", "10"]
+
+
+def test_npz_single_unnamed_array(tmp_path: Path) -> None:
+    path = tmp_path / "x.npz"
+    np.savez(path, COUNTS)
+    assert gio.read(path).shape == COUNTS.shape
+
+
+def test_npz_ambiguous_arrays(tmp_path: Path) -> None:
+    path = tmp_path / "many.npz"
+    np.savez(path, a=COUNTS, b=COUNTS)
+    with pytest.raises(InputError, match=r"many\.npz.*arrays: \['a', 'b'\].*'X'"):
+        gio.read(path)
+
+
+def test_labels_file_wrong_length(tmp_path: Path) -> None:
+    path = tmp_path / "x.npy"
+    np.save(path, COUNTS)
+    labels = tmp_path / "short_labels.txt"
+    labels.write_text("a\nb\n")
+    with pytest.raises(InputError, match=r"short_labels\.txt.*2 lines but .*x\.npy has 6 samples"):
+        gio.read(path, labels=labels)
+    labels.write_text("label\n" + "\n".join(LABELS))
+    with pytest.raises(InputError, match="7 lines.*6 samples.*header"):
+        gio.read(path, labels=labels)
+
+
+def test_labels_file_missing_for_npy(tmp_path: Path) -> None:
+    path = tmp_path / "x.npy"
+    np.save(path, COUNTS)
+    with pytest.raises(InputError, match=r"nolabels\.txt: the labels file does not exist"):
+        gio.read(path, labels=tmp_path / "nolabels.txt")
+    with pytest.raises(InputError, match=r"cell_type: the labels file does not exist"):
+        gio.read(path, labels="cell_type")
+
+
+def test_genes_file_wrong_length(tmp_path: Path) -> None:
+    path = tmp_path / "x.npy"
+    np.save(path, COUNTS)
+    genes = tmp_path / "genes.txt"
+    genes.write_text("g1\ng2\n")
+    with pytest.raises(InputError, match=r"genes\.txt.*2 lines but .*x\.npy has 5 genes"):
+        gio.read(path, genes=genes)
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (np.arange(5), r"shape \(5,\); a 2-D"),
+        (np.zeros((2, 2, 2)), r"shape \(2, 2, 2\)"),
+        (np.array([["a", "b"]]), "not numbers"),
+        (np.zeros((0, 4)), r"empty \(0 samples x 4 genes\)"),
+    ],
+)
+def test_npy_bad_arrays(tmp_path: Path, array: np.ndarray, message: str) -> None:
+    path = tmp_path / "bad.npy"
+    np.save(path, array)
+    with pytest.raises(InputError, match=r"bad\.npy.*" + message):
+        gio.read(path)
+
+
+def test_npy_object_array_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "pickled.npy"
+    np.save(path, np.array([[1, None]], dtype=object), allow_pickle=True)
+    with pytest.raises(InputError, match=r"pickled\.npy.*pickle"):
+        gio.read(path)
+
+
+def test_npy_with_nan(tmp_path: Path) -> None:
+    path = tmp_path / "nan.npy"
+    x = COUNTS.astype(float)
+    x[2, 3] = np.nan
+    np.save(path, x)
+    with pytest.raises(InputError, match=r"nan\.npy: 1 NaN.*'sample_0002' \(row 3\).*'gene_0003'"):
+        gio.read(path)
+
+
+def test_transpose_genes_by_samples_arrays(tmp_path: Path, side_files: tuple[Path, Path]) -> None:
+    labels, genes = side_files
+    npy = tmp_path / "genes_x_samples.npy"
+    np.save(npy, COUNTS.T)
+    adata = gio.read(npy, transpose=True, labels=labels, genes=genes)
+    np.testing.assert_array_equal(adata.X, COUNTS)
+    assert adata.obs["label"].tolist() == LABELS
+    npz = tmp_path / "genes_x_samples.npz"
+    np.savez(npz, X=COUNTS.T, Y=np.arange(6))
+    assert gio.read(npz, transpose=True).obs["label"].tolist() == [str(i) for i in range(6)]
+    sparse = tmp_path / "sparse_genes_x_samples.npz"
+    sp.save_npz(sparse, sp.csr_matrix(COUNTS.T))
+    back = gio.read(sparse, transpose=True)
+    assert back.X.format == "csr"
+    np.testing.assert_array_equal(back.X.toarray(), COUNTS)

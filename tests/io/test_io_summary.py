@@ -1,0 +1,68 @@
+"""summarize / format_summary on small data with known answers."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from rich.console import Console
+
+import geneae.io as gio
+
+
+def _render(table: object) -> str:
+    console = Console(record=True, width=120)
+    console.print(table)
+    return console.export_text()
+
+
+def test_summary_of_sparse_counts_with_labels() -> None:
+    x = sp.csr_matrix(np.array([[1, 0, 0, 2], [0, 0, 0, 5], [3, 3, 0, 0]], dtype=np.float32))
+    adata = ad.AnnData(
+        x, obs=pd.DataFrame({"label": pd.Categorical(["b", "a", "b"])}, index=["c1", "c2", "c3"])
+    )
+    adata.obsm["X_pca"] = np.zeros((3, 2))
+    adata.layers["counts"] = adata.X
+    summary = gio.summarize(adata)
+    assert summary["n_cells"] == 3 and summary["n_genes"] == 4
+    assert summary["value_type"] == "raw counts"
+    assert summary["storage"] == "sparse" and summary["dtype"] == "float32"
+    assert summary["sparsity"] == pytest.approx(1 - 5 / 12)
+    assert summary["library_size"] == {"min": 3, "median": 5, "max": 6}
+    assert summary["label_key"] == "label"
+    assert list(summary["class_sizes"].items()) == [("b", 2), ("a", 1)]
+    assert summary["obsm"] == ["X_pca"] and summary["layers"] == ["counts"]
+    text = _render(gio.format_summary(summary, "data/counts.h5ad"))
+    for fragment in (
+        "data/counts.h5ad",
+        "3 samples x 4 genes",
+        "raw counts",
+        "sparse float32, 58.3% zeros",
+        "min 3, median 5, max 6",
+        "2 classes - b: 2, a: 1",
+        "X_pca",
+    ):
+        assert fragment in text
+
+
+def test_summary_of_dense_log_data_without_labels() -> None:
+    adata = ad.AnnData(np.log1p(np.arange(12, dtype=np.float32).reshape(3, 4) / 3))
+    summary = gio.summarize(adata)
+    assert summary["value_type"] == "log-normalised"
+    assert summary["storage"] == "dense" and summary["library_size"] is None
+    assert summary["label_key"] is None and summary["class_sizes"] == {}
+    assert summary["sparsity"] == pytest.approx(1 / 12)
+    assert "labels" in _render(gio.format_summary(summary, "x"))
+
+
+def test_many_classes_are_abbreviated() -> None:
+    labels = [f"type{i}" for i in range(12) for _ in range(i + 1)]
+    adata = ad.AnnData(
+        np.ones((len(labels), 2), dtype=np.float32),
+        obs=pd.DataFrame({"cell_type": labels}, index=[f"c{i}" for i in range(len(labels))]),
+    )
+    summary = gio.summarize(adata)
+    assert next(iter(summary["class_sizes"])) == "type11"
+    assert "(4 more)" in _render(gio.format_summary(summary, "x"))

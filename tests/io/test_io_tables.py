@@ -1,0 +1,294 @@
+"""CSV / TSV tables in both orientations, compared with an independent pandas read."""
+
+from __future__ import annotations
+
+import gzip
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import geneae.io as gio
+from geneae.errors import DataWarning, InputError
+
+RNG = np.random.default_rng(1)
+COUNTS = RNG.poisson(3.0, size=(5, 8))  # 5 samples x 8 genes: wide, as expression tables are
+ENSEMBL = [f"ENSG{i:011d}.{i % 3 + 1}" for i in range(1, 9)]
+SYMBOLS = ["CD3E", "MS4A1", "LYZ", "NKG7", "GNLY", "CD14", "FCGR3A", "PPBP"]
+BARCODES = [f"AAACCTGAGAAG{s}-1" for s in ("GCCT", "ACAG", "TTGG", "CCAA", "GTGT")]
+TCGA = [f"TCGA-A1-A0S{i}-01A" for i in range(5)]
+
+
+def _write(path: Path, frame: pd.DataFrame, sep: str = ",", **kwargs: object) -> Path:
+    frame.to_csv(path, sep=sep, **kwargs)
+    return path
+
+
+def _check(adata, values: np.ndarray, samples: list[str], genes: list[str]) -> None:
+    assert adata.shape == values.shape
+    assert adata.X.dtype == np.float32
+    np.testing.assert_array_equal(adata.X, values.astype(np.float32))
+    assert adata.obs_names.tolist() == samples
+    assert adata.var_names.tolist() == genes
+
+
+def test_samples_by_genes_with_barcodes(tmp_path: Path) -> None:
+    # 10 cells x 3 genes: by shape alone rows would be genes; the barcodes decide.
+    values = RNG.poisson(2.0, size=(10, 3))
+    cells = ["".join("ACGT"[(i >> (2 * k)) & 3] for k in range(16)) + "-1" for i in range(10)]
+    frame = pd.DataFrame(values, index=cells, columns=SYMBOLS[:3])
+    path = _write(tmp_path / "cells.csv", frame)
+    ref = pd.read_csv(path, index_col=0)
+    adata = gio.read(path)
+    _check(adata, ref.to_numpy(), ref.index.tolist(), ref.columns.tolist())
+    assert adata.layers["counts"] is adata.X
+    assert adata.uns["geneae_source"] == {"path": str(path), "format": "csv"}
+
+
+def test_genes_by_samples_with_ensembl_ids(tmp_path: Path) -> None:
+    # 8 genes x 5 samples would be read as samples by shape alone; Ensembl IDs decide.
+    frame = pd.DataFrame(COUNTS.T, index=pd.Index(ENSEMBL, name="gene_id"), columns=TCGA)
+    path = _write(tmp_path / "bulk.tsv", frame, sep="\t")
+    ref = pd.read_csv(path, sep="\t", index_col=0)
+    adata = gio.read(path)
+    _check(adata, ref.to_numpy().T, ref.columns.tolist(), ref.index.tolist())
+
+
+def test_genes_by_samples_with_few_genes_and_ensembl_ids(tmp_path: Path) -> None:
+    frame = pd.DataFrame(COUNTS[:, :3].T, index=ENSEMBL[:3], columns=[f"s{i}" for i in range(5)])
+    path = _write(tmp_path / "few_genes.csv", frame)
+    adata = gio.read(path)
+    assert adata.shape == (5, 3)
+    assert adata.var_names.tolist() == ENSEMBL[:3]
+
+
+def test_samples_by_genes_with_ensembl_header(tmp_path: Path) -> None:
+    frame = pd.DataFrame(np.vstack([COUNTS] * 3), columns=ENSEMBL)  # 15 x 8, header decides
+    frame.index = [f"sample_{i}" for i in range(15)]
+    path = _write(tmp_path / "tall.csv", frame)
+    adata = gio.read(path)
+    assert adata.shape == (15, 8)
+    assert adata.var_names.tolist() == ENSEMBL
+
+
+def test_genes_by_samples_with_symbols_and_tcga_ids_gzipped(tmp_path: Path) -> None:
+    frame = pd.DataFrame(COUNTS.T / 3.0, index=SYMBOLS, columns=TCGA)
+    path = tmp_path / "expr.tsv.gz"
+    frame.to_csv(path, sep="\t", compression="gzip")
+    ref = pd.read_csv(path, sep="\t", index_col=0)
+    adata = gio.read(path)
+    _check(adata, ref.to_numpy().T, TCGA, SYMBOLS)
+    assert "counts" not in adata.layers
+    assert adata.uns["geneae_source"]["format"] == "tsv"
+
+
+def test_gzipped_csv_with_barcode_header(tmp_path: Path) -> None:
+    frame = pd.DataFrame(COUNTS.T, index=SYMBOLS, columns=BARCODES)
+    path = tmp_path / "genes_x_cells.csv.gz"
+    frame.to_csv(path, compression="gzip")
+    adata = gio.read(path)
+    _check(adata, COUNTS, BARCODES, SYMBOLS)
+
+
+def test_symbols_in_rows_without_strong_ids(tmp_path: Path) -> None:
+    # 8 gene symbols x 10 sample_N names: symbols and sample words agree: genes x samples.
+    values = RNG.poisson(2.0, size=(8, 10))
+    samples = [f"sample_{i}" for i in range(10)]
+    path = _write(tmp_path / "bulk.csv", pd.DataFrame(values, index=SYMBOLS, columns=samples))
+    adata = gio.read(path)
+    _check(adata, values.T, samples, SYMBOLS)
+
+
+@pytest.mark.parametrize(("n_rows", "n_cols"), [(3, 6), (6, 3)])
+def test_ambiguous_tables_follow_shape(tmp_path: Path, n_rows: int, n_cols: int) -> None:
+    values = RNG.normal(size=(n_rows, n_cols))
+    rows = [f"row_{i}" for i in range(n_rows)]
+    cols = [f"col_{i}" for i in range(n_cols)]
+    path = _write(tmp_path / "t.csv", pd.DataFrame(values, index=rows, columns=cols))
+    adata = gio.read(path)
+    if n_rows < n_cols:  # wide: rows are samples
+        _check(adata, values, rows, cols)
+    else:
+        _check(adata, values.T, cols, rows)
+    transpose = n_rows < n_cols  # the opposite of the guess
+    flipped = gio.read(path, transpose=transpose)
+    assert flipped.shape == ((n_cols, n_rows) if transpose else (n_rows, n_cols))
+
+
+def test_transpose_overrides_identifiers(tmp_path: Path) -> None:
+    frame = pd.DataFrame(COUNTS.T, index=ENSEMBL, columns=TCGA)
+    path = _write(tmp_path / "bulk.csv", frame)
+    adata = gio.read(path, transpose=False)
+    _check(adata, COUNTS.T, ENSEMBL, TCGA)
+
+
+def test_r_style_header_one_field_short(tmp_path: Path) -> None:
+    lines = ["\t".join(SYMBOLS)] + [
+        "\t".join([b, *map(str, row)]) for b, row in zip(BARCODES, COUNTS, strict=True)
+    ]
+    path = tmp_path / "r_write_table.txt"
+    path.write_text("\n".join(lines) + "\n")
+    _check(gio.read(path), COUNTS, BARCODES, SYMBOLS)
+
+
+def test_no_header_no_ids(tmp_path: Path) -> None:
+    path = tmp_path / "plain.csv"
+    np.savetxt(path, COUNTS, delimiter=",", fmt="%d")
+    adata = gio.read(path)
+    _check(
+        adata, COUNTS, [f"sample_{i:04d}" for i in range(5)], [f"gene_{j:04d}" for j in range(8)]
+    )
+
+
+def test_header_without_id_column(tmp_path: Path) -> None:
+    path = _write(tmp_path / "noindex.csv", pd.DataFrame(COUNTS, columns=SYMBOLS), index=False)
+    _check(gio.read(path), COUNTS, [f"sample_{i:04d}" for i in range(5)], SYMBOLS)
+
+
+def test_sample_ids_keep_leading_zeros(tmp_path: Path) -> None:
+    path = tmp_path / "ids.csv"
+    path.write_text("id," + ",".join(SYMBOLS) + "\n001,1,2,3,4,5,6,7,8\n002,8,7,6,5,4,3,2,1\n")
+    assert gio.read(path).obs_names.tolist() == ["001", "002"]
+
+
+def test_label_column_is_taken_out(tmp_path: Path) -> None:
+    frame = pd.DataFrame(COUNTS, index=BARCODES, columns=SYMBOLS)
+    frame.insert(3, "cell_type", ["T", "B", "T", "NK", "T"])
+    path = _write(tmp_path / "labelled.csv", frame)
+    for labels in ("cell_type", None):  # named, or found by its name
+        adata = gio.read(path, labels=labels)
+        _check(adata, COUNTS, BARCODES, SYMBOLS)
+        assert adata.obs["label"].tolist() == ["T", "B", "T", "NK", "T"]
+        assert adata.obs["label"].cat.categories.tolist() == ["B", "NK", "T"]
+        assert adata.uns["geneae_source"]["label_key"] == "cell_type"
+
+
+def test_numeric_label_column_by_name(tmp_path: Path) -> None:
+    frame = pd.DataFrame(COUNTS, index=BARCODES, columns=SYMBOLS)
+    frame["cluster"] = [2, 10, 2, 1, 1]
+    path = _write(tmp_path / "clusters.csv", frame)
+    adata = gio.read(path, labels="cluster")
+    _check(adata, COUNTS, BARCODES, SYMBOLS)
+    assert adata.obs["label"].cat.categories.tolist() == ["1", "2", "10"]
+
+
+def test_label_row_in_genes_by_samples(tmp_path: Path) -> None:
+    frame = pd.DataFrame(COUNTS.T, index=ENSEMBL, columns=TCGA).astype(object)
+    frame.loc["subtype"] = ["LumA", "Basal", "LumA", "Her2", "Basal"]
+    path = _write(tmp_path / "with_label_row.csv", frame)
+    adata = gio.read(path, labels="subtype")
+    _check(adata, COUNTS, TCGA, ENSEMBL)
+    assert adata.obs["label"].tolist() == ["LumA", "Basal", "LumA", "Her2", "Basal"]
+
+
+def test_labels_and_transpose_conflict(tmp_path: Path) -> None:
+    frame = pd.DataFrame(COUNTS, index=BARCODES, columns=SYMBOLS)
+    frame["cell_type"] = list("ABABA")
+    path = _write(tmp_path / "conflict.csv", frame)
+    with pytest.raises(InputError, match=r"conflict\.csv.*transpose=True"):
+        gio.read(path, labels="cell_type", transpose=True)
+
+
+def test_label_column_not_found(tmp_path: Path) -> None:
+    path = _write(tmp_path / "x.csv", pd.DataFrame(COUNTS, index=BARCODES, columns=SYMBOLS))
+    with pytest.raises(InputError, match=r"x\.csv.*no column or row 'celltype'.*CD3E, MS4A1"):
+        gio.read(path, labels="celltype")
+
+
+def test_text_column_is_an_error_with_a_labels_hint(tmp_path: Path) -> None:
+    frame = pd.DataFrame(COUNTS, index=BARCODES, columns=SYMBOLS)
+    frame["tissue"] = ["blood"] * 5
+    path = _write(tmp_path / "tissue.csv", frame)
+    with pytest.raises(InputError, match=r"tissue\.csv.*'blood' on line 2.*labels='tissue'"):
+        gio.read(path)
+
+
+def test_non_numeric_cell_names_line_and_column(tmp_path: Path) -> None:
+    frame = pd.DataFrame(COUNTS, index=BARCODES, columns=SYMBOLS).astype(object)
+    frame.iloc[3, 5] = "n/a?"
+    path = _write(tmp_path / "typo.csv", frame)
+    with pytest.raises(InputError, match=r"typo\.csv.*'n/a\?' on line 5, column 'CD14'"):
+        gio.read(path)
+
+
+@pytest.mark.parametrize(
+    ("body", "line"),
+    [("g,a,b\nx,1,2\ny,3,4,5\nz,1,1\n", 3), ("g,a,b\nx,1,2\ny,3\nz,1,1\n", 3)],
+)
+def test_ragged_rows(tmp_path: Path, body: str, line: int) -> None:
+    path = tmp_path / "ragged.csv"
+    path.write_text(body)
+    with pytest.raises(InputError, match=rf"ragged\.csv: ragged table: line {line} "):
+        gio.read(path)
+
+
+def test_header_longer_than_rows(tmp_path: Path) -> None:
+    path = tmp_path / "longhead.csv"
+    path.write_text("g,a,b,c,d\nx,1,2\ny,3,4\n")
+    with pytest.raises(InputError, match=r"longhead\.csv.*header \(line 1\) has 5 fields"):
+        gio.read(path)
+
+
+def test_nan_values_are_counted_and_located(tmp_path: Path) -> None:
+    frame = pd.DataFrame(COUNTS.astype(float), index=BARCODES, columns=SYMBOLS)
+    frame.iloc[1, 2] = np.nan
+    frame.iloc[4, 0] = np.inf
+    path = _write(tmp_path / "holes.csv", frame)
+    with pytest.raises(InputError, match=rf"holes\.csv: 2 NaN.*{BARCODES[1]}.*'LYZ'"):
+        gio.read(path)
+
+
+def test_duplicate_names_are_made_unique(tmp_path: Path) -> None:
+    frame = pd.DataFrame(COUNTS, index=BARCODES, columns=["A", "A", *SYMBOLS[2:]])
+    path = _write(tmp_path / "dups.csv", frame)
+    with pytest.warns(DataWarning, match=r"dups\.csv: 1 duplicated gene name"):
+        adata = gio.read(path)
+    assert adata.var_names[:2].tolist() == ["A", "A-1"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("blank.csv", "\n\n", "holds no data"),
+        ("header_only.csv", "gene,a,b\n", "no data rows"),
+        ("single_column.csv", "gene\nA\nB\n", "the matrix is empty"),
+        ("latin1.csv", b"g,a\nx\xe9,1\n", "not UTF-8"),
+    ],
+)
+def test_empty_or_unreadable_tables(tmp_path: Path, name: str, content, message: str) -> None:
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    with pytest.raises(InputError, match=re.escape(name) + ".*" + message):
+        gio.read(path)
+
+
+def test_tsv_named_csv_is_sniffed(tmp_path: Path) -> None:
+    frame = pd.DataFrame(COUNTS, index=BARCODES, columns=SYMBOLS)
+    path = _write(tmp_path / "really_tabs.csv", frame, sep="\t")
+    _check(gio.read(path), COUNTS, BARCODES, SYMBOLS)
+
+
+def test_fmt_override_for_odd_extension(tmp_path: Path) -> None:
+    frame = pd.DataFrame(COUNTS, index=BARCODES, columns=SYMBOLS)
+    path = _write(tmp_path / "matrix.dat", frame)
+    _check(gio.read(path, fmt="csv"), COUNTS, BARCODES, SYMBOLS)
+
+
+def test_gzip_stream_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "broken.csv.gz"
+    data = gzip.compress(b"g,a,b\nx,1,2\n" * 50)
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=r"broken\.csv\.gz"):
+        gio.read(path)
+
+
+def test_line_numbers_count_the_label_row(tmp_path: Path) -> None:
+    path = tmp_path / "after_label_row.csv"
+    path.write_text("gene,s1,s2\nsubtype,A,B\nTP53,1,2\nEGFR,3,oops\n")
+    with pytest.raises(InputError, match=r"'oops' on line 4, column 's2'"):
+        gio.read(path, labels="subtype", transpose=True)
