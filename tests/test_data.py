@@ -27,7 +27,9 @@ def test_sparse_gather_of_empty_rows():
 
 def test_row_sums_match_scipy():
     x = _matrix(1)
-    np.testing.assert_allclose(RowMatrix.from_array(x).row_sums().numpy(), np.asarray(x.sum(1)).ravel(), rtol=1e-6)
+    np.testing.assert_allclose(
+        RowMatrix.from_array(x).row_sums().numpy(), np.asarray(x.sum(1)).ravel(), rtol=1e-6
+    )
 
 
 def test_split_is_seeded_disjoint_and_complete():
@@ -64,7 +66,9 @@ def test_each_epoch_visits_every_training_row_once():
     seen = torch.cat([b["covariate"] for b in batches])
     assert len(seen) == 53
     libs = torch.cat([b["library"] for b in batches])
-    np.testing.assert_allclose(sorted(libs.numpy()), sorted(np.asarray(x.sum(1)).ravel()), rtol=1e-6)
+    np.testing.assert_allclose(
+        sorted(libs.numpy()), sorted(np.asarray(x.sum(1)).ravel()), rtol=1e-6
+    )
     # no batch of a single row (batch norm cannot train on it)
     assert min(b["x"].shape[0] for b in batches) >= 2
 
@@ -93,10 +97,19 @@ def test_batches_split_across_processes_are_disjoint():
     t = _tensors(x)
     rows = np.arange(64)
     parts = [
-        Batches(t, rows, batch_size=8, device=torch.device("cpu"), shuffle=True, seed=1, rank=r, world_size=2)
+        Batches(
+            t,
+            rows,
+            batch_size=8,
+            device=torch.device("cpu"),
+            shuffle=True,
+            seed=1,
+            rank=r,
+            world_size=2,
+        )
         for r in range(2)
     ]
-    assert len(parts[0]) == len(parts[1]) == 4
+    assert len(parts[0]) == len(parts[1]) == 4  # 32 rows each, batches of 8
     libs = [torch.cat([b["library"] for b in p]) for p in parts]
     assert len(libs[0]) + len(libs[1]) == 64
 

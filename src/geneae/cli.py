@@ -13,11 +13,11 @@ import traceback
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 import yaml
 from rich.console import Console
 from rich.table import Table
+from typer.exceptions import Abort, Exit, TyperException
 
 from geneae.config import RunConfig
 from geneae.errors import ConfigError, GeneaeError, InputError, ModelFileError
@@ -84,7 +84,9 @@ def parse_hidden(text: str | None) -> list[int] | None:
     try:
         sizes = [int(part) for part in text.split(",")]
     except ValueError:
-        raise ConfigError(f"--hidden {text!r}: give comma-separated layer sizes, e.g. 256,128.") from None
+        raise ConfigError(
+            f"--hidden {text!r}: give comma-separated layer sizes, e.g. 256,128."
+        ) from None
     if any(s < 1 for s in sizes):
         raise ConfigError(f"--hidden {text!r}: layer sizes must be positive.")
     return sizes
@@ -124,7 +126,9 @@ def summary_table(metrics: dict[str, Any], title: str) -> Table:
 
 def _refuse_existing(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
-        raise ModelFileError(f"{path}: exists; pass --overwrite to replace it or choose another --out.")
+        raise ModelFileError(
+            f"{path}: exists; pass --overwrite to replace it or choose another --out."
+        )
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -133,7 +137,9 @@ def info(
     data: Annotated[Path, typer.Argument(help="expression file or 10x directory")],
     labels: Annotated[str | None, typer.Option(help="obs column or labels file")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="force a format")] = None,
-    transpose: Annotated[bool | None, typer.Option("--transpose/--no-transpose", help="genes are rows")] = None,
+    transpose: Annotated[
+        bool | None, typer.Option("--transpose/--no-transpose", help="genes are rows")
+    ] = None,
 ) -> None:
     """Describe a data file: cells, genes, value type, sparsity, labels.
 
@@ -147,15 +153,26 @@ def info(
 
 @app.command()
 def train(
-    data: Annotated[Path, typer.Argument(help="expression file (h5ad, 10x, h5, csv/tsv, gct, npy)")],
+    data: Annotated[
+        Path, typer.Argument(help="expression file (h5ad, 10x, h5, csv/tsv, gct, npy)")
+    ],
     out_dir: Annotated[Path, typer.Option("--out", help="run directory to create")],
-    config: Annotated[Path | None, typer.Option("--config", help="run YAML (e.g. a saved RUN_DIR/config.yaml)")] = None,
-    preset: Annotated[str | None, typer.Option(help="named preset, e.g. scvi-like, dca-zinb, deep-ae")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="run YAML (e.g. a saved RUN_DIR/config.yaml)")
+    ] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="named preset, e.g. scvi-like, dca-zinb, deep-ae")
+    ] = None,
     model: Annotated[str | None, typer.Option(help="ae | dae | vae | gmvae")] = None,
-    likelihood: Annotated[str | None, typer.Option(help="mse | masked_mse | gaussian | bernoulli | poisson | nb | zip | zinb")] = None,
+    likelihood: Annotated[
+        str | None,
+        typer.Option(help="mse | masked_mse | gaussian | bernoulli | poisson | nb | zip | zinb"),
+    ] = None,
     latent_dim: Annotated[int | None, typer.Option(help="latent dimensions")] = None,
     hidden: Annotated[str | None, typer.Option(help="hidden layer sizes, e.g. 256,128")] = None,
-    epochs: Annotated[int | None, typer.Option(help="maximum epochs (default from data size)")] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="maximum epochs (default from data size)")
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="batch size")] = None,
     lr: Annotated[float | None, typer.Option(help="learning rate")] = None,
     labels: Annotated[str | None, typer.Option(help="obs / table column with known labels")] = None,
@@ -186,11 +203,16 @@ def train(
     }
     cfg = build_config(config, preset, overrides)
     result = train_run(data, out_dir, cfg, overwrite=overwrite, resume=resume)
-    _print_run(result)
+    if result.model.is_global_zero:
+        _print_run(result)
 
 
 def _print_run(result: Any) -> None:
-    out.print(summary_table(result.metrics, f"geneae vs PCA on {result.metrics.get('data', {}).get('path', '')}"))
+    out.print(
+        summary_table(
+            result.metrics, f"geneae vs PCA on {result.metrics.get('data', {}).get('path', '')}"
+        )
+    )
     t = result.metrics.get("timings", {})
     m = result.metrics.get("model", {})
     out.print(
@@ -256,7 +278,10 @@ def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="a run / model directory")],
     data: Annotated[Path, typer.Argument(help="expression file (with labels for ARI / NMI)")],
     labels: Annotated[str | None, typer.Option(help="obs / table column with known labels")] = None,
-    out_file: Annotated[Path | None, typer.Option("--out", help="metrics JSON (default RUN_DIR/evaluate_<data>.json)")] = None,
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", help="metrics JSON (default RUN_DIR/evaluate_<data>.json)"),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing --out file")] = False,
 ) -> None:
     """Evaluate a trained model on any dataset, side by side with PCA.
@@ -287,7 +312,9 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run directory")]) -> 
     from geneae.report import write_report
 
     if not (run_dir / "metrics.json").is_file():
-        raise ModelFileError(f"{run_dir}: no metrics.json; is this a run directory of `geneae train`?")
+        raise ModelFileError(
+            f"{run_dir}: no metrics.json; is this a run directory of `geneae train`?"
+        )
     path = write_report(run_dir)
     out.print(f"report: {path}")
 
@@ -296,7 +323,9 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run directory")]) -> 
 def compare(
     data: Annotated[Path, typer.Argument(help="expression file")],
     out_dir: Annotated[Path, typer.Option("--out", help="directory for the runs and the table")],
-    grid: Annotated[str, typer.Option(help='e.g. "latent_dim=10,50 model=ae,vae likelihood=mse,masked_mse"')],
+    grid: Annotated[
+        str, typer.Option(help='e.g. "latent_dim=10,50 model=ae,vae likelihood=mse,masked_mse"')
+    ],
     config: Annotated[Path | None, typer.Option("--config", help="base run YAML")] = None,
     preset: Annotated[str | None, typer.Option(help="base preset")] = None,
     labels: Annotated[str | None, typer.Option(help="obs / table column with known labels")] = None,
@@ -313,8 +342,14 @@ def compare(
 
     axes = parse_grid(grid)
     base = build_config(
-        config, preset,
-        {"data.labels": labels, "train.max_epochs": epochs, "train.seed": seed, "train.quiet": True if quiet else None},
+        config,
+        preset,
+        {
+            "data.labels": labels,
+            "train.max_epochs": epochs,
+            "train.seed": seed,
+            "train.quiet": True if quiet else None,
+        },
     )
     n = len(list(itertools.product(*axes.values())))
     out.print(f"{n} runs: {', '.join(f'{k} in {v}' for k, v in axes.items())}")
@@ -324,7 +359,9 @@ def compare(
 
 @app.command()
 def demo(
-    out_dir: Annotated[Path, typer.Option("--out", help="where to write the demo run")] = Path("geneae_demo"),
+    out_dir: Annotated[Path, typer.Option("--out", help="where to write the demo run")] = Path(
+        "geneae_demo"
+    ),
     epochs: Annotated[int | None, typer.Option(help="maximum epochs")] = None,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
 ) -> None:
@@ -339,12 +376,18 @@ def demo(
     if (out_dir / "report.html").exists() or (out_dir / "config.yaml").exists():
         overwrite = True  # a previous demo's output, regenerated
     elif out_dir.exists() and any(out_dir.iterdir()):
-        raise ModelFileError(f"{out_dir}: exists and is not a geneae demo run; choose another --out.")
+        raise ModelFileError(
+            f"{out_dir}: exists and is not a geneae demo run; choose another --out."
+        )
     else:
         overwrite = False
     adata = datasets.pbmc_10x()
     cfg = RunConfig().updated(
-        {k: v for k, v in {"train.max_epochs": epochs, "train.quiet": True if quiet else None}.items() if v is not None}
+        {
+            k: v
+            for k, v in {"train.max_epochs": epochs, "train.quiet": True if quiet else None}.items()
+            if v is not None
+        }
     )
     out.print(f"geneae demo: {adata.n_obs} PBMCs x {adata.n_vars} genes (10x Genomics, bundled)")
     result = train_run("bundled:pbmc_10x", out_dir, cfg, adata=adata, overwrite=overwrite)
@@ -359,24 +402,32 @@ def main(argv: list[str] | None = None) -> int:
     except (GeneaeError, InputError, ConfigError, ModelFileError) as exc:
         err.print(f"geneae: error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return 2
-    except click.exceptions.Exit as exc:
+    except Exit as exc:
         return int(exc.exit_code or 0)
-    except click.exceptions.Abort:
+    except Abort:
         err.print("geneae: aborted", markup=False)
         return 1
-    except click.exceptions.ClickException as exc:
-        err.print(f"geneae: error: {exc.format_message()}", markup=False, highlight=False, soft_wrap=True)
-        return 2
+    except TyperException as exc:  # usage errors: unknown flag, bad value, missing argument
+        message = exc.format_message()
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            out.print(message, markup=False, highlight=False)
+        else:
+            err.print(f"geneae: error: {message}", markup=False, highlight=False, soft_wrap=True)
+        return int(getattr(exc, "exit_code", 2) or 2)
     except KeyboardInterrupt:
-        err.print("geneae: interrupted; checkpoints are in the run directory (resume with --resume)")
+        err.print(
+            "geneae: interrupted; checkpoints are in the run directory (resume with --resume)"
+        )
         return 1
     except Exception as exc:  # noqa: BLE001 - the last line of defence of the CLI
         if os.environ.get("GENEAE_DEBUG"):
             traceback.print_exc()
         err.print(
-            f"geneae: unexpected error ({type(exc).__name__}: {exc}); set GENEAE_DEBUG=1 for the traceback",
-            markup=False, highlight=False, soft_wrap=True,
+            f"geneae: unexpected error ({type(exc).__name__}: {exc}); "
+            "set GENEAE_DEBUG=1 for the traceback",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
         )
         return 1
     return 0
-

@@ -110,7 +110,9 @@ class ExpressionTensors:
 
     @property
     def nbytes(self) -> int:
-        extra = sum(t.numel() * t.element_size() for t in (self.library, self.covariate) if t is not None)
+        extra = sum(
+            t.numel() * t.element_size() for t in (self.library, self.covariate) if t is not None
+        )
         return self.x.nbytes + (self.target.nbytes if self.target is not None else 0) + extra
 
     def to(self, device: torch.device, *, pin: bool = False) -> ExpressionTensors:
@@ -166,8 +168,8 @@ class Batches:
     batch_size, shuffle, seed
         Shuffled subsets draw a new permutation each epoch from (seed, epoch).
     rank, world_size
-        Under data-parallel training each process takes every ``world_size``-th batch
-        of the same permutation, so the processes see disjoint rows.
+        Under data-parallel training each process takes its own equal share of the same
+        permutation, so the processes see disjoint rows.
     drop_last
         Drop a trailing batch smaller than 2 rows (batch norm cannot train on one row).
     """
@@ -205,17 +207,19 @@ class Batches:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _bounds(self) -> list[tuple[int, int]]:
-        """(start, stop) of this process's batches within the epoch's order."""
+    def _local_size(self) -> int:
+        """Rows this process sees per epoch: an equal share, so every process runs the
+        same number of steps (collectives would hang otherwise)."""
         n = len(self.rows)
+        return n if self.world_size == 1 else max(1, n // self.world_size)
+
+    def _bounds(self) -> list[tuple[int, int]]:
+        n = self._local_size()
         bounds = [(s, min(s + self.batch_size, n)) for s in range(0, n, self.batch_size)]
         # A last training batch of one row breaks batch norm: fold it into the previous one.
         if self.shuffle and len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < 2:
             bounds[-2:] = [(bounds[-2][0], n)]
-        if self.world_size > 1:
-            # Every process must run the same number of steps, or collectives hang.
-            bounds = bounds[: len(bounds) // self.world_size * self.world_size or self.world_size]
-        return bounds[self.rank :: self.world_size]
+        return bounds
 
     def __len__(self) -> int:
         return len(self._bounds())
@@ -225,6 +229,10 @@ class Batches:
         if self.shuffle:
             perm = epoch_permutation(len(self.rows), self.seed, self.epoch)
             order = order.index_select(0, perm.to(order.device))
+        if self.world_size > 1:
+            size = self._local_size()
+            start = (self.rank * size) % max(1, len(order))
+            order = order[start : start + size]
         for start, stop in self._bounds():
             batch = self.tensors.batch(order[start:stop])
             if self._streaming:

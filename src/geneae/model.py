@@ -73,6 +73,8 @@ class GeneAE:
         self.covariate_categories: list[str] = []
         self.history: pd.DataFrame = pd.DataFrame()
         self.metrics: dict[str, Any] = {}
+        # False in the helper processes of data-parallel training: they must not write.
+        self.is_global_zero = True
 
     @classmethod
     def from_preset(cls, name: str, overrides: dict[str, Any] | None = None) -> GeneAE:
@@ -93,7 +95,9 @@ class GeneAE:
 
     def _require_fitted(self) -> torch.nn.Module:
         if self.module is None or self.preprocessor is None:
-            raise ModelFileError("this GeneAE is not fitted yet; call .fit(adata) or GeneAE.load(dir).")
+            raise ModelFileError(
+                "this GeneAE is not fitted yet; call .fit(adata) or GeneAE.load(dir)."
+            )
         return self.module
 
     # -- fitting ------------------------------------------------------------------------------
@@ -133,7 +137,9 @@ class GeneAE:
         if validation is not None:
             self.config.train.validation = validation
         self.labels_key = labels_key
-        self.preprocessor = Preprocessor.from_config(self.config.preprocess, value_type(_raw_matrix(data)))
+        self.preprocessor = Preprocessor.from_config(
+            self.config.preprocess, value_type(_raw_matrix(data))
+        )
         pre = self.preprocessor.fit_transform(data)
         self.genes = [str(g) for g in pre.var_names]
         tensors = self._tensors(pre, for_training=True)
@@ -142,19 +148,26 @@ class GeneAE:
         train_cfg = self.config.train
         max_epochs = train_cfg.max_epochs or default_epochs(pre.n_obs)
         torch.manual_seed(train_cfg.seed)
-        self.module = build_module(self.config.model, len(self.genes), len(self.covariate_categories))
+        self.module = build_module(
+            self.config.model, len(self.genes), len(self.covariate_categories)
+        )
         plan = TrainingPlan(self.module, self.config.model, train_cfg, max_epochs)
         train_rows, val_rows = split_indices(pre.n_obs, train_cfg.validation, train_cfg.seed)
         datamodule = ExpressionDataModule(tensors, train_rows, val_rows, train_cfg)
         t1 = time.perf_counter()
         result = fit_module(
-            plan, datamodule, train_cfg, max_epochs,
-            run_dir=Path(run_dir) if run_dir is not None else None, resume=resume,
+            plan,
+            datamodule,
+            train_cfg,
+            max_epochs,
+            run_dir=Path(run_dir) if run_dir is not None else None,
+            resume=resume,
         )
         train_s = time.perf_counter() - t1
         self.module.load_state_dict(result.best_state)
         self.module.to("cpu").eval()
         self.history = result.history
+        self.is_global_zero = result.is_global_zero
         epochs = max(1, len(self.history))
         self.metrics["model"] = {
             "family": self.config.model.family,
@@ -181,7 +194,9 @@ class GeneAE:
         return self
 
     # -- tensors ------------------------------------------------------------------------------
-    def _tensors(self, pre: ad.AnnData, *, for_training: bool, need_target: bool = True) -> ExpressionTensors:
+    def _tensors(
+        self, pre: ad.AnnData, *, for_training: bool, need_target: bool = True
+    ) -> ExpressionTensors:
         x = RowMatrix.from_array(pre.X)
         target = library = None
         if self.counts_model and need_target:
@@ -203,7 +218,8 @@ class GeneAE:
             return None
         if key not in pre.obs:
             raise InputError(
-                f"covariate column {key!r} not found in obs; available: {', '.join(map(str, pre.obs.columns)) or 'none'}."
+                f"covariate column {key!r} not found in obs; available: "
+                f"{', '.join(map(str, pre.obs.columns)) or 'none'}."
             )
         values = pre.obs[key].astype(str).to_numpy()
         if fit:
@@ -212,19 +228,24 @@ class GeneAE:
         unknown = sorted(set(values) - set(lookup))
         if unknown:
             raise InputError(
-                f"covariate {key!r} has values the model was not trained on: {', '.join(unknown[:5])}; "
+                f"covariate {key!r} has values the model was not trained on: "
+                f"{', '.join(unknown[:5])}; "
                 f"known: {', '.join(self.covariate_categories[:10])}."
             )
         return torch.as_tensor([lookup[v] for v in values], dtype=torch.int64)
 
-    def _prepare(self, adata: ad.AnnData, layer: str | None, need_target: bool) -> tuple[ad.AnnData, ExpressionTensors]:
+    def _prepare(
+        self, adata: ad.AnnData, layer: str | None, need_target: bool
+    ) -> tuple[ad.AnnData, ExpressionTensors]:
         self._require_fitted()
         assert self.preprocessor is not None
         pre = self.preprocessor.transform(_with_layer(adata, layer))
         return pre, self._tensors(pre, for_training=False, need_target=need_target)
 
     @torch.no_grad()
-    def _map_batches(self, tensors: ExpressionTensors, fn: Any, batch_size: int = 4096) -> np.ndarray:
+    def _map_batches(
+        self, tensors: ExpressionTensors, fn: Any, batch_size: int = 4096
+    ) -> np.ndarray:
         module = self._require_fitted()
         module.eval()
         device = next(module.parameters()).device
@@ -239,9 +260,13 @@ class GeneAE:
     def transform(self, adata: ad.AnnData, *, layer: str | None = None) -> np.ndarray:
         """Latent means (n_samples x latent_dim) of ``adata``, preprocessed as in training."""
         _, tensors = self._prepare(adata, layer, need_target=False)
-        return self._map_batches(tensors, lambda m, b: m.embed(b["x"], covariate=b.get("covariate")))
+        return self._map_batches(
+            tensors, lambda m, b: m.embed(b["x"], covariate=b.get("covariate"))
+        )
 
-    def reconstruct(self, adata: ad.AnnData, *, layer: str | None = None, space: str = "target") -> np.ndarray:
+    def reconstruct(
+        self, adata: ad.AnnData, *, layer: str | None = None, space: str = "target"
+    ) -> np.ndarray:
         """Expected values of the reconstruction: the denoised matrix (modelled genes).
 
         ``space="target"``: what the model reconstructs — counts for count likelihoods
@@ -267,14 +292,17 @@ class GeneAE:
         module = self._require_fitted()
         if not hasattr(module, "cluster_probabilities"):
             raise InputError(
-                f"cluster_probabilities needs a GMVAE; this model's family is {self.config.model.family!r}."
+                "cluster_probabilities needs a GMVAE; this model's family is "
+                f"{self.config.model.family!r}."
             )
         _, tensors = self._prepare(adata, layer, need_target=False)
         return self._map_batches(
             tensors, lambda m, b: m.cluster_probabilities(b["x"], covariate=b.get("covariate"))
         )
 
-    def gene_loadings(self, adata: ad.AnnData, *, layer: str | None = None, max_cells: int = 300, seed: int = 0) -> np.ndarray:
+    def gene_loadings(
+        self, adata: ad.AnnData, *, layer: str | None = None, max_cells: int = 300, seed: int = 0
+    ) -> np.ndarray:
         """Genes x latent dims: how strongly each latent dimension drives each gene.
 
         Linear decoders: the decoder weights. Deep decoders: the mean absolute Jacobian of
@@ -307,6 +335,8 @@ class GeneAE:
         module = self._require_fitted()
         assert self.preprocessor is not None
         directory = Path(directory)
+        if not self.is_global_zero:
+            return directory
         if (directory / "weights.safetensors").exists() and not overwrite:
             raise ModelFileError(
                 f"{directory}: already holds a saved model; pass overwrite=True (CLI: "
@@ -350,7 +380,9 @@ class GeneAE:
                 meta = f.metadata() or {}
                 state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
         except Exception as exc:  # safetensors raises its own error types
-            raise ModelFileError(f"{directory / 'weights.safetensors'}: unreadable weights ({exc}).") from None
+            raise ModelFileError(
+                f"{directory / 'weights.safetensors'}: unreadable weights ({exc})."
+            ) from None
         model.covariate_categories = json.loads(meta.get("covariate_categories", "[]"))
         module = build_module(model.config.model, len(model.genes), len(model.covariate_categories))
         try:
@@ -360,7 +392,11 @@ class GeneAE:
                 f"{directory}: weights do not match config.yaml ({str(exc).splitlines()[0]})."
             ) from None
         model.module = module.eval()
-        model.history = pd.read_csv(directory / "history.csv") if (directory / "history.csv").stat().st_size > 1 else pd.DataFrame()
+        model.history = (
+            pd.read_csv(directory / "history.csv")
+            if (directory / "history.csv").stat().st_size > 1
+            else pd.DataFrame()
+        )
         model.metrics = json.loads((directory / "metrics.json").read_text(encoding="utf-8"))
         return model
 

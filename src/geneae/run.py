@@ -31,8 +31,16 @@ logger = logging.getLogger(__name__)
 
 # Files a run writes; ``overwrite`` replaces exactly these and nothing else in the folder.
 RUN_FILES = (
-    "config.yaml", "weights.safetensors", "genes.txt", "preprocessor.json", "history.csv",
-    "metrics.json", "latent.h5ad", "report_data.h5ad", "top_genes.csv", "report.html",
+    "config.yaml",
+    "weights.safetensors",
+    "genes.txt",
+    "preprocessor.json",
+    "history.csv",
+    "metrics.json",
+    "latent.h5ad",
+    "report_data.h5ad",
+    "top_genes.csv",
+    "report.html",
 )
 MAX_EVAL_CELLS = 50_000
 
@@ -102,6 +110,9 @@ def train_run(
 
     model = GeneAE(config)
     model.fit(adata, layer=config.data.layer, run_dir=run_dir, resume=resume)
+    if not model.is_global_zero:
+        # A helper process of data-parallel training: process 0 writes the run.
+        return RunResult(run_dir=run_dir, model=model, metrics=model.metrics)
     model.metrics["timings"]["read_s"] = read_s
     model.metrics["data"]["path"] = str(data_path)
     model.save(run_dir, overwrite=True)
@@ -128,7 +139,8 @@ def labels_of(adata: ad.AnnData, key: str | None = None) -> np.ndarray | None:
     if key not in adata.obs:
         if key != "label":
             raise InputError(
-                f"labels column {key!r} not found; available: {', '.join(map(str, adata.obs.columns)) or 'none'}."
+                f"labels column {key!r} not found; available: "
+                f"{', '.join(map(str, adata.obs.columns)) or 'none'}."
             )
         return None
     return adata.obs[key].astype(str).to_numpy()
@@ -167,9 +179,14 @@ def evaluate_model(
     elif method == "gmvae":
         method = "kmeans"
     comparison = evaluate.compare_with_pca(
-        x, latent, x_hat, labels,
-        seed=cfg.train.seed, cluster_method=method,
-        n_clusters=cfg.evaluate.n_clusters, clusters=clusters,
+        x,
+        latent,
+        x_hat,
+        labels,
+        seed=cfg.train.seed,
+        cluster_method=method,
+        n_clusters=cfg.evaluate.n_clusters,
+        clusters=clusters,
     )
     qz_var = model.latent_variance(sub, layer=layer)
     usage = evaluate.latent_usage(latent, qz_var)
@@ -181,7 +198,9 @@ def evaluate_model(
         metrics["data"] = dict(metrics.get("data", {}))
         metrics["data"]["labels"] = pd.Series(labels).value_counts().to_dict()
     if run_dir is not None:
-        _write_results(model, sub, pre, x, x_hat, latent, labels, comparison, responsibilities, run_dir)
+        _write_results(
+            model, sub, pre, x, x_hat, latent, labels, comparison, responsibilities, run_dir
+        )
     return metrics
 
 
@@ -222,14 +241,20 @@ def _write_results(
     latent_ad.obsm["X_pca"] = pca_scores
     if responsibilities is not None:
         latent_ad.obsm["geneae_responsibilities"] = responsibilities.astype(np.float32)
-    latent_ad.uns["geneae"] = {"config": json.loads(json.dumps(cfg.model_dump(mode="json"), default=str))}
+    latent_ad.uns["geneae"] = {
+        "config": json.loads(json.dumps(cfg.model_dump(mode="json"), default=str))
+    }
     write_h5ad(latent_ad, run_dir / "latent.h5ad")
 
     # A seeded subsample of everything the figures need, so `geneae report` can redraw them.
     rng = np.random.default_rng(cfg.train.seed)
     n_plot = min(cfg.evaluate.max_plot_cells, sub.n_obs)
     keep = np.sort(rng.choice(sub.n_obs, n_plot, replace=False))
-    rep = ad.AnnData(X=x[keep].astype(np.float32), obs=obs.iloc[keep].copy(), var=pd.DataFrame(index=pre.var_names.astype(str)))
+    rep = ad.AnnData(
+        X=x[keep].astype(np.float32),
+        obs=obs.iloc[keep].copy(),
+        var=pd.DataFrame(index=pre.var_names.astype(str)),
+    )
     rep.layers["geneae_denoised"] = x_hat[keep].astype(np.float32)
     raw = pre.layers["counts"] if "counts" in pre.layers else None
     if raw is not None:
@@ -243,7 +268,9 @@ def _write_results(
     usage = evaluate.latent_usage(latent, model.latent_variance(sub, layer=cfg.data.layer))
     for key in ("variance", "kl"):
         if usage.get(key) is not None:
-            rep.uns[f"geneae_latent_{'var' if key == 'variance' else key}"] = np.asarray(usage[key], dtype=np.float32)
+            rep.uns[f"geneae_latent_{'var' if key == 'variance' else key}"] = np.asarray(
+                usage[key], dtype=np.float32
+            )
     write_h5ad(rep, run_dir / "report_data.h5ad")
     table = evaluate.top_genes(loadings, list(pre.var_names.astype(str)), n=10)
     from geneae._atomic import atomic_path

@@ -67,6 +67,12 @@ class TrainingPlan(pl.LightningModule):
         )
 
     # -- steps -------------------------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        # Dropout, corruption and reparameterisation draw from torch's global generator;
+        # seeding it from (seed, epoch) makes a resumed run replay the same draws as an
+        # uninterrupted one (Lightning's checkpoints do not carry generator states).
+        torch.manual_seed(self.train_config.seed * 1_000_003 + self.current_epoch + 1)
+
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         steps = max(1, self._steps_per_epoch())
         kl_weight = self.kl_weight(self.current_epoch + batch_idx / steps)
@@ -110,8 +116,12 @@ class TrainingPlan(pl.LightningModule):
             return
         for key, value in sums.items():
             self.log(
-                f"{split}_{key}", value / count, on_step=False, on_epoch=True,
-                sync_dist=True, batch_size=count,
+                f"{split}_{key}",
+                value / count,
+                on_step=False,
+                on_epoch=True,
+                sync_dist=True,
+                batch_size=count,
             )
         self._sums[split] = {}
         self._counts[split] = 0

@@ -37,11 +37,15 @@ CHECKPOINT_DIR = "checkpoints"
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Checkpoint files appear complete or not at all (temporary name, then rename)."""
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None
+    ) -> None:
         with atomic_path(path) as tmp:
             torch.save(checkpoint, tmp)
 
-    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+    def load_checkpoint(
+        self, path: Any, map_location: Any = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
         # Resume files are pickles: never let them execute code.
         return torch.load(path, map_location=map_location or "cpu", weights_only=True)
 
@@ -113,14 +117,14 @@ class WarmupAwareEarlyStopping(Callback):
 
 
 class EpochSeeder(Callback):
-    """Tells the batch iterables which epoch it is, so each draws that epoch's permutation."""
+    """Tells the training batches which epoch it is, so each draws that epoch's order."""
 
-    def __init__(self, batches: list[Batches]) -> None:
-        self.batches = batches
+    def __init__(self, data: ExpressionDataModule) -> None:
+        self.data = data
 
     def on_train_epoch_start(self, trainer: pl.Trainer, plan: pl.LightningModule) -> None:
-        for b in self.batches:
-            b.set_epoch(trainer.current_epoch)
+        if self.data.train_batches is not None:
+            self.data.train_batches.set_epoch(trainer.current_epoch)
 
 
 class ExpressionDataModule(pl.LightningDataModule):
@@ -152,15 +156,26 @@ class ExpressionDataModule(pl.LightningDataModule):
         self.resident = device.type == "cpu" or self.tensors.nbytes <= budget
         source = self.tensors.to(device) if self.resident else self.tensors.to(device, pin=True)
         if not self.resident:
-            logger.info("data (%.1f GB) exceeds the memory budget: streaming batches", self.tensors.nbytes / 2**30)
+            logger.info(
+                "data (%.1f GB) exceeds the memory budget: streaming batches",
+                self.tensors.nbytes / 2**30,
+            )
         common = dict(batch_size=self.config.batch_size, device=device, seed=self.config.seed)
         self.train_batches = Batches(
-            source, self.train_rows, shuffle=True, rank=trainer.global_rank,
-            world_size=trainer.world_size, **common,
+            source,
+            self.train_rows,
+            shuffle=True,
+            rank=trainer.global_rank,
+            world_size=trainer.world_size,
+            **common,
         )
         self.val_batches = Batches(
-            source, self.val_rows, shuffle=False, rank=trainer.global_rank,
-            world_size=trainer.world_size, **common,
+            source,
+            self.val_rows,
+            shuffle=False,
+            rank=trainer.global_rank,
+            world_size=trainer.world_size,
+            **common,
         )
 
     def train_dataloader(self) -> Batches:
@@ -183,6 +198,7 @@ class FitResult:
     best_epoch: int | None
     device: str
     stopped_early: bool
+    is_global_zero: bool = True
 
 
 def _progress_enabled(config: TrainConfig) -> bool:
@@ -216,7 +232,7 @@ def fit_module(
             previous = pd.read_csv(history_path)
 
     history = HistoryWriter(history_path, previous)
-    callbacks: list[Callback] = [history]
+    callbacks: list[Callback] = [EpochSeeder(data), history]
     if config.early_stopping:
         callbacks.append(
             WarmupAwareEarlyStopping(monitor, config.patience, config.min_delta, plan.warmup_end)
@@ -226,8 +242,13 @@ def fit_module(
     if ckpt_dir is not None:
         callbacks.append(
             ModelCheckpoint(
-                dirpath=ckpt_dir, filename="best", monitor=monitor, mode="min",
-                save_top_k=1, save_last=True, enable_version_counter=False,
+                dirpath=ckpt_dir,
+                filename="best",
+                monitor=monitor,
+                mode="min",
+                save_top_k=1,
+                save_last=True,
+                enable_version_counter=False,
             )
         )
     progress = _progress_enabled(config)
@@ -259,8 +280,6 @@ def fit_module(
         warnings.filterwarnings("ignore", message=".*`IterableDataset`.*")
         warnings.filterwarnings("ignore", message=".*The number of training batches.*")
         trainer.fit(plan, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
-    assert data.train_batches is not None
-    # The epoch number is set by Lightning before the loop asks for batches.
     table = history.table()
     return FitResult(
         history=table,
@@ -269,6 +288,7 @@ def fit_module(
         best_epoch=best.epoch,
         device=str(trainer.strategy.root_device),
         stopped_early=bool(trainer.should_stop and trainer.current_epoch < max_epochs),
+        is_global_zero=trainer.is_global_zero,
     )
 
 

@@ -1,0 +1,236 @@
+"""GeneAE facade and training engine: save / load, resume, seeding, gene alignment, DDP."""
+
+import json
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from geneae import GeneAE, RunConfig, datasets, embed
+from geneae.errors import InputError, ModelFileError
+from geneae.model import MODEL_FILES
+
+
+def tiny_counts(n_cells=300, n_genes=60, seed=0):
+    return datasets.synthetic_counts(n_cells=n_cells, n_genes=n_genes, n_clusters=3, seed=seed)
+
+
+def quick_config(**overrides):
+    base = {
+        "train.max_epochs": 3,
+        "train.quiet": True,
+        "train.batch_size": 64,
+        "model.hidden": [32],
+        "model.latent_dim": 4,
+        "preprocess.n_top_genes": 0,
+    }
+    base.update(overrides)
+    return RunConfig().updated(base)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    adata = tiny_counts()
+    return adata, GeneAE(quick_config()).fit(adata)
+
+
+def test_fit_resolves_defaults_from_the_data(fitted):
+    adata, model = fitted
+    assert model.config.model.likelihood == "nb"
+    assert model.config.preprocess.preset == "counts"
+    assert model.metrics["model"]["epochs_trained"] == 3
+    assert list(model.history["epoch"]) == [0, 1, 2]
+    for column in ("train_loss", "val_loss", "train_kl", "val_elbo", "kl_weight", "lr"):
+        assert column in model.history, column
+    assert np.isfinite(model.history["val_loss"]).all()
+
+
+def test_continuous_data_gets_a_gaussian_vae_on_standardised_data():
+    adata = datasets.bulk_conditions(n_samples=120, n_genes=80, n_informative=20)
+    model = GeneAE(quick_config()).fit(adata)
+    assert model.config.model.likelihood == "gaussian"
+    assert model.config.preprocess.preset == "standardize"
+    assert model.transform(adata).shape == (120, 4)
+
+
+def test_save_load_transform_is_identical(fitted, tmp_path):
+    adata, model = fitted
+    model.save(tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == sorted(MODEL_FILES)
+    loaded = GeneAE.load(tmp_path / "m")
+    np.testing.assert_array_equal(model.transform(adata), loaded.transform(adata))
+    np.testing.assert_array_equal(model.reconstruct(adata), loaded.reconstruct(adata))
+    assert json.loads((tmp_path / "m" / "metrics.json").read_text())["model"]["latent_dim"] == 4
+
+
+def test_saved_model_has_no_pickle(fitted, tmp_path):
+    _, model = fitted
+    model.save(tmp_path / "m")
+    for path in (tmp_path / "m").iterdir():
+        head = path.read_bytes()[:2]
+        assert head not in (b"\x80\x02", b"\x80\x04", b"\x80\x05"), (
+            f"{path.name} looks like a pickle"
+        )
+        assert not path.name.endswith((".pt", ".pkl", ".ckpt"))
+
+
+def test_save_refuses_to_overwrite(fitted, tmp_path):
+    _, model = fitted
+    model.save(tmp_path / "m")
+    with pytest.raises(ModelFileError, match="overwrite"):
+        model.save(tmp_path / "m")
+    model.save(tmp_path / "m", overwrite=True)
+
+
+def test_load_errors_are_clear(fitted, tmp_path):
+    _, model = fitted
+    with pytest.raises(ModelFileError, match="no such model directory"):
+        GeneAE.load(tmp_path / "nothing")
+    model.save(tmp_path / "m")
+    (tmp_path / "m" / "genes.txt").unlink()
+    with pytest.raises(ModelFileError, match="genes.txt"):
+        GeneAE.load(tmp_path / "m")
+    model.save(tmp_path / "w", overwrite=True)
+    (tmp_path / "w" / "weights.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelFileError, match="weights"):
+        GeneAE.load(tmp_path / "w")
+
+
+def test_gene_permuted_copy_gives_the_same_latent(fitted):
+    adata, model = fitted
+    order = np.random.default_rng(1).permutation(adata.n_vars)
+    permuted = adata[:, order].copy()
+    np.testing.assert_allclose(
+        model.transform(adata), model.transform(permuted), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_missing_genes_raise_a_clear_error(fitted):
+    adata, model = fitted
+    with pytest.raises(InputError, match="missing"):
+        model.transform(adata[:, 5:].copy())
+
+
+def test_same_seed_gives_identical_results():
+    adata = tiny_counts()
+    a = GeneAE(quick_config()).fit(adata).transform(adata)
+    b = GeneAE(quick_config()).fit(adata).transform(adata)
+    np.testing.assert_array_equal(a, b)
+    c = GeneAE(quick_config(**{"train.seed": 1})).fit(adata).transform(adata)
+    assert not np.allclose(a, c)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path, monkeypatch):
+    import lightning.pytorch as pl
+
+    adata = tiny_counts()
+    cfg = quick_config(**{"train.max_epochs": 5, "train.early_stopping": False})
+    full = GeneAE(cfg).fit(adata, run_dir=tmp_path / "full")
+    full_last = torch.load(tmp_path / "full" / "checkpoints" / "last.ckpt", weights_only=True)
+
+    original = pl.Trainer.fit
+    calls = {"n": 0}
+
+    class StopAfter(pl.Callback):
+        def on_train_epoch_end(self, trainer, plan):
+            if trainer.current_epoch == 2:
+                raise Interrupt("simulated crash")
+
+    def fit_with_crash(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            self.callbacks.append(StopAfter())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pl.Trainer, "fit", fit_with_crash)
+    with pytest.raises(Interrupt):
+        GeneAE(cfg).fit(adata, run_dir=tmp_path / "cut")
+    assert (tmp_path / "cut" / "checkpoints" / "last.ckpt").exists()
+    resumed = GeneAE(cfg).fit(adata, run_dir=tmp_path / "cut", resume=True)
+    cut_last = torch.load(tmp_path / "cut" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert cut_last["epoch"] == full_last["epoch"]
+    for key, value in full_last["state_dict"].items():
+        torch.testing.assert_close(cut_last["state_dict"][key], value, rtol=1e-5, atol=1e-6)
+    assert list(resumed.history["epoch"]) == [0, 1, 2, 3, 4]
+
+
+def test_history_is_written_each_epoch(tmp_path):
+    adata = tiny_counts()
+    GeneAE(quick_config()).fit(adata, run_dir=tmp_path)
+    history = pd.read_csv(tmp_path / "history.csv")
+    assert list(history["epoch"]) == [0, 1, 2]
+    assert {"best.ckpt", "last.ckpt"} <= {p.name for p in (tmp_path / "checkpoints").iterdir()}
+
+
+def test_embed_writes_scanpy_style_results(fitted):
+    adata, model = fitted
+    out = embed(adata, model, copy=True)
+    assert out is not adata
+    assert out.obsm["X_geneae"].shape == (adata.n_obs, 4)
+    assert out.layers["geneae_denoised"].shape == adata.shape
+    assert out.uns["geneae"]["key_added"] == "X_geneae"
+    assert "X_geneae" not in adata.obsm
+
+
+def test_reconstruct_is_in_count_space_for_count_models(fitted):
+    adata, model = fitted
+    recon = model.reconstruct(adata)
+    assert recon.shape == (adata.n_obs, len(model.genes)) and (recon >= 0).all()
+    counts = adata[:, model.genes].layers["counts"]
+    np.testing.assert_allclose(recon.sum(1), np.asarray(counts.sum(1)).ravel(), rtol=1e-3)
+    assert np.isfinite(model.reconstruct(adata, space="input")).all()
+
+
+def test_count_likelihood_refuses_non_count_data():
+    adata = datasets.bulk_conditions(n_samples=60, n_genes=40, n_informative=10)
+    with pytest.raises(InputError, match="raw counts"):
+        GeneAE(quick_config(**{"model.likelihood": "nb"})).fit(adata)
+
+
+def test_gmvae_cluster_probabilities(fitted):
+    adata, _ = fitted
+    model = GeneAE(quick_config(**{"model.family": "gmvae", "model.n_components": 3})).fit(adata)
+    probs = model.cluster_probabilities(adata)
+    assert probs.shape == (adata.n_obs, 3)
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_trains_a_loadable_model(tmp_path):
+    script = tmp_path / "ddp_train.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            from geneae import GeneAE, RunConfig, datasets
+            adata = datasets.synthetic_counts(n_cells=256, n_genes=40, n_clusters=3, seed=0)
+            cfg = RunConfig().updated({{
+                "train.max_epochs": 2, "train.quiet": True, "train.batch_size": 32,
+                "train.accelerator": "cpu", "train.devices": 2, "train.strategy": "ddp",
+                "model.hidden": [16], "model.latent_dim": 3, "preprocess.n_top_genes": 0,
+            }})
+            model = GeneAE(cfg).fit(adata)
+            model.save({str(tmp_path / "model")!r}, overwrite=True)
+            """
+        )
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    model = GeneAE.load(tmp_path / "model")
+    adata = datasets.synthetic_counts(n_cells=256, n_genes=40, n_clusters=3, seed=0)
+    latent = model.transform(adata)
+    assert latent.shape == (256, 3) and np.isfinite(latent).all()
+    assert model.metrics["model"]["epochs_trained"] == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert len(model.history) == 2
