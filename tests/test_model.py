@@ -134,7 +134,7 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path, monke
 
     adata = tiny_counts()
     cfg = quick_config(**{"train.max_epochs": 5, "train.early_stopping": False})
-    full = GeneAE(cfg).fit(adata, run_dir=tmp_path / "full")
+    GeneAE(cfg).fit(adata, run_dir=tmp_path / "full")
     full_last = torch.load(tmp_path / "full" / "checkpoints" / "last.ckpt", weights_only=True)
 
     original = pl.Trainer.fit

@@ -58,7 +58,7 @@ def parse_grid(text: str) -> dict[str, list[Any]]:
             parsed = [yaml.safe_load(v) for v in values.split(",")]
         axes[dotted] = parsed
     if not axes:
-        raise ConfigError("--grid is empty; e.g. --grid \"latent_dim=10,50 model=ae,vae\".")
+        raise ConfigError('--grid is empty; e.g. --grid "latent_dim=10,50 model=ae,vae".')
     return axes
 
 
@@ -93,7 +93,10 @@ def run_grid(
         echo(f"training {name}")
         result = train_run(data_path, out_dir / name, config, adata=adata, overwrite=overwrite)
         comparison = result.metrics["comparison"]
-        row: dict[str, Any] = {"run": name, **{k.split(".")[-1]: _cell(v) for k, v in combo.items()}}
+        row: dict[str, Any] = {
+            "run": name,
+            **{k.split(".")[-1]: _cell(v) for k, v in combo.items()},
+        }
         for key in TABLE_METRICS:
             if key in comparison["geneae"]:
                 row[key] = comparison["geneae"][key]
@@ -140,7 +143,13 @@ def _figure(out_dir: Path, names: list[str], table: pd.DataFrame) -> None:
     for j, metric in enumerate(metrics):
         xs = range(len(table))
         ax.bar([x + (2 * j) * width for x in xs], table[metric], width, label=f"geneae {metric}")
-        ax.bar([x + (2 * j + 1) * width for x in xs], table[f"pca_{metric}"], width, label=f"PCA {metric}", alpha=0.6)
+        ax.bar(
+            [x + (2 * j + 1) * width for x in xs],
+            table[f"pca_{metric}"],
+            width,
+            label=f"PCA {metric}",
+            alpha=0.6,
+        )
     ax.set_xticks(list(range(len(table))))
     ax.set_xticklabels(table["run"], rotation=45, ha="right", fontsize=7)
     ax.legend(fontsize=7)

@@ -208,8 +208,11 @@ class Batches:
         self.epoch = epoch
 
     def _local_size(self) -> int:
-        """Rows this process sees per epoch: an equal share, so every process runs the
-        same number of steps (collectives would hang otherwise)."""
+        """Rows this process sees per epoch.
+
+        An equal share for every process, so all run the same number of steps (the
+        gradient all-reduce would hang otherwise).
+        """
         n = len(self.rows)
         return n if self.world_size == 1 else max(1, n // self.world_size)
 
