@@ -1,0 +1,41 @@
+"""Pure-torch model families sharing one contract (see ``docs/architecture.md``).
+
+Every module has ``inference``, ``generative``, ``loss`` (returning :class:`LossOutput`),
+``embed``, ``reconstruct`` and ``loadings``; the GMVAE adds ``cluster_probabilities``.
+Build one from a :class:`~geneae.config.ModelConfig` with :func:`build_module`.
+"""
+
+from __future__ import annotations
+
+from geneae.config import ModelConfig
+from geneae.module.ae import AE
+from geneae.module.base import LossOutput
+from geneae.module.gmvae import GMVAE
+from geneae.module.vae import VAE
+
+__all__ = ["AE", "GMVAE", "VAE", "LossOutput", "build_module"]
+
+
+def build_module(cfg: ModelConfig, n_genes: int, n_covariates: int = 0) -> AE | VAE | GMVAE:
+    """The module of ``cfg.family`` for ``n_genes`` genes.
+
+    ``ae`` and ``dae`` give an :class:`AE` (the denoising one corrupts its input as
+    ``cfg.noise`` says), ``vae`` a :class:`VAE`, ``gmvae`` a :class:`GMVAE`. A covariate with
+    ``n_covariates`` levels (``batch["covariate"]`` holds indices) is fed to the decoder.
+    """
+    if n_genes < 1:
+        raise ValueError(f"n_genes must be positive, got {n_genes}")
+    if n_covariates < 0:
+        raise ValueError(f"n_covariates must be >= 0, got {n_covariates}")
+    if cfg.likelihood == "auto":
+        raise ValueError(
+            "likelihood 'auto' must be resolved from the data before building a module "
+            "(nb for raw counts, gaussian otherwise); set ModelConfig.likelihood explicitly."
+        )
+    if cfg.family in ("ae", "dae"):
+        return AE(cfg, n_genes, n_covariates)
+    if cfg.family == "vae":
+        return VAE(cfg, n_genes, n_covariates)
+    if cfg.family == "gmvae":
+        return GMVAE(cfg, n_genes, n_covariates)
+    raise ValueError(f"unknown model family {cfg.family!r}")

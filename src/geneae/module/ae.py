@@ -1,0 +1,136 @@
+"""Deterministic autoencoder: plain, zero-masked, denoising (ADAGE) and count (DCA) variants."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from geneae.config import ModelConfig
+from geneae.module.base import (
+    Decoder,
+    LibraryHead,
+    LossOutput,
+    contrastive_views,
+    corrupt_input,
+    library_size,
+    squared_error,
+    unpack,
+)
+from geneae.module.contrastive import nt_xent
+from geneae.nn import Encoder, one_hot
+
+
+class AE(nn.Module):
+    """Autoencoder with a deterministic code ``z = f(x)``.
+
+    Objective per sample: ``reconstruction = sum_g loss_g(target, g(f(corrupt(x))))`` where
+    ``loss_g`` is the squared error (``mse``; the *sum* over genes, i.e. the Gaussian
+    negative log-likelihood with variance 1/2 up to a constant, so that it is on the same
+    per-sample scale as the count likelihoods; ``metrics["mse"]`` reports the mean over
+    entries), the squared error on non-zero targets only (``masked_mse``), or the negative
+    log-likelihood of any likelihood (``gaussian``, ``bernoulli``; ``poisson`` / ``nb`` /
+    ``zip`` / ``zinb`` on raw counts, as DCA). ``loss = mean_n reconstruction``
+    (+ ``contrastive_weight * NT-Xent``). The family ``dae`` is this class with a
+    corruption of the encoder input during training (``cfg.noise``).
+
+    Parameters
+    ----------
+    cfg
+        Model configuration; every field is honoured.
+    n_genes
+        Number of input (and output) genes.
+    n_covariates
+        Levels of the one-hot covariate fed to the decoder; 0 for none.
+    """
+
+    def __init__(self, cfg: ModelConfig, n_genes: int, n_covariates: int = 0) -> None:
+        super().__init__()
+        self.cfg = cfg.model_copy(deep=True)
+        self.n_genes = n_genes
+        self.n_covariates = n_covariates
+        self.encoder = Encoder(
+            n_genes,
+            cfg.hidden,
+            cfg.latent_dim,
+            cfg.activation,
+            cfg.norm,
+            cfg.dropout,
+            variational=False,
+        )
+        self.learned_library = cfg.models_counts and cfg.library == "learned"
+        self.library_head = (
+            LibraryHead(self.encoder.mlp.out_features) if self.learned_library else None
+        )
+        self.decoder = Decoder(cfg, n_genes, n_covariates)
+
+    # -- contract -------------------------------------------------------------------------
+    def inference(
+        self, x: Tensor, covariate: Tensor | None = None, sample: bool | None = None
+    ) -> dict[str, Tensor]:
+        """``{"z", "qz_mean"}``: both the code, (n, d); ``"log_library"`` (n,) if learned.
+
+        The encoder does not use the covariate; ``sample`` is accepted for a uniform
+        signature with the variational families and has no effect (the code is
+        deterministic).
+        """
+        z, _, h = self.encoder(x)
+        out = {"z": z, "qz_mean": z}
+        if self.library_head is not None:
+            out["log_library"] = self.library_head(h)
+        return out
+
+    def generative(
+        self, z: Tensor, library: Tensor | None = None, covariate: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """Likelihood parameters (see :class:`~geneae.module.base.LikelihoodHead`)."""
+        return self.decoder(z, library, one_hot(covariate, self.n_covariates))
+
+    def loss(
+        self, batch: dict[str, Tensor], kl_weight: float = 1.0, mask_rate: float | None = None
+    ) -> LossOutput:
+        """Reconstruction loss of the uncorrupted target from the (corrupted) input.
+
+        ``kl_weight`` is accepted for a uniform interface and has no effect.
+        """
+        x, target, observed, covariate = unpack(batch, self.n_covariates)
+        if self.library_head is not None and self.training:
+            self.library_head.initialise(observed)
+        inference = self.inference(corrupt_input(x, self.cfg, mask_rate, self.training))
+        library = library_size(inference, observed, self.learned_library)
+        params = self.decoder(inference["z"], library, covariate)
+        reconstruction = self.decoder.head.loss(target, params).sum(-1)
+        total = reconstruction.mean()
+        metrics = {
+            "reconstruction": total.detach(),
+            "mse": squared_error(target, params["mean"]),
+        }
+        if self.cfg.contrastive_weight > 0:
+            view1, view2 = contrastive_views(x, self.cfg, mask_rate)
+            contrastive = nt_xent(
+                self.embed(view1), self.embed(view2), self.cfg.contrastive_temperature
+            )
+            total = total + self.cfg.contrastive_weight * contrastive
+            metrics["contrastive"] = contrastive.detach()
+        return LossOutput(total, reconstruction, torch.zeros_like(reconstruction), metrics)
+
+    def embed(self, x: Tensor, covariate: Tensor | None = None) -> Tensor:
+        """(n, d) codes of uncorrupted ``x`` (call ``.eval()`` to switch dropout off)."""
+        return self.encoder(x)[0]
+
+    def reconstruct(
+        self, x: Tensor, library: Tensor | None = None, covariate: Tensor | None = None
+    ) -> Tensor:
+        """Expected target given uncorrupted ``x``.
+
+        Counts for count likelihoods: ``library`` times the decoded proportions; with no
+        ``library`` given, the predicted library when it is learned, else 1 (the
+        proportions themselves). ``sigmoid(logits)`` for bernoulli, the mean otherwise.
+        """
+        inference = self.inference(x)
+        if library is None:
+            library = library_size(inference, None, self.learned_library)
+        return self.generative(inference["z"], library, covariate)["mean"]
+
+    def loadings(self) -> Tensor:
+        """(genes, latent) decoder weight; requires a linear decoder (``decoder_hidden=[]``)."""
+        return self.decoder.loadings()

@@ -1,0 +1,149 @@
+"""Variational autoencoder with a Gaussian posterior and any likelihood."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from geneae.config import ModelConfig
+from geneae.module.base import (
+    VAR_EPS,
+    Decoder,
+    LibraryHead,
+    LossOutput,
+    contrastive_views,
+    corrupt_input,
+    library_size,
+    squared_error,
+    unpack,
+)
+from geneae.module.contrastive import nt_xent
+from geneae.module.priors import StandardNormal
+from geneae.nn import Encoder, one_hot
+
+
+def reparameterise(mean: Tensor, var: Tensor) -> Tensor:
+    """One sample ``mean + sqrt(var) * eps``, differentiable in mean and var."""
+    return mean + var.sqrt() * mean.new_empty(mean.shape).normal_()
+
+
+class VAE(nn.Module):
+    """VAE: q(z|x) = N(mu(x), diag(sigma^2(x))), p(z) = N(0, I), p(target|z) any likelihood.
+
+    Per sample, with one reparameterised draw ``z ~ q(z|x)``:
+
+    ``reconstruction = -log p(target | z)`` (summed over genes; for ``mse`` /
+    ``masked_mse`` the summed squared error), ``kl = KL(q(z|x) || p(z))`` (closed form),
+    ``elbo = -(reconstruction + kl)`` and
+    ``loss = mean_n(reconstruction + kl_weight * kl)`` (+ ``contrastive_weight * NT-Xent``).
+
+    ``loss`` always samples z, in evaluation mode too, so that the validation ``elbo`` is
+    a proper single-sample estimate of the bound; ``inference`` samples only in training
+    mode unless told (``sample=``). The variance is ``softplus(.) + 1e-4``.
+
+    With ``library="learned"`` the log-library is a deterministic encoder head trained
+    through the likelihood (see :class:`~geneae.module.base.LibraryHead`), not a latent
+    variable.
+
+    Parameters
+    ----------
+    cfg
+        Model configuration; every field is honoured.
+    n_genes
+        Number of genes.
+    n_covariates
+        Levels of the one-hot covariate fed to the decoder; 0 for none.
+    """
+
+    def __init__(self, cfg: ModelConfig, n_genes: int, n_covariates: int = 0) -> None:
+        super().__init__()
+        self.cfg = cfg.model_copy(deep=True)
+        self.n_genes = n_genes
+        self.n_covariates = n_covariates
+        self.encoder = Encoder(
+            n_genes,
+            cfg.hidden,
+            cfg.latent_dim,
+            cfg.activation,
+            cfg.norm,
+            cfg.dropout,
+            variational=True,
+            var_eps=VAR_EPS,
+        )
+        self.learned_library = cfg.models_counts and cfg.library == "learned"
+        self.library_head = (
+            LibraryHead(self.encoder.mlp.out_features) if self.learned_library else None
+        )
+        self.decoder = Decoder(cfg, n_genes, n_covariates)
+        self.prior = StandardNormal()
+
+    # -- contract -------------------------------------------------------------------------
+    def inference(
+        self, x: Tensor, covariate: Tensor | None = None, sample: bool | None = None
+    ) -> dict[str, Tensor]:
+        """``{"z", "qz_mean", "qz_var"}`` (n, d), plus ``"log_library"`` (n,) if learned.
+
+        ``z`` is a reparameterised sample when ``sample`` (default: training mode), the
+        posterior mean otherwise. The encoder does not use the covariate.
+        """
+        mean, var, h = self.encoder(x)
+        sample = self.training if sample is None else sample
+        out = {"z": reparameterise(mean, var) if sample else mean, "qz_mean": mean, "qz_var": var}
+        if self.library_head is not None:
+            out["log_library"] = self.library_head(h)
+        return out
+
+    def generative(
+        self, z: Tensor, library: Tensor | None = None, covariate: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """Likelihood parameters (see :class:`~geneae.module.base.LikelihoodHead`)."""
+        return self.decoder(z, library, one_hot(covariate, self.n_covariates))
+
+    def loss(
+        self, batch: dict[str, Tensor], kl_weight: float = 1.0, mask_rate: float | None = None
+    ) -> LossOutput:
+        """Negative ELBO with a weighted KL (beta-VAE / KL warm-up via ``kl_weight``)."""
+        x, target, observed, covariate = unpack(batch, self.n_covariates)
+        if self.library_head is not None and self.training:
+            self.library_head.initialise(observed)
+        inference = self.inference(
+            corrupt_input(x, self.cfg, mask_rate, self.training), sample=True
+        )
+        library = library_size(inference, observed, self.learned_library)
+        params = self.decoder(inference["z"], library, covariate)
+        reconstruction = self.decoder.head.loss(target, params).sum(-1)
+        kl_per_dim = self.prior.kl_per_dim(inference["qz_mean"], inference["qz_var"])
+        kl = kl_per_dim.sum(-1)
+        total = (reconstruction + kl_weight * kl).mean()
+        metrics = {
+            "reconstruction": reconstruction.mean().detach(),
+            "kl": kl.mean().detach(),
+            # Latent dimensions in use (mean KL > 0.01 nats): a posterior-collapse gauge.
+            "active_dims": (kl_per_dim.detach().mean(0) > 0.01).sum().to(kl.dtype),
+            "elbo": -(reconstruction + kl).mean().detach(),
+            "mse": squared_error(target, params["mean"]),
+        }
+        if self.cfg.contrastive_weight > 0:
+            view1, view2 = contrastive_views(x, self.cfg, mask_rate)
+            contrastive = nt_xent(
+                self.embed(view1), self.embed(view2), self.cfg.contrastive_temperature
+            )
+            total = total + self.cfg.contrastive_weight * contrastive
+            metrics["contrastive"] = contrastive.detach()
+        return LossOutput(total, reconstruction, kl, metrics)
+
+    def embed(self, x: Tensor, covariate: Tensor | None = None) -> Tensor:
+        """(n, d) posterior means of uncorrupted ``x`` (no sampling)."""
+        return self.encoder(x)[0]
+
+    def reconstruct(
+        self, x: Tensor, library: Tensor | None = None, covariate: Tensor | None = None
+    ) -> Tensor:
+        """Expected target at the posterior mean of z (see :meth:`AE.reconstruct`)."""
+        inference = self.inference(x, sample=False)
+        if library is None:
+            library = library_size(inference, None, self.learned_library)
+        return self.generative(inference["z"], library, covariate)["mean"]
+
+    def loadings(self) -> Tensor:
+        """(genes, latent) decoder weight; requires a linear decoder (``decoder_hidden=[]``)."""
+        return self.decoder.loadings()
