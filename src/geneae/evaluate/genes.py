@@ -1,0 +1,98 @@
+"""What the model learned about genes: top genes per latent dimension and gene neighbours.
+
+``loadings`` is a genes x latent dims matrix computed by the model code: the decoder weights
+of a linear decoder, or the mean absolute Jacobian of the decoder output with respect to the
+latent code for deep decoders. Nothing here needs torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from geneae.errors import InputError
+
+
+def top_genes(loadings: Any, genes: Sequence[str], n: int = 10) -> pd.DataFrame:
+    """The ``n`` genes with the largest absolute loading on each latent dimension.
+
+    Parameters
+    ----------
+    loadings
+        Genes x latent dims.
+    genes
+        Gene names, one per row of ``loadings``.
+    n
+        Genes per dimension (fewer when there are fewer genes).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Long format, one row per (dimension, rank): columns ``dim`` (0-based), ``rank``
+        (1 = largest absolute loading), ``gene`` and ``loading`` (signed).
+    """
+    w = _check(loadings, genes)
+    n = max(0, min(int(n), w.shape[0]))
+    names = np.asarray(list(genes), dtype=object)
+    rows = []
+    for dim in range(w.shape[1]):
+        # Stable sort on -|w| keeps gene order for ties, so results are reproducible.
+        order = np.argsort(-np.abs(w[:, dim]), kind="stable")[:n]
+        for rank, i in enumerate(order, start=1):
+            rows.append((dim, rank, str(names[i]), float(w[i, dim])))
+    return pd.DataFrame(rows, columns=["dim", "rank", "gene", "loading"])
+
+
+def top_similar_genes(
+    gene: str, n: int = 10, *, loadings: Any, genes: Sequence[str]
+) -> pd.DataFrame:
+    """Genes whose loading vectors point the same way as ``gene``'s in the learned space.
+
+    Parameters
+    ----------
+    gene
+        A gene name in ``genes``.
+    n
+        Number of neighbours returned (the gene itself excluded).
+    loadings, genes
+        As in :func:`top_genes`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``gene`` and ``similarity`` (cosine, in [-1, 1]), most similar first. Genes
+        with an all-zero loading vector have similarity NaN and come last.
+    """
+    w = _check(loadings, genes)
+    names = [str(g) for g in genes]
+    try:
+        i = names.index(gene)
+    except ValueError:
+        lower = {name.lower(): name for name in names}
+        close = [lower[c] for c in difflib.get_close_matches(gene.lower(), list(lower), n=3)]
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        msg = f"gene {gene!r} is not among the model's {len(names)} genes.{hint}"
+        raise InputError(msg) from None
+    norms = np.linalg.norm(w, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sim = (w @ w[i]) / (norms * norms[i])
+    sim[i] = np.nan  # the gene itself is not its own neighbour
+    order = [j for j in np.argsort(-np.nan_to_num(sim, nan=-np.inf), kind="stable") if j != i]
+    order = order[: max(0, int(n))]
+    return pd.DataFrame({"gene": [names[j] for j in order], "similarity": sim[order]})
+
+
+def _check(loadings: Any, genes: Sequence[str]) -> np.ndarray:
+    w = np.asarray(loadings, dtype=np.float64)
+    if w.ndim != 2:
+        raise InputError(f"loadings must be genes x latent dims, got shape {w.shape}.")
+    if len(genes) != w.shape[0]:
+        raise InputError(
+            f"{len(genes)} gene names for {w.shape[0]} loading rows; loadings must be "
+            "genes x latent dims (transpose decoder weights stored as dims x genes)."
+        )
+    return w

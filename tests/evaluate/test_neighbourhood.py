@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.manifold import trustworthiness as sk_trust
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.neighbors import KNeighborsClassifier
+
+from geneae.evaluate import knn_accuracy, trustworthiness
+
+
+def test_knn_accuracy_equals_sklearn_cv(blobs):
+    z, labels = blobs
+    rng = np.random.default_rng(0)
+    z = z + rng.normal(scale=5.0, size=z.shape)
+    cv = StratifiedKFold(5, shuffle=True, random_state=0)
+    expected = cross_val_score(KNeighborsClassifier(15), z, labels, cv=cv).mean()
+    assert knn_accuracy(z, labels) == pytest.approx(expected)
+
+
+def test_knn_accuracy_tiny_classes():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(30, 2))
+    labels = np.array(["a"] * 20 + ["b"] * 9 + ["c"])  # a singleton class
+    value = knn_accuracy(z, labels)
+    assert 0 <= value <= 1
+
+
+def test_trustworthiness_matches_sklearn_and_subsamples():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 30))
+    z = x[:, :3]
+    assert trustworthiness(x, z) == pytest.approx(sk_trust(x, z, n_neighbors=10))
+    sub = trustworthiness(sp.csr_matrix(x), z, max_cells=50, seed=1)
+    idx = np.sort(np.random.default_rng(1).choice(120, 50, replace=False))
+    assert sub == pytest.approx(sk_trust(x[idx], z[idx], n_neighbors=10))
+    assert trustworthiness(x, x) == pytest.approx(1.0)
