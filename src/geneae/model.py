@@ -300,6 +300,26 @@ class GeneAE:
             tensors, lambda m, b: m.cluster_probabilities(b["x"], covariate=b.get("covariate"))
         )
 
+    def latent_variance(self, adata: ad.AnnData, *, layer: str | None = None) -> np.ndarray | None:
+        """Posterior variances of q(z|x) (n x latent_dim), or None for deterministic models.
+
+        For the GMVAE: the variance of the mixture posterior's components, averaged with
+        the responsibilities q(y|x) (the within-component part of the mixture's variance).
+        """
+        if not self.config.model.is_variational:
+            return None
+        _, tensors = self._prepare(adata, layer, need_target=False)
+
+        def run(m: torch.nn.Module, b: dict[str, torch.Tensor]) -> torch.Tensor:
+            out = m.inference(b["x"], covariate=b.get("covariate"), sample=False)
+            var = out["qz_var"]
+            if var.dim() == 3:
+                weights = torch.softmax(out["qy_logits"], dim=-1)
+                var = (weights.unsqueeze(-1) * var).sum(1)
+            return var
+
+        return self._map_batches(tensors, run)
+
     def gene_loadings(
         self, adata: ad.AnnData, *, layer: str | None = None, max_cells: int = 300, seed: int = 0
     ) -> np.ndarray:
@@ -310,6 +330,8 @@ class GeneAE:
         the latent code, over up to ``max_cells`` samples.
         """
         module = self._require_fitted()
+        if self.config.model.decoder_hidden == [] and self.config.model.family != "gmvae":
+            return module.loadings().detach().cpu().numpy()
         latent = self.transform(adata, layer=layer)
         rng = np.random.default_rng(seed)
         rows = rng.choice(len(latent), size=min(max_cells, len(latent)), replace=False)

@@ -178,7 +178,7 @@ def evaluate_model(
             clusters = responsibilities.argmax(1)
     elif method == "gmvae":
         method = "kmeans"
-    comparison = evaluate.compare_with_pca(
+    comparison, arrays = evaluate.compare_with_pca(
         x,
         latent,
         x_hat,
@@ -187,6 +187,7 @@ def evaluate_model(
         cluster_method=method,
         n_clusters=cfg.evaluate.n_clusters,
         clusters=clusters,
+        return_arrays=True,
     )
     qz_var = model.latent_variance(sub, layer=layer)
     usage = evaluate.latent_usage(latent, qz_var)
@@ -198,9 +199,7 @@ def evaluate_model(
         metrics["data"] = dict(metrics.get("data", {}))
         metrics["data"]["labels"] = pd.Series(labels).value_counts().to_dict()
     if run_dir is not None:
-        _write_results(
-            model, sub, pre, x, x_hat, latent, labels, comparison, responsibilities, run_dir
-        )
+        _write_results(model, sub, pre, x, x_hat, latent, labels, arrays, responsibilities, run_dir)
     return metrics
 
 
@@ -223,7 +222,7 @@ def _write_results(
     x_hat: np.ndarray,
     latent: np.ndarray,
     labels: np.ndarray | None,
-    comparison: dict[str, Any],
+    arrays: dict[str, Any],
     responsibilities: np.ndarray | None,
     run_dir: Path,
 ) -> None:
@@ -231,11 +230,11 @@ def _write_results(
     obs = pd.DataFrame(index=sub.obs_names.astype(str))
     if labels is not None:
         obs["label"] = pd.Categorical(labels)
-    clusters = comparison.get("clusters", {})
+    clusters = arrays["clusters"]
     for side in ("geneae", "pca"):
         if side in clusters:
             obs[f"{side}_cluster"] = pd.Categorical(np.asarray(clusters[side]).astype(str))
-    pca_scores = np.asarray(comparison["pca_embedding"], dtype=np.float32)
+    pca_scores = np.asarray(arrays["pca_embedding"], dtype=np.float32)
     latent_ad = ad.AnnData(obs=obs)
     latent_ad.obsm["X_geneae"] = latent.astype(np.float32)
     latent_ad.obsm["X_pca"] = pca_scores

@@ -8,11 +8,13 @@ pickles; they are loaded only with ``weights_only=True`` and are never the saved
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -274,9 +276,11 @@ def fit_module(
         deterministic=False,
         reload_dataloaders_every_n_epochs=0,
     )
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_lightning():
         # Lightning nags about worker processes; our batches are gathered on the device.
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        warnings.filterwarnings("ignore", message=".*across ranks is zero.*")
         warnings.filterwarnings("ignore", message=".*`IterableDataset`.*")
         warnings.filterwarnings("ignore", message=".*The number of training batches.*")
         trainer.fit(plan, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
@@ -315,6 +319,20 @@ class BestWeights(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self.epoch, self.state = state["best"], state["epoch"], state["state"]
+
+
+@contextlib.contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Hide Lightning's banner (GPU/TPU availability, tips, 'fit stopped') during fit."""
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
