@@ -1,0 +1,297 @@
+"""The command line end to end on tiny data: exit codes, files, metrics, protection."""
+
+import json
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from geneae import datasets
+from geneae.cli import main
+
+FAST = {
+    "train": {"max_epochs": 3, "batch_size": 64, "quiet": True},
+    "model": {"hidden": [32], "latent_dim": 4},
+    "preprocess": {"n_top_genes": 0},
+    "evaluate": {"tsne": False, "umap": False, "max_plot_cells": 200},
+}
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "tiny.h5ad"
+    datasets.synthetic_counts(n_cells=240, n_genes=50, n_clusters=3, seed=0).write_h5ad(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def fast_yaml(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cfg") / "fast.yaml"
+    path.write_text(yaml.safe_dump(FAST))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(data_file, fast_yaml, tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "run"
+    assert main(["train", str(data_file), "--out", str(run), "--config", str(fast_yaml)]) == 0
+    return run
+
+
+def one_line_error(capsys):
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert err.startswith("geneae: error:"), err
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_train_writes_a_complete_run(trained):
+    for name in (
+        "config.yaml",
+        "weights.safetensors",
+        "genes.txt",
+        "preprocessor.json",
+        "history.csv",
+        "metrics.json",
+        "latent.h5ad",
+        "report.html",
+        "report_data.h5ad",
+        "top_genes.csv",
+    ):
+        assert (trained / name).is_file(), name
+    assert any((trained / "figures").glob("*.png"))
+    metrics = json.loads((trained / "metrics.json").read_text())
+    comparison = metrics["comparison"]
+    assert comparison["n_components"] == 4
+    for side in ("geneae", "pca"):
+        for key in ("ari", "nmi", "acc", "silhouette", "mse"):
+            assert key in comparison[side], (side, key)
+    assert metrics["model"]["epochs_trained"] == 3
+    assert (
+        metrics["data"]["labels"] == {"0": 80, "1": 80, "2": 80}
+        or len(metrics["data"]["labels"]) == 3
+    )
+    latent = ad.read_h5ad(trained / "latent.h5ad")
+    assert latent.obsm["X_geneae"].shape == (240, 4)
+    assert latent.obsm["X_pca"].shape == (240, 4)
+    assert "label" in latent.obs
+
+
+def test_train_prints_the_summary(data_file, fast_yaml, tmp_path, capsys):
+    assert (
+        main(["train", str(data_file), "--out", str(tmp_path / "r"), "--config", str(fast_yaml)])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "ARI" in out and "PCA (4 components)" in out and "report:" in out
+
+
+def test_existing_run_is_protected(trained, data_file, fast_yaml, capsys):
+    before = (trained / "weights.safetensors").read_bytes()
+    assert main(["train", str(data_file), "--out", str(trained), "--config", str(fast_yaml)]) == 2
+    assert "--overwrite" in one_line_error(capsys)
+    assert (trained / "weights.safetensors").read_bytes() == before
+
+
+def test_overwrite_replaces_only_our_files(data_file, fast_yaml, tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "notes.txt").write_text("mine")
+    args = ["train", str(data_file), "--out", str(run), "--config", str(fast_yaml)]
+    assert main(args) == 0
+    assert main([*args, "--overwrite"]) == 0
+    assert (run / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragment"),
+    [
+        (["--model", "transformer"], "--model"),
+        (["--likelihood", "gamma"], "--likelihood"),
+        (["--hidden", "12,abc"], "--hidden"),
+        (["--latent-dim", "0"], "latent_dim"),
+        (["--bogus"], "No such option"),
+        (["--preset", "nope"], "unknown preset"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line(flags, fragment, data_file, tmp_path, capsys):
+    assert main(["train", str(data_file), "--out", str(tmp_path / "r"), *flags]) == 2
+    assert fragment in one_line_error(capsys)
+    assert not (tmp_path / "r" / "weights.safetensors").exists()
+
+
+def test_misspelt_yaml_key_is_an_error_naming_it(data_file, tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  latent_dims: 4\n")
+    assert main(["train", str(data_file), "--out", str(tmp_path / "r"), "--config", str(bad)]) == 2
+    err = one_line_error(capsys)
+    assert "latent_dims" in err and "latent_dim" in err
+
+
+def test_bad_yaml_value_names_key_and_allowed_values(data_file, tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  family: transformer\n")
+    assert main(["train", str(data_file), "--out", str(tmp_path / "r"), "--config", str(bad)]) == 2
+    err = one_line_error(capsys)
+    assert "model.family" in err and "'vae'" in err
+
+
+def test_missing_data_file_exits_2(tmp_path, capsys):
+    assert main(["train", str(tmp_path / "none.h5ad"), "--out", str(tmp_path / "r")]) == 2
+    assert "none.h5ad" in one_line_error(capsys)
+
+
+def test_info(data_file, capsys):
+    assert main(["info", str(data_file)]) == 0
+    out = capsys.readouterr().out
+    assert "240" in out and "raw counts" in out
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".npy", ".h5ad"])
+def test_encode_by_extension(trained, data_file, tmp_path, suffix):
+    target = tmp_path / f"latent{suffix}"
+    assert main(["encode", str(trained), str(data_file), "--out", str(target)]) == 0
+    if suffix == ".npy":
+        values = np.load(target)
+    elif suffix == ".h5ad":
+        values = np.asarray(ad.read_h5ad(target).X)
+    else:
+        values = pd.read_csv(target, sep="," if suffix == ".csv" else "\t", index_col=0).to_numpy()
+    reference = ad.read_h5ad(trained / "latent.h5ad").obsm["X_geneae"]
+    np.testing.assert_allclose(values, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_encode_refuses_to_overwrite(trained, data_file, tmp_path, capsys):
+    target = tmp_path / "latent.csv"
+    target.write_text("precious")
+    assert main(["encode", str(trained), str(data_file), "--out", str(target)]) == 2
+    assert "--overwrite" in one_line_error(capsys)
+    assert target.read_text() == "precious"
+
+
+def test_reconstruct_writes_counts(trained, data_file, tmp_path):
+    target = tmp_path / "denoised.npy"
+    assert main(["reconstruct", str(trained), str(data_file), "--out", str(target)]) == 0
+    values = np.load(target)
+    assert values.shape == (240, 50) and (values >= 0).all()
+
+
+def test_evaluate_writes_metrics(trained, data_file, tmp_path):
+    target = tmp_path / "eval.json"
+    assert main(["evaluate", str(trained), str(data_file), "--out", str(target)]) == 0
+    metrics = json.loads(target.read_text())
+    assert {"geneae", "pca"} <= set(metrics["comparison"])
+
+
+def test_report_rerenders(trained):
+    (trained / "report.html").unlink()
+    assert main(["report", str(trained)]) == 0
+    assert "<html" in (trained / "report.html").read_text()
+
+
+def test_report_of_a_non_run_exits_2(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    one_line_error(capsys)
+
+
+def test_rerun_from_saved_config_gives_the_same_latent(trained, data_file, tmp_path):
+    again = tmp_path / "again"
+    assert (
+        main(
+            ["train", str(data_file), "--out", str(again), "--config", str(trained / "config.yaml")]
+        )
+        == 0
+    )
+    first = ad.read_h5ad(trained / "latent.h5ad").obsm["X_geneae"]
+    second = ad.read_h5ad(again / "latent.h5ad").obsm["X_geneae"]
+    np.testing.assert_array_equal(first, second)
+
+
+def test_flags_override_the_yaml(data_file, fast_yaml, tmp_path):
+    run = tmp_path / "r"
+    args = [
+        "train",
+        str(data_file),
+        "--out",
+        str(run),
+        "--config",
+        str(fast_yaml),
+        "--latent-dim",
+        "3",
+    ]
+    assert main(args) == 0
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["model"]["latent_dim"] == 3 and saved["model"]["hidden"] == [32]
+
+
+def test_preset_then_flags(data_file, fast_yaml, tmp_path):
+    run = tmp_path / "r"
+    args = [
+        "train",
+        str(data_file),
+        "--out",
+        str(run),
+        "--config",
+        str(fast_yaml),
+        "--preset",
+        "dca-zinb",
+    ]
+    assert main(args) == 0
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["preset"] == "dca-zinb"
+    assert saved["model"]["likelihood"] == "zinb" and saved["model"]["family"] == "ae"
+    # the YAML's own values win over the preset's
+    assert saved["model"]["hidden"] == [32]
+
+
+def test_resume_needs_a_checkpoint(data_file, tmp_path, capsys):
+    assert main(["train", str(data_file), "--out", str(tmp_path / "new"), "--resume"]) == 2
+    assert "resume" in one_line_error(capsys)
+
+
+def test_compare_grid(data_file, fast_yaml, tmp_path):
+    out = tmp_path / "cmp"
+    grid = "latent_dim=2,3 likelihood=mse,nb"
+    assert (
+        main(
+            [
+                "compare",
+                str(data_file),
+                "--out",
+                str(out),
+                "--grid",
+                grid,
+                "--config",
+                str(fast_yaml),
+            ]
+        )
+        == 0
+    )
+    table = pd.read_csv(out / "comparison.csv")
+    assert len(table) == 4
+    assert {"ari", "pca_ari", "nmi", "latent_dim", "likelihood"} <= set(table.columns)
+    assert (out / "comparison.md").read_text().count("\n") >= 6
+    assert (out / "comparison.png").stat().st_size > 1000
+
+
+def test_compare_bad_grid_exits_2(data_file, tmp_path, capsys):
+    assert main(["compare", str(data_file), "--out", str(tmp_path), "--grid", "colour=red"]) == 2
+    assert "colour" in one_line_error(capsys)
+
+
+def test_help_of_every_command(capsys):
+    for command in (
+        "train",
+        "encode",
+        "reconstruct",
+        "evaluate",
+        "compare",
+        "report",
+        "demo",
+        "info",
+    ):
+        assert main([command, "--help"]) == 0
+        assert "Example" in capsys.readouterr().out
