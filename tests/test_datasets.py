@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -22,18 +19,6 @@ SMALL = {
     "polynomial_toy": {"n_samples": 200},
     "synthetic_counts": {"n_cells": 300, "n_genes": 100, "n_clusters": 3},
 }
-
-
-def shared_data_dir() -> Path:
-    """``$GENEAE_SHARED_DATA`` or ``<repo>/../shared/data``; fail in CI, skip elsewhere."""
-    default = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    root = Path(os.environ.get("GENEAE_SHARED_DATA", default))
-    if not root.is_dir():
-        message = f"shared data directory {root} not found (set GENEAE_SHARED_DATA)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return root
 
 
 def lognorm_pca_kmeans_ari(adata, n_clusters: int) -> float:
@@ -161,10 +146,10 @@ def test_bundled_file_is_small() -> None:
     assert len(path.read_bytes()) < 2 * 1024 * 1024
 
 
-def test_pbmc_10x_matches_the_source_h5_exactly() -> None:
+def test_pbmc_10x_matches_the_source_h5_exactly(shared_file) -> None:
     import h5py
 
-    source = shared_data_dir() / "pbmc_10x" / "10X_PBMC_select_2100_top2000.h5"
+    source = shared_file("pbmc_10x/10X_PBMC_select_2100_top2000.h5")
     with h5py.File(source, "r") as f:
         x, y = f["X"][()], f["Y"][()]
     adata = datasets.pbmc_10x()

@@ -281,6 +281,8 @@ def fit_module(
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
         warnings.filterwarnings("ignore", message=".*across ranks is zero.*")
+        # Resuming writes into the run's own checkpoint folder on purpose.
+        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
         warnings.filterwarnings("ignore", message=".*`IterableDataset`.*")
         warnings.filterwarnings("ignore", message=".*The number of training batches.*")
         trainer.fit(plan, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
