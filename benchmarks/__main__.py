@@ -1,0 +1,103 @@
+"""``python -m benchmarks [quality|speed|scaling|report|all] [options]`` (see README.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from benchmarks.common import BENCHMARKS_MD, DATASETS, DEFAULT_OUT
+
+PARTS = ("quality", "speed", "scaling", "report", "all")
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    from benchmarks.quality import METHODS
+    from benchmarks.scaling import DEFAULT_SIZES
+
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="geneae side-by-side benchmarks against scanpy PCA and scvi-tools.",
+    )
+    p.add_argument("part", nargs="?", default="all", choices=PARTS)
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument(
+        "--max-epochs",
+        type=int,
+        default=None,
+        help="cap the epochs of every trained model (quality; default: each method's own)",
+    )
+    p.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
+    p.add_argument(
+        "--report-path",
+        type=Path,
+        default=BENCHMARKS_MD,
+        help="where report writes the Markdown (default: BENCHMARKS.md at the repo root)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=4 * 3600,
+        help="seconds per worker process (a quality run, a scaling size, speed)",
+    )
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start the results file over instead of replacing matching records",
+    )
+    p.add_argument(
+        "--speed-epochs",
+        type=int,
+        default=10,
+        help="speed: time fits of N and 2N epochs; per-epoch time = difference / N",
+    )
+    p.add_argument("--speed-dataset", default="pbmc_10x", choices=list(DATASETS))
+    p.add_argument("--sizes", nargs="+", type=int, default=list(DEFAULT_SIZES))
+    p.add_argument(
+        "--scaling-epochs",
+        type=int,
+        default=None,
+        help="scaling: epochs per size (default 3 up to 10k cells, 2 up to 100k, 1 beyond)",
+    )
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    out: Path = args.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    part = args.part
+    if part in ("quality", "all"):
+        from benchmarks.quality import run_quality
+
+        run_quality(
+            args.datasets,
+            args.methods,
+            args.seeds,
+            args.max_epochs,
+            out,
+            timeout=args.timeout,
+            fresh=args.fresh,
+        )
+    if part in ("speed", "all"):
+        from benchmarks.speed import run_speed
+
+        run_speed(out, epochs=args.speed_epochs, dataset=args.speed_dataset, timeout=args.timeout)
+    if part in ("scaling", "all"):
+        from benchmarks.scaling import run_scaling
+
+        run_scaling(
+            out, args.sizes, epochs=args.scaling_epochs, timeout=args.timeout, fresh=args.fresh
+        )
+    if part in ("report", "all"):
+        from benchmarks.report import write_report
+
+        path = write_report(out, args.report_path)
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

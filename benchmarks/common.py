@@ -1,0 +1,335 @@
+"""Shared plumbing: paths, datasets, machine and version facts, atomic JSON, subprocess runs.
+
+This module imports only the standard library at import time, so the parent process that
+orchestrates the runs stays small; the heavy packages load inside the worker processes.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import resource
+import shlex
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+BENCHMARKS_MD = REPO / "BENCHMARKS.md"
+
+# name -> file under the shared data folder (None: loaded from geneae.datasets)
+DATASETS: dict[str, str | None] = {
+    "pbmc_10x": "pbmc_10x/10X_PBMC_top2000.h5",
+    "worm_neuron": "worm_neuron/worm_neuron_cell_top2000.h5",
+    "mouse_bladder": "mouse_bladder/mouse_bladder_cell_top2000.h5",
+    "cite_cbmc": "cite_cbmc/CITE_CBMC_counts_top2000.h5",
+    "pbmc_10x_bundled": None,
+}
+
+# Published ARI / NMI on these data (shared/data/README.md); reference ranges, not targets.
+PUBLISHED: dict[str, dict[str, Any]] = {
+    "pbmc_10x": {
+        "ari": 0.7841,
+        "nmi": 0.7736,
+        "method": "scDeepCluster (Keras), ttgump/scDeepCluster README",
+    },
+    "worm_neuron": {"ari": 0.52, "nmi": None, "method": "scDeepCluster, original paper"},
+    "mouse_bladder": {"ari": 0.58, "nmi": None, "method": "scDeepCluster, original paper"},
+}
+
+
+def shared_data_dir() -> Path:
+    """The shared data folder: ``$GENEAE_SHARED_DATA`` or ``<repo>/../shared/data``."""
+    env = os.environ.get("GENEAE_SHARED_DATA")
+    return Path(env).expanduser() if env else (REPO.parent / "shared" / "data")
+
+
+def dataset_path(name: str) -> Path | None:
+    rel = DATASETS[name]
+    return None if rel is None else shared_data_dir() / rel
+
+
+def load_dataset(name: str) -> Any:
+    """Raw counts (``X`` and ``layers["counts"]``) and labels (``obs["label"]``) as AnnData.
+
+    Every method gets a copy of this same object: raw counts plus labels, nothing else.
+    """
+    import anndata as ad
+    import numpy as np
+    import scipy.sparse as sp
+
+    if name not in DATASETS:
+        raise SystemExit(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+    path = dataset_path(name)
+    if path is None:
+        from geneae import datasets
+
+        raw = datasets.pbmc_10x()
+    else:
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path}: dataset file not found; set GENEAE_SHARED_DATA to the shared data folder"
+            )
+        from geneae.io import read
+
+        raw = read(path)
+    counts = raw.layers["counts"] if "counts" in raw.layers else raw.X
+    counts = counts.astype(np.float32)
+    if sp.issparse(counts):
+        counts = sp.csr_matrix(counts)
+    label_key = next(
+        (k for k in ("label", "labels", "cell_type", "celltype", "Y") if k in raw.obs), None
+    )
+    if label_key is None:
+        raise ValueError(f"{name}: no labels found in obs ({list(raw.obs.columns)})")
+    obs = raw.obs[[]].copy()
+    obs["label"] = raw.obs[label_key].astype(str).to_numpy()
+    adata = ad.AnnData(X=counts, obs=obs, var=raw.var[[]].copy())
+    adata.layers["counts"] = counts
+    adata.obs_names_make_unique()
+    adata.var_names_make_unique()
+    return adata
+
+
+# -- facts about the run -------------------------------------------------------------------
+def machine_info() -> dict[str, Any]:
+    cpu = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram_gb = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                ram_gb = round(int(line.split()[1]) / 1024**2, 1)
+                break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    return {
+        "cpu_model": cpu or platform.processor() or platform.machine(),
+        "cpu_cores": os.cpu_count(),
+        "cpu_cores_usable": usable,
+        "ram_gb": ram_gb,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for dist in ("geneae", "torch", "scanpy", "scvi-tools", "anndata", "scikit-learn", "scipy"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def command_line() -> str:
+    """The command as a user would type it (``python -m benchmarks ...``)."""
+    return " ".join(["python -m benchmarks", *(shlex.quote(a) for a in sys.argv[1:])])
+
+
+def ru_maxrss_mb() -> float:
+    """``getrusage(RUSAGE_SELF).ru_maxrss`` in MB (Linux reports KiB).
+
+    Caveat: Linux carries the parent's peak at fork time over into the child's ru_maxrss
+    (through exec), so a worker started by a large parent reports at least the parent's
+    size. The parent here stays small (standard library only) for that reason.
+    """
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far: VmHWM of /proc (this process's own
+    address space, nothing inherited), else ``ru_maxrss``."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return ru_maxrss_mb()
+
+
+# -- results files ---------------------------------------------------------------------------
+def _mkstemp_beside(path: Path, suffix: str) -> tuple[int, str]:
+    """A temporary file next to ``path`` with the usual permissions (mkstemp gives 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    return fd, tmp
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    fd, tmp = _mkstemp_beside(path, ".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, indent=1, allow_nan=True, default=_json_default)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = _mkstemp_beside(path, ".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_figure_atomic(fig: Any, path: Path) -> None:
+    fd, tmp = _mkstemp_beside(path, path.suffix)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return str(obj)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def merge_records(
+    path: Path,
+    kind: str,
+    new: Iterable[dict[str, Any]],
+    key: Callable[[dict[str, Any]], tuple],
+    *,
+    fresh: bool = False,
+) -> dict[str, Any]:
+    """Rewrite ``path`` with ``new`` records replacing those with the same key."""
+    old = None if fresh else read_json(path)
+    records = {key(r): r for r in (old or {}).get("records", [])}
+    for rec in new:
+        records[key(rec)] = rec
+    commands = [] if old is None else list(old.get("commands", []))
+    cmd = command_line()
+    if cmd not in commands:
+        commands.append(cmd)
+    doc = {
+        "kind": kind,
+        "schema": 1,
+        "updated": now(),
+        "machine": machine_info(),
+        "versions": versions(),
+        "commands": commands,
+        "records": list(records.values()),
+    }
+    write_json_atomic(path, doc)
+    return doc
+
+
+# -- worker subprocesses -------------------------------------------------------------------
+def run_worker(
+    spec: dict[str, Any], *, log_path: Path, timeout: float | None
+) -> tuple[dict[str, Any] | None, str]:
+    """Run ``python -m benchmarks.worker`` on ``spec`` in its own process.
+
+    Returns the worker's result (None if it wrote none) and a short error text (the tail of
+    its output) for failures.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="geneae-bench-") as tmp:
+        spec_path = Path(tmp) / "spec.json"
+        result_path = Path(tmp) / "result.json"
+        spec_path.write_text(json.dumps(spec), encoding="utf-8")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+        )
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        cmd = [sys.executable, "-m", "benchmarks.worker", str(spec_path), str(result_path)]
+        with open(log_path, "w", encoding="utf-8") as log:
+            try:
+                proc = subprocess.run(
+                    cmd,
+                    cwd=REPO,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    timeout=timeout,
+                    check=False,
+                )
+                rc: int | str = proc.returncode
+            except subprocess.TimeoutExpired:
+                rc = f"timeout after {timeout:.0f} s"
+        result = None
+        if result_path.is_file():
+            result = json.loads(result_path.read_text(encoding="utf-8"))
+    tail = ""
+    if result is None or result.get("status") == "failed":
+        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        tail = f"worker exit {rc}; log {log_path.name}:\n" + "\n".join(lines[-25:])
+    return result, tail
+
+
+def mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None, int]:
+    import math
+
+    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if not vals:
+        return None, None, 0
+    m = sum(vals) / len(vals)
+    sd = (sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0.0
+    return m, sd, len(vals)
+
+
+def current_rss_mb() -> float | None:
+    """Resident memory of this process now (from /proc; None where unavailable)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def loadavg() -> list[float] | None:
+    """1-, 5- and 15-minute load averages (other processes competing for the cores)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
