@@ -121,3 +121,23 @@ def test_validation_batches_keep_order():
     batches = Batches(t, rows, batch_size=2, device=torch.device("cpu"), shuffle=False)
     cov = torch.cat([b["covariate"] for b in batches]).numpy()
     np.testing.assert_array_equal(cov, rows % 3)
+
+
+def test_target_with_the_same_pattern_shares_index_arrays():
+    counts = _matrix(5)
+    lognorm = counts.copy()
+    lognorm.data = np.log1p(lognorm.data)
+    x = RowMatrix.from_array(lognorm)
+    target = RowMatrix.from_array(counts, like=x)
+    assert target.indptr is x.indptr and target.indices is x.indices
+    t = ExpressionTensors(x=x, target=target, library=target.row_sums())
+    assert t.shared_pattern
+    assert t.nbytes < x.nbytes + target.nbytes
+    idx = torch.tensor([3, 1, 40])
+    batch = t.batch(idx)
+    np.testing.assert_array_equal(batch["target"].numpy(), counts.toarray()[[3, 1, 40]])
+    np.testing.assert_allclose(batch["x"].numpy(), lognorm.toarray()[[3, 1, 40]], rtol=1e-6)
+    moved = t.to(torch.device("cpu"))
+    assert moved.shared_pattern
+    other = _matrix(6)
+    assert RowMatrix.from_array(other, like=x).indptr is not x.indptr

@@ -207,7 +207,7 @@ class GeneAE:
                     f"has none (value type: {value_type(pre.X)}). Give raw counts (X or "
                     f"layers['counts']), or choose --likelihood gaussian / mse."
                 )
-            target = RowMatrix.from_array(counts)
+            target = RowMatrix.from_array(counts, like=x)
             library = target.row_sums()
         covariate = self._covariate_codes(pre, fit=for_training)
         return ExpressionTensors(x=x, target=target, library=library, covariate=covariate)
