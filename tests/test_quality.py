@@ -1,0 +1,28 @@
+"""Quality floor on real data: the default count model on 10x PBMC (4,271 cells)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from geneae import GeneAE, RunConfig, read
+from geneae.run import evaluate_model
+
+
+@pytest.mark.slow
+def test_default_count_model_on_10x_pbmc(shared_file):
+    adata = read(shared_file("pbmc_10x/10X_PBMC_top2000.h5"))
+    config = RunConfig().updated({"train.quiet": True, "evaluate.report": False})
+    model = GeneAE(config).fit(adata)
+    assert model.config.model.likelihood == "nb"  # counts get the count model by default
+    metrics = evaluate_model(model, adata)
+    ours, pca = metrics["comparison"]["geneae"], metrics["comparison"]["pca"]
+    print(json.dumps({"geneae": ours, "pca": pca}, default=float))
+    # The floor of the quality issue; published scDeepCluster: ARI 0.784 / NMI 0.774.
+    assert ours["ari"] >= 0.70
+    assert ours["nmi"] >= 0.70
+    # PCA with as many components on the same preprocessed matrix is close behind or ahead
+    # on this dataset (unscaled PCA is the strongest peer here, see BENCHMARKS.md); the
+    # model must at least stay within reach of it.
+    assert ours["ari"] >= pca["ari"] - 0.06
+    assert np.isfinite(ours["mse"]) and ours["trustworthiness"] > 0.8
