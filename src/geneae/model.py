@@ -429,8 +429,16 @@ def resolve_for_data(config: RunConfig, adata: ad.AnnData) -> RunConfig:
     counts = is_count_matrix(_raw_matrix(adata))
     if config.model.likelihood == "auto":
         config.model.likelihood = "nb" if counts else "gaussian"
-    if config.preprocess.preset == "auto":
-        config.preprocess.preset = "counts" if counts else "standardize"
+    if config.preprocess.preset == "auto" and counts:
+        # The recommended count model (BENCHMARKS.md): HVGs chosen on the counts, a
+        # z-scored log-normalised encoder input, raw counts as the likelihood's target.
+        config.preprocess.preset = "counts"
+        if config.preprocess.scale is None:
+            config.preprocess.scale = True
+        if config.preprocess.clip is None:
+            config.preprocess.clip = 10.0
+    elif config.preprocess.preset == "auto":
+        config.preprocess.preset = "standardize"
     return config
 
 

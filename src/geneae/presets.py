@@ -29,11 +29,13 @@ PRESETS: dict[str, Preset] = {
     for p in [
         Preset(
             "recommended",
-            "geneae's default for raw counts: NB VAE, 1 x 128 hidden, 10 latent, KL warm-up "
-            "to beta 0.3, epochs from the data size",
+            "geneae's default for raw counts: NB VAE on z-scored log-normalised input, "
+            "1 x 128 hidden, 10 latent, KL warm-up to beta 0.3, epochs from the data size",
             "chosen by geneae's benchmark across the development datasets (BENCHMARKS.md)",
             {
                 "preprocess.preset": "counts",
+                "preprocess.scale": True,
+                "preprocess.clip": 10.0,
                 "model.family": "vae",
                 "model.likelihood": "nb",
                 "model.hidden": [128],
