@@ -391,3 +391,25 @@ def test_gradients_match_finite_differences():
     assert torch.autograd.gradcheck(lambda m, t, p: zinb_log_prob(x, m, t, p), (mu, theta, logits))
     assert torch.autograd.gradcheck(lambda m, p: zip_log_prob(x, m, p), (mu, logits))
     assert torch.autograd.gradcheck(lambda p: bernoulli_log_prob(x.clamp(max=1), p), (logits,))
+
+
+def test_nb_sparse_coefficient_path_matches_dense_formula():
+    """Large, mostly-zero inputs take the non-zero-only lgamma path; it must be exact."""
+    gen = torch.Generator().manual_seed(7)
+    x = torch.poisson(torch.rand(64, 300, generator=gen) * 0.3).double()
+    assert x.numel() >= 4096 and (x == 0).float().mean() > 0.5
+    mu = (torch.rand(64, 300, generator=gen) * 3 + 0.01).double().requires_grad_()
+    theta = (torch.rand(300, generator=gen) * 5 + 0.1).double().requires_grad_()
+    fast = nb_log_prob(x, mu, theta)
+    dense = (
+        torch.lgamma(x + theta)
+        - torch.lgamma(theta)
+        - torch.lgamma(x + 1)
+        + theta * torch.log(theta / (theta + mu))
+        + x * torch.log(mu / (theta + mu))
+    )
+    torch.testing.assert_close(fast, dense, rtol=1e-10, atol=1e-10)
+    g_fast = torch.autograd.grad(fast.sum(), (mu, theta))
+    g_dense = torch.autograd.grad(dense.sum(), (mu, theta))
+    for a, b in zip(g_fast, g_dense, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)

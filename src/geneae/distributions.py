@@ -161,8 +161,24 @@ def _nb_log_terms(x: Tensor, mu: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]
     log_theta_frac = -_softplus(log_mu - log_theta)
     log_mu_frac = -_softplus(log_theta - log_mu)
     log_f0 = theta * log_theta_frac
-    log_coef = torch.lgamma(x + theta) - torch.lgamma(theta) - torch.lgamma(x + 1.0)
-    return log_coef + log_f0 + x * log_mu_frac, log_f0
+    return _nb_log_coef(x, theta) + log_f0 + x * log_mu_frac, log_f0
+
+
+def _nb_log_coef(x: Tensor, theta: Tensor) -> Tensor:
+    """``lgamma(x + theta) - lgamma(theta) - lgamma(x + 1)``, exactly 0 where ``x == 0``.
+
+    Single-cell counts are mostly zeros, and lgamma / digamma dominate the NB step on a
+    CPU; computing them only at the non-zero entries is several times cheaper there. On
+    GPUs the dense form is faster (no data-dependent indexing).
+    """
+    if x.is_cuda or not x.is_floating_point() or x.numel() < 4096:
+        return torch.lgamma(x + theta) - torch.lgamma(theta) - torch.lgamma(x + 1.0)
+    xb, thetab = torch.broadcast_tensors(x, theta)
+    nonzero = xb != 0
+    xn, thetan = xb[nonzero], thetab[nonzero]
+    values = torch.lgamma(xn + thetan) - torch.lgamma(thetan) - torch.lgamma(xn + 1.0)
+    out = torch.zeros(xb.shape, dtype=values.dtype, device=values.device)
+    return out.index_put((nonzero,), values)
 
 
 def nb_log_prob(x: Tensor, mu: Tensor, theta: Tensor) -> Tensor:

@@ -40,6 +40,9 @@ class TrainingPlan(pl.LightningModule):
         max_epochs: int,
     ) -> None:
         super().__init__()
+        # One optimizer, one loss: stepping it ourselves skips Lightning's closure
+        # machinery, about a third of the step time of these small networks on a CPU.
+        self.automatic_optimization = False
         self.module = module
         self.model_config = model_config
         self.train_config = train_config
@@ -78,9 +81,19 @@ class TrainingPlan(pl.LightningModule):
         kl_weight = self.kl_weight(self.current_epoch + batch_idx / steps)
         mask_rate = self.mask_rate(self.global_step)
         out = self.module.loss(batch, kl_weight=kl_weight, mask_rate=mask_rate)
+        optimizer = self.optimizers()
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(out.loss)
+        if self.train_config.gradient_clip is not None:
+            self.clip_gradients(
+                optimizer,
+                gradient_clip_val=self.train_config.gradient_clip,
+                gradient_clip_algorithm="norm",
+            )
+        optimizer.step()
         self._accumulate("train", out, batch["x"].shape[0])
         self._last_schedule = (kl_weight, mask_rate)
-        return out.loss
+        return out.loss.detach()
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         # Validation always uses the final KL weight, so its loss is one fixed objective
@@ -141,6 +154,16 @@ class TrainingPlan(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         self._flush("val")
 
+    def on_train_epoch_end(self) -> None:
+        # Runs after this epoch's validation: step the plateau scheduler on its loss.
+        scheduler = self.lr_schedulers()
+        if scheduler is None:
+            return
+        monitor = "val_loss" if self.train_config.validation > 0 else "train_loss"
+        value = self.trainer.callback_metrics.get(monitor)
+        if value is not None:
+            scheduler.step(float(value))
+
     # -- optimisation ----------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         cfg = self.train_config
@@ -151,8 +174,4 @@ class TrainingPlan(pl.LightningModule):
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience
         )
-        monitor = "val_loss" if cfg.validation > 0 else "train_loss"
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "monitor": monitor, "interval": "epoch"},
-        }
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}

@@ -264,7 +264,7 @@ def fit_module(
         strategy=config.strategy,
         num_nodes=config.num_nodes,
         precision=config.precision,
-        gradient_clip_val=config.gradient_clip,
+        # Gradient clipping is done by the plan (manual optimisation).
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
         logger=False,
