@@ -234,3 +234,19 @@ def test_ddp_on_two_cpu_processes_trains_a_loadable_model(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert len(model.history) == 2
+
+
+def test_gene_loadings_equal_the_mean_absolute_jacobian(fitted):
+    adata, model = fitted
+    loadings = model.gene_loadings(adata, max_cells=20, seed=3)
+    latent = model.transform(adata)
+    rows = np.sort(np.random.default_rng(3).choice(len(latent), 20, replace=False))
+    z = torch.as_tensor(latent[rows])
+
+    def decode(zi):
+        mean = model.module.generative(zi[None], library=torch.full((1,), 1e4))["mean"][0]
+        return torch.log1p(mean)
+
+    reference = torch.func.vmap(torch.func.jacrev(decode))(z).abs().mean(0).detach().numpy()
+    np.testing.assert_allclose(loadings, reference, rtol=1e-4, atol=1e-7)
+    assert loadings.shape == (len(model.genes), 4)
