@@ -111,8 +111,15 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     rss_data = current_rss_mb()
     peak_data = peak_rss_mb()
 
+    # The sparse path: the default count model's standardised input is dense (n x 2,000
+    # float32), which would measure densification rather than the training engine.
     config = RunConfig().updated(
-        {"train.max_epochs": epochs, "train.seed": seed, "train.quiet": True}
+        {
+            "train.max_epochs": epochs,
+            "train.seed": seed,
+            "train.quiet": True,
+            "preprocess.scale": False,
+        }
     )
     model = GeneAE(config)
     t1 = time.perf_counter()
