@@ -18,11 +18,10 @@ def test_default_count_model_on_10x_pbmc(shared_file):
     metrics = evaluate_model(model, adata)
     ours, pca = metrics["comparison"]["geneae"], metrics["comparison"]["pca"]
     print(json.dumps({"geneae": ours, "pca": pca}, default=float))
-    # The floor of the quality issue; published scDeepCluster: ARI 0.784 / NMI 0.774.
+    # The floor: at least 0.70 and at least PCA with as many components on the same
+    # preprocessed matrix (published scDeepCluster: ARI 0.784 / NMI 0.774). Measured here
+    # (seed 0): geneae ARI 0.755 / NMI 0.772, PCA 0.735 / 0.758.
     assert ours["ari"] >= 0.70
-    assert ours["nmi"] >= 0.70
-    # PCA with as many components on the same preprocessed matrix is close behind or ahead
-    # on this dataset (unscaled PCA is the strongest peer here, see BENCHMARKS.md); the
-    # model must at least stay within reach of it.
-    assert ours["ari"] >= pca["ari"] - 0.06
+    assert ours["ari"] >= pca["ari"]
+    assert ours["nmi"] >= pca["nmi"]
     assert np.isfinite(ours["mse"]) and ours["trustworthiness"] > 0.8
