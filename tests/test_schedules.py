@@ -177,7 +177,7 @@ def test_dynamic_mask_rate_edges_and_errors():
 
 
 def test_default_warmup_is_a_third_of_training_capped():
-    cfg = TrainConfig()
+    cfg = TrainConfig(kl_weight=1.0)
     assert cfg.kl_schedule == "warmup" and cfg.kl_warmup_epochs is None
     assert effective_warmup_epochs(cfg, 100) == 33
     assert effective_warmup_epochs(cfg, 2) == 1
@@ -196,11 +196,11 @@ def test_explicit_warmup_within_training_is_kept():
         assert effective_warmup_epochs(cfg, 100) == 50
         assert effective_warmup_epochs(cfg, 50) == 50
     assert kl_weight_at(25, cfg, 100) == pytest.approx(0.25)
-    assert kl_weight_at(0, TrainConfig(kl_warmup_epochs=0), 100) == 1.0
+    assert kl_weight_at(0, TrainConfig(kl_weight=1.0, kl_warmup_epochs=0), 100) == 1.0
 
 
 def test_warmup_longer_than_training_is_clipped_with_a_warning():
-    cfg = TrainConfig(kl_warmup_epochs=400)
+    cfg = TrainConfig(kl_weight=1.0, kl_warmup_epochs=400)
     assert issubclass(ScheduleWarning, GeneaeWarning)
     with pytest.warns(ScheduleWarning, match="kl_warmup_epochs = 400"):
         assert effective_warmup_epochs(cfg, 30) == 30
@@ -214,7 +214,9 @@ def test_warmup_longer_than_training_is_clipped_with_a_warning():
 
 
 def test_kappa_warmup_dispatch():
-    cfg = TrainConfig(kl_kappa=0.05, kl_warmup_epochs=3)  # kappa wins over warm-up epochs
+    cfg = TrainConfig(
+        kl_weight=1.0, kl_kappa=0.05, kl_warmup_epochs=3
+    )  # kappa wins over warm-up epochs
     assert kl_weight_at(10, cfg, 100) == pytest.approx(0.5)
     assert kl_weight_at(20, cfg, 100) == 1.0
     assert warmup_finished_epoch(cfg, 100) == 20
@@ -223,7 +225,7 @@ def test_kappa_warmup_dispatch():
 
 
 def test_kappa_warmup_that_cannot_finish_warns():
-    cfg = TrainConfig(kl_kappa=0.01)
+    cfg = TrainConfig(kl_weight=1.0, kl_kappa=0.01)
     with pytest.warns(ScheduleWarning, match="kl_kappa"):
         assert warmup_finished_epoch(cfg, 50) == 50
     assert kl_weight_at(50, cfg, 50) == pytest.approx(0.5)  # the schedule is kept as set
@@ -234,11 +236,17 @@ def test_cyclic_dispatch():
     for epoch in (0, 6.25, 12.5, 24.99, 25, 87.5):
         assert kl_weight_at(epoch, cfg, 100) == cyclic_cosine(epoch, **CYCLIC)
     assert warmup_finished_epoch(cfg, 100) == 88  # last plateau starts at 87.5
-    decayed = TrainConfig(kl_schedule="cyclic", kl_cycle_decay=0.5, kl_cycles=2)
+    decayed = TrainConfig(kl_weight=1.0, kl_schedule="cyclic", kl_cycle_decay=0.5, kl_cycles=2)
     assert kl_weight_at(90, decayed, 100) == pytest.approx(0.5)
-    assert warmup_finished_epoch(TrainConfig(kl_schedule="cyclic", kl_cycles=4), 100) == 88
-    assert warmup_finished_epoch(TrainConfig(kl_schedule="cyclic", kl_cycles=5), 100) == 90
-    full = TrainConfig(kl_schedule="cyclic", kl_ramp_fraction=1.0)
+    assert (
+        warmup_finished_epoch(TrainConfig(kl_weight=1.0, kl_schedule="cyclic", kl_cycles=4), 100)
+        == 88
+    )
+    assert (
+        warmup_finished_epoch(TrainConfig(kl_weight=1.0, kl_schedule="cyclic", kl_cycles=5), 100)
+        == 90
+    )
+    full = TrainConfig(kl_weight=1.0, kl_schedule="cyclic", kl_ramp_fraction=1.0)
     assert warmup_finished_epoch(full, 100) == 100
 
 
@@ -253,15 +261,21 @@ def test_constant_dispatch():
 @pytest.mark.parametrize(
     "cfg",
     [
-        TrainConfig(),
-        TrainConfig(kl_warmup_epochs=7),
+        TrainConfig(kl_weight=1.0),
+        TrainConfig(kl_weight=1.0, kl_warmup_epochs=7),
         TrainConfig(kl_kappa=0.07, kl_weight=0.5),
-        TrainConfig(kl_schedule="cyclic", kl_cycles=3, kl_ramp_fraction=0.3),
-        TrainConfig(kl_schedule="cyclic", kl_cycles=3, kl_cycle_decay=0.7),
-        TrainConfig(kl_schedule="cyclic", kl_cycles=3, kl_ramp_fraction=0.01),
-        TrainConfig(kl_schedule="cyclic", kl_cycles=3, kl_ramp_fraction=0.01, kl_cycle_decay=0.5),
-        TrainConfig(kl_schedule="cyclic", kl_cycles=1, kl_ramp_fraction=1.0),
-        TrainConfig(kl_schedule="constant"),
+        TrainConfig(kl_weight=1.0, kl_schedule="cyclic", kl_cycles=3, kl_ramp_fraction=0.3),
+        TrainConfig(kl_weight=1.0, kl_schedule="cyclic", kl_cycles=3, kl_cycle_decay=0.7),
+        TrainConfig(kl_weight=1.0, kl_schedule="cyclic", kl_cycles=3, kl_ramp_fraction=0.01),
+        TrainConfig(
+            kl_weight=1.0,
+            kl_schedule="cyclic",
+            kl_cycles=3,
+            kl_ramp_fraction=0.01,
+            kl_cycle_decay=0.5,
+        ),
+        TrainConfig(kl_weight=1.0, kl_schedule="cyclic", kl_cycles=1, kl_ramp_fraction=1.0),
+        TrainConfig(kl_weight=1.0, kl_schedule="constant"),
     ],
 )
 @pytest.mark.parametrize("total", [1, 7, 100, 2000])
@@ -281,6 +295,6 @@ def test_warmup_finished_epoch_is_where_the_weight_stops_changing(cfg, total):
 
 def test_dispatch_rejects_bad_total_epochs():
     with pytest.raises(ValueError):
-        effective_warmup_epochs(TrainConfig(), 0)
+        effective_warmup_epochs(TrainConfig(kl_weight=1.0), 0)
     with pytest.raises(ValueError):
-        warmup_finished_epoch(TrainConfig(), 0)
+        warmup_finished_epoch(TrainConfig(kl_weight=1.0), 0)
