@@ -10,13 +10,11 @@ from geneae.module.base import (
     Decoder,
     LibraryHead,
     LossOutput,
-    contrastive_views,
-    corrupt_input,
+    add_contrastive,
+    decode_batch,
     library_size,
     squared_error,
-    unpack,
 )
-from geneae.module.contrastive import nt_xent
 from geneae.nn import Encoder, one_hot
 
 
@@ -92,25 +90,14 @@ class AE(nn.Module):
 
         ``kl_weight`` is accepted for a uniform interface and has no effect.
         """
-        x, target, observed, covariate = unpack(batch, self.n_covariates)
-        if self.library_head is not None and self.training:
-            self.library_head.initialise(observed)
-        inference = self.inference(corrupt_input(x, self.cfg, mask_rate, self.training))
-        library = library_size(inference, observed, self.learned_library)
-        params = self.decoder(inference["z"], library, covariate)
+        x, target, inference, params = decode_batch(self, batch, mask_rate)
         reconstruction = self.decoder.head.loss(target, params).sum(-1)
         total = reconstruction.mean()
         metrics = {
             "reconstruction": total.detach(),
             "mse": squared_error(target, params["mean"]),
         }
-        if self.cfg.contrastive_weight > 0:
-            view1, view2 = contrastive_views(x, self.cfg, mask_rate)
-            contrastive = nt_xent(
-                self.embed(view1), self.embed(view2), self.cfg.contrastive_temperature
-            )
-            total = total + self.cfg.contrastive_weight * contrastive
-            metrics["contrastive"] = contrastive.detach()
+        total = add_contrastive(self, total, metrics, x, mask_rate)
         return LossOutput(total, reconstruction, torch.zeros_like(reconstruction), metrics)
 
     def embed(self, x: Tensor, covariate: Tensor | None = None) -> Tensor:

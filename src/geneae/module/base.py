@@ -25,6 +25,7 @@ from geneae.distributions import (
     zinb_log_prob,
     zip_log_prob,
 )
+from geneae.module.contrastive import nt_xent
 from geneae.nn import (
     MLP,
     CovariateLinear,
@@ -304,3 +305,40 @@ def library_size(
     if learned and "log_library" in inference:
         return inference["log_library"].exp()
     return observed
+
+
+def decode_batch(
+    module: nn.Module, batch: dict[str, Tensor], mask_rate: float | None
+) -> tuple[Tensor, Tensor, dict[str, Tensor], dict[str, Tensor]]:
+    """The start of every family's loss: ``(x, target, inference, likelihood params)``.
+
+    The encoder sees the input corrupted as configured (training mode only), sampling its
+    posterior; the decoder's parameters are for the uncorrupted target at the observed
+    (or learned) library size.
+    """
+    x, target, observed, covariate = unpack(batch, module.n_covariates)
+    if module.library_head is not None and module.training:
+        module.library_head.initialise(observed)
+    inference = module.inference(
+        corrupt_input(x, module.cfg, mask_rate, module.training), sample=True
+    )
+    library = library_size(inference, observed, module.learned_library)
+    params = module.decoder(inference["z"], library, covariate)
+    return x, target, inference, params
+
+
+def add_contrastive(
+    module: nn.Module,
+    total: Tensor,
+    metrics: dict[str, Tensor],
+    x: Tensor,
+    mask_rate: float | None,
+) -> Tensor:
+    """``total`` plus the weighted NT-Xent term of two corrupted views (when configured)."""
+    cfg = module.cfg
+    if cfg.contrastive_weight <= 0:
+        return total
+    view1, view2 = contrastive_views(x, cfg, mask_rate)
+    contrastive = nt_xent(module.embed(view1), module.embed(view2), cfg.contrastive_temperature)
+    metrics["contrastive"] = contrastive.detach()
+    return total + cfg.contrastive_weight * contrastive

@@ -11,13 +11,11 @@ from geneae.module.base import (
     Decoder,
     LibraryHead,
     LossOutput,
-    contrastive_views,
-    corrupt_input,
+    add_contrastive,
+    decode_batch,
     library_size,
     squared_error,
-    unpack,
 )
-from geneae.module.contrastive import nt_xent
 from geneae.module.priors import MixtureOfGaussians
 from geneae.module.vae import reparameterise
 from geneae.nn import MLP, Encoder, full_precision, one_hot
@@ -143,14 +141,7 @@ class GMVAE(nn.Module):
         self, batch: dict[str, Tensor], kl_weight: float = 1.0, mask_rate: float | None = None
     ) -> LossOutput:
         """Negative ELBO (y marginalised exactly) with both KL terms weighted by kl_weight."""
-        x, target, observed, covariate = unpack(batch, self.n_covariates)
-        if self.library_head is not None and self.training:
-            self.library_head.initialise(observed)
-        inference = self.inference(
-            corrupt_input(x, self.cfg, mask_rate, self.training), sample=True
-        )
-        library = library_size(inference, observed, self.learned_library)
-        params = self.decoder(inference["z"], library, covariate)
+        x, target, inference, params = decode_batch(self, batch, mask_rate)
         rec_k = self.decoder.head.loss(target.unsqueeze(-2), params).sum(-1)  # (n, K)
         kl_z_k = self.prior.kl(inference["qz_mean"], inference["qz_var"])  # (n, K)
         qy = torch.softmax(inference["qy_logits"], dim=-1)
@@ -169,13 +160,7 @@ class GMVAE(nn.Module):
             "elbo": -(reconstruction + kl).mean().detach(),
             "mse": squared_error(target, mean),
         }
-        if self.cfg.contrastive_weight > 0:
-            view1, view2 = contrastive_views(x, self.cfg, mask_rate)
-            contrastive = nt_xent(
-                self.embed(view1), self.embed(view2), self.cfg.contrastive_temperature
-            )
-            total = total + self.cfg.contrastive_weight * contrastive
-            metrics["contrastive"] = contrastive.detach()
+        total = add_contrastive(self, total, metrics, x, mask_rate)
         return LossOutput(total, reconstruction, kl, metrics)
 
     def cluster_probabilities(self, x: Tensor, covariate: Tensor | None = None) -> Tensor:

@@ -10,13 +10,11 @@ from geneae.module.base import (
     Decoder,
     LibraryHead,
     LossOutput,
-    contrastive_views,
-    corrupt_input,
+    add_contrastive,
+    decode_batch,
     library_size,
     squared_error,
-    unpack,
 )
-from geneae.module.contrastive import nt_xent
 from geneae.module.priors import StandardNormal
 from geneae.nn import Encoder, one_hot
 
@@ -102,14 +100,7 @@ class VAE(nn.Module):
         self, batch: dict[str, Tensor], kl_weight: float = 1.0, mask_rate: float | None = None
     ) -> LossOutput:
         """Negative ELBO with a weighted KL (beta-VAE / KL warm-up via ``kl_weight``)."""
-        x, target, observed, covariate = unpack(batch, self.n_covariates)
-        if self.library_head is not None and self.training:
-            self.library_head.initialise(observed)
-        inference = self.inference(
-            corrupt_input(x, self.cfg, mask_rate, self.training), sample=True
-        )
-        library = library_size(inference, observed, self.learned_library)
-        params = self.decoder(inference["z"], library, covariate)
+        x, target, inference, params = decode_batch(self, batch, mask_rate)
         reconstruction = self.decoder.head.loss(target, params).sum(-1)
         kl_per_dim = self.prior.kl_per_dim(inference["qz_mean"], inference["qz_var"])
         kl = kl_per_dim.sum(-1)
@@ -122,13 +113,7 @@ class VAE(nn.Module):
             "elbo": -(reconstruction + kl).mean().detach(),
             "mse": squared_error(target, params["mean"]),
         }
-        if self.cfg.contrastive_weight > 0:
-            view1, view2 = contrastive_views(x, self.cfg, mask_rate)
-            contrastive = nt_xent(
-                self.embed(view1), self.embed(view2), self.cfg.contrastive_temperature
-            )
-            total = total + self.cfg.contrastive_weight * contrastive
-            metrics["contrastive"] = contrastive.detach()
+        total = add_contrastive(self, total, metrics, x, mask_rate)
         return LossOutput(total, reconstruction, kl, metrics)
 
     def embed(self, x: Tensor, covariate: Tensor | None = None) -> Tensor:
