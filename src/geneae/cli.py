@@ -20,7 +20,7 @@ from rich.table import Table
 from typer.exceptions import Abort, Exit, TyperException
 
 from geneae.config import RunConfig
-from geneae.errors import ConfigError, GeneaeError, InputError, ModelFileError
+from geneae.errors import ConfigError, GeneaeError, ModelFileError
 
 app = typer.Typer(
     name="geneae",
@@ -398,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; map errors to exit codes (2 user error, 1 unexpected)."""
     try:
         app(args=argv, standalone_mode=False)
-    except (GeneaeError, InputError, ConfigError, ModelFileError) as exc:
+    except GeneaeError as exc:  # InputError, ConfigError, ModelFileError
         err.print(f"geneae: error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return 2
     except Exit as exc:

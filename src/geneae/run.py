@@ -21,11 +21,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 from geneae import evaluate
-from geneae._atomic import write_text
+from geneae._atomic import atomic_path, write_text
 from geneae.config import RunConfig
 from geneae.errors import InputError, ModelFileError
 from geneae.io import read, write_h5ad
-from geneae.model import GeneAE, _jsonable
+from geneae.model import GeneAE, _jsonable, _with_layer
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def evaluate_model(
         rows = np.sort(rng.choice(adata.n_obs, MAX_EVAL_CELLS, replace=False))
     sub = adata[rows] if len(rows) < adata.n_obs else adata
     assert model.preprocessor is not None
-    pre = model.preprocessor.transform(_layer_view(sub, layer))
+    pre = model.preprocessor.transform(_with_layer(sub, layer))
     x = _dense(pre.X)
     latent = model.transform(sub, layer=layer)
     x_hat = model.reconstruct(sub, layer=layer, space="input")
@@ -199,7 +199,9 @@ def evaluate_model(
         metrics["data"] = dict(metrics.get("data", {}))
         metrics["data"]["labels"] = pd.Series(labels).value_counts().to_dict()
     if run_dir is not None:
-        _write_results(model, sub, pre, x, x_hat, latent, labels, arrays, responsibilities, run_dir)
+        _write_results(
+            model, sub, pre, x, x_hat, latent, labels, arrays, responsibilities, usage, run_dir
+        )
     return metrics
 
 
@@ -224,6 +226,7 @@ def _write_results(
     labels: np.ndarray | None,
     arrays: dict[str, Any],
     responsibilities: np.ndarray | None,
+    usage: dict[str, Any],
     run_dir: Path,
 ) -> None:
     cfg = model.config
@@ -264,7 +267,6 @@ def _write_results(
         rep.obsm["geneae_responsibilities"] = responsibilities[keep].astype(np.float32)
     loadings = model.gene_loadings(sub, layer=cfg.data.layer, seed=cfg.train.seed)
     rep.varm["geneae_loadings"] = loadings.astype(np.float32)
-    usage = evaluate.latent_usage(latent, model.latent_variance(sub, layer=cfg.data.layer))
     for key in ("variance", "kl"):
         if usage.get(key) is not None:
             rep.uns[f"geneae_latent_{'var' if key == 'variance' else key}"] = np.asarray(
@@ -272,16 +274,8 @@ def _write_results(
             )
     write_h5ad(rep, run_dir / "report_data.h5ad")
     table = evaluate.top_genes(loadings, list(pre.var_names.astype(str)), n=10)
-    from geneae._atomic import atomic_path
-
     with atomic_path(run_dir / "top_genes.csv") as tmp:
         table.to_csv(tmp, index=False)
-
-
-def _layer_view(adata: ad.AnnData, layer: str | None) -> ad.AnnData:
-    from geneae.model import _with_layer
-
-    return _with_layer(adata, layer)
 
 
 def _dense(x: Any) -> np.ndarray:
