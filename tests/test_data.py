@@ -141,3 +141,33 @@ def test_target_with_the_same_pattern_shares_index_arrays():
     assert moved.shared_pattern
     other = _matrix(6)
     assert RowMatrix.from_array(other, like=x).indptr is not x.indptr
+
+
+def test_sparse_batches_carry_the_flat_positions_of_their_stored_entries():
+    counts = _matrix(7)
+    x = RowMatrix.from_array(counts)
+    t = ExpressionTensors(x=x, target=RowMatrix.from_array(counts, like=x))
+    idx = torch.tensor([8, 0, 30, 8])
+    batch = t.batch(idx)
+    dense = counts.toarray()[idx.numpy()]
+    expected = np.flatnonzero(dense)  # the data has no stored zeros
+    np.testing.assert_array_equal(np.sort(batch["target_nonzero"].numpy()), expected)
+    # Without a target, the input's positions describe the target (it defaults to x).
+    assert torch.equal(ExpressionTensors(x=x).batch(idx)["target_nonzero"], batch["target_nonzero"])
+    # A dense input beside a sparse target: the target's own positions.
+    t = ExpressionTensors(x=RowMatrix(counts.shape, dense=torch.ones(counts.shape)), target=x)
+    assert torch.equal(t.batch(idx)["target_nonzero"], batch["target_nonzero"])
+
+
+def test_dense_batches_carry_no_positions():
+    dense = RowMatrix.from_array(np.ones((6, 4), np.float32))
+    assert not dense.is_sparse
+    assert "target_nonzero" not in ExpressionTensors(x=dense).batch(torch.tensor([0, 2]))
+
+
+def test_mostly_zero_dense_arrays_are_stored_sparse():
+    counts = _matrix(8, density=0.1).toarray()
+    stored = RowMatrix.from_array(counts)
+    assert stored.is_sparse and stored.nbytes < counts.nbytes
+    np.testing.assert_array_equal(stored.rows(torch.arange(counts.shape[0])).numpy(), counts)
+    assert not RowMatrix.from_array(_matrix(8, density=0.9).toarray()).is_sparse

@@ -413,3 +413,45 @@ def test_nb_sparse_coefficient_path_matches_dense_formula():
     g_dense = torch.autograd.grad(dense.sum(), (mu, theta))
     for a, b in zip(g_fast, g_dense, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("shape", [(40, 25), (40, 1, 25)])
+@pytest.mark.parametrize("name", ["poisson", "nb", "zip", "zinb"])
+def test_given_nonzero_positions_match_the_dense_evaluation(name, shape):
+    """The batch's stored-entry positions (a superset of the non-zeros) change nothing."""
+    gen = torch.Generator().manual_seed(11)
+    x = torch.poisson(torch.rand(shape, generator=gen) * 0.8).double()
+    x[0] = 0.0  # an empty row
+    flat = x.reshape(-1)
+    stored = torch.nonzero((flat != 0) | (torch.rand(flat.shape, generator=gen) < 0.1))[:, 0]
+    k = 3 if len(shape) == 3 else 1
+    params_shape = (shape[0], k, shape[-1]) if len(shape) == 3 else shape
+    mu = (torch.rand(params_shape, generator=gen) * 4 + 0.01).double().requires_grad_()
+    theta = (torch.rand(shape[-1], generator=gen) * 5 + 0.1).double().requires_grad_()
+    logits = torch.randn(params_shape, generator=gen).double().requires_grad_()
+    fn = {
+        "poisson": lambda **kw: poisson_log_prob(x, mu, **kw),
+        "nb": lambda **kw: nb_log_prob(x, mu, theta, **kw),
+        "zip": lambda **kw: zip_log_prob(x, mu, logits, **kw),
+        "zinb": lambda **kw: zinb_log_prob(x, mu, theta, logits, **kw),
+    }[name]
+    fast, dense = fn(nonzero=stored), fn()
+    torch.testing.assert_close(fast, dense, rtol=1e-12, atol=1e-12)
+    inputs = (mu, theta, logits)
+    g_fast = torch.autograd.grad(fast.sum(), inputs, allow_unused=True)
+    g_dense = torch.autograd.grad(dense.sum(), inputs, allow_unused=True)
+    for a, b in zip(g_fast, g_dense, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_nb_nonzero_positions_with_a_scalar_theta():
+    gen = torch.Generator().manual_seed(12)
+    x = torch.poisson(torch.rand(30, 20, generator=gen) * 2).double()
+    stored = torch.nonzero(x.reshape(-1))[:, 0]
+    mu = (torch.rand(30, 20, generator=gen) * 4 + 0.01).double()
+    theta = torch.tensor(2.5, dtype=torch.float64)
+    torch.testing.assert_close(
+        nb_log_prob(x, mu, theta, nonzero=stored), nb_log_prob(x, mu, theta), rtol=1e-12, atol=0
+    )

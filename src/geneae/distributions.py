@@ -130,7 +130,20 @@ def bernoulli_log_prob(x: Tensor, logits: Tensor) -> Tensor:
 # -- counts ----------------------------------------------------------------------------------
 
 
-def poisson_log_prob(x: Tensor, rate: Tensor) -> Tensor:
+def _at_nonzero(x: Tensor, nonzero: Tensor, values: Tensor) -> Tensor:
+    """A tensor of ``x``'s shape holding ``values`` at the flat positions ``nonzero``, else 0."""
+    out = torch.zeros(x.numel(), dtype=values.dtype, device=values.device)
+    return out.index_copy(0, nonzero, values).view(x.shape)
+
+
+def _log_factorial(x: Tensor, nonzero: Tensor | None) -> Tensor:
+    """``lgamma(x + 1)``, evaluated only at ``nonzero`` when given (it is 0 at x = 0)."""
+    if nonzero is None:
+        return torch.lgamma(x + 1.0)
+    return _at_nonzero(x, nonzero, torch.lgamma(x.reshape(-1).index_select(0, nonzero) + 1.0))
+
+
+def poisson_log_prob(x: Tensor, rate: Tensor, *, nonzero: Tensor | None = None) -> Tensor:
     r"""Poisson log-probability.
 
     .. math:: \log p(x; \lambda) = x\log\lambda - \lambda - \log\Gamma(x + 1)
@@ -141,47 +154,68 @@ def poisson_log_prob(x: Tensor, rate: Tensor) -> Tensor:
         Non-negative counts.
     rate
         Rates :math:`\lambda > 0` (floored at :data:`POSITIVE_FLOOR` inside the log).
+    nonzero
+        Optional int64 flat positions (into ``x`` viewed as a vector) of every entry of
+        ``x`` that may be non-zero; all other entries must be 0. The log-Gamma term is then
+        evaluated there only (the training batches of sparse data carry them).
 
     Returns
     -------
     Tensor
         Log-probabilities, with the broadcast shape of the inputs.
     """
-    return x * _log_positive(rate) - rate - torch.lgamma(x + 1.0)
+    return x * _log_positive(rate) - rate - _log_factorial(x, nonzero)
 
 
-def _nb_log_terms(x: Tensor, mu: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
+def _nb_log_terms(
+    x: Tensor, mu: Tensor, theta: Tensor, nonzero: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """Return ``(log f(x), log f(0))`` of the negative binomial, sharing the softplus terms."""
     log_mu = _log_positive(mu)
     log_theta = _log_positive(theta)
     theta = theta.clamp_min(POSITIVE_FLOOR)
-    # log(theta / (theta + mu)) = -softplus(log mu - log theta) and
-    # log(mu / (theta + mu)) = -softplus(log theta - log mu): no theta + mu is ever formed,
-    # so neither a huge mu next to a tiny theta nor the reverse loses the small one.
-    log_theta_frac = -_softplus(log_mu - log_theta)
-    log_mu_frac = -_softplus(log_theta - log_mu)
-    log_f0 = theta * log_theta_frac
-    return _nb_log_coef(x, theta) + log_f0 + x * log_mu_frac, log_f0
+    # With a = log mu - log theta: log(theta / (theta + mu)) = -softplus(a) and
+    # log(mu / (theta + mu)) = a - softplus(a). No theta + mu is ever formed, so neither a
+    # huge mu next to a tiny theta nor the reverse loses the small one, and one softplus
+    # serves both fractions: log f(x) = coef + x a - (theta + x) softplus(a).
+    log_ratio = log_mu - log_theta
+    softplus_ratio = _softplus(log_ratio)
+    log_f0 = -theta * softplus_ratio
+    log_f = _nb_log_coef(x, theta, nonzero) + x * log_ratio - (theta + x) * softplus_ratio
+    return log_f, log_f0
 
 
-def _nb_log_coef(x: Tensor, theta: Tensor) -> Tensor:
+def _nb_log_coef(x: Tensor, theta: Tensor, nonzero: Tensor | None = None) -> Tensor:
     """``lgamma(x + theta) - lgamma(theta) - lgamma(x + 1)``, exactly 0 where ``x == 0``.
 
     Single-cell counts are mostly zeros, and lgamma / digamma dominate the NB step on a
-    CPU; computing them only at the non-zero entries is several times cheaper there. On
+    CPU; computing them only at the non-zero entries is several times cheaper there. With
+    the non-zero positions given and one theta per gene (or a scalar), ``lgamma(theta)`` is
+    taken once per gene and gathered. Without them, a CPU finds the non-zeros itself; on
     GPUs the dense form is faster (no data-dependent indexing).
     """
+    if nonzero is not None and theta.dim() <= 1 and x.dim() >= 1:
+        xn = x.reshape(-1).index_select(0, nonzero)
+        if theta.dim() == 1 and theta.numel() > 1:
+            genes = nonzero % x.shape[-1]
+            thetan = theta.index_select(0, genes)
+            lgamma_theta = torch.lgamma(theta).index_select(0, genes)
+        else:
+            thetan = theta.reshape(-1)
+            lgamma_theta = torch.lgamma(thetan)
+        values = torch.lgamma(xn + thetan) - lgamma_theta - torch.lgamma(xn + 1.0)
+        return _at_nonzero(x, nonzero, values)
     if x.is_cuda or not x.is_floating_point() or x.numel() < 4096:
         return torch.lgamma(x + theta) - torch.lgamma(theta) - torch.lgamma(x + 1.0)
     xb, thetab = torch.broadcast_tensors(x, theta)
-    nonzero = xb != 0
-    xn, thetan = xb[nonzero], thetab[nonzero]
+    nonzero_mask = xb != 0
+    xn, thetan = xb[nonzero_mask], thetab[nonzero_mask]
     values = torch.lgamma(xn + thetan) - torch.lgamma(thetan) - torch.lgamma(xn + 1.0)
     out = torch.zeros(xb.shape, dtype=values.dtype, device=values.device)
-    return out.index_put((nonzero,), values)
+    return out.index_put((nonzero_mask,), values)
 
 
-def nb_log_prob(x: Tensor, mu: Tensor, theta: Tensor) -> Tensor:
+def nb_log_prob(x: Tensor, mu: Tensor, theta: Tensor, *, nonzero: Tensor | None = None) -> Tensor:
     r"""Negative binomial log-probability, mean / inverse-dispersion parameterisation.
 
     With mean :math:`\mu` and inverse dispersion :math:`\theta` (variance
@@ -203,12 +237,17 @@ def nb_log_prob(x: Tensor, mu: Tensor, theta: Tensor) -> Tensor:
     theta
         Inverse dispersions :math:`\theta > 0` (often one per gene, shape ``(g,)``).
 
+    nonzero
+        Optional int64 flat positions (into ``x`` viewed as a vector) of every entry of
+        ``x`` that may be non-zero; all other entries must be 0 (see
+        :func:`poisson_log_prob`).
+
     Returns
     -------
     Tensor
         Log-probabilities, with the broadcast shape of the inputs.
     """
-    return _nb_log_terms(x, mu, theta)[0]
+    return _nb_log_terms(x, mu, theta, nonzero)[0]
 
 
 def _zero_inflate(x: Tensor, log_f: Tensor, log_f0: Tensor, pi_logits: Tensor) -> Tensor:
@@ -233,7 +272,9 @@ def _zero_inflate(x: Tensor, log_f: Tensor, log_f0: Tensor, pi_logits: Tensor) -
     return torch.where(x == 0, at_zero, elsewhere)
 
 
-def zip_log_prob(x: Tensor, rate: Tensor, pi_logits: Tensor) -> Tensor:
+def zip_log_prob(
+    x: Tensor, rate: Tensor, pi_logits: Tensor, *, nonzero: Tensor | None = None
+) -> Tensor:
     r"""Zero-inflated Poisson log-probability.
 
     With :math:`\pi = \sigma(\text{pi\_logits})` the zero-inflation probability and
@@ -252,16 +293,23 @@ def zip_log_prob(x: Tensor, rate: Tensor, pi_logits: Tensor) -> Tensor:
     pi_logits
         Logits of the zero-inflation probability.
 
+    nonzero
+        Optional int64 flat positions (into ``x`` viewed as a vector) of every entry of
+        ``x`` that may be non-zero; all other entries must be 0 (see
+        :func:`poisson_log_prob`).
+
     Returns
     -------
     Tensor
         Log-probabilities, with the broadcast shape of the inputs.
     """
-    log_f = poisson_log_prob(x, rate)
+    log_f = poisson_log_prob(x, rate, nonzero=nonzero)
     return _zero_inflate(x, log_f, -rate, pi_logits)
 
 
-def zinb_log_prob(x: Tensor, mu: Tensor, theta: Tensor, pi_logits: Tensor) -> Tensor:
+def zinb_log_prob(
+    x: Tensor, mu: Tensor, theta: Tensor, pi_logits: Tensor, *, nonzero: Tensor | None = None
+) -> Tensor:
     r"""Zero-inflated negative binomial log-probability.
 
     With :math:`\pi = \sigma(\text{pi\_logits})` the zero-inflation probability and
@@ -283,12 +331,17 @@ def zinb_log_prob(x: Tensor, mu: Tensor, theta: Tensor, pi_logits: Tensor) -> Te
     pi_logits
         Logits of the zero-inflation probability.
 
+    nonzero
+        Optional int64 flat positions (into ``x`` viewed as a vector) of every entry of
+        ``x`` that may be non-zero; all other entries must be 0 (see
+        :func:`poisson_log_prob`).
+
     Returns
     -------
     Tensor
         Log-probabilities, with the broadcast shape of the inputs.
     """
-    log_f, log_f0 = _nb_log_terms(x, mu, theta)
+    log_f, log_f0 = _nb_log_terms(x, mu, theta, nonzero)
     return _zero_inflate(x, log_f, log_f0, pi_logits)
 
 

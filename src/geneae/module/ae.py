@@ -91,7 +91,7 @@ class AE(nn.Module):
         ``kl_weight`` is accepted for a uniform interface and has no effect.
         """
         x, target, inference, params = decode_batch(self, batch, mask_rate)
-        reconstruction = self.decoder.head.loss(target, params).sum(-1)
+        reconstruction = self.decoder.head.loss(target, params, batch.get("target_nonzero")).sum(-1)
         total = reconstruction.mean()
         metrics = {
             "reconstruction": total.detach(),

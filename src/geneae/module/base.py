@@ -123,11 +123,14 @@ class LikelihoodHead(nn.Module):
             params["pi_logits"] = full_precision(self.pi(h, covariate))
         return params
 
-    def loss(self, target: Tensor, params: dict[str, Tensor]) -> Tensor:
+    def loss(
+        self, target: Tensor, params: dict[str, Tensor], nonzero: Tensor | None = None
+    ) -> Tensor:
         """Element-wise reconstruction loss: squared error or negative log-likelihood.
 
         ``target`` broadcasts against the parameters (the GMVAE passes (n, 1, g) against
-        (n, K, g)).
+        (n, K, g)). ``nonzero`` (the batch's ``"target_nonzero"``) lets the count
+        likelihoods evaluate their log-Gamma terms at the stored entries only.
         """
         lik, mean = self.likelihood, params["mean"]
         if lik == "mse":
@@ -139,12 +142,12 @@ class LikelihoodHead(nn.Module):
         if lik == "bernoulli":
             return -bernoulli_log_prob(target, params["logits"])
         if lik == "poisson":
-            return -poisson_log_prob(target, mean)
+            return -poisson_log_prob(target, mean, nonzero=nonzero)
         if lik == "nb":
-            return -nb_log_prob(target, mean, params["theta"])
+            return -nb_log_prob(target, mean, params["theta"], nonzero=nonzero)
         if lik == "zip":
-            return -zip_log_prob(target, mean, params["pi_logits"])
-        return -zinb_log_prob(target, mean, params["theta"], params["pi_logits"])
+            return -zip_log_prob(target, mean, params["pi_logits"], nonzero=nonzero)
+        return -zinb_log_prob(target, mean, params["theta"], params["pi_logits"], nonzero=nonzero)
 
 
 class LibraryHead(nn.Module):

@@ -142,7 +142,9 @@ class GMVAE(nn.Module):
     ) -> LossOutput:
         """Negative ELBO (y marginalised exactly) with both KL terms weighted by kl_weight."""
         x, target, inference, params = decode_batch(self, batch, mask_rate)
-        rec_k = self.decoder.head.loss(target.unsqueeze(-2), params).sum(-1)  # (n, K)
+        rec_k = self.decoder.head.loss(
+            target.unsqueeze(-2), params, batch.get("target_nonzero")
+        ).sum(-1)  # (n, K)
         kl_z_k = self.prior.kl(inference["qz_mean"], inference["qz_var"])  # (n, K)
         qy = torch.softmax(inference["qy_logits"], dim=-1)
         reconstruction = (qy * rec_k).sum(-1)

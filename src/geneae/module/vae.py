@@ -101,7 +101,7 @@ class VAE(nn.Module):
     ) -> LossOutput:
         """Negative ELBO with a weighted KL (beta-VAE / KL warm-up via ``kl_weight``)."""
         x, target, inference, params = decode_batch(self, batch, mask_rate)
-        reconstruction = self.decoder.head.loss(target, params).sum(-1)
+        reconstruction = self.decoder.head.loss(target, params, batch.get("target_nonzero")).sum(-1)
         kl_per_dim = self.prior.kl_per_dim(inference["qz_mean"], inference["qz_var"])
         kl = kl_per_dim.sum(-1)
         total = (reconstruction + kl_weight * kl).mean()
