@@ -48,6 +48,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="start the results file over instead of replacing matching records",
     )
     p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="quality: worker processes at a time (each with cpu_count // jobs threads)",
+    )
+    p.add_argument(
         "--speed-epochs",
         type=int,
         default=10,
@@ -80,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             out,
             timeout=args.timeout,
             fresh=args.fresh,
+            jobs=args.jobs,
         )
     if part in ("speed", "all"):
         from benchmarks.speed import run_speed

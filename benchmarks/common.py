@@ -263,10 +263,11 @@ def merge_records(
 
 # -- worker subprocesses -------------------------------------------------------------------
 def run_worker(
-    spec: dict[str, Any], *, log_path: Path, timeout: float | None
+    spec: dict[str, Any], *, log_path: Path, timeout: float | None, threads: int | None = None
 ) -> tuple[dict[str, Any] | None, str]:
     """Run ``python -m benchmarks.worker`` on ``spec`` in its own process.
 
+    ``threads`` caps the worker's OpenMP / MKL threads (default: the libraries' own choice).
     Returns the worker's result (None if it wrote none) and a short error text (the tail of
     its output) for failures.
     """
@@ -280,6 +281,9 @@ def run_worker(
             [str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
         )
         env.setdefault("PYTHONUNBUFFERED", "1")
+        if threads is not None:
+            for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+                env[var] = str(threads)
         cmd = [sys.executable, "-m", "benchmarks.worker", str(spec_path), str(result_path)]
         with open(log_path, "w", encoding="utf-8") as log:
             try:

@@ -10,7 +10,10 @@ silhouette of the labels on the embedding. Raw records go to ``quality.json``.
 from __future__ import annotations
 
 import importlib.util
+import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -55,52 +58,71 @@ def run_quality(
     *,
     timeout: float | None = None,
     fresh: bool = False,
+    jobs: int = 1,
 ) -> list[dict[str, Any]]:
+    """Run every (dataset, method, seed), ``jobs`` worker processes at a time.
+
+    With ``jobs > 1`` each worker gets ``cpu_count // jobs`` threads (OMP_NUM_THREADS), so
+    the runs do not oversubscribe the cores; their times are then those of that many
+    threads, recorded in each record (``torch_threads``, ``concurrent_jobs``).
+    """
     path = out_dir / "quality.json"
     has_scvi = importlib.util.find_spec("scvi") is not None
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    lock = threading.Lock()
     done: list[dict[str, Any]] = []
-    first = True
-    for dataset in datasets:
-        for method in methods:
-            for seed in seeds:
-                spec = {
-                    "task": "quality",
-                    "dataset": dataset,
-                    "method": method,
-                    "seed": seed,
-                    "max_epochs": max_epochs,
-                }
-                base = {
-                    "dataset": dataset,
-                    "method": method,
-                    "seed": seed,
-                    "max_epochs_override": max_epochs,
-                    "finished": None,
-                    "loadavg_start": loadavg(),
-                    "versions": versions(),
-                    "machine": machine_info(),
-                }
-                t0 = time.perf_counter()
-                if method == "scvi" and not has_scvi:
-                    rec = {
-                        **base,
-                        "status": "skipped",
-                        "note": "scvi-tools is not installed (pip install -e '.[bench]')",
-                    }
-                else:
-                    log = out_dir / "logs" / "quality" / f"{dataset}__{method}__seed{seed}.log"
-                    result, tail = run_worker(spec, log_path=log, timeout=timeout)
-                    rec = {**base, **(result or {"status": "failed"})}
-                    if tail and rec.get("status") == "failed":
-                        rec.setdefault("error", tail.splitlines()[-1] if tail else "")
-                        rec["log_tail"] = tail
-                rec["finished"] = now()
-                rec["loadavg_end"] = loadavg()
-                rec["wall_s"] = time.perf_counter() - t0
-                done.append(rec)
-                merge_records(path, "quality", [rec], record_key, fresh=fresh and first)
-                first = False
-                print(_progress_line(rec), flush=True)
+    state = {"fresh": fresh}
+
+    def run(dataset: str, method: str, seed: int) -> None:
+        spec = {
+            "task": "quality",
+            "dataset": dataset,
+            "method": method,
+            "seed": seed,
+            "max_epochs": max_epochs,
+        }
+        base = {
+            "dataset": dataset,
+            "method": method,
+            "seed": seed,
+            "max_epochs_override": max_epochs,
+            "concurrent_jobs": jobs,
+            "finished": None,
+            "loadavg_start": loadavg(),
+            "versions": versions(),
+            "machine": machine_info(),
+        }
+        t0 = time.perf_counter()
+        if method == "scvi" and not has_scvi:
+            rec = {
+                **base,
+                "status": "skipped",
+                "note": "scvi-tools is not installed (pip install -e '.[bench]')",
+            }
+        else:
+            log = out_dir / "logs" / "quality" / f"{dataset}__{method}__seed{seed}.log"
+            result, tail = run_worker(spec, log_path=log, timeout=timeout, threads=threads)
+            rec = {**base, **(result or {"status": "failed"})}
+            if tail and rec.get("status") == "failed":
+                rec.setdefault("error", tail.splitlines()[-1] if tail else "")
+                rec["log_tail"] = tail
+        rec["finished"] = now()
+        rec["loadavg_end"] = loadavg()
+        rec["wall_s"] = time.perf_counter() - t0
+        with lock:  # one writer of quality.json at a time
+            done.append(rec)
+            merge_records(path, "quality", [rec], record_key, fresh=state["fresh"])
+            state["fresh"] = False
+            print(_progress_line(rec), flush=True)
+
+    grid = [(d, m, s) for d in datasets for m in methods for s in seeds]
+    if jobs <= 1:
+        for item in grid:
+            run(*item)
+    else:
+        with ThreadPoolExecutor(jobs) as pool:
+            for future in [pool.submit(run, *item) for item in grid]:
+                future.result()
     print_summary(done)
     print(f"wrote {path}")
     return done
