@@ -2,6 +2,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+import geneae.data
 from geneae.data import Batches, ExpressionTensors, RowMatrix, epoch_permutation, split_indices
 
 
@@ -171,3 +172,28 @@ def test_mostly_zero_dense_arrays_are_stored_sparse():
     assert stored.is_sparse and stored.nbytes < counts.nbytes
     np.testing.assert_array_equal(stored.rows(torch.arange(counts.shape[0])).numpy(), counts)
     assert not RowMatrix.from_array(_matrix(8, density=0.9).toarray()).is_sparse
+
+
+def test_row_sums_in_many_blocks_match_scipy(monkeypatch):
+    monkeypatch.setattr(geneae.data, "ROW_SUM_BLOCK", 7)
+    dense = _matrix(2, n=60).toarray()
+    dense[5] = 0  # an empty row; the last block is shorter
+    x = sp.csr_matrix(dense)
+    np.testing.assert_array_equal(
+        RowMatrix.from_array(x).row_sums().numpy(), np.asarray(x.sum(1)).ravel()
+    )
+
+
+def test_float32_csr_is_wrapped_without_copies():
+    x = _matrix(3)
+    x.indices = x.indices.astype(np.int32)
+    counts = sp.csr_matrix((x.data * 2, x.indices, x.indptr), shape=x.shape)  # same pattern
+    m = RowMatrix.from_array(x)
+    assert np.shares_memory(m.data.numpy(), x.data)
+    assert np.shares_memory(m.indices.numpy(), x.indices)
+    target = RowMatrix.from_array(counts, like=m)
+    assert target.indices is m.indices and target.indptr is m.indptr
+    assert np.shares_memory(target.data.numpy(), counts.data)
+    # A pattern that only looks the same (equal values, other memory) is still shared.
+    copied = sp.csr_matrix((x.data, x.indices.copy(), x.indptr.copy()), shape=x.shape)
+    assert RowMatrix.from_array(copied, like=m).indices is m.indices

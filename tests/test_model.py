@@ -8,6 +8,7 @@ import textwrap
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 import torch
 
 from geneae import GeneAE, RunConfig, datasets, embed
@@ -252,3 +253,13 @@ def test_gene_loadings_equal_the_mean_absolute_jacobian(fitted):
     reference = torch.func.vmap(torch.func.jacrev(decode))(z).abs().mean(0).detach().numpy()
     np.testing.assert_allclose(loadings, reference, rtol=1e-4, atol=1e-7)
     assert loadings.shape == (len(model.genes), 4)
+
+
+def test_fit_shares_but_never_changes_the_input_arrays():
+    adata = tiny_counts()
+    adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
+    adata.layers["counts"] = adata.X
+    before = [a.copy() for a in (adata.X.data, adata.X.indices, adata.X.indptr)]
+    GeneAE(quick_config(**{"train.max_epochs": 1})).fit(adata)
+    for a, b in zip(before, (adata.X.data, adata.X.indices, adata.X.indptr), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import anndata as ad
 import numpy as np
@@ -13,6 +14,8 @@ import scipy.sparse as sp
 from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
+from geneae import _matrix
+from geneae import _preprocess as P
 from geneae.config import PreprocessConfig
 from geneae.errors import ConfigError, DataWarning, InputError, ModelFileError
 from geneae.pp import PRESETS, Preprocessor, pseudobulk, transpose
@@ -486,3 +489,99 @@ def test_transpose_swaps_samples_and_genes() -> None:
     assert sp.isspmatrix_csr(out.X) and sp.isspmatrix_csr(out.layers["counts"])
     np.testing.assert_array_equal(out.X.toarray(), adata.X.toarray().T)
     assert "label" in out.var
+
+
+# -- memory: blocks of rows, shared arrays ------------------------------------------------
+BLOCK_FITS = [
+    *FITS,
+    ("counts", {"min_counts_per_cell": 400, "n_top_genes": 80}, True),  # drops cells
+    ("standardize", {"n_top_genes": 80}, False),
+    ("minmax", {"n_top_genes": 0}, True),
+]
+
+
+def outputs(out: ad.AnnData) -> list[np.ndarray]:
+    parts = [out.X, out.layers["counts"]] if "counts" in out.layers else [out.X]
+    return [dense(p) for p in parts] + [np.asarray(out.obs_names), np.asarray(out.var_names)]
+
+
+@pytest.mark.parametrize(("preset", "kwargs", "sparse"), BLOCK_FITS)
+def test_blocks_of_rows_give_the_one_piece_result(preset, kwargs, sparse, monkeypatch) -> None:
+    adata = make_counts(sparse=sparse, seed=5)
+    x = dense(adata.X)
+    x[3] = 0  # an empty cell, dropped in fit
+    adata.X = sp.csr_matrix(x) if sparse else x
+    monkeypatch.setattr(P, "BLOCK_VALUES", 10**12)  # one block
+    pre_one = Preprocessor(preset, **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        fitted_one = pre_one.fit_transform(adata)
+        monkeypatch.setattr(P, "BLOCK_VALUES", 97)  # a few rows per block
+        pre_many = Preprocessor(preset, **kwargs)
+        fitted_many = pre_many.fit_transform(adata)
+    assert pre_many.to_dict() == pre_one.to_dict()
+    for a, b in zip(outputs(fitted_one), outputs(fitted_many), strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(
+        outputs(pre_one.transform(adata)), outputs(pre_many.transform(adata)), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_counts_preset_is_float64_arithmetic_rounded_once() -> None:
+    adata = make_counts(seed=6)
+    out = Preprocessor("counts", n_top_genes=0).fit_transform(adata)
+    x = dense(adata.X).astype(np.float64)
+    expected = np.log1p(x * (1e4 / x.sum(axis=1, keepdims=True))).astype(np.float32)
+    np.testing.assert_allclose(dense(out.X), expected, rtol=1e-7, atol=0)
+    # float32 arithmetic throughout would differ by more than the final rounding.
+    x32 = dense(adata.X)
+    in_float32 = np.log1p(x32 * (np.float32(1e4) / x32.sum(axis=1, keepdims=True)))
+    np.testing.assert_allclose(dense(out.X), in_float32, rtol=1e-5)
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_copy_false_shares_unchanged_arrays_copy_true_does_not(sparse: bool) -> None:
+    adata = make_counts(sparse=sparse, seed=7)
+    pre = Preprocessor("counts", n_top_genes=0).fit(adata)
+    source = adata.X
+    shared, copied = pre.transform(adata, copy=False), pre.transform(adata)
+    for a, b in zip(outputs(shared), outputs(copied), strict=True):
+        np.testing.assert_array_equal(a, b)
+    arrays = [source.data, source.indices] if sparse else [source]
+    for a in arrays:
+        assert not np.shares_memory(copied.layers["counts"].data, a)
+    if sparse:
+        assert np.shares_memory(shared.layers["counts"].data, source.data)
+        assert np.shares_memory(shared.X.indices, source.indices)
+        assert np.shares_memory(shared.X.indptr, source.indptr)
+        assert not np.shares_memory(copied.X.indices, source.indices)
+    else:
+        assert np.shares_memory(shared.layers["counts"], source)
+    # Genes left out or reordered: nothing is shared.
+    subset = Preprocessor("counts", n_top_genes=50).fit(adata).transform(adata, copy=False)
+    assert not np.shares_memory(dense(subset.layers["counts"]), dense(source))
+
+
+def test_bad_values_in_several_blocks_report_the_total_and_the_first(monkeypatch) -> None:
+    adata = make_continuous()
+    adata.X[4, 2] = adata.X[120, 7] = np.nan
+    adata.X[130, 1] = -np.inf
+    monkeypatch.setattr(P, "BLOCK_VALUES", 200)
+    with pytest.raises(InputError, match=r"3 non-finite .* cell 's4', gene 'g2'"):
+        Preprocessor("standardize").fit(adata)
+    positive = make_continuous(negative=False)
+    pre = Preprocessor("none", log1p=True).fit(positive)
+    positive.X[140, 3], positive.X[149, 5] = -1.0, -2.0  # both in late blocks
+    with pytest.raises(InputError, match=r"X has 2 negative values \(e.g. -1 at cell 's140'"):
+        pre.transform(positive)
+
+
+def test_count_check_looks_at_every_block(monkeypatch) -> None:
+    monkeypatch.setattr(_matrix, "CHECK_BLOCK", 16)
+    x = np.arange(100, dtype=np.float32)
+    assert _matrix.is_count_matrix(x)
+    x[-1] = 0.5
+    assert not _matrix.is_count_matrix(x)
+    x[-1], x[40] = 1.0, -3.0
+    assert not _matrix.is_count_matrix(x)

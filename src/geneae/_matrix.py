@@ -17,6 +17,10 @@ def values_of(x: np.ndarray | sp.spmatrix | sp.sparray) -> np.ndarray:
     return np.asarray(x).ravel()
 
 
+# Values checked at a time by is_count_matrix: its temporaries stay a few MB at any size.
+CHECK_BLOCK = 1 << 20
+
+
 def is_count_matrix(x: np.ndarray | sp.spmatrix | sp.sparray) -> bool:
     """True when every value is a finite non-negative integer (raw counts)."""
     v = values_of(x)
@@ -26,7 +30,11 @@ def is_count_matrix(x: np.ndarray | sp.spmatrix | sp.sparray) -> bool:
         return False
     if np.issubdtype(v.dtype, np.integer):
         return bool(v.min() >= 0)
-    return bool(np.all(np.isfinite(v)) and v.min() >= 0 and np.all(v == np.round(v)))
+    for start in range(0, v.size, CHECK_BLOCK):
+        b = v[start : start + CHECK_BLOCK]
+        if not (np.all(np.isfinite(b)) and b.min() >= 0 and np.all(b == np.round(b))):
+            return False
+    return True
 
 
 def value_type(x: np.ndarray | sp.spmatrix | sp.sparray) -> ValueType:

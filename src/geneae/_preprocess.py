@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,19 +110,56 @@ def needs_counts(what: str, problem: NotCounts | None) -> InputError:
 
 
 def check_values(x: Matrix, *, nonnegative: bool, where: str, obs: pd.Index, var: pd.Index) -> None:
-    """Non-finite values are never usable; negative ones not for normalise / log1p."""
-    n, example = find_bad(x, lambda v: ~np.isfinite(v), obs, var)
-    if n:
-        raise InputError(
-            f"{where} has {n:,} non-finite values (NaN or infinity), e.g. {example}; "
-            "remove or impute them first."
-        )
-    if nonnegative:
-        n, example = find_bad(x, lambda v: v < 0, obs, var)
-        if n:
+    """Non-finite values are never usable; negative ones not for normalise / log1p.
+
+    Checked in blocks of rows, so that the masks stay small whatever the size of ``x``.
+    """
+    check = ValueCheck(nonnegative=nonnegative, where=where, obs=obs, var=var)
+    for rows in row_slices(x):
+        check.add(x[rows], rows.start)
+    check.raise_if_bad()
+
+
+class ValueCheck:
+    """:func:`check_values` over a matrix seen in consecutive blocks of rows.
+
+    Counts the bad values of every block and keeps the first example, so the error after
+    the last block reads exactly as a check of the whole matrix would.
+    """
+
+    def __init__(self, *, nonnegative: bool, where: str, obs: pd.Index, var: pd.Index) -> None:
+        self.nonnegative, self.where, self.obs, self.var = nonnegative, where, obs, var
+        self.n_nonfinite = self.n_negative = 0
+        self.nonfinite_example = self.negative_example = ""
+
+    def add(self, block: Matrix, start: int) -> None:
+        """Check ``block``, whose first row is row ``start`` of the whole matrix."""
+        obs = self.obs[start : start + block.shape[0]]
+        n, example = find_bad(block, lambda v: ~np.isfinite(v), obs, self.var)
+        self.n_nonfinite += n
+        self.nonfinite_example = self.nonfinite_example or example
+        if self.nonnegative:
+            with np.errstate(invalid="ignore"):  # NaN compares False: counted above
+                n, example = find_bad(block, lambda v: v < 0, obs, self.var)
+            self.n_negative += n
+            self.negative_example = self.negative_example or example
+
+    @property
+    def found(self) -> bool:
+        """Whether any block so far had a bad value."""
+        return bool(self.n_nonfinite or self.n_negative)
+
+    def raise_if_bad(self) -> None:
+        if self.n_nonfinite:
             raise InputError(
-                f"library-size normalisation and log1p need non-negative values, but {where} "
-                f"has {n:,} negative values (e.g. {example}); the data look scaled already: use "
+                f"{self.where} has {self.n_nonfinite:,} non-finite values (NaN or infinity), "
+                f"e.g. {self.nonfinite_example}; remove or impute them first."
+            )
+        if self.n_negative:
+            raise InputError(
+                "library-size normalisation and log1p need non-negative values, but "
+                f"{self.where} has {self.n_negative:,} negative values (e.g. "
+                f"{self.negative_example}); the data look scaled already: use "
                 "preset='standardize' (or normalize=False, log1p=False)."
             )
 
@@ -170,7 +207,7 @@ def take(x: Matrix, rows: np.ndarray | None, cols: np.ndarray | None) -> Matrix:
     """
     if rows is not None and not np.all(rows):
         x = x[rows]
-    if cols is not None:
+    if cols is not None and not (is_identity(cols, x.shape[1]) and is_canonical(x)):
         x = x[:, cols]
     if sp.issparse(x):
         x = sp.csr_matrix(x, dtype=np.float64, copy=True)
@@ -179,14 +216,109 @@ def take(x: Matrix, rows: np.ndarray | None, cols: np.ndarray | None) -> Matrix:
     return np.array(x, dtype=np.float64)
 
 
+def is_identity(cols: np.ndarray, n: int) -> bool:
+    """Whether ``cols`` selects all ``n`` columns in order (selecting them changes nothing)."""
+    return len(cols) == n and bool(np.array_equal(cols, np.arange(n)))
+
+
+def is_canonical(x: Matrix) -> bool:
+    """Dense, or CSR with sorted indices and no duplicates (indexing would change nothing)."""
+    return not sp.issparse(x) or bool(x.has_canonical_format)
+
+
+# About this many values per block of rows: a float64 working copy of a block stays near
+# 50 MB, and per-block overhead is negligible (small data is one block).
+BLOCK_VALUES = 1 << 20
+
+
+def row_slices(x: Matrix, n_rows: int | None = None) -> Iterator[slice]:
+    """Consecutive slices of ``n_rows`` rows (default: all of ``x``'s).
+
+    Each covers about :data:`BLOCK_VALUES` stored values of ``x`` (all values if dense).
+    """
+    n = x.shape[0] if n_rows is None else n_rows
+    per_row = x.nnz / max(1, x.shape[0]) if sp.issparse(x) else x.shape[1]
+    step = max(1, int(BLOCK_VALUES / max(per_row, 1.0)))
+    for start in range(0, n, step):
+        yield slice(start, min(start + step, n))
+
+
+def row_blocks(
+    x: Matrix, rows: np.ndarray | None, cols: np.ndarray | None
+) -> Iterator[tuple[slice, Matrix]]:
+    """``take(x, rows, cols)`` block by block: (rows of the result, float64 block).
+
+    Every row of a block is the same as that row of the one-piece result (each is a copy
+    of one input row, sorted the same way), so anything computed row by row is
+    bit-identical, with memory for one block instead of a float64 copy of everything.
+    """
+    index = None if rows is None or np.all(rows) else np.flatnonzero(rows)
+    n = x.shape[0] if index is None else index.size
+    for out in row_slices(x, n):
+        part = x[out] if index is None else x[index[out]]
+        yield out, take(part, None, cols)
+
+
+def map_rows(
+    x: Matrix,
+    rows: np.ndarray | None,
+    cols: np.ndarray | None,
+    fn: Callable[[slice, Matrix], Matrix],
+    *,
+    dense: bool,
+    share: bool = False,
+) -> Matrix:
+    """``float32(fn(take(x, rows, cols)))`` assembled block by block.
+
+    ``fn(out_rows, block)`` may change its private float64 block in place; it must map
+    rows to rows and keep a sparse block's stored entries (or give a dense block when
+    ``dense``). The result is allocated once: a dense float32 array, or CSR whose arrays
+    are sized by the input rows' stored values and trimmed in place at the end. When the
+    selection changes nothing (every row, every column in order, canonical CSR), the
+    result has the input's sparsity pattern: copied, or with ``share`` the input's own
+    index arrays (the result is then read-only in practice).
+    """
+    n_rows = x.shape[0] if rows is None else int(np.count_nonzero(rows))
+    n_cols = x.shape[1] if cols is None else len(cols)
+    if dense:
+        out = np.empty((n_rows, n_cols), dtype=np.float32)
+        for where, block in row_blocks(x, rows, cols):
+            out[where] = densify(fn(where, block))
+        return out
+    unchanged = (
+        n_rows == x.shape[0] and (cols is None or is_identity(cols, x.shape[1])) and is_canonical(x)
+    )
+    if unchanged:
+        data = np.empty(x.nnz, dtype=np.float32)
+        for where, block in row_blocks(x, None, None):
+            data[x.indptr[where.start] : x.indptr[where.stop]] = fn(where, block).data
+        indices, indptr = (x.indices, x.indptr) if share else (x.indices.copy(), x.indptr.copy())
+        return sp.csr_matrix((data, indices, indptr), shape=x.shape)
+    sizes = np.diff(x.indptr) if rows is None else np.diff(x.indptr)[rows]
+    upper = int(sizes.sum())
+    index_dtype = np.int32 if max(upper, n_cols) < 2**31 else np.int64
+    data = np.empty(upper, dtype=np.float32)
+    indices = np.empty(upper, dtype=index_dtype)
+    indptr = np.zeros(n_rows + 1, dtype=index_dtype)
+    filled = 0
+    for where, block in row_blocks(x, rows, cols):
+        block = fn(where, block)
+        k = block.nnz
+        data[filled : filled + k] = block.data
+        indices[filled : filled + k] = block.indices
+        indptr[where.start + 1 : where.stop + 1] = block.indptr[1:] + filled
+        filled += k
+    if filled < upper:  # genes left out: shrink in place (a slice would pin the whole buffer)
+        try:
+            data.resize(filled)
+            indices.resize(filled)
+        except ValueError:  # numpy saw another reference: copy instead
+            data, indices = data[:filled].copy(), indices[:filled].copy()
+    return sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols))
+
+
 def densify(x: Matrix) -> np.ndarray:
     return x.toarray() if sp.issparse(x) else x
-
-
-def as_float32(x: Matrix) -> Matrix:
-    if sp.issparse(x):
-        return sp.csr_matrix(x, dtype=np.float32)
-    return np.ascontiguousarray(x, dtype=np.float32)
 
 
 def row_sums(x: Matrix) -> np.ndarray:
@@ -201,22 +333,24 @@ def nonzero_per(x: Matrix, axis: int) -> np.ndarray:
 
 
 def normalize_total(x: Matrix, target_sum: float) -> Matrix:
-    """Scale each row to sum to ``target_sum``; all-zero rows stay zero."""
+    """Scale each row of ``x`` to sum to ``target_sum``, in place; all-zero rows stay zero.
+
+    ``x`` must be a private float copy (e.g. from :func:`take`): it is overwritten.
+    """
     sums = row_sums(x)
     factor = np.divide(target_sum, sums, out=np.zeros_like(sums), where=sums > 0)
     if sp.issparse(x):
-        out = x.copy()
-        out.data *= np.repeat(factor, np.diff(out.indptr))
-        return out
-    return x * factor[:, None]
+        x.data *= np.repeat(factor, np.diff(x.indptr))
+    else:
+        x *= factor[:, None]
+    return x
 
 
 def log1p(x: Matrix) -> Matrix:
-    if sp.issparse(x):
-        out = x.copy()
-        np.log1p(out.data, out=out.data)
-        return out
-    return np.log1p(x)
+    """``log(1 + x)`` in place on a private float copy ``x``."""
+    values = x.data if sp.issparse(x) else x
+    np.log1p(values, out=values)
+    return x
 
 
 def mean_var(x: Matrix) -> tuple[np.ndarray, np.ndarray]:
@@ -299,6 +433,17 @@ class Kept:
     def current(self, x: Matrix) -> Matrix:
         return take(x, self.cells, self.genes)
 
+    def row_sums(self, x: Matrix) -> np.ndarray:
+        """Row sums of :meth:`current` (float64), computed block by block."""
+        return np.concatenate([row_sums(b) for _, b in row_blocks(x, self.cells, self.genes)])
+
+    def nonzero_per(self, x: Matrix, axis: int) -> np.ndarray:
+        """:func:`nonzero_per` of :meth:`current`, computed block by block."""
+        parts = [nonzero_per(b, axis) for _, b in row_blocks(x, self.cells, self.genes)]
+        if axis == 1:
+            return np.concatenate(parts)
+        return np.sum(parts, axis=0, dtype=np.int64) if parts else np.zeros(self.genes.size, int)
+
 
 def filter_cells_and_genes(
     kept: Kept,
@@ -311,7 +456,7 @@ def filter_cells_and_genes(
 ) -> None:
     """Cell filters, then the gene filter, then all-zero genes and cells, in that order."""
     if min_counts_per_cell > 0:
-        total = row_sums(kept.current(x))
+        total = kept.row_sums(x)
         v = min_counts_per_cell
         kept.drop_cells(
             total >= v,
@@ -320,7 +465,7 @@ def filter_cells_and_genes(
             f"is {total.max():g}); lower it.",
         )
     if min_genes_per_cell > 0:
-        n_genes = nonzero_per(kept.current(x), axis=1)
+        n_genes = kept.nonzero_per(x, axis=1)
         v = min_genes_per_cell
         kept.drop_cells(
             n_genes >= v,
@@ -329,7 +474,7 @@ def filter_cells_and_genes(
             f"detected in a cell: {n_genes.max():,}); lower it.",
         )
     if min_cells_per_gene > 0:
-        n_cells = nonzero_per(kept.current(x), axis=0)
+        n_cells = kept.nonzero_per(x, axis=0)
         v = min_cells_per_gene
         kept.drop_genes(
             n_cells >= v,
@@ -338,14 +483,14 @@ def filter_cells_and_genes(
             f"gene is detected in: {n_cells.max():,}); lower it.",
         )
     if drop_empty:
-        n_cells = nonzero_per(kept.current(x), axis=0)
+        n_cells = kept.nonzero_per(x, axis=0)
         kept.drop_genes(n_cells > 0, "all zero", "every gene is zero in every cell kept.")
         drop_empty_cells(kept, x, "all zero")
 
 
 def drop_empty_cells(kept: Kept, x: Matrix, why: str) -> None:
     """Drop cells with no nonzero value in the current genes."""
-    n_genes = nonzero_per(kept.current(x), axis=1)
+    n_genes = kept.nonzero_per(x, axis=1)
     kept.drop_cells(n_genes > 0, why, f"every cell is {why}; there is nothing left to train on.")
 
 

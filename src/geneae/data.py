@@ -21,6 +21,8 @@ Batch = dict[str, torch.Tensor]
 
 # Dense matrices with fewer non-zeros than this fraction are stored as CSR.
 SPARSE_BELOW = 0.4
+# Rows per block in RowMatrix.row_sums (bounds its int64 row-of-entry temporary).
+ROW_SUM_BLOCK = 1 << 14
 
 
 @dataclass
@@ -60,27 +62,20 @@ class RowMatrix:
         csr.sum_duplicates()
         if like is not None and like.shares_pattern(csr):
             assert like.indptr is not None and like.indices is not None
-            return cls(
-                csr.shape,
-                None,
-                like.indptr,
-                like.indices,
-                torch.from_numpy(csr.data.astype(np.float32)),
-            )
+            return cls(csr.shape, None, like.indptr, like.indices, _wrap(csr.data, np.float32))
         # int32 column indices halve the index memory; genes never number 2**31.
         return cls(
             shape=csr.shape,
-            indptr=torch.from_numpy(csr.indptr.astype(np.int64)),
-            indices=torch.from_numpy(csr.indices.astype(np.int32)),
-            data=torch.from_numpy(csr.data.astype(np.float32)),
+            indptr=_wrap(csr.indptr, np.int64),
+            indices=_wrap(csr.indices, np.int32),
+            data=_wrap(csr.data, np.float32),
         )
 
     def shares_pattern(self, csr: sp.csr_matrix) -> bool:
         if self.indptr is None or self.indices is None or csr.shape != self.shape:
             return False
-        return bool(
-            np.array_equal(self.indptr.numpy(), csr.indptr)
-            and np.array_equal(self.indices.numpy(), csr.indices)
+        return _same_values(self.indptr.numpy(), csr.indptr) and _same_values(
+            self.indices.numpy(), csr.indices
         )
 
     @property
@@ -147,9 +142,28 @@ class RowMatrix:
             return self.dense.sum(1)
         assert self.indptr is not None and self.data is not None
         sums = torch.zeros(self.shape[0], dtype=torch.float32)
-        counts = self.indptr[1:] - self.indptr[:-1]
-        rows = torch.repeat_interleave(torch.arange(self.shape[0]), counts)
-        return sums.index_add_(0, rows, self.data)
+        # In blocks of rows: the row of every stored entry is int64, twice the data's size.
+        for start in range(0, self.shape[0], ROW_SUM_BLOCK):
+            stop = min(start + ROW_SUM_BLOCK, self.shape[0])
+            first, last = int(self.indptr[start]), int(self.indptr[stop])
+            counts = self.indptr[start + 1 : stop + 1] - self.indptr[start:stop]
+            rows = torch.repeat_interleave(torch.arange(stop - start), counts)
+            sums[start:stop].index_add_(0, rows, self.data[first:last])
+        return sums
+
+
+def _wrap(a: np.ndarray, dtype: type) -> torch.Tensor:
+    """``a`` as a tensor of ``dtype``, sharing its memory where it already has that dtype."""
+    a = a.astype(dtype, copy=False)
+    return torch.from_numpy(a if a.flags.writeable else a.copy())
+
+
+def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal arrays; the same memory seen twice is equal without reading it."""
+    same = (a.shape, a.dtype, a.strides) == (b.shape, b.dtype, b.strides)
+    if same and a.ctypes.data == b.ctypes.data:
+        return True
+    return bool(np.array_equal(a, b))
 
 
 @dataclass

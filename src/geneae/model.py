@@ -140,19 +140,23 @@ class GeneAE:
         self.preprocessor = Preprocessor.from_config(
             self.config.preprocess, value_type(_raw_matrix(data))
         )
-        pre = self.preprocessor.fit_transform(data)
+        # copy=False: the tensors wrap the preprocessed arrays, and those share what is
+        # unchanged (counts, sparsity pattern) with ``adata``: the data is held about once.
+        pre = self.preprocessor.fit_transform(data, copy=False)
         self.genes = [str(g) for g in pre.var_names]
         tensors = self._tensors(pre, for_training=True)
+        n_obs, n_vars = pre.n_obs, pre.n_vars
+        del pre  # whatever the tensors did not take over is freed before training
         t_pre = time.perf_counter() - t0
 
         train_cfg = self.config.train
-        max_epochs = train_cfg.max_epochs or default_epochs(pre.n_obs)
+        max_epochs = train_cfg.max_epochs or default_epochs(n_obs)
         torch.manual_seed(train_cfg.seed)
         self.module = build_module(
             self.config.model, len(self.genes), len(self.covariate_categories)
         )
         plan = TrainingPlan(self.module, self.config.model, train_cfg, max_epochs)
-        train_rows, val_rows = split_indices(pre.n_obs, train_cfg.validation, train_cfg.seed)
+        train_rows, val_rows = split_indices(n_obs, train_cfg.validation, train_cfg.seed)
         datamodule = ExpressionDataModule(tensors, train_rows, val_rows, train_cfg)
         t1 = time.perf_counter()
         result = fit_module(
@@ -187,8 +191,8 @@ class GeneAE:
         self.metrics["data"] = {
             "n_cells": int(adata.n_obs),
             "n_genes": int(adata.n_vars),
-            "n_cells_model": int(pre.n_obs),
-            "n_genes_model": int(pre.n_vars),
+            "n_cells_model": int(n_obs),
+            "n_genes_model": int(n_vars),
             "value_type": value_type(_raw_matrix(data)),
         }
         return self
@@ -239,7 +243,7 @@ class GeneAE:
     ) -> tuple[ad.AnnData, ExpressionTensors]:
         self._require_fitted()
         assert self.preprocessor is not None
-        pre = self.preprocessor.transform(_with_layer(adata, layer))
+        pre = self.preprocessor.transform(_with_layer(adata, layer), copy=False)
         return pre, self._tensors(pre, for_training=False, need_target=need_target)
 
     @torch.no_grad()

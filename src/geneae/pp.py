@@ -225,21 +225,29 @@ class Preprocessor:
         self._fit(adata)
         return self
 
-    def fit_transform(self, adata: ad.AnnData) -> ad.AnnData:
-        """Fit on ``adata`` and return it preprocessed, without the cells the filters dropped."""
-        cells = self._fit(adata)
-        rows = adata if cells.all() else adata[cells]
-        return self._transform(rows, warn_extra=False)
+    def fit_transform(self, adata: ad.AnnData, *, copy: bool = True) -> ad.AnnData:
+        """Fit on ``adata`` and return it preprocessed, without the cells the filters dropped.
 
-    def transform(self, adata: ad.AnnData) -> ad.AnnData:
+        ``copy=False`` lets the result share arrays that come out unchanged with ``adata``
+        (see :meth:`transform`).
+        """
+        cells = self._fit(adata)
+        return self._transform(adata, warn_extra=False, cells=cells, copy=copy)
+
+    def transform(self, adata: ad.AnnData, *, copy: bool = True) -> ad.AnnData:
         """Preprocess ``adata`` with the fitted steps; every cell is kept, in order.
 
         Genes are matched by name: all fitted genes must be present (in any order); others
         are dropped with a :class:`~geneae.errors.DataWarning` unless the data has exactly
         the genes seen in fit.
+
+        ``copy=False`` saves memory on large data: where the kept genes are all of
+        ``adata``'s genes in order, ``layers["counts"]`` (float32 counts) and the sparsity
+        pattern of ``X`` are ``adata``'s own arrays rather than copies, so changing them in
+        place would change ``adata``. The values are the same either way.
         """
         self._require_fitted()
-        return self._transform(adata, warn_extra=True)
+        return self._transform(adata, warn_extra=True, copy=copy)
 
     def counts_to_input(self, counts: np.ndarray) -> np.ndarray:
         """Map a cells x kept-genes matrix (fitted gene order) through the value steps.
@@ -248,7 +256,7 @@ class Preprocessor:
         log1p, then scale / min-max as fitted). Returns float32.
         """
         steps = self._require_fitted()
-        x = np.asarray(counts, dtype=np.float64)
+        x = np.array(counts, dtype=np.float64)  # a private copy: the steps work in place
         if x.ndim != 2 or x.shape[1] != len(self.genes_):
             raise InputError(
                 f"expected a matrix with {len(self.genes_)} columns (the kept genes), got "
@@ -383,7 +391,8 @@ class Preprocessor:
 
         self.steps_ = steps
         self.genes_ = [str(g) for g in adata.var_names[kept.genes]]
-        self.stats_ = _fit_stats(_prepare(kept.current(source), steps), steps)
+        if steps.scale or steps.minmax:  # the only steps with fitted statistics
+            self.stats_ = _fit_stats(_prepare(kept.current(source), steps), steps)
         self.n_input_genes_ = adata.n_vars
         self.input_genes_sha256_ = P.names_sha256(adata.var_names)
         self.value_type_ = value_type(x_matrix)
@@ -414,26 +423,46 @@ class Preprocessor:
         return steps
 
     # -- internals: transform -----------------------------------------------------------
-    def _transform(self, adata: ad.AnnData, *, warn_extra: bool) -> ad.AnnData:
+    def _transform(
+        self,
+        adata: ad.AnnData,
+        *,
+        warn_extra: bool,
+        cells: np.ndarray | None = None,
+        copy: bool = True,
+    ) -> ad.AnnData:
+        """The fitted steps on the ``cells`` (mask; None: all) of ``adata``.
+
+        Runs in blocks of rows (:func:`geneae._preprocess.map_rows`): the float64 working
+        copies are one block at a time, and each result is allocated once, in float32.
+        """
         steps = self._require_fitted()
         adata = P.in_memory(adata)
         P.check_shape_and_names(adata)
         cols = self._align(adata.var_names, warn_extra=warn_extra)
         counts, problem = P.find_counts(adata)
         source = _source_matrix(adata, steps, counts, problem)
-        x = P.take(source, None, cols)
-        where = "the counts" if steps.source == "counts" else "X"
-        nonneg = steps.normalize or steps.log1p
-        P.check_values(
-            x, nonnegative=nonneg, where=where, obs=adata.obs_names, var=adata.var_names[cols]
+        rows = None if cells is None or cells.all() else cells
+        kept = adata if rows is None else adata[rows]  # a view, for obs: no matrix copied
+        check = P.ValueCheck(
+            nonnegative=steps.normalize or steps.log1p,
+            where="the counts" if steps.source == "counts" else "X",
+            obs=kept.obs_names,
+            var=adata.var_names[cols],
         )
-        out = ad.AnnData(
-            X=P.as_float32(self._value_steps(x, steps)),
-            obs=adata.obs.copy(),
-            var=adata.var.iloc[cols].copy(),
-        )
+
+        def value_steps(where: slice, block: Matrix) -> Matrix:
+            check.add(block, where.start)
+            # Bad values end in an error after the last block: skip their arithmetic (and
+            # its RuntimeWarnings), the block is discarded.
+            return block if check.found else self._value_steps(block, steps)
+
+        dense = not sp.issparse(source) or steps.scale or steps.minmax
+        x = P.map_rows(source, rows, cols, value_steps, dense=dense, share=not copy)
+        check.raise_if_bad()
+        out = ad.AnnData(X=x, obs=kept.obs.copy(), var=adata.var.iloc[cols].copy())
         if counts is not None:
-            out.layers["counts"] = P.as_float32(P.take(counts, None, cols))
+            out.layers["counts"] = _counts_layer(counts, rows, cols, copy=copy)
         return out
 
     def _align(self, names: pd.Index, *, warn_extra: bool) -> np.ndarray:
@@ -459,17 +488,22 @@ class Preprocessor:
         return cols
 
     def _value_steps(self, x: Matrix, steps: Steps) -> Matrix:
-        """Normalise, log1p, then scale or min-max with the fitted statistics."""
+        """Normalise, log1p, then scale or min-max with the fitted statistics.
+
+        Works in place on ``x``, a private float64 copy (a dense one is overwritten).
+        """
         x = _prepare(x, steps)
         if steps.scale:
             x = P.densify(x)
-            x = (x - self.stats_["mean"]) / self.stats_["std"]
+            x -= self.stats_["mean"]
+            x /= self.stats_["std"]
             if steps.clip > 0:
                 np.clip(x, -steps.clip, steps.clip, out=x)
         elif steps.minmax:
             x = P.densify(x)
             lo, span = self.stats_["min"], self.stats_["max"] - self.stats_["min"]
-            x = (x - lo) / np.where(span > 0, span, 1.0)  # constant genes map to 0
+            x -= lo
+            x /= np.where(span > 0, span, 1.0)  # constant genes map to 0
             np.clip(x, 0.0, 1.0, out=x)  # new data outside the fitted range
         return x
 
@@ -516,7 +550,7 @@ def _check_combination(scale: bool, minmax: bool) -> None:
 
 
 def _prepare(x: Matrix, steps: Steps) -> Matrix:
-    """The steps before scaling: normalisation, then log1p (float64 in and out)."""
+    """The steps before scaling: normalisation, then log1p, in place on a float64 copy."""
     if steps.normalize:
         x = P.normalize_total(x, steps.target_sum)
     if steps.log1p:
@@ -563,6 +597,22 @@ def _source_matrix(
     if counts is None:
         raise P.needs_counts(f"preset {steps.preset!r}", problem)
     return counts
+
+
+def _counts_layer(
+    counts: Matrix, rows: np.ndarray | None, cols: np.ndarray, *, copy: bool
+) -> Matrix:
+    """The raw counts of the kept cells and genes, as float32.
+
+    ``counts`` itself when it is that already and ``copy`` is False.
+    """
+    unchanged = rows is None and P.is_identity(cols, counts.shape[1]) and P.is_canonical(counts)
+    c_order = sp.issparse(counts) or counts.flags.c_contiguous
+    if not copy and unchanged and counts.dtype == np.float32 and c_order:
+        return counts
+    return P.map_rows(
+        counts, rows, cols, lambda _, block: block, dense=not sp.issparse(counts), share=not copy
+    )
 
 
 # -- other helpers ------------------------------------------------------------------------
