@@ -171,6 +171,19 @@ def peak_rss_mb() -> float:
     return ru_maxrss_mb()
 
 
+def reset_peak_rss() -> bool:
+    """Reset this process's VmHWM to its current RSS (Linux ``clear_refs``); False if unsupported.
+
+    Lets a run measure the peak of one stage (e.g. training) after a stage whose transient
+    peak (e.g. generating the data) should not count.
+    """
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 # -- results files ---------------------------------------------------------------------------
 def _mkstemp_beside(path: Path, suffix: str) -> tuple[int, str]:
     """A temporary file next to ``path`` with the usual permissions (mkstemp gives 0600)."""
