@@ -20,9 +20,10 @@ def test_default_count_model_on_10x_pbmc(shared_file):
     print(json.dumps({"geneae": ours, "pca": pca}, default=float))
     # The floor: at least 0.70 and at least PCA with as many components on the same
     # preprocessed matrix (published scDeepCluster: ARI 0.784 / NMI 0.774). Measured here
-    # (seed 0): geneae ARI 0.755 / NMI 0.772, PCA 0.735 / 0.758.
+    # (seed 0, 2 threads): geneae ARI 0.766 / NMI 0.776, PCA 0.735 / 0.758; across seeds
+    # and thread counts geneae ranges about 0.71-0.77 (BENCHMARKS.md).
     assert ours["ari"] >= 0.70
     assert ours["ari"] >= pca["ari"]
     assert ours["nmi"] >= pca["nmi"]
-    # Neighbourhoods are kept about as well as by PCA (measured 0.764 vs 0.754).
+    # Neighbourhoods are kept about as well as by PCA (measured 0.763 vs 0.754).
     assert np.isfinite(ours["mse"]) and ours["trustworthiness"] >= pca["trustworthiness"] - 0.02
