@@ -71,9 +71,9 @@ def run_quality(
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
     lock = threading.Lock()
     done: list[dict[str, Any]] = []
-    state = {"fresh": fresh}
 
     def run(dataset: str, method: str, seed: int) -> None:
+        nonlocal fresh
         spec = {
             "task": "quality",
             "dataset": dataset,
@@ -111,8 +111,8 @@ def run_quality(
         rec["wall_s"] = time.perf_counter() - t0
         with lock:  # one writer of quality.json at a time
             done.append(rec)
-            merge_records(path, "quality", [rec], record_key, fresh=state["fresh"])
-            state["fresh"] = False
+            merge_records(path, "quality", [rec], record_key, fresh=fresh)
+            fresh = False  # only the first record starts the file over
             print(_progress_line(rec), flush=True)
 
     grid = [(d, m, s) for d in datasets for m in methods for s in seeds]

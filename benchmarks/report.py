@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -281,14 +282,16 @@ def _epoch_range(ok: list[dict[str, Any]]) -> str:
 
 def _concurrency_note(records: list[dict[str, Any]]) -> list[str]:
     """How many runs shared the machine and with how many threads (times depend on both)."""
-    ok = [r for r in records if r.get("status") == "ok"]
-    setups = sorted({(int(r.get("concurrent_jobs") or 1), r.get("torch_threads")) for r in ok})
+    setups = Counter(
+        (int(r.get("concurrent_jobs") or 1), r.get("torch_threads"))
+        for r in records
+        if r.get("status") == "ok"
+    )
     if not setups:
         return []
     text = "; ".join(
-        f"{sum(1 for r in ok if (int(r.get('concurrent_jobs') or 1), r.get('torch_threads')) == s)}"
-        f" runs {s[0]} at a time with {s[1]} torch thread(s) each"
-        for s in setups
+        f"{n} runs {jobs} at a time with {threads} torch thread(s) each"
+        for (jobs, threads), n in sorted(setups.items())
     )
     return [
         f"Run conditions: {text}. Times compare methods fairly only within one condition; the "

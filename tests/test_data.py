@@ -17,13 +17,13 @@ def test_sparse_row_gather_equals_dense_rows():
     x = _matrix()
     sparse, dense = RowMatrix.from_array(x), RowMatrix.from_array(x.toarray())
     idx = torch.tensor([5, 0, 52, 5, 17, 3])
-    np.testing.assert_array_equal(sparse.rows(idx).numpy(), x.toarray()[idx.numpy()])
-    np.testing.assert_array_equal(dense.rows(idx).numpy(), x.toarray()[idx.numpy()])
+    np.testing.assert_array_equal(sparse.rows_and_stored(idx)[0].numpy(), x.toarray()[idx.numpy()])
+    np.testing.assert_array_equal(dense.rows_and_stored(idx)[0].numpy(), x.toarray()[idx.numpy()])
 
 
 def test_sparse_gather_of_empty_rows():
     x = sp.csr_matrix((4, 6), dtype=np.float32)
-    assert RowMatrix.from_array(x).rows(torch.tensor([1, 2])).abs().sum() == 0
+    assert RowMatrix.from_array(x).rows_and_stored(torch.tensor([1, 2]))[0].abs().sum() == 0
 
 
 def test_row_sums_match_scipy():
@@ -170,7 +170,9 @@ def test_mostly_zero_dense_arrays_are_stored_sparse():
     counts = _matrix(8, density=0.1).toarray()
     stored = RowMatrix.from_array(counts)
     assert stored.is_sparse and stored.nbytes < counts.nbytes
-    np.testing.assert_array_equal(stored.rows(torch.arange(counts.shape[0])).numpy(), counts)
+    np.testing.assert_array_equal(
+        stored.rows_and_stored(torch.arange(counts.shape[0]))[0].numpy(), counts
+    )
     assert not RowMatrix.from_array(_matrix(8, density=0.9).toarray()).is_sparse
 
 

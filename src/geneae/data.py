@@ -112,20 +112,15 @@ class RowMatrix:
         offset = torch.arange(total, device=idx.device) - first_entry.index_select(0, row_of_entry)
         return row_of_entry, starts.index_select(0, row_of_entry) + offset
 
-    def rows(
-        self, idx: torch.Tensor, positions: tuple[torch.Tensor, torch.Tensor] | None = None
-    ) -> torch.Tensor:
-        """Dense rows ``idx`` (on this matrix's device); sparse rows reuse ``positions``."""
-        return self.rows_and_stored(idx, positions)[0]
-
     def rows_and_stored(
         self, idx: torch.Tensor, positions: tuple[torch.Tensor, torch.Tensor] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Dense rows ``idx`` and, for a sparse matrix, the flat positions of stored entries.
+        """Dense rows ``idx`` (on this matrix's device) and their stored entries' positions.
 
-        The flat positions (int64, into the (len(idx), g) result viewed as a vector) cover
-        every entry that can be non-zero; likelihoods use them to skip the zeros without a
-        data-dependent ``nonzero()`` over the dense batch. ``None`` for a dense matrix.
+        Positions are int64 flat indices into the (len(idx), g) result viewed as a vector
+        (``None`` for a dense matrix). They cover every entry that can be non-zero; the
+        likelihoods use them to skip the zeros without a data-dependent ``nonzero()`` over
+        the dense batch. Sparse rows reuse ``positions`` (from :meth:`positions`) if given.
         """
         if self.dense is not None:
             return self.dense.index_select(0, idx), None
@@ -219,7 +214,7 @@ class ExpressionTensors:
         positions = self.x.positions(idx) if self.x.is_sparse else None
         x, stored = self.x.rows_and_stored(idx, positions)
         out: Batch = {"x": x}
-        if self.target is not None:
+        if self.target is not None:  # the positions must describe the target, not x
             target, stored = self.target.rows_and_stored(
                 idx, positions if self.shared_pattern else None
             )

@@ -189,30 +189,25 @@ def _nb_log_coef(x: Tensor, theta: Tensor, nonzero: Tensor | None = None) -> Ten
     """``lgamma(x + theta) - lgamma(theta) - lgamma(x + 1)``, exactly 0 where ``x == 0``.
 
     Single-cell counts are mostly zeros, and lgamma / digamma dominate the NB step on a
-    CPU; computing them only at the non-zero entries is several times cheaper there. With
-    the non-zero positions given and one theta per gene (or a scalar), ``lgamma(theta)`` is
-    taken once per gene and gathered. Without them, a CPU finds the non-zeros itself; on
-    GPUs the dense form is faster (no data-dependent indexing).
+    CPU; with one theta per gene (or a scalar) they are evaluated at the ``nonzero``
+    positions only, and ``lgamma(theta)`` once per gene. Without the positions a CPU
+    finds them itself; on GPUs the dense form is faster (no data-dependent indexing).
     """
-    if nonzero is not None and theta.dim() <= 1 and x.dim() >= 1:
-        xn = x.reshape(-1).index_select(0, nonzero)
-        if theta.dim() == 1 and theta.numel() > 1:
-            genes = nonzero % x.shape[-1]
-            thetan = theta.index_select(0, genes)
-            lgamma_theta = torch.lgamma(theta).index_select(0, genes)
-        else:
-            thetan = theta.reshape(-1)
-            lgamma_theta = torch.lgamma(thetan)
-        values = torch.lgamma(xn + thetan) - lgamma_theta - torch.lgamma(xn + 1.0)
-        return _at_nonzero(x, nonzero, values)
-    if x.is_cuda or not x.is_floating_point() or x.numel() < 4096:
+    per_gene = x.dim() >= 1 and theta.dim() <= 1 and theta.numel() in (1, x.shape[-1])
+    if nonzero is None and per_gene and not x.is_cuda and x.numel() >= 4096:
+        nonzero = torch.nonzero(x.reshape(-1)).squeeze(1)
+    if nonzero is None or not per_gene:
         return torch.lgamma(x + theta) - torch.lgamma(theta) - torch.lgamma(x + 1.0)
-    xb, thetab = torch.broadcast_tensors(x, theta)
-    nonzero_mask = xb != 0
-    xn, thetan = xb[nonzero_mask], thetab[nonzero_mask]
-    values = torch.lgamma(xn + thetan) - torch.lgamma(thetan) - torch.lgamma(xn + 1.0)
-    out = torch.zeros(xb.shape, dtype=values.dtype, device=values.device)
-    return out.index_put((nonzero_mask,), values)
+    xn = x.reshape(-1).index_select(0, nonzero)
+    if theta.numel() > 1:
+        genes = nonzero % x.shape[-1]
+        thetan = theta.index_select(0, genes)
+        lgamma_theta = torch.lgamma(theta).index_select(0, genes)
+    else:
+        thetan = theta.reshape(-1)
+        lgamma_theta = torch.lgamma(thetan)
+    values = torch.lgamma(xn + thetan) - lgamma_theta - torch.lgamma(xn + 1.0)
+    return _at_nonzero(x, nonzero, values)
 
 
 def nb_log_prob(x: Tensor, mu: Tensor, theta: Tensor, *, nonzero: Tensor | None = None) -> Tensor:
