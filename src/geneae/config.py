@@ -90,6 +90,11 @@ class ModelConfig(_Section):
     mask_rate_max: float = Field(default=0.25, ge=0.0, lt=1.0)
     library: Literal["observed", "learned"] = "observed"
     n_components: int = Field(default=10, ge=1, description="GMVAE mixture components")
+    top_components: int | None = Field(
+        default=None,
+        ge=1,
+        description="GMVAE: keep q(y|x) on its m most likely components (None: all K)",
+    )
     contrastive_weight: float = Field(default=0.0, ge=0.0)
     contrastive_temperature: float = Field(default=0.5, gt=0.0)
 

@@ -318,8 +318,7 @@ class GeneAE:
             out = m.inference(b["x"], covariate=b.get("covariate"), sample=False)
             var = out["qz_var"]
             if var.dim() == 3:
-                weights = torch.softmax(out["qy_logits"], dim=-1)
-                var = (weights.unsqueeze(-1) * var).sum(1)
+                var = (out["qy"].unsqueeze(-1) * var).sum(1)
             return var
 
         return self._map_batches(tensors, run)

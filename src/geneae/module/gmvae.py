@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from geneae.config import ModelConfig
@@ -56,6 +57,12 @@ class GMVAE(nn.Module):
     first layer computes ``W x`` once and adds the per-component term, so the K posteriors
     cost one pass over the genes. The learned log-library head, if any, sits on the q(y|x)
     network.
+
+    With ``cfg.top_components = m < K``, q(y|x) is the softmax of its network's logits
+    restricted to the m largest (zero elsewhere). Any q(y|x) gives a lower bound on
+    log p(x), so the objective stays an ELBO, and the sums above run over m components:
+    encoding and decoding, which dominate the cost of a step, shrink by a factor K / m.
+    Which m components form the support is chosen per sample and step, without gradient.
 
     Notes
     -----
@@ -111,22 +118,32 @@ class GMVAE(nn.Module):
     def inference(
         self, x: Tensor, covariate: Tensor | None = None, sample: bool | None = None
     ) -> dict[str, Tensor]:
-        """Posterior parameters for every component at once.
+        """Posterior parameters for every component in the support of q(y|x) at once.
 
-        ``"qy_logits"`` (n, K); ``"qz_mean"``, ``"qz_var"``, ``"z"`` (n, K, d), one per
-        component (``z`` sampled when ``sample``, default training mode); ``"log_library"``
-        (n,) when learned. The encoders do not use the covariate.
+        ``"qy_logits"`` (n, K) the q(y|x) network's logits; ``"qy"`` (n, m) q(y|x) on its
+        support, m = K unless ``cfg.top_components`` is smaller; ``"support"`` (n, m) the
+        component indices when truncated (absent for all K, in order); ``"qz_mean"``,
+        ``"qz_var"``, ``"z"`` (n, m, d), one per supported component (``z`` sampled when
+        ``sample``, default training mode); ``"log_library"`` (n,) when learned. The
+        encoders do not use the covariate.
         """
         h = self.y_encoder(x)
-        # (n, 1, g) input and (1, K, K) one-hot y broadcast to (n, K, .) in the first layer.
-        mean, var, _ = self.z_encoder(x.unsqueeze(-2), self.components)
+        logits = full_precision(self.qy(h))
+        out = {"qy_logits": logits}
+        top = self.cfg.top_components
+        if top is None or top >= self.prior.n_components:
+            components = self.components
+            out["qy"] = torch.softmax(logits, dim=-1)
+        else:
+            support = logits.detach().topk(top, dim=-1).indices
+            # Gathered from the logits so the gradient reaches the q(y|x) network.
+            out["qy"] = torch.softmax(logits.gather(-1, support), dim=-1)
+            out["support"] = support
+            components = F.one_hot(support, self.prior.n_components).to(x.dtype)
+        # (n, 1, g) input and (., m, K) one-hot y broadcast to (n, m, .) in the first layer.
+        mean, var, _ = self.z_encoder(x.unsqueeze(-2), components)
         sample = self.training if sample is None else sample
-        out = {
-            "qy_logits": full_precision(self.qy(h)),
-            "qz_mean": mean,
-            "qz_var": var,
-            "z": reparameterise(mean, var) if sample else mean,
-        }
+        out.update(qz_mean=mean, qz_var=var, z=reparameterise(mean, var) if sample else mean)
         if self.library_head is not None:
             out["log_library"] = self.library_head(h)
         return out
@@ -144,12 +161,14 @@ class GMVAE(nn.Module):
         x, target, inference, params = decode_batch(self, batch, mask_rate)
         rec_k = self.decoder.head.loss(
             target.unsqueeze(-2), params, batch.get("target_nonzero")
-        ).sum(-1)  # (n, K)
-        kl_z_k = self.prior.kl(inference["qz_mean"], inference["qz_var"])  # (n, K)
-        qy = torch.softmax(inference["qy_logits"], dim=-1)
+        ).sum(-1)  # (n, m)
+        support = inference.get("support")
+        kl_z_k = self.prior.kl(inference["qz_mean"], inference["qz_var"], support)  # (n, m)
+        qy = inference["qy"]
         reconstruction = (qy * rec_k).sum(-1)
         kl_z = (qy * kl_z_k).sum(-1)
-        kl_y = self.prior.kl_y(inference["qy_logits"])
+        logits = inference["qy_logits"]
+        kl_y = self.prior.kl_y(logits if support is None else logits.gather(-1, support))
         kl = kl_z + kl_y
         total = (reconstruction + kl_weight * kl).mean()
         with torch.no_grad():
@@ -166,13 +185,18 @@ class GMVAE(nn.Module):
         return LossOutput(total, reconstruction, kl, metrics)
 
     def cluster_probabilities(self, x: Tensor, covariate: Tensor | None = None) -> Tensor:
-        """(n, K) q(y | x)."""
-        return torch.softmax(full_precision(self.qy(self.y_encoder(x))), dim=-1)
+        """(n, K) q(y | x); zero outside the support when ``cfg.top_components`` < K."""
+        logits = full_precision(self.qy(self.y_encoder(x)))
+        top = self.cfg.top_components
+        if top is None or top >= self.prior.n_components:
+            return torch.softmax(logits, dim=-1)
+        top_logits, support = logits.topk(top, dim=-1)
+        return torch.zeros_like(logits).scatter(-1, support, torch.softmax(top_logits, dim=-1))
 
     def embed(self, x: Tensor, covariate: Tensor | None = None) -> Tensor:
         """(n, d) mean of q(z|x) = sum_k q(k|x) m_k(x) (no corruption, no sampling)."""
         inference = self.inference(x, sample=False)
-        return _mix(torch.softmax(inference["qy_logits"], dim=-1), inference["qz_mean"])
+        return _mix(inference["qy"], inference["qz_mean"])
 
     def reconstruct(
         self, x: Tensor, library: Tensor | None = None, covariate: Tensor | None = None
@@ -182,7 +206,7 @@ class GMVAE(nn.Module):
         if library is None:
             library = library_size(inference, None, self.learned_library)
         params = self.generative(inference["z"], library, covariate)
-        return _mix(torch.softmax(inference["qy_logits"], dim=-1), params["mean"])
+        return _mix(inference["qy"], params["mean"])
 
     def loadings(self) -> Tensor:
         """(genes, latent) decoder weight; requires a linear decoder (``decoder_hidden=[]``)."""

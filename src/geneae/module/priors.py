@@ -59,22 +59,31 @@ class MixtureOfGaussians(nn.Module):
     def variances(self) -> Tensor:
         return self.log_vars.exp()
 
-    def kl(self, mean: Tensor, var: Tensor) -> Tensor:
+    def kl(self, mean: Tensor, var: Tensor, components: Tensor | None = None) -> Tensor:
         """KL(q(z | x, y=k) || p(z | y=k)) for each k.
 
         Parameters
         ----------
         mean, var
-            (n, K, d) per-component posterior means and variances.
+            (n, m, d) per-component posterior means and variances.
+        components
+            (n, m) the component index of each posterior; None when m = K, in order.
 
         Returns
         -------
         Tensor
-            (n, K).
+            (n, m).
         """
-        return gaussian_kl(mean, var, self.means, self.variances).sum(-1)
+        prior_mean, prior_var = self.means, self.variances
+        if components is not None:
+            prior_mean, prior_var = prior_mean[components], prior_var[components]
+        return gaussian_kl(mean, var, prior_mean, prior_var).sum(-1)
 
     def kl_y(self, logits: Tensor) -> Tensor:
-        """KL(q(y | x) || Uniform(K)) = sum_k q_k log q_k + log K, (n,)."""
+        """KL(q(y | x) || Uniform(K)) = sum_k q_k log q_k + log K, (n,).
+
+        ``logits`` (n, m) are q(y|x)'s over its support (m <= K; the omitted components
+        have q = 0 and add nothing).
+        """
         log_q = torch.log_softmax(logits, dim=-1)
         return (log_q.exp() * log_q).sum(-1) + math.log(self.n_components)
