@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,7 +13,7 @@ import scipy.sparse as sp
 import torch
 
 from geneae import GeneAE, RunConfig, datasets, embed
-from geneae.errors import InputError, ModelFileError
+from geneae.errors import GeneaeError, InputError, ModelFileError, NotFittedError
 from geneae.model import MODEL_FILES
 
 
@@ -263,3 +264,11 @@ def test_fit_shares_but_never_changes_the_input_arrays():
     GeneAE(quick_config(**{"train.max_epochs": 1})).fit(adata)
     for a, b in zip(before, (adata.X.data, adata.X.indices, adata.X.indptr), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_use_before_fit_raises_a_clear_error():
+    adata = ad.AnnData(np.ones((4, 3), dtype=np.float32))
+    with pytest.raises(NotFittedError, match=r"not fitted yet; call \.fit"):
+        GeneAE().transform(adata)
+    with pytest.raises(GeneaeError):
+        GeneAE().reconstruct(adata)

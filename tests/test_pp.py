@@ -11,13 +11,19 @@ import pandas as pd
 import pytest
 import scanpy as sc
 import scipy.sparse as sp
-from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from geneae import _matrix
 from geneae import _preprocess as P
 from geneae.config import PreprocessConfig
-from geneae.errors import ConfigError, DataWarning, InputError, ModelFileError
+from geneae.errors import (
+    ConfigError,
+    DataWarning,
+    GeneaeError,
+    InputError,
+    ModelFileError,
+    NotFittedError,
+)
 from geneae.pp import PRESETS, Preprocessor, pseudobulk, transpose
 
 
@@ -304,10 +310,13 @@ def test_extra_genes_are_dropped_with_a_warning() -> None:
 
 
 def test_transform_before_fit_raises() -> None:
-    with pytest.raises(NotFittedError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted") as caught:
         Preprocessor().transform(make_counts())
     with pytest.raises(NotFittedError):
         Preprocessor().counts_to_input(np.zeros((2, 3)))
+    # A GeneaeError (the CLI prints it), and a ValueError like scikit-learn's.
+    assert isinstance(caught.value, GeneaeError)
+    assert isinstance(caught.value, ValueError)
 
 
 def test_counts_to_input_matches_transform() -> None:

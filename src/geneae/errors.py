@@ -23,6 +23,14 @@ class ModelFileError(GeneaeError):
     """A saved model or run directory is missing, incomplete, or would be overwritten."""
 
 
+class NotFittedError(GeneaeError, ValueError, AttributeError):
+    """A preprocessor or model was used before it was fitted or loaded.
+
+    Same bases as scikit-learn's ``NotFittedError``, so code written for scikit-learn's
+    estimators catches it as ``ValueError`` / ``AttributeError``.
+    """
+
+
 class GeneaeWarning(UserWarning):
     """Base class of geneae's warnings (tests turn these into errors)."""
 

@@ -30,7 +30,7 @@ from geneae._atomic import atomic_path, write_text
 from geneae._matrix import is_count_matrix, value_type
 from geneae.config import COUNT_LIKELIHOODS, RunConfig, default_epochs
 from geneae.data import ExpressionTensors, RowMatrix, split_indices
-from geneae.errors import InputError, ModelFileError
+from geneae.errors import InputError, ModelFileError, NotFittedError
 from geneae.module import build_module
 from geneae.pp import Preprocessor
 from geneae.presets import preset_config
@@ -95,7 +95,7 @@ class GeneAE:
 
     def _require_fitted(self) -> torch.nn.Module:
         if self.module is None or self.preprocessor is None:
-            raise ModelFileError(
+            raise NotFittedError(
                 "this GeneAE is not fitted yet; call .fit(adata) or GeneAE.load(dir)."
             )
         return self.module

@@ -28,13 +28,12 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.exceptions import NotFittedError
 
 from geneae import _preprocess as P
 from geneae._atomic import write_text
 from geneae._matrix import ValueType, is_count_matrix, value_type
 from geneae._preprocess import Matrix, read_gene_list
-from geneae.errors import ConfigError, DataWarning, InputError, ModelFileError
+from geneae.errors import ConfigError, DataWarning, InputError, ModelFileError, NotFittedError
 
 if TYPE_CHECKING:
     from geneae.config import PreprocessConfig
