@@ -293,17 +293,3 @@ def test_help_of_every_command(capsys):
     ):
         assert main([command, "--help"]) == 0
         assert "Example" in capsys.readouterr().out
-
-
-def test_build_config_keeps_track_of_what_was_given(tmp_path):
-    from geneae.cli import build_config
-
-    path = tmp_path / "run.yaml"
-    path.write_text("model:\n  latent_dim: 12\n", encoding="utf-8")
-    config = build_config(path, None, {"train.lr": 0.01, "train.batch_size": None})
-    assert config.model.latent_dim == 12 and config.train.lr == 0.01
-    assert config.explicit("model.latent_dim") and config.explicit("train.lr")
-    # Left to the data: count data fill these from the recommended preset.
-    assert not config.explicit("model.hidden")
-    assert not config.explicit("train.batch_size")
-    assert not config.explicit("model.family")

@@ -14,8 +14,7 @@ import torch
 
 from geneae import GeneAE, RunConfig, datasets, embed
 from geneae.errors import GeneaeError, InputError, ModelFileError, NotFittedError
-from geneae.model import MODEL_FILES, resolve_for_data
-from geneae.presets import preset_config
+from geneae.model import MODEL_FILES
 
 
 def tiny_counts(n_cells=300, n_genes=60, seed=0):
@@ -273,43 +272,3 @@ def test_use_before_fit_raises_a_clear_error():
         GeneAE().transform(adata)
     with pytest.raises(GeneaeError):
         GeneAE().reconstruct(adata)
-
-
-def _resolved_values(config: RunConfig, adata) -> dict:
-    values = resolve_for_data(config, adata).model_dump(mode="json")
-    values.pop("preset")
-    return values
-
-
-def test_counts_without_a_preset_get_the_recommended_preset():
-    adata = tiny_counts()
-    assert _resolved_values(RunConfig(), adata) == _resolved_values(
-        preset_config("recommended"), adata
-    )
-
-
-def test_given_settings_win_over_the_recommended_preset():
-    adata = tiny_counts()
-    config = RunConfig().updated({"model.family": "vae", "model.latent_dim": 16})
-    resolved = resolve_for_data(config, adata)
-    recommended = preset_config("recommended")
-    assert (resolved.model.family, resolved.model.latent_dim) == ("vae", 16)
-    assert resolved.model.hidden == recommended.model.hidden  # not given: recommended
-    assert resolved.train.kl_weight == recommended.train.kl_weight
-    # A value given equal to the generic default is still given.
-    kept = resolve_for_data(RunConfig().updated({"model.latent_dim": 10}), adata)
-    assert kept.model.latent_dim == 10
-
-
-def test_a_chosen_preset_is_not_mixed_with_the_recommended_one():
-    adata = tiny_counts()
-    resolved = resolve_for_data(preset_config("scvi-like"), adata)
-    assert (resolved.model.family, resolved.model.latent_dim) == ("vae", 10)
-    assert resolved.model.top_components is None
-
-
-def test_continuous_data_keeps_the_generic_defaults():
-    adata = datasets.bulk_conditions(n_samples=20, n_genes=30, n_informative=5)
-    resolved = resolve_for_data(RunConfig(), adata)
-    assert (resolved.model.family, resolved.model.hidden) == ("vae", [128])
-    assert resolved.train.kl_weight == RunConfig().train.kl_weight

@@ -63,9 +63,7 @@ def build_config(
         values = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
         preset = preset or values.get("preset")
     base = preset_config(preset) if preset else RunConfig()
-    # Only what was given: settings left out stay unset, so count data can fill them from
-    # the recommended preset (geneae.model.resolve_for_data).
-    merged = base.model_dump(mode="json", exclude_unset=True)
+    merged = base.model_dump(mode="json")
     for section, content in values.items():
         if isinstance(content, dict) and isinstance(merged.get(section), dict):
             merged[section].update(content)

@@ -218,35 +218,20 @@ class RunConfig(_Section):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
     def updated(self, overrides: dict[str, Any], *, source: str = "override") -> RunConfig:
-        """Return a copy with ``overrides`` (dotted keys, e.g. ``"model.latent_dim"``) applied.
-
-        The copy remembers which settings were given (``explicit``): this config's and the
-        overrides' keys, not the defaults.
-        """
-        values = self.model_dump(mode="json", exclude_unset=True)
+        """Return a copy with ``overrides`` (dotted keys, e.g. ``"model.latent_dim"``) applied."""
+        values = self.model_dump(mode="json")
         for dotted, value in overrides.items():
             section, _, key = dotted.partition(".")
             if not key:
                 values[section] = value
                 continue
-            if section not in SECTIONS:
+            if section not in values or not isinstance(values[section], dict):
                 raise ConfigError(
                     f"{source}: unknown section {section!r} in {dotted!r}; "
                     f"allowed: {', '.join(SECTIONS)}."
                 )
-            values.setdefault(section, {})[key] = value
+            values[section][key] = value
         return RunConfig.from_dict(values, source=source)
-
-    def explicit(self, dotted: str) -> bool:
-        """Whether setting ``dotted`` (e.g. ``"model.latent_dim"``) was given, not defaulted.
-
-        Given means: passed to the constructor, present in the YAML or dict the config was
-        read from, set by :meth:`updated`, or assigned.
-        """
-        section, _, key = dotted.partition(".")
-        if not key:
-            return section in self.model_fields_set
-        return key in getattr(self, section).model_fields_set
 
 
 SECTIONS = ("data", "preprocess", "model", "train", "evaluate")

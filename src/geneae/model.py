@@ -33,7 +33,7 @@ from geneae.data import ExpressionTensors, RowMatrix, split_indices
 from geneae.errors import InputError, ModelFileError, NotFittedError
 from geneae.module import build_module
 from geneae.pp import Preprocessor
-from geneae.presets import preset_config, preset_overrides
+from geneae.presets import preset_config
 
 logger = logging.getLogger(__name__)
 
@@ -431,24 +431,14 @@ class GeneAE:
 
 
 def resolve_for_data(config: RunConfig, adata: ad.AnnData) -> RunConfig:
-    """Replace ``auto`` settings by what the data call for (counts vs continuous).
-
-    Raw counts without a preset get the ``recommended`` preset (BENCHMARKS.md) for every
-    setting not given explicitly (:meth:`RunConfig.explicit`): what a user sets wins, the
-    rest is the benchmark's choice rather than the generic defaults.
-    """
+    """Replace ``auto`` settings by what the data call for (counts vs continuous)."""
     config = config.model_copy(deep=True)
     counts = is_count_matrix(_raw_matrix(adata))
-    if counts and config.preset is None:
-        for dotted, value in preset_overrides("recommended").items():
-            if not config.explicit(dotted):
-                section, _, key = dotted.partition(".")
-                setattr(getattr(config, section), key, value)
     if config.model.likelihood == "auto":
         config.model.likelihood = "nb" if counts else "gaussian"
     if config.preprocess.preset == "auto" and counts:
-        # HVGs chosen on the counts, a z-scored log-normalised encoder input, raw counts as
-        # the likelihood's target.
+        # The recommended count model (BENCHMARKS.md): HVGs chosen on the counts, a
+        # z-scored log-normalised encoder input, raw counts as the likelihood's target.
         config.preprocess.preset = "counts"
         if config.preprocess.scale is None:
             config.preprocess.scale = True
