@@ -213,6 +213,15 @@ def test_non_numeric_cell_names_line_and_column(tmp_path: Path) -> None:
         gio.read(path)
 
 
+def test_value_beyond_float32_names_line_and_column(tmp_path: Path) -> None:
+    # Found by the fuzz test: 3.4028235677973366e+38 would become inf as float32.
+    frame = pd.DataFrame(COUNTS, index=BARCODES, columns=SYMBOLS).astype(float)
+    frame.iloc[2, 1] = 3.5e38
+    path = _write(tmp_path / "huge.csv", frame)
+    with pytest.raises(InputError, match=r"huge\.csv.*3\.5e\+38 on line 4, column .*float32"):
+        gio.read(path)
+
+
 @pytest.mark.parametrize(
     ("body", "line"),
     [("g,a,b\nx,1,2\ny,3,4,5\nz,1,1\n", 3), ("g,a,b\nx,1,2\ny,3\nz,1,1\n", 3)],

@@ -240,7 +240,20 @@ def numeric_matrix(
     frame = pd.DataFrame(columns)
     if not frame.shape[1]:
         return np.empty((len(body), 0), dtype=np.float32)
-    return frame.to_numpy(dtype=np.float32, na_value=np.nan)
+    values = frame.to_numpy(dtype=np.float64, na_value=np.nan)
+    # A finite number beyond float32's range would silently become infinity.
+    with np.errstate(invalid="ignore"):
+        too_large = np.isfinite(values) & (np.abs(values) > np.finfo(np.float32).max)
+    if too_large.any():
+        row, pos = np.unravel_index(int(np.argmax(too_large)), too_large.shape)
+        line = line_of_row(path, sep, int(body.index[row]), n_header_rows)
+        raise input_error(
+            path,
+            f"value {float(values[row, pos])!r} on line {line}, column {names[pos]!r} is "
+            "beyond the float32 range (about 3.4e38)",
+            "Expression values are stored as float32; fix or rescale the value.",
+        )
+    return values.astype(np.float32)
 
 
 def read_delimited(
