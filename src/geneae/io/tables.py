@@ -242,8 +242,7 @@ def numeric_matrix(
         return np.empty((len(body), 0), dtype=np.float32)
     values = frame.to_numpy(dtype=np.float64, na_value=np.nan)
     # A finite number beyond float32's range would silently become infinity.
-    with np.errstate(invalid="ignore"):
-        too_large = np.isfinite(values) & (np.abs(values) > np.finfo(np.float32).max)
+    too_large = np.isfinite(values) & (np.abs(values) > np.finfo(np.float32).max)
     if too_large.any():
         row, pos = np.unravel_index(int(np.argmax(too_large)), too_large.shape)
         line = line_of_row(path, sep, int(body.index[row]), n_header_rows)

@@ -129,15 +129,11 @@ class GMVAE(nn.Module):
         """
         h = self.y_encoder(x)
         logits = full_precision(self.qy(h))
-        out = {"qy_logits": logits}
-        top = self.cfg.top_components
-        if top is None or top >= self.prior.n_components:
+        qy, support = self._responsibilities(logits)
+        out = {"qy_logits": logits, "qy": qy}
+        if support is None:
             components = self.components
-            out["qy"] = torch.softmax(logits, dim=-1)
         else:
-            support = logits.detach().topk(top, dim=-1).indices
-            # Gathered from the logits so the gradient reaches the q(y|x) network.
-            out["qy"] = torch.softmax(logits.gather(-1, support), dim=-1)
             out["support"] = support
             components = F.one_hot(support, self.prior.n_components).to(x.dtype)
         # (n, 1, g) input and (., m, K) one-hot y broadcast to (n, m, .) in the first layer.
@@ -157,7 +153,7 @@ class GMVAE(nn.Module):
     def loss(
         self, batch: dict[str, Tensor], kl_weight: float = 1.0, mask_rate: float | None = None
     ) -> LossOutput:
-        """Negative ELBO (y marginalised exactly) with both KL terms weighted by kl_weight."""
+        """Negative ELBO, y summed exactly over the support of q(y|x); KLs times kl_weight."""
         x, target, inference, params = decode_batch(self, batch, mask_rate)
         rec_k = self.decoder.head.loss(
             target.unsqueeze(-2), params, batch.get("target_nonzero")
@@ -184,14 +180,23 @@ class GMVAE(nn.Module):
         total = add_contrastive(self, total, metrics, x, mask_rate)
         return LossOutput(total, reconstruction, kl, metrics)
 
+    def _responsibilities(self, logits: Tensor) -> tuple[Tensor, Tensor | None]:
+        """``(q(y|x) on its support, support)``; the support is None for all K in order.
+
+        Truncated to the ``cfg.top_components`` largest logits when that is below K; the
+        choice carries no gradient, the probabilities do (gathered from ``logits``).
+        """
+        top = self.cfg.top_components
+        if top is None or top >= self.prior.n_components:
+            return torch.softmax(logits, dim=-1), None
+        support = logits.detach().topk(top, dim=-1).indices
+        return torch.softmax(logits.gather(-1, support), dim=-1), support
+
     def cluster_probabilities(self, x: Tensor, covariate: Tensor | None = None) -> Tensor:
         """(n, K) q(y | x); zero outside the support when ``cfg.top_components`` < K."""
         logits = full_precision(self.qy(self.y_encoder(x)))
-        top = self.cfg.top_components
-        if top is None or top >= self.prior.n_components:
-            return torch.softmax(logits, dim=-1)
-        top_logits, support = logits.topk(top, dim=-1)
-        return torch.zeros_like(logits).scatter(-1, support, torch.softmax(top_logits, dim=-1))
+        qy, support = self._responsibilities(logits)
+        return qy if support is None else torch.zeros_like(logits).scatter(-1, support, qy)
 
     def embed(self, x: Tensor, covariate: Tensor | None = None) -> Tensor:
         """(n, d) mean of q(z|x) = sum_k q(k|x) m_k(x) (no corruption, no sampling)."""
