@@ -455,3 +455,23 @@ def test_nb_nonzero_positions_with_a_scalar_theta():
     torch.testing.assert_close(
         nb_log_prob(x, mu, theta, nonzero=stored), nb_log_prob(x, mu, theta), rtol=1e-12, atol=0
     )
+
+
+def test_float32_softplus_and_its_gradient_match_float64(rng):
+    # float32 takes torch's thresholded softplus for speed; it must stay within float32's
+    # resolution of the exact value across the range, the threshold (t = 20) included.
+    from geneae.distributions import _softplus
+
+    t = np.concatenate([rng.uniform(-100, 100, 2000), [-20.0, 19.999, 20.0, 20.001, 80.0]])
+    t32 = torch.tensor(t, dtype=torch.float32, requires_grad=True)
+    _softplus(t32).sum().backward()
+    exact = np.logaddexp(0.0, t32.detach().double().numpy())
+    tiny = float(np.finfo(np.float32).tiny)  # below it float32 is subnormal: absolute only
+    np.testing.assert_allclose(
+        _softplus(t32).detach().double().numpy(), exact, rtol=3e-7, atol=tiny
+    )
+    np.testing.assert_allclose(t32.grad.double().numpy(), special.expit(t), rtol=3e-7, atol=1e-9)
+    # float64 keeps the term the threshold drops: log1p(exp(-30)) ~ 9.4e-14 survives.
+    assert _softplus(torch.tensor(30.0, dtype=torch.float64)).item() - 30.0 == pytest.approx(
+        np.log1p(np.exp(-30.0)), rel=1e-6
+    )

@@ -58,14 +58,18 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _softplus(t: Tensor) -> Tensor:
-    """``log(1 + exp(t))`` to full precision.
+    """``log(1 + exp(t))`` to the precision of ``t``'s dtype.
 
     ``torch.nn.functional.softplus`` returns ``t`` itself above ``t = 20``, dropping
-    ``log1p(exp(-t))`` (up to 2e-9): harmless in float32, but in float64 a large relative
-    error for a log-probability near 0. ``logaddexp`` keeps that term and has the exact
-    gradient ``sigmoid(t)``.
+    ``log1p(exp(-t))`` (at most 2.1e-9). That is below float32's resolution there (an ulp of
+    20 is 1.9e-6), so float32 and narrower types take that fused kernel, about twice as fast
+    as ``logaddexp`` forward and backward: it is on every count-likelihood step. In float64
+    the term is a large relative error for a log-probability near 0, so float64 keeps
+    ``logaddexp``, whose gradient is exactly ``sigmoid(t)``.
     """
-    return torch.logaddexp(t, torch.zeros((), dtype=t.dtype, device=t.device))
+    if t.dtype == torch.float64:
+        return torch.logaddexp(t, torch.zeros((), dtype=t.dtype, device=t.device))
+    return torch.nn.functional.softplus(t)
 
 
 def _log_positive(t: Tensor) -> Tensor:
