@@ -8,7 +8,7 @@ from pathlib import Path
 
 from benchmarks.common import BENCHMARKS_MD, DATASETS, DEFAULT_OUT
 
-PARTS = ("quality", "speed", "scaling", "report", "all")
+PARTS = ("quality", "speed", "scaling", "ablation", "report", "all")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -60,6 +60,18 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="speed: time fits of N and 2N epochs; per-epoch time = difference / N",
     )
     p.add_argument("--speed-dataset", default="pbmc_10x", choices=list(DATASETS))
+    p.add_argument(
+        "--ablation",
+        default="all",
+        choices=("weighting", "ensemble", "all"),
+        help="ablation: which study (default both; see benchmarks/ablation.py)",
+    )
+    p.add_argument(
+        "--kmeans-runs",
+        type=int,
+        default=5,
+        help="ablation: KMeans random states averaged per score",
+    )
     p.add_argument("--sizes", nargs="+", type=int, default=list(DEFAULT_SIZES))
     p.add_argument(
         "--scaling-epochs",
@@ -98,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         run_scaling(
             out, args.sizes, epochs=args.scaling_epochs, timeout=args.timeout, fresh=args.fresh
         )
+    if part in ("ablation", "all"):
+        from benchmarks.ablation import run_ablation
+
+        path = run_ablation(out, args.ablation, args.datasets, args.seeds, args.kmeans_runs)
+        print(f"wrote {path}")
     if part in ("report", "all"):
         from benchmarks.report import write_report
 

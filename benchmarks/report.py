@@ -108,6 +108,79 @@ def _cmd(part: str) -> str:
     return f"`python -m benchmarks {part}`"
 
 
+def _ablation_section(doc: dict[str, Any] | None) -> list[str]:
+    head = ["## Ablations: gene weighting and ensembles", ""]
+    if doc is None or not (doc.get("weighting") or doc.get("ensemble")):
+        return head + ["Not run. Run " + _cmd("ablation") + " (about an hour on 2 cores).", ""]
+    lines = head + [
+        "Why no single preset reaches every published figure (benchmarks/ablation.py). Scores "
+        "are ARI / NMI of KMeans (k = number of labels, n_init=10) averaged over "
+        f"{_runs(doc)} random states: one KMeans run moves ARI by up to 0.05 here.",
+        "",
+    ]
+    weighting = doc.get("weighting") or []
+    if weighting:
+        alphas = sorted({r["alpha"] for r in weighting})
+        datasets = list(dict.fromkeys(r["dataset"] for r in weighting))
+        by = {(r["dataset"], r["alpha"]): r for r in weighting}
+        lines += [
+            "**Gene weighting.** PCA 50 of the centred log-normalised HVGs with each gene "
+            "divided by sd^alpha: alpha 0 is `pca50-unscaled`, alpha 1 z-scores (clipped at 10) "
+            "like `scanpy-pca50`. The datasets disagree on the best alpha.",
+            "",
+            "| dataset | " + " | ".join(f"alpha {a:g}" for a in alphas) + " | best |",
+            "|" + "---|" * (len(alphas) + 2),
+        ]
+        for d in datasets:
+            cells = [by.get((d, a)) for a in alphas]
+            scored = [(r["ari"], a) for r, a in zip(cells, alphas, strict=True) if r]
+            best = max(scored)[1] if scored else None
+            lines.append(
+                f"| {d} | "
+                + " | ".join(f"{_fmt(r['ari'])} / {_fmt(r['nmi'])}" if r else "–" for r in cells)
+                + f" | alpha {best:g} |"
+            )
+        lines.append("")
+    ensemble = doc.get("ensemble") or []
+    if ensemble:
+        kinds = list(dict.fromkeys(r["kind"] for r in ensemble))
+        datasets = list(dict.fromkeys(r["dataset"] for r in ensemble))
+        by = {(r["dataset"], r["kind"]): r for r in ensemble}
+        lines += [
+            "**Ensembles.** `recommended x seeds`: the latent spaces of the `recommended` "
+            "preset fitted with each seed, concatenated; `recommended + beta-vae`: a count model "
+            "and a z-scored Gaussian model of the same seed, concatenated (mean over seeds). "
+            "Each block is centred and scaled to unit mean squared row norm. `fit s`: the "
+            "members' fit times added up.",
+            "",
+            "| dataset | " + " | ".join(kinds) + " |",
+            "|" + "---|" * (len(kinds) + 1),
+        ]
+        for d in datasets:
+            cells = [by.get((d, k)) for k in kinds]
+            lines.append(
+                f"| {d} | "
+                + " | ".join(
+                    f"{_fmt(r['ari'])} / {_fmt(r['nmi'])} ({_num(r['fit_s'])} s)" if r else "–"
+                    for r in cells
+                )
+                + " |"
+            )
+        means = []
+        for k in kinds:
+            rows = [by[(d, k)] for d in datasets if (d, k) in by]
+            ari = sum(r["ari"] for r in rows) / len(rows)
+            nmi = sum(r["nmi"] for r in rows) / len(rows)
+            means.append(f"{_fmt(ari)} / {_fmt(nmi)}")
+        lines += [f"| mean | {' | '.join(means)} |", ""]
+    return lines
+
+
+def _runs(doc: dict[str, Any]) -> str:
+    runs = {r.get("kmeans_runs") for part in ("weighting", "ensemble") for r in doc.get(part, [])}
+    return " / ".join(str(r) for r in sorted(x for x in runs if x))
+
+
 # -- sections ---------------------------------------------------------------------------------
 def _machine_section(docs: list[dict[str, Any]]) -> list[str]:
     doc = next((d for d in docs if d), None)
@@ -159,7 +232,7 @@ def _commands_section(docs: dict[str, dict[str, Any] | None]) -> list[str]:
     lines = ["## How these numbers were made", ""]
     lines.append(
         "Everything: `python -m benchmarks all` (quality with 3 seeds, speed, scaling, "
-        "this report); `make bench` installs the `bench` extra (scvi-tools) first. Commands "
+        "ablations, this report); `make bench` installs the `bench` extra (scvi-tools) first. Commands "
         "recorded in the result files:"
     )
     lines.append("")
@@ -684,6 +757,7 @@ def write_report(out_dir: Path, path: Path | None = None) -> Path:
         "quality": read_json(out_dir / "quality.json"),
         "speed": read_json(out_dir / "speed.json"),
         "scaling": read_json(out_dir / "scaling.json"),
+        "ablation": read_json(out_dir / "ablation.json"),
     }
 
     def link(p: Path | None) -> str | None:
@@ -705,5 +779,6 @@ def write_report(out_dir: Path, path: Path | None = None) -> Path:
     lines += _quality_sections(docs["quality"], qfig)
     lines += _speed_section(docs["speed"])
     lines += _scaling_section(docs["scaling"], sfig)
+    lines += _ablation_section(docs["ablation"])
     write_text_atomic(path, "\n".join(lines).rstrip() + "\n")
     return path
