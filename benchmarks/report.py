@@ -232,8 +232,8 @@ def _commands_section(docs: dict[str, dict[str, Any] | None]) -> list[str]:
     lines = ["## How these numbers were made", ""]
     lines.append(
         "Everything: `python -m benchmarks all` (quality with 3 seeds, speed, scaling, "
-        "ablations, this report); `make bench` installs the `bench` extra (scvi-tools) first. Commands "
-        "recorded in the result files:"
+        "ablations, this report); `make bench` installs the `bench` extra (scvi-tools) "
+        "first. Commands recorded in the result files:"
     )
     lines.append("")
     for name, doc in docs.items():
