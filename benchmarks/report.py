@@ -166,13 +166,15 @@ def _ablation_section(doc: dict[str, Any] | None) -> list[str]:
                 )
                 + " |"
             )
+        # The mean over shared/data's datasets only: the bundled set is a subset of one.
+        shared = [d for d in datasets if DATASETS.get(d) is not None] or datasets
         means = []
         for k in kinds:
-            rows = [by[(d, k)] for d in datasets if (d, k) in by]
-            ari = sum(r["ari"] for r in rows) / len(rows)
-            nmi = sum(r["nmi"] for r in rows) / len(rows)
+            rows = [by[(d, k)] for d in shared if (d, k) in by]
+            ari = sum(r["ari"] for r in rows) / len(rows) if rows else None
+            nmi = sum(r["nmi"] for r in rows) / len(rows) if rows else None
             means.append(f"{_fmt(ari)} / {_fmt(nmi)}")
-        lines += [f"| mean | {' | '.join(means)} |", ""]
+        lines += [f"| mean of {', '.join(shared)} | {' | '.join(means)} |", ""]
     return lines
 
 
