@@ -108,74 +108,76 @@ def _cmd(part: str) -> str:
     return f"`python -m benchmarks {part}`"
 
 
+def _shared(datasets: Any) -> list[str]:
+    """The datasets of shared/data among ``datasets``: the bundled set is a subset of one."""
+    return [d for d in datasets if DATASETS.get(d) is not None]
+
+
 def _ablation_section(doc: dict[str, Any] | None) -> list[str]:
     head = ["## Ablations: gene weighting and ensembles", ""]
     if doc is None or not (doc.get("weighting") or doc.get("ensemble")):
-        return head + ["Not run. Run " + _cmd("ablation") + " (about an hour on 2 cores).", ""]
+        return head + ["Not run. Run " + _cmd("ablation") + " (about 30 min on 2 cores).", ""]
     lines = head + [
         "Why no single preset reaches every published figure (benchmarks/ablation.py). Scores "
         "are ARI / NMI of KMeans (k = number of labels, n_init=10) averaged over "
         f"{_runs(doc)} random states: one KMeans run moves ARI by up to 0.05 here.",
         "",
     ]
-    weighting = doc.get("weighting") or []
-    if weighting:
-        alphas = sorted({r["alpha"] for r in weighting})
-        datasets = list(dict.fromkeys(r["dataset"] for r in weighting))
-        by = {(r["dataset"], r["alpha"]): r for r in weighting}
-        lines += [
-            "**Gene weighting.** PCA 50 of the centred log-normalised HVGs with each gene "
-            "divided by sd^alpha: alpha 0 is `pca50-unscaled`, alpha 1 z-scores (clipped at 10) "
-            "like `scanpy-pca50`. The datasets disagree on the best alpha.",
-            "",
-            "| dataset | " + " | ".join(f"alpha {a:g}" for a in alphas) + " | best |",
-            "|" + "---|" * (len(alphas) + 2),
-        ]
-        for d in datasets:
-            cells = [by.get((d, a)) for a in alphas]
-            scored = [(r["ari"], a) for r, a in zip(cells, alphas, strict=True) if r]
-            best = max(scored)[1] if scored else None
-            lines.append(
-                f"| {d} | "
-                + " | ".join(f"{_fmt(r['ari'])} / {_fmt(r['nmi'])}" if r else "–" for r in cells)
-                + f" | alpha {best:g} |"
-            )
-        lines.append("")
-    ensemble = doc.get("ensemble") or []
-    if ensemble:
-        kinds = list(dict.fromkeys(r["kind"] for r in ensemble))
-        datasets = list(dict.fromkeys(r["dataset"] for r in ensemble))
-        by = {(r["dataset"], r["kind"]): r for r in ensemble}
-        lines += [
-            "**Ensembles.** `recommended x seeds`: the latent spaces of the `recommended` "
-            "preset fitted with each seed, concatenated; `recommended + beta-vae`: a count model "
-            "and a z-scored Gaussian model of the same seed, concatenated (mean over seeds). "
-            "Each block is centred and scaled to unit mean squared row norm. `fit s`: the "
-            "members' fit times added up.",
-            "",
-            "| dataset | " + " | ".join(kinds) + " |",
-            "|" + "---|" * (len(kinds) + 1),
-        ]
-        for d in datasets:
-            cells = [by.get((d, k)) for k in kinds]
-            lines.append(
-                f"| {d} | "
-                + " | ".join(
-                    f"{_fmt(r['ari'])} / {_fmt(r['nmi'])} ({_num(r['fit_s'])} s)" if r else "–"
-                    for r in cells
-                )
-                + " |"
-            )
-        # The mean over shared/data's datasets only: the bundled set is a subset of one.
-        shared = [d for d in datasets if DATASETS.get(d) is not None] or datasets
-        means = []
-        for k in kinds:
-            rows = [by[(d, k)] for d in shared if (d, k) in by]
-            ari = sum(r["ari"] for r in rows) / len(rows) if rows else None
-            nmi = sum(r["nmi"] for r in rows) / len(rows) if rows else None
-            means.append(f"{_fmt(ari)} / {_fmt(nmi)}")
-        lines += [f"| mean of {', '.join(shared)} | {' | '.join(means)} |", ""]
+    if doc.get("weighting"):
+        lines += _weighting_table(doc["weighting"])
+    if doc.get("ensemble"):
+        lines += _ensemble_table(doc["ensemble"])
     return lines
+
+
+def _weighting_table(rows: list[dict[str, Any]]) -> list[str]:
+    alphas = sorted({r["alpha"] for r in rows})
+    by = {(r["dataset"], r["alpha"]): r for r in rows}
+    lines = [
+        "**Gene weighting.** PCA 50 of the centred log-normalised HVGs with each gene "
+        "divided by sd^alpha: alpha 0 is `pca50-unscaled`, alpha 1 z-scores (clipped at 10) "
+        "like `scanpy-pca50`. The datasets disagree on the best alpha.",
+        "",
+        "| dataset | " + " | ".join(f"alpha {a:g}" for a in alphas) + " | best |",
+        "|" + "---|" * (len(alphas) + 2),
+    ]
+    for d in dict.fromkeys(r["dataset"] for r in rows):
+        cells = [by.get((d, a)) for a in alphas]
+        best = max((r["ari"], r["alpha"]) for r in cells if r)[1]
+        scores = " | ".join(f"{_fmt(r['ari'])} / {_fmt(r['nmi'])}" if r else "–" for r in cells)
+        lines.append(f"| {d} | {scores} | alpha {best:g} |")
+    return [*lines, ""]
+
+
+def _ensemble_table(rows: list[dict[str, Any]]) -> list[str]:
+    kinds = list(dict.fromkeys(r["kind"] for r in rows))
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    by = {(r["dataset"], r["kind"]): r for r in rows}
+    lines = [
+        "**Ensembles.** `recommended x seeds`: the latent spaces of the `recommended` "
+        "preset fitted with each seed, concatenated; `recommended + beta-vae`: a count model "
+        "and a z-scored Gaussian model of the same seed, concatenated (mean over seeds). "
+        "Each block is centred and scaled to unit mean squared row norm. `fit s`: the "
+        "members' fit times added up.",
+        "",
+        "| dataset | " + " | ".join(kinds) + " |",
+        "|" + "---|" * (len(kinds) + 1),
+    ]
+    for d in datasets:
+        cells = [by.get((d, k)) for k in kinds]
+        scores = " | ".join(
+            f"{_fmt(r['ari'])} / {_fmt(r['nmi'])} ({_num(r['fit_s'])} s)" if r else "–"
+            for r in cells
+        )
+        lines.append(f"| {d} | {scores} |")
+    shared = _shared(datasets) or datasets
+    means = []
+    for k in kinds:
+        kept = [by[(d, k)] for d in shared if (d, k) in by]
+        ari = sum(r["ari"] for r in kept) / len(kept) if kept else None
+        nmi = sum(r["nmi"] for r in kept) / len(kept) if kept else None
+        means.append(f"{_fmt(ari)} / {_fmt(nmi)}")
+    return [*lines, f"| mean of {', '.join(shared)} | {' | '.join(means)} |", ""]
 
 
 def _runs(doc: dict[str, Any]) -> str:
@@ -281,7 +283,7 @@ def _quality_sections(doc: dict[str, Any] | None, fig_link: str | None) -> list[
     lines += _concurrency_note(doc["records"])
     for dataset in [d for d in DATASETS if d in agg] + sorted(set(agg) - set(DATASETS)):
         lines += _dataset_table(dataset, agg[dataset])
-    shared = {d: by for d, by in agg.items() if DATASETS.get(d) is not None}
+    shared = {d: agg[d] for d in _shared(agg)}
     if shared and len(shared) < len(agg):
         # The issue's bar: the shared (public, labelled) datasets, without geneae's bundled set.
         lines += _cross_dataset(

@@ -11,6 +11,7 @@ from scipy import special, stats
 from sklearn.metrics import mean_squared_error
 
 from geneae.distributions import (
+    _softplus,
     bernoulli_log_prob,
     gaussian_log_prob,
     masked_mse,
@@ -460,8 +461,6 @@ def test_nb_nonzero_positions_with_a_scalar_theta():
 def test_float32_softplus_and_its_gradient_match_float64(rng):
     # float32 takes torch's thresholded softplus for speed; it must stay within float32's
     # resolution of the exact value across the range, the threshold (t = 20) included.
-    from geneae.distributions import _softplus
-
     t = np.concatenate([rng.uniform(-100, 100, 2000), [-20.0, 19.999, 20.0, 20.001, 80.0]])
     t32 = torch.tensor(t, dtype=torch.float32, requires_grad=True)
     _softplus(t32).sum().backward()
