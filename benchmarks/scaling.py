@@ -27,7 +27,7 @@ N_GENES = 2000
 N_CLUSTERS = 10
 
 
-def default_epochs(n_cells: int) -> int:
+def scaling_epochs(n_cells: int) -> int:
     return 3 if n_cells <= 10_000 else 2 if n_cells <= 100_000 else 1
 
 
@@ -43,7 +43,7 @@ def run_scaling(
     path = out_dir / "scaling.json"
     doc: dict[str, Any] = {}
     for i, n in enumerate(sizes):
-        ep = epochs or default_epochs(n)
+        ep = epochs or scaling_epochs(n)
         spec = {"task": "scaling", "n_cells": n, "epochs": ep, "seed": seed}
         t0 = time.perf_counter()
         load0 = loadavg()

@@ -11,8 +11,8 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.neighbors import KNeighborsRegressor
 
 from geneae import datasets
-from geneae._matrix import is_count_matrix, value_type
 from geneae.errors import ConfigError
+from geneae.facts import is_count_matrix, value_type
 
 SMALL = {
     "bulk_conditions": {"n_samples": 60, "n_genes": 200, "n_informative": 30},

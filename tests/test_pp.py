@@ -13,8 +13,7 @@ import scanpy as sc
 import scipy.sparse as sp
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from geneae import _matrix
-from geneae import _preprocess as P
+from geneae import facts as _facts
 from geneae.config import PreprocessConfig
 from geneae.errors import (
     ConfigError,
@@ -24,7 +23,8 @@ from geneae.errors import (
     ModelFileError,
     NotFittedError,
 )
-from geneae.pp import PRESETS, Preprocessor, pseudobulk, transpose
+from geneae.pp import Preprocessor, blocks, pseudobulk, transpose
+from geneae.resolve import PRESET_STEPS
 
 
 # -- data ---------------------------------------------------------------------------------
@@ -181,10 +181,16 @@ def test_counts_layer_is_used_and_kept() -> None:
     adata = make_counts()
     lognorm = scanpy_lognorm(adata)
     lognorm.layers["counts"] = adata.X.copy()
-    pre = Preprocessor("auto", n_top_genes=0)
+    pre = Preprocessor("counts", n_top_genes=0)
     out = pre.fit_transform(lognorm)
     assert pre.steps_.preset == "counts" and pre.steps_.source == "counts"
     np.testing.assert_allclose(dense(out.X), dense(lognorm.X), rtol=1e-5)
+    # auto finds the same counts and gives the model's input: the same values z-scored
+    auto = Preprocessor("auto", n_top_genes=0)
+    scaled = auto.fit_transform(lognorm).X
+    assert auto.steps_.preset == "counts" and auto.steps_.scale and auto.steps_.clip == 10
+    expected = np.clip(StandardScaler().fit_transform(dense(lognorm.X)), -10, 10)
+    np.testing.assert_allclose(dense(scaled), expected, rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(dense(out.layers["counts"]), dense(adata.X))
 
 
@@ -201,13 +207,15 @@ def test_none_preset_only_aligns_genes() -> None:
     assert "counts" not in out.layers
 
 
-def test_from_config_uses_fields_and_resolves_auto() -> None:
+def test_from_config_uses_fields_and_resolves_auto_at_fit() -> None:
     cfg = PreprocessConfig(n_top_genes=30, clip=5.0, min_cells_per_gene=2)
-    pre = Preprocessor.from_config(cfg, "raw counts")
-    assert pre.preset == "counts" and pre.n_top_genes == 30 and pre.min_cells_per_gene == 2
-    assert Preprocessor.from_config(cfg, "log-normalised").preset == "standardize"
-    assert Preprocessor.from_config(cfg).preset == "auto"
-    assert set(PreprocessConfig.model_fields) <= set(Preprocessor().get_params())
+    pre = Preprocessor.from_config(cfg)
+    assert pre.config == cfg and pre.get_params() == cfg.model_dump()
+    steps = pre.fit(make_counts()).steps_
+    assert steps.preset == "counts" and steps.n_top_genes == 30 and steps.min_cells_per_gene == 2
+    assert steps.is_resolved and steps.scale and steps.clip == 5.0  # auto on counts: z-scored
+    steps = Preprocessor.from_config(cfg).fit(make_continuous(negative=False)).steps_
+    assert steps.preset == "standardize" and not steps.log1p  # log-normalised: kept as is
 
 
 @pytest.mark.parametrize(
@@ -230,8 +238,10 @@ def test_bad_parameters_raise_config_error(kwargs: dict) -> None:
 
 
 def test_presets_are_complete() -> None:
-    keys = set(PRESETS["counts"])
-    assert all(set(values) == keys for values in PRESETS.values())
+    keys = set(PRESET_STEPS["counts"])
+    assert all(set(values) == keys for values in PRESET_STEPS.values())
+    value_steps = {"preset", "source", "normalize", "log1p", "gene_list"}
+    assert keys | value_steps == set(PreprocessConfig.model_fields)
 
 
 # -- fitted state, persistence, alignment -------------------------------------------------
@@ -341,17 +351,15 @@ def test_load_rejects_bad_files(tmp_path) -> None:
 # -- data problems ------------------------------------------------------------------------
 def test_counts_preset_on_lognormalised_data_says_use_lognorm() -> None:
     adata = scanpy_lognorm(make_counts())
-    with pytest.raises(
-        InputError, match=r"not raw counts: X has [\d,]+ negative or non-integer"
-    ) as e:
+    with pytest.raises(InputError, match=r"needs raw counts .* hold log-normalised \(max") as e:
         Preprocessor("counts").fit(adata)
     assert "lognorm" in str(e.value) and "standardize" in str(e.value)
 
 
 def test_counts_preset_on_scaled_data_says_use_standardize() -> None:
-    with pytest.raises(InputError, match="not raw counts") as e:
+    with pytest.raises(InputError, match="needs raw counts") as e:
         Preprocessor("counts").fit(make_continuous())
-    assert "preset='standardize'" in str(e.value) and "lognorm" not in str(e.value)
+    assert "standardised" in str(e.value) and "'standardize'" in str(e.value)
 
 
 def test_seurat_v3_needs_counts() -> None:
@@ -378,9 +386,30 @@ def test_non_finite_values_refused() -> None:
         Preprocessor("standardize").fit(adata)
 
 
-def test_lognorm_on_lognormalised_data_warns() -> None:
-    with pytest.warns(DataWarning, match="log-normalised already"):
-        Preprocessor("lognorm", n_top_genes=0).fit(make_continuous(negative=False))
+def test_lognorm_keeps_lognormalised_data_as_it_is(caplog) -> None:
+    adata = make_continuous(negative=False)
+    pre = Preprocessor("lognorm", n_top_genes=0)
+    with caplog.at_level("INFO", logger="geneae.resolve"):
+        out = pre.fit_transform(adata)
+    assert "log-normalised already" in caplog.text
+    assert not pre.steps_.normalize and not pre.steps_.log1p
+    np.testing.assert_array_equal(out.X, adata.X)
+
+
+def test_lognorm_refuses_scaled_data() -> None:
+    with pytest.raises(InputError, match="lognorm.*standardised.*'standardize'"):
+        Preprocessor("lognorm").fit(make_continuous())
+
+
+def test_unlogged_expression_is_logged_before_standardising(caplog) -> None:
+    adata = make_continuous(negative=False)
+    adata.X = np.expm1(adata.X) * 1000  # TPM-like: non-integer, max in the thousands
+    pre = Preprocessor("auto")
+    with caplog.at_level("INFO", logger="geneae.resolve"):
+        out = pre.fit_transform(adata)
+    assert "unlogged" in caplog.text and pre.steps_.log1p and not pre.steps_.normalize
+    expected = StandardScaler().fit_transform(np.log1p(adata.X.astype(np.float64)))
+    np.testing.assert_allclose(out.X, np.clip(expected, -10, 10), rtol=1e-4, atol=1e-4)
 
 
 def test_duplicate_gene_names_refused() -> None:
@@ -520,12 +549,12 @@ def test_blocks_of_rows_give_the_one_piece_result(preset, kwargs, sparse, monkey
     x = dense(adata.X)
     x[3] = 0  # an empty cell, dropped in fit
     adata.X = sp.csr_matrix(x) if sparse else x
-    monkeypatch.setattr(P, "BLOCK_VALUES", 10**12)  # one block
+    monkeypatch.setattr(blocks, "BLOCK_VALUES", 10**12)  # one block
     pre_one = Preprocessor(preset, **kwargs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         fitted_one = pre_one.fit_transform(adata)
-        monkeypatch.setattr(P, "BLOCK_VALUES", 97)  # a few rows per block
+        monkeypatch.setattr(blocks, "BLOCK_VALUES", 97)  # a few rows per block
         pre_many = Preprocessor(preset, **kwargs)
         fitted_many = pre_many.fit_transform(adata)
     assert pre_many.to_dict() == pre_one.to_dict()
@@ -576,7 +605,7 @@ def test_bad_values_in_several_blocks_report_the_total_and_the_first(monkeypatch
     adata = make_continuous()
     adata.X[4, 2] = adata.X[120, 7] = np.nan
     adata.X[130, 1] = -np.inf
-    monkeypatch.setattr(P, "BLOCK_VALUES", 200)
+    monkeypatch.setattr(blocks, "BLOCK_VALUES", 200)
     with pytest.raises(InputError, match=r"3 non-finite .* cell 's4', gene 'g2'"):
         Preprocessor("standardize").fit(adata)
     positive = make_continuous(negative=False)
@@ -587,10 +616,10 @@ def test_bad_values_in_several_blocks_report_the_total_and_the_first(monkeypatch
 
 
 def test_count_check_looks_at_every_block(monkeypatch) -> None:
-    monkeypatch.setattr(_matrix, "CHECK_BLOCK", 16)
+    monkeypatch.setattr(_facts, "CHECK_BLOCK", 16)
     x = np.arange(100, dtype=np.float32)
-    assert _matrix.is_count_matrix(x)
+    assert _facts.is_count_matrix(x)
     x[-1] = 0.5
-    assert not _matrix.is_count_matrix(x)
+    assert not _facts.is_count_matrix(x)
     x[-1], x[40] = 1.0, -3.0
-    assert not _matrix.is_count_matrix(x)
+    assert not _facts.is_count_matrix(x)

@@ -14,12 +14,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from geneae.errors import ConfigError
+from geneae.likelihoods import COUNT_LIKELIHOODS, LIKELIHOODS
 
 Family = Literal["ae", "dae", "vae", "gmvae"]
-Likelihood = Literal[
-    "auto", "mse", "masked_mse", "gaussian", "bernoulli", "poisson", "nb", "zip", "zinb"
-]
-COUNT_LIKELIHOODS: frozenset[str] = frozenset({"poisson", "nb", "zip", "zinb"})
+# The choices come from the likelihood table (one home); "auto" is resolved from the data.
+Likelihood = Literal[("auto", *LIKELIHOODS)]  # type: ignore[valid-type]
 Activation = Literal["relu", "elu", "leaky_relu", "sigmoid", "tanh", "linear"]
 Norm = Literal["batch", "layer", "none"]
 Noise = Literal["none", "gaussian", "mask", "dynamic_mask"]
@@ -42,24 +41,68 @@ class DataConfig(_Section):
     )
 
 
-class PreprocessConfig(_Section):
-    """Preprocessing steps (see :class:`geneae.pp.Preprocessor`).
+PreprocessPreset = Literal["auto", "counts", "lognorm", "standardize", "minmax", "none"]
+HVGFlavor = Literal["seurat_v3", "seurat", "cell_ranger", "variance", "mad"]
 
-    ``preset`` chooses the steps; ``"auto"`` picks ``counts`` for raw counts and
-    ``standardize`` otherwise. Fields left at ``None`` take the preset's value.
+
+class PreprocessConfig(_Section):
+    """Preprocessing steps (see :class:`geneae.pp.Preprocessor`), in the order applied.
+
+    ``preset`` names a combination of steps; ``"auto"`` and every field left at ``None``
+    are decided from the data by :func:`geneae.resolve.resolve_preprocess`, the one place
+    where data decide settings. A resolved configuration has no ``auto`` and no ``None``
+    left (``gene_list`` aside) and is what a run writes to config.yaml.
     """
 
-    preset: Literal["auto", "counts", "lognorm", "standardize", "minmax", "none"] = "auto"
-    min_counts_per_cell: int | None = None
-    min_genes_per_cell: int | None = None
-    min_cells_per_gene: int | None = None
-    n_top_genes: int | None = None
-    hvg_flavor: Literal["seurat_v3", "seurat", "cell_ranger", "variance", "mad"] | None = None
-    target_sum: float | None = None
-    log1p: bool | None = None
-    scale: bool | None = None
-    clip: float | None = None
-    gene_list: str | None = None
+    preset: PreprocessPreset = Field(
+        default="auto",
+        description="counts | lognorm | standardize | minmax | none; auto: counts for raw "
+        "counts, standardize otherwise",
+    )
+    source: Literal["auto", "counts", "X"] = Field(
+        default="auto",
+        description="where the value steps start: the raw counts or X (auto: from the preset "
+        "and the data)",
+    )
+    min_counts_per_cell: float | None = Field(default=None, ge=0)
+    min_genes_per_cell: int | None = Field(default=None, ge=0, strict=True)
+    min_cells_per_gene: int | None = Field(default=None, ge=0, strict=True)
+    gene_list: str | None = Field(
+        default=None, description="text file of gene IDs to keep, one per line"
+    )
+    normalize: bool | None = Field(default=None, strict=True)
+    target_sum: float | None = Field(default=None, gt=0)
+    log1p: bool | None = Field(default=None, strict=True)
+    n_top_genes: int | None = Field(
+        default=None, ge=0, strict=True, description="highly variable genes to keep (0: all)"
+    )
+    hvg_flavor: HVGFlavor | None = None
+    scale: bool | None = Field(default=None, strict=True)
+    clip: float | None = Field(default=None, ge=0)
+    minmax: bool | None = Field(default=None, strict=True)
+
+    @model_validator(mode="after")
+    def _check(self) -> PreprocessConfig:
+        # The preset's own scaling counts too: standardize z-scores, minmax min-max scales.
+        scale = self.scale if self.scale is not None else self.preset == "standardize"
+        minmax = self.minmax if self.minmax is not None else self.preset == "minmax"
+        if scale and minmax:
+            raise ValueError(
+                "scale (z-score) and minmax (scaling to [0, 1]) exclude each other; turn one "
+                "off (preset 'standardize' scales, preset 'minmax' min-max scales)"
+            )
+        return self
+
+    @property
+    def drop_empty(self) -> bool:
+        """Whether empty cells and genes are dropped (every preset but ``none``)."""
+        return self.preset != "none"
+
+    @property
+    def is_resolved(self) -> bool:
+        """No ``auto`` and no ``None`` left (``gene_list`` may stay None)."""
+        values = self.model_dump(exclude={"gene_list"})
+        return "auto" not in (self.preset, self.source) and None not in values.values()
 
 
 class ModelConfig(_Section):
@@ -124,7 +167,9 @@ class TrainConfig(_Section):
     """Optimisation, schedules, stopping, hardware and seeding."""
 
     max_epochs: int | None = Field(
-        default=None, ge=1, description="None: chosen from the dataset size (see default_epochs)"
+        default=None,
+        ge=1,
+        description="maximum epochs; None: from the data size (geneae.resolve.default_epochs)",
     )
     batch_size: int = Field(default=128, ge=1)
     optimizer: Literal["adam", "adamw"] = "adam"
@@ -195,7 +240,7 @@ class RunConfig(_Section):
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
-            raise ConfigError(_describe(exc, source)) from None
+            raise ConfigError(describe_validation_error(exc, source)) from None
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> RunConfig:
@@ -237,7 +282,7 @@ class RunConfig(_Section):
 SECTIONS = ("data", "preprocess", "model", "train", "evaluate")
 
 
-def _describe(exc: ValidationError, source: str) -> str:
+def describe_validation_error(exc: ValidationError, source: str) -> str:
     """One line per problem: the dotted key, the bad value, what is allowed."""
     lines = []
     for err in exc.errors():
@@ -259,15 +304,3 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
         if issubclass(field.annotation, BaseModel):
             model = field.annotation
     return list(model.model_fields)
-
-
-def default_epochs(n_cells: int) -> int:
-    """Default number of epochs for ``n_cells`` training samples.
-
-    A fixed budget of about 400k samples seen (~3,000 steps of 128): more training keeps
-    lowering the loss but makes the latent worse for clustering (on 10x PBMC, ARI 0.76
-    after 100 epochs, 0.59 after 250; scvi-tools shows the same between 100 and 400).
-    ``clip(round(4e5 / n_cells), 20, 400)``: 190 epochs for 2,100 cells, 94 for 4,271,
-    40 for 10k, 20 from 20k cells on.
-    """
-    return int(min(400, max(20, round(4e5 / max(n_cells, 1)))))

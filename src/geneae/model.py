@@ -27,13 +27,15 @@ from safetensors.torch import save_file
 
 from geneae import __version__
 from geneae._atomic import atomic_path, write_text
-from geneae._matrix import is_count_matrix, value_type
-from geneae.config import COUNT_LIKELIHOODS, RunConfig, default_epochs
+from geneae.config import RunConfig
 from geneae.data import ExpressionTensors, RowMatrix, split_indices
 from geneae.errors import InputError, ModelFileError, NotFittedError
+from geneae.facts import describe
+from geneae.likelihoods import COUNT_LIKELIHOODS
 from geneae.module import build_module
 from geneae.pp import Preprocessor
 from geneae.presets import preset_config
+from geneae.resolve import resolve
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +108,6 @@ class GeneAE:
         adata: ad.AnnData,
         *,
         layer: str | None = None,
-        labels_key: str | None = None,
         validation: float | None = None,
         run_dir: str | Path | None = None,
         resume: bool = False,
@@ -119,8 +120,6 @@ class GeneAE:
             Samples x genes. Raw counts in ``X`` or ``layers["counts"]`` for count models.
         layer
             Use ``adata.layers[layer]`` instead of ``X`` as the data.
-        labels_key
-            obs column with known labels (kept for evaluation; never used in training).
         validation
             Fraction of samples held out for validation (default: ``train.validation``).
         run_dir
@@ -133,16 +132,14 @@ class GeneAE:
 
         t0 = time.perf_counter()
         data = _with_layer(adata, layer)
-        self.config = resolve_for_data(self.config, data)
+        facts = describe(data)
+        self.config = resolve(self.config, facts)
         if validation is not None:
             self.config.train.validation = validation
-        self.labels_key = labels_key
-        self.preprocessor = Preprocessor.from_config(
-            self.config.preprocess, value_type(_raw_matrix(data))
-        )
+        self.preprocessor = Preprocessor.from_config(self.config.preprocess)
         # copy=False: the tensors wrap the preprocessed arrays, and those share what is
         # unchanged (counts, sparsity pattern) with ``adata``: the data is held about once.
-        pre = self.preprocessor.fit_transform(data, copy=False)
+        pre = self.preprocessor.fit_transform(data, facts=facts, copy=False)
         self.genes = [str(g) for g in pre.var_names]
         tensors = self._tensors(pre, for_training=True)
         n_obs, n_vars = pre.n_obs, pre.n_vars
@@ -150,7 +147,7 @@ class GeneAE:
         t_pre = time.perf_counter() - t0
 
         train_cfg = self.config.train
-        max_epochs = train_cfg.max_epochs or default_epochs(n_obs)
+        max_epochs = int(train_cfg.max_epochs or 1)
         torch.manual_seed(train_cfg.seed)
         self.module = build_module(
             self.config.model, len(self.genes), len(self.covariate_categories)
@@ -193,7 +190,7 @@ class GeneAE:
             "n_genes": int(adata.n_vars),
             "n_cells_model": int(n_obs),
             "n_genes_model": int(n_vars),
-            "value_type": value_type(_raw_matrix(data)),
+            "value_type": facts.value_type,
         }
         return self
 
@@ -204,12 +201,12 @@ class GeneAE:
         x = RowMatrix.from_array(pre.X)
         target = library = None
         if self.counts_model and need_target:
-            counts = pre.layers.get("counts") if "counts" in pre.layers else None
-            if counts is None or not is_count_matrix(counts):
+            counts = pre.layers["counts"] if "counts" in pre.layers else None
+            if counts is None:
                 raise InputError(
                     f"likelihood {self.config.model.likelihood!r} models raw counts, but the data "
-                    f"has none (value type: {value_type(pre.X)}). Give raw counts (X or "
-                    f"layers['counts']), or choose --likelihood gaussian / mse."
+                    "have none. Give raw counts (X or layers['counts']), or choose "
+                    "--likelihood gaussian / mse."
                 )
             target = RowMatrix.from_array(counts, like=x)
             library = target.row_sums()
@@ -430,29 +427,6 @@ class GeneAE:
         return model
 
 
-def resolve_for_data(config: RunConfig, adata: ad.AnnData) -> RunConfig:
-    """Replace ``auto`` settings by what the data call for (counts vs continuous)."""
-    config = config.model_copy(deep=True)
-    counts = is_count_matrix(_raw_matrix(adata))
-    if config.model.likelihood == "auto":
-        config.model.likelihood = "nb" if counts else "gaussian"
-    if config.preprocess.preset == "auto" and counts:
-        # The recommended count model (BENCHMARKS.md): HVGs chosen on the counts, a
-        # z-scored log-normalised encoder input, raw counts as the likelihood's target.
-        config.preprocess.preset = "counts"
-        if config.preprocess.scale is None:
-            config.preprocess.scale = True
-        if config.preprocess.clip is None:
-            config.preprocess.clip = 10.0
-    elif config.preprocess.preset == "auto":
-        config.preprocess.preset = "standardize"
-    return config
-
-
-def _raw_matrix(adata: ad.AnnData) -> Any:
-    return adata.layers["counts"] if "counts" in adata.layers else adata.X
-
-
 def _with_layer(adata: ad.AnnData, layer: str | None) -> ad.AnnData:
     if layer is None:
         return adata
@@ -460,10 +434,7 @@ def _with_layer(adata: ad.AnnData, layer: str | None) -> ad.AnnData:
         raise InputError(
             f"layer {layer!r} not found; available layers: {', '.join(adata.layers) or 'none'}."
         )
-    out = ad.AnnData(X=adata.layers[layer], obs=adata.obs.copy(), var=adata.var.copy())
-    if is_count_matrix(out.X):
-        out.layers["counts"] = out.X
-    return out
+    return ad.AnnData(X=adata.layers[layer], obs=adata.obs.copy(), var=adata.var.copy())
 
 
 def _jsonable(obj: Any) -> Any:

@@ -1,8 +1,10 @@
 """Named presets: the architectures of the literature as run configurations.
 
 Each preset is a set of overrides (dotted keys) on the default :class:`RunConfig`, with
-the source it follows. ``geneae train --preset NAME`` and ``GeneAE.from_preset(NAME)`` use
-them; flags and YAML values still override a preset.
+the source it follows. Presets only override fields; what the defaults become for a
+dataset is decided in :mod:`geneae.resolve` (``recommended`` is the defaults themselves).
+``geneae train --preset NAME`` and ``GeneAE.from_preset(NAME)`` use them; flags and YAML
+values still override a preset.
 """
 
 from __future__ import annotations
@@ -29,24 +31,11 @@ PRESETS: dict[str, Preset] = {
     for p in [
         Preset(
             "recommended",
-            "geneae's default for raw counts: NB VAE on z-scored log-normalised input, "
-            "1 x 128 hidden, 10 latent, KL warm-up to beta 0.3, epochs from the data size",
+            "geneae's defaults, decided from the data (geneae.resolve): on raw counts an NB "
+            "VAE on z-scored log-normalised input, 1 x 128 hidden, 10 latent, KL warm-up to "
+            "beta 0.3; otherwise a Gaussian VAE on standardised (log1p'd if unlogged) values",
             "chosen by geneae's benchmark across the development datasets (BENCHMARKS.md)",
-            {
-                "preprocess.preset": "counts",
-                "preprocess.scale": True,
-                "preprocess.clip": 10.0,
-                "model.family": "vae",
-                "model.likelihood": "nb",
-                "model.hidden": [128],
-                "model.latent_dim": 10,
-                "model.dropout": 0.1,
-                "model.norm": "batch",
-                "train.kl_schedule": "warmup",
-                "train.kl_weight": 0.3,
-                "train.batch_size": 128,
-                "train.lr": 1e-3,
-            },
+            {},
         ),
         Preset(
             "scvi-like",

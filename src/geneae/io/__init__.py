@@ -6,7 +6,7 @@ genes AnnData with the same conventions whatever the source; ``summarize`` and
 write results without ever leaving half-written files.
 """
 
-from geneae._matrix import value_type
+from geneae.facts import value_type
 from geneae.io.detect import FORMATS
 from geneae.io.dispatch import read
 from geneae.io.finalize import LABEL_KEYS

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from geneae._matrix import is_count_matrix, values_of
 from geneae.errors import DataWarning
+from geneae.facts import is_count_matrix, values_of
 from geneae.io.messages import input_error
 from geneae.io.textfile import open_text
 

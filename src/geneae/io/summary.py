@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 from rich.table import Table
 
-from geneae._matrix import value_type
+from geneae.facts import value_type
 from geneae.io.finalize import LABEL_KEYS
 
 _BACKED_ROWS = 2000  # rows read from disk to describe a backed matrix

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from geneae.config import COUNT_LIKELIHOODS, ModelConfig
+from geneae.config import ModelConfig
 from geneae.distributions import (
     bernoulli_log_prob,
     gaussian_log_prob,
@@ -25,6 +25,7 @@ from geneae.distributions import (
     zinb_log_prob,
     zip_log_prob,
 )
+from geneae.likelihoods import COUNT_LIKELIHOODS
 from geneae.module.contrastive import nt_xent
 from geneae.nn import (
     MLP,

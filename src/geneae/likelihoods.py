@@ -1,0 +1,102 @@
+"""The likelihood table: one entry per reconstruction likelihood, read by config, CLI and module.
+
+Adding a likelihood is one row here plus its element-wise function in
+:mod:`geneae.distributions` (see docs/architecture.md). This module imports no torch, so
+the configuration schema and the command line can list the choices without loading it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Link = Literal["identity", "sigmoid", "softmax"]
+
+
+@dataclass(frozen=True)
+class Likelihood:
+    """How a decoder models its target.
+
+    Attributes
+    ----------
+    name
+        The config / CLI name (``model.likelihood``).
+    summary
+        One line for ``--help`` and the docs.
+    models_counts
+        The target is raw counts: the decoder outputs proportions over genes (softmax) that
+        the library size scales into expected counts, and the data must hold counts.
+    parameters
+        The likelihood head's outputs that the loss function takes, in order, after the
+        target: ``mean`` (expected target), ``var`` (gene-wise variance), ``logits``
+        (Bernoulli), ``theta`` (gene-wise inverse dispersion), ``pi_logits`` (zero
+        inflation).
+    link
+        How ``mean`` comes from the decoder's output: ``identity``, ``sigmoid`` (of the
+        logits) or ``softmax`` (proportions, times the library size).
+    function
+        The element-wise function in :mod:`geneae.distributions`.
+    is_log_prob
+        ``function`` returns log-probabilities (the loss is their negative); otherwise it
+        returns the loss itself (squared errors).
+    """
+
+    name: str
+    summary: str
+    models_counts: bool
+    parameters: tuple[str, ...]
+    link: Link
+    function: str
+    is_log_prob: bool = True
+
+    def loss_function(self) -> Callable[..., Any]:
+        """The element-wise loss ``f(target, *parameters[, nonzero=])`` (imports torch)."""
+        from geneae import distributions
+
+        fn = getattr(distributions, self.function)
+        if not self.is_log_prob:
+            return fn
+        if self.models_counts:
+            return lambda target, *params, nonzero=None: -fn(target, *params, nonzero=nonzero)
+        return lambda target, *params, nonzero=None: -fn(target, *params)
+
+
+LIKELIHOODS: dict[str, Likelihood] = {
+    entry.name: entry
+    for entry in (
+        Likelihood(
+            "mse", "squared error on the preprocessed values", False, ("mean",), "identity", "mse",
+            is_log_prob=False,
+        ),
+        Likelihood(
+            "masked_mse", "squared error on the non-zero entries only", False, ("mean",),
+            "identity", "masked_mse", is_log_prob=False,
+        ),
+        Likelihood(
+            "gaussian", "Gaussian with a variance per gene", False, ("mean", "var"), "identity",
+            "gaussian_log_prob",
+        ),
+        Likelihood(
+            "bernoulli", "Bernoulli (binary cross-entropy) for values in [0, 1]", False,
+            ("logits",), "sigmoid", "bernoulli_log_prob",
+        ),
+        Likelihood(
+            "poisson", "Poisson on raw counts", True, ("mean",), "softmax", "poisson_log_prob"
+        ),
+        Likelihood(
+            "nb", "negative binomial on raw counts, a dispersion per gene", True,
+            ("mean", "theta"), "softmax", "nb_log_prob",
+        ),
+        Likelihood(
+            "zip", "zero-inflated Poisson on raw counts", True, ("mean", "pi_logits"), "softmax",
+            "zip_log_prob",
+        ),
+        Likelihood(
+            "zinb", "zero-inflated negative binomial on raw counts", True,
+            ("mean", "theta", "pi_logits"), "softmax", "zinb_log_prob",
+        ),
+    )
+}  # fmt: skip
+
+COUNT_LIKELIHOODS: frozenset[str] = frozenset(n for n, e in LIKELIHOODS.items() if e.models_counts)

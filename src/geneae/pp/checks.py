@@ -1,0 +1,161 @@
+"""Reading X or a layer, and checking values with messages that say where a problem is."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from geneae.errors import InputError
+from geneae.pp.blocks import Matrix, row_slices
+
+
+def in_memory(adata: ad.AnnData) -> ad.AnnData:
+    """The AnnData itself, loaded into memory if it is backed by a file."""
+    if not isinstance(adata, ad.AnnData):
+        raise InputError(f"expected an AnnData object, got {type(adata).__name__}.")
+    return adata.to_memory() if adata.isbacked else adata
+
+
+def check_shape_and_names(adata: ad.AnnData) -> None:
+    """Refuse empty data and duplicated gene names (genes are matched by name)."""
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise InputError(f"the data is empty ({adata.n_obs} cells x {adata.n_vars} genes).")
+    if not adata.var_names.is_unique:
+        dup = adata.var_names[adata.var_names.duplicated()].unique()
+        raise InputError(
+            f"{len(dup):,} gene names occur more than once (e.g. {preview(list(dup))}); "
+            "make them unique first (adata.var_names_make_unique())."
+        )
+
+
+def get_matrix(adata: ad.AnnData, layer: str | None) -> Matrix:
+    """X or a layer as a NumPy array or a CSR matrix (views and other formats converted)."""
+    x = adata.X if layer is None else adata.layers[layer]
+    if x is None:
+        raise InputError("the AnnData has no X matrix; put the expression values in X.")
+    if sp.issparse(x):
+        return sp.csr_matrix(x)
+    return np.asarray(x)
+
+
+@dataclass(frozen=True)
+class NotCounts:
+    """Why a matrix is not raw counts, for error messages."""
+
+    detail: str
+    negative: bool
+
+
+def not_counts(x: Matrix, where: str, obs: pd.Index, var: pd.Index) -> NotCounts:
+    """Describe the values of ``x`` that are not non-negative integers."""
+
+    def bad(v: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return ~np.isfinite(v) | (v < 0) | (v != np.round(v))
+
+    n, example = find_bad(x, bad, obs, var)
+    detail = f"{where} has {n:,} negative or non-integer values (e.g. {example})"
+    stored = x.data if sp.issparse(x) else np.asarray(x).ravel()
+    return NotCounts(detail, negative=bool(np.nanmin(stored, initial=0) < 0))
+
+
+def needs_counts(what: str, problem: NotCounts | None) -> InputError:
+    """The error for a step that needs raw counts, naming the presets to use instead."""
+    detail = problem.detail if problem is not None else "no counts found"
+    if problem is not None and problem.negative:
+        instead = "preset='standardize'"
+    else:
+        instead = "preset='lognorm' (non-negative values such as TPM) or preset='standardize'"
+    return InputError(
+        f"{what} needs raw counts (non-negative integers), but the data are not raw counts: "
+        f"{detail}. Put raw counts in X or layers['counts'], or use {instead} instead."
+    )
+
+
+def check_values(x: Matrix, *, nonnegative: bool, where: str, obs: pd.Index, var: pd.Index) -> None:
+    """Non-finite values are never usable; negative ones not for normalise / log1p.
+
+    Checked in blocks of rows, so that the masks stay small whatever the size of ``x``.
+    """
+    check = ValueCheck(nonnegative=nonnegative, where=where, obs=obs, var=var)
+    for rows in row_slices(x):
+        check.add(x[rows], rows.start)
+    check.raise_if_bad()
+
+
+class ValueCheck:
+    """:func:`check_values` over a matrix seen in consecutive blocks of rows.
+
+    Counts the bad values of every block and keeps the first example, so the error after
+    the last block reads exactly as a check of the whole matrix would.
+    """
+
+    def __init__(self, *, nonnegative: bool, where: str, obs: pd.Index, var: pd.Index) -> None:
+        self.nonnegative, self.where, self.obs, self.var = nonnegative, where, obs, var
+        self.n_nonfinite = self.n_negative = 0
+        self.nonfinite_example = self.negative_example = ""
+
+    def add(self, block: Matrix, start: int) -> None:
+        """Check ``block``, whose first row is row ``start`` of the whole matrix."""
+        obs = self.obs[start : start + block.shape[0]]
+        n, example = find_bad(block, lambda v: ~np.isfinite(v), obs, self.var)
+        self.n_nonfinite += n
+        self.nonfinite_example = self.nonfinite_example or example
+        if self.nonnegative:
+            with np.errstate(invalid="ignore"):  # NaN compares False: counted above
+                n, example = find_bad(block, lambda v: v < 0, obs, self.var)
+            self.n_negative += n
+            self.negative_example = self.negative_example or example
+
+    @property
+    def found(self) -> bool:
+        """Whether any block so far had a bad value."""
+        return bool(self.n_nonfinite or self.n_negative)
+
+    def raise_if_bad(self) -> None:
+        if self.n_nonfinite:
+            raise InputError(
+                f"{self.where} has {self.n_nonfinite:,} non-finite values (NaN or infinity), "
+                f"e.g. {self.nonfinite_example}; remove or impute them first."
+            )
+        if self.n_negative:
+            raise InputError(
+                "library-size normalisation and log1p need non-negative values, but "
+                f"{self.where} has {self.n_negative:,} negative values (e.g. "
+                f"{self.negative_example}); the data look scaled already: use "
+                "preset='standardize' (or normalize=False, log1p=False)."
+            )
+
+
+def find_bad(
+    x: Matrix, bad: Callable[[np.ndarray], np.ndarray], obs: pd.Index, var: pd.Index
+) -> tuple[int, str]:
+    """How many stored values are bad, and where the first one is (for messages)."""
+    if sp.issparse(x):
+        mask = bad(x.data)
+        n = int(mask.sum())
+        if n == 0:
+            return 0, ""
+        pos = int(np.argmax(mask))
+        row, col = int(np.searchsorted(x.indptr, pos, side="right") - 1), int(x.indices[pos])
+        value = x.data[pos]
+    else:
+        mask = bad(np.asarray(x))
+        n = int(mask.sum())
+        if n == 0:
+            return 0, ""
+        row, col = divmod(int(np.argmax(mask.ravel())), x.shape[1])
+        value = x[row, col]
+    return n, f"{value:g} at cell {str(obs[row])!r}, gene {str(var[col])!r}"
+
+
+def preview(items: Sequence[Any], n: int = 5) -> str:
+    """The first ``n`` items quoted, and how many more there are."""
+    shown = ", ".join(repr(str(i)) for i in items[:n])
+    return shown + (f", ... ({len(items) - n:,} more)" if len(items) > n else "")

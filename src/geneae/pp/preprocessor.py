@@ -1,0 +1,507 @@
+"""The :class:`Preprocessor` estimator: fit on training data, re-apply identically to new data.
+
+``fit`` decides which cells and genes to keep and learns per-gene statistics; ``transform``
+re-applies exactly those steps to any data that has the kept genes (matched by name, in any
+order). Its parameters are a :class:`~geneae.config.PreprocessConfig` (one schema for the
+API, YAML and the command line); what ``auto`` and ``None`` become is decided by
+:func:`geneae.resolve.resolve_preprocess` from the data's facts. Its state is plain JSON,
+saved with the model, so loading never executes code.
+
+Steps, each optional, in this order: cell and gene filters, a gene list from a file,
+library-size normalisation, log1p, highly-variable-gene selection, then either per-gene
+standardisation or min-max scaling. The library size is computed over the kept genes only,
+so the fitted transform needs only those genes; the gene selection itself is made
+scanpy-style, on all genes normalised together.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from pydantic import ValidationError
+
+from geneae._atomic import write_text
+from geneae.config import PreprocessConfig, describe_validation_error
+from geneae.errors import ConfigError, DataWarning, InputError, ModelFileError, NotFittedError
+from geneae.facts import DataFacts, ValueType, describe
+from geneae.pp import transforms as T
+from geneae.pp.blocks import Matrix, densify, is_canonical, is_identity, map_rows
+from geneae.pp.checks import (
+    ValueCheck,
+    check_shape_and_names,
+    check_values,
+    get_matrix,
+    in_memory,
+    needs_counts,
+    not_counts,
+    preview,
+)
+from geneae.pp.selection import (
+    Kept,
+    drop_empty_cells,
+    filter_cells_and_genes,
+    keep_gene_list,
+    names_sha256,
+    warn_dropped,
+)
+from geneae.resolve import resolve_preprocess
+
+FORMAT = "geneae.Preprocessor"
+FORMAT_VERSION = 2
+
+
+class Preprocessor:
+    """Fit preprocessing steps on training data and re-apply them to new data.
+
+    Parameters
+    ----------
+    preset
+        ``counts``: drop empty cells and genes, HVG ``seurat_v3`` top 2000 on counts,
+        ``X = log1p(normalize_total(1e4))``, counts kept in ``layers["counts"]``.
+        ``lognorm``: normalise + log1p (kept as they are when X is log-normalised already),
+        HVG ``seurat`` top 2000. ``standardize``: normalise + log1p only for raw counts,
+        log1p only for unlogged expression (TPM, FPKM), optional HVG by variance, z-score
+        clipped at 10. ``minmax``: like standardize but optional HVG by MAD and min-max
+        scaling to [0, 1]. ``none``: gene alignment only. ``auto``: decided from the data
+        (see :func:`geneae.resolve.resolve_preprocess`).
+    **steps
+        Any field of :class:`~geneae.config.PreprocessConfig` (``n_top_genes``, ``scale``,
+        ``clip``, ``min_cells_per_gene``, ``gene_list``, ...); ``None`` takes the preset's
+        value for the data at hand. A bad value is a :class:`~geneae.errors.ConfigError`
+        naming it.
+
+    Attributes
+    ----------
+    steps_ : PreprocessConfig
+        The resolved steps (no ``auto`` or ``None`` left).
+    genes_ : list of str
+        The kept genes, in output order.
+    stats_ : dict of str to ndarray
+        Per-gene ``mean`` / ``std`` (scale) or ``min`` / ``max`` (minmax), fitted order.
+    """
+
+    def __init__(self, preset: str = "auto", **steps: Any) -> None:
+        if steps.get("gene_list") is not None:
+            steps["gene_list"] = str(steps["gene_list"])
+        try:
+            self.config = PreprocessConfig(preset=preset, **steps)
+        except ValidationError as exc:
+            raise ConfigError(describe_validation_error(exc, "Preprocessor")) from None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.steps_: PreprocessConfig | None = None
+        self.genes_: list[str] = []
+        self.stats_: dict[str, np.ndarray] = {}
+        self.n_input_genes_: int = 0
+        self.input_genes_sha256_: str = ""
+        self.value_type_: ValueType | None = None
+
+    @classmethod
+    def from_config(cls, cfg: PreprocessConfig) -> Preprocessor:
+        """Build from a :class:`~geneae.config.PreprocessConfig` (resolved or not)."""
+        return cls(**cfg.model_dump())
+
+    def get_params(self) -> dict[str, Any]:
+        """The parameters as given (``None`` / ``auto``: decided by the data at fit)."""
+        return self.config.model_dump()
+
+    def __repr__(self) -> str:
+        given = {k: v for k, v in self.get_params().items() if v not in (None, "auto")}
+        args = ", ".join([repr(self.config.preset), *(f"{k}={v!r}" for k, v in given.items())])
+        return f"Preprocessor({args})"
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.steps_ is not None
+
+    # -- fit / transform ----------------------------------------------------------------
+    def fit(self, adata: ad.AnnData, *, facts: DataFacts | None = None) -> Preprocessor:
+        """Choose cells and genes and learn per-gene statistics on training data.
+
+        ``facts`` (from :func:`geneae.facts.describe`) saves looking at the data again.
+        """
+        self._fit(adata, facts)
+        return self
+
+    def fit_transform(
+        self, adata: ad.AnnData, *, facts: DataFacts | None = None, copy: bool = True
+    ) -> ad.AnnData:
+        """Fit on ``adata`` and return it preprocessed, without the cells the filters dropped.
+
+        ``copy=False`` lets the result share arrays that come out unchanged with ``adata``
+        (see :meth:`transform`).
+        """
+        adata = in_memory(adata)
+        facts = facts or describe(adata)
+        cells = self._fit(adata, facts)
+        return self._transform(adata, facts, warn_extra=False, cells=cells, copy=copy)
+
+    def transform(
+        self, adata: ad.AnnData, *, facts: DataFacts | None = None, copy: bool = True
+    ) -> ad.AnnData:
+        """Preprocess ``adata`` with the fitted steps; every cell is kept, in order.
+
+        Genes are matched by name: all fitted genes must be present (in any order); others
+        are dropped with a :class:`~geneae.errors.DataWarning` unless the data has exactly
+        the genes seen in fit.
+
+        ``copy=False`` saves memory on large data: where the kept genes are all of
+        ``adata``'s genes in order, ``layers["counts"]`` (float32 counts) and the sparsity
+        pattern of ``X`` are ``adata``'s own arrays rather than copies, so changing them in
+        place would change ``adata``. The values are the same either way.
+        """
+        self._require_fitted()
+        adata = in_memory(adata)
+        return self._transform(adata, facts or describe(adata), warn_extra=True, copy=copy)
+
+    def counts_to_input(self, counts: np.ndarray) -> np.ndarray:
+        """Map a cells x kept-genes matrix (fitted gene order) through the value steps.
+
+        Used to put count-space reconstructions into the model's input space (normalise,
+        log1p, then scale / min-max as fitted). Returns float32.
+        """
+        steps = self._require_fitted()
+        x = np.array(counts, dtype=np.float64)  # a private copy: the steps work in place
+        if x.ndim != 2 or x.shape[1] != len(self.genes_):
+            raise InputError(
+                f"expected a matrix with {len(self.genes_)} columns (the kept genes), got "
+                f"shape {x.shape}."
+            )
+        return densify(self._value_steps(x, steps)).astype(np.float32)
+
+    def input_to_values(self, x: np.ndarray) -> np.ndarray:
+        """Invert the fitted scaling of a cells x kept-genes matrix in input space.
+
+        Undoes z-scoring (``x * std + mean``) or min-max scaling, then log1p (``expm1``),
+        giving values in the units the steps started from (normalised counts when the data
+        were normalised, otherwise the user's own units). Clipped z-scores stay clipped.
+        """
+        steps = self._require_fitted()
+        out = np.array(x, dtype=np.float64)
+        if steps.scale:
+            out = out * self.stats_["std"] + self.stats_["mean"]
+        elif steps.minmax:
+            out = out * (self.stats_["max"] - self.stats_["min"]) + self.stats_["min"]
+        if steps.log1p:
+            out = np.expm1(out)
+        return out.astype(np.float32)
+
+    # -- persistence --------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Everything needed to rebuild this preprocessor, as JSON-ready values."""
+        state: dict[str, Any] = {"format": FORMAT, "version": FORMAT_VERSION}
+        state["params"] = self.get_params()
+        if self.steps_ is None:
+            state["fitted"] = None
+            return state
+        state["fitted"] = {
+            "steps": self.steps_.model_dump(),
+            "genes": list(self.genes_),
+            # float64 -> Python float -> JSON repr round-trips exactly.
+            "stats": {k: v.tolist() for k, v in self.stats_.items()},
+            "n_input_genes": self.n_input_genes_,
+            "input_genes_sha256": self.input_genes_sha256_,
+            "value_type": self.value_type_,
+        }
+        return state
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> Preprocessor:
+        """Rebuild a preprocessor from :meth:`to_dict` output (validated)."""
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise ModelFileError(f"not a saved geneae preprocessor (expected format {FORMAT!r}).")
+        version = state.get("version")
+        if version not in (1, FORMAT_VERSION):
+            raise ModelFileError(
+                f"preprocessor format version {version!r} is not supported "
+                f"(this geneae reads versions 1 and {FORMAT_VERSION})."
+            )
+        try:
+            params = _upgrade(state["params"]) if version == 1 else state["params"]
+            pre = cls(**params)
+            fitted = state.get("fitted")
+            if fitted is not None:
+                pre._restore(fitted, version)
+        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+            raise ModelFileError(f"saved preprocessor is malformed ({exc!r}).") from None
+        return pre
+
+    def _restore(self, fitted: dict[str, Any], version: int) -> None:
+        steps = fitted["steps"]
+        self.steps_ = PreprocessConfig(**(_upgrade(steps) if version == 1 else steps))
+        self.genes_ = [str(g) for g in fitted["genes"]]
+        self.stats_ = {k: np.asarray(v, dtype=np.float64) for k, v in fitted["stats"].items()}
+        self.n_input_genes_ = int(fitted["n_input_genes"])
+        self.input_genes_sha256_ = str(fitted["input_genes_sha256"])
+        self.value_type_ = fitted.get("value_type")
+        for key, values in self.stats_.items():
+            if values.shape != (len(self.genes_),):
+                raise ValueError(
+                    f"stats {key!r} has {values.size} values for {len(self.genes_)} genes"
+                )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Preprocessor:
+        try:
+            state = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ModelFileError(f"saved preprocessor is not valid JSON ({exc}).") from None
+        return cls.from_dict(state)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the state as JSON, atomically (never a pickle)."""
+        write_text(path, self.to_json() + "\n")
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Preprocessor:
+        """Read a preprocessor written by :meth:`save`."""
+        path = Path(path)
+        if not path.is_file():
+            raise ModelFileError(f"{path}: preprocessor file not found.")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ModelFileError(
+                f"{path}: not a text file; the saved model is damaged (re-run `geneae train`)."
+            ) from None
+        try:
+            return cls.from_json(text)
+        except ModelFileError as exc:
+            raise ModelFileError(f"{path}: {exc}") from None
+
+    # -- internals: fit -----------------------------------------------------------------
+    def _require_fitted(self) -> PreprocessConfig:
+        if self.steps_ is None:
+            raise NotFittedError(
+                "this Preprocessor is not fitted yet: call fit(adata) or fit_transform(adata) "
+                "on the training data first, or load a fitted one with Preprocessor.load(path)."
+            )
+        return self.steps_
+
+    def _fit(self, adata: ad.AnnData, facts: DataFacts | None) -> np.ndarray:
+        """Fit; return the boolean mask of the training cells kept."""
+        self._reset()
+        adata = in_memory(adata)
+        check_shape_and_names(adata)
+        facts = facts or describe(adata)
+        steps = resolve_preprocess(self.config, facts)
+        counts = _counts(adata, facts)
+        source = _source_matrix(adata, steps, counts)
+        where = "the counts" if steps.source == "counts" else "X"
+        check_values(
+            source,
+            nonnegative=steps.normalize or steps.log1p,
+            where=where,
+            obs=adata.obs_names,
+            var=adata.var_names,
+        )
+        kept = Kept(adata.n_obs, adata.n_vars)
+        base = counts if counts is not None else source  # filters count what was measured
+        filter_cells_and_genes(
+            kept,
+            base,
+            min_counts_per_cell=steps.min_counts_per_cell,
+            min_genes_per_cell=steps.min_genes_per_cell,
+            min_cells_per_gene=steps.min_cells_per_gene,
+            drop_empty=steps.drop_empty,
+        )
+        if steps.gene_list is not None:
+            keep_gene_list(kept, steps.gene_list, adata.var_names)
+        if 0 < steps.n_top_genes < kept.genes.size:
+            if steps.hvg_flavor == "seurat_v3" and counts is None:
+                raise needs_counts("hvg_flavor='seurat_v3'", _why_not_counts(adata))
+            kept.genes = kept.genes[_hvg_mask(kept, source, counts, steps)]
+        if steps.drop_empty:
+            drop_empty_cells(kept, base, "all zero in the selected genes")
+        warn_dropped(kept, adata.n_obs, adata.n_vars)
+
+        self.steps_ = steps
+        self.genes_ = [str(g) for g in adata.var_names[kept.genes]]
+        if steps.scale or steps.minmax:  # the only steps with fitted statistics
+            self.stats_ = _fit_stats(_before_scaling(kept.current(source), steps), steps)
+        self.n_input_genes_ = adata.n_vars
+        self.input_genes_sha256_ = names_sha256(adata.var_names)
+        self.value_type_ = facts.value_type
+        return kept.cells
+
+    # -- internals: transform -----------------------------------------------------------
+    def _transform(
+        self,
+        adata: ad.AnnData,
+        facts: DataFacts,
+        *,
+        warn_extra: bool,
+        cells: np.ndarray | None = None,
+        copy: bool = True,
+    ) -> ad.AnnData:
+        """The fitted steps on the ``cells`` (mask; None: all) of ``adata``.
+
+        Runs in blocks of rows (:func:`geneae.pp.blocks.map_rows`): the float64 working
+        copies are one block at a time, and each result is allocated once, in float32.
+        """
+        steps = self._require_fitted()
+        check_shape_and_names(adata)
+        cols = self._align(adata.var_names, warn_extra=warn_extra)
+        counts = _counts(adata, facts)
+        source = _source_matrix(adata, steps, counts)
+        rows = None if cells is None or cells.all() else cells
+        kept = adata if rows is None else adata[rows]  # a view, for obs: no matrix copied
+        check = ValueCheck(
+            nonnegative=steps.normalize or steps.log1p,
+            where="the counts" if steps.source == "counts" else "X",
+            obs=kept.obs_names,
+            var=adata.var_names[cols],
+        )
+
+        def value_steps(where: slice, block: Matrix) -> Matrix:
+            check.add(block, where.start)
+            # Bad values end in an error after the last block: skip their arithmetic (and
+            # its RuntimeWarnings), the block is discarded.
+            return block if check.found else self._value_steps(block, steps)
+
+        dense = not sp.issparse(source) or steps.scale or steps.minmax
+        x = map_rows(source, rows, cols, value_steps, dense=dense, share=not copy)
+        check.raise_if_bad()
+        out = ad.AnnData(X=x, obs=kept.obs.copy(), var=adata.var.iloc[cols].copy())
+        if counts is not None:
+            out.layers["counts"] = _counts_layer(counts, rows, cols, copy=copy)
+        return out
+
+    def _align(self, names: pd.Index, *, warn_extra: bool) -> np.ndarray:
+        """Column index of every fitted gene in ``names``; errors on missing genes."""
+        cols = names.get_indexer(pd.Index(self.genes_))
+        missing = [g for g, c in zip(self.genes_, cols, strict=True) if c < 0]
+        if missing:
+            raise InputError(
+                f"{len(missing):,} of the {len(self.genes_):,} genes this preprocessor was "
+                f"fitted on are missing from the data: {preview(missing)}. New data must "
+                "contain every gene used in training (check that the gene IDs are of the same "
+                "kind, e.g. symbols vs Ensembl IDs)."
+            )
+        n_extra = len(names) - len(cols)
+        if warn_extra and n_extra > 0 and names_sha256(names) != self.input_genes_sha256_:
+            extra = names[np.setdiff1d(np.arange(len(names)), cols)]
+            warnings.warn(
+                f"{n_extra:,} genes not used by the preprocessor were dropped "
+                f"(e.g. {preview(list(extra))}).",
+                DataWarning,
+                stacklevel=4,
+            )
+        return cols
+
+    def _value_steps(self, x: Matrix, steps: PreprocessConfig) -> Matrix:
+        """Normalise, log1p, then scale or min-max with the fitted statistics.
+
+        Works in place on ``x``, a private float64 copy (a dense one is overwritten).
+        """
+        x = _before_scaling(x, steps)
+        if steps.scale:
+            x = densify(x)
+            x -= self.stats_["mean"]
+            x /= self.stats_["std"]
+            if steps.clip > 0:
+                np.clip(x, -steps.clip, steps.clip, out=x)
+        elif steps.minmax:
+            x = densify(x)
+            lo, span = self.stats_["min"], self.stats_["max"] - self.stats_["min"]
+            x -= lo
+            x /= np.where(span > 0, span, 1.0)  # constant genes map to 0
+            np.clip(x, 0.0, 1.0, out=x)  # new data outside the fitted range
+        return x
+
+
+# -- helpers ------------------------------------------------------------------------------
+def _upgrade(steps: dict[str, Any]) -> dict[str, Any]:
+    """Format-1 parameters / steps (geneae < 0.2) in today's PreprocessConfig fields."""
+    return {k: v for k, v in steps.items() if k in PreprocessConfig.model_fields}
+
+
+def _counts(adata: ad.AnnData, facts: DataFacts) -> Matrix | None:
+    """The raw counts where ``facts`` found them, or None."""
+    if facts.counts_in is None:
+        return None
+    return get_matrix(adata, "counts" if facts.counts_in == "layers['counts']" else None)
+
+
+def _why_not_counts(adata: ad.AnnData) -> Any:
+    """What is wrong with X as counts (only computed for an error message)."""
+    return not_counts(get_matrix(adata, None), "X", adata.obs_names, adata.var_names)
+
+
+def _source_matrix(adata: ad.AnnData, steps: PreprocessConfig, counts: Matrix | None) -> Matrix:
+    """The matrix the value steps start from: raw counts or X, as fitted."""
+    if steps.source == "X":
+        return get_matrix(adata, None)
+    if counts is None:
+        raise needs_counts(f"preset {steps.preset!r}", _why_not_counts(adata))
+    return counts
+
+
+def _before_scaling(x: Matrix, steps: PreprocessConfig) -> Matrix:
+    """The steps before scaling: normalisation, then log1p, in place on a float64 copy."""
+    if steps.normalize:
+        x = T.normalize_total(x, steps.target_sum)
+    if steps.log1p:
+        x = T.log1p(x)
+    return x
+
+
+def _fit_stats(x: Matrix, steps: PreprocessConfig) -> dict[str, np.ndarray]:
+    """Per-gene mean and std (ddof 0; a std of 0 is stored as 1), or min and max."""
+    if steps.scale:
+        mean, var = T.mean_var(x)
+        std = np.sqrt(var)
+        return {"mean": mean, "std": np.where(std > 0, std, 1.0)}
+    if steps.minmax:
+        lo, hi = T.min_max(x)
+        return {"min": lo, "max": hi}
+    return {}
+
+
+def _hvg_mask(
+    kept: Kept, source: Matrix, counts: Matrix | None, steps: PreprocessConfig
+) -> np.ndarray:
+    """Boolean mask over ``kept.genes`` of the ``n_top_genes`` most variable genes.
+
+    Scored scanpy-style on all current genes normalised together (then log1p), or on the
+    raw counts for ``seurat_v3``.
+    """
+    n_top, flavor = steps.n_top_genes, steps.hvg_flavor
+    if flavor == "seurat_v3":
+        assert counts is not None
+        return T.scanpy_hvg(kept.current(counts), flavor, n_top)
+    x = _before_scaling(kept.current(source), steps)
+    if flavor == "variance":
+        return T.top(T.mean_var(x)[1], n_top)
+    if flavor == "mad":
+        return T.top(T.median_abs_deviation(x), n_top)
+    return T.scanpy_hvg(x, flavor, n_top)
+
+
+def _counts_layer(
+    counts: Matrix, rows: np.ndarray | None, cols: np.ndarray, *, copy: bool
+) -> Matrix:
+    """The raw counts of the kept cells and genes, as float32.
+
+    ``counts`` itself when it is that already and ``copy`` is False.
+    """
+    unchanged = rows is None and is_identity(cols, counts.shape[1]) and is_canonical(counts)
+    c_order = sp.issparse(counts) or counts.flags.c_contiguous
+    if not copy and unchanged and counts.dtype == np.float32 and c_order:
+        return counts
+    return map_rows(
+        counts, rows, cols, lambda _, block: block, dense=not sp.issparse(counts), share=not copy
+    )
