@@ -104,7 +104,7 @@ def ensemble(dataset: str, seeds: list[int], runs: int) -> list[dict[str, Any]]:
         for seed in seeds:
             t0 = time.perf_counter()
             model = GeneAE.from_preset(preset, {"train.seed": seed, "train.quiet": True})
-            latents[preset].append(np.asarray(model.fit(adata).transform(adata)))
+            latents[preset].append(np.asarray(model.fit(adata).encode(adata)))
             fit_s[preset].append(time.perf_counter() - t0)
             print(f"[ensemble] {dataset} {preset} seed {seed} fitted", flush=True)
 

@@ -325,7 +325,7 @@ def _geneae(
     t0 = time.perf_counter()
     model.fit(adata)
     fit_s = time.perf_counter() - t0
-    latent = model.transform(adata)
+    latent = model.encode(adata)
     timings = model.metrics.get("timings", {})
     minfo = model.metrics.get("model", {})
     info = {

@@ -53,15 +53,11 @@ def make_run_dir(
     latent = z.copy()
     latent[:, -1] = rng.normal(scale=0.02, size=n)  # a collapsed dimension
 
-    comparison, arrays = compare_with_pca(
-        x,
-        latent,
-        x_hat,
-        y if labels else None,
-        seed=seed,
-        n_clusters=None if labels else k,
-        return_arrays=True,
+    result = compare_with_pca(
+        x, latent, x_hat, y if labels else None, seed=seed, n_clusters=None if labels else k
     )
+    comparison = result.metrics
+    arrays = {"pca_embedding": result.pca_embedding, "clusters": result.clusters}
     usage = latent_usage(latent, qz_var)
     cfg = RunConfig().updated({"evaluate.tsne": tsne, "evaluate.umap": umap})
     (run / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")

@@ -243,7 +243,7 @@ def encode(
     _refuse_existing(out_file, overwrite)
     model = GeneAE.load(run_dir)
     adata = load_data(data, model.config)
-    latent = model.transform(adata, layer=model.config.data.layer)
+    latent = model.encode(adata, layer=model.config.data.layer)
     columns = [f"latent_{i}" for i in range(latent.shape[1])]
     write_matrix(latent, out_file, obs_names=list(adata.obs_names), columns=columns)
     out.print(f"wrote {latent.shape[0]} x {latent.shape[1]} latent means to {out_file}")
@@ -289,7 +289,8 @@ def evaluate(
     Example: geneae evaluate runs/pbmc other_pbmc.h5ad --labels cell_type
     """
     from geneae._atomic import write_text
-    from geneae.model import GeneAE, _jsonable
+    from geneae.model import GeneAE
+    from geneae.saved_model import jsonable as _jsonable
     from geneae.run import evaluate_model, load_data
 
     target = out_file or run_dir / f"evaluate_{data.name.split('.')[0]}.json"

@@ -7,6 +7,7 @@ the configuration schema and the command line can list the choices without loadi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -51,15 +52,28 @@ class Likelihood:
     is_log_prob: bool = True
 
     def loss_function(self) -> Callable[..., Any]:
-        """The element-wise loss ``f(target, *parameters[, nonzero=])`` (imports torch)."""
+        """The element-wise loss ``f(target, *parameters, nonzero=None)`` (imports torch).
+
+        ``nonzero`` (flat positions of a sparse target's stored entries) reaches the count
+        likelihoods, which evaluate their log-Gamma terms there only.
+        """
         from geneae import distributions
 
         fn = getattr(distributions, self.function)
-        if not self.is_log_prob:
-            return fn
-        if self.models_counts:
-            return lambda target, *params, nonzero=None: -fn(target, *params, nonzero=nonzero)
-        return lambda target, *params, nonzero=None: -fn(target, *params)
+        return functools.partial(_elementwise_loss, fn, self.is_log_prob, self.models_counts)
+
+
+def _elementwise_loss(
+    fn: Callable[..., Any],
+    is_log_prob: bool,
+    takes_nonzero: bool,
+    target: Any,
+    *params: Any,
+    nonzero: Any = None,
+) -> Any:
+    kwargs = {"nonzero": nonzero} if takes_nonzero else {}
+    value = fn(target, *params, **kwargs)
+    return -value if is_log_prob else value
 
 
 LIKELIHOODS: dict[str, Likelihood] = {

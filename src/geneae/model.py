@@ -4,9 +4,10 @@ This is the one module that knows both AnnData and torch. A fitted model carries
 fitted :class:`~geneae.pp.Preprocessor`, so new data is preprocessed exactly as the
 training data was, with genes aligned by name.
 
-A saved model is a directory of plain files — ``config.yaml``, ``weights.safetensors``,
-``genes.txt``, ``preprocessor.json``, ``history.csv``, ``metrics.json`` — with no pickle
-anywhere: loading it never executes code from the directory.
+A model preprocesses a dataset once (:meth:`GeneAE.preprocess`, a :class:`Prepared`) and
+computes everything about it in one forward pass (:meth:`GeneAE.predict`, an
+:class:`Outputs`); ``encode``, ``reconstruct`` and the others are views of that. A saved
+model is a directory of plain files (see :mod:`geneae.saved_model`).
 """
 
 from __future__ import annotations
@@ -14,39 +15,83 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anndata as ad
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 from geneae import __version__
-from geneae._atomic import atomic_path, write_text
 from geneae.config import RunConfig
 from geneae.data import ExpressionTensors, RowMatrix, split_indices
 from geneae.errors import InputError, ModelFileError, NotFittedError
-from geneae.facts import describe
+from geneae.facts import DataFacts, describe
 from geneae.likelihoods import COUNT_LIKELIHOODS
 from geneae.module import build_module
 from geneae.pp import Preprocessor
 from geneae.presets import preset_config
 from geneae.resolve import resolve
+from geneae.saved_model import MODEL_FILES, read_model, write_model
 
 logger = logging.getLogger(__name__)
 
-MODEL_FILES = (
-    "config.yaml",
-    "weights.safetensors",
-    "genes.txt",
-    "preprocessor.json",
-    "history.csv",
-    "metrics.json",
-)
+__all__ = ["MODEL_FILES", "GeneAE", "Outputs", "Prepared", "embed"]
+
+
+@dataclass
+class Prepared:
+    """Data preprocessed for a model: the one preprocessing of a dataset in a run.
+
+    Attributes
+    ----------
+    data
+        Samples x model genes: ``X`` the model input, ``layers["counts"]`` the raw counts
+        when the data have them; obs as given (minus cells the training filters dropped).
+    tensors
+        The same data as tensors for batching (shares the arrays of ``data``).
+    facts
+        What :func:`geneae.facts.describe` found in the data as given.
+    """
+
+    data: ad.AnnData
+    tensors: ExpressionTensors
+    facts: DataFacts
+
+    @property
+    def n_obs(self) -> int:
+        return int(self.data.n_obs)
+
+
+@dataclass
+class Outputs:
+    """Everything a model computes for a dataset in one forward pass (see GeneAE.predict).
+
+    Attributes
+    ----------
+    obs_names
+        The samples, in order.
+    latent
+        (n, d) latent means.
+    latent_var
+        (n, d) posterior variances, or None for deterministic models.
+    cluster_probabilities
+        (n, K) q(y|x) of a GMVAE, or None.
+    reconstruction
+        Expected target (counts for count likelihoods) of the rows in
+        ``reconstruction_rows`` (all rows when that is None), modelled genes.
+    reconstruction_rows
+        Sorted row indices the reconstruction covers, or None for all.
+    """
+
+    obs_names: np.ndarray
+    latent: np.ndarray
+    latent_var: np.ndarray | None
+    cluster_probabilities: np.ndarray | None
+    reconstruction: np.ndarray
+    reconstruction_rows: np.ndarray | None
 
 
 class GeneAE:
@@ -64,7 +109,7 @@ class GeneAE:
     >>> import geneae
     >>> adata = geneae.datasets.pbmc_10x()
     >>> model = geneae.GeneAE.from_preset("scvi-like").fit(adata)  # doctest: +SKIP
-    >>> latent = model.transform(adata)  # doctest: +SKIP
+    >>> latent = model.encode(adata)  # doctest: +SKIP
     """
 
     def __init__(self, config: RunConfig | None = None) -> None:
@@ -102,6 +147,46 @@ class GeneAE:
             )
         return self.module
 
+    # -- preprocessing (once per dataset) ----------------------------------------------------
+    def preprocess(self, adata: ad.AnnData, *, layer: str | None = None) -> Prepared:
+        """New data preprocessed as in training, genes aligned by name: a model's input.
+
+        Labels and other obs columns are neither needed nor used. For the training data
+        itself use :meth:`fit` (or :meth:`preprocess_for_training`).
+        """
+        self._require_fitted()
+        assert self.preprocessor is not None
+        data = _with_layer(adata, layer)
+        facts = describe(data)
+        pre = self.preprocessor.transform(data, facts=facts, copy=False)
+        return Prepared(pre, self._tensors(pre, for_training=False), facts)
+
+    def preprocess_for_training(self, adata: ad.AnnData, *, layer: str | None = None) -> Prepared:
+        """Resolve the configuration for ``adata``, fit the preprocessor, preprocess once.
+
+        After this, ``self.config`` is the resolved configuration (see
+        :func:`geneae.resolve.resolve`): what a run writes to config.yaml.
+        """
+        t0 = time.perf_counter()
+        data = _with_layer(adata, layer)
+        facts = describe(data)
+        self.config = resolve(self.config, facts)
+        self.preprocessor = Preprocessor.from_config(self.config.preprocess)
+        # copy=False: the tensors wrap the preprocessed arrays, and those share what is
+        # unchanged (counts, sparsity pattern) with ``adata``: the data is held about once.
+        pre = self.preprocessor.fit_transform(data, facts=facts, copy=False)
+        self.genes = [str(g) for g in pre.var_names]
+        prepared = Prepared(pre, self._tensors(pre, for_training=True), facts)
+        self.metrics.setdefault("timings", {})["preprocess_s"] = time.perf_counter() - t0
+        self.metrics["data"] = {
+            "n_cells": int(adata.n_obs),
+            "n_genes": int(adata.n_vars),
+            "n_cells_model": int(pre.n_obs),
+            "n_genes_model": int(pre.n_vars),
+            "value_type": facts.value_type,
+        }
+        return prepared
+
     # -- fitting ------------------------------------------------------------------------------
     def fit(
         self,
@@ -127,34 +212,33 @@ class GeneAE:
         resume
             Continue from ``run_dir/checkpoints/last.ckpt``.
         """
+        prepared = self.preprocess_for_training(adata, layer=layer)
+        return self.train(prepared, validation=validation, run_dir=run_dir, resume=resume)
+
+    def train(
+        self,
+        prepared: Prepared,
+        *,
+        validation: float | None = None,
+        run_dir: str | Path | None = None,
+        resume: bool = False,
+    ) -> GeneAE:
+        """Train on data from :meth:`preprocess_for_training`; see :meth:`fit`."""
         from geneae.train.plan import TrainingPlan
         from geneae.train.trainer import ExpressionDataModule, fit_module
 
-        t0 = time.perf_counter()
-        data = _with_layer(adata, layer)
-        facts = describe(data)
-        self.config = resolve(self.config, facts)
         if validation is not None:
             self.config.train.validation = validation
-        self.preprocessor = Preprocessor.from_config(self.config.preprocess)
-        # copy=False: the tensors wrap the preprocessed arrays, and those share what is
-        # unchanged (counts, sparsity pattern) with ``adata``: the data is held about once.
-        pre = self.preprocessor.fit_transform(data, facts=facts, copy=False)
-        self.genes = [str(g) for g in pre.var_names]
-        tensors = self._tensors(pre, for_training=True)
-        n_obs, n_vars = pre.n_obs, pre.n_vars
-        del pre  # whatever the tensors did not take over is freed before training
-        t_pre = time.perf_counter() - t0
-
         train_cfg = self.config.train
         max_epochs = int(train_cfg.max_epochs or 1)
+        n_obs = prepared.n_obs
         torch.manual_seed(train_cfg.seed)
         self.module = build_module(
             self.config.model, len(self.genes), len(self.covariate_categories)
         )
         plan = TrainingPlan(self.module, self.config.model, train_cfg, max_epochs)
         train_rows, val_rows = split_indices(n_obs, train_cfg.validation, train_cfg.seed)
-        datamodule = ExpressionDataModule(tensors, train_rows, val_rows, train_cfg)
+        datamodule = ExpressionDataModule(prepared.tensors, train_rows, val_rows, train_cfg)
         t1 = time.perf_counter()
         result = fit_module(
             plan,
@@ -176,39 +260,23 @@ class GeneAE:
             "latent_dim": self.config.model.latent_dim,
             "n_parameters": int(sum(p.numel() for p in self.module.parameters())),
             "epochs_trained": int(len(self.history)),
-            "max_epochs": int(max_epochs),
+            "max_epochs": max_epochs,
             "best_epoch": result.best_epoch,
             "stopped_early": result.stopped_early,
             "device": result.device,
             "data_resident_on_device": datamodule.resident,
         }
         self.metrics.setdefault("timings", {}).update(
-            {"preprocess_s": t_pre, "train_s": train_s, "seconds_per_epoch": train_s / epochs}
+            {"train_s": train_s, "seconds_per_epoch": train_s / epochs}
         )
-        self.metrics["data"] = {
-            "n_cells": int(adata.n_obs),
-            "n_genes": int(adata.n_vars),
-            "n_cells_model": int(n_obs),
-            "n_genes_model": int(n_vars),
-            "value_type": facts.value_type,
-        }
         return self
 
     # -- tensors ------------------------------------------------------------------------------
-    def _tensors(
-        self, pre: ad.AnnData, *, for_training: bool, need_target: bool = True
-    ) -> ExpressionTensors:
+    def _tensors(self, pre: ad.AnnData, *, for_training: bool) -> ExpressionTensors:
         x = RowMatrix.from_array(pre.X)
         target = library = None
-        if self.counts_model and need_target:
-            counts = pre.layers["counts"] if "counts" in pre.layers else None
-            if counts is None:
-                raise InputError(
-                    f"likelihood {self.config.model.likelihood!r} models raw counts, but the data "
-                    "have none. Give raw counts (X or layers['counts']), or choose "
-                    "--likelihood gaussian / mse."
-                )
-            target = RowMatrix.from_array(counts, like=x)
+        if self.counts_model and "counts" in pre.layers:
+            target = RowMatrix.from_array(pre.layers["counts"], like=x)
             library = target.row_sums()
         covariate = self._covariate_codes(pre, fit=for_training)
         return ExpressionTensors(x=x, target=target, library=library, covariate=covariate)
@@ -235,35 +303,71 @@ class GeneAE:
             )
         return torch.as_tensor([lookup[v] for v in values], dtype=torch.int64)
 
-    def _prepare(
-        self, adata: ad.AnnData, layer: str | None, need_target: bool
-    ) -> tuple[ad.AnnData, ExpressionTensors]:
-        self._require_fitted()
-        assert self.preprocessor is not None
-        pre = self.preprocessor.transform(_with_layer(adata, layer), copy=False)
-        return pre, self._tensors(pre, for_training=False, need_target=need_target)
-
+    # -- outputs (one forward pass) -----------------------------------------------------------
     @torch.no_grad()
-    def _map_batches(
-        self, tensors: ExpressionTensors, fn: Any, batch_size: int = 4096
-    ) -> np.ndarray:
+    def predict(
+        self,
+        prepared: Prepared | ad.AnnData,
+        *,
+        layer: str | None = None,
+        reconstruction_rows: np.ndarray | None = None,
+        batch_size: int = 4096,
+    ) -> Outputs:
+        """Every output of the model for preprocessed data, from one forward pass.
+
+        Parameters
+        ----------
+        prepared
+            From :meth:`preprocess` / :meth:`preprocess_for_training`, or an AnnData
+            (preprocessed here first).
+        layer
+            With an AnnData: use this layer as the data.
+        reconstruction_rows
+            Sorted row indices whose reconstruction to keep (None: all rows). The latent
+            space of every row is always kept; reconstructions are cells x genes, which
+            for millions of cells is more than memory holds.
+        batch_size
+            Rows per forward pass.
+        """
         module = self._require_fitted()
+        if not isinstance(prepared, Prepared):
+            prepared = self.preprocess(prepared, layer=layer)
         module.eval()
         device = next(module.parameters()).device
-        out = []
+        tensors = prepared.tensors
+        keep = None if reconstruction_rows is None else np.asarray(reconstruction_rows)
+        decode = keep is None or len(keep) > 0
+        if decode and self.counts_model and tensors.library is None:
+            raise InputError(
+                f"likelihood {self.config.model.likelihood!r} reconstructs counts from each "
+                "cell's library size, but the data have no raw counts. Give raw counts (X or "
+                "layers['counts']); encoding needs none."
+            )
+        parts: dict[str, list[np.ndarray]] = {}
         for start in range(0, tensors.n_obs, batch_size):
-            idx = torch.arange(start, min(start + batch_size, tensors.n_obs))
-            batch = {k: v.to(device) for k, v in tensors.batch(idx).items()}
-            out.append(fn(module, batch).float().cpu().numpy())
-        return np.concatenate(out, axis=0) if out else np.zeros((0, 0), np.float32)
-
-    # -- results ------------------------------------------------------------------------------
-    def transform(self, adata: ad.AnnData, *, layer: str | None = None) -> np.ndarray:
-        """Latent means (n_samples x latent_dim) of ``adata``, preprocessed as in training."""
-        _, tensors = self._prepare(adata, layer, need_target=False)
-        return self._map_batches(
-            tensors, lambda m, b: m.embed(b["x"], covariate=b.get("covariate"))
+            stop = min(start + batch_size, tensors.n_obs)
+            batch = {k: v.to(device) for k, v in tensors.batch(torch.arange(start, stop)).items()}
+            out = module.predict(
+                batch["x"], batch.get("library"), batch.get("covariate"), decode=decode
+            )
+            if decode and keep is not None:
+                local = keep[(keep >= start) & (keep < stop)] - start
+                out["reconstruction"] = out["reconstruction"][torch.as_tensor(local)]
+            for key, value in out.items():
+                parts.setdefault(key, []).append(value.float().cpu().numpy())
+        arrays = {k: np.concatenate(v, axis=0) for k, v in parts.items()}
+        return Outputs(
+            obs_names=np.asarray(prepared.data.obs_names.astype(str)),
+            latent=arrays["latent"],
+            latent_var=arrays.get("latent_var"),
+            cluster_probabilities=arrays.get("cluster_probabilities"),
+            reconstruction=arrays.get("reconstruction", np.zeros((0, len(self.genes)), np.float32)),
+            reconstruction_rows=keep,
         )
+
+    def encode(self, adata: ad.AnnData, *, layer: str | None = None) -> np.ndarray:
+        """Latent means (n_samples x latent_dim) of ``adata``, preprocessed as in training."""
+        return self.predict(adata, layer=layer, reconstruction_rows=np.zeros(0, int)).latent
 
     def reconstruct(
         self, adata: ad.AnnData, *, layer: str | None = None, space: str = "target"
@@ -272,34 +376,32 @@ class GeneAE:
 
         ``space="target"``: what the model reconstructs — counts for count likelihoods
         (library x proportions), the preprocessed values otherwise. ``space="input"``: the
-        same values mapped into the preprocessed input space (log-normalised for count
-        models), comparable with ``X`` after preprocessing and with a PCA reconstruction.
+        same values mapped into the preprocessed input space (log-normalised and scaled as
+        fitted), comparable with ``X`` after preprocessing and with a PCA reconstruction.
         """
         if space not in ("target", "input"):
             raise InputError(f"space must be 'target' or 'input', got {space!r}.")
-        pre, tensors = self._prepare(adata, layer, need_target=self.counts_model)
+        mean = self.predict(adata, layer=layer).reconstruction
+        assert mean is not None
+        return self.to_input_space(mean) if space == "input" else mean
 
-        def run(m: torch.nn.Module, b: dict[str, torch.Tensor]) -> torch.Tensor:
-            return m.reconstruct(b["x"], library=b.get("library"), covariate=b.get("covariate"))
-
-        mean = self._map_batches(tensors, run)
-        if space == "input" and self.counts_model:
-            assert self.preprocessor is not None
-            mean = self.preprocessor.counts_to_input(mean)
-        return mean
+    def to_input_space(self, reconstruction: np.ndarray) -> np.ndarray:
+        """A target-space reconstruction in the preprocessed input space (see reconstruct)."""
+        if not self.counts_model:
+            return reconstruction
+        assert self.preprocessor is not None
+        return self.preprocessor.counts_to_input(reconstruction)
 
     def cluster_probabilities(self, adata: ad.AnnData, *, layer: str | None = None) -> np.ndarray:
         """GMVAE responsibilities q(y|x), n_samples x n_components."""
-        module = self._require_fitted()
-        if not hasattr(module, "cluster_probabilities"):
+        if self.config.model.family != "gmvae":
             raise InputError(
                 "cluster_probabilities needs a GMVAE; this model's family is "
                 f"{self.config.model.family!r}."
             )
-        _, tensors = self._prepare(adata, layer, need_target=False)
-        return self._map_batches(
-            tensors, lambda m, b: m.cluster_probabilities(b["x"], covariate=b.get("covariate"))
-        )
+        probs = self.predict(adata, layer=layer, reconstruction_rows=np.zeros(0, int))
+        assert probs.cluster_probabilities is not None
+        return probs.cluster_probabilities
 
     def latent_variance(self, adata: ad.AnnData, *, layer: str | None = None) -> np.ndarray | None:
         """Posterior variances of q(z|x) (n x latent_dim), or None for deterministic models.
@@ -307,32 +409,21 @@ class GeneAE:
         For the GMVAE: the variance of the mixture posterior's components, averaged with
         the responsibilities q(y|x) (the within-component part of the mixture's variance).
         """
-        if not self.config.model.is_variational:
-            return None
-        _, tensors = self._prepare(adata, layer, need_target=False)
-
-        def run(m: torch.nn.Module, b: dict[str, torch.Tensor]) -> torch.Tensor:
-            out = m.inference(b["x"], covariate=b.get("covariate"), sample=False)
-            var = out["qz_var"]
-            if var.dim() == 3:
-                var = (out["qy"].unsqueeze(-1) * var).sum(1)
-            return var
-
-        return self._map_batches(tensors, run)
+        return self.predict(adata, layer=layer, reconstruction_rows=np.zeros(0, int)).latent_var
 
     def gene_loadings(
-        self, adata: ad.AnnData, *, layer: str | None = None, max_cells: int = 300, seed: int = 0
+        self, latent: np.ndarray, *, max_cells: int = 300, seed: int = 0
     ) -> np.ndarray:
-        """Genes x latent dims: how strongly each latent dimension drives each gene.
+        """Genes x latent dims: how each latent dimension moves each gene, with its sign.
 
-        Linear decoders: the decoder weights. Deep decoders: the mean absolute Jacobian of
-        the decoded mean (log1p of the mean at a library of 1e4 for count models) with
-        respect to the latent code, over up to ``max_cells`` samples.
+        Linear decoders: the decoder weights. Deep decoders: the mean Jacobian of the
+        decoded mean (log1p of the mean at a library of 1e4 for count models) with respect
+        to the latent code, over up to ``max_cells`` of the given latent codes (e.g. from
+        :meth:`encode`): positive when the gene rises as the dimension grows.
         """
         module = self._require_fitted()
         if self.config.model.decoder_hidden == [] and self.config.model.family != "gmvae":
             return module.loadings().detach().cpu().numpy()
-        latent = self.transform(adata, layer=layer)
         rng = np.random.default_rng(seed)
         rows = rng.choice(len(latent), size=min(max_cells, len(latent)), replace=False)
         z = torch.as_tensor(latent[np.sort(rows)], dtype=torch.float32)
@@ -352,12 +443,12 @@ class GeneAE:
                 tangent = torch.zeros_like(z)
                 tangent[:, dim] = 1.0
                 _, derivative = torch.func.jvp(decode, (z,), (tangent,))
-                columns.append(derivative.abs().mean(0))
+                columns.append(derivative.mean(0))
         return torch.stack(columns, dim=1).numpy()
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
-        """Write the model directory (plain files, no pickle); see the module docstring."""
+        """Write the model directory (plain files, no pickle; see :mod:`geneae.saved_model`)."""
         module = self._require_fitted()
         assert self.preprocessor is not None
         directory = Path(directory)
@@ -368,62 +459,37 @@ class GeneAE:
                 f"{directory}: already holds a saved model; pass overwrite=True (CLI: "
                 "--overwrite) to replace it, or choose another directory."
             )
-        directory.mkdir(parents=True, exist_ok=True)
-        write_text(directory / "config.yaml", self.config.to_yaml())
-        state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-        meta = {
-            "geneae_version": __version__,
-            "format": "geneae-model-1",
-            "n_genes": str(len(self.genes)),
-            "covariate_categories": json.dumps(self.covariate_categories),
-        }
-        with atomic_path(directory / "weights.safetensors") as tmp:
-            save_file(state, str(tmp), metadata=meta)
-        write_text(directory / "genes.txt", "\n".join(self.genes) + "\n")
-        self.preprocessor.save(directory / "preprocessor.json")
-        with atomic_path(directory / "history.csv") as tmp:
-            self.history.to_csv(tmp, index=False)
-        write_text(directory / "metrics.json", json.dumps(_jsonable(self.metrics), indent=2) + "\n")
+        write_model(
+            directory,
+            config=self.config,
+            state=module.state_dict(),
+            genes=self.genes,
+            covariate_categories=self.covariate_categories,
+            preprocessor=self.preprocessor,
+            history=self.history,
+            metrics=self.metrics,
+        )
         return directory
 
     @classmethod
     def load(cls, directory: str | Path) -> GeneAE:
         """Load a model saved by :meth:`save` (never executes code from the directory)."""
         directory = Path(directory)
-        if not directory.is_dir():
-            raise ModelFileError(f"{directory}: no such model directory; check the path.")
-        missing = [f for f in MODEL_FILES if not (directory / f).is_file()]
-        if missing:
-            raise ModelFileError(
-                f"{directory}: not a complete geneae model (missing {', '.join(missing)}); "
-                "was training interrupted? Re-run `geneae train ... --resume`."
-            )
-        model = cls(RunConfig.from_yaml(directory / "config.yaml"))
-        model.preprocessor = Preprocessor.load(directory / "preprocessor.json")
-        model.genes = (directory / "genes.txt").read_text(encoding="utf-8").split()
-        try:
-            with safe_open(str(directory / "weights.safetensors"), framework="pt") as f:
-                meta = f.metadata() or {}
-                state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-        except Exception as exc:  # safetensors raises its own error types
-            raise ModelFileError(
-                f"{directory / 'weights.safetensors'}: unreadable weights ({exc})."
-            ) from None
-        model.covariate_categories = json.loads(meta.get("covariate_categories", "[]"))
+        saved = read_model(directory)
+        model = cls(saved.config)
+        model.preprocessor = saved.preprocessor
+        model.genes = saved.genes
+        model.covariate_categories = saved.covariate_categories
         module = build_module(model.config.model, len(model.genes), len(model.covariate_categories))
         try:
-            module.load_state_dict(state, strict=True)
+            module.load_state_dict(saved.state, strict=True)
         except RuntimeError as exc:
             raise ModelFileError(
                 f"{directory}: weights do not match config.yaml ({str(exc).splitlines()[0]})."
             ) from None
         model.module = module.eval()
-        model.history = (
-            pd.read_csv(directory / "history.csv")
-            if (directory / "history.csv").stat().st_size > 1
-            else pd.DataFrame()
-        )
-        model.metrics = json.loads((directory / "metrics.json").read_text(encoding="utf-8"))
+        model.history = saved.history
+        model.metrics = saved.metrics
         return model
 
 
@@ -435,20 +501,6 @@ def _with_layer(adata: ad.AnnData, layer: str | None) -> ad.AnnData:
             f"layer {layer!r} not found; available layers: {', '.join(adata.layers) or 'none'}."
         )
     return ad.AnnData(X=adata.layers[layer], obs=adata.obs.copy(), var=adata.var.copy())
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if sp.issparse(obj):
-        raise TypeError("sparse matrices do not belong in metrics.json")
-    return obj
 
 
 def embed(
@@ -473,7 +525,7 @@ def embed(
     if model is None:
         model = GeneAE.from_preset(preset) if preset else GeneAE(config)
         model.fit(adata, layer=layer)
-    adata.obsm[key_added] = model.transform(adata, layer=layer)
+    adata.obsm[key_added] = model.encode(adata, layer=layer)
     if denoise:
         recon = model.reconstruct(adata, layer=layer)
         full = np.full(adata.shape, np.nan, dtype=np.float32)

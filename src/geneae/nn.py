@@ -1,7 +1,7 @@
 """Building blocks shared by every model family: covariate-aware linear layers and MLPs.
 
 A hidden layer is ``Linear -> norm -> activation -> dropout``. Input, latent and output
-layers carry no activation; the likelihood head (``geneae.module.base``) applies the link a
+layers carry no activation; the likelihood head (``geneae.module.heads``) applies the link a
 likelihood needs. A one-hot covariate can be injected into every layer (as scVI does for
 batch correction); it is added as a separate bias-free linear map, which is the same as
 concatenating the one-hot vector to the layer input but broadcasts: an input of shape

@@ -25,7 +25,8 @@ from geneae._atomic import atomic_path, write_text
 from geneae.config import RunConfig
 from geneae.errors import InputError, ModelFileError
 from geneae.io import read, write_h5ad
-from geneae.model import GeneAE, _jsonable, _with_layer
+from geneae.model import GeneAE
+from geneae.saved_model import jsonable as _jsonable
 
 logger = logging.getLogger(__name__)
 
@@ -162,23 +163,22 @@ def evaluate_model(
     if adata.n_obs > MAX_EVAL_CELLS:
         rows = np.sort(rng.choice(adata.n_obs, MAX_EVAL_CELLS, replace=False))
     sub = adata[rows] if len(rows) < adata.n_obs else adata
-    assert model.preprocessor is not None
-    pre = model.preprocessor.transform(_with_layer(sub, layer))
+    prepared = model.preprocess(sub, layer=layer)
+    outputs = model.predict(prepared)
+    pre = prepared.data
     x = _dense(pre.X)
-    latent = model.transform(sub, layer=layer)
-    x_hat = model.reconstruct(sub, layer=layer, space="input")
+    latent = outputs.latent
+    x_hat = model.to_input_space(outputs.reconstruction)
     labels = labels_all[rows] if labels_all is not None else None
 
-    responsibilities = None
+    responsibilities = outputs.cluster_probabilities
     clusters = None
     method = cfg.evaluate.cluster_method
-    if cfg.model.family == "gmvae":
-        responsibilities = model.cluster_probabilities(sub, layer=layer)
-        if method == "gmvae":
-            clusters = responsibilities.argmax(1)
+    if responsibilities is not None and method == "gmvae":
+        clusters = responsibilities.argmax(1)
     elif method == "gmvae":
         method = "kmeans"
-    comparison, arrays = evaluate.compare_with_pca(
+    result = evaluate.compare_with_pca(
         x,
         latent,
         x_hat,
@@ -187,10 +187,10 @@ def evaluate_model(
         cluster_method=method,
         n_clusters=cfg.evaluate.n_clusters,
         clusters=clusters,
-        return_arrays=True,
     )
-    qz_var = model.latent_variance(sub, layer=layer)
-    usage = evaluate.latent_usage(latent, qz_var)
+    comparison = result.metrics
+    arrays = {"pca_embedding": result.pca_embedding, "clusters": result.clusters}
+    usage = evaluate.latent_usage(latent, outputs.latent_var)
     metrics = dict(model.metrics)
     metrics["comparison"] = comparison
     metrics["latent_usage"] = usage
@@ -265,7 +265,7 @@ def _write_results(
     rep.obsm["X_pca"] = pca_scores[keep]
     if responsibilities is not None:
         rep.obsm["geneae_responsibilities"] = responsibilities[keep].astype(np.float32)
-    loadings = model.gene_loadings(sub, layer=cfg.data.layer, seed=cfg.train.seed)
+    loadings = model.gene_loadings(latent, seed=cfg.train.seed)
     rep.varm["geneae_loadings"] = loadings.astype(np.float32)
     for key in ("variance", "kl"):
         if usage.get(key) is not None:

@@ -39,7 +39,8 @@ def test_compare_with_pca_same_keys_and_good_pca():
     latent = rng.normal(size=(200, 3))  # a useless "autoencoder"
     x_hat = np.full_like(x, x.mean())
     labels = np.array(["T", "B", "NK"])[groups]
-    comparison, arrays = compare_with_pca(x, latent, x_hat, labels, return_arrays=True)
+    result = compare_with_pca(x, latent, x_hat, labels)
+    comparison = result.metrics
     assert comparison["n_components"] == 3
     assert comparison["supervised"] is True
     assert set(comparison["geneae"]) == set(comparison["pca"])
@@ -48,14 +49,14 @@ def test_compare_with_pca_same_keys_and_good_pca():
     assert pca["mse"] < 1e-3
     assert pca["ari"] > 0.95 and pca["knn_accuracy"] > 0.95
     assert comparison["geneae"]["ari"] < 0.2
-    assert arrays["pca_embedding"].shape == (200, 3)
-    assert len(arrays["clusters"]["geneae"]) == 200
+    assert result.pca_embedding.shape == (200, 3) and result.pca_reconstruction.shape == x.shape
+    assert len(result.clusters["geneae"]) == 200
     json.dumps(comparison)  # the run writes it to metrics.json
 
 
 def test_compare_without_labels_uses_leiden_count():
     x, _, scores = low_rank(seed=2)
-    comparison = compare_with_pca(x, scores, x)
+    comparison = compare_with_pca(x, scores, x).metrics
     assert comparison["supervised"] is False
     assert "ari" not in comparison["geneae"] and "knn_accuracy" not in comparison["pca"]
     assert set(comparison["geneae"]) == set(comparison["pca"])
@@ -65,6 +66,8 @@ def test_compare_without_labels_uses_leiden_count():
 
 def test_compare_gmvae_pca_side_uses_kmeans():
     x, groups, scores = low_rank(seed=3)
-    comparison = compare_with_pca(x, scores, x, groups, cluster_method="gmvae", clusters=groups)
+    comparison = compare_with_pca(
+        x, scores, x, groups, cluster_method="gmvae", clusters=groups
+    ).metrics
     assert comparison["clustering"]["pca"] == "kmeans"
     assert comparison["geneae"]["ari"] == pytest.approx(1.0)

@@ -2,19 +2,20 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.manifold import trustworthiness as sk_trust
-from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.model_selection import LeaveOneOut, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from geneae.evaluate import knn_accuracy, trustworthiness
+from geneae.evaluate import knn_accuracy, nearest_neighbours, trustworthiness
 
 
-def test_knn_accuracy_equals_sklearn_cv(blobs):
+def test_knn_accuracy_equals_sklearn_leave_one_out(blobs):
     z, labels = blobs
     rng = np.random.default_rng(0)
     z = z + rng.normal(scale=5.0, size=z.shape)
-    cv = StratifiedKFold(5, shuffle=True, random_state=0)
-    expected = cross_val_score(KNeighborsClassifier(15), z, labels, cv=cv).mean()
+    expected = cross_val_score(KNeighborsClassifier(15), z, labels, cv=LeaveOneOut()).mean()
     assert knn_accuracy(z, labels) == pytest.approx(expected)
+    shared = nearest_neighbours(z, 30)
+    assert knn_accuracy(z, labels, neighbours=shared) == pytest.approx(expected)
 
 
 def test_knn_accuracy_tiny_classes():

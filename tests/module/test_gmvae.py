@@ -64,7 +64,7 @@ def test_inference_shapes_and_cluster_probabilities(make_counts) -> None:
     with torch.no_grad():
         out = module.inference(batch["x"])
         probs = module.cluster_probabilities(batch["x"])
-        embedding = module.embed(batch["x"])
+        embedding = module.encode(batch["x"])
         recon = module.reconstruct(batch["x"], library=batch["library"])
     assert out["qy_logits"].shape == (6, 3)
     assert out["qz_mean"].shape == out["qz_var"].shape == out["z"].shape == (6, 3, 2)
@@ -110,7 +110,7 @@ def test_truncated_elbo_equals_brute_force_over_the_support(make_counts) -> None
         uniform = Categorical(probs=torch.full((4,), 0.25))
         elbo -= kl_divergence(Categorical(probs=q), uniform)
         probs = module.cluster_probabilities(batch["x"])
-        embedding = module.embed(batch["x"])
+        embedding = module.encode(batch["x"])
     assert torch.allclose(-(out.reconstruction + out.kl), elbo, rtol=1e-5, atol=1e-4)
     assert torch.allclose(probs, q, atol=1e-6)
     assert torch.equal(probs.argmax(1), logits.argmax(1))
@@ -197,6 +197,6 @@ def test_truncated_gmvae_embedding_separates_clusters(make_counts, fit, seed) ->
     # of the 5 seeds tried, truncated or exact (2 run here).
     module, data = _fit_four_clusters(make_counts, fit, seed=seed, top_components=2)
     with torch.no_grad():
-        embedding = module.embed(data["x"]).numpy()
+        embedding = module.encode(data["x"]).numpy()
     assignment = KMeans(4, n_init=10, random_state=0).fit_predict(embedding)
     assert adjusted_rand_score(data["labels"].numpy(), assignment) > 0.95

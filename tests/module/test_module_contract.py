@@ -9,7 +9,7 @@ import torch
 
 from geneae.config import COUNT_LIKELIHOODS, ModelConfig
 from geneae.module import AE, GMVAE, VAE, LossOutput, build_module
-from geneae.module.base import contrastive_views, mask_rate_for
+from geneae.module.corruption import contrastive_views, mask_rate_for
 from geneae.module.contrastive import nt_xent
 
 FAMILIES = ["ae", "dae", "vae", "gmvae"]
@@ -102,7 +102,7 @@ def test_contract_shapes(family: str, likelihood: str) -> None:
     with torch.no_grad():
         inference = module.inference(x, covariate=cov)
         params = module.generative(inference["z"], library=batch.get("library"), covariate=cov)
-        embedding = module.embed(x, covariate=cov)
+        embedding = module.encode(x, covariate=cov)
         recon = module.reconstruct(x, library=batch.get("library"), covariate=cov)
     lead = (N, K) if family == "gmvae" else (N,)
     assert inference["z"].shape == inference["qz_mean"].shape == (*lead, D)
@@ -188,7 +188,7 @@ def test_embed_is_deterministic_in_eval_mode(family: str) -> None:
     module = build_module(cfg, G).eval()
     x = _batch("nb")["x"]
     with torch.no_grad():
-        first, second = module.embed(x), module.embed(x)
+        first, second = module.encode(x), module.encode(x)
         recon1, recon2 = module.reconstruct(x), module.reconstruct(x)
     assert torch.equal(first, second) and torch.equal(recon1, recon2)
 
@@ -200,7 +200,7 @@ def test_covariate_feeds_the_decoder_only(family: str) -> None:
     x = _batch("nb")["x"]
     zero, two = torch.zeros(N, dtype=torch.long), torch.full((N,), 2)
     with torch.no_grad():
-        assert torch.equal(module.embed(x, covariate=zero), module.embed(x, covariate=two))
+        assert torch.equal(module.encode(x, covariate=zero), module.encode(x, covariate=two))
         assert not torch.allclose(
             module.reconstruct(x, covariate=zero), module.reconstruct(x, covariate=two)
         )
@@ -266,7 +266,7 @@ def test_mixed_precision_keeps_likelihoods_in_float32(family: str) -> None:
         with torch.no_grad():
             inference = module.inference(batch["x"])
             params = module.generative(inference["z"], batch["library"], batch["covariate"])
-            embedding = module.embed(batch["x"])
+            embedding = module.encode(batch["x"])
             recon = module.reconstruct(batch["x"], library=batch["library"])
     assert out.loss.dtype == torch.float32 and torch.isfinite(out.loss)
     assert inference["qz_mean"].dtype == torch.float32

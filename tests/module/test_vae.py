@@ -32,7 +32,7 @@ def test_count_vae_learns_clusters(make_counts, fit, likelihood, zero_inflation)
     fit(module, train, steps=250, lr=1e-2, batch_size=128)
     with torch.no_grad():
         after = float(module.loss(held_out).metrics["elbo"])
-        latent = module.embed(data["x"]).numpy()
+        latent = module.encode(data["x"]).numpy()
     # About -180 -> -147 nats per cell (60 genes): a large margin.
     assert after > before + 20.0
     labels = KMeans(4, n_init=10, random_state=0).fit_predict(latent)

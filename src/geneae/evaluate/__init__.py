@@ -5,7 +5,12 @@ plain Python floats, dicts and pandas tables, so they serialise straight to JSON
 torch here.
 """
 
-from geneae.evaluate.baseline import METRIC_DIRECTIONS, compare_with_pca, pca_embedding
+from geneae.evaluate.baseline import (
+    METRIC_DIRECTIONS,
+    Comparison,
+    compare_with_pca,
+    pca_embedding,
+)
 from geneae.evaluate.clustering import (
     cluster,
     clustering_scores,
@@ -16,11 +21,12 @@ from geneae.evaluate.clustering import (
 )
 from geneae.evaluate.genes import top_genes, top_similar_genes
 from geneae.evaluate.latent import kl_per_dimension, latent_usage
-from geneae.evaluate.neighbourhood import knn_accuracy, trustworthiness
+from geneae.evaluate.neighbourhood import knn_accuracy, nearest_neighbours, trustworthiness
 from geneae.evaluate.reconstruction import reconstruction_errors
 
 __all__ = [
     "METRIC_DIRECTIONS",
+    "Comparison",
     "cluster",
     "clustering_scores",
     "compare_with_pca",
@@ -30,6 +36,7 @@ __all__ = [
     "latent_usage",
     "leiden",
     "match_clusters",
+    "nearest_neighbours",
     "pca_embedding",
     "reconstruction_errors",
     "separation_scores",

@@ -8,6 +8,7 @@ latent space has dimensions, and measures both sides with identical code.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -17,7 +18,7 @@ from sklearn.decomposition import PCA
 from geneae.errors import InputError
 from geneae.evaluate._arrays import Matrix, as_2d, as_labels, check_rows
 from geneae.evaluate.clustering import ClusterMethod, cluster, clustering_scores, leiden
-from geneae.evaluate.neighbourhood import knn_accuracy, trustworthiness
+from geneae.evaluate.neighbourhood import knn_accuracy, nearest_neighbours, trustworthiness
 from geneae.evaluate.reconstruction import reconstruction_errors
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,30 @@ def pca_embedding(
     return scores, pca.components_, x_hat
 
 
+@dataclass
+class Comparison:
+    """The autoencoder and its PCA baseline, measured alike (see :func:`compare_with_pca`).
+
+    Attributes
+    ----------
+    metrics
+        ``{"n_components": d, "n_cells": n, "supervised": bool, "clustering": {...},
+        "geneae": {metric: value}, "pca": {metric: value}}``, identical metric keys on both
+        sides; JSON-ready (what a run's metrics.json holds under ``"comparison"``).
+    pca_embedding
+        Cells x d: the PCA scores.
+    pca_reconstruction
+        Cells x genes: PCA's rank-d reconstruction of ``x``.
+    clusters
+        ``{"geneae": codes, "pca": codes}``: each side's cluster assignment.
+    """
+
+    metrics: dict[str, Any]
+    pca_embedding: np.ndarray
+    pca_reconstruction: np.ndarray
+    clusters: dict[str, np.ndarray]
+
+
 def compare_with_pca(
     x: Matrix,
     latent: Any,
@@ -95,9 +120,11 @@ def compare_with_pca(
     n_clusters: int | None = None,
     clusters: Any = None,
     max_cells_trust: int = 2000,
-    return_arrays: bool = False,
-) -> dict[str, Any] | tuple[dict[str, Any], dict[str, Any]]:
+    n_neighbors: int = 15,
+) -> Comparison:
     """Measure the autoencoder and a same-dimension PCA on the same data with the same metrics.
+
+    Each side's kNN graph is built once and shared by Leiden and the kNN accuracy.
 
     Parameters
     ----------
@@ -110,7 +137,7 @@ def compare_with_pca(
     labels
         Known groups per cell, or None (then clustering is scored without labels).
     seed
-        Seed of PCA, clustering, cross-validation and subsampling.
+        Seed of PCA, clustering and subsampling.
     cluster_method
         How the autoencoder's latent is clustered (see :func:`geneae.evaluate.cluster`).
         PCA is clustered the same way, except with ``"gmvae"`` (PCA has no mixture), where
@@ -123,21 +150,8 @@ def compare_with_pca(
         The autoencoder's precomputed clusters (required for ``"gmvae"``).
     max_cells_trust
         Cells subsampled for the (quadratic) trustworthiness.
-    return_arrays
-        Also return the PCA embedding, its reconstruction and both cluster assignments
-        (kept out of ``comparison`` so that it stays small enough for ``metrics.json``).
-
-    Returns
-    -------
-    comparison
-        ``{"n_components": d, "n_cells": n, "supervised": bool, "clustering": {...},
-        "geneae": {metric: value}, "pca": {metric: value}}`` with identical metric keys on
-        both sides: reconstruction errors, clustering scores, ``knn_accuracy`` (with labels)
-        and ``trustworthiness``. ``clustering`` records the method of each side and the
-        number of clusters used and where it came from.
-    arrays
-        Only with ``return_arrays=True``: ``pca_embedding`` (cells x d), ``pca_x_hat``
-        (cells x genes) and ``clusters`` = ``{"geneae": codes, "pca": codes}``.
+    n_neighbors
+        Neighbours in each side's kNN graph (Leiden and kNN accuracy).
     """
     x = as_2d(x, "x")
     z = np.asarray(latent, dtype=np.float64)
@@ -147,25 +161,36 @@ def compare_with_pca(
     lab = None if labels is None else as_labels(labels, x.shape[0])
     d = z.shape[1]
     pca_z, _, pca_hat = pca_embedding(x, d, seed=seed)
+    graphs = {
+        "geneae": nearest_neighbours(z, n_neighbors),
+        "pca": nearest_neighbours(pca_z, n_neighbors),
+    }
 
-    k, source = _choose_n_clusters(z, lab, cluster_method, n_clusters, clusters, seed)
+    k, source = _choose_n_clusters(
+        z, lab, cluster_method, n_clusters, clusters, seed, graphs["geneae"]
+    )
     pca_method: ClusterMethod = "kmeans" if cluster_method == "gmvae" else cluster_method
-    geneae_clusters = cluster(z, method=cluster_method, n_clusters=k, seed=seed, clusters=clusters)
-    pca_clusters = cluster(pca_z, method=pca_method, n_clusters=k, seed=seed)
-
+    assigned = {
+        "geneae": cluster(
+            z,
+            method=cluster_method,
+            n_clusters=k,
+            seed=seed,
+            clusters=clusters,
+            neighbours=graphs["geneae"],
+        ),
+        "pca": cluster(pca_z, method=pca_method, n_clusters=k, seed=seed, neighbours=graphs["pca"]),
+    }
     sides = {}
-    for name, emb, rec, assigned in (
-        ("geneae", z, x_hat, geneae_clusters),
-        ("pca", pca_z, pca_hat, pca_clusters),
-    ):
+    for name, emb, rec in (("geneae", z, x_hat), ("pca", pca_z, pca_hat)):
         scores: dict[str, float] = dict(reconstruction_errors(x, rec))
-        scores.update(clustering_scores(emb, lab, clusters=assigned, seed=seed))
+        scores.update(clustering_scores(emb, lab, clusters=assigned[name], seed=seed))
         if lab is not None:
-            scores["knn_accuracy"] = knn_accuracy(emb, lab, seed=seed)
+            scores["knn_accuracy"] = knn_accuracy(emb, lab, neighbours=graphs[name])
         scores["trustworthiness"] = trustworthiness(x, emb, max_cells=max_cells_trust, seed=seed)
         sides[name] = scores
 
-    comparison: dict[str, Any] = {
+    metrics: dict[str, Any] = {
         "n_components": int(d),
         "n_cells": int(x.shape[0]),
         "supervised": lab is not None,
@@ -178,14 +203,7 @@ def compare_with_pca(
         "geneae": sides["geneae"],
         "pca": sides["pca"],
     }
-    if not return_arrays:
-        return comparison
-    arrays: dict[str, Any] = {
-        "pca_embedding": pca_z,
-        "pca_x_hat": pca_hat,
-        "clusters": {"geneae": geneae_clusters, "pca": pca_clusters},
-    }
-    return comparison, arrays
+    return Comparison(metrics, pca_z, pca_hat, assigned)
 
 
 def _choose_n_clusters(
@@ -195,6 +213,7 @@ def _choose_n_clusters(
     n_clusters: int | None,
     clusters: Any,
     seed: int,
+    neighbours: np.ndarray,
 ) -> tuple[int | None, str]:
     """The number of clusters both sides get, and where it came from."""
     if n_clusters is not None:
@@ -205,6 +224,6 @@ def _choose_n_clusters(
         return int(len(np.unique(labels))), "labels"
     if method == "leiden":
         return None, "leiden resolution 1"
-    k = int(leiden(z, seed=seed).max()) + 1
+    k = int(leiden(z, seed=seed, neighbours=neighbours).max()) + 1
     logger.info("no labels and no n_clusters: using %d clusters (Leiden on the latent)", k)
     return max(k, 2), "leiden on geneae latent"

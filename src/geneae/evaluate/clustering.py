@@ -15,10 +15,10 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn import metrics
 from sklearn.cluster import KMeans
-from sklearn.neighbors import NearestNeighbors
 
 from geneae.errors import InputError
 from geneae.evaluate._arrays import as_labels, check_rows, encode
+from geneae.evaluate.neighbourhood import nearest_neighbours
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ def cluster(
     n_clusters: int | None = None,
     seed: int = 0,
     clusters: Any = None,
+    neighbours: np.ndarray | None = None,
 ) -> np.ndarray:
     """Assign every cell to a cluster.
 
@@ -51,6 +52,8 @@ def cluster(
         Seed of KMeans / Leiden.
     clusters
         Precomputed assignment; returned as integer codes whatever ``method`` says.
+    neighbours
+        Leiden: a precomputed kNN table of ``latent`` (see :func:`leiden`).
 
     Returns
     -------
@@ -75,7 +78,7 @@ def cluster(
         km = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed)
         return km.fit_predict(z).astype(np.int64)
     if method == "leiden":
-        return leiden(z, n_clusters=n_clusters, seed=seed)
+        return leiden(z, n_clusters=n_clusters, seed=seed, neighbours=neighbours)
     raise InputError(f"unknown cluster method {method!r}; choose one of {CLUSTER_METHODS}.")
 
 
@@ -87,6 +90,7 @@ def leiden(
     n_neighbors: int = 15,
     seed: int = 0,
     max_steps: int = 40,
+    neighbours: np.ndarray | None = None,
 ) -> np.ndarray:
     """Leiden clusters of a kNN graph of ``latent``.
 
@@ -105,6 +109,9 @@ def leiden(
         Seed of Leiden's random node order.
     max_steps
         Most Leiden runs of the resolution search.
+    neighbours
+        Precomputed :func:`~geneae.evaluate.nearest_neighbours` of ``latent`` (its first
+        ``n_neighbors`` columns are used), to share one kNN graph between metrics.
 
     Returns
     -------
@@ -114,7 +121,10 @@ def leiden(
     z = _as_latent(latent)
     if n_clusters is not None:
         _check_n_clusters(n_clusters, len(z))
-    graph = _knn_graph(z, n_neighbors)
+    if len(z) < 2:
+        raise InputError("Leiden needs at least 2 cells.")
+    nbrs = nearest_neighbours(z, n_neighbors) if neighbours is None else neighbours
+    graph = _knn_graph(np.asarray(nbrs)[:, :n_neighbors])
 
     def run(res: float) -> np.ndarray:
         return _leiden_membership(graph, res, seed)
@@ -151,19 +161,14 @@ def leiden(
     return best[1]
 
 
-def _knn_graph(z: np.ndarray, n_neighbors: int) -> Any:
+def _knn_graph(nbrs: np.ndarray) -> Any:
+    """Undirected igraph of a kNN table; a pair listed by both ends (mutual) weighs 2."""
     import igraph
 
-    n = len(z)
-    k = min(n_neighbors, n - 1)
-    if k < 1:
-        raise InputError("Leiden needs at least 2 cells.")
-    # kneighbors() without X leaves each point out of its own neighbour list.
-    nbrs = NearestNeighbors(n_neighbors=k).fit(z).kneighbors(return_distance=False)
+    n, k = nbrs.shape
     src = np.repeat(np.arange(n), k)
     dst = nbrs.ravel()
     lo, hi = np.minimum(src, dst), np.maximum(src, dst)
-    # Undirected edges; a pair listed by both ends (mutual neighbours) gets weight 2.
     pairs, weight = np.unique(np.stack([lo, hi], axis=1), axis=0, return_counts=True)
     graph = igraph.Graph(n=n, edges=pairs.tolist(), directed=False)
     graph.es["weight"] = weight.astype(float).tolist()

@@ -1,4 +1,4 @@
-"""Neighbourhood quality of an embedding: kNN classification accuracy and trustworthiness."""
+"""Neighbourhoods of an embedding: the shared kNN graph, kNN label accuracy, trustworthiness."""
 
 from __future__ import annotations
 
@@ -6,14 +6,35 @@ from typing import Any
 
 import numpy as np
 from sklearn.manifold import trustworthiness as sk_trustworthiness
-from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
-from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neighbors import NearestNeighbors
 
 from geneae.evaluate._arrays import Matrix, as_2d, as_labels, dense, encode, subsample
 
 
-def knn_accuracy(latent: Any, labels: Any, *, k: int = 15, folds: int = 5, seed: int = 0) -> float:
-    """Cross-validated accuracy of a k-nearest-neighbour classifier of ``labels`` on ``latent``.
+def nearest_neighbours(latent: Any, k: int = 15) -> np.ndarray:
+    """(n, k) indices of each cell's ``k`` nearest neighbours in ``latent``, itself left out.
+
+    Computed once per embedding and shared by everything that needs a kNN graph
+    (:func:`knn_accuracy`, :func:`geneae.evaluate.leiden`). ``k`` is lowered to n - 1.
+    """
+    z = np.asarray(latent, dtype=np.float64)
+    if z.ndim == 1:
+        z = z[:, None]
+    k = min(k, len(z) - 1)
+    if k < 1:
+        return np.zeros((len(z), 0), dtype=np.int64)
+    # kneighbors() without X leaves each point out of its own neighbour list.
+    return NearestNeighbors(n_neighbors=k).fit(z).kneighbors(return_distance=False)
+
+
+def knn_accuracy(
+    latent: Any, labels: Any, *, k: int = 15, neighbours: np.ndarray | None = None
+) -> float:
+    """Leave-one-out accuracy of a k-nearest-neighbour vote for ``labels`` on ``latent``.
+
+    Each cell's label is predicted by the majority of its ``k`` nearest neighbours (itself
+    excluded; ties go to the label that sorts first, as in scikit-learn's
+    ``KNeighborsClassifier``), and the accuracy is the fraction predicted right.
 
     Parameters
     ----------
@@ -22,35 +43,24 @@ def knn_accuracy(latent: Any, labels: Any, *, k: int = 15, folds: int = 5, seed:
     labels
         One label per cell (strings or numbers).
     k
-        Neighbours of the classifier (lowered when a training fold is smaller).
-    folds
-        Stratified folds, shuffled with ``seed``. When the smallest class has fewer members
-        than ``folds``, the number of folds drops to its size; a class with a single member
-        makes stratification impossible and plain shuffled folds are used.
-    seed
-        Seed of the fold assignment.
+        Neighbours that vote.
+    neighbours
+        Precomputed :func:`nearest_neighbours` of ``latent`` (at least ``k`` columns), to
+        share one kNN graph between metrics.
 
     Returns
     -------
     float
-        Mean accuracy over the folds (NaN with fewer than 2 classes).
+        Accuracy in [0, 1] (NaN with fewer than 2 classes or 3 cells).
     """
     z = np.asarray(latent, dtype=np.float64)
-    codes = encode(as_labels(labels, len(z)))[0]
-    counts = np.bincount(codes)
-    if len(counts) < 2 or len(z) < 4:
+    codes, classes = encode(as_labels(labels, len(z)))
+    if len(classes) < 2 or len(z) < 3:
         return float("nan")
-    n_splits = int(min(folds, counts.min())) if counts.min() >= 2 else folds
-    n_splits = max(2, min(n_splits, len(z)))
-    if counts.min() >= 2:
-        splitter: KFold | StratifiedKFold = StratifiedKFold(
-            n_splits=n_splits, shuffle=True, random_state=seed
-        )
-    else:
-        splitter = KFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    smallest_train = len(z) - int(np.ceil(len(z) / n_splits))
-    clf = KNeighborsClassifier(n_neighbors=max(1, min(k, smallest_train)))
-    return float(cross_val_score(clf, z, codes, cv=splitter).mean())
+    nbrs = nearest_neighbours(z, k) if neighbours is None else np.asarray(neighbours)[:, :k]
+    votes = np.zeros((len(z), len(classes)), dtype=np.int64)
+    np.add.at(votes, (np.repeat(np.arange(len(z)), nbrs.shape[1]), codes[nbrs].ravel()), 1)
+    return float(np.mean(votes.argmax(axis=1) == codes))
 
 
 def trustworthiness(

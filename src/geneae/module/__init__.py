@@ -1,22 +1,24 @@
-"""Pure-torch model families sharing one contract (see ``docs/architecture.md``).
+"""Pure-torch model families sharing one contract, :class:`ExpressionModule`.
 
-Every module has ``inference``, ``generative``, ``loss`` (returning :class:`LossOutput`),
-``embed``, ``reconstruct`` and ``loadings``; the GMVAE adds ``cluster_probabilities``.
-Build one from a :class:`~geneae.config.ModelConfig` with :func:`build_module`.
+Every family implements ``inference`` and ``loss`` (returning :class:`LossOutput`); the base
+class gives ``generative``, ``encode``, ``reconstruct``, ``predict`` (every output of one
+forward pass) and ``loadings``; the GMVAE adds ``cluster_probabilities``. Build one from a
+:class:`~geneae.config.ModelConfig` with :func:`build_module`. See docs/architecture.md for
+how to add a family.
 """
 
 from __future__ import annotations
 
 from geneae.config import ModelConfig
 from geneae.module.ae import AE
-from geneae.module.base import LossOutput
+from geneae.module.base import ExpressionModule, LossOutput
 from geneae.module.gmvae import GMVAE
 from geneae.module.vae import VAE
 
-__all__ = ["AE", "GMVAE", "VAE", "LossOutput", "build_module"]
+__all__ = ["AE", "GMVAE", "VAE", "ExpressionModule", "LossOutput", "build_module"]
 
 
-def build_module(cfg: ModelConfig, n_genes: int, n_covariates: int = 0) -> AE | VAE | GMVAE:
+def build_module(cfg: ModelConfig, n_genes: int, n_covariates: int = 0) -> ExpressionModule:
     """The module of ``cfg.family`` for ``n_genes`` genes.
 
     ``ae`` and ``dae`` give an :class:`AE` (the denoising one corrupts its input as

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from geneae.config import ModelConfig
-from geneae.module.base import (
-    Decoder,
-    LibraryHead,
-    LossOutput,
-    add_contrastive,
-    decode_batch,
-    library_size,
-    squared_error,
-)
-from geneae.nn import Encoder, one_hot
+from geneae.module.base import ExpressionModule, LossOutput, squared_error
+from geneae.nn import Encoder
 
 
-class AE(nn.Module):
+class AE(ExpressionModule):
     """Autoencoder with a deterministic code ``z = f(x)``.
 
     Objective per sample: ``reconstruction = sum_g loss_g(target, g(f(corrupt(x))))`` where
@@ -42,10 +34,7 @@ class AE(nn.Module):
     """
 
     def __init__(self, cfg: ModelConfig, n_genes: int, n_covariates: int = 0) -> None:
-        super().__init__()
-        self.cfg = cfg.model_copy(deep=True)
-        self.n_genes = n_genes
-        self.n_covariates = n_covariates
+        super().__init__(cfg, n_genes, n_covariates)
         self.encoder = Encoder(
             n_genes,
             cfg.hidden,
@@ -55,11 +44,7 @@ class AE(nn.Module):
             cfg.dropout,
             variational=False,
         )
-        self.learned_library = cfg.models_counts and cfg.library == "learned"
-        self.library_head = (
-            LibraryHead(self.encoder.mlp.out_features) if self.learned_library else None
-        )
-        self.decoder = Decoder(cfg, n_genes, n_covariates)
+        self.add_library_head(self.encoder.mlp.out_features)
 
     # -- contract -------------------------------------------------------------------------
     def inference(
@@ -77,12 +62,6 @@ class AE(nn.Module):
             out["log_library"] = self.library_head(h)
         return out
 
-    def generative(
-        self, z: Tensor, library: Tensor | None = None, covariate: Tensor | None = None
-    ) -> dict[str, Tensor]:
-        """Likelihood parameters (see :class:`~geneae.module.base.LikelihoodHead`)."""
-        return self.decoder(z, library, one_hot(covariate, self.n_covariates))
-
     def loss(
         self, batch: dict[str, Tensor], kl_weight: float = 1.0, mask_rate: float | None = None
     ) -> LossOutput:
@@ -90,34 +69,12 @@ class AE(nn.Module):
 
         ``kl_weight`` is accepted for a uniform interface and has no effect.
         """
-        x, target, inference, params = decode_batch(self, batch, mask_rate)
-        reconstruction = self.decoder.head.loss(target, params, batch.get("target_nonzero")).sum(-1)
+        x, target, _, params = self.encode_and_decode(batch, mask_rate)
+        reconstruction = self.reconstruction_loss(target, params, batch.get("target_nonzero"))
         total = reconstruction.mean()
         metrics = {
             "reconstruction": total.detach(),
             "mse": squared_error(target, params["mean"]),
         }
-        total = add_contrastive(self, total, metrics, x, mask_rate)
+        total = self.with_contrastive(total, metrics, x, mask_rate)
         return LossOutput(total, reconstruction, torch.zeros_like(reconstruction), metrics)
-
-    def embed(self, x: Tensor, covariate: Tensor | None = None) -> Tensor:
-        """(n, d) codes of uncorrupted ``x`` (call ``.eval()`` to switch dropout off)."""
-        return self.encoder(x)[0]
-
-    def reconstruct(
-        self, x: Tensor, library: Tensor | None = None, covariate: Tensor | None = None
-    ) -> Tensor:
-        """Expected target given uncorrupted ``x``.
-
-        Counts for count likelihoods: ``library`` times the decoded proportions; with no
-        ``library`` given, the predicted library when it is learned, else 1 (the
-        proportions themselves). ``sigmoid(logits)`` for bernoulli, the mean otherwise.
-        """
-        inference = self.inference(x)
-        if library is None:
-            library = library_size(inference, None, self.learned_library)
-        return self.generative(inference["z"], library, covariate)["mean"]
-
-    def loadings(self) -> Tensor:
-        """(genes, latent) decoder weight; requires a linear decoder (``decoder_hidden=[]``)."""
-        return self.decoder.loadings()

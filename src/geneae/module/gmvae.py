@@ -7,19 +7,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from geneae.config import ModelConfig
-from geneae.module.base import (
-    VAR_EPS,
-    Decoder,
-    LibraryHead,
-    LossOutput,
-    add_contrastive,
-    decode_batch,
-    library_size,
-    squared_error,
-)
+from geneae.module.base import ExpressionModule, LossOutput, squared_error
+from geneae.module.heads import VAR_EPS
 from geneae.module.priors import MixtureOfGaussians
 from geneae.module.vae import reparameterise
-from geneae.nn import MLP, Encoder, full_precision, one_hot
+from geneae.nn import MLP, Encoder, full_precision
 
 
 def _mix(weights: Tensor, values: Tensor) -> Tensor:
@@ -31,7 +23,7 @@ def _mix(weights: Tensor, values: Tensor) -> Tensor:
         return (weights.unsqueeze(-2) @ values).squeeze(-2)
 
 
-class GMVAE(nn.Module):
+class GMVAE(ExpressionModule):
     """Gaussian-mixture VAE.
 
     Generative model: ``y ~ Uniform(K)``, ``z | y=k ~ N(mu_k, diag(s_k))`` (learned),
@@ -49,7 +41,7 @@ class GMVAE(nn.Module):
     (+ ``contrastive_weight * NT-Xent``). Both KL terms are scaled by ``kl_weight``.
     The K decodes are one batched pass over n*K rows. ``loss`` samples in eval mode too.
 
-    ``embed`` returns the mean of the marginal posterior
+    ``encode`` returns the mean of the marginal posterior
     ``q(z|x) = sum_k q(k|x) q(z|x,k)``, that is ``sum_k q(k|x) m_k(x)``: the
     responsibility-weighted mean of the per-component posterior means.
 
@@ -88,10 +80,7 @@ class GMVAE(nn.Module):
     def __init__(
         self, cfg: ModelConfig, n_genes: int, n_covariates: int = 0, prior_scale: float = 1.0
     ) -> None:
-        super().__init__()
-        self.cfg = cfg.model_copy(deep=True)
-        self.n_genes = n_genes
-        self.n_covariates = n_covariates
+        super().__init__(cfg, n_genes, n_covariates)
         k = cfg.n_components
         self.y_encoder = MLP([n_genes, *cfg.hidden], cfg.activation, cfg.norm, cfg.dropout)
         self.qy = nn.Linear(self.y_encoder.out_features, k)
@@ -107,11 +96,7 @@ class GMVAE(nn.Module):
             var_eps=VAR_EPS,
         )
         self.register_buffer("components", torch.eye(k).unsqueeze(0), persistent=False)
-        self.learned_library = cfg.models_counts and cfg.library == "learned"
-        self.library_head = (
-            LibraryHead(self.y_encoder.out_features) if self.learned_library else None
-        )
-        self.decoder = Decoder(cfg, n_genes, n_covariates)
+        self.add_library_head(self.y_encoder.out_features)
         self.prior = MixtureOfGaussians(k, cfg.latent_dim, init_scale=prior_scale)
 
     # -- contract -------------------------------------------------------------------------
@@ -144,20 +129,14 @@ class GMVAE(nn.Module):
             out["log_library"] = self.library_head(h)
         return out
 
-    def generative(
-        self, z: Tensor, library: Tensor | None = None, covariate: Tensor | None = None
-    ) -> dict[str, Tensor]:
-        """Likelihood parameters for ``z`` of shape (n, d) or (n, K, d)."""
-        return self.decoder(z, library, one_hot(covariate, self.n_covariates))
-
     def loss(
         self, batch: dict[str, Tensor], kl_weight: float = 1.0, mask_rate: float | None = None
     ) -> LossOutput:
         """Negative ELBO, y summed exactly over the support of q(y|x); KLs times kl_weight."""
-        x, target, inference, params = decode_batch(self, batch, mask_rate)
-        rec_k = self.decoder.head.loss(
+        x, target, inference, params = self.encode_and_decode(batch, mask_rate)
+        rec_k = self.reconstruction_loss(
             target.unsqueeze(-2), params, batch.get("target_nonzero")
-        ).sum(-1)  # (n, m)
+        )  # (n, m)
         support = inference.get("support")
         kl_z_k = self.prior.kl(inference["qz_mean"], inference["qz_var"], support)  # (n, m)
         qy = inference["qy"]
@@ -177,7 +156,7 @@ class GMVAE(nn.Module):
             "elbo": -(reconstruction + kl).mean().detach(),
             "mse": squared_error(target, mean),
         }
-        total = add_contrastive(self, total, metrics, x, mask_rate)
+        total = self.with_contrastive(total, metrics, x, mask_rate)
         return LossOutput(total, reconstruction, kl, metrics)
 
     def _responsibilities(self, logits: Tensor) -> tuple[Tensor, Tensor | None]:
@@ -198,21 +177,20 @@ class GMVAE(nn.Module):
         qy, support = self._responsibilities(logits)
         return qy if support is None else torch.zeros_like(logits).scatter(-1, support, qy)
 
-    def embed(self, x: Tensor, covariate: Tensor | None = None) -> Tensor:
-        """(n, d) mean of q(z|x) = sum_k q(k|x) m_k(x) (no corruption, no sampling)."""
-        inference = self.inference(x, sample=False)
-        return _mix(inference["qy"], inference["qz_mean"])
+    def posterior(self, inference: dict[str, Tensor]) -> dict[str, Tensor]:
+        """``"latent"``: the mean of q(z|x) = sum_k q(k|x) q(z|x,k), i.e. sum_k q(k|x) m_k(x);
+        ``"latent_var"``: sum_k q(k|x) v_k(x), the within-component part of the mixture's
+        variance; ``"cluster_probabilities"``: (n, K) q(y|x), zero off its support."""
+        qy = inference["qy"]
+        support = inference.get("support")
+        logits = inference["qy_logits"]
+        probs = qy if support is None else logits.new_zeros(logits.shape).scatter(-1, support, qy)
+        return {
+            "latent": _mix(qy, inference["qz_mean"]),
+            "latent_var": _mix(qy, inference["qz_var"]),
+            "cluster_probabilities": probs,
+        }
 
-    def reconstruct(
-        self, x: Tensor, library: Tensor | None = None, covariate: Tensor | None = None
-    ) -> Tensor:
-        """Expected target ``sum_k q(k|x) E[target | z = m_k(x)]`` (see :meth:`AE.reconstruct`)."""
-        inference = self.inference(x, sample=False)
-        if library is None:
-            library = library_size(inference, None, self.learned_library)
-        params = self.generative(inference["z"], library, covariate)
+    def expected_target(self, inference: dict[str, Tensor], params: dict[str, Tensor]) -> Tensor:
+        """``sum_k q(k|x) E[target | z = m_k(x)]``."""
         return _mix(inference["qy"], params["mean"])
-
-    def loadings(self) -> Tensor:
-        """(genes, latent) decoder weight; requires a linear decoder (``decoder_hidden=[]``)."""
-        return self.decoder.loadings()

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from geneae.config import ModelConfig
-from geneae.module.base import (
-    VAR_EPS,
-    Decoder,
-    LibraryHead,
-    LossOutput,
-    add_contrastive,
-    decode_batch,
-    library_size,
-    squared_error,
-)
+from geneae.module.base import ExpressionModule, LossOutput, squared_error
+from geneae.module.heads import VAR_EPS
 from geneae.module.priors import StandardNormal
-from geneae.nn import Encoder, one_hot
+from geneae.nn import Encoder
 
 
 def reparameterise(mean: Tensor, var: Tensor) -> Tensor:
@@ -24,7 +16,7 @@ def reparameterise(mean: Tensor, var: Tensor) -> Tensor:
     return mean + var.sqrt() * mean.new_empty(mean.shape).normal_()
 
 
-class VAE(nn.Module):
+class VAE(ExpressionModule):
     """VAE: q(z|x) = N(mu(x), diag(sigma^2(x))), p(z) = N(0, I), p(target|z) any likelihood.
 
     Per sample, with one reparameterised draw ``z ~ q(z|x)``:
@@ -39,7 +31,7 @@ class VAE(nn.Module):
     mode unless told (``sample=``). The variance is ``softplus(.) + 1e-4``.
 
     With ``library="learned"`` the log-library is a deterministic encoder head trained
-    through the likelihood (see :class:`~geneae.module.base.LibraryHead`), not a latent
+    through the likelihood (see :class:`~geneae.module.heads.LibraryHead`), not a latent
     variable.
 
     Parameters
@@ -53,10 +45,7 @@ class VAE(nn.Module):
     """
 
     def __init__(self, cfg: ModelConfig, n_genes: int, n_covariates: int = 0) -> None:
-        super().__init__()
-        self.cfg = cfg.model_copy(deep=True)
-        self.n_genes = n_genes
-        self.n_covariates = n_covariates
+        super().__init__(cfg, n_genes, n_covariates)
         self.encoder = Encoder(
             n_genes,
             cfg.hidden,
@@ -67,11 +56,7 @@ class VAE(nn.Module):
             variational=True,
             var_eps=VAR_EPS,
         )
-        self.learned_library = cfg.models_counts and cfg.library == "learned"
-        self.library_head = (
-            LibraryHead(self.encoder.mlp.out_features) if self.learned_library else None
-        )
-        self.decoder = Decoder(cfg, n_genes, n_covariates)
+        self.add_library_head(self.encoder.mlp.out_features)
         self.prior = StandardNormal()
 
     # -- contract -------------------------------------------------------------------------
@@ -90,18 +75,12 @@ class VAE(nn.Module):
             out["log_library"] = self.library_head(h)
         return out
 
-    def generative(
-        self, z: Tensor, library: Tensor | None = None, covariate: Tensor | None = None
-    ) -> dict[str, Tensor]:
-        """Likelihood parameters (see :class:`~geneae.module.base.LikelihoodHead`)."""
-        return self.decoder(z, library, one_hot(covariate, self.n_covariates))
-
     def loss(
         self, batch: dict[str, Tensor], kl_weight: float = 1.0, mask_rate: float | None = None
     ) -> LossOutput:
         """Negative ELBO with a weighted KL (beta-VAE / KL warm-up via ``kl_weight``)."""
-        x, target, inference, params = decode_batch(self, batch, mask_rate)
-        reconstruction = self.decoder.head.loss(target, params, batch.get("target_nonzero")).sum(-1)
+        x, target, inference, params = self.encode_and_decode(batch, mask_rate)
+        reconstruction = self.reconstruction_loss(target, params, batch.get("target_nonzero"))
         kl_per_dim = self.prior.kl_per_dim(inference["qz_mean"], inference["qz_var"])
         kl = kl_per_dim.sum(-1)
         total = (reconstruction + kl_weight * kl).mean()
@@ -113,22 +92,5 @@ class VAE(nn.Module):
             "elbo": -(reconstruction + kl).mean().detach(),
             "mse": squared_error(target, params["mean"]),
         }
-        total = add_contrastive(self, total, metrics, x, mask_rate)
+        total = self.with_contrastive(total, metrics, x, mask_rate)
         return LossOutput(total, reconstruction, kl, metrics)
-
-    def embed(self, x: Tensor, covariate: Tensor | None = None) -> Tensor:
-        """(n, d) posterior means of uncorrupted ``x`` (no sampling)."""
-        return self.encoder(x)[0]
-
-    def reconstruct(
-        self, x: Tensor, library: Tensor | None = None, covariate: Tensor | None = None
-    ) -> Tensor:
-        """Expected target at the posterior mean of z (see :meth:`AE.reconstruct`)."""
-        inference = self.inference(x, sample=False)
-        if library is None:
-            library = library_size(inference, None, self.learned_library)
-        return self.generative(inference["z"], library, covariate)["mean"]
-
-    def loadings(self) -> Tensor:
-        """(genes, latent) decoder weight; requires a linear decoder (``decoder_hidden=[]``)."""
-        return self.decoder.loadings()

@@ -1,0 +1,147 @@
+"""A saved model is a directory of plain files; this module writes and reads them.
+
+``config.yaml`` (the resolved run configuration), ``weights.safetensors`` (tensors only),
+``genes.txt``, ``preprocessor.json``, ``history.csv`` and ``metrics.json``. No pickle
+anywhere: reading a model never executes code from the directory. Every file is written
+atomically (temporary name, then rename).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from geneae import __version__
+from geneae._atomic import atomic_path, write_text
+from geneae.config import RunConfig
+from geneae.errors import ModelFileError
+from geneae.pp import Preprocessor
+
+MODEL_FILES = (
+    "config.yaml",
+    "weights.safetensors",
+    "genes.txt",
+    "preprocessor.json",
+    "history.csv",
+    "metrics.json",
+)
+WEIGHTS_FORMAT = "geneae-model-1"
+
+
+@dataclass
+class SavedModel:
+    """The contents of a model directory, validated."""
+
+    config: RunConfig
+    preprocessor: Preprocessor
+    genes: list[str]
+    state: dict[str, torch.Tensor]
+    covariate_categories: list[str]
+    history: pd.DataFrame
+    metrics: dict[str, Any]
+
+
+def write_model(
+    directory: Path,
+    *,
+    config: RunConfig,
+    state: dict[str, torch.Tensor],
+    genes: list[str],
+    covariate_categories: list[str],
+    preprocessor: Preprocessor,
+    history: pd.DataFrame,
+    metrics: dict[str, Any],
+) -> None:
+    """Write every file of a model directory (``directory`` is created if needed)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    text = config.to_yaml()
+    config_path = directory / "config.yaml"
+    # A run writes its resolved configuration before training (resume reads it back);
+    # the same text is not written a second time.
+    if not config_path.is_file() or config_path.read_text(encoding="utf-8") != text:
+        write_text(config_path, text)
+    meta = {
+        "geneae_version": __version__,
+        "format": WEIGHTS_FORMAT,
+        "n_genes": str(len(genes)),
+        "covariate_categories": json.dumps(covariate_categories),
+    }
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    with atomic_path(directory / "weights.safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+    write_text(directory / "genes.txt", "\n".join(genes) + "\n")
+    preprocessor.save(directory / "preprocessor.json")
+    with atomic_path(directory / "history.csv") as tmp:
+        history.to_csv(tmp, index=False)
+    write_json(directory / "metrics.json", metrics)
+
+
+def read_model(directory: Path) -> SavedModel:
+    """Read and check a model directory written by :func:`write_model`."""
+    if not directory.is_dir():
+        raise ModelFileError(f"{directory}: no such model directory; check the path.")
+    missing = [f for f in MODEL_FILES if not (directory / f).is_file()]
+    if missing:
+        raise ModelFileError(
+            f"{directory}: not a complete geneae model (missing {', '.join(missing)}); "
+            "was training interrupted? Re-run `geneae train ... --resume`."
+        )
+    config = RunConfig.from_yaml(directory / "config.yaml")
+    preprocessor = Preprocessor.load(directory / "preprocessor.json")
+    genes = _read_text(directory / "genes.txt").split()
+    try:
+        with safe_open(str(directory / "weights.safetensors"), framework="pt") as f:
+            meta = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    except Exception as exc:  # safetensors raises its own error types
+        raise ModelFileError(
+            f"{directory / 'weights.safetensors'}: unreadable weights ({exc})."
+        ) from None
+    try:
+        categories = [str(c) for c in json.loads(meta.get("covariate_categories", "[]"))]
+        history_path = directory / "history.csv"
+        history = pd.read_csv(history_path) if history_path.stat().st_size > 1 else pd.DataFrame()
+        metrics = json.loads(_read_text(directory / "metrics.json"))
+    except (ValueError, TypeError, pd.errors.ParserError) as exc:
+        raise ModelFileError(f"{directory}: a model file is damaged ({exc}).") from None
+    if not isinstance(metrics, dict):
+        raise ModelFileError(f"{directory / 'metrics.json'}: does not hold a JSON object.")
+    return SavedModel(config, preprocessor, genes, state, categories, history, metrics)
+
+
+def write_json(path: Path, values: dict[str, Any]) -> None:
+    """Write ``values`` as indented JSON (numpy scalars and arrays converted), atomically."""
+    write_text(path, json.dumps(jsonable(values), indent=2) + "\n")
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` with numpy scalars / arrays turned into Python values, for JSON."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if sp.issparse(obj):
+        raise TypeError("sparse matrices do not belong in a JSON file")
+    return obj
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ModelFileError(
+            f"{path}: not a text file; the saved model is damaged (re-run `geneae train`)."
+        ) from None
