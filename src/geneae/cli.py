@@ -290,8 +290,8 @@ def evaluate(
     """
     from geneae._atomic import write_text
     from geneae.model import GeneAE
-    from geneae.saved_model import jsonable as _jsonable
     from geneae.run import evaluate_model, load_data
+    from geneae.saved_model import jsonable as _jsonable
 
     target = out_file or run_dir / f"evaluate_{data.name.split('.')[0]}.json"
     _refuse_existing(target, overwrite)

@@ -9,8 +9,8 @@ import torch
 
 from geneae.config import COUNT_LIKELIHOODS, ModelConfig
 from geneae.module import AE, GMVAE, VAE, LossOutput, build_module
-from geneae.module.corruption import contrastive_views, mask_rate_for
 from geneae.module.contrastive import nt_xent
+from geneae.module.corruption import contrastive_views, mask_rate_for
 
 FAMILIES = ["ae", "dae", "vae", "gmvae"]
 LIKELIHOODS = ["mse", "masked_mse", "gaussian", "bernoulli", "poisson", "nb", "zip", "zinb"]

@@ -99,7 +99,8 @@ class ExpressionModule(nn.Module):
 
     def posterior(self, inference: dict[str, Tensor]) -> dict[str, Tensor]:
         """The latent summary of an inference: ``"latent"`` (n, d) and, if variational,
-        ``"latent_var"`` (n, d)."""
+        ``"latent_var"`` (n, d).
+        """
         out = {"latent": inference["qz_mean"]}
         if "qz_var" in inference:
             out["latent_var"] = inference["qz_var"]

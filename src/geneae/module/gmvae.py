@@ -180,7 +180,8 @@ class GMVAE(ExpressionModule):
     def posterior(self, inference: dict[str, Tensor]) -> dict[str, Tensor]:
         """``"latent"``: the mean of q(z|x) = sum_k q(k|x) q(z|x,k), i.e. sum_k q(k|x) m_k(x);
         ``"latent_var"``: sum_k q(k|x) v_k(x), the within-component part of the mixture's
-        variance; ``"cluster_probabilities"``: (n, K) q(y|x), zero off its support."""
+        variance; ``"cluster_probabilities"``: (n, K) q(y|x), zero off its support.
+        """
         qy = inference["qy"]
         support = inference.get("support")
         logits = inference["qy_logits"]
