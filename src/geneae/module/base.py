@@ -98,8 +98,9 @@ class ExpressionModule(nn.Module):
         raise NotImplementedError
 
     def posterior(self, inference: dict[str, Tensor]) -> dict[str, Tensor]:
-        """The latent summary of an inference: ``"latent"`` (n, d) and, if variational,
-        ``"latent_var"`` (n, d).
+        """The latent summary of an inference.
+
+        ``"latent"`` (n, d) and, for variational families, ``"latent_var"`` (n, d).
         """
         out = {"latent": inference["qz_mean"]}
         if "qz_var" in inference:

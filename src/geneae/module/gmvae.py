@@ -178,7 +178,9 @@ class GMVAE(ExpressionModule):
         return qy if support is None else torch.zeros_like(logits).scatter(-1, support, qy)
 
     def posterior(self, inference: dict[str, Tensor]) -> dict[str, Tensor]:
-        """``"latent"``: the mean of q(z|x) = sum_k q(k|x) q(z|x,k), i.e. sum_k q(k|x) m_k(x);
+        """The mixture posterior's summary.
+
+        ``"latent"``: the mean of q(z|x) = sum_k q(k|x) q(z|x,k), i.e. sum_k q(k|x) m_k(x);
         ``"latent_var"``: sum_k q(k|x) v_k(x), the within-component part of the mixture's
         variance; ``"cluster_probabilities"``: (n, K) q(y|x), zero off its support.
         """
