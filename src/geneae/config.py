@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from geneae.errors import ConfigError
 from geneae.likelihoods import COUNT_LIKELIHOODS, LIKELIHOODS
@@ -30,10 +30,20 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    """How to read the input file (see :func:`geneae.read`)."""
+    """How to read the input file (see :func:`geneae.read`).
 
-    format: str | None = None
-    labels: str | None = None
+    Labels are read for evaluation only: encoding and reconstructing new data never need
+    them, and a labels file (``--labels-file``) is not part of the configuration.
+    """
+
+    format: str | None = Field(default=None, description="force a file format")
+    label_column: str | None = Field(
+        default=None,
+        # "labels" is this field's name in config files written before geneae 0.2.
+        validation_alias=AliasChoices("label_column", "labels"),
+        description="obs / table column with known labels, for evaluation only (default: "
+        "a column named label, cell_type, ...)",
+    )
     transpose: bool | None = None
     layer: str | None = None
     covariate: str | None = Field(
@@ -116,10 +126,15 @@ class ModelConfig(_Section):
     otherwise.
     """
 
-    family: Family = "vae"
-    likelihood: Likelihood = "auto"
-    latent_dim: int = Field(default=10, ge=1)
-    hidden: list[int] = Field(default_factory=lambda: [128])
+    family: Family = Field(default="vae", description="model family")
+    likelihood: Likelihood = Field(
+        default="auto",
+        description="reconstruction likelihood (auto: nb for raw counts, gaussian otherwise)",
+    )
+    latent_dim: int = Field(default=10, ge=1, description="latent dimensions")
+    hidden: list[int] = Field(
+        default_factory=lambda: [128], description="encoder hidden layer sizes"
+    )
     decoder_hidden: list[int] | None = Field(
         default=None, description="decoder layer sizes; None mirrors the encoder, [] is linear"
     )
@@ -171,9 +186,9 @@ class TrainConfig(_Section):
         ge=1,
         description="maximum epochs; None: from the data size (geneae.resolve.default_epochs)",
     )
-    batch_size: int = Field(default=128, ge=1)
+    batch_size: int = Field(default=128, ge=1, description="samples per training step")
     optimizer: Literal["adam", "adamw"] = "adam"
-    lr: float = Field(default=1e-3, gt=0.0)
+    lr: float = Field(default=1e-3, gt=0.0, description="learning rate")
     weight_decay: float = Field(default=1e-6, ge=0.0)
     lr_scheduler: bool = True
     lr_patience: int = Field(default=8, ge=1)
@@ -199,16 +214,18 @@ class TrainConfig(_Section):
     kl_cycles: int = Field(default=4, ge=1)
     kl_ramp_fraction: float = Field(default=0.5, gt=0.0, le=1.0)
     kl_cycle_decay: float = Field(default=1.0, gt=0.0, le=1.0)
-    seed: int = 0
+    seed: int = Field(default=0, description="random seed of every random step")
     precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
-    accelerator: Literal["auto", "cpu", "cuda", "gpu", "mps"] = "auto"
+    accelerator: Literal["auto", "cpu", "cuda", "gpu", "mps"] = Field(
+        default="auto", description="training device (auto: a GPU when there is one)"
+    )
     devices: int | str = 1
     strategy: str = "auto"
     num_nodes: int = Field(default=1, ge=1)
     memory_budget_gb: float = Field(
         default=2.0, gt=0.0, description="largest matrix kept whole on the training device"
     )
-    quiet: bool = False
+    quiet: bool = Field(default=False, description="no progress bar")
 
 
 class EvaluateConfig(_Section):

@@ -78,12 +78,32 @@ def check_run_dir(run_dir: Path, *, overwrite: bool, resume: bool) -> None:
             (run_dir / name).unlink(missing_ok=True)
 
 
-def load_data(path: str | Path, config: RunConfig, labels: str | None = None) -> ad.AnnData:
-    """Read ``path`` as the data section of ``config`` says."""
+def load_data(
+    path: str | Path,
+    config: RunConfig,
+    *,
+    labels: str | Path | None = None,
+    with_labels: bool = True,
+) -> ad.AnnData:
+    """Read ``path`` as the data section of ``config`` says.
+
+    ``labels`` (a column or a labels file) overrides ``data.label_column``. With
+    ``with_labels=False`` labels are optional: encoding and reconstructing never need them,
+    so a label column named at training that the new file lacks is no error (a table's
+    label column is still taken out of the matrix when it is there).
+    """
+    if not with_labels:
+        return read(
+            path,
+            fmt=config.data.format,
+            labels=config.data.label_column,
+            transpose=config.data.transpose,
+            labels_required=False,
+        )
     return read(
         path,
         fmt=config.data.format,
-        labels=labels or config.data.labels,
+        labels=labels or config.data.label_column,
         transpose=config.data.transpose,
     )
 
@@ -96,15 +116,20 @@ def train_run(
     adata: ad.AnnData | None = None,
     overwrite: bool = False,
     resume: bool = False,
+    labels_file: str | Path | None = None,
 ) -> RunResult:
-    """Train on ``data_path`` and write a complete run directory; see the module docstring."""
+    """Train on ``data_path`` and write a complete run directory; see the module docstring.
+
+    ``labels_file``: known labels for the evaluation, one per sample (not part of the
+    configuration: the model never uses labels).
+    """
     run_dir = Path(run_dir)
     check_run_dir(run_dir, overwrite=overwrite, resume=resume)
     if resume and (run_dir / "config.yaml").is_file():
         config = RunConfig.from_yaml(run_dir / "config.yaml")
     t0 = time.perf_counter()
     if adata is None:
-        adata = load_data(data_path, config)
+        adata = load_data(data_path, config, labels=labels_file)
     read_s = time.perf_counter() - t0
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "config.yaml", config.to_yaml())

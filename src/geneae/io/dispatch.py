@@ -28,6 +28,7 @@ def read(
     transpose: bool | None = None,
     backed: bool = False,
     genes: PathLike | None = None,
+    labels_required: bool = True,
 ) -> ad.AnnData:
     """Read an expression matrix into a samples x genes AnnData.
 
@@ -53,6 +54,10 @@ def read(
         h5ad only: leave ``X`` on disk (anndata backed mode "r").
     genes
         A gene-names file (one per line) replacing the file's gene names (e.g. for npy).
+    labels_required
+        False: ``labels`` names a column to take out of the data if it is there (as when
+        encoding new data with a model trained on labelled data); a missing column or a
+        labels file is then no error and no labels are read.
 
     Returns
     -------
@@ -83,6 +88,8 @@ def read(
             "Read it in memory (backed=False), or convert it once with geneae.io.write_h5ad.",
         )
     column = labels if isinstance(labels, str) and not Path(labels).is_file() else None
+    if not labels_required:
+        labels = column
     if kind == "h5ad":
         adata = read_h5ad(file, backed=backed)
     elif kind == "10x_h5":
@@ -100,4 +107,6 @@ def read(
         adata = read_npy(file, transpose=bool(transpose))
     else:
         adata = read_npz(file, transpose=bool(transpose))
-    return finalize(adata, file, kind, labels=labels, genes=genes)
+    return finalize(
+        adata, file, kind, labels=labels, genes=genes, labels_required=labels_required
+    )

@@ -250,6 +250,7 @@ def finalize(
     *,
     labels: str | os.PathLike[str] | None = None,
     genes: str | os.PathLike[str] | None = None,
+    labels_required: bool = True,
 ) -> ad.AnnData:
     """Bring a reader's AnnData to geneae's common shape (in place, also returned).
 
@@ -266,6 +267,8 @@ def finalize(
         :data:`LABEL_KEYS`.
     genes
         A gene-names file (one per line) replacing the file's gene names.
+    labels_required
+        False: a label column that is not there is no error (no labels are read).
 
     Returns
     -------
@@ -294,6 +297,8 @@ def finalize(
                 "Give one gene name per line, in the order of the matrix columns.",
             )
         adata.var_names = pd.Index(names).astype(str)
+    if not labels_required and isinstance(labels, str) and labels not in adata.obs:
+        labels = None
     label_values, label_key = _resolve_labels(adata, path, fmt, labels)
     _make_names_unique(adata, path)
     if label_values is not None:

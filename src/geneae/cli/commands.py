@@ -1,26 +1,18 @@
-"""The ``geneae`` command line: a thin layer over config, model, evaluate and report.
-
-Exit codes: 0 success; 2 bad input or usage (one line on stderr, no traceback); 1 an
-unexpected failure (one line; set GENEAE_DEBUG=1 for the traceback).
-"""
+"""The commands of ``geneae``: each parses its flags and calls the library, nothing more."""
 
 from __future__ import annotations
 
 import itertools
-import json
-import os
-import traceback
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
-from typer.exceptions import Abort, Exit, TyperException
 
+from geneae.cli.flags import TRAIN_FLAGS, build_config, with_config_flags
 from geneae.config import RunConfig
-from geneae.errors import ConfigError, GeneaeError, ModelFileError
+from geneae.errors import ModelFileError
 
 app = typer.Typer(
     name="geneae",
@@ -31,11 +23,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 out = Console()
-err = Console(stderr=True)
 
-MODELS = ("ae", "dae", "vae", "gmvae")
-LIKELIHOODS = ("mse", "masked_mse", "gaussian", "bernoulli", "poisson", "nb", "zip", "zinb")
-DEVICES = ("auto", "cpu", "cuda", "mps")
 SUMMARY_METRICS = (
     ("mse", "reconstruction MSE"),
     ("ari", "ARI"),
@@ -45,57 +33,11 @@ SUMMARY_METRICS = (
     ("knn_accuracy", "kNN label accuracy"),
     ("trustworthiness", "trustworthiness"),
 )
-
-
-# -- configuration from YAML, preset and flags --------------------------------------------
-def build_config(
-    config_path: Path | None,
-    preset: str | None,
-    overrides: dict[str, Any],
-) -> RunConfig:
-    """Defaults, then the preset (flag or YAML), then the YAML values, then the flags."""
-    from geneae.presets import preset_config
-
-    values: dict[str, Any] = {}
-    if config_path is not None:
-        RunConfig.from_yaml(config_path)  # validates every key, with readable errors
-        # Merge only what the file says, so the preset's other values are not reset.
-        values = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-        preset = preset or values.get("preset")
-    base = preset_config(preset) if preset else RunConfig()
-    merged = base.model_dump(mode="json")
-    for section, content in values.items():
-        if isinstance(content, dict) and isinstance(merged.get(section), dict):
-            merged[section].update(content)
-        else:
-            merged[section] = content
-    if preset:
-        merged["preset"] = preset
-    config = RunConfig.from_dict(merged, source=str(config_path or "configuration"))
-    flags = {k: v for k, v in overrides.items() if v is not None}
-    return config.updated(flags, source="command-line flags") if flags else config
-
-
-def parse_hidden(text: str | None) -> list[int] | None:
-    if text is None:
-        return None
-    if text.strip() in ("", "none", "[]"):
-        return []
-    try:
-        sizes = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise ConfigError(
-            f"--hidden {text!r}: give comma-separated layer sizes, e.g. 256,128."
-        ) from None
-    if any(s < 1 for s in sizes):
-        raise ConfigError(f"--hidden {text!r}: layer sizes must be positive.")
-    return sizes
-
-
-def _choice(value: str | None, allowed: tuple[str, ...], flag: str) -> str | None:
-    if value is not None and value not in allowed:
-        raise ConfigError(f"{flag} {value!r} is not one of: {', '.join(allowed)}.")
-    return value
+COMPARE_FLAGS = {k: TRAIN_FLAGS[k] for k in ("labels", "epochs", "seed", "quiet")}
+LabelsFile = Annotated[
+    Path | None,
+    typer.Option("--labels-file", help="text file with one label per sample, for evaluation only"),
+]
 
 
 # -- output helpers -------------------------------------------------------------------------
@@ -152,6 +94,7 @@ def info(
 
 
 @app.command()
+@with_config_flags(TRAIN_FLAGS)
 def train(
     data: Annotated[
         Path, typer.Argument(help="expression file (h5ad, 10x, h5, csv/tsv, gct, npy)")
@@ -163,46 +106,24 @@ def train(
     preset: Annotated[
         str | None, typer.Option(help="named preset, e.g. scvi-like, dca-zinb, deep-ae")
     ] = None,
-    model: Annotated[str | None, typer.Option(help="ae | dae | vae | gmvae")] = None,
-    likelihood: Annotated[
-        str | None,
-        typer.Option(help="mse | masked_mse | gaussian | bernoulli | poisson | nb | zip | zinb"),
-    ] = None,
-    latent_dim: Annotated[int | None, typer.Option(help="latent dimensions")] = None,
-    hidden: Annotated[str | None, typer.Option(help="hidden layer sizes, e.g. 256,128")] = None,
-    epochs: Annotated[
-        int | None, typer.Option(help="maximum epochs (default from data size)")
-    ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="batch size")] = None,
-    lr: Annotated[float | None, typer.Option(help="learning rate")] = None,
-    labels: Annotated[str | None, typer.Option(help="obs / table column with known labels")] = None,
-    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
-    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda | mps")] = None,
+    labels_file: LabelsFile = None,
     resume: Annotated[bool, typer.Option(help="continue an interrupted run in --out")] = False,
     overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
-    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    *,
+    overrides: dict[str, Any],
 ) -> None:
     """Train an autoencoder, evaluate it against PCA and write the report.
 
+    Every setting not given follows the data; the resolved settings are written to
+    RUN_DIR/config.yaml, which --config reproduces.
     Example: geneae train pbmc.h5ad --out runs/pbmc --preset scvi-like --labels cell_type
     """
     from geneae.run import train_run
 
-    overrides = {
-        "model.family": _choice(model, MODELS, "--model"),
-        "model.likelihood": _choice(likelihood, LIKELIHOODS, "--likelihood"),
-        "model.latent_dim": latent_dim,
-        "model.hidden": parse_hidden(hidden),
-        "train.max_epochs": epochs,
-        "train.batch_size": batch_size,
-        "train.lr": lr,
-        "data.labels": labels,
-        "train.seed": seed,
-        "train.accelerator": _choice(device, DEVICES, "--device"),
-        "train.quiet": True if quiet else None,
-    }
     cfg = build_config(config, preset, overrides)
-    result = train_run(data, out_dir, cfg, overwrite=overwrite, resume=resume)
+    result = train_run(
+        data, out_dir, cfg, overwrite=overwrite, resume=resume, labels_file=labels_file
+    )
     if result.model.is_global_zero:
         _print_run(result)
 
@@ -242,7 +163,7 @@ def encode(
 
     _refuse_existing(out_file, overwrite)
     model = GeneAE.load(run_dir)
-    adata = load_data(data, model.config)
+    adata = load_data(data, model.config, with_labels=False)
     latent = model.encode(adata, layer=model.config.data.layer)
     columns = [f"latent_{i}" for i in range(latent.shape[1])]
     write_matrix(latent, out_file, obs_names=list(adata.obs_names), columns=columns)
@@ -267,7 +188,7 @@ def reconstruct(
 
     _refuse_existing(out_file, overwrite)
     model = GeneAE.load(run_dir)
-    adata = load_data(data, model.config)
+    adata = load_data(data, model.config, with_labels=False)
     recon = model.reconstruct(adata, layer=model.config.data.layer, space=space)
     write_matrix(recon, out_file, obs_names=list(adata.obs_names), columns=list(model.genes))
     out.print(f"wrote {recon.shape[0]} x {recon.shape[1]} denoised values to {out_file}")
@@ -277,7 +198,11 @@ def reconstruct(
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="a run / model directory")],
     data: Annotated[Path, typer.Argument(help="expression file (with labels for ARI / NMI)")],
-    labels: Annotated[str | None, typer.Option(help="obs / table column with known labels")] = None,
+    labels: Annotated[
+        str | None,
+        typer.Option(help="column with known labels (default: one named label, cell_type, ...)"),
+    ] = None,
+    labels_file: LabelsFile = None,
     out_file: Annotated[
         Path | None,
         typer.Option("--out", help="metrics JSON (default RUN_DIR/evaluate_<data>.json)"),
@@ -288,18 +213,17 @@ def evaluate(
 
     Example: geneae evaluate runs/pbmc other_pbmc.h5ad --labels cell_type
     """
-    from geneae._atomic import write_text
     from geneae.model import GeneAE
     from geneae.run import evaluate_model, load_data
-    from geneae.saved_model import jsonable as _jsonable
+    from geneae.saved_model import write_json
 
     target = out_file or run_dir / f"evaluate_{data.name.split('.')[0]}.json"
     _refuse_existing(target, overwrite)
     model = GeneAE.load(run_dir)
-    adata = load_data(data, model.config, labels=labels)
+    adata = load_data(data, model.config, labels=labels_file or labels)
     metrics = evaluate_model(model, adata)
     metrics.setdefault("data", {})["path"] = str(data)
-    write_text(target, json.dumps(_jsonable(metrics), indent=2) + "\n")
+    write_json(target, metrics)
     out.print(summary_table(metrics, f"geneae vs PCA on {data}"))
     out.print(f"metrics: {target}")
 
@@ -321,6 +245,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run directory")]) -> 
 
 
 @app.command()
+@with_config_flags(COMPARE_FLAGS)
 def compare(
     data: Annotated[Path, typer.Argument(help="expression file")],
     out_dir: Annotated[Path, typer.Option("--out", help="directory for the runs and the table")],
@@ -329,11 +254,9 @@ def compare(
     ],
     config: Annotated[Path | None, typer.Option("--config", help="base run YAML")] = None,
     preset: Annotated[str | None, typer.Option(help="base preset")] = None,
-    labels: Annotated[str | None, typer.Option(help="obs / table column with known labels")] = None,
-    epochs: Annotated[int | None, typer.Option(help="maximum epochs per run")] = None,
-    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace existing runs in --out")] = False,
-    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+    *,
+    overrides: dict[str, Any],
 ) -> None:
     """Train every combination of a grid; write one table (CSV, markdown) and figures.
 
@@ -342,16 +265,7 @@ def compare(
     from geneae.compare import parse_grid, run_grid
 
     axes = parse_grid(grid)
-    base = build_config(
-        config,
-        preset,
-        {
-            "data.labels": labels,
-            "train.max_epochs": epochs,
-            "train.seed": seed,
-            "train.quiet": True if quiet else None,
-        },
-    )
+    base = build_config(config, preset, overrides)
     n = len(list(itertools.product(*axes.values())))
     out.print(f"{n} runs: {', '.join(f'{k} in {v}' for k, v in axes.items())}")
     table_path = run_grid(data, out_dir, base, axes, overwrite=overwrite, echo=out.print)
@@ -392,42 +306,3 @@ def demo(
     out.print(f"geneae demo: {adata.n_obs} PBMCs x {adata.n_vars} genes (10x Genomics, bundled)")
     result = train_run("bundled:pbmc_10x", out_dir, cfg, adata=adata, overwrite=overwrite)
     _print_run(result)
-
-
-# -- entry point ---------------------------------------------------------------------------
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; map errors to exit codes (2 user error, 1 unexpected)."""
-    try:
-        app(args=argv, standalone_mode=False)
-    except GeneaeError as exc:  # InputError, ConfigError, ModelFileError
-        err.print(f"geneae: error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        return 2
-    except Exit as exc:
-        return int(exc.exit_code or 0)
-    except Abort:
-        err.print("geneae: aborted", markup=False)
-        return 1
-    except TyperException as exc:  # usage errors: unknown flag, bad value, missing argument
-        message = exc.format_message()
-        if type(exc).__name__ == "NoArgsIsHelpError":
-            out.print(message, markup=False, highlight=False)
-        else:
-            err.print(f"geneae: error: {message}", markup=False, highlight=False, soft_wrap=True)
-        return int(getattr(exc, "exit_code", 2) or 2)
-    except KeyboardInterrupt:
-        err.print(
-            "geneae: interrupted; checkpoints are in the run directory (resume with --resume)"
-        )
-        return 1
-    except Exception as exc:  # noqa: BLE001 - the last line of defence of the CLI
-        if os.environ.get("GENEAE_DEBUG"):
-            traceback.print_exc()
-        err.print(
-            f"geneae: unexpected error ({type(exc).__name__}: {exc}); "
-            "set GENEAE_DEBUG=1 for the traceback",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
-        return 1
-    return 0

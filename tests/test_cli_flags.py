@@ -1,0 +1,37 @@
+"""The command line's options come from the configuration schema (one home per choice)."""
+
+import typing
+
+import pytest
+
+from geneae.cli import main
+from geneae.cli.flags import TRAIN_FLAGS, choices, cli_type, field_info
+from geneae.likelihoods import LIKELIHOODS
+
+
+@pytest.mark.parametrize(("flag", "key"), sorted(TRAIN_FLAGS.items()))
+def test_every_flag_is_a_config_field_and_documented(flag, key, capsys):
+    info = field_info(key)  # raises KeyError for a flag without a field
+    assert info.description, f"{key} needs a description: it is the flag's help"
+    assert main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"--{flag.replace('_', '-')}" in text and f"[config: {key}]" in text
+    # the flag parses the field's own type
+    kinds = {a for a in typing.get_args(info.annotation) or (info.annotation,)}
+    assert cli_type(key) in kinds or cli_type(key) is str
+
+
+def test_choices_come_from_the_schema():
+    assert set(choices("model.likelihood")) == {"auto", *LIKELIHOODS}
+    assert set(choices("model.family")) == {"ae", "dae", "vae", "gmvae"}
+    assert choices("model.latent_dim") == ()
+
+
+def test_a_bad_choice_names_the_flag_the_key_and_the_allowed_values(tmp_path, capsys):
+    data = tmp_path / "x.csv"
+    data.write_text("cell,g1,g2\nc1,1,2\nc2,3,4\n")
+    code = main(["train", str(data), "--out", str(tmp_path / "r"), "--likelihood", "gamma"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--likelihood" in err and "model.likelihood" in err and "'zinb'" in err
+    assert not (tmp_path / "r").exists()
