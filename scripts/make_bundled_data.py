@@ -1,4 +1,4 @@
-"""Rebuild ``src/geneae/data/pbmc_10x_2100.npz`` from the scDCC source file.
+"""Rebuild ``src/geneae/datasets/pbmc_10x_2100.npz`` from the scDCC source file.
 
 Usage::
 
@@ -8,7 +8,7 @@ Usage::
 (``GENEAE_SHARED_DATA`` defaults to ``<repo>/../shared/data``). The source is checked
 against its published sha256; the counts are stored unchanged as CSR arrays of integer
 dtype, the labels as integers. The npz is written with fixed zip timestamps, so the same
-source always gives byte-identical output (its sha256 is in ``src/geneae/data/README.md``).
+source always gives byte-identical output (its sha256 is in ``src/geneae/datasets/README.md``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import scipy.sparse as sp
 REPO = Path(__file__).resolve().parents[1]
 SOURCE_NAME = "pbmc_10x/10X_PBMC_select_2100_top2000.h5"
 SOURCE_SHA256 = "96af3385b2f9e3c059cc51b724319dd62c4ef713be3667632a10012de272af09"
-DEFAULT_OUT = REPO / "src" / "geneae" / "data" / "pbmc_10x_2100.npz"
+DEFAULT_OUT = REPO / "src" / "geneae" / "datasets" / "pbmc_10x_2100.npz"
 
 
 def sha256(path: Path) -> str:

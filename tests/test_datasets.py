@@ -142,7 +142,7 @@ def test_pbmc_10x_bundled_counts() -> None:
 def test_bundled_file_is_small() -> None:
     import importlib.resources
 
-    path = importlib.resources.files("geneae") / "data" / datasets.PBMC_10X_FILE
+    path = importlib.resources.files("geneae.datasets") / datasets.PBMC_10X_FILE
     assert len(path.read_bytes()) < 2 * 1024 * 1024
 
 

@@ -233,11 +233,19 @@ class EvaluateConfig(_Section):
 
     cluster_method: Literal["kmeans", "leiden", "gmvae"] = "kmeans"
     n_clusters: int | None = Field(default=None, ge=2)
-    pca_baseline: bool = True
     tsne: bool = True
     umap: bool = True
     max_plot_cells: int = Field(default=5000, ge=100)
     report: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_retired(cls, values: Any) -> Any:
+        # pca_baseline (always on: every run is measured beside PCA) was a key in config
+        # files written before geneae 0.2; those files still load.
+        if isinstance(values, dict) and "pca_baseline" in values:
+            values = {k: v for k, v in values.items() if k != "pca_baseline"}
+        return values
 
 
 class RunConfig(_Section):

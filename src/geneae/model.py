@@ -25,8 +25,8 @@ import pandas as pd
 import torch
 
 from geneae import __version__
+from geneae.batches import ExpressionTensors, RowMatrix, split_indices
 from geneae.config import RunConfig
-from geneae.data import ExpressionTensors, RowMatrix, split_indices
 from geneae.errors import InputError, ModelFileError, NotFittedError
 from geneae.facts import DataFacts, describe
 from geneae.likelihoods import COUNT_LIKELIHOODS

@@ -60,7 +60,7 @@ def check_rows(n: int, other: Any, name: str) -> None:
         raise InputError(f"{name} has {len(other)} entries but the matrix has {n} rows (cells).")
 
 
-def as_labels(labels: Any, n: int, name: str = "labels") -> np.ndarray:
+def label_array(labels: Any, n: int, name: str = "labels") -> np.ndarray:
     """Labels as a 1-D array of strings-or-numbers with missing values rejected."""
     arr = np.asarray(labels)
     if arr.ndim != 1:

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from sklearn.decomposition import PCA
 
 from geneae.errors import InputError
-from geneae.evaluate._arrays import Matrix, as_2d, as_labels, check_rows
+from geneae.evaluate._arrays import Matrix, as_2d, check_rows, label_array
 from geneae.evaluate.clustering import ClusterMethod, cluster, clustering_scores, leiden
 from geneae.evaluate.neighbourhood import knn_accuracy, nearest_neighbours, trustworthiness
 from geneae.evaluate.reconstruction import reconstruction_errors
@@ -158,7 +158,7 @@ def compare_with_pca(
     if z.ndim != 2:
         raise InputError(f"latent must be cells x dims, got shape {z.shape}.")
     check_rows(x.shape[0], z, "latent")
-    lab = None if labels is None else as_labels(labels, x.shape[0])
+    lab = None if labels is None else label_array(labels, x.shape[0])
     d = z.shape[1]
     pca_z, _, pca_hat = pca_embedding(x, d, seed=seed)
     graphs = {
@@ -219,7 +219,7 @@ def _choose_n_clusters(
     if n_clusters is not None:
         return n_clusters, "given"
     if method == "gmvae" and clusters is not None:
-        return int(len(np.unique(as_labels(clusters, len(z), "clusters")))), "gmvae clusters"
+        return int(len(np.unique(label_array(clusters, len(z), "clusters")))), "gmvae clusters"
     if labels is not None:
         return int(len(np.unique(labels))), "labels"
     if method == "leiden":

@@ -17,7 +17,7 @@ from sklearn import metrics
 from sklearn.cluster import KMeans
 
 from geneae.errors import InputError
-from geneae.evaluate._arrays import as_labels, check_rows, encode
+from geneae.evaluate._arrays import check_rows, encode, label_array
 from geneae.evaluate.neighbourhood import nearest_neighbours
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def cluster(
     z = _as_latent(latent)
     if clusters is not None:
         check_rows(len(z), clusters, "clusters")
-        return encode(as_labels(clusters, len(z), "clusters"))[0]
+        return encode(label_array(clusters, len(z), "clusters"))[0]
     if method == "gmvae":
         raise InputError(
             "cluster method 'gmvae' needs the assignment: pass clusters=argmax of the GMVAE's "
@@ -214,8 +214,8 @@ def match_clusters(labels: Any, clusters: Any) -> dict[Any, Any]:
         ``{cluster: label}`` for the matched clusters; with more clusters than labels (or the
         reverse) the extra ones stay unmatched.
     """
-    lab = as_labels(labels, len(np.asarray(labels)))
-    clu = as_labels(clusters, len(lab), "clusters")
+    lab = label_array(labels, len(np.asarray(labels)))
+    clu = label_array(clusters, len(lab), "clusters")
     lab_codes, lab_classes = encode(lab)
     clu_codes, clu_classes = encode(clu)
     table = np.zeros((len(clu_classes), len(lab_classes)), dtype=np.int64)
@@ -230,8 +230,8 @@ def hungarian_accuracy(labels: Any, clusters: Any) -> float:
     Works with different numbers of clusters and labels: cells in unmatched clusters count as
     wrong.
     """
-    lab = as_labels(labels, len(np.asarray(labels)))
-    clu = as_labels(clusters, len(lab), "clusters")
+    lab = label_array(labels, len(np.asarray(labels)))
+    clu = label_array(clusters, len(lab), "clusters")
     mapping = match_clusters(lab, clu)
     predicted = np.array([mapping.get(c.item(), None) for c in clu], dtype=object)
     return float(np.mean(predicted == lab.astype(object)))
@@ -272,7 +272,7 @@ def clustering_scores(
         Get the assignment itself from :func:`cluster` and pass it back via ``clusters``.
     """
     z = _as_latent(latent)
-    lab = None if labels is None else as_labels(labels, len(z))
+    lab = None if labels is None else label_array(labels, len(z))
     if n_clusters is None and lab is not None and clusters is None and method != "leiden":
         n_clusters = len(np.unique(lab))
     assigned = cluster(z, method=method, n_clusters=n_clusters, seed=seed, clusters=clusters)
@@ -297,7 +297,7 @@ def separation_scores(
     NaN when there are fewer than 2 groups or every cell is its own group.
     """
     z = _as_latent(latent)
-    codes = encode(as_labels(groups, len(z), "groups"))[0]
+    codes = encode(label_array(groups, len(z), "groups"))[0]
     k = len(np.unique(codes))
     if not 2 <= k <= len(z) - 1:
         nan = float("nan")

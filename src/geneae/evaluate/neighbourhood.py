@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.manifold import trustworthiness as sk_trustworthiness
 from sklearn.neighbors import NearestNeighbors
 
-from geneae.evaluate._arrays import Matrix, as_2d, as_labels, dense, encode, subsample
+from geneae.evaluate._arrays import Matrix, as_2d, dense, encode, label_array, subsample
 
 
 def nearest_neighbours(latent: Any, k: int = 15) -> np.ndarray:
@@ -54,7 +54,7 @@ def knn_accuracy(
         Accuracy in [0, 1] (NaN with fewer than 2 classes or 3 cells).
     """
     z = np.asarray(latent, dtype=np.float64)
-    codes, classes = encode(as_labels(labels, len(z)))
+    codes, classes = encode(label_array(labels, len(z)))
     if len(classes) < 2 or len(z) < 3:
         return float("nan")
     nbrs = nearest_neighbours(z, k) if neighbours is None else np.asarray(neighbours)[:, :k]

@@ -107,6 +107,4 @@ def read(
         adata = read_npy(file, transpose=bool(transpose))
     else:
         adata = read_npz(file, transpose=bool(transpose))
-    return finalize(
-        adata, file, kind, labels=labels, genes=genes, labels_required=labels_required
-    )
+    return finalize(adata, file, kind, labels=labels, genes=genes, labels_required=labels_required)

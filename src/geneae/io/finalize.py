@@ -107,7 +107,7 @@ def _is_existing_file(value: object) -> bool:
     return isinstance(value, str | os.PathLike) and Path(value).is_file()
 
 
-def as_labels(values: Sequence[object] | pd.Series | np.ndarray) -> pd.Categorical:
+def categorical_labels(values: Sequence[object] | pd.Series | np.ndarray) -> pd.Categorical:
     """Labels as a categorical with string categories.
 
     Integer-valued numbers become ``"1"``, ``"2"``, ... (ordered numerically, not as text);
@@ -159,13 +159,13 @@ def _resolve_labels(
                 f"samples{hint}",
                 "Give one label per line, in the order of the samples.",
             )
-        return as_labels(values), os.fspath(labels)
+        return categorical_labels(values), os.fspath(labels)
     if labels is not None and (fmt in _ARRAY_FORMATS or not isinstance(labels, str)):
         raise input_error(labels, "the labels file does not exist", "Check the labels= path.")
     columns = [str(c) for c in adata.obs.columns]
     if labels is not None:
         if labels in columns:
-            return as_labels(adata.obs[labels]), labels
+            return categorical_labels(adata.obs[labels]), labels
         similar = [c for c in columns if c.lower() == labels.lower()]
         hint = f" Did you mean {similar[0]!r}?" if similar else ""
         raise input_error(
@@ -178,7 +178,7 @@ def _resolve_labels(
     for key in LABEL_KEYS:
         if key in by_lower:
             column = by_lower[key]
-            return as_labels(adata.obs[column]), column
+            return categorical_labels(adata.obs[column]), column
     return None, None
 
 

@@ -27,8 +27,8 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressB
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from geneae._atomic import atomic_path
+from geneae.batches import Batches, ExpressionTensors
 from geneae.config import TrainConfig
-from geneae.data import Batches, ExpressionTensors
 from geneae.train.plan import TrainingPlan
 
 logger = logging.getLogger(__name__)

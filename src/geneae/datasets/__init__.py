@@ -10,7 +10,7 @@ give the same numbers for the same seed.
 - :func:`synthetic_counts`: single-cell-like negative-binomial counts with clusters,
   library-size variation, zero inflation and optional batch effects.
 - :func:`pbmc_10x`: 2,100 human PBMCs x 2,000 genes, raw UMI counts, 8 labelled groups
-  (bundled in the package; see ``geneae/data/README.md``).
+  (bundled in the package; see ``geneae/datasets/README.md``).
 - :func:`pbmc68k_reduced`: scanpy's bundled 700-cell PBMC subset (scaled values, 10 cell
   types), read from the installed scanpy package without network access.
 """
@@ -234,14 +234,14 @@ def pbmc_10x() -> ad.AnnData:
     The 10x Genomics PBMC data as prepared for scDeepCluster / scDCC (file
     ``10X_PBMC_select_2100_top2000.h5``), stored sparse in the package; values unchanged.
     The source has no gene names or barcodes, and the groups have numbers, not names.
-    Provenance and licences: ``geneae/data/README.md``.
+    Provenance and licences: ``geneae/datasets/README.md``.
 
     Returns
     -------
     CSR float32 counts in ``X`` and ``layers["counts"]``; ``obs["label"]`` ``"1"`` ..
     ``"8"``; genes ``gene_0000`` .., cells ``cell_0000`` ...
     """
-    resource = importlib.resources.files("geneae") / "data" / PBMC_10X_FILE
+    resource = importlib.resources.files("geneae.datasets") / PBMC_10X_FILE
     with resource.open("rb") as fh, np.load(fh, allow_pickle=False) as z:
         shape = tuple(int(n) for n in z["shape"])
         x = sp.csr_matrix((z["data"].astype(np.float32), z["indices"], z["indptr"]), shape=shape)

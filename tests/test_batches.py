@@ -1,9 +1,9 @@
+import geneae.batches
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-import geneae.data
-from geneae.data import Batches, ExpressionTensors, RowMatrix, epoch_permutation, split_indices
+from geneae.batches import Batches, ExpressionTensors, RowMatrix, epoch_permutation, split_indices
 
 
 def _matrix(seed=0, n=53, g=17, density=0.3):
@@ -177,7 +177,7 @@ def test_mostly_zero_dense_arrays_are_stored_sparse():
 
 
 def test_row_sums_in_many_blocks_match_scipy(monkeypatch):
-    monkeypatch.setattr(geneae.data, "ROW_SUM_BLOCK", 7)
+    monkeypatch.setattr(geneae.batches, "ROW_SUM_BLOCK", 7)
     dense = _matrix(2, n=60).toarray()
     dense[5] = 0  # an empty row; the last block is shorter
     x = sp.csr_matrix(dense)
