@@ -1,8 +1,8 @@
-import geneae.batches
 import numpy as np
 import scipy.sparse as sp
 import torch
 
+import geneae.batches
 from geneae.batches import Batches, ExpressionTensors, RowMatrix, epoch_permutation, split_indices
 
 
