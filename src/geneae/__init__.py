@@ -11,7 +11,7 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
-from geneae import datasets, evaluate, pl, pp  # noqa: E402
+from geneae import datasets, evaluate, pl, pp, tl  # noqa: E402
 from geneae.config import (  # noqa: E402
     DataConfig,
     EvaluateConfig,
@@ -55,5 +55,6 @@ __all__ = [
     "evaluate",
     "pl",
     "pp",
+    "tl",
     "read",
 ]
