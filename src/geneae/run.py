@@ -39,6 +39,7 @@ RUN_FILES = (
     "metrics.json",
     "latent.h5ad",
     "report_data.h5ad",
+    "results.h5ad",
     "top_genes.csv",
     "report.html",
 )
@@ -121,6 +122,7 @@ def train_run(
     metrics = evaluate_model(model, adata, run_dir=run_dir)
     metrics["timings"]["evaluate_s"] = time.perf_counter() - t1
     write_text(run_dir / "metrics.json", json.dumps(_jsonable(metrics), indent=2) + "\n")
+    _store_final_metrics(run_dir, metrics)
     model.metrics = metrics
     files = [run_dir / f for f in RUN_FILES if (run_dir / f).exists()]
     if config.evaluate.report:
@@ -199,8 +201,22 @@ def evaluate_model(
         metrics["data"] = dict(metrics.get("data", {}))
         metrics["data"]["labels"] = pd.Series(labels).value_counts().to_dict()
     if run_dir is not None:
-        _write_results(
+        obs, loadings = _write_results(
             model, sub, pre, x, x_hat, latent, labels, arrays, responsibilities, usage, run_dir
+        )
+        _write_results_file(
+            model,
+            obs,
+            pre,
+            x,
+            x_hat,
+            latent,
+            arrays,
+            responsibilities,
+            qz_var,
+            loadings,
+            metrics,
+            run_dir,
         )
     return metrics
 
@@ -228,7 +244,7 @@ def _write_results(
     responsibilities: np.ndarray | None,
     usage: dict[str, Any],
     run_dir: Path,
-) -> None:
+) -> tuple[pd.DataFrame, np.ndarray]:
     cfg = model.config
     obs = pd.DataFrame(index=sub.obs_names.astype(str))
     if labels is not None:
@@ -276,6 +292,68 @@ def _write_results(
     table = evaluate.top_genes(loadings, list(pre.var_names.astype(str)), n=10)
     with atomic_path(run_dir / "top_genes.csv") as tmp:
         table.to_csv(tmp, index=False)
+    return obs, loadings
+
+
+# -- adapter: results.h5ad (docs/results.md) until the pipeline redesign (issue 13) lands --
+# The report renders from results.h5ad alone; these two functions write it from what
+# evaluate_model already has, with the geneae.tl functions. report_data.h5ad above stays
+# until the owner's run.py replaces both.
+
+
+def _write_results_file(
+    model: GeneAE,
+    obs: pd.DataFrame,
+    pre: ad.AnnData,
+    x: np.ndarray,
+    x_hat: np.ndarray,
+    latent: np.ndarray,
+    arrays: dict[str, Any],
+    responsibilities: np.ndarray | None,
+    qz_var: np.ndarray | None,
+    loadings: np.ndarray,
+    metrics: dict[str, Any],
+    run_dir: Path,
+) -> None:
+    from geneae import __version__, tl
+
+    cfg = model.config
+    results = ad.AnnData(obs=obs.copy(), var=pd.DataFrame(index=pre.var_names.astype(str)))
+    results.obsm["X_geneae"] = latent.astype(np.float32)
+    results.obsm["X_pca"] = np.asarray(arrays["pca_embedding"], dtype=np.float32)
+    if qz_var is not None:
+        results.obsm["geneae_var"] = np.asarray(qz_var, dtype=np.float32)
+    if responsibilities is not None:
+        results.obsm["geneae_responsibilities"] = responsibilities.astype(np.float32)
+    results.varm["geneae_loadings"] = np.asarray(loadings, dtype=np.float32)
+    results.uns["geneae"] = {
+        "config": cfg.to_yaml(),
+        "metrics": json.dumps(_jsonable(metrics), indent=2),
+        "history": model.history.to_csv(index=False),
+        "version": __version__,
+    }
+    methods = ["pca"] + [m for m in ("tsne", "umap") if getattr(cfg.evaluate, m)]
+    spaces = {
+        "input": x,
+        "reconstruction": x_hat,
+        "geneae": latent,
+        "pca": np.asarray(arrays["pca_embedding"]),
+    }
+    seed = cfg.train.seed
+    tl.maps(results, spaces, methods=methods, max_cells=cfg.evaluate.max_plot_cells, seed=seed)
+    raw = pre.layers["counts"] if "counts" in pre.layers else None
+    tl.histograms(results, raw=raw, input=x)
+    tl.profiles(results, input=x, reconstruction=x_hat, seed=seed)
+    write_h5ad(results, run_dir / "results.h5ad")
+
+
+def _store_final_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
+    """Replace the metrics of results.h5ad by the final ones (with the evaluation time)."""
+    path = run_dir / "results.h5ad"
+    if path.is_file():
+        results = ad.read_h5ad(path)
+        results.uns["geneae"]["metrics"] = json.dumps(_jsonable(metrics), indent=2)
+        write_h5ad(results, path)
 
 
 def _dense(x: Any) -> np.ndarray:
