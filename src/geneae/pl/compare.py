@@ -128,6 +128,6 @@ def compare_runs(runs: Mapping[str, Any], *, metrics: Sequence[str] = ("ari", "n
     ax.set_xticks(xs)
     ax.set_xticklabels(names, rotation=45, ha="right", fontsize=7)
     ax.axhline(0, color="0.3", lw=0.6)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     ax.set_title("geneae vs PCA (same dimension)")
     return fig

@@ -11,8 +11,8 @@ here draws: :mod:`geneae.pl` draws from these slots, :mod:`geneae.report` render
 - :func:`embed_2d`: the 2-D map of one matrix by one method (returns the coordinates).
 """
 
-from geneae.tl.maps import METHOD_NAMES, METHODS, MapMethod, embed_2d, map_key, maps
-from geneae.tl.summaries import histograms, profiles
+from geneae.tl._maps import METHOD_NAMES, METHODS, MapMethod, embed_2d, map_key, maps
+from geneae.tl._summaries import histograms, profiles
 
 __all__ = [
     "METHODS",
