@@ -59,6 +59,7 @@ def test_train_writes_a_complete_run(trained, data_file):
         "latent.h5ad",
         "report.html",
         "report_data.h5ad",
+        "results.h5ad",
         "top_genes.csv",
     ):
         assert (trained / name).is_file(), name
