@@ -20,11 +20,18 @@ def geneae_uns(results: Any) -> dict[str, Any]:
 
 
 def as_matrix(x: Any, name: str, n_obs: int, n_vars: int | None = None) -> Any:
-    """``x`` as a float64 CSR array or ndarray of ``n_obs`` rows (and ``n_vars`` columns)."""
+    """``x`` as a CSR array or ndarray of ``n_obs`` rows (and ``n_vars`` columns).
+
+    Floating-point data keep their precision (no float64 copy of a large float32 matrix);
+    anything else becomes float64.
+    """
     if sp.issparse(x):
-        m = sp.csr_array(x, dtype=np.float64)
+        dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
+        m = sp.csr_array(x, dtype=dtype)
     else:
-        m = np.asarray(x, dtype=np.float64)
+        m = np.asarray(x)
+        if not np.issubdtype(m.dtype, np.floating):
+            m = m.astype(np.float64)
     if m.ndim != 2:
         raise InputError(f"{name} must be cells x features, got an array of shape {m.shape}.")
     if m.shape[0] != n_obs:
@@ -46,10 +53,26 @@ def dense_rows(x: Any, rows: np.ndarray) -> np.ndarray:
     return np.asarray(sub.toarray() if sp.issparse(sub) else sub, dtype=np.float64)
 
 
-def column_variance(x: Any) -> np.ndarray:
-    """Variance of each column (implicit zeros of sparse matrices included)."""
-    if sp.issparse(x):
-        x = sp.csr_array(x, dtype=np.float64)
-        mean = np.asarray(x.mean(axis=0)).ravel()
-        return np.asarray(x.multiply(x).mean(axis=0)).ravel() - mean**2
-    return np.asarray(x, dtype=np.float64).var(axis=0)
+def column_variance(x: Any, chunk: int = 10_000) -> np.ndarray:
+    """Variance of each column (implicit zeros of sparse matrices included).
+
+    Accumulated in float64 over blocks of ``chunk`` rows, so a large float32 matrix is never
+    copied whole.
+    """
+    n = x.shape[0]
+    if n == 0:
+        return np.zeros(x.shape[1])
+    total = np.zeros(x.shape[1])
+    squares = np.zeros(x.shape[1])
+    for start in range(0, n, chunk):
+        block = x[start : start + chunk]
+        if sp.issparse(block):
+            block = sp.csr_array(block, dtype=np.float64)
+            total += np.asarray(block.sum(axis=0)).ravel()
+            squares += np.asarray(block.multiply(block).sum(axis=0)).ravel()
+        else:
+            block = np.asarray(block, dtype=np.float64)
+            total += block.sum(axis=0)
+            squares += np.einsum("ij,ij->j", block, block)
+    mean = total / n
+    return np.maximum(squares / n - mean**2, 0.0)

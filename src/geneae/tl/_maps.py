@@ -94,6 +94,7 @@ def maps(
         if not isinstance(space, str) or not space or "/" in space:
             raise InputError(f"space names must be non-empty text without '/', got {space!r}.")
         x = as_matrix(matrix, f"space {space!r}", n)[rows]
+        x = sp.csr_array(x, dtype=np.float64) if sp.issparse(x) else x.astype(np.float64)
         for method, xy in _coordinates(x, methods, seed, what=f"space {space!r}").items():
             full = np.full((n, 2), np.nan, dtype=np.float32)
             full[rows] = xy

@@ -57,10 +57,10 @@ def _histogram(m: Any, bins: int) -> tuple[np.ndarray, np.ndarray, int, int]:
     """Counts (int64), edges (float64), zeros and total of every value of ``m``."""
     total = int(np.prod(m.shape))
     if sp.issparse(m):
-        stored = np.asarray(m.data, dtype=np.float64)
+        stored = np.asarray(m.data)
         implicit = total - stored.size
     else:
-        stored = np.asarray(m, dtype=np.float64).ravel()
+        stored = np.asarray(m).ravel()  # float32 stays float32: no copy of a large matrix
         implicit = 0
     stored = stored[np.isfinite(stored)]
     lo = min(float(stored.min()) if stored.size else 0.0, 0.0)
