@@ -38,6 +38,25 @@ def shared_file(shared_data: Path) -> Callable[[str], Path]:
     return lambda relative: require(shared_data / relative)
 
 
+def _compare(x, latent, x_hat, labels, **options):
+    """(metrics, PCA scores, clusters) of compare_with_pca, whichever API it has.
+
+    Today it returns ``(metrics, arrays)`` with ``return_arrays=True``; the pipeline redesign
+    (issue 13) makes it return a ``Comparison`` (``.metrics``, ``.pca_embedding``,
+    ``.clusters``). Accepting both keeps this helper working across that merge.
+    """
+    from geneae.evaluate import compare_with_pca
+
+    try:
+        result = compare_with_pca(x, latent, x_hat, labels, return_arrays=True, **options)
+    except TypeError:  # no return_arrays: the Comparison API
+        result = compare_with_pca(x, latent, x_hat, labels, **options)
+    if isinstance(result, tuple):
+        metrics, arrays = result
+        return metrics, arrays["pca_embedding"], arrays["clusters"]
+    return result.metrics, result.pca_embedding, result.clusters
+
+
 def make_results(
     *,
     n: int = 200,
@@ -70,7 +89,7 @@ def make_results(
 
     from geneae import tl
     from geneae.config import RunConfig
-    from geneae.evaluate import compare_with_pca, latent_usage
+    from geneae.evaluate import latent_usage
 
     rng = np.random.default_rng(seed)
     groups = rng.integers(0, k, size=n)
@@ -87,14 +106,8 @@ def make_results(
     qz_var[:, -1] = 1.0
     latent = z.copy()
     latent[:, -1] = rng.normal(scale=0.02, size=n)  # a collapsed dimension
-    comparison, arrays = compare_with_pca(
-        x,
-        latent,
-        x_hat,
-        y if labels else None,
-        seed=seed,
-        n_clusters=None if labels else k,
-        return_arrays=True,
+    comparison, pca_scores, codes = _compare(
+        x, latent, x_hat, y if labels else None, seed=seed, n_clusters=None if labels else k
     )
     usage = latent_usage(latent, qz_var)
     cfg = RunConfig().updated(
@@ -134,11 +147,11 @@ def make_results(
     obs = pd.DataFrame(index=[f"cell{i}" for i in range(n)])
     if labels:
         obs["label"] = pd.Categorical(y)
-    obs["geneae_cluster"] = pd.Categorical(arrays["clusters"]["geneae"].astype(str))
-    obs["pca_cluster"] = pd.Categorical(arrays["clusters"]["pca"].astype(str))
+    obs["geneae_cluster"] = pd.Categorical(np.asarray(codes["geneae"]).astype(str))
+    obs["pca_cluster"] = pd.Categorical(np.asarray(codes["pca"]).astype(str))
     results = anndata.AnnData(obs=obs, var=pd.DataFrame(index=[f"GENE{j}" for j in range(g)]))
     results.obsm["X_geneae"] = latent.astype(np.float32)
-    results.obsm["X_pca"] = np.asarray(arrays["pca_embedding"], dtype=np.float32)
+    results.obsm["X_pca"] = np.asarray(pca_scores, dtype=np.float32)
     if variances:
         results.obsm["geneae_var"] = qz_var.astype(np.float32)
     if responsibilities:
