@@ -49,6 +49,7 @@ def one_line_error(capsys):
 
 
 def test_train_writes_a_complete_run(trained, data_file):
+    assert not (trained / "report_data.h5ad").exists() and not (trained / "latent.h5ad").exists()
     for name in (
         "config.yaml",
         "weights.safetensors",
@@ -56,10 +57,8 @@ def test_train_writes_a_complete_run(trained, data_file):
         "preprocessor.json",
         "history.csv",
         "metrics.json",
-        "latent.h5ad",
+        "results.h5ad",
         "report.html",
-        "report_data.h5ad",
-        "top_genes.csv",
     ):
         assert (trained / name).is_file(), name
     assert any((trained / "figures").glob("*.png"))
@@ -72,7 +71,7 @@ def test_train_writes_a_complete_run(trained, data_file):
     assert metrics["model"]["epochs_trained"] == 3
     expected = ad.read_h5ad(data_file).obs["label"].astype(str).value_counts().to_dict()
     assert metrics["data"]["labels"] == expected
-    latent = ad.read_h5ad(trained / "latent.h5ad")
+    latent = ad.read_h5ad(trained / "results.h5ad")
     assert latent.obsm["X_geneae"].shape == (240, 4)
     assert latent.obsm["X_pca"].shape == (240, 4)
     assert "label" in latent.obs
@@ -158,7 +157,7 @@ def test_encode_by_extension(trained, data_file, tmp_path, suffix):
         values = np.asarray(ad.read_h5ad(target).X)
     else:
         values = pd.read_csv(target, sep="," if suffix == ".csv" else "\t", index_col=0).to_numpy()
-    reference = ad.read_h5ad(trained / "latent.h5ad").obsm["X_geneae"]
+    reference = ad.read_h5ad(trained / "results.h5ad").obsm["X_geneae"]
     np.testing.assert_allclose(values, reference, rtol=1e-5, atol=1e-6)
 
 
@@ -203,8 +202,8 @@ def test_rerun_from_saved_config_gives_the_same_latent(trained, data_file, tmp_p
         )
         == 0
     )
-    first = ad.read_h5ad(trained / "latent.h5ad").obsm["X_geneae"]
-    second = ad.read_h5ad(again / "latent.h5ad").obsm["X_geneae"]
+    first = ad.read_h5ad(trained / "results.h5ad").obsm["X_geneae"]
+    second = ad.read_h5ad(again / "results.h5ad").obsm["X_geneae"]
     np.testing.assert_array_equal(first, second)
 
 

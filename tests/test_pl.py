@@ -1,4 +1,5 @@
 import io
+import json
 
 import matplotlib
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 from matplotlib.figure import Figure
 
-from geneae import pl
+from geneae import pl, tl
 from geneae.errors import InputError
 
 matplotlib.use("Agg")
@@ -105,35 +106,79 @@ def test_embedding_map_and_ax(data):
         pl.embedding_map(latent, labels, title="bad")
 
 
-@pytest.mark.parametrize("method", ["pca", "tsne"])
-def test_map_pair(data, method):
-    x, x_hat, latent, labels, _ = data
-    fig = pl.map_pair(x, latent, labels, method=method, titles=("original", "latent"))
+@pytest.mark.parametrize("method", ["pca", "tsne", "umap"])
+def test_map_pair_draws_given_coordinates(data, method):
+    _, _, latent, labels, _ = data
+    left, right = latent[:, :2], latent[:, 2:]
+    fig = pl.map_pair(left, right, labels, method=method, titles=("original", "latent"))
     assert len(fig.axes) == 2
     assert [ax.get_title() for ax in fig.axes] == ["original", "latent"]
     assert fig.axes[0].get_legend() is None and fig.axes[1].get_legend() is not None
+    name = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}[method]
+    assert fig.axes[0].get_xlabel() == f"{name} 1"
+    drawn = fig.axes[1].collections[0].get_offsets()
+    np.testing.assert_allclose(np.asarray(drawn).mean(axis=0), right.mean(axis=0))
     render(fig)
+    with pytest.raises(InputError):
+        pl.map_pair(latent, latent, labels)  # 4 columns: not coordinates
 
 
-def test_embed_2d_seeded_and_sparse(data):
-    x, *_ = data
-    a = pl.embed_2d(sp.csr_matrix(x), "tsne", seed=3)
-    assert a.shape == (len(x), 2)
-    np.testing.assert_array_equal(a, pl.embed_2d(sp.csr_matrix(x), "tsne", seed=3))
-    # The PCA map is the same however the matrix is stored.
-    np.testing.assert_allclose(pl.embed_2d(sp.csr_matrix(x)), pl.embed_2d(x), atol=1e-8)
-    pre = pl.map_pair(a, a, None, method="tsne", precomputed=True)
-    assert len(pre.axes) == 2
+def test_maps_leave_out_cells_not_plotted(data):
+    _, _, latent, labels, _ = data
+    left, right = latent[:, :2].copy(), latent[:, 2:].copy()
+    left[:10] = np.nan  # cells outside the plotted subsample (tl.maps writes NaN)
+    right[5:15] = np.nan
+    fig = pl.map_pair(left, right, pd.Series(pd.Categorical(labels)))
+    for ax in fig.axes:
+        assert len(ax.collections[0].get_offsets()) == len(latent) - 15
+    fig = pl.embedding_map(left, labels)
+    assert len(fig.axes[0].collections[0].get_offsets()) == len(latent) - 10
+
+
+def test_embedding_from_results(results_factory):
+    results, _ = results_factory(n=80, g=20, max_cells=50)
+    fig = pl.embedding(results, "map_pca_geneae")
+    ax = fig.axes[0]
+    assert ax.get_title() == "map_pca_geneae" and ax.get_xlabel() == "PCA 1"
+    assert len(ax.collections[0].get_offsets()) == 50  # the plotted cells
+    assert len(ax.get_legend().get_texts()) == results.obs["label"].nunique()
+    own, ax = new_ax()
+    assert pl.embedding(results, "X_geneae", color=None, ax=ax) is own
+    with pytest.raises(InputError, match="map_umap_geneae"):
+        pl.embedding(results, "map_umap_geneae")
+
+
+def summarised(x, x_hat, genes, **kwargs):
+    """A results AnnData holding tl.profiles and tl.histograms of x (no other slot)."""
+    import anndata
+
+    results = anndata.AnnData(
+        obs=pd.DataFrame(index=[f"cell{i}" for i in range(len(x))]),
+        var=pd.DataFrame(index=genes),
+    )
+    tl.profiles(results, input=x, reconstruction=x_hat, **kwargs)
+    tl.histograms(results, raw=sp.csr_matrix(np.round(np.expm1(x))), input=x)
+    return results
 
 
 def test_reconstruction_profiles(data):
     x, x_hat, _, _, genes = data
-    fig = pl.reconstruction_profiles(x, x_hat, genes, n_samples=3, n_genes=20)
+    results = summarised(x, x_hat, genes, n_cells=3, n_genes=20)
+    profiles = results.uns["geneae"]["profiles"]
+    fig = pl.reconstruction_profiles(profiles)
     assert len(fig.axes) == 3
     labels = [t.get_text() for t in fig.axes[-1].get_xticklabels()]
-    variance = x.var(axis=0)
-    assert labels[0] == genes[int(np.argmax(variance))]
-    render(pl.reconstruction_profiles(sp.csr_matrix(x), x_hat, genes))
+    assert len(labels) == 20
+    assert labels[0] == genes[int(np.argmax(x.var(axis=0)))]
+    for k, ax in enumerate(fig.axes):
+        r = profiles["r"][k]
+        assert ax.get_title(loc="left") == f"{profiles['cells'][k]}   (r over all genes = {r:.2f})"
+        heights = [bar.get_height() for bar in ax.patches]  # grey bars: the observed values
+        np.testing.assert_allclose(heights, profiles["observed"][k], rtol=1e-6)
+    render(pl.reconstruction_profiles(results))  # the AnnData holding them works too
+    broken = dict(profiles, observed=profiles["observed"][:, :5])
+    with pytest.raises(InputError):
+        pl.reconstruction_profiles(broken)
 
 
 def test_latent_variance(data):
@@ -192,15 +237,23 @@ def test_responsibilities(data):
 
 
 def test_expression_histograms(data):
-    x, *_ = data
+    x, x_hat, _, _, genes = data
     raw = np.round(np.expm1(x))
-    fig = pl.expression_histograms(sp.csr_matrix(raw), x)
+    results = summarised(x, x_hat, genes)
+    stored = results.uns["geneae"]["histograms"]
+    fig = pl.expression_histograms(stored)
     assert len(fig.axes) == 2
     assert all(ax.get_yscale() == "log" for ax in fig.axes)
+    assert fig.axes[0].get_title().startswith("before preprocessing")
     # implicit zeros of the sparse matrix are counted
     assert f"{np.mean(raw == 0):.0%} zeros" in fig.axes[0].get_title()
-    assert len(pl.expression_histograms(None, x).axes) == 1
+    assert f"{raw.size:,} values" in fig.axes[0].get_title()
+    only_input = pl.expression_histograms({"input": stored["input"]})
+    assert len(only_input.axes) == 1
+    assert only_input.axes[0].get_title().startswith("after preprocessing")
     render(fig)
+    with pytest.raises(InputError):
+        pl.expression_histograms({})
 
 
 def test_metrics_bars():
@@ -218,20 +271,55 @@ def test_metrics_bars():
     assert len(pl.metrics_bars({}).axes) == 1
 
 
-def test_umap_map(data):
-    _, _, latent, labels, _ = data
-    coords = pl.embed_2d(latent, "umap", seed=0)
-    assert coords.shape == (len(latent), 2) and np.all(np.isfinite(coords))
-    np.testing.assert_array_equal(coords, pl.embed_2d(latent, "umap", seed=0))
-    fig = pl.map_pair(coords, coords, labels, method="umap", precomputed=True)
-    assert fig.axes[0].get_xlabel() == "UMAP 1"
-
-
 def test_no_pyplot_figures_left_open(data):
     import matplotlib.pyplot as plt
 
     before = plt.get_fignums()
     x, x_hat, latent, labels, genes = data
-    pl.map_pair(x, latent, labels)
+    pl.map_pair(latent[:, :2], latent[:, 2:], labels)
     pl.confusion(labels, labels)
+    pl.reconstruction_profiles(summarised(x, x_hat, genes))
     assert plt.get_fignums() == before
+
+
+def test_compare_runs(results_factory):
+    a, _ = results_factory(n=80, g=20, max_cells=60)
+    b, _ = results_factory(n=80, g=20, labels=False, seed=1)
+    del b.obsm["map_pca_geneae"]  # falls back to the first two latent dimensions
+    fig = pl.compare_runs({"run a": a, "run b": b})
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["run a", "run b", "geneae vs PCA (same dimension)"]
+    assert fig.axes[0].get_xlabel() == "PCA 1" and fig.axes[1].get_xlabel() == "latent 1"
+    assert len(fig.axes[0].collections[0].get_offsets()) == 60
+    assert len(fig.axes[1].collections[0].get_offsets()) == 80
+    bars = fig.axes[2]
+    assert len(bars.patches) == 2 * 2 * 2  # ARI and NMI, geneae and PCA, two runs
+    heights = [p.get_height() for p in bars.patches]
+    comparison = json.loads(a.uns["geneae"]["metrics"])["comparison"]
+    assert heights[0] == pytest.approx(comparison["geneae"]["ari"])
+    assert np.isnan(heights[1])  # run b has no labels: no ARI
+    render(fig)
+    unlabelled = pl.compare_runs({"run b": b})
+    assert not unlabelled.axes[-1].axison  # says there is nothing to compare
+    with pytest.raises(InputError):
+        pl.compare_runs({})
+
+
+def test_pl_fits_nothing():
+    # Drawing never fits a map or a model: pl imports no t-SNE, UMAP, scikit-learn or tl code
+    # (and no pyplot), and no longer offers embed_2d.
+    import re
+    from pathlib import Path
+
+    imports = [
+        line.strip()
+        for p in Path(pl.__file__).parent.glob("*.py")
+        for line in p.read_text().splitlines()
+        if re.match(r"\s*(import|from)\s", line)
+    ]
+    assert any("geneae.pl._style" in line for line in imports)  # the scan sees the imports
+    for line in imports:
+        assert not re.search(
+            r"openTSNE|umap|sklearn|pyplot|geneae\.tl|geneae import .*\btl\b", line
+        )
+    assert not hasattr(pl, "embed_2d")

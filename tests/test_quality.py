@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from geneae import GeneAE, RunConfig, read
-from geneae.run import evaluate_model
+from geneae.run import evaluate_file
 
 
 @pytest.mark.slow
@@ -15,7 +15,7 @@ def test_default_count_model_on_10x_pbmc(shared_file):
     config = RunConfig().updated({"train.quiet": True, "evaluate.report": False})
     model = GeneAE(config).fit(adata)
     assert model.config.model.likelihood == "nb"  # counts get the count model by default
-    metrics = evaluate_model(model, adata)
+    metrics = evaluate_file(model, adata)
     ours, pca = metrics["comparison"]["geneae"], metrics["comparison"]["pca"]
     print(json.dumps({"geneae": ours, "pca": pca}, default=float))
     # The floor: at least 0.70 and at least PCA with as many components on the same

@@ -1,139 +1,29 @@
 import base64
 import json
-import re
 from html.parser import HTMLParser
+from importlib.resources import files
 from pathlib import Path
 
-import anndata
-import numpy as np
-import pandas as pd
 import pytest
-import scipy.sparse as sp
+from matplotlib.figure import Figure
 
-from geneae.config import RunConfig
+import geneae.report as report
+from geneae import tl
 from geneae.errors import ModelFileError
-from geneae.evaluate import compare_with_pca, latent_usage, top_genes
-from geneae.report import SECTIONS, write_report
+from geneae.report import RESULTS, SECTIONS, write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+VOID = {"meta", "img", "br", "hr", "link", "input", "source", "col", "wbr"}
 
 
-def make_run_dir(
-    root: Path,
-    *,
-    n: int = 200,
-    g: int = 60,
-    d: int = 4,
-    k: int = 4,
-    labels: bool = True,
-    loadings: bool = True,
-    responsibilities: bool = True,
-    raw: bool = True,
-    history: bool = True,
-    tsne: bool = False,
-    umap: bool = False,
-    seed: int = 0,
-) -> Path:
-    """A small but complete run directory in the layout the training code writes."""
-    rng = np.random.default_rng(seed)
-    run = root / "run"
+def make_run_dir(root: Path, results_factory, *, name: str = "run", edit=None, **options) -> Path:
+    """A run directory holding only results.h5ad, built by the tl functions (conftest)."""
+    results, _ = results_factory(**options)
+    if edit is not None:
+        edit(results)
+    run = root / name
     run.mkdir(parents=True)
-    groups = rng.integers(0, k, size=n)
-    names = np.array(["T cell", "B cell", "NK", "monocyte", "DC", "platelet"])[:k]
-    y = names[groups]
-    centres = rng.normal(scale=2.5, size=(k, d))
-    z = centres[groups] + rng.normal(scale=0.6, size=(n, d))
-    w = rng.normal(scale=0.6, size=(d, g))
-    counts = rng.poisson(np.exp(np.clip(z @ w / 2, -3, 3)))
-    lib = np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    x = np.log1p(counts / lib * 1e3)
-    x_hat = np.maximum(x + rng.normal(scale=0.2, size=x.shape), 0)
-    qz_var = np.full((n, d), 0.2)
-    qz_var[:, -1] = 1.0
-    latent = z.copy()
-    latent[:, -1] = rng.normal(scale=0.02, size=n)  # a collapsed dimension
-
-    result = compare_with_pca(
-        x, latent, x_hat, y if labels else None, seed=seed, n_clusters=None if labels else k
-    )
-    comparison = result.metrics
-    arrays = {"pca_embedding": result.pca_embedding, "clusters": result.clusters}
-    usage = latent_usage(latent, qz_var)
-    cfg = RunConfig().updated({"evaluate.tsne": tsne, "evaluate.umap": umap})
-    (run / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
-    data = {
-        "path": "/data/example.h5ad",
-        "n_cells": n,
-        "n_genes": g + 40,
-        "value_type": "raw counts",
-        "n_genes_model": g,
-    }
-    if labels:
-        data["labels"] = {str(c): int((y == c).sum()) for c in names}
-    metrics = {
-        "comparison": comparison,
-        "latent_usage": usage,
-        "likelihood": {"val_elbo": -812.5, "val_reconstruction": 790.1, "val_kl": 22.4},
-        "timings": {
-            "read_s": 0.4,
-            "preprocess_s": 1.2,
-            "train_s": 75.3,
-            "seconds_per_epoch": 0.75,
-            "evaluate_s": 3.1,
-        },
-        "data": data,
-        "model": {
-            "family": "vae",
-            "likelihood": "nb",
-            "latent_dim": d,
-            "n_parameters": 12345,
-            "epochs_trained": 30,
-            "best_epoch": 27,
-            "device": "cpu",
-        },
-    }
-    (run / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    if history:
-        epochs = np.arange(1, 31)
-        frame = pd.DataFrame(
-            {
-                "epoch": epochs,
-                "train_loss": 900 / np.sqrt(epochs),
-                "val_loss": 950 / np.sqrt(epochs) + 5,
-                "train_reconstruction": 880 / np.sqrt(epochs),
-                "val_reconstruction": 920 / np.sqrt(epochs),
-                "train_kl": 20 + np.log(epochs),
-                "val_kl": 21 + np.log(epochs),
-                "train_elbo": -900 / np.sqrt(epochs),
-                "val_elbo": -950 / np.sqrt(epochs),
-                "lr": np.where(epochs < 20, 1e-3, 5e-4),
-                "kl_weight": np.minimum(epochs / 10, 1),
-                "mask_rate": np.nan,
-            }
-        )
-        frame.to_csv(run / "history.csv", index=False)
-
-    adata = anndata.AnnData(X=sp.csr_matrix(x.astype(np.float32)))
-    adata.obs_names = [f"cell{i}" for i in range(n)]
-    adata.var_names = [f"GENE{j}" for j in range(g)]
-    adata.layers["geneae_denoised"] = x_hat.astype(np.float32)
-    if raw:
-        adata.layers["raw"] = sp.csr_matrix(counts.astype(np.float32))
-    adata.obsm["X_geneae"] = latent
-    adata.obsm["X_pca"] = arrays["pca_embedding"]
-    if labels:
-        adata.obs["label"] = pd.Categorical(y)
-    adata.obs["geneae_cluster"] = pd.Categorical(arrays["clusters"]["geneae"].astype(str))
-    adata.obs["pca_cluster"] = pd.Categorical(arrays["clusters"]["pca"].astype(str))
-    if responsibilities:
-        logits = 4 * np.eye(k)[groups] + rng.normal(size=(n, k))
-        probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-        adata.obsm["geneae_responsibilities"] = probs
-    if loadings:
-        adata.varm["geneae_loadings"] = w.T
-        adata.uns["geneae_latent_var"] = latent.var(axis=0)
-        adata.uns["geneae_latent_kl"] = np.asarray(usage["kl"])
-    adata.write_h5ad(run / "report_data.h5ad")
+    results.write_h5ad(run / RESULTS)
     return run
 
 
@@ -154,9 +44,16 @@ class ReportParser(HTMLParser):
         self._row: tuple[str, list] | None = None
         self._cell: list | None = None
         self.text: dict[str, list[str]] = {}
+        self.open_tags: list[str] = []
+        self.mismatched: list[tuple[str, str | None]] = []
+        self.style = ""
+        self._in_style = False
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
+        if tag not in VOID:
+            self.open_tags.append(tag)
+        self._in_style = tag == "style"
         for key in ("src", "href"):
             if key in a:
                 self.urls.append(a[key])
@@ -177,6 +74,10 @@ class ReportParser(HTMLParser):
             self._cell = [a.get("class") or "", ""]
 
     def handle_endtag(self, tag):
+        top = self.open_tags.pop() if self.open_tags else None
+        if top != tag:
+            self.mismatched.append((tag, top))
+        self._in_style = False
         if tag == "h2":
             self._in_h2 = False
         elif tag == "table":
@@ -192,6 +93,8 @@ class ReportParser(HTMLParser):
             self._row = None
 
     def handle_data(self, data):
+        if self._in_style:
+            self.style += data
         if self._in_h2 and self._section:
             self.h2[self._section] = self.h2.get(self._section, "") + data
         if self._cell is not None:
@@ -203,6 +106,7 @@ class ReportParser(HTMLParser):
 def parse(path: Path) -> ReportParser:
     parser = ReportParser()
     parser.feed(path.read_text(encoding="utf-8"))
+    parser.close()
     return parser
 
 
@@ -210,8 +114,13 @@ def section_text(parser: ReportParser, sid: str) -> str:
     return " ".join(" ".join(parser.text.get(sid, [])).split())
 
 
-def check_self_contained(parser: ReportParser) -> None:
+def check_page(parser: ReportParser) -> None:
+    """Well-formed (every element closed in order), self-contained, PNG data URIs only."""
+    assert parser.mismatched == [] and parser.open_tags == []
+    assert parser.sections == [sid for sid, _ in SECTIONS]
+    assert parser.h2 == dict(SECTIONS)
     assert parser.scripts == 0
+    assert "@media print" in parser.style
     for url in parser.urls:
         assert not url.startswith(("http", "//")), url
         assert url.startswith(("#", "data:image/png;base64,")), url
@@ -222,9 +131,16 @@ def check_self_contained(parser: ReportParser) -> None:
         assert base64.b64decode(src.split(",", 1)[1], validate=True).startswith(PNG_SIGNATURE)
 
 
+def images_by_section(parser: ReportParser) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for img in parser.images:
+        counts[img["section"]] = counts.get(img["section"], 0) + 1
+    return counts
+
+
 @pytest.fixture(scope="module")
-def full_report(tmp_path_factory):
-    run = make_run_dir(tmp_path_factory.mktemp("full"), tsne=True)
+def full_report(tmp_path_factory, results_factory):
+    run = make_run_dir(tmp_path_factory.mktemp("full"), results_factory, methods=("pca", "tsne"))
     return run, write_report(run)
 
 
@@ -232,14 +148,9 @@ def test_full_report_sections_and_images(full_report):
     run, path = full_report
     assert path == run / "report.html"
     parser = parse(path)
-    assert parser.sections == [sid for sid, _ in SECTIONS]
-    assert parser.h2 == dict(SECTIONS)
-    check_self_contained(parser)
-    by_section = {}
-    for img in parser.images:
-        by_section[img["section"]] = by_section.get(img["section"], 0) + 1
+    check_page(parser)
     # PCA and t-SNE maps (UMAP off): 3 pairs each; both confusion matrices + responsibilities
-    assert by_section == {
+    assert images_by_section(parser) == {
         "metrics": 1,
         "training": 1,
         "maps": 6,
@@ -250,16 +161,21 @@ def test_full_report_sections_and_images(full_report):
     }
     pngs = sorted(p.name for p in (run / "figures").glob("*.png"))
     assert len(pngs) == len(parser.images)
-    assert all((run / "figures" / p).read_bytes().startswith(PNG_SIGNATURE) for p in pngs)
+    embedded = {base64.b64decode(i["src"].split(",", 1)[1]) for i in parser.images}
+    assert {(run / "figures" / p).read_bytes() for p in pngs} == embedded  # the same PNGs
     html = path.read_text(encoding="utf-8")
     assert "could not be drawn" not in html
-    assert "UMAP maps are turned off" in section_text(parser, "maps")
-    assert "GENE" in section_text(parser, "genes")  # top genes table from the loadings
+    maps = section_text(parser, "maps")
+    assert "UMAP maps are turned off" in maps
+    assert "150 of the 200 cells" in maps  # the plotted subsample of tl.maps
+    assert "The 2-D maps show 150 of them" in section_text(parser, "data")
+    assert "2-D maps" in section_text(parser, "timings")
+    assert "preset: null" in section_text(parser, "config")
 
 
 def test_metrics_table_marks_better_value(full_report):
     run, path = full_report
-    comparison = json.loads((run / "metrics.json").read_text())["comparison"]
+    comparison = stored_metrics(run)["comparison"]
     rows = dict(parse(path).metric_rows)
     marked = 0
     for label, metric, higher in (
@@ -282,49 +198,100 @@ def test_metrics_table_marks_better_value(full_report):
     assert "n/a" not in rows["ARI"][1][1]
 
 
+def stored_metrics(run: Path) -> dict:
+    import anndata
+
+    return json.loads(anndata.read_h5ad(run / RESULTS).uns["geneae"]["metrics"])
+
+
 def test_summary_states_numbers_from_metrics(full_report):
     run, path = full_report
-    comparison = json.loads((run / "metrics.json").read_text())["comparison"]
+    comparison = stored_metrics(run)["comparison"]
     text = section_text(parse(path), "summary")
     for metric in ("ari", "nmi", "mse"):
         assert f"{comparison['geneae'][metric]:.3f}" in text
         assert f"{comparison['pca'][metric]:.3f}" in text
     assert "3 of 4 latent dimensions are active" in text
+    assert "geneae is better" in text or "PCA is better" in text or "mixed" in text
+
+
+def test_signed_loadings_described_and_marked(full_report):
+    _, path = full_report
+    parser = parse(path)
+    genes = section_text(parser, "genes")
+    assert "positive (red): the gene rises as the dimension grows" in genes
+    assert "negative (blue): the gene falls" in genes
+    html = path.read_text(encoding="utf-8")
+    assert '<span class="neg">-' in html and '<span class="pos">+' in html
+
+
+def test_rerender_fits_nothing_and_draws_each_figure_once(full_report, monkeypatch):
+    run, path = full_report
+    images = len(parse(path).images)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the report must not compute")
+
+    for name in ("maps", "histograms", "profiles", "embed_2d"):
+        monkeypatch.setattr(tl, name, forbidden)
+    import openTSNE
+    import sklearn.decomposition
+    import umap
+
+    monkeypatch.setattr(openTSNE.TSNE, "fit", forbidden)
+    monkeypatch.setattr(umap.UMAP, "fit", forbidden)
+    monkeypatch.setattr(sklearn.decomposition.PCA, "fit", forbidden)
+    monkeypatch.setattr(sklearn.decomposition.PCA, "fit_transform", forbidden)
+    saved = []
+    original = Figure.savefig
+
+    def counting(self, *args, **kwargs):
+        saved.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", counting)
+    again = parse(write_report(run))
+    check_page(again)
+    assert len(again.images) == images == len(saved)
+    assert "could not be drawn" not in path.read_text(encoding="utf-8")
 
 
 def test_failed_rerender_keeps_previous_report(full_report, monkeypatch):
     run, path = full_report
     kept = path.read_bytes()
-    import geneae.report as report
-    from geneae.report.figures import FigureSet
+    figures = {p.name: p.read_bytes() for p in (run / "figures").glob("*.png")}
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    # skip the drawing (tested elsewhere) and fail while rendering the page
-    monkeypatch.setattr(report, "draw_figures", lambda run, d: FigureSet(d))
     monkeypatch.setattr(report, "render", broken)
     with pytest.raises(RuntimeError):
         write_report(run)
     assert path.read_bytes() == kept  # the old report survives a failed rendering
+    assert {p.name: p.read_bytes() for p in (run / "figures").glob("*.png")} == figures
     assert not list(run.glob(".*.tmp")) and not list((run / "figures").glob(".*.tmp"))
 
 
-def test_minimal_run_degrades_gracefully_and_rerenders(tmp_path):
+def test_minimal_run_degrades_gracefully_and_rerenders(tmp_path, results_factory):
     run = make_run_dir(
-        tmp_path, labels=False, loadings=False, responsibilities=False, raw=False, history=False
+        tmp_path,
+        results_factory,
+        labels=False,
+        loadings=False,
+        responsibilities=False,
+        raw=False,
+        history=False,
     )
     parser = parse(write_report(run))
-    assert parser.sections == [sid for sid, _ in SECTIONS]
-    assert parser.h2 == dict(SECTIONS)
-    check_self_contained(parser)
+    check_page(parser)
     assert "unsupervised only" in section_text(parser, "summary")
     assert "unsupervised only" in section_text(parser, "metrics")
-    assert "history.csv not found" in section_text(parser, "training")
-    assert "loadings" in section_text(parser, "genes")
+    assert "uns['geneae']['history']" in section_text(parser, "training")
+    assert "varm['geneae_loadings']" in section_text(parser, "genes")
     clusters = section_text(parser, "clusters")
     assert "No labels" in clusters and "only GMVAE runs" in clusters
-    assert "layers['raw']" in section_text(parser, "expression")
+    assert "['raw']" in section_text(parser, "expression")
+    assert images_by_section(parser)["expression"] == 1  # the preprocessed values still
     rows = dict(parser.metric_rows)
     assert "ARI" not in rows and "silhouette" in rows
     html = (run / "report.html").read_text(encoding="utf-8")
@@ -343,25 +310,80 @@ def test_minimal_run_degrades_gracefully_and_rerenders(tmp_path):
     assert not list(run.glob(".*.tmp")) and not list((run / "figures").glob(".*.tmp"))
 
 
-def test_top_genes_csv_is_used_and_text_escaped(tmp_path):
-    run = make_run_dir(tmp_path, loadings=False, responsibilities=False)
-    w = np.eye(60, 4) * np.arange(1, 61)[:, None]
-    top_genes(w, [f"MYGENE{i}" for i in range(60)]).to_csv(run / "top_genes.csv", index=False)
-    metrics = json.loads((run / "metrics.json").read_text())
-    metrics["data"]["path"] = '<img src="http://evil.example/x.png">'
-    (run / "metrics.json").write_text(json.dumps(metrics))
+def drop_computed(results):
+    """A results file written before tl ran: no maps, histograms, profiles; bad metrics."""
+    for key in [k for k in results.obsm if k.startswith("map_")]:
+        del results.obsm[key]
+    del results.obs["plotted"]
+    for key in ("maps", "histograms", "profiles", "config"):
+        del results.uns["geneae"][key]
+    results.uns["geneae"]["metrics"] = "{not json"
+
+
+def test_missing_pieces_are_noted_not_invented(tmp_path, results_factory):
+    run = make_run_dir(tmp_path, results_factory, edit=drop_computed)
     parser = parse(write_report(run))
-    assert "MYGENE" in section_text(parser, "genes")
-    check_self_contained(parser)  # the path is shown as text, not as an image
+    check_page(parser)
+    assert "no 2-D maps" in section_text(parser, "maps")
+    assert "uns['geneae']['profiles']" in section_text(parser, "reconstruction")
+    assert "uns['geneae']['histograms']" in section_text(parser, "expression")
+    assert "uns['geneae']['config']" in section_text(parser, "config")
+    assert "No verdict: the metrics could not be read" in section_text(parser, "summary")
+    assert "metrics could not be read" in section_text(parser, "timings")
+    # Without metrics the latent figure falls back to the variance of the latent codes.
+    assert "obsm['X_geneae']" in section_text(parser, "latent")
+    assert set(images_by_section(parser)) == {"training", "latent", "clusters"}
+
+
+def test_a_missing_map_space_is_named(tmp_path, results_factory):
+    def edit(results):
+        del results.obsm["map_pca_reconstruction"]
+
+    parser = parse(write_report(make_run_dir(tmp_path, results_factory, edit=edit)))
+    maps = section_text(parser, "maps")
+    assert "obsm['map_pca_reconstruction']" in maps
+    assert images_by_section(parser)["maps"] == 2  # latent and baseline pairs still drawn
+    assert "t-SNE and UMAP maps are turned off" in maps
+
+
+def test_text_from_the_file_is_escaped(tmp_path, results_factory):
+    def edit(results):
+        metrics = json.loads(results.uns["geneae"]["metrics"])
+        metrics["data"]["path"] = '<img src="http://evil.example/x.png">'
+        metrics["model"]["family"] = "<script>alert(1)</script>"
+        results.uns["geneae"]["metrics"] = json.dumps(metrics)
+
+    parser = parse(write_report(make_run_dir(tmp_path, results_factory, edit=edit)))
+    check_page(parser)  # the path is shown as text, not as an image; no script element
     assert "evil.example" in section_text(parser, "data")
+    assert "<script>alert(1)</script>" in section_text(parser, "summary")
 
 
-def test_empty_run_dir(tmp_path):
-    parser = parse(write_report(tmp_path))
-    assert parser.sections == [sid for sid, _ in SECTIONS]
-    assert parser.images == []
-    assert "No verdict" in section_text(parser, "summary")
-    assert "config.yaml not found" in section_text(parser, "config")
-    assert re.search(r"report_data\.h5ad not found", section_text(parser, "maps"))
+@pytest.mark.parametrize("content", [None, b"not an h5ad file"])
+def test_missing_or_unreadable_results_file(tmp_path, content):
+    if content is not None:
+        (tmp_path / RESULTS).write_bytes(content)
+    with pytest.raises(ModelFileError) as info:
+        write_report(tmp_path)
+    message = str(info.value)
+    assert str(tmp_path / RESULTS) in message and "geneae train" in message
+    assert not (tmp_path / "report.html").exists()
     with pytest.raises(ModelFileError):
         write_report(tmp_path / "does-not-exist")
+
+
+def test_cli_report_without_results_is_one_line(tmp_path, capsys):
+    from geneae.cli import main
+
+    (tmp_path / "metrics.json").write_text("{}")
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+    assert RESULTS in err and "geneae train" in err
+
+
+def test_template_is_packaged():
+    templates = files("geneae.report") / "templates"
+    assert (templates / "report.html.j2").is_file() and (templates / "report.css").is_file()
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert '"report/templates/*"' in pyproject and '"jinja2>=3.1"' in pyproject

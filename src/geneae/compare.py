@@ -109,7 +109,7 @@ def run_grid(
     with atomic_path(csv_path) as tmp:
         table.to_csv(tmp, index=False)
     write_text(out_dir / "comparison.md", table.to_markdown(index=False, floatfmt=".4f") + "\n")
-    _figure(out_dir, [name for name, _, _ in configs], table)
+    _figure(out_dir, [name for name, _, _ in configs])
     return csv_path
 
 
@@ -117,44 +117,17 @@ def _cell(value: Any) -> Any:
     return "-".join(map(str, value)) if isinstance(value, list) else value
 
 
-def _figure(out_dir: Path, names: list[str], table: pd.DataFrame) -> None:
-    """Latent maps of every run side by side, and geneae-vs-PCA bars of ARI / NMI."""
-    import anndata as ad
-    import matplotlib
+def _figure(out_dir: Path, names: list[str]) -> None:
+    """Latent maps of every run side by side, and geneae-vs-PCA bars of ARI / NMI.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Drawn by :func:`geneae.pl.compare_runs` from each run's ``results.h5ad`` (the stored PCA
+    map of its latent space, its labels and its metrics); nothing is fitted here.
+    """
+    import anndata as ad
 
     from geneae import pl
 
-    n = len(names)
-    fig, axes = plt.subplots(1, n + 1, figsize=(4 * (n + 1), 4), squeeze=False)
-    for ax, name in zip(axes[0], names, strict=False):
-        rep = ad.read_h5ad(out_dir / name / "report_data.h5ad")
-        labels = rep.obs["label"].astype(str).to_numpy() if "label" in rep.obs else None
-        from sklearn.decomposition import PCA
-
-        latent = rep.obsm["X_geneae"]
-        coords = PCA(2, random_state=0).fit_transform(latent) if latent.shape[1] > 2 else latent
-        pl.embedding_map(coords, labels, title=name, ax=ax)
-    ax = axes[0][-1]
-    metrics = [m for m in ("ari", "nmi") if m in table]
-    width = 0.8 / max(1, 2 * len(metrics))
-    for j, metric in enumerate(metrics):
-        xs = range(len(table))
-        ax.bar([x + (2 * j) * width for x in xs], table[metric], width, label=f"geneae {metric}")
-        ax.bar(
-            [x + (2 * j + 1) * width for x in xs],
-            table[f"pca_{metric}"],
-            width,
-            label=f"PCA {metric}",
-            alpha=0.6,
-        )
-    ax.set_xticks(list(range(len(table))))
-    ax.set_xticklabels(table["run"], rotation=45, ha="right", fontsize=7)
-    ax.legend(fontsize=7)
-    ax.set_title("geneae vs PCA (same dimension)")
-    fig.tight_layout()
+    runs = {name: ad.read_h5ad(out_dir / name / "results.h5ad") for name in names}
+    fig = pl.compare_runs(runs)
     with atomic_path(out_dir / "comparison.png") as tmp:
         fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)

@@ -214,14 +214,14 @@ def evaluate(
     Example: geneae evaluate runs/pbmc other_pbmc.h5ad --labels cell_type
     """
     from geneae.model import GeneAE
-    from geneae.run import evaluate_model, load_data
+    from geneae.run import evaluate_file, load_data
     from geneae.saved_model import write_json
 
     target = out_file or run_dir / f"evaluate_{data.name.split('.')[0]}.json"
     _refuse_existing(target, overwrite)
     model = GeneAE.load(run_dir)
     adata = load_data(data, model.config, labels=labels_file or labels)
-    metrics = evaluate_model(model, adata)
+    metrics = evaluate_file(model, adata)
     metrics.setdefault("data", {})["path"] = str(data)
     write_json(target, metrics)
     out.print(summary_table(metrics, f"geneae vs PCA on {data}"))

@@ -1,27 +1,31 @@
-"""One self-contained HTML report per run: metrics beside a PCA baseline, and figures.
+"""One self-contained HTML report per run, rendered from the run's results file alone.
 
-``write_report(run_dir)`` reads the run directory written by training (``config.yaml``,
-``metrics.json``, ``history.csv``, ``report_data.h5ad``, optionally ``top_genes.csv``),
-(re)draws every figure into ``run_dir/figures/*.png`` and writes ``run_dir/report.html`` with
-the images embedded as data URIs, inline CSS and no script, so the file can be mailed,
-archived or printed on its own.
+``write_report(run_dir)`` reads ``run_dir/results.h5ad`` (see ``docs/results.md``), draws
+every figure with :mod:`geneae.pl` from the stored slots (no PCA, t-SNE, UMAP or clustering
+is fitted here), renders the Jinja2 template ``templates/report.html.j2`` with the images
+embedded as data URIs, inline CSS and no script, so the page can be mailed, archived or
+printed on its own, and writes ``run_dir/report.html`` and ``run_dir/figures/*.png``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from pathlib import Path
 
-from geneae._atomic import write_text
-from geneae.report.figures import draw_figures
-from geneae.report.html import SECTIONS, render
-from geneae.report.rundata import RunData, load_run
+import jinja2
+
+from geneae._atomic import write_bytes, write_text
+from geneae.report.figures import FigureSet, draw_figures
+from geneae.report.results import RESULTS, Results, load_results
+from geneae.report.sections import SECTIONS, sections
 
 logger = logging.getLogger(__name__)
 
 REPORT = "report.html"
 FIGURES = "figures"
+TEMPLATE = "report.html.j2"
 
 
 def write_report(run_dir: str | Path) -> Path:
@@ -30,45 +34,74 @@ def write_report(run_dir: str | Path) -> Path:
     Parameters
     ----------
     run_dir
-        A run directory. Missing optional pieces (labels, loadings, responsibilities, the
-        history, even ``report_data.h5ad``) make the corresponding sections say what is
-        missing; nothing is invented.
+        A run directory holding ``results.h5ad``. Pieces missing from that file (labels,
+        loadings, responsibilities, the history, a map method, ...) make the corresponding
+        sections say what is missing; nothing is invented.
 
     Returns
     -------
     pathlib.Path
         ``run_dir/report.html``. It and every figure are written atomically: an interrupted
         run leaves the previous files intact.
+
+    Raises
+    ------
+    geneae.errors.ModelFileError
+        ``run_dir`` is not a directory, or ``results.h5ad`` is missing or unreadable (the
+        message names the file and says to re-run ``geneae train``).
     """
     start = time.perf_counter()
-    run = load_run(run_dir)
-    figures_dir = run.run_dir / FIGURES
-    figs = draw_figures(run, figures_dir)
-    _remove_stale(figures_dir, keep=figs.names)
-    path = run.run_dir / REPORT
-    write_text(path, render(run, figs, version=_version()))
+    results = load_results(run_dir)
+    figs = draw_figures(results)
+    html = render(results, figs, version=_version())
+    figures_dir = results.run_dir / FIGURES
+    for item in figs.items:
+        write_bytes(figures_dir / f"{item.name}.png", item.png)
+    _remove_stale(figures_dir, keep={item.name for item in figs.items})
+    path = results.run_dir / REPORT
+    write_text(path, html)
     logger.info("report written to %s in %.1f s", path, time.perf_counter() - start)
     return path
 
 
+def render(results: Results, figs: FigureSet, *, version: str = "") -> str:
+    """The complete HTML document for ``results`` with the figures of ``figs``."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("geneae.report", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    return env.get_template(TEMPLATE).render(
+        title=f"geneae report — {results.run_dir.name}",
+        stamp=dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        version=version,
+        run_dir=str(results.run_dir),
+        sections=sections(results, figs),
+    )
+
+
 # Names of every figure this package can draw; stale ones (from an earlier rendering, e.g.
 # with UMAP since turned off) are removed so figures/ always matches the report.
+_OURS = (
+    "metrics_bars",
+    "training_curves",
+    "map_",
+    "reconstruction_profiles",
+    "latent_usage",
+    "confusion_",
+    "clusters_geneae_vs_pca",
+    "responsibilities",
+    "expression_histograms",
+)
+
+
 def _remove_stale(figures_dir: Path, keep: set[str]) -> None:
     if not figures_dir.is_dir():
         return
-    ours = (
-        "metrics_bars",
-        "training_curves",
-        "map_",
-        "reconstruction_profiles",
-        "latent_usage",
-        "confusion_",
-        "clusters_geneae_vs_pca",
-        "responsibilities",
-        "expression_histograms",
-    )
     for png in figures_dir.glob("*.png"):
-        if png.stem not in keep and png.stem.startswith(ours):
+        if png.stem not in keep and png.stem.startswith(_OURS):
             png.unlink()
 
 
@@ -81,4 +114,4 @@ def _version() -> str:
         return ""
 
 
-__all__ = ["SECTIONS", "RunData", "load_run", "write_report"]
+__all__ = ["RESULTS", "SECTIONS", "Results", "load_results", "render", "write_report"]

@@ -1,30 +1,32 @@
-"""Draw every report figure from a loaded run into ``figures/*.png``.
+"""Draw every report figure from a run's results with :mod:`geneae.pl`, in memory.
 
-Each figure is drawn by one call to :mod:`geneae.pl`, written atomically, and kept in memory
-(PNG bytes) for embedding. A figure whose inputs are missing becomes a note saying what is
-missing; a figure that fails to draw becomes a note with the error (and a logged warning),
-so one bad piece never costs the whole report.
+Each figure is drawn by one call to :mod:`geneae.pl` and rendered to PNG bytes once; the
+same bytes are embedded in the page and written to ``figures/``. Nothing is computed here
+beyond picking slots of the results (maps, histograms and profiles were computed by
+:mod:`geneae.tl` when the run was evaluated). A figure whose inputs are missing becomes a
+note saying what is missing; a figure that fails to draw becomes a note with the error
+(and a logged warning), so one bad piece never costs the whole report.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from geneae import pl
-from geneae._atomic import atomic_path
-from geneae.report.rundata import REPORT_DATA, RunData
+from geneae.report.results import RESULTS, Results
 
 logger = logging.getLogger(__name__)
 
 DPI = 110
-MAP_METHODS: tuple[pl.MapMethod, ...] = ("pca", "tsne", "umap")
+MAP_METHODS = ("pca", "tsne", "umap")
+_CONFIG_SWITCH = {"tsne": "tsne", "umap": "umap"}  # evaluate.<switch> turns a method off
 
 
 @dataclass
@@ -41,9 +43,8 @@ class FigureItem:
 
 @dataclass
 class FigureSet:
-    """Figures and notes per report section, in drawing order, saved into ``figures_dir``."""
+    """Figures and notes per report section, in drawing order."""
 
-    figures_dir: Path
     blocks: dict[str, list[FigureItem | str]] = field(default_factory=dict)
 
     def note(self, section: str, text: str) -> None:
@@ -60,57 +61,49 @@ class FigureSet:
         heading: str | None = None,
         half: bool = False,
     ) -> None:
-        """Draw one figure with ``make`` and save it as ``figures/<name>.png``."""
+        """Draw one figure with ``make`` and keep its PNG bytes."""
         try:
-            fig = make()
-            with atomic_path(self.figures_dir / f"{name}.png") as tmp:
-                fig.savefig(tmp, format="png", dpi=DPI)
-                png = tmp.read_bytes()
+            buffer = io.BytesIO()
+            make().savefig(buffer, format="png", dpi=DPI)
         except Exception as exc:  # noqa: BLE001 - a report shows what it can
             logger.warning("report: figure %s failed", name, exc_info=True)
             self.note(
                 section, f"The figure “{alt}” could not be drawn ({type(exc).__name__}: {exc})."
             )
             return
-        item = FigureItem(name, png, alt, caption, heading, half)
+        item = FigureItem(name, buffer.getvalue(), alt, caption, heading, half)
         self.blocks.setdefault(section, []).append(item)
 
     @property
-    def names(self) -> set[str]:
-        return {
-            b.name for blocks in self.blocks.values() for b in blocks if isinstance(b, FigureItem)
-        }
+    def items(self) -> list[FigureItem]:
+        return [b for blocks in self.blocks.values() for b in blocks if isinstance(b, FigureItem)]
 
 
-def draw_figures(run: RunData, figures_dir: Path) -> FigureSet:
-    """Draw every figure the run's files allow; see the module docstring."""
-    figs = FigureSet(figures_dir)
-    _metrics(run, figs)
-    _training(run, figs)
-    _maps(run, figs)
-    _reconstruction(run, figs)
-    _latent(run, figs)
-    _clusters(run, figs)
-    _expression(run, figs)
+def draw_figures(results: Results) -> FigureSet:
+    """Draw every figure the results allow; see the module docstring."""
+    figs = FigureSet()
+    _metrics(results, figs)
+    _training(results, figs)
+    _maps(results, figs)
+    _reconstruction(results, figs)
+    _latent(results, figs)
+    _clusters(results, figs)
+    _expression(results, figs)
     return figs
 
 
-def _no_adata(run: RunData) -> str:
-    return run.missing.get("adata", f"{REPORT_DATA} not found") + " No figure from it."
-
-
-def _labels(run: RunData) -> tuple[Any, str]:
+def _labels(results: Results) -> tuple[Any, str]:
     """Colouring of the maps: the labels, else geneae's clusters, else nothing."""
-    if run.labels is not None:
-        return run.labels, "known labels"
-    clusters = run.obs("geneae_cluster")
+    if results.labels is not None:
+        return results.labels, "known labels"
+    clusters = results.obs("geneae_cluster")
     if clusters is not None:
         return clusters.astype(str), "geneae clusters (no labels given)"
-    return None, "nothing (no labels and no clusters in the report data)"
+    return None, "nothing (no labels and no clusters in the results)"
 
 
-def _metrics(run: RunData, figs: FigureSet) -> None:
-    comparison = run.comparison
+def _metrics(results: Results, figs: FigureSet) -> None:
+    comparison = results.comparison
     if "geneae" in comparison and "pca" in comparison:
         figs.draw(
             "metrics",
@@ -122,11 +115,11 @@ def _metrics(run: RunData, figs: FigureSet) -> None:
         )
 
 
-def _training(run: RunData, figs: FigureSet) -> None:
-    if run.history is None:
-        figs.note("training", run.missing.get("history", "No training history."))
+def _training(results: Results, figs: FigureSet) -> None:
+    if results.history is None:
+        figs.note("training", results.missing.get("history", "No training history."))
         return
-    history = run.history
+    history = results.history
     figs.draw(
         "training",
         "training_curves",
@@ -137,45 +130,11 @@ def _training(run: RunData, figs: FigureSet) -> None:
     )
 
 
-def _maps(run: RunData, figs: FigureSet) -> None:
-    if run.adata is None:
-        figs.note("maps", _no_adata(run))
-        return
-    adata = run.adata
-    labels, coloured_by = _labels(run)
-    matrices: dict[str, Any] = {"original": adata.X}
-    missing = []
-    for key, getter, what in (
-        ("reconstruction", lambda: run.layer("geneae_denoised"), "layers['geneae_denoised']"),
-        ("geneae", lambda: run.obsm("X_geneae"), "obsm['X_geneae']"),
-        ("pca", lambda: run.obsm("X_pca"), "obsm['X_pca']"),
-    ):
-        value = getter()
-        if value is None:
-            missing.append(what)
-        else:
-            matrices[key] = value
-    if missing:
-        figs.note("maps", f"{REPORT_DATA} lacks {', '.join(missing)}: maps using them are skipped.")
-    methods = [
-        m
-        for m in MAP_METHODS
-        if m == "pca" or bool(run.evaluate_option("tsne" if m == "tsne" else "umap", True))
-    ]
-    skipped = [pl.METHOD_NAMES[m] for m in MAP_METHODS if m not in methods]
-    if skipped:
-        figs.note("maps", f"{' and '.join(skipped)} maps are turned off in the configuration.")
-    cache: dict[tuple[str, str], np.ndarray] = {}
-
-    def coords(key: str, method: pl.MapMethod) -> np.ndarray:
-        if (key, method) not in cache:
-            cache[key, method] = pl.embed_2d(matrices[key], method, seed=run.seed)
-        return cache[key, method]
-
-    d = matrices["geneae"].shape[1] if "geneae" in matrices else "?"
-    pairs = [
+def _map_pairs(d: Any) -> list[tuple[str, str, str, str, str, str]]:
+    """(left space, right space, tag, left title, right title, how to read it)."""
+    return [
         (
-            "original",
+            "input",
             "reconstruction",
             "reconstruction",
             "original data",
@@ -183,7 +142,7 @@ def _maps(run: RunData, figs: FigureSet) -> None:
             "the reconstruction keeps the structure of the data if both maps show the same groups",
         ),
         (
-            "original",
+            "input",
             "geneae",
             "latent",
             "original data",
@@ -199,26 +158,57 @@ def _maps(run: RunData, figs: FigureSet) -> None:
             "the better representation shows the known groups as tighter, better-separated islands",
         ),
     ]
+
+
+def _maps(results: Results, figs: FigureSet) -> None:
+    adata = results.adata
+    stored = results.stored("maps")
+    keys = {str(k) for k in adata.obsm if str(k).startswith("map_")}
+    if stored is None and not keys:
+        figs.note(
+            "maps",
+            f"{RESULTS} has no 2-D maps (no uns['geneae']['maps'], no obsm['map_*']): they are "
+            "computed by geneae.tl.maps when a run is evaluated.",
+        )
+        return
+    computed = [str(m) for m in np.atleast_1d((stored or {}).get("methods", []))]
+    methods = [
+        m for m in MAP_METHODS if m in computed or any(k.startswith(f"map_{m}_") for k in keys)
+    ]
+    off = [m for m in MAP_METHODS if m not in methods and m in _CONFIG_SWITCH]
+    turned_off = [m for m in off if results.evaluate_option(_CONFIG_SWITCH[m], True) is False]
+    if turned_off:
+        names = " and ".join(pl.METHOD_NAMES[m] for m in turned_off)
+        figs.note("maps", f"{names} maps are turned off in the configuration.")
+    not_run = [m for m in off if m not in turned_off]
+    if not_run:
+        names = " and ".join(pl.METHOD_NAMES[m] for m in not_run)
+        figs.note("maps", f"{names} maps were not computed for this run.")
+    labels, coloured_by = _labels(results)
+    latent = results.obsm("X_geneae")
+    d = latent.shape[1] if latent is not None and latent.ndim == 2 else "?"
     n = adata.n_obs
+    plotted = results.obs("plotted")
+    m = int(np.asarray(plotted, dtype=bool).sum()) if plotted is not None else n
+    cells = f"all {n:,} cells" if m == n else f"{m:,} of the {n:,} cells (a seeded subsample)"
+    absent: list[str] = []
     for method in methods:
         name = pl.METHOD_NAMES[method]
-        for left, right, tag, t_left, t_right, reading in pairs:
-            if left not in matrices or right not in matrices:
+        for left, right, tag, t_left, t_right, reading in _map_pairs(d):
+            a, b = f"map_{method}_{left}", f"map_{method}_{right}"
+            lacking = [k for k in (a, b) if k not in keys]
+            if lacking:
+                absent += [k for k in lacking if k not in absent]
                 continue
+            xy_a, xy_b = results.obsm(a), results.obsm(b)
             figs.draw(
                 "maps",
                 f"map_{method}_{tag}",
-                lambda m=method, a=left, b=right, tl=t_left, tr=t_right: pl.map_pair(
-                    coords(a, m),
-                    coords(b, m),
-                    labels,
-                    method=m,
-                    titles=(tl, tr),
-                    seed=run.seed,
-                    precomputed=True,
+                lambda xa=xy_a, xb=xy_b, me=method, tl=t_left, tr=t_right: pl.map_pair(
+                    xa, xb, labels, method=me, titles=(tl, tr), seed=results.seed
                 ),
                 alt=f"{name} maps of the {t_left} and the {t_right}, coloured by {coloured_by}",
-                caption=f"{name} of {n:,} cells, coloured by {coloured_by}: {reading}."
+                caption=f"{name} of {cells}, coloured by {coloured_by}: {reading}."
                 + (
                     " Distances between far-apart groups mean little here."
                     if method != "pca"
@@ -226,48 +216,48 @@ def _maps(run: RunData, figs: FigureSet) -> None:
                 ),
                 heading=f"{name} maps",
             )
+    if absent:
+        figs.note(
+            "maps",
+            f"{RESULTS} lacks {', '.join(f'obsm[{k!r}]' for k in absent)}: the maps using them "
+            "are skipped.",
+        )
 
 
-def _reconstruction(run: RunData, figs: FigureSet) -> None:
-    if run.adata is None:
-        figs.note("reconstruction", _no_adata(run))
+def _reconstruction(results: Results, figs: FigureSet) -> None:
+    profiles = results.stored("profiles")
+    if profiles is None:
+        figs.note(
+            "reconstruction",
+            f"{RESULTS} has no uns['geneae']['profiles'] (observed and reconstructed values of "
+            "a few cells, computed by geneae.tl.profiles).",
+        )
         return
-    recon = run.layer("geneae_denoised")
-    if recon is None:
-        figs.note("reconstruction", f"{REPORT_DATA} has no layers['geneae_denoised'].")
-        return
-    adata = run.adata
-    genes = list(map(str, adata.var_names))
-    names = list(map(str, adata.obs_names))
+    n_cells = len(np.atleast_1d(profiles.get("cells", [])))
+    n_genes = len(np.atleast_1d(profiles.get("genes", [])))
     figs.draw(
         "reconstruction",
         "reconstruction_profiles",
-        lambda: pl.reconstruction_profiles(
-            adata.X, recon, genes, n_samples=4, n_genes=50, seed=run.seed, sample_names=names
-        ),
-        alt="Observed and reconstructed values of four cells over the 50 most variable genes",
+        lambda: pl.reconstruction_profiles(profiles),
+        alt=f"Observed and reconstructed values of {n_cells} cells over the {n_genes} most "
+        "variable genes",
         caption="Grey bars: observed values of one cell (model input space); blue line: "
         "geneae's reconstruction. The closer the line follows the bars, the better.",
     )
 
 
-def _latent(run: RunData, figs: FigureSet) -> None:
-    usage = dict(run.section("latent_usage"))
-    source = "metrics.json"
+def _latent(results: Results, figs: FigureSet) -> None:
+    usage = dict(results.section("latent_usage"))
+    source = "the metrics"
     if "variance" not in usage:
-        variance = _uns_array(run, "geneae_latent_var")
-        latent = run.obsm("X_geneae")
-        if variance is None and latent is not None:
-            variance, source = latent.var(axis=0), f"the {run.adata.n_obs:,} cells of {REPORT_DATA}"
-        if variance is None:
+        latent = results.obsm("X_geneae")
+        if latent is None:
             figs.note(
-                "latent", f"No latent usage in metrics.json and no latent space in {REPORT_DATA}."
+                "latent", f"No latent usage in the metrics and no obsm['X_geneae'] in {RESULTS}."
             )
             return
-        usage = {"variance": list(variance)}
-        kl = _uns_array(run, "geneae_latent_kl")
-        if kl is not None:
-            usage["kl"] = list(kl)
+        usage = {"variance": list(np.asarray(latent, dtype=np.float64).var(axis=0))}
+        source = f"obsm['X_geneae'] of the {results.adata.n_obs:,} cells"
     has_kl = usage.get("kl") is not None
     figs.draw(
         "latent",
@@ -285,20 +275,11 @@ def _latent(run: RunData, figs: FigureSet) -> None:
     )
 
 
-def _uns_array(run: RunData, key: str) -> np.ndarray | None:
-    if run.adata is None or key not in run.adata.uns:
-        return None
-    return np.asarray(run.adata.uns[key], dtype=np.float64).ravel()
-
-
-def _clusters(run: RunData, figs: FigureSet) -> None:
-    if run.adata is None:
-        figs.note("clusters", _no_adata(run))
-        return
-    labels = run.labels
-    ours, theirs = run.obs("geneae_cluster"), run.obs("pca_cluster")
+def _clusters(results: Results, figs: FigureSet) -> None:
+    labels = results.labels
+    ours, theirs = results.obs("geneae_cluster"), results.obs("pca_cluster")
     if ours is None:
-        figs.note("clusters", f"{REPORT_DATA} has no obs['geneae_cluster'].")
+        figs.note("clusters", f"{RESULTS} has no obs['geneae_cluster'].")
     if labels is None:
         figs.note(
             "clusters",
@@ -334,7 +315,7 @@ def _clusters(run: RunData, figs: FigureSet) -> None:
                 "colour the fraction of the label.",
                 half=True,
             )
-    probs = run.obsm("geneae_responsibilities")
+    probs = results.obsm("geneae_responsibilities")
     if probs is None:
         figs.note(
             "clusters",
@@ -354,23 +335,28 @@ def _clusters(run: RunData, figs: FigureSet) -> None:
     )
 
 
-def _expression(run: RunData, figs: FigureSet) -> None:
-    if run.adata is None:
-        figs.note("expression", _no_adata(run))
-        return
-    raw = run.layer("raw")
-    if raw is None:
+def _expression(results: Results, figs: FigureSet) -> None:
+    histograms = results.stored("histograms")
+    if histograms is None or not isinstance(histograms.get("input"), dict):
         figs.note(
             "expression",
-            f"{REPORT_DATA} has no layers['raw']: only the preprocessed values are shown.",
+            f"{RESULTS} has no uns['geneae']['histograms'] with the preprocessed values "
+            "(computed by geneae.tl.histograms).",
         )
-    adata = run.adata
+        return
+    has_raw = isinstance(histograms.get("raw"), dict)
+    if not has_raw:
+        figs.note(
+            "expression",
+            f"{RESULTS} has no histogram of the raw values (uns['geneae']['histograms']['raw']): "
+            "only the preprocessed values are shown.",
+        )
     figs.draw(
         "expression",
         "expression_histograms",
-        lambda: pl.expression_histograms(raw, adata.X),
+        lambda: pl.expression_histograms(histograms),
         alt="Histograms of expression values before and after preprocessing"
-        if raw is not None
+        if has_raw
         else "Histogram of the preprocessed expression values",
         caption="Distribution of every matrix entry (zeros included), counts on a log axis: "
         "preprocessing should tame the long tail of raw counts.",
