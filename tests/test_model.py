@@ -12,7 +12,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from geneae import GeneAE, RunConfig, datasets, embed
+from geneae import GeneAE, RunConfig, datasets, tl
 from geneae.errors import GeneaeError, InputError, ModelFileError, NotFittedError
 from geneae.model import MODEL_FILES
 
@@ -170,12 +170,16 @@ def test_history_is_written_each_epoch(tmp_path):
     assert {"best.ckpt", "last.ckpt"} <= {p.name for p in (tmp_path / "checkpoints").iterdir()}
 
 
-def test_embed_writes_scanpy_style_results(fitted):
+def test_tl_encode_writes_scanpy_style_results(fitted):
     adata, model = fitted
-    out = embed(adata, model, copy=True)
+    out = tl.encode(adata, model, copy=True)
     assert out is not adata
-    assert out.obsm["X_geneae"].shape == (adata.n_obs, 4)
-    assert out.layers["geneae_denoised"].shape == adata.shape
+    np.testing.assert_array_equal(out.obsm["X_geneae"], model.encode(adata))
+    denoised = out.layers["geneae_denoised"]
+    assert denoised.shape == adata.shape
+    used = adata.var_names.isin(model.genes)
+    np.testing.assert_allclose(denoised[:, used], model.reconstruct(adata[:, used]), rtol=1e-6)
+    assert np.isnan(denoised[:, ~used]).all()
     assert out.uns["geneae"]["key_added"] == "X_geneae"
     assert "X_geneae" not in adata.obsm
 

@@ -39,7 +39,6 @@ _EXPORTS: dict[str, str] = {
     "ModelFileError": "geneae.errors",
     "read": "geneae.io",
     "GeneAE": "geneae.model",
-    "embed": "geneae.model",
     "Preprocessor": "geneae.pp",
     "PRESETS": "geneae.presets",
     "resolve": "geneae.resolve",
@@ -83,7 +82,7 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real names
     )
     from geneae.facts import describe  # noqa: F401
     from geneae.io import read  # noqa: F401
-    from geneae.model import GeneAE, embed  # noqa: F401
+    from geneae.model import GeneAE  # noqa: F401
     from geneae.pp import Preprocessor  # noqa: F401
     from geneae.presets import PRESETS  # noqa: F401
     from geneae.resolve import resolve  # noqa: F401

@@ -12,10 +12,8 @@ model is a directory of plain files (see :mod:`geneae.saved_model`).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,74 +22,21 @@ import numpy as np
 import pandas as pd
 import torch
 
-from geneae import __version__
-from geneae.batches import ExpressionTensors, RowMatrix, split_indices
+from geneae.batches import split_indices
 from geneae.config import RunConfig
 from geneae.errors import InputError, ModelFileError, NotFittedError
-from geneae.facts import DataFacts, describe
+from geneae.facts import describe
 from geneae.likelihoods import COUNT_LIKELIHOODS
 from geneae.module import build_module
 from geneae.pp import Preprocessor
+from geneae.prepared import Outputs, Prepared, covariate_codes, covariate_levels, to_tensors
 from geneae.presets import preset_config
 from geneae.resolve import resolve
 from geneae.saved_model import MODEL_FILES, read_model, write_model
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MODEL_FILES", "GeneAE", "Outputs", "Prepared", "embed"]
-
-
-@dataclass
-class Prepared:
-    """Data preprocessed for a model: the one preprocessing of a dataset in a run.
-
-    Attributes
-    ----------
-    data
-        Samples x model genes: ``X`` the model input, ``layers["counts"]`` the raw counts
-        when the data have them; obs as given (minus cells the training filters dropped).
-    tensors
-        The same data as tensors for batching (shares the arrays of ``data``).
-    facts
-        What :func:`geneae.facts.describe` found in the data as given.
-    """
-
-    data: ad.AnnData
-    tensors: ExpressionTensors
-    facts: DataFacts
-
-    @property
-    def n_obs(self) -> int:
-        return int(self.data.n_obs)
-
-
-@dataclass
-class Outputs:
-    """Everything a model computes for a dataset in one forward pass (see GeneAE.predict).
-
-    Attributes
-    ----------
-    obs_names
-        The samples, in order.
-    latent
-        (n, d) latent means.
-    latent_var
-        (n, d) posterior variances, or None for deterministic models.
-    cluster_probabilities
-        (n, K) q(y|x) of a GMVAE, or None.
-    reconstruction
-        Expected target (counts for count likelihoods) of the rows in
-        ``reconstruction_rows`` (all rows when that is None), modelled genes.
-    reconstruction_rows
-        Sorted row indices the reconstruction covers, or None for all.
-    """
-
-    obs_names: np.ndarray
-    latent: np.ndarray
-    latent_var: np.ndarray | None
-    cluster_probabilities: np.ndarray | None
-    reconstruction: np.ndarray
-    reconstruction_rows: np.ndarray | None
+__all__ = ["MODEL_FILES", "GeneAE", "Outputs", "Prepared"]
 
 
 class GeneAE:
@@ -159,7 +104,8 @@ class GeneAE:
         data = _with_layer(adata, layer)
         facts = describe(data)
         pre = self.preprocessor.transform(data, facts=facts, copy=False)
-        return Prepared(pre, self._tensors(pre, for_training=False), facts)
+        tensors = to_tensors(pre, counts=self.counts_model, covariate=self._covariate(pre))
+        return Prepared(pre, tensors, facts)
 
     def preprocess_for_training(self, adata: ad.AnnData, *, layer: str | None = None) -> Prepared:
         """Resolve the configuration for ``adata``, fit the preprocessor, preprocess once.
@@ -176,7 +122,11 @@ class GeneAE:
         # unchanged (counts, sparsity pattern) with ``adata``: the data is held about once.
         pre = self.preprocessor.fit_transform(data, facts=facts, copy=False)
         self.genes = [str(g) for g in pre.var_names]
-        prepared = Prepared(pre, self._tensors(pre, for_training=True), facts)
+        key = self.config.data.covariate
+        if key is not None:
+            self.covariate_categories = covariate_levels(pre, key)
+        tensors = to_tensors(pre, counts=self.counts_model, covariate=self._covariate(pre))
+        prepared = Prepared(pre, tensors, facts)
         self.metrics.setdefault("timings", {})["preprocess_s"] = time.perf_counter() - t0
         self.metrics["data"] = {
             "n_cells": int(adata.n_obs),
@@ -271,37 +221,9 @@ class GeneAE:
         )
         return self
 
-    # -- tensors ------------------------------------------------------------------------------
-    def _tensors(self, pre: ad.AnnData, *, for_training: bool) -> ExpressionTensors:
-        x = RowMatrix.from_array(pre.X)
-        target = library = None
-        if self.counts_model and "counts" in pre.layers:
-            target = RowMatrix.from_array(pre.layers["counts"], like=x)
-            library = target.row_sums()
-        covariate = self._covariate_codes(pre, fit=for_training)
-        return ExpressionTensors(x=x, target=target, library=library, covariate=covariate)
-
-    def _covariate_codes(self, pre: ad.AnnData, *, fit: bool) -> torch.Tensor | None:
+    def _covariate(self, pre: ad.AnnData) -> torch.Tensor | None:
         key = self.config.data.covariate
-        if key is None:
-            return None
-        if key not in pre.obs:
-            raise InputError(
-                f"covariate column {key!r} not found in obs; available: "
-                f"{', '.join(map(str, pre.obs.columns)) or 'none'}."
-            )
-        values = pre.obs[key].astype(str).to_numpy()
-        if fit:
-            self.covariate_categories = sorted(set(values))
-        lookup = {c: i for i, c in enumerate(self.covariate_categories)}
-        unknown = sorted(set(values) - set(lookup))
-        if unknown:
-            raise InputError(
-                f"covariate {key!r} has values the model was not trained on: "
-                f"{', '.join(unknown[:5])}; "
-                f"known: {', '.join(self.covariate_categories[:10])}."
-            )
-        return torch.as_tensor([lookup[v] for v in values], dtype=torch.int64)
+        return None if key is None else covariate_codes(pre, key, self.covariate_categories)
 
     # -- outputs (one forward pass) -----------------------------------------------------------
     @torch.no_grad()
@@ -501,41 +423,3 @@ def _with_layer(adata: ad.AnnData, layer: str | None) -> ad.AnnData:
             f"layer {layer!r} not found; available layers: {', '.join(adata.layers) or 'none'}."
         )
     return ad.AnnData(X=adata.layers[layer], obs=adata.obs.copy(), var=adata.var.copy())
-
-
-def embed(
-    adata: ad.AnnData,
-    model: GeneAE | None = None,
-    *,
-    config: RunConfig | None = None,
-    preset: str | None = None,
-    layer: str | None = None,
-    key_added: str = "X_geneae",
-    denoise: bool = True,
-    copy: bool = False,
-) -> ad.AnnData | None:
-    """Scanpy-style: fit (unless ``model`` is given) and store the results in ``adata``.
-
-    Writes ``obsm[key_added]`` (latent means), ``layers["geneae_denoised"]`` (expected
-    reconstruction of the modelled genes; NaN for genes the model did not use; skipped
-    with ``denoise=False``) and ``uns["geneae"]`` (configuration and model summary).
-    Returns the AnnData when ``copy=True``, else ``None``.
-    """
-    adata = adata.copy() if copy else adata
-    if model is None:
-        model = GeneAE.from_preset(preset) if preset else GeneAE(config)
-        model.fit(adata, layer=layer)
-    adata.obsm[key_added] = model.encode(adata, layer=layer)
-    if denoise:
-        recon = model.reconstruct(adata, layer=layer)
-        full = np.full(adata.shape, np.nan, dtype=np.float32)
-        position = pd.Index(adata.var_names).get_indexer(model.genes)
-        full[:, position] = recon
-        adata.layers["geneae_denoised"] = full
-    adata.uns["geneae"] = {
-        "config": json.loads(json.dumps(model.config.model_dump(mode="json"))),
-        "key_added": key_added,
-        "genes": list(model.genes),
-        "version": __version__,
-    }
-    return adata if copy else None

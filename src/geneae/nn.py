@@ -12,6 +12,7 @@ materialising ``n * K`` copies of the input (the GMVAE uses this for q(z|x, y)).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -189,6 +190,22 @@ class Encoder(nn.Module):
             CovariateLinear(self.mlp.out_features, n_latent, n_covariates) if variational else None
         )
         self.var_eps = var_eps
+
+    @classmethod
+    def from_config(
+        cls, cfg: Any, n_input: int, *, variational: bool, n_covariates: int = 0
+    ) -> Encoder:
+        """The encoder a :class:`~geneae.config.ModelConfig` describes."""
+        return cls(
+            n_input,
+            cfg.hidden,
+            cfg.latent_dim,
+            cfg.activation,
+            cfg.norm,
+            cfg.dropout,
+            n_covariates=n_covariates,
+            variational=variational,
+        )
 
     def forward(
         self, x: Tensor, covariate: Tensor | None = None

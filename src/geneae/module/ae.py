@@ -35,15 +35,7 @@ class AE(ExpressionModule):
 
     def __init__(self, cfg: ModelConfig, n_genes: int, n_covariates: int = 0) -> None:
         super().__init__(cfg, n_genes, n_covariates)
-        self.encoder = Encoder(
-            n_genes,
-            cfg.hidden,
-            cfg.latent_dim,
-            cfg.activation,
-            cfg.norm,
-            cfg.dropout,
-            variational=False,
-        )
+        self.encoder = Encoder.from_config(cfg, n_genes, variational=False)
         self.add_library_head(self.encoder.mlp.out_features)
 
     # -- contract -------------------------------------------------------------------------
@@ -57,10 +49,7 @@ class AE(ExpressionModule):
         deterministic).
         """
         z, _, h = self.encoder(x)
-        out = {"z": z, "qz_mean": z}
-        if self.library_head is not None:
-            out["log_library"] = self.library_head(h)
-        return out
+        return self.with_library({"z": z, "qz_mean": z}, h)
 
     def loss(
         self, batch: dict[str, Tensor], kl_weight: float = 1.0, mask_rate: float | None = None

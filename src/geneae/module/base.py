@@ -86,6 +86,12 @@ class ExpressionModule(nn.Module):
         if self.learned_library:
             self.library_head = LibraryHead(n_hidden)
 
+    def with_library(self, inference: dict[str, Tensor], hidden: Tensor) -> dict[str, Tensor]:
+        """``inference`` plus ``"log_library"`` predicted from ``hidden`` when it is learned."""
+        if self.library_head is not None:
+            inference["log_library"] = self.library_head(hidden)
+        return inference
+
     # -- family-specific ---------------------------------------------------------------
     def inference(
         self, x: Tensor, covariate: Tensor | None = None, sample: bool | None = None

@@ -8,7 +8,6 @@ from torch import Tensor, nn
 
 from geneae.config import ModelConfig
 from geneae.module.base import ExpressionModule, LossOutput, squared_error
-from geneae.module.heads import VAR_EPS
 from geneae.module.priors import MixtureOfGaussians
 from geneae.module.vae import reparameterise
 from geneae.nn import MLP, Encoder, full_precision
@@ -84,17 +83,7 @@ class GMVAE(ExpressionModule):
         k = cfg.n_components
         self.y_encoder = MLP([n_genes, *cfg.hidden], cfg.activation, cfg.norm, cfg.dropout)
         self.qy = nn.Linear(self.y_encoder.out_features, k)
-        self.z_encoder = Encoder(
-            n_genes,
-            cfg.hidden,
-            cfg.latent_dim,
-            cfg.activation,
-            cfg.norm,
-            cfg.dropout,
-            n_covariates=k,
-            variational=True,
-            var_eps=VAR_EPS,
-        )
+        self.z_encoder = Encoder.from_config(cfg, n_genes, variational=True, n_covariates=k)
         self.register_buffer("components", torch.eye(k).unsqueeze(0), persistent=False)
         self.add_library_head(self.y_encoder.out_features)
         self.prior = MixtureOfGaussians(k, cfg.latent_dim, init_scale=prior_scale)
@@ -125,9 +114,7 @@ class GMVAE(ExpressionModule):
         mean, var, _ = self.z_encoder(x.unsqueeze(-2), components)
         sample = self.training if sample is None else sample
         out.update(qz_mean=mean, qz_var=var, z=reparameterise(mean, var) if sample else mean)
-        if self.library_head is not None:
-            out["log_library"] = self.library_head(h)
-        return out
+        return self.with_library(out, h)
 
     def loss(
         self, batch: dict[str, Tensor], kl_weight: float = 1.0, mask_rate: float | None = None

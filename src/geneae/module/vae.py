@@ -6,7 +6,6 @@ from torch import Tensor
 
 from geneae.config import ModelConfig
 from geneae.module.base import ExpressionModule, LossOutput, squared_error
-from geneae.module.heads import VAR_EPS
 from geneae.module.priors import StandardNormal
 from geneae.nn import Encoder
 
@@ -46,16 +45,7 @@ class VAE(ExpressionModule):
 
     def __init__(self, cfg: ModelConfig, n_genes: int, n_covariates: int = 0) -> None:
         super().__init__(cfg, n_genes, n_covariates)
-        self.encoder = Encoder(
-            n_genes,
-            cfg.hidden,
-            cfg.latent_dim,
-            cfg.activation,
-            cfg.norm,
-            cfg.dropout,
-            variational=True,
-            var_eps=VAR_EPS,
-        )
+        self.encoder = Encoder.from_config(cfg, n_genes, variational=True)
         self.add_library_head(self.encoder.mlp.out_features)
         self.prior = StandardNormal()
 
@@ -71,9 +61,7 @@ class VAE(ExpressionModule):
         mean, var, h = self.encoder(x)
         sample = self.training if sample is None else sample
         out = {"z": reparameterise(mean, var) if sample else mean, "qz_mean": mean, "qz_var": var}
-        if self.library_head is not None:
-            out["log_library"] = self.library_head(h)
-        return out
+        return self.with_library(out, h)
 
     def loss(
         self, batch: dict[str, Tensor], kl_weight: float = 1.0, mask_rate: float | None = None

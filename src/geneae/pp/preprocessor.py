@@ -32,16 +32,13 @@ from geneae._atomic import write_text
 from geneae.config import PreprocessConfig, describe_validation_error
 from geneae.errors import ConfigError, DataWarning, InputError, ModelFileError, NotFittedError
 from geneae.facts import DataFacts, ValueType, describe
-from geneae.pp import transforms as T
-from geneae.pp.blocks import Matrix, densify, is_canonical, is_identity, map_rows
+from geneae.pp.blocks import Matrix, densify, map_rows
 from geneae.pp.checks import (
     ValueCheck,
     check_shape_and_names,
     check_values,
-    get_matrix,
     in_memory,
     needs_counts,
-    not_counts,
     preview,
 )
 from geneae.pp.selection import (
@@ -51,6 +48,16 @@ from geneae.pp.selection import (
     keep_gene_list,
     names_sha256,
     warn_dropped,
+)
+from geneae.pp.steps import (
+    before_scaling,
+    counts_layer,
+    counts_matrix,
+    fit_stats,
+    hvg_mask,
+    source_matrix,
+    upgrade_v1,
+    why_not_counts,
 )
 from geneae.resolve import resolve_preprocess
 
@@ -226,7 +233,7 @@ class Preprocessor:
                 f"(this geneae reads versions 1 and {FORMAT_VERSION})."
             )
         try:
-            params = _upgrade(state["params"]) if version == 1 else state["params"]
+            params = upgrade_v1(state["params"]) if version == 1 else state["params"]
             pre = cls(**params)
             fitted = state.get("fitted")
             if fitted is not None:
@@ -237,7 +244,7 @@ class Preprocessor:
 
     def _restore(self, fitted: dict[str, Any], version: int) -> None:
         steps = fitted["steps"]
-        self.steps_ = PreprocessConfig(**(_upgrade(steps) if version == 1 else steps))
+        self.steps_ = PreprocessConfig(**(upgrade_v1(steps) if version == 1 else steps))
         self.genes_ = [str(g) for g in fitted["genes"]]
         self.stats_ = {k: np.asarray(v, dtype=np.float64) for k, v in fitted["stats"].items()}
         self.n_input_genes_ = int(fitted["n_input_genes"])
@@ -298,8 +305,8 @@ class Preprocessor:
         check_shape_and_names(adata)
         facts = facts or describe(adata)
         steps = resolve_preprocess(self.config, facts)
-        counts = _counts(adata, facts)
-        source = _source_matrix(adata, steps, counts)
+        counts = counts_matrix(adata, facts)
+        source = source_matrix(adata, steps, counts)
         where = "the counts" if steps.source == "counts" else "X"
         check_values(
             source,
@@ -322,8 +329,8 @@ class Preprocessor:
             keep_gene_list(kept, steps.gene_list, adata.var_names)
         if 0 < steps.n_top_genes < kept.genes.size:
             if steps.hvg_flavor == "seurat_v3" and counts is None:
-                raise needs_counts("hvg_flavor='seurat_v3'", _why_not_counts(adata))
-            kept.genes = kept.genes[_hvg_mask(kept, source, counts, steps)]
+                raise needs_counts("hvg_flavor='seurat_v3'", why_not_counts(adata))
+            kept.genes = kept.genes[hvg_mask(kept, source, counts, steps)]
         if steps.drop_empty:
             drop_empty_cells(kept, base, "all zero in the selected genes")
         warn_dropped(kept, adata.n_obs, adata.n_vars)
@@ -331,7 +338,7 @@ class Preprocessor:
         self.steps_ = steps
         self.genes_ = [str(g) for g in adata.var_names[kept.genes]]
         if steps.scale or steps.minmax:  # the only steps with fitted statistics
-            self.stats_ = _fit_stats(_before_scaling(kept.current(source), steps), steps)
+            self.stats_ = fit_stats(before_scaling(kept.current(source), steps), steps)
         self.n_input_genes_ = adata.n_vars
         self.input_genes_sha256_ = names_sha256(adata.var_names)
         self.value_type_ = facts.value_type
@@ -355,8 +362,8 @@ class Preprocessor:
         steps = self._require_fitted()
         check_shape_and_names(adata)
         cols = self._align(adata.var_names, warn_extra=warn_extra)
-        counts = _counts(adata, facts)
-        source = _source_matrix(adata, steps, counts)
+        counts = counts_matrix(adata, facts)
+        source = source_matrix(adata, steps, counts)
         rows = None if cells is None or cells.all() else cells
         kept = adata if rows is None else adata[rows]  # a view, for obs: no matrix copied
         check = ValueCheck(
@@ -377,7 +384,7 @@ class Preprocessor:
         check.raise_if_bad()
         out = ad.AnnData(X=x, obs=kept.obs.copy(), var=adata.var.iloc[cols].copy())
         if counts is not None:
-            out.layers["counts"] = _counts_layer(counts, rows, cols, copy=copy)
+            out.layers["counts"] = counts_layer(counts, rows, cols, copy=copy)
         return out
 
     def _align(self, names: pd.Index, *, warn_extra: bool) -> np.ndarray:
@@ -407,7 +414,7 @@ class Preprocessor:
 
         Works in place on ``x``, a private float64 copy (a dense one is overwritten).
         """
-        x = _before_scaling(x, steps)
+        x = before_scaling(x, steps)
         if steps.scale:
             x = densify(x)
             x -= self.stats_["mean"]
@@ -421,87 +428,3 @@ class Preprocessor:
             x /= np.where(span > 0, span, 1.0)  # constant genes map to 0
             np.clip(x, 0.0, 1.0, out=x)  # new data outside the fitted range
         return x
-
-
-# -- helpers ------------------------------------------------------------------------------
-def _upgrade(steps: dict[str, Any]) -> dict[str, Any]:
-    """Format-1 parameters / steps (geneae < 0.2) in today's PreprocessConfig fields."""
-    return {k: v for k, v in steps.items() if k in PreprocessConfig.model_fields}
-
-
-def _counts(adata: ad.AnnData, facts: DataFacts) -> Matrix | None:
-    """The raw counts where ``facts`` found them, or None."""
-    if facts.counts_in is None:
-        return None
-    return get_matrix(adata, "counts" if facts.counts_in == "layers['counts']" else None)
-
-
-def _why_not_counts(adata: ad.AnnData) -> Any:
-    """What is wrong with X as counts (only computed for an error message)."""
-    return not_counts(get_matrix(adata, None), "X", adata.obs_names, adata.var_names)
-
-
-def _source_matrix(adata: ad.AnnData, steps: PreprocessConfig, counts: Matrix | None) -> Matrix:
-    """The matrix the value steps start from: raw counts or X, as fitted."""
-    if steps.source == "X":
-        return get_matrix(adata, None)
-    if counts is None:
-        raise needs_counts(f"preset {steps.preset!r}", _why_not_counts(adata))
-    return counts
-
-
-def _before_scaling(x: Matrix, steps: PreprocessConfig) -> Matrix:
-    """The steps before scaling: normalisation, then log1p, in place on a float64 copy."""
-    if steps.normalize:
-        x = T.normalize_total(x, steps.target_sum)
-    if steps.log1p:
-        x = T.log1p(x)
-    return x
-
-
-def _fit_stats(x: Matrix, steps: PreprocessConfig) -> dict[str, np.ndarray]:
-    """Per-gene mean and std (ddof 0; a std of 0 is stored as 1), or min and max."""
-    if steps.scale:
-        mean, var = T.mean_var(x)
-        std = np.sqrt(var)
-        return {"mean": mean, "std": np.where(std > 0, std, 1.0)}
-    if steps.minmax:
-        lo, hi = T.min_max(x)
-        return {"min": lo, "max": hi}
-    return {}
-
-
-def _hvg_mask(
-    kept: Kept, source: Matrix, counts: Matrix | None, steps: PreprocessConfig
-) -> np.ndarray:
-    """Boolean mask over ``kept.genes`` of the ``n_top_genes`` most variable genes.
-
-    Scored scanpy-style on all current genes normalised together (then log1p), or on the
-    raw counts for ``seurat_v3``.
-    """
-    n_top, flavor = steps.n_top_genes, steps.hvg_flavor
-    if flavor == "seurat_v3":
-        assert counts is not None
-        return T.scanpy_hvg(kept.current(counts), flavor, n_top)
-    x = _before_scaling(kept.current(source), steps)
-    if flavor == "variance":
-        return T.top(T.mean_var(x)[1], n_top)
-    if flavor == "mad":
-        return T.top(T.median_abs_deviation(x), n_top)
-    return T.scanpy_hvg(x, flavor, n_top)
-
-
-def _counts_layer(
-    counts: Matrix, rows: np.ndarray | None, cols: np.ndarray, *, copy: bool
-) -> Matrix:
-    """The raw counts of the kept cells and genes, as float32.
-
-    ``counts`` itself when it is that already and ``copy`` is False.
-    """
-    unchanged = rows is None and is_identity(cols, counts.shape[1]) and is_canonical(counts)
-    c_order = sp.issparse(counts) or counts.flags.c_contiguous
-    if not copy and unchanged and counts.dtype == np.float32 and c_order:
-        return counts
-    return map_rows(
-        counts, rows, cols, lambda _, block: block, dense=not sp.issparse(counts), share=not copy
-    )

@@ -9,8 +9,10 @@ here draws: :mod:`geneae.pl` draws from these slots, :mod:`geneae.report` render
 - :func:`histograms`: the value distributions of the raw and preprocessed matrices.
 - :func:`profiles`: observed vs reconstructed values of a few cells, most variable genes.
 - :func:`embed_2d`: the 2-D map of one matrix by one method (returns the coordinates).
+- :func:`encode`: a model's latent space and denoised values stored in any AnnData.
 """
 
+from geneae.tl._encode import encode
 from geneae.tl._maps import METHOD_NAMES, METHODS, MapMethod, embed_2d, map_key, maps
 from geneae.tl._summaries import histograms, profiles
 
@@ -19,6 +21,7 @@ __all__ = [
     "METHOD_NAMES",
     "MapMethod",
     "embed_2d",
+    "encode",
     "histograms",
     "map_key",
     "maps",
