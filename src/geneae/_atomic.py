@@ -1,7 +1,10 @@
 """Atomic file writes: write to a temporary name in the same directory, then rename.
 
 A crash or Ctrl-C mid-write never leaves a half-written file under the final name, and an
-existing file is replaced only once the new content is complete.
+existing file is replaced only once the new content is complete. The file gets the
+permissions a plain ``open()`` would give it (``0o666`` less the umask), whatever the
+library that wrote the temporary file did (``tempfile`` creates ``0o600`` files; some
+writers create their own).
 """
 
 from __future__ import annotations
@@ -25,16 +28,21 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    # mkstemp creates 0600 files; give the result the permissions a plain open() would.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)
     try:
         yield tmp_path
+        # After the writer, which may have replaced the file (safetensors does).
+        os.chmod(tmp_path, 0o666 & ~current_umask())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

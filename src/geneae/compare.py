@@ -52,10 +52,16 @@ def parse_grid(text: str) -> dict[str, list[Any]]:
                 f"--grid: unknown key {key!r}; use one of {', '.join(GRID_KEYS)} or a dotted "
                 "config key such as model.dropout."
             )
-        if dotted == "model.hidden":
-            parsed = [[int(v) for v in item.split("-")] for item in values.split(",")]
-        else:
-            parsed = [yaml.safe_load(v) for v in values.split(",")]
+        try:
+            if dotted == "model.hidden":
+                parsed = [[int(v) for v in item.split("-")] for item in values.split(",")]
+            else:
+                parsed = [yaml.safe_load(v) for v in values.split(",")]
+        except (ValueError, yaml.YAMLError):
+            raise ConfigError(
+                f"--grid: cannot read the values of {part!r}; give comma-separated values, "
+                "e.g. latent_dim=10,50 or hidden=256-128,64."
+            ) from None
         axes[dotted] = parsed
     if not axes:
         raise ConfigError('--grid is empty; e.g. --grid "latent_dim=10,50 model=ae,vae".')

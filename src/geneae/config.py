@@ -273,10 +273,7 @@ class RunConfig(_Section):
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"{path}: configuration file not found; check the path.")
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc}); fix the syntax.") from None
+        values = load_yaml(path)
         if not isinstance(values, dict):
             raise ConfigError(
                 f"{path}: expected a mapping with sections data / preprocess / model / train "
@@ -305,6 +302,31 @@ class RunConfig(_Section):
 
 
 SECTIONS = ("data", "preprocess", "model", "train", "evaluate")
+
+
+def load_yaml(path: Path) -> Any:
+    """The YAML document in ``path``; one line naming the file, line and column if invalid."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not a UTF-8 text file (byte {exc.start}); give a YAML file."
+        ) from None
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(yaml_error(path, exc)) from None
+
+
+def yaml_error(path: Path, exc: yaml.YAMLError) -> str:
+    """``file:line:column: not valid YAML (what)``, on one line."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    what = " ".join(
+        str(part) for part in (getattr(exc, "context", None), getattr(exc, "problem", None)) if part
+    )
+    what = " ".join((what or type(exc).__name__).split())
+    return f"{where}: not valid YAML ({what}); fix the syntax there."
 
 
 def describe_validation_error(exc: ValidationError, source: str) -> str:

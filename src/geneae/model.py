@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["MODEL_FILES", "GeneAE", "Outputs", "Prepared"]
 
+SPACES = ("target", "input", "values")
+
 
 class GeneAE:
     """An autoencoder for expression data, configured by a :class:`RunConfig`.
@@ -300,12 +302,37 @@ class GeneAE:
         (library x proportions), the preprocessed values otherwise. ``space="input"``: the
         same values mapped into the preprocessed input space (log-normalised and scaled as
         fitted), comparable with ``X`` after preprocessing and with a PCA reconstruction.
+        ``space="values"``: in the units of the data given — expected counts for count
+        likelihoods; otherwise the fitted scaling and log1p undone and, where the data were
+        library-size normalised, each cell put back on its own library size.
+        :meth:`reconstruction_units` says in words what the values are.
         """
-        if space not in ("target", "input"):
-            raise InputError(f"space must be 'target' or 'input', got {space!r}.")
+        if space not in SPACES:
+            raise InputError(f"space must be one of {', '.join(SPACES)}; got {space!r}.")
         mean = self.predict(adata, layer=layer).reconstruction
         assert mean is not None
-        return self.to_input_space(mean) if space == "input" else mean
+        if space == "input":
+            return self.to_input_space(mean)
+        if space == "target" or self.counts_model:
+            return mean
+        assert self.preprocessor is not None and self.preprocessor.steps_ is not None
+        values = self.preprocessor.input_to_values(mean)
+        steps = self.preprocessor.steps_
+        if steps.normalize:
+            library = self.preprocessor.library_sizes(_with_layer(adata, layer))
+            values *= (library / steps.target_sum).astype(np.float32)[:, None]
+        return values
+
+    def reconstruction_units(self, space: str = "target") -> str:
+        """What :meth:`reconstruct` returns in ``space``, in words (for output files)."""
+        self._require_fitted()
+        assert self.preprocessor is not None
+        if self.counts_model and space != "input":
+            return "expected counts"
+        if space == "values":
+            kind = self.preprocessor.value_type_ or "other"
+            return "expected counts" if kind == "raw counts" else f"input units ({kind})"
+        return f"preprocessed model input ({self.preprocessor.describe_steps()})"
 
     def to_input_space(self, reconstruction: np.ndarray) -> np.ndarray:
         """A target-space reconstruction in the preprocessed input space (see reconstruct)."""

@@ -1,15 +1,22 @@
 """The main job in one pass: read, preprocess once, train, encode once, evaluate, report.
 
 ``geneae train``, ``geneae demo`` and ``geneae compare`` all run :func:`train_run`. A run
-directory holds the saved model (see :mod:`geneae.saved_model`) plus ``results.h5ad``
-(everything computed about the cells, see docs/results.md), ``report.html`` and
-``figures/``. Every file is written once. An existing run directory is never modified
-unless ``overwrite`` or ``resume`` is given.
+directory holds the saved model (see :mod:`geneae.saved_model`) plus ``fingerprint.json``
+(what it was trained on, see :mod:`geneae.fingerprint`), ``results.h5ad`` (everything
+computed about the cells, see docs/results.md), ``report.html`` and ``figures/``.
+
+Nothing is written until the data, the settings and the device have been checked. The run
+is then written under a lock into a staging directory and moved into place when complete
+(see :mod:`geneae.rundir`): a failed or killed run leaves no half-written run directory,
+only the staging directory that ``--resume`` continues. An existing run, or a folder of
+the user's files, is never written into unless ``overwrite`` is given, and even then only
+geneae's own files are replaced.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,17 +26,40 @@ import anndata as ad
 
 from geneae._atomic import write_text
 from geneae.config import RunConfig
-from geneae.errors import ModelFileError
+from geneae.errors import InputError, ModelFileError
+from geneae.fingerprint import FILE as FINGERPRINT
+from geneae.fingerprint import (
+    check_config_text,
+    data_differences,
+    data_fingerprint,
+    read_fingerprint,
+    settings_differences,
+    write_fingerprint,
+)
 from geneae.io import read, write_h5ad
 from geneae.model import GeneAE
+from geneae.preflight import check_hardware, check_trainable
+from geneae.prepared import Prepared
 from geneae.results import evaluate_model, results_anndata, set_metrics
-from geneae.saved_model import MODEL_FILES
+from geneae.rundir import (
+    RunLock,
+    RunPaths,
+    check_target,
+    is_helper_process,
+    is_staging,
+    new_staging,
+    publish,
+    terminate_as_exit,
+)
+from geneae.saved_model import CHECKSUMS, MODEL_FILES
 
 logger = logging.getLogger(__name__)
 
-# Files a run writes; ``overwrite`` replaces exactly these and nothing else in the folder.
+# Files a run writes; ``overwrite`` replaces exactly these (and figures/, checkpoints/).
 RESULTS = "results.h5ad"
-RUN_FILES = (*MODEL_FILES, RESULTS, "report.html")
+RUN_FILES = (*MODEL_FILES, CHECKSUMS, FINGERPRINT, RESULTS, "report.html")
+RUN_FOLDERS = ("figures", "checkpoints")
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 
 
 @dataclass
@@ -42,28 +72,6 @@ class RunResult:
     files: list[Path] = field(default_factory=list)
 
 
-def check_run_dir(run_dir: Path, *, overwrite: bool, resume: bool) -> None:
-    """Refuse to touch an existing run directory unless asked to (overwrite / resume)."""
-    if resume:
-        if not (run_dir / "checkpoints" / "last.ckpt").is_file():
-            raise ModelFileError(
-                f"{run_dir}: nothing to resume (no checkpoints/last.ckpt); start a new run "
-                "without --resume."
-            )
-        return
-    existing = [f for f in RUN_FILES if (run_dir / f).exists()] + (
-        ["checkpoints/"] if (run_dir / "checkpoints").exists() else []
-    )
-    if existing and not overwrite:
-        raise ModelFileError(
-            f"{run_dir}: already holds a run ({', '.join(existing[:4])}); pass --overwrite to "
-            "replace it, --resume to continue it, or choose another --out."
-        )
-    if overwrite:
-        for name in ("checkpoints/last.ckpt", "checkpoints/best.ckpt"):
-            (run_dir / name).unlink(missing_ok=True)
-
-
 def load_data(
     path: str | Path,
     config: RunConfig,
@@ -73,25 +81,18 @@ def load_data(
 ) -> ad.AnnData:
     """Read ``path`` as the data section of ``config`` says.
 
-    ``labels`` (a column or a labels file) overrides ``data.label_column``. With
-    ``with_labels=False`` labels are optional: encoding and reconstructing never need them,
-    so a label column named at training that the new file lacks is no error (a table's
-    label column is still taken out of the matrix when it is there).
+    ``labels`` (a column or a labels file) overrides ``data.label_column`` and must exist.
+    With ``with_labels=False`` the configured label column is optional: encoding,
+    reconstructing and evaluating without explicit labels never need it, so a column named
+    at training that the new file lacks is no error (a table's label column is still taken
+    out of the matrix when it is there), and a labels file is never read.
     """
+    common = dict(fmt=config.data.format, transpose=config.data.transpose)
+    if labels is not None:
+        return read(path, labels=labels, **common)
     if not with_labels:
-        return read(
-            path,
-            fmt=config.data.format,
-            labels=config.data.label_column,
-            transpose=config.data.transpose,
-            labels_required=False,
-        )
-    return read(
-        path,
-        fmt=config.data.format,
-        labels=labels or config.data.label_column,
-        transpose=config.data.transpose,
-    )
+        return read(path, labels=config.data.label_column, labels_required=False, **common)
+    return read(path, labels=config.data.label_column, **common)
 
 
 def train_run(
@@ -103,51 +104,169 @@ def train_run(
     overwrite: bool = False,
     resume: bool = False,
     labels_file: str | Path | None = None,
+    given: dict[str, Any] | None = None,
+    keep_checkpoints: bool = False,
 ) -> RunResult:
     """Train on ``data_path`` and write a complete run directory; see the module docstring.
 
-    ``labels_file``: known labels for the evaluation, one per sample (not part of the
-    configuration: the model never uses labels).
+    Parameters
+    ----------
+    labels_file
+        Known labels for the evaluation, one per sample (not part of the configuration:
+        the model never uses labels). ``config.data.label_column`` naming an existing file
+        is taken as a labels file too, so no file path is stored in config.yaml.
+    resume
+        Continue the interrupted run of ``run_dir`` with its own configuration; the data
+        must have the fingerprint it was trained on.
+    given
+        With ``resume``: the settings the user gave (dotted key -> value, from flags or a
+        YAML file); any that differs from the interrupted run's is refused.
+    keep_checkpoints
+        Keep ``checkpoints/`` in the finished run (by default they are deleted on success).
     """
-    run_dir = Path(run_dir)
-    check_run_dir(run_dir, overwrite=overwrite, resume=resume)
-    if resume and (run_dir / "config.yaml").is_file():
-        config = RunConfig.from_yaml(run_dir / "config.yaml")
+    paths = RunPaths.of(run_dir)
+    lock = RunLock(paths.lock, paths.out)
+    helper = is_helper_process()
+    given = dict(given or {})
+    config, labels_file = _labels_file(config, labels_file, given)
+    record: dict[str, Any] = {}
+    if resume:
+        config, record = _resume_state(paths, given)
+    else:
+        check_target(paths.out, RUN_FILES + RUN_FOLDERS, overwrite=overwrite)
+    if not helper:
+        lock.check_free()
+    check_hardware(config.train)
+
     t0 = time.perf_counter()
     if adata is None:
         adata = load_data(data_path, config, labels=labels_file)
     read_s = time.perf_counter() - t0
+    fingerprint = data_fingerprint(adata, config.data.layer)
+    if resume:
+        differences = data_differences(record["data"], fingerprint)
+        if differences:
+            raise InputError(
+                f"{data_path}: not the data the interrupted run in {paths.staging} was trained "
+                f"on ({', '.join(differences)}); resume with that file, or start again "
+                "without --resume."
+            )
 
     model = GeneAE(config)
-    prepared = model.preprocess_for_training(adata, layer=config.data.layer)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    # The resolved configuration, before training: --resume continues with exactly it.
-    write_text(run_dir / "config.yaml", model.config.to_yaml())
-    model.train(prepared, run_dir=run_dir, resume=resume)
-    if not model.is_global_zero:
-        # A helper process of data-parallel training: process 0 writes the run.
-        return RunResult(run_dir=run_dir, model=model, metrics=model.metrics)
-    model.metrics["timings"]["read_s"] = read_s
-    model.metrics["data"]["path"] = str(data_path)
+    try:
+        prepared = model.preprocess_for_training(adata, layer=config.data.layer)
+    except InputError as exc:
+        raise _naming(exc, data_path) from None
+    check_trainable(prepared.n_obs, len(model.genes), model.config, str(data_path))
 
+    if helper:  # a helper process of data-parallel training: process 0 owns the directory
+        model.train(prepared, run_dir=paths.staging, resume=resume)
+        return RunResult(run_dir=Path(run_dir), model=model, metrics=model.metrics)
+    with lock, terminate_as_exit():
+        staging = _open_staging(paths, model.config.to_yaml(), fingerprint, resume, overwrite)
+        from_checkpoint = resume and (staging / LAST_CHECKPOINT).is_file()
+        model.train(prepared, run_dir=staging, resume=from_checkpoint)
+        if not model.is_global_zero:
+            return RunResult(run_dir=Path(run_dir), model=model, metrics=model.metrics)
+        model.metrics["timings"]["read_s"] = read_s
+        model.metrics["data"]["path"] = str(data_path)
+        metrics = _evaluate_and_report(model, prepared, staging, paths.out)
+        model.metrics = metrics
+        model.save(staging, overwrite=True)
+        figures = {p.stem for p in (staging / "figures").glob("*.png")}
+        publish(staging, paths.out, RUN_FILES)
+        _tidy(paths.out, figures, keep_checkpoints=keep_checkpoints)
+    out = Path(run_dir)
+    files = [out / f for f in RUN_FILES if (paths.out / f).exists()]
+    return RunResult(run_dir=out, model=model, metrics=metrics, files=sorted(files))
+
+
+def _labels_file(
+    config: RunConfig, labels_file: str | Path | None, given: dict[str, Any]
+) -> tuple[RunConfig, str | Path | None]:
+    """A label "column" that names an existing file is a labels file, kept out of config."""
+    column = config.data.label_column
+    if column is None or not Path(column).is_file():
+        return config, labels_file
+    given.pop("data.label_column", None)
+    return config.updated({"data.label_column": None}), labels_file or column
+
+
+def _resume_state(paths: RunPaths, given: dict[str, Any]) -> tuple[RunConfig, dict[str, Any]]:
+    """The configuration and fingerprint of the interrupted run, checked against ``given``."""
+    staging = paths.staging
+    if not is_staging(staging):
+        done = (paths.out / "config.yaml").is_file()
+        state = "it is complete" if done else "no run was interrupted there"
+        raise ModelFileError(
+            f"{paths.out}: nothing to resume ({state}; no {staging.name}); start a new run "
+            "without --resume (with --overwrite to replace a run)."
+        )
+    record = read_fingerprint(staging)
+    check_config_text(staging, record)
+    config = RunConfig.from_yaml(staging / "config.yaml")
+    differences = settings_differences(config, given)
+    if differences:
+        raise ModelFileError(
+            f"{paths.out}: --resume continues the interrupted run with its own settings, but "
+            f"these differ: {'; '.join(differences)}. Drop them, or start again without "
+            "--resume."
+        )
+    return config, record
+
+
+def _open_staging(
+    paths: RunPaths, config_text: str, fingerprint: dict[str, Any], resume: bool, overwrite: bool
+) -> Path:
+    """The staging directory, under the lock: the interrupted run's, or a new one."""
+    if resume:
+        if not is_staging(paths.staging):
+            raise ModelFileError(f"{paths.staging}: gone while preparing to resume; run again.")
+        check_config_text(paths.staging, read_fingerprint(paths.staging))
+        return paths.staging
+    check_target(paths.out, RUN_FILES + RUN_FOLDERS, overwrite=overwrite)
+    if paths.staging.exists():
+        logger.warning("discarding the interrupted run in %s", paths.staging)
+    staging = new_staging(paths)
+    # The resolved configuration, before training: --resume continues with exactly it.
+    write_text(staging / "config.yaml", config_text)
+    write_fingerprint(staging, fingerprint, config_text)
+    return staging
+
+
+def _evaluate_and_report(
+    model: GeneAE, prepared: Prepared, staging: Path, out: Path
+) -> dict[str, Any]:
+    """Measure the model beside PCA; write results.h5ad and the report into ``staging``."""
     t1 = time.perf_counter()
     evaluation = evaluate_model(model, prepared)
     results = results_anndata(model, evaluation)
     metrics = evaluation.metrics
     metrics["timings"]["evaluate_s"] = time.perf_counter() - t1
     set_metrics(results, metrics)
-    write_h5ad(results, run_dir / RESULTS)
-    files = [run_dir / RESULTS]
-    if config.evaluate.report:
+    write_h5ad(results, staging / RESULTS)
+    if model.config.evaluate.report:
         from geneae.report import write_report
 
         t2 = time.perf_counter()
-        files.append(write_report(run_dir))
+        write_report(staging, location=out)
         metrics["timings"]["report_s"] = time.perf_counter() - t2
-    model.metrics = metrics
-    model.save(run_dir, overwrite=True)
-    files += [run_dir / f for f in MODEL_FILES]
-    return RunResult(run_dir=run_dir, model=model, metrics=metrics, files=sorted(set(files)))
+    return metrics
+
+
+def _tidy(out: Path, figures: set[str], *, keep_checkpoints: bool) -> None:
+    """After publishing: drop the resume checkpoints, and figures an older run left."""
+    from geneae.report import remove_stale
+
+    if not keep_checkpoints:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    remove_stale(out / "figures", keep=figures)
+
+
+def _naming(exc: InputError, path: str | Path) -> InputError:
+    """``exc`` with the data file's name in front, unless the message names it already."""
+    text = str(exc)
+    return exc if str(path) in text else InputError(f"{path}: {text}")
 
 
 def evaluate_file(model: GeneAE, adata: ad.AnnData) -> dict[str, Any]:

@@ -1,14 +1,20 @@
 """A saved model is a directory of plain files; this module writes and reads them.
 
 ``config.yaml`` (the resolved run configuration), ``weights.safetensors`` (tensors only),
-``genes.txt``, ``preprocessor.json``, ``history.csv`` and ``metrics.json``. No pickle
-anywhere: reading a model never executes code from the directory. Every file is written
-atomically (temporary name, then rename).
+``genes.txt``, ``preprocessor.json``, ``history.csv`` and ``metrics.json``, then
+``checksums.sha256`` (the SHA-256 of each, in the format of ``sha256sum``, so
+``sha256sum -c checksums.sha256`` checks a copy by hand). No pickle anywhere: reading a
+model never executes code from the directory. Every file is written atomically (temporary
+name, then rename). Reading checks every file against ``checksums.sha256``, so a damaged,
+truncated or edited file is refused before it is parsed; a model saved before checksums
+existed (no such file) is read as it is.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +41,7 @@ MODEL_FILES = (
     "metrics.json",
 )
 WEIGHTS_FORMAT = "geneae-model-1"
+CHECKSUMS = "checksums.sha256"
 
 
 @dataclass
@@ -83,6 +90,52 @@ def write_model(
     with atomic_path(directory / "history.csv") as tmp:
         history.to_csv(tmp, index=False)
     write_json(directory / "metrics.json", metrics)
+    write_checksums(directory)
+
+
+def write_checksums(directory: Path) -> None:
+    """Write ``checksums.sha256`` for the model files (the last file of a saved model)."""
+    lines = [f"{file_sha256(directory / name)}  {name}" for name in MODEL_FILES]
+    write_text(directory / CHECKSUMS, "\n".join(lines) + "\n")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+_CHECKSUM_LINE = re.compile(r"([0-9a-f]{64}) [ *](\S+)")
+
+
+def verify_checksums(directory: Path) -> None:
+    """Refuse a model whose files differ from ``checksums.sha256`` (absent: nothing to check)."""
+    path = directory / CHECKSUMS
+    if not path.is_file():
+        return
+    listed: dict[str, str] = {}
+    for line in _read_text(path).splitlines():
+        match = _CHECKSUM_LINE.fullmatch(line.strip())
+        if match is None or match.group(2) not in MODEL_FILES or match.group(2) in listed:
+            raise ModelFileError(
+                f"{path}: damaged (line {line[:40]!r}); restore the model directory from a "
+                "copy or re-run `geneae train`."
+            )
+        listed[match.group(2)] = match.group(1)
+    missing = [name for name in MODEL_FILES if name not in listed]
+    if missing:
+        raise ModelFileError(
+            f"{path}: damaged (no checksum of {', '.join(missing)}); restore the model "
+            "directory from a copy or re-run `geneae train`."
+        )
+    for name, expected in listed.items():
+        if file_sha256(directory / name) != expected:
+            raise ModelFileError(
+                f"{directory / name}: changed since the model was saved (its SHA-256 differs "
+                f"from {CHECKSUMS}); restore it from a copy or re-run `geneae train`."
+            )
 
 
 def read_model(directory: Path) -> SavedModel:
@@ -95,6 +148,7 @@ def read_model(directory: Path) -> SavedModel:
             f"{directory}: not a complete geneae model (missing {', '.join(missing)}); "
             "was training interrupted? Re-run `geneae train ... --resume`."
         )
+    verify_checksums(directory)
     config = RunConfig.from_yaml(directory / "config.yaml")
     preprocessor = Preprocessor.load(directory / "preprocessor.json")
     genes = _read_text(directory / "genes.txt").split()

@@ -1,22 +1,26 @@
 """The ``geneae`` command line: a thin layer over config, model, evaluate and report.
 
-Exit codes: 0 success; 2 bad input or usage (one line on stderr, no traceback); 1 an
-unexpected failure (one line; set GENEAE_DEBUG=1 for the traceback). Importing this
-package loads neither torch nor scanpy, so ``geneae --help`` starts at once.
+Exit codes: 0 success; 2 bad input or usage, or a limit of the machine the user can lift
+(disk full, file too large, no permission, out of memory): one line on stderr, no
+traceback; 130 interrupted (Ctrl-C); 1 an unexpected failure, i.e. a bug (one line; set
+GENEAE_DEBUG=1 for the traceback). Importing this package loads neither torch nor scanpy,
+so ``geneae --help`` starts at once.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
 import traceback
+import warnings
 
 from rich.console import Console
 from typer.exceptions import Abort, Exit, TyperException
 
 from geneae.cli.commands import app
-from geneae.errors import GeneaeError
+from geneae.errors import GeneaeError, GeneaeWarning
 
 err = Console(stderr=True)
 
@@ -26,6 +30,7 @@ __all__ = ["app", "main"]
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; map errors to exit codes (2 user error, 1 unexpected)."""
     _log_decisions()
+    _one_line_warnings()
     try:
         app(args=argv, standalone_mode=False)
     except GeneaeError as exc:  # InputError, ConfigError, ModelFileError
@@ -45,21 +50,85 @@ def main(argv: list[str] | None = None) -> int:
         return int(getattr(exc, "exit_code", 2) or 2)
     except KeyboardInterrupt:
         err.print(
-            "geneae: interrupted; checkpoints are in the run directory (resume with --resume)"
-        )
-        return 1
-    except Exception as exc:  # noqa: BLE001 - the last line of defence of the CLI
-        if os.environ.get("GENEAE_DEBUG"):
-            traceback.print_exc()
-        err.print(
-            f"geneae: unexpected error ({type(exc).__name__}: {exc}); "
-            "set GENEAE_DEBUG=1 for the traceback",
+            "geneae: interrupted; an interrupted `geneae train` continues with the same "
+            "command and --resume",
             markup=False,
-            highlight=False,
-            soft_wrap=True,
         )
-        return 1
+        return 130
+    except (OSError, MemoryError) as exc:
+        message = resource_message(exc)
+        if message is None:
+            return _unexpected(exc)
+        err.print(f"geneae: error: {message}", markup=False, highlight=False, soft_wrap=True)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - the last line of defence of the CLI
+        if type(exc).__name__ == "OutOfMemoryError":  # torch's, without importing torch
+            err.print(
+                f"geneae: error: {_OUT_OF_MEMORY}", markup=False, highlight=False, soft_wrap=True
+            )
+            return 2
+        return _unexpected(exc)
     return 0
+
+
+_OUT_OF_MEMORY = (
+    "out of memory; use a smaller --batch-size, fewer genes (preprocess.n_top_genes), a "
+    "smaller train.memory_budget_gb, or a machine with more memory"
+)
+# Errors of the machine, not of geneae: the user can lift them (free space, permissions).
+RESOURCE_ERRORS = {
+    errno.ENOSPC: "no space left on the device; free some space",
+    errno.EDQUOT: "disk quota exceeded; free some space or raise the quota",
+    errno.EFBIG: "file too large for this file system or the process's file-size limit",
+    errno.EACCES: "permission denied; check the folder's permissions",
+    errno.EPERM: "operation not permitted; check the folder's permissions",
+    errno.EROFS: "read-only file system; choose a writable --out",
+    errno.ENAMETOOLONG: "file name too long; choose a shorter path",
+    errno.EMFILE: "too many open files; raise the limit (ulimit -n)",
+    errno.ENFILE: "too many open files in the system",
+    errno.EISDIR: "is a folder where a file was expected; check the path",
+}
+
+
+def resource_message(exc: BaseException) -> str | None:
+    """One line for an error of the machine (disk full, permissions, memory), else None."""
+    if isinstance(exc, MemoryError):
+        return _OUT_OF_MEMORY
+    what = RESOURCE_ERRORS.get(getattr(exc, "errno", None) or -1)
+    if what is None:
+        return None
+    where = getattr(exc, "filename", None)
+    then = " (a killed `geneae train` continues with --resume)"
+    return f"{where}: {what}{then}" if where else f"{what}{then}"
+
+
+def _unexpected(exc: BaseException) -> int:
+    if os.environ.get("GENEAE_DEBUG"):
+        traceback.print_exception(exc)
+    err.print(
+        f"geneae: unexpected error ({type(exc).__name__}: {exc}); "
+        "set GENEAE_DEBUG=1 for the traceback",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    return 1
+
+
+def _one_line_warnings() -> None:
+    """Show geneae's own warnings as one line each (``geneae: warning: ...``) on stderr."""
+    if getattr(warnings.showwarning, "_geneae", False):
+        return
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        if issubclass(category, GeneaeWarning):
+            err.print(f"geneae: warning: {message}", markup=False, highlight=False, soft_wrap=True)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    show._geneae = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
 
 
 class _Stdout(logging.Handler):

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from geneae.cli.flags import TRAIN_FLAGS, build_config, with_config_flags
+from geneae.cli.flags import TRAIN_FLAGS, build_config, given_settings, with_config_flags
 from geneae.config import RunConfig
 from geneae.errors import ModelFileError
 
@@ -67,6 +67,8 @@ def summary_table(metrics: dict[str, Any], title: str) -> Table:
 
 
 def _refuse_existing(path: Path, overwrite: bool) -> None:
+    if path.is_dir():
+        raise ModelFileError(f"{path}: is a folder; give --out a file name, e.g. {path}/out.h5ad.")
     if path.exists() and not overwrite:
         raise ModelFileError(
             f"{path}: exists; pass --overwrite to replace it or choose another --out."
@@ -107,22 +109,46 @@ def train(
         str | None, typer.Option(help="named preset, e.g. scvi-like, dca-zinb, deep-ae")
     ] = None,
     labels_file: LabelsFile = None,
-    resume: Annotated[bool, typer.Option(help="continue an interrupted run in --out")] = False,
-    overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="continue the interrupted run of --out (same data; its own settings, which "
+            "flags may repeat but not change)"
+        ),
+    ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            help="replace the run in --out, or write into a folder of other files (only "
+            "geneae's files are replaced; others are kept)"
+        ),
+    ] = False,
+    keep_checkpoints: Annotated[
+        bool,
+        typer.Option(help="keep the resume checkpoints in the finished run (default: deleted)"),
+    ] = False,
     *,
     overrides: dict[str, Any],
 ) -> None:
     """Train an autoencoder, evaluate it against PCA and write the report.
 
     Every setting not given follows the data; the resolved settings are written to
-    RUN_DIR/config.yaml, which --config reproduces.
+    RUN_DIR/config.yaml, which --config reproduces. The run is written into RUN_DIR.partial
+    and moved to RUN_DIR when complete; a killed run continues with --resume.
     Example: geneae train pbmc.h5ad --out runs/pbmc --preset scvi-like --labels cell_type
     """
     from geneae.run import train_run
 
     cfg = build_config(config, preset, overrides)
     result = train_run(
-        data, out_dir, cfg, overwrite=overwrite, resume=resume, labels_file=labels_file
+        data,
+        out_dir,
+        cfg,
+        overwrite=overwrite,
+        resume=resume,
+        labels_file=labels_file,
+        given=given_settings(config, preset, overrides) if resume else None,
+        keep_checkpoints=keep_checkpoints,
     )
     if result.model.is_global_zero:
         _print_run(result)
@@ -175,11 +201,19 @@ def reconstruct(
     run_dir: Annotated[Path, typer.Argument(help="a run / model directory")],
     data: Annotated[Path, typer.Argument(help="expression file to denoise")],
     out_file: Annotated[Path, typer.Option("--out", help="output .h5ad, .csv, .tsv or .npy")],
-    space: Annotated[str, typer.Option(help="target (counts for count models) | input")] = "target",
+    space: Annotated[
+        str,
+        typer.Option(
+            help="values: the data's own units (expected counts for count data) | input: "
+            "the model's preprocessed input | target: what the model reconstructs"
+        ),
+    ] = "values",
     overwrite: Annotated[bool, typer.Option(help="replace an existing --out file")] = False,
 ) -> None:
     """Write the denoised (reconstructed) matrix of the modelled genes.
 
+    The file says what its values are: uns['geneae']['values'] in an h5ad file, the header
+    of the row-name column of a CSV/TSV table (e.g. "values: expected counts").
     Example: geneae reconstruct runs/pbmc pbmc.h5ad --out denoised.h5ad
     """
     from geneae.io import write_matrix
@@ -190,8 +224,11 @@ def reconstruct(
     model = GeneAE.load(run_dir)
     adata = load_data(data, model.config, with_labels=False)
     recon = model.reconstruct(adata, layer=model.config.data.layer, space=space)
-    write_matrix(recon, out_file, obs_names=list(adata.obs_names), columns=list(model.genes))
-    out.print(f"wrote {recon.shape[0]} x {recon.shape[1]} denoised values to {out_file}")
+    units = model.reconstruction_units(space)
+    write_matrix(
+        recon, out_file, obs_names=list(adata.obs_names), columns=list(model.genes), values=units
+    )
+    out.print(f"wrote {recon.shape[0]} x {recon.shape[1]} denoised values ({units}) to {out_file}")
 
 
 @app.command()
@@ -200,7 +237,10 @@ def evaluate(
     data: Annotated[Path, typer.Argument(help="expression file (with labels for ARI / NMI)")],
     labels: Annotated[
         str | None,
-        typer.Option(help="column with known labels (default: one named label, cell_type, ...)"),
+        typer.Option(
+            help="column or file with known labels (default: the training label column or "
+            "one named label, cell_type, ... when the file has one; none needed)"
+        ),
     ] = None,
     labels_file: LabelsFile = None,
     out_file: Annotated[
@@ -220,7 +260,7 @@ def evaluate(
     target = out_file or run_dir / f"evaluate_{data.name.split('.')[0]}.json"
     _refuse_existing(target, overwrite)
     model = GeneAE.load(run_dir)
-    adata = load_data(data, model.config, labels=labels_file or labels)
+    adata = load_data(data, model.config, labels=labels_file or labels, with_labels=False)
     metrics = evaluate_file(model, adata)
     metrics.setdefault("data", {})["path"] = str(data)
     write_json(target, metrics)

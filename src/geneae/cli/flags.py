@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import typer
-import yaml
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from geneae.config import RunConfig
+from geneae.config import RunConfig, load_yaml
 from geneae.errors import ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -131,7 +130,7 @@ def build_config(
     if config_path is not None:
         RunConfig.from_yaml(config_path)  # validates every key, with readable errors
         # Merge only what the file says, so the preset's other values are not reset.
-        values = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+        values = load_yaml(config_path)
         preset = preset or values.get("preset")
     base = preset_config(preset) if preset else RunConfig()
     merged = base.model_dump(mode="json")
@@ -148,6 +147,31 @@ def build_config(
         flag = "--" + by_key.get(key, key).replace("_", "-")
         config = config.updated({key: value}, source=flag)
     return config
+
+
+def given_settings(
+    config_path: Path | None, preset: str | None, overrides: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The settings a user gave, as dotted key -> value, for ``--resume`` to check.
+
+    A YAML file's keys, then the preset, then the flags.
+    """
+    given: dict[str, Any] = {}
+    values = load_yaml(config_path) if config_path is not None else {}
+    for section, content in (values if isinstance(values, dict) else {}).items():
+        if isinstance(content, dict):
+            for key, value in content.items():
+                given[f"{section}.{ALIASES.get(str(key), key)}"] = value
+        else:
+            given[str(section)] = content
+    if preset:
+        given["preset"] = preset
+    given.update(overrides)
+    return given
+
+
+# Old names of config keys that still load (the field's alias).
+ALIASES = {"labels": "label_column"}
 
 
 def _annotation(flag: str, key: str) -> Any:

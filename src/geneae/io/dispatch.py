@@ -100,7 +100,9 @@ def read(
         adata = read_plain_h5(file)
     elif kind in {"csv", "tsv"}:
         sep = "," if kind == "csv" else "\t"
-        adata = read_delimited(file, sep, labels=column, transpose=transpose)
+        adata = read_delimited(
+            file, sep, labels=column, transpose=transpose, labels_required=labels_required
+        )
     elif kind == "gct":
         adata = read_gct(file)
     elif kind == "npy":

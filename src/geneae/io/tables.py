@@ -256,7 +256,12 @@ def numeric_matrix(
 
 
 def read_delimited(
-    path: Path, sep: str, *, labels: str | None = None, transpose: bool | None = None
+    path: Path,
+    sep: str,
+    *,
+    labels: str | None = None,
+    transpose: bool | None = None,
+    labels_required: bool = True,
 ) -> ad.AnnData:
     """Read a CSV / TSV expression table in either orientation.
 
@@ -273,6 +278,9 @@ def read_delimited(
     transpose
         True: rows are genes; False: rows are samples; None: decide from identifiers and
         shape.
+    labels_required
+        False: a ``labels`` column or row that is not there is no error; the table is then
+        read as with ``labels=None``.
 
     Returns
     -------
@@ -298,6 +306,9 @@ def read_delimited(
     label_row = None
     if label_col is None and labels is not None and ids is not None and labels in ids:
         label_row = ids.index(labels)
+    if labels is not None and label_col is None and label_row is None and not labels_required:
+        labels = None
+        label_col = _label_column(names, body, None)
     if labels is not None and label_col is None and label_row is None:
         raise input_error(
             path,

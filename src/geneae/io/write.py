@@ -59,6 +59,7 @@ def write_matrix(
     *,
     obs_names: Sequence[str] | None = None,
     columns: Sequence[str] | None = None,
+    values: str | None = None,
 ) -> Path:
     """Write a samples x columns matrix (a latent space, a reconstruction), atomically.
 
@@ -74,6 +75,10 @@ def write_matrix(
         Row names (default ``sample_0000`` ...).
     columns
         Column names (default ``dim_0000`` ...).
+    values
+        What the values are (e.g. ``"expected counts"``), said in the file: the header of
+        a table's row-name column reads ``values: ...``; an h5ad file holds it in
+        ``uns["geneae"]["values"]``; ``.npy`` has no place for it.
 
     Returns
     -------
@@ -109,6 +114,8 @@ def write_matrix(
                 obs=pd.DataFrame(index=rows.astype(str)),
                 var=pd.DataFrame(index=cols.astype(str)),
             )
+        if values is not None:
+            adata.uns["geneae"] = {"values": values}
         return write_h5ad(adata, target)
     dense = array.toarray() if sp.issparse(array) else np.asarray(array)
     with atomic_path(target) as tmp:
@@ -119,6 +126,8 @@ def write_matrix(
         else:
             sep = "\t" if suffix.startswith(".tsv") else ","
             frame = pd.DataFrame(dense, index=rows, columns=cols)
+            if values is not None:
+                frame.index.name = f"values: {values}"
             compression = "gzip" if suffix.endswith(".gz") else None
             frame.to_csv(tmp, sep=sep, compression=compression)
     return target

@@ -32,7 +32,7 @@ from geneae._atomic import write_text
 from geneae.config import PreprocessConfig, describe_validation_error
 from geneae.errors import ConfigError, DataWarning, InputError, ModelFileError, NotFittedError
 from geneae.facts import DataFacts, ValueType, describe
-from geneae.pp.blocks import Matrix, densify, map_rows
+from geneae.pp.blocks import Matrix, densify, map_rows, row_blocks, row_sums
 from geneae.pp.checks import (
     ValueCheck,
     check_shape_and_names,
@@ -201,6 +201,35 @@ class Preprocessor:
         if steps.log1p:
             out = np.expm1(out)
         return out.astype(np.float32)
+
+    def library_sizes(self, adata: ad.AnnData) -> np.ndarray:
+        """Each cell's total over the kept genes of the matrix the value steps start from.
+
+        The per-cell factor of library-size normalisation (``target_sum / library``):
+        multiplying normalised values by ``library / target_sum`` puts them back on the
+        scale of the data. Float64, one value per cell of ``adata``.
+        """
+        steps = self._require_fitted()
+        adata = in_memory(adata)
+        cols = self._align(adata.var_names, warn_extra=False)
+        source = source_matrix(adata, steps, counts_matrix(adata, describe(adata)))
+        return np.concatenate(
+            [row_sums(block) for _, block in row_blocks(source, None, cols)] or [np.zeros(0)]
+        )
+
+    def describe_steps(self) -> str:
+        """The fitted value steps in words, e.g. ``normalised to 10000, log1p, z-scored``."""
+        steps = self._require_fitted()
+        parts = []
+        if steps.normalize:
+            parts.append(f"normalised to {steps.target_sum:g} per cell")
+        if steps.log1p:
+            parts.append("log1p")
+        if steps.scale:
+            parts.append("z-scored")
+        elif steps.minmax:
+            parts.append("min-max scaled")
+        return ", ".join(parts) or "as given"
 
     # -- persistence --------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -69,6 +69,12 @@ def filter_cells_and_genes(
     drop_empty: bool,
 ) -> None:
     """Cell filters, then the gene filter, then all-zero genes and cells, in that order."""
+    if not kept.nonzero_per(x, axis=1).any():
+        # Empty data, not a filter too strict: say so rather than advise lowering one.
+        raise InputError(
+            f"every value is 0 ({kept.cells.size:,} cells x {kept.genes.size:,} genes): there "
+            "is nothing to train on; check that the file holds the expression values."
+        )
     if min_counts_per_cell > 0:
         total = kept.row_sums(x)
         v = min_counts_per_cell

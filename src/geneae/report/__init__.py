@@ -28,7 +28,7 @@ FIGURES = "figures"
 TEMPLATE = "report.html.j2"
 
 
-def write_report(run_dir: str | Path) -> Path:
+def write_report(run_dir: str | Path, *, location: str | Path | None = None) -> Path:
     """Draw the figures of a run and write its HTML report.
 
     Parameters
@@ -37,6 +37,9 @@ def write_report(run_dir: str | Path) -> Path:
         A run directory holding ``results.h5ad``. Pieces missing from that file (labels,
         loadings, responsibilities, the history, a map method, ...) make the corresponding
         sections say what is missing; nothing is invented.
+    location
+        Where the run will be read from, if not ``run_dir`` (a run is written in a staging
+        directory and then moved into place): the report names this folder.
 
     Returns
     -------
@@ -53,19 +56,22 @@ def write_report(run_dir: str | Path) -> Path:
     start = time.perf_counter()
     results = load_results(run_dir)
     figs = draw_figures(results)
-    html = render(results, figs, version=_version())
+    html = render(results, figs, version=_version(), location=location)
     figures_dir = results.run_dir / FIGURES
     for item in figs.items:
         write_bytes(figures_dir / f"{item.name}.png", item.png)
-    _remove_stale(figures_dir, keep={item.name for item in figs.items})
+    remove_stale(figures_dir, keep={item.name for item in figs.items})
     path = results.run_dir / REPORT
     write_text(path, html)
     logger.info("report written to %s in %.1f s", path, time.perf_counter() - start)
     return path
 
 
-def render(results: Results, figs: FigureSet, *, version: str = "") -> str:
+def render(
+    results: Results, figs: FigureSet, *, version: str = "", location: str | Path | None = None
+) -> str:
     """The complete HTML document for ``results`` with the figures of ``figs``."""
+    run_dir = Path(location) if location is not None else results.run_dir
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("geneae.report", "templates"),
         autoescape=True,
@@ -74,10 +80,10 @@ def render(results: Results, figs: FigureSet, *, version: str = "") -> str:
         keep_trailing_newline=True,
     )
     return env.get_template(TEMPLATE).render(
-        title=f"geneae report — {results.run_dir.name}",
+        title=f"geneae report — {run_dir.name}",
         stamp=dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         version=version,
-        run_dir=str(results.run_dir),
+        run_dir=str(run_dir),
         sections=sections(results, figs),
     )
 
@@ -97,7 +103,8 @@ _OURS = (
 )
 
 
-def _remove_stale(figures_dir: Path, keep: set[str]) -> None:
+def remove_stale(figures_dir: Path, keep: set[str]) -> None:
+    """Delete the figures geneae drew earlier that are not in ``keep`` (names, no suffix)."""
     if not figures_dir.is_dir():
         return
     for png in figures_dir.glob("*.png"):
