@@ -93,14 +93,19 @@ def test_existing_run_is_protected(trained, data_file, fast_yaml, capsys):
     assert (trained / "weights.safetensors").read_bytes() == before
 
 
-def test_overwrite_replaces_only_our_files(data_file, fast_yaml, tmp_path):
+def test_overwrite_replaces_only_our_files(data_file, fast_yaml, tmp_path, capsys):
     run = tmp_path / "r"
     run.mkdir()
     (run / "notes.txt").write_text("mine")
     args = ["train", str(data_file), "--out", str(run), "--config", str(fast_yaml)]
-    assert main(args) == 0
+    # A folder of the user's own files is no run: refused unless --overwrite.
+    assert main(args) == 2
+    assert "--overwrite" in one_line_error(capsys)
+    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
+    assert main([*args, "--overwrite"]) == 0
     assert main([*args, "--overwrite"]) == 0
     assert (run / "notes.txt").read_text() == "mine"
+    assert (run / "weights.safetensors").is_file()
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,6 @@ geneae's own files are replaced.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,8 +173,10 @@ def train_run(
         model.metrics = metrics
         model.save(staging, overwrite=True)
         figures = {p.stem for p in (staging / "figures").glob("*.png")}
-        publish(staging, paths.out, RUN_FILES)
-        _tidy(paths.out, figures, keep_checkpoints=keep_checkpoints)
+        publish(staging, paths.out, RUN_FILES, keep_checkpoints=keep_checkpoints)
+        from geneae.report import remove_stale
+
+        remove_stale(paths.out / "figures", keep=figures)
     out = Path(run_dir)
     files = [out / f for f in RUN_FILES if (paths.out / f).exists()]
     return RunResult(run_dir=out, model=model, metrics=metrics, files=sorted(files))
@@ -252,15 +253,6 @@ def _evaluate_and_report(
         write_report(staging, location=out)
         metrics["timings"]["report_s"] = time.perf_counter() - t2
     return metrics
-
-
-def _tidy(out: Path, figures: set[str], *, keep_checkpoints: bool) -> None:
-    """After publishing: drop the resume checkpoints, and figures an older run left."""
-    from geneae.report import remove_stale
-
-    if not keep_checkpoints:
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    remove_stale(out / "figures", keep=figures)
 
 
 def _naming(exc: InputError, path: str | Path) -> InputError:

@@ -55,6 +55,13 @@ class RunPaths:
         path = Path(os.path.abspath(out))
         if path.parent == path:
             raise ModelFileError(f"{out}: a run cannot be the root directory; give --out a name.")
+        for parent in path.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise ModelFileError(
+                        f"{out}: {parent} is a file, not a folder; choose another --out."
+                    )
+                break
         return cls(path)
 
     @property
@@ -316,38 +323,48 @@ def discard_staging(staging: Path) -> None:
     shutil.rmtree(staging)
 
 
-def publish(staging: Path, out: Path, run_files: tuple[str, ...]) -> None:
+def publish(
+    staging: Path, out: Path, run_files: tuple[str, ...], *, keep_checkpoints: bool = False
+) -> None:
     """Move the finished run in ``staging`` to ``out`` (see the module docstring).
 
-    ``run_files``: the files of a run (the saved model's and the others at the top level),
-    the one names that are replaced in a folder holding an older run or other files.
+    ``run_files``: the files of a run at its top level, the only names replaced in a folder
+    that holds an older run or other files. Until the move is complete ``staging`` stays a
+    staging directory (its marker is the last thing to go), so a move cut short is
+    finished by ``--resume``. The resume checkpoints are deleted unless
+    ``keep_checkpoints``.
     """
-    (staging / MARKER).unlink(missing_ok=True)
     try:
         os.rename(staging, out)  # out absent or an empty folder: one atomic step
-        return
     except OSError as exc:
         if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR, errno.ENOTDIR):
             raise
-    _merge(staging, out, run_files)
-    shutil.rmtree(staging)
+        _merge(staging, out, run_files, keep_checkpoints=keep_checkpoints)
+        shutil.rmtree(staging)
+    else:
+        (out / MARKER).unlink(missing_ok=True)
+    if not keep_checkpoints:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
 
 
-def _merge(staging: Path, out: Path, run_files: tuple[str, ...]) -> None:
+def _merge(staging: Path, out: Path, run_files: tuple[str, ...], *, keep_checkpoints: bool) -> None:
     """Replace geneae's files in ``out`` by those of ``staging``; ``config.yaml`` last."""
-    ours = set(run_files)
     # First make the old run incomplete, then take out its files the new run lacks.
     (out / "config.yaml").unlink(missing_ok=True)
-    for name in ours:
+    for name in run_files:
         old = out / name
         if old.is_file() and not (staging / name).exists():
             old.unlink()
-    for entry in sorted(staging.iterdir(), key=lambda p: p.name == "config.yaml"):
+    moved = [p for p in staging.iterdir() if p.name not in (MARKER, "config.yaml")]
+    for entry in sorted(moved, key=lambda p: (p.is_dir(), p.name)):
+        if entry.name == "checkpoints" and not keep_checkpoints:
+            continue
         target = out / entry.name
         if entry.is_dir():
             _merge_folder(entry, target)
         else:
             os.replace(entry, target)
+    os.replace(staging / "config.yaml", out / "config.yaml")  # the run is complete
 
 
 def _merge_folder(source: Path, target: Path) -> None:

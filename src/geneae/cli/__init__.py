@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     _log_decisions()
     _one_line_warnings()
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+        if code == 130:  # typer turns Ctrl-C inside a command into this return value
+            raise KeyboardInterrupt
     except GeneaeError as exc:  # InputError, ConfigError, ModelFileError
         err.print(f"geneae: error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return 2
@@ -87,6 +89,7 @@ RESOURCE_ERRORS = {
     errno.EMFILE: "too many open files; raise the limit (ulimit -n)",
     errno.ENFILE: "too many open files in the system",
     errno.EISDIR: "is a folder where a file was expected; check the path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; check the path",
 }
 
 
@@ -98,7 +101,7 @@ def resource_message(exc: BaseException) -> str | None:
     if what is None:
         return None
     where = getattr(exc, "filename", None)
-    then = " (a killed `geneae train` continues with --resume)"
+    then = " (an interrupted `geneae train` continues with --resume)"
     return f"{where}: {what}{then}" if where else f"{what}{then}"
 
 

@@ -1,0 +1,132 @@
+"""Problem 2: ``--resume`` checks the data and the settings against the interrupted run.
+
+An interrupted run is made once (interrupted as Ctrl-C would, at evaluation, after its
+checkpoints exist) and copied for each test.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+import yaml
+from reliability_helpers import assert_complete_run, geneae_cli, refused
+
+import geneae.run
+
+
+@pytest.fixture(scope="module")
+def interrupted(cells, fast_yaml, tmp_path_factory):
+    """The staging directory of a run interrupted (KeyboardInterrupt) after training."""
+    root = tmp_path_factory.mktemp("interrupted")
+    patch = pytest.MonkeyPatch()
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    patch.setattr(geneae.run, "_evaluate_and_report", interrupt)
+    try:
+        result = geneae_cli("train", cells, "--out", root / "run", "--config", fast_yaml)
+    finally:
+        patch.undo()
+    assert result.code == 130, result
+    assert "--resume" in result.err
+    staging = root / "run.partial"
+    assert (staging / "checkpoints" / "last.ckpt").is_file()
+    assert not (root / "run").exists() and not (root / "run.lock").exists()
+    return staging
+
+
+@pytest.fixture
+def run(interrupted, tmp_path):
+    """A fresh copy of the interrupted run: its --out (absent) beside its staging copy."""
+    shutil.copytree(interrupted, tmp_path / "run.partial")
+    return tmp_path / "run"
+
+
+def test_resume_with_the_same_data_completes(run, cells, fast_yaml):
+    assert geneae_cli("train", cells, "--out", run, "--resume").code == 0
+    assert_complete_run(run)
+    assert len(pd.read_csv(run / "history.csv")) == 2
+    assert not (run.parent / "run.partial").exists()
+
+
+def test_resume_may_repeat_the_settings(run, cells, fast_yaml):
+    result = geneae_cli("train", cells, "--out", run, "--resume", "--config", fast_yaml)
+    assert result.code == 0, result
+    assert_complete_run(run)
+
+
+def test_resume_with_other_data_is_refused(run, cells, tmp_path):
+    table = pd.read_csv(cells, index_col=0)
+    variants = {
+        "fewer": table.iloc[:100],
+        "renamed": table.rename(columns={"gene_0003": "gene_x"}),
+        "values": table.assign(gene_0000=table["gene_0000"] + 1),
+        "cells": table.rename(index={table.index[0]: "someone_else"}),
+    }
+    expected = {
+        "fewer": "100 x 30 instead of 120 x 30",
+        "renamed": "other gene names",
+        "values": "other values",
+        "cells": "other cell names",
+    }
+    for name, frame in variants.items():
+        path = tmp_path / f"{name}.csv"
+        frame.to_csv(path)
+        refused(geneae_cli("train", path, "--out", run, "--resume"), expected[name], str(path))
+    assert (run.parent / "run.partial" / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--epochs", "5"], "train.max_epochs = 5"),
+        (["--latent-dim", "3"], "model.latent_dim = 3"),
+        (["--likelihood", "poisson"], "model.likelihood = 'poisson'"),
+        (["--preset", "deep-ae"], "preset = 'deep-ae'"),
+    ],
+)
+def test_resume_with_other_settings_is_refused(run, cells, flags, named):
+    refused(geneae_cli("train", cells, "--out", run, "--resume", *flags), named)
+
+
+def test_resume_with_another_yaml_is_refused(run, cells, fast_yaml, tmp_path):
+    other = yaml.safe_load(fast_yaml.read_text())
+    other["model"]["hidden"] = [8]
+    path = tmp_path / "other.yaml"
+    path.write_text(yaml.safe_dump(other))
+    refused(geneae_cli("train", cells, "--out", run, "--resume", "--config", path), "hidden")
+
+
+def test_edited_config_of_the_interrupted_run_is_refused(run, cells):
+    config = run.parent / "run.partial" / "config.yaml"
+    config.write_text(config.read_text().replace("latent_dim: 2", "latent_dim: 3"))
+    refused(geneae_cli("train", cells, "--out", run, "--resume"), "changed since")
+
+
+def test_damaged_fingerprint_is_refused(run, cells):
+    (run.parent / "run.partial" / "fingerprint.json").write_text("{not json")
+    refused(geneae_cli("train", cells, "--out", run, "--resume"), "fingerprint.json")
+
+
+def test_fingerprint_is_kept_in_the_finished_run(run, cells):
+    assert geneae_cli("train", cells, "--out", run, "--resume").code == 0
+    record = json.loads((run / "fingerprint.json").read_text())
+    assert record["data"]["n_obs"] == 120 and record["data"]["n_vars"] == 30
+
+
+def test_nothing_to_resume(cells, fast_yaml, tmp_path):
+    refused(geneae_cli("train", cells, "--out", tmp_path / "new", "--resume"), "nothing to resume")
+    done = tmp_path / "done"
+    assert geneae_cli("train", cells, "--out", done, "--config", fast_yaml).code == 0
+    refused(geneae_cli("train", cells, "--out", done, "--resume"), "complete")
+
+
+def test_new_run_without_resume_discards_the_interrupted_one(run, cells, fast_yaml):
+    result = geneae_cli("train", cells, "--out", run, "--config", fast_yaml)
+    assert result.code == 0, result
+    assert_complete_run(run)
+    assert not (run.parent / "run.partial").exists()
