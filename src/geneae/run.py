@@ -54,10 +54,9 @@ from geneae.saved_model import CHECKSUMS, MODEL_FILES
 
 logger = logging.getLogger(__name__)
 
-# Files a run writes; ``overwrite`` replaces exactly these (and figures/, checkpoints/).
+# Files a run writes; ``overwrite`` replaces exactly these (and figures/*.png it drew).
 RESULTS = "results.h5ad"
 RUN_FILES = (*MODEL_FILES, CHECKSUMS, FINGERPRINT, RESULTS, "report.html")
-RUN_FOLDERS = ("figures", "checkpoints")
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 
 
@@ -132,7 +131,7 @@ def train_run(
     if resume:
         config, record = _resume_state(paths, given)
     else:
-        check_target(paths.out, RUN_FILES + RUN_FOLDERS, overwrite=overwrite)
+        check_target(paths.out, RUN_FILES, overwrite=overwrite)
     if not helper:
         lock.check_free()
     check_hardware(config.train)
@@ -225,7 +224,7 @@ def _open_staging(
             raise ModelFileError(f"{paths.staging}: gone while preparing to resume; run again.")
         check_config_text(paths.staging, read_fingerprint(paths.staging))
         return paths.staging
-    check_target(paths.out, RUN_FILES + RUN_FOLDERS, overwrite=overwrite)
+    check_target(paths.out, RUN_FILES, overwrite=overwrite)
     if paths.staging.exists():
         logger.warning("discarding the interrupted run in %s", paths.staging)
     staging = new_staging(paths)

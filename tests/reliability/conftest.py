@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -30,3 +31,19 @@ def cells(data_dir) -> Path:
 @pytest.fixture(scope="session")
 def fast_yaml(data_dir) -> Path:
     return data_dir / "fast.yaml"
+
+
+@pytest.fixture(scope="session")
+def report_run(data_dir, tmp_path_factory) -> Path:
+    """A run with its report and kept checkpoints, written under umask 027."""
+    from reliability_helpers import geneae_cli
+
+    run = tmp_path_factory.mktemp("report_run") / "run"
+    previous = os.umask(0o027)
+    try:
+        args = ["--config", data_dir / "fast_report.yaml", "--keep-checkpoints"]
+        result = geneae_cli("train", data_dir / "cells.csv", "--out", run, *args)
+    finally:
+        os.umask(previous)
+    assert result.code == 0, result
+    return run
