@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import signal
 import sys
 import traceback
 import warnings
@@ -57,6 +58,14 @@ def main(argv: list[str] | None = None) -> int:
             markup=False,
         )
         return 130
+    except SystemExit as exc:
+        if exc.code == 128 + signal.SIGTERM:  # see geneae.rundir.terminate_as_exit
+            err.print(
+                "geneae: terminated; an interrupted `geneae train` continues with the same "
+                "command and --resume",
+                markup=False,
+            )
+        raise
     except (OSError, MemoryError) as exc:
         message = resource_message(exc)
         if message is None:
