@@ -113,8 +113,10 @@ _CHECKSUM_LINE = re.compile(r"([0-9a-f]{64}) [ *](\S+)")
 def verify_checksums(directory: Path) -> None:
     """Refuse a model whose files differ from ``checksums.sha256`` (absent: nothing to check)."""
     path = directory / CHECKSUMS
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return
+    if not path.is_file():
+        raise ModelFileError(f"{path}: not a file; restore the model directory from a copy.")
     listed: dict[str, str] = {}
     for line in _read_text(path).splitlines():
         match = _CHECKSUM_LINE.fullmatch(line.strip())
@@ -169,7 +171,31 @@ def read_model(directory: Path) -> SavedModel:
         raise ModelFileError(f"{directory}: a model file is damaged ({exc}).") from None
     if not isinstance(metrics, dict):
         raise ModelFileError(f"{directory / 'metrics.json'}: does not hold a JSON object.")
+    _check_consistent(directory, config, preprocessor, genes, meta)
     return SavedModel(config, preprocessor, genes, state, categories, history, metrics)
+
+
+def _check_consistent(
+    directory: Path,
+    config: RunConfig,
+    preprocessor: Preprocessor,
+    genes: list[str],
+    meta: dict[str, str],
+) -> None:
+    """The files agree with each other: a resolved config, one gene list, a fitted state."""
+    damaged = "the saved model is damaged (re-run `geneae train`)"
+    if config.model.likelihood == "auto" or not config.preprocess.is_resolved:
+        raise ModelFileError(
+            f"{directory / 'config.yaml'}: not the resolved configuration of a trained model; "
+            f"{damaged}."
+        )
+    if not preprocessor.is_fitted:
+        raise ModelFileError(f"{directory / 'preprocessor.json'}: not fitted; {damaged}.")
+    if not genes or genes != preprocessor.genes_ or meta.get("n_genes") != str(len(genes)):
+        raise ModelFileError(
+            f"{directory / 'genes.txt'}: {len(genes)} genes, which do not match the "
+            f"preprocessor's and the weights'; {damaged}."
+        )
 
 
 def write_json(path: Path, values: dict[str, Any]) -> None:
