@@ -62,7 +62,8 @@ def test_continuous_data_gets_a_gaussian_vae_on_standardised_data():
 def test_save_load_transform_is_identical(fitted, tmp_path):
     adata, model = fitted
     model.save(tmp_path / "m")
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == sorted(MODEL_FILES)
+    saved = sorted(p.name for p in (tmp_path / "m").iterdir())
+    assert saved == sorted([*MODEL_FILES, "checksums.sha256"])
     loaded = GeneAE.load(tmp_path / "m")
     np.testing.assert_array_equal(model.encode(adata), loaded.encode(adata))
     np.testing.assert_array_equal(model.reconstruct(adata), loaded.reconstruct(adata))

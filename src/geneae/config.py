@@ -333,7 +333,7 @@ def describe_validation_error(exc: ValidationError, source: str) -> str:
     """One line per problem: the dotted key, the bad value, what is allowed."""
     lines = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        key = ".".join(str(p) for p in err["loc"]) if err["loc"] else "(top level)"
         if err["type"] == "extra_forbidden":
             allowed = _allowed_keys(err["loc"][:-1])
             lines.append(f"unknown key {key!r}; allowed keys here: {', '.join(allowed)}")

@@ -18,7 +18,7 @@ from geneae.config import RunConfig, TrainConfig
 from geneae.errors import ConfigError, InputError
 
 HARDWARE_KEYS = ("accelerator", "devices", "strategy", "num_nodes", "precision")
-FLAGS = {"accelerator": "--device"}
+FLAGS = {"accelerator": "--device (train.accelerator)"}
 
 
 def check_hardware(train: TrainConfig) -> None:

@@ -67,7 +67,8 @@ def test_batch_of_one_with_batch_norm_is_refused(cells, fast_yaml, tmp_path):
 def test_device_that_is_not_there_is_refused(cells, fast_yaml, tmp_path):
     missing = "mps" if torch.cuda.is_available() else "cuda"  # never both on one machine
     args = ["--config", fast_yaml, "--device", missing]
-    refused(geneae_cli("train", cells, "--out", tmp_path / "run", *args), f"--device '{missing}'")
+    result = geneae_cli("train", cells, "--out", tmp_path / "run", *args)
+    refused(result, f"--device (train.accelerator) '{missing}'")
     assert leaves_nothing(tmp_path)
 
 

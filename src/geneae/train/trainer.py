@@ -257,25 +257,26 @@ def fit_module(
     if progress:
         callbacks.append(RichProgressBar(leave=False))
 
-    trainer = pl.Trainer(
-        max_epochs=max_epochs,
-        accelerator=config.accelerator,
-        devices=config.devices,
-        strategy=config.strategy,
-        num_nodes=config.num_nodes,
-        precision=config.precision,
-        # Gradient clipping is done by the plan (manual optimisation).
-        callbacks=callbacks,
-        plugins=[AtomicCheckpointIO()],
-        logger=False,
-        enable_checkpointing=ckpt_dir is not None,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        default_root_dir=str(run_dir) if run_dir is not None else None,
-        deterministic=False,
-        reload_dataloaders_every_n_epochs=0,
-    )
+    with _quiet_lightning():  # its banner (GPU available, tips) is not geneae's to print
+        trainer = pl.Trainer(
+            max_epochs=max_epochs,
+            accelerator=config.accelerator,
+            devices=config.devices,
+            strategy=config.strategy,
+            num_nodes=config.num_nodes,
+            precision=config.precision,
+            # Gradient clipping is done by the plan (manual optimisation).
+            callbacks=callbacks,
+            plugins=[AtomicCheckpointIO()],
+            logger=False,
+            enable_checkpointing=ckpt_dir is not None,
+            enable_progress_bar=progress,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            default_root_dir=str(run_dir) if run_dir is not None else None,
+            deterministic=False,
+            reload_dataloaders_every_n_epochs=0,
+        )
     with warnings.catch_warnings(), _quiet_lightning():
         # Lightning nags about worker processes; our batches are gathered on the device.
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
