@@ -37,6 +37,8 @@ from typing import Any, Literal
 
 from geneae.errors import ModelFileError
 
+RESUME_FILES = ("config.yaml", "fingerprint.json")
+"""What ``--resume`` reads in a staging directory (config.yaml first: it completes a run)."""
 MARKER = ".geneae-partial"
 """First file of a staging directory: a folder is discarded only if it has this file."""
 
@@ -355,7 +357,7 @@ def _merge(staging: Path, out: Path, run_files: tuple[str, ...], *, keep_checkpo
         old = out / name
         if old.is_file() and not (staging / name).exists():
             old.unlink()
-    moved = [p for p in staging.iterdir() if p.name not in (MARKER, "config.yaml")]
+    moved = [p for p in staging.iterdir() if p.name not in (MARKER, *RESUME_FILES)]
     for entry in sorted(moved, key=lambda p: (p.is_dir(), p.name)):
         if entry.name == "checkpoints" and not keep_checkpoints:
             continue
@@ -364,7 +366,14 @@ def _merge(staging: Path, out: Path, run_files: tuple[str, ...], *, keep_checkpo
             _merge_folder(entry, target)
         else:
             os.replace(entry, target)
-    os.replace(staging / "config.yaml", out / "config.yaml")  # the run is complete
+    # What --resume reads stays in staging until the end: a copy goes over, then the
+    # configuration moves, which completes the run.
+    for name in RESUME_FILES[1:]:
+        if (staging / name).is_file():
+            tmp = out / f".{name}.{uuid.uuid4().hex}.tmp"
+            shutil.copyfile(staging / name, tmp)
+            os.replace(tmp, out / name)
+    os.replace(staging / RESUME_FILES[0], out / RESUME_FILES[0])
 
 
 def _merge_folder(source: Path, target: Path) -> None:
