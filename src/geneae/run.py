@@ -226,7 +226,10 @@ def _open_staging(
         return paths.staging
     check_target(paths.out, RUN_FILES, overwrite=overwrite)
     if paths.staging.exists():
-        logger.warning("discarding the interrupted run in %s", paths.staging)
+        logger.warning(
+            "discarding the interrupted run in %s (a new run; --resume continues one)",
+            paths.staging,
+        )
     staging = new_staging(paths)
     # The resolved configuration, before training: --resume continues with exactly it.
     write_text(staging / "config.yaml", config_text)

@@ -128,5 +128,6 @@ def test_nothing_to_resume(cells, fast_yaml, tmp_path):
 def test_new_run_without_resume_discards_the_interrupted_one(run, cells, fast_yaml):
     result = geneae_cli("train", cells, "--out", run, "--config", fast_yaml)
     assert result.code == 0, result
+    assert "geneae: warning: discarding the interrupted run" in result.err
     assert_complete_run(run)
     assert not (run.parent / "run.partial").exists()

@@ -162,3 +162,17 @@ def _log_decisions() -> None:
         handler.setFormatter(logging.Formatter("geneae: %(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    # What a run does to earlier files (e.g. discarding an interrupted run): one line.
+    run_logger = logging.getLogger("geneae.run")
+    if not any(isinstance(h, _Stderr) for h in run_logger.handlers):
+        handler = _Stderr()
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("geneae: warning: %(message)s"))
+        run_logger.addHandler(handler)
+
+
+class _Stderr(logging.Handler):
+    """Writes records to whatever ``sys.stderr`` is at the time."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stderr, flush=True)
