@@ -158,7 +158,8 @@ def train_run(
     check_trainable(prepared.n_obs, len(model.genes), model.config, str(data_path))
 
     if helper:  # a helper process of data-parallel training: process 0 owns the directory
-        model.train(prepared, run_dir=paths.staging, resume=resume)
+        from_checkpoint = resume and (paths.staging / LAST_CHECKPOINT).is_file()
+        model.train(prepared, run_dir=paths.staging, resume=from_checkpoint)
         return RunResult(run_dir=Path(run_dir), model=model, metrics=model.metrics)
     with lock, terminate_as_exit():
         staging = _open_staging(paths, model.config.to_yaml(), fingerprint, resume, overwrite)
