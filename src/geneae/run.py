@@ -226,7 +226,7 @@ def _open_staging(
         check_config_text(paths.staging, read_fingerprint(paths.staging))
         return paths.staging
     check_target(paths.out, RUN_FILES, overwrite=overwrite)
-    if paths.staging.exists():
+    if is_staging(paths.staging):
         logger.warning(
             "discarding the interrupted run in %s (a new run; --resume continues one)",
             paths.staging,
