@@ -52,16 +52,24 @@ def sample_rows(n_obs: int, n: int = SAMPLE_ROWS) -> np.ndarray:
 def _matrix_digest(x: Any, rows: np.ndarray) -> tuple[str, int]:
     """(SHA-256 of the sampled rows' values and positions, number of stored values)."""
     digest = hashlib.sha256()
-    if sp.issparse(x):
-        block = sp.csr_matrix(x[rows])
+    block = x[rows]  # in memory or backed by a file: only these rows are read
+    if sp.issparse(block):
+        block = sp.csr_matrix(block)
         block.sum_duplicates()  # a canonical form: sorted indices, no duplicates
         digest.update(np.asarray(block.indptr, dtype=np.int64).tobytes())
         digest.update(np.asarray(block.indices, dtype=np.int64).tobytes())
         digest.update(np.asarray(block.data, dtype=np.float64).tobytes())
-        return digest.hexdigest(), int(x.nnz)
-    block = np.ascontiguousarray(np.asarray(x[rows]), dtype=np.float64)
-    digest.update(block.tobytes())
+        return digest.hexdigest(), _stored_values(x)
+    digest.update(np.ascontiguousarray(np.asarray(block), dtype=np.float64).tobytes())
     return digest.hexdigest(), int(np.prod(np.shape(x)))
+
+
+def _stored_values(x: Any) -> int:
+    """Number of stored values of a sparse matrix, in memory or backed by an HDF5 file."""
+    stored = getattr(x, "nnz", None)
+    if stored is None and hasattr(x, "group"):  # anndata's backed sparse dataset
+        stored = x.group["data"].shape[0]
+    return int(stored) if stored is not None else -1
 
 
 def data_fingerprint(adata: ad.AnnData, layer: str | None = None) -> dict[str, Any]:

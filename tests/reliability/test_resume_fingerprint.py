@@ -16,6 +16,9 @@ from reliability_helpers import assert_complete_run, geneae_cli, refused
 
 import geneae.run
 
+# The tests copy an interrupted run to a new folder; Lightning notes the moved checkpoints.
+pytestmark = pytest.mark.filterwarnings("ignore:The dirpath has changed")
+
 
 @pytest.fixture(scope="module")
 def interrupted(cells, fast_yaml, tmp_path_factory):
@@ -131,3 +134,25 @@ def test_new_run_without_resume_discards_the_interrupted_one(run, cells, fast_ya
     assert "geneae: warning: discarding the interrupted run" in result.err
     assert_complete_run(run)
     assert not (run.parent / "run.partial").exists()
+
+
+def test_fingerprint_reads_a_sample_of_rows_the_same_from_memory_or_disk(tmp_path):
+    import anndata as ad
+    import numpy as np
+
+    from geneae import datasets
+    from geneae.fingerprint import SAMPLE_ROWS, data_fingerprint, sample_rows
+
+    rows = sample_rows(10**7)
+    assert len(rows) == SAMPLE_ROWS and rows[0] == 0 and rows[-1] == 10**7 - 1
+    adata = datasets.synthetic_counts(n_cells=3000, n_genes=20, n_clusters=3, seed=0)
+    adata.write_h5ad(tmp_path / "a.h5ad")
+    backed = ad.read_h5ad(tmp_path / "a.h5ad", backed="r")
+    assert data_fingerprint(backed) == data_fingerprint(adata)
+    changed = adata.copy()
+    changed.X[int(rows[1])] = changed.X[int(rows[1])] * 2
+    assert data_fingerprint(changed)["values_sha256"] != data_fingerprint(adata)["values_sha256"]
+    unsampled = int(np.setdiff1d(np.arange(3000), sample_rows(3000))[0])
+    changed = adata.copy()
+    changed.X[unsampled] = changed.X[unsampled] * 2  # the documented blind spot
+    assert data_fingerprint(changed)["values_sha256"] == data_fingerprint(adata)["values_sha256"]

@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             "geneae: interrupted; an interrupted `geneae train` continues with the same "
             "command and --resume",
             markup=False,
+            soft_wrap=True,
         )
         return 130
     except SystemExit as exc:
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                 "geneae: terminated; an interrupted `geneae train` continues with the same "
                 "command and --resume",
                 markup=False,
+                soft_wrap=True,
             )
         raise
     except (OSError, MemoryError) as exc:
