@@ -93,6 +93,7 @@ def check_target(out: Path, run_files: tuple[str, ...], *, overwrite: bool) -> T
     """Refuse an ``out`` that holds a run or someone else's files, unless ``overwrite``."""
     target = classify(out, run_files)
     if overwrite:
+        _check_replaceable(out, run_files)
         return target
     if target == "run":
         present = sorted({p.name for p in out.iterdir()} & set(run_files))
@@ -109,6 +110,23 @@ def check_target(out: Path, run_files: tuple[str, ...], *, overwrite: bool) -> T
             "among them (your files are kept)."
         )
     return target
+
+
+FOLDERS = ("figures", "checkpoints")
+"""The folders a run writes (besides its files)."""
+
+
+def _check_replaceable(out: Path, run_files: tuple[str, ...]) -> None:
+    """Refuse a folder where a run's file names a folder of the user's, or the reverse."""
+    if not out.is_dir():
+        return
+    clash = [n for n in run_files if (out / n).is_dir()]
+    clash += [n for n in FOLDERS if (out / n).exists() and not (out / n).is_dir()]
+    if clash:
+        raise ModelFileError(
+            f"{out}: holds {', '.join(clash)} of another kind than geneae writes there (a "
+            "folder for a file or a file for a folder); move it, or choose another --out."
+        )
 
 
 # -- the lock ---------------------------------------------------------------------------------

@@ -169,3 +169,21 @@ def test_staging_name_taken_by_a_user_folder_is_refused(cells, fast_yaml, tmp_pa
     refused(result, "run.partial", "not a run that geneae was writing")
     assert (theirs / "data.csv").read_text() == "precious"
     assert not (tmp_path / "run.lock").exists()
+
+
+@pytest.mark.parametrize("clash", ["figures-file", "report-folder"])
+def test_overwrite_never_replaces_a_user_file_of_another_kind(clash, cells, fast_yaml, tmp_path):
+    """A file named figures (or a folder named report.html) is the user's: refused, kept."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    if clash == "figures-file":
+        (mine / "figures").write_text("my notes about figures")
+    else:
+        (mine / "report.html").mkdir()
+        (mine / "report.html" / "index.html").write_text("mine")
+    result = geneae_cli("train", cells, "--out", mine, "--config", fast_yaml, "--overwrite")
+    refused(result, "of another kind")
+    assert sorted(p.name for p in mine.iterdir()) == [
+        "figures" if "figures" in clash else "report.html"
+    ]
+    assert not (tmp_path / "mine.partial").exists()
