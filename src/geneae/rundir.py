@@ -112,6 +112,8 @@ def check_target(out: Path, run_files: tuple[str, ...], *, overwrite: bool) -> T
     return target
 
 
+CHECKPOINTS = ("last.ckpt", "best.ckpt")
+"""The files geneae writes in ``checkpoints/`` (see geneae.train.trainer)."""
 FOLDERS = ("figures", "checkpoints")
 """The folders a run writes (besides its files)."""
 
@@ -361,10 +363,15 @@ def publish(
             raise
         _merge(staging, out, run_files, keep_checkpoints=keep_checkpoints)
         shutil.rmtree(staging)
-    else:
-        (out / MARKER).unlink(missing_ok=True)
+        if not keep_checkpoints:  # only geneae's checkpoints: the folder may hold others
+            for name in CHECKPOINTS:
+                (out / "checkpoints" / name).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                (out / "checkpoints").rmdir()  # if empty
+        return
+    (out / MARKER).unlink(missing_ok=True)
     if not keep_checkpoints:
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)  # all from staging: ours
 
 
 def _merge(staging: Path, out: Path, run_files: tuple[str, ...], *, keep_checkpoints: bool) -> None:

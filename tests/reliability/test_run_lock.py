@@ -139,12 +139,17 @@ def test_folder_of_user_files_is_refused_without_overwrite(cells, fast_yaml, tmp
     (mine / "figures").mkdir(parents=True)
     (mine / "notes.txt").write_text("mine")
     (mine / "figures" / "my_plot.png").write_bytes(b"png")
+    (mine / "checkpoints").mkdir()
+    (mine / "checkpoints" / "my_model.pt").write_bytes(b"weights")
+    mine_before = sorted(p.name for p in mine.rglob("*"))
     refused(geneae_cli("train", cells, "--out", mine, "--config", fast_yaml), "not a geneae run")
-    assert sorted(p.name for p in mine.rglob("*")) == ["figures", "my_plot.png", "notes.txt"]
+    assert sorted(p.name for p in mine.rglob("*")) == mine_before
     result = geneae_cli("train", cells, "--out", mine, "--config", fast_yaml, "--overwrite")
     assert result.code == 0, result
     assert (mine / "notes.txt").read_text() == "mine"
     assert (mine / "figures" / "my_plot.png").read_bytes() == b"png"
+    assert (mine / "checkpoints" / "my_model.pt").read_bytes() == b"weights"
+    assert not (mine / "checkpoints" / "last.ckpt").exists()
     assert_complete_run(mine)
 
 
