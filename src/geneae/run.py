@@ -126,14 +126,14 @@ def train_run(
     lock = RunLock(paths.lock, paths.out)
     helper = is_helper_process()
     given = dict(given or {})
+    if not helper:
+        lock.check_free()  # a live writer refuses us; a killed one's lock is cleared
     config, labels_file = _labels_file(config, labels_file, given)
     record: dict[str, Any] = {}
     if resume:
         config, record = _resume_state(paths, given)
     else:
         check_target(paths.out, RUN_FILES, overwrite=overwrite)
-    if not helper:
-        lock.check_free()
     check_hardware(config.train)
 
     t0 = time.perf_counter()

@@ -192,12 +192,13 @@ class RunLock:
         raise ModelFileError(self._busy(self._holder()))
 
     def check_free(self) -> None:
-        """Refuse now, before any work, if a live process holds the lock."""
+        """Refuse now, before any work, if a live process holds the lock; clear a stale one."""
         if not self.path.exists():
             return
         holder = self._holder()
         if holder is None or not _stale(holder):
             raise ModelFileError(self._busy(holder))
+        self._break(holder)
 
     def release(self) -> None:
         if not self.held:

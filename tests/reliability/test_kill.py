@@ -12,6 +12,7 @@ staging directory that blocks the next run.
 from __future__ import annotations
 
 import random
+import shutil
 import signal
 import threading
 import time
@@ -113,6 +114,9 @@ def check_recovery(cells: Path, out: Path, kill_yaml: Path) -> str:
         assert_complete_run(out)  # a run directory is never half-valid
         assert not staging.exists()
         refused(geneae_cli("train", cells, "--out", out, "--resume"), "nothing to resume")
+        # Killed in the last instant, after the run moved into place: the resume
+        # checkpoints may still be in it (harmless: the run is complete and loads).
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
         how = "complete"
     else:
         resumed = geneae_cli("train", cells, "--out", out, "--resume")

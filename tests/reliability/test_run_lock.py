@@ -192,3 +192,15 @@ def test_overwrite_never_replaces_a_user_file_of_another_kind(clash, cells, fast
         "figures" if "figures" in clash else "report.html"
     ]
     assert not (tmp_path / "mine.partial").exists()
+
+
+def test_stale_lock_beside_a_finished_run_is_cleared(cells, fast_yaml, tmp_path):
+    """Killed after the move into place, before the lock went: the next train clears it."""
+    out = tmp_path / "run"
+    assert geneae_cli("train", cells, "--out", out, "--config", fast_yaml).code == 0
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    write_lock(tmp_path / "run.lock", dead.pid)
+    refused(geneae_cli("train", cells, "--out", out, "--resume"), "nothing to resume")
+    assert not (tmp_path / "run.lock").exists()
+    assert_complete_run(out)
