@@ -19,7 +19,7 @@ import anndata as ad
 
 from geneae._atomic import write_text
 from geneae.config import RunConfig
-from geneae.errors import ModelFileError
+from geneae.errors import InputError, ModelFileError
 from geneae.io import read, write_h5ad
 from geneae.model import GeneAE
 from geneae.results import evaluate_model, results_anndata, set_metrics
@@ -77,7 +77,20 @@ def load_data(
     ``with_labels=False`` labels are optional: encoding and reconstructing never need them,
     so a label column named at training that the new file lacks is no error (a table's
     label column is still taken out of the matrix when it is there).
+
+    With ``data.genes_as_samples`` the label column names a column of the genes (var),
+    which the model's preprocessing takes (see :func:`geneae.pp.orientation.genes_as_rows`).
     """
+    if config.data.genes_as_samples:
+        if labels is not None:
+            raise InputError(
+                f"{labels}: a labels file gives one label per sample, but with "
+                "genes_as_samples the model's rows are genes; name a column of the genes "
+                "(var) with --labels instead."
+            )
+        return read(
+            path, fmt=config.data.format, transpose=config.data.transpose, labels_required=False
+        )
     if not with_labels:
         return read(
             path,

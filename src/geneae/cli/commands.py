@@ -12,7 +12,7 @@ from rich.table import Table
 
 from geneae.cli.flags import TRAIN_FLAGS, build_config, with_config_flags
 from geneae.config import RunConfig
-from geneae.errors import ModelFileError
+from geneae.errors import InputError, ModelFileError
 
 app = typer.Typer(
     name="geneae",
@@ -157,6 +157,8 @@ def encode(
 
     Example: geneae encode runs/pbmc new_sample.h5ad --out new_latent.csv
     """
+    import numpy as np
+
     from geneae.io import write_matrix
     from geneae.model import GeneAE
     from geneae.run import load_data
@@ -164,9 +166,13 @@ def encode(
     _refuse_existing(out_file, overwrite)
     model = GeneAE.load(run_dir)
     adata = load_data(data, model.config, with_labels=False)
-    latent = model.encode(adata, layer=model.config.data.layer)
+    # The rows are the outputs' own (the genes, for a model trained with genes as samples).
+    outputs = model.predict(
+        adata, layer=model.config.data.layer, reconstruction_rows=np.zeros(0, int)
+    )
+    latent = outputs.latent
     columns = [f"latent_{i}" for i in range(latent.shape[1])]
-    write_matrix(latent, out_file, obs_names=list(adata.obs_names), columns=columns)
+    write_matrix(latent, out_file, obs_names=list(outputs.obs_names), columns=columns)
     out.print(f"wrote {latent.shape[0]} x {latent.shape[1]} latent means to {out_file}")
 
 
@@ -186,11 +192,17 @@ def reconstruct(
     from geneae.model import GeneAE
     from geneae.run import load_data
 
+    if space not in ("target", "input"):
+        raise InputError(f"--space must be 'target' or 'input', got {space!r}.")
     _refuse_existing(out_file, overwrite)
     model = GeneAE.load(run_dir)
     adata = load_data(data, model.config, with_labels=False)
-    recon = model.reconstruct(adata, layer=model.config.data.layer, space=space)
-    write_matrix(recon, out_file, obs_names=list(adata.obs_names), columns=list(model.genes))
+    # The rows are the outputs' own (the genes, for a model trained with genes as samples).
+    outputs = model.predict(adata, layer=model.config.data.layer)
+    recon = outputs.reconstruction
+    if space == "input":
+        recon = model.to_input_space(recon)
+    write_matrix(recon, out_file, obs_names=list(outputs.obs_names), columns=list(model.genes))
     out.print(f"wrote {recon.shape[0]} x {recon.shape[1]} denoised values to {out_file}")
 
 

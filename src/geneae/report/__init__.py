@@ -94,6 +94,7 @@ _OURS = (
     "clusters_geneae_vs_pca",
     "responsibilities",
     "expression_histograms",
+    "gene_map",
 )
 
 
