@@ -18,6 +18,17 @@ from geneae.genes import read_gene_embedding, similar_genes
 from geneae.pp.orientation import align_features, genes_as_rows
 from geneae.resolve import min_samples_per_gene, resolve
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is faster on a shared machine
+    yield
+    torch.set_num_threads(threads)
+
+
 FAST = {
     "train": {"max_epochs": 30, "quiet": True},
     "evaluate": {"tsne": False, "umap": False},
@@ -106,7 +117,9 @@ def test_resolve_genes_as_samples(modules):
 @pytest.fixture(scope="module")
 def module_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("genes") / "modules.h5ad"
-    datasets.gene_modules(seed=0).write_h5ad(path)  # 300 samples, 6 modules x 40 genes
+    adata = datasets.gene_modules(seed=0)  # 300 samples, 6 modules x 40 genes
+    adata.var["description"] = [f"SYM{i}" for i in range(adata.n_vars)]  # e.g. from a GCT
+    adata.write_h5ad(path)
     return path
 
 
@@ -174,7 +187,9 @@ def test_gene_model_run_files(gene_run):
 
 def test_similar_genes_cli_and_api_agree(gene_run, module_file, tmp_path, capsys):
     table = similar_genes(gene_run, "gene_0003", n=20)
-    assert list(table.columns) == ["gene", "similarity"] and len(table) == 20
+    assert list(table.columns) == ["gene", "symbol", "similarity"] and len(table) == 20
+    assert list(table.symbol) == [f"SYM{int(g.split('_')[1])}" for g in table.gene]
+    pd.testing.assert_frame_equal(similar_genes(gene_run, "SYM3", n=20), table)  # by symbol
     assert "gene_0003" not in set(table.gene)
     assert table.similarity.is_monotonic_decreasing
     modules = ad.read_h5ad(module_file).var["module"].astype(str)

@@ -37,6 +37,17 @@ if TYPE_CHECKING:
 
 __all__ = ["GeneEmbedding", "embed_genes", "read_gene_embedding", "similar_genes"]
 
+# Annotation columns that hold another name of a gene (symbols beside Ensembl IDs).
+SYMBOL_COLUMNS = (
+    "description",
+    "gene_symbol",
+    "gene_symbols",
+    "symbol",
+    "gene_name",
+    "gene_names",
+    "feature_name",
+)
+
 
 @dataclass
 class GeneEmbedding:
@@ -55,6 +66,9 @@ class GeneEmbedding:
         standardisation (NaN where unknown).
     labels
         (g,) known gene groups, or None.
+    symbols
+        (g,) another name of each gene (e.g. the symbol of an Ensembl ID, from a GCT file's
+        ``Description`` column), or None; genes can be asked for by either.
     """
 
     names: np.ndarray
@@ -62,6 +76,14 @@ class GeneEmbedding:
     source: str
     variance: np.ndarray
     labels: np.ndarray | None = None
+    symbols: np.ndarray | None = None
+
+    def lookup(self, gene: str) -> str:
+        """The name of ``gene`` given by name or by symbol (the name itself if unknown)."""
+        if self.symbols is None or gene in set(self.names.tolist()):
+            return gene
+        hits = np.flatnonzero(self.symbols == gene)
+        return str(self.names[hits[0]]) if len(hits) else gene
 
     def to_frame(self) -> pd.DataFrame:
         """The vectors as a DataFrame indexed by gene."""
@@ -102,13 +124,36 @@ def embed_genes(
             latent = model.predict(prepared, reconstruction_rows=np.zeros(0, int)).latent
         names = np.asarray(rows.obs_names.astype(str))
         labels = rows.obs["label"].astype(str).to_numpy() if "label" in rows.obs else None
-        return GeneEmbedding(names, np.asarray(latent), "latent", _variance(model, rows), labels)
+        return GeneEmbedding(
+            names,
+            np.asarray(latent),
+            "latent",
+            _variance(model, rows),
+            labels,
+            _symbols(rows.obs, names),
+        )
     if loadings is None:
         if latent is None:
             latent = model.predict(prepared, reconstruction_rows=np.zeros(0, int)).latent
         loadings = model.gene_loadings(latent, seed=model.config.train.seed)
     names = np.asarray(model.genes, dtype=str)
-    return GeneEmbedding(names, np.asarray(loadings), "loadings", _variance(model, rows))
+    return GeneEmbedding(
+        names,
+        np.asarray(loadings),
+        "loadings",
+        _variance(model, rows),
+        symbols=_symbols(rows.var, names),
+    )
+
+
+def _symbols(annotations: pd.DataFrame, names: np.ndarray) -> np.ndarray | None:
+    """Another name per gene from the first annotation column that has one, else None."""
+    for column in SYMBOL_COLUMNS:
+        if column in annotations:
+            values = annotations[column].astype(str).reindex(names).fillna("").to_numpy()
+            if (values != "").any() and not np.array_equal(values, names):
+                return values.astype(str)
+    return None
 
 
 def read_gene_embedding(run_dir: str | Path) -> GeneEmbedding:
@@ -127,13 +172,14 @@ def read_gene_embedding(run_dir: str | Path) -> GeneEmbedding:
     results = ad.read_h5ad(path)
     slot = results.uns.get("geneae", {}).get("genes")
     if isinstance(slot, dict) and "embedding" in slot:
-        labels = slot.get("labels")
+        labels, symbols = slot.get("labels"), slot.get("symbols")
         return GeneEmbedding(
             names=np.asarray(slot["names"]).astype(str),
             vectors=np.asarray(slot["embedding"], dtype=np.float64),
             source=str(slot.get("source", "latent")),
             variance=np.asarray(slot.get("variance", np.full(len(slot["names"]), np.nan))),
             labels=None if labels is None else np.asarray(labels).astype(str),
+            symbols=None if symbols is None else np.asarray(symbols).astype(str),
         )
     if "geneae_loadings" in results.varm:
         g = results.n_vars
@@ -167,8 +213,9 @@ def similar_genes(
         ``data`` (a gene model embeds the genes of ``data``; a sample model's loadings are
         taken at the latent codes of ``data``).
     gene
-        The gene of interest; a name not in the embedding is an
-        :class:`~geneae.errors.InputError` suggesting close names.
+        The gene of interest, by name or by symbol (see :class:`GeneEmbedding`); a gene
+        not in the embedding is an :class:`~geneae.errors.InputError` suggesting close
+        names.
     n
         Neighbours returned (the gene itself excluded).
     data, layer
@@ -177,10 +224,16 @@ def similar_genes(
     Returns
     -------
     pandas.DataFrame
-        Columns ``gene`` and ``similarity`` (cosine in [-1, 1]), most similar first.
+        Columns ``gene``, ``similarity`` (cosine in [-1, 1]) and, when the genes have
+        symbols, ``symbol``; most similar first.
     """
     embedding = _as_embedding(source, data, layer)
-    return top_similar_genes(gene, n, loadings=embedding.vectors, genes=list(embedding.names))
+    names = list(embedding.names)
+    table = top_similar_genes(embedding.lookup(gene), n, loadings=embedding.vectors, genes=names)
+    if embedding.symbols is not None:
+        symbol = dict(zip(names, embedding.symbols, strict=True))
+        table.insert(1, "symbol", [symbol[g] for g in table["gene"]])
+    return table
 
 
 def _as_embedding(source: Any, data: Any, layer: str | None) -> GeneEmbedding:

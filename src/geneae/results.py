@@ -182,6 +182,7 @@ def results_anndata(model: GeneAE, evaluation: Evaluation) -> ad.AnnData:
         source=genes.source,
         variance=genes.variance,
         labels=genes.labels,
+        symbols=genes.symbols,
         method="umap" if cfg.evaluate.umap else "pca",
         max_genes=cfg.evaluate.max_plot_cells,
         seed=seed,

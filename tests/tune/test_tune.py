@@ -1,6 +1,7 @@
 """geneae tune end to end on tiny synthetic data: it finds the true latent size, its best
 configuration trains the same model again, workers share a storage, a killed study resumes."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -72,27 +73,39 @@ def write_yaml(path, values):
 
 def geneae_process(*args, **popen):
     """``geneae ARGS`` in a new process running this source tree."""
-    env = {**os.environ, "PYTHONPATH": SRC, "CI": "true"}
+    env = {**os.environ, "PYTHONPATH": SRC, "CI": "true", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "geneae", *map(str, args)]
     return subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
     )
 
 
-def load(storage, name="geneae"):
-    for _ in range(50):  # the workers may hold SQLite's lock for a moment
-        try:
-            return optuna.load_study(study_name=name, storage=storage)
-        except Exception:  # noqa: BLE001
-            time.sleep(0.2)
-    raise AssertionError(f"cannot read {storage}")
+def trials_of(storage, name="geneae"):
+    """Every trial of a study, read once (SQLite: through a connection closed afterwards)."""
+    if isinstance(storage, str):
+        storage = optuna.storages.RDBStorage(
+            storage, engine_kwargs={"connect_args": {"timeout": 120}}
+        )
+    try:
+        return optuna.load_study(study_name=name, storage=storage).get_trials()
+    finally:
+        if isinstance(storage, optuna.storages.RDBStorage):
+            storage.engine.dispose()
 
 
-def by_state(study):
+def by_state(trials):
     out = {}
-    for t in study.get_trials(deepcopy=False):
+    for t in trials:
         out.setdefault(t.state, []).append(t)
     return out
+
+
+def sqlite_states(db):
+    """{state: count} read with a short-lived connection (no lock kept between polls)."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(db, timeout=30)) as con:
+        return dict(con.execute("SELECT state, COUNT(*) FROM trials GROUP BY state").fetchall())
 
 
 def started_numbers(log_dir):
@@ -191,8 +204,7 @@ def test_two_workers_share_one_storage(quick, tmp_path):
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    study = load(JournalStorage(JournalFileBackend(str(journal))))
-    states = by_state(study)
+    states = by_state(trials_of(JournalStorage(JournalFileBackend(str(journal)))))
     finished = states.get(TrialState.COMPLETE, []) + states.get(TrialState.PRUNED, [])
     assert len(finished) == 10  # none lost, none beyond the target
     failed = [t for t in states.get(TrialState.FAIL, []) if not t.user_attrs.get("surplus")]
@@ -213,27 +225,26 @@ def test_a_killed_study_resumes(quick, tmp_path):
     args += ["--trials", 8, "--epochs", 40]
     proc = geneae_process(*args, "--workers", 2, start_new_session=True)
     storage = f"sqlite:///{out / 'study.db'}"
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         time.sleep(0.3)
-        if (out / "study.db").exists():
-            try:
-                states = by_state(optuna.load_study(study_name="geneae", storage=storage))
-            except Exception:  # noqa: BLE001 - not created yet, or locked
-                continue
-            if len(states.get(TrialState.COMPLETE, [])) >= 2 and states.get(TrialState.RUNNING):
-                break
-        assert proc.poll() is None, proc.communicate()[0]
+        try:
+            counts = sqlite_states(out / "study.db")
+        except Exception:  # noqa: BLE001 - not created yet, or locked
+            continue
+        finally:
+            assert proc.poll() is None, proc.communicate()[0]
+        if counts.get("COMPLETE", 0) >= 2 and counts.get("RUNNING", 0) >= 1:
+            break
     os.killpg(proc.pid, signal.SIGKILL)  # the job and its workers, as a scheduler would
     proc.wait()
-    time.sleep(0.5)
-    before = by_state(load(storage))
+    before = by_state(trials_of(storage))
     killed = before[TrialState.RUNNING]
     kept = {t.number: t.value for t in before[TrialState.COMPLETE]}
     assert killed and len(kept) >= 2
 
     assert main([str(a) for a in args]) == 0  # the same command, one worker
-    after = by_state(load(storage))
+    after = by_state(trials_of(storage))
     finished = after.get(TrialState.COMPLETE, []) + after.get(TrialState.PRUNED, [])
     assert len(finished) == 8 and TrialState.RUNNING not in after
     assert {t.number: t.value for t in after[TrialState.COMPLETE] if t.number in kept} == kept
@@ -285,8 +296,9 @@ def test_label_objective_warns_and_maximises(tmp_path, capsys):
     assert "warning: --objective ari tunes the model to the known labels" in text
     table = pd.read_csv(out / "trials.csv")
     assert table.state.eq("COMPLETE").all() and table["value"].between(-1, 1).all()
-    study = load(f"sqlite:///{out / 'study.db'}")
-    assert study.direction.name == "MAXIMIZE"
+    storage = optuna.storages.RDBStorage(f"sqlite:///{out / 'study.db'}")
+    assert optuna.load_study(study_name="geneae", storage=storage).direction.name == "MAXIMIZE"
+    storage.engine.dispose()
     # without labels the label objective cannot be scored
     unlabelled = tmp_path / "unlabelled.h5ad"
     adata = ad.read_h5ad(data)

@@ -161,3 +161,24 @@ def test_grid_needs_a_finite_space(tmp_path):
     settings = TuneConfig(space={"train.validation": "0.1,0.2"})
     with pytest.raises(ConfigError, match="held-out cells"):
         tune(tmp_path / "x.h5ad", tmp_path / "out", RunConfig(), settings)
+
+
+def test_help_of_the_new_commands(capsys):
+    from geneae.cli import main
+
+    for command in ("tune", "similar-genes"):
+        assert main([command, "--help"]) == 0
+        text = " ".join(capsys.readouterr().out.split())
+        assert "Example" in text
+    assert main(["tune", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for flag in ("--space", "--space-file", "--storage", "--workers", "--objective", "--epochs"):
+        assert flag in text
+    assert main(["train", "--help"]) == 0
+    assert "--genes-as-samples" in capsys.readouterr().out
+
+
+def test_cli_import_loads_neither_torch_nor_optuna():
+    code = "import sys, geneae.cli; print(any(m in sys.modules for m in ('torch', 'optuna')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -35,12 +35,15 @@ def similar_genes(
     embedding = read_gene_embedding(run_dir)
     table = find(embedding, gene, n)
     how = "latent space (gene model)" if embedding.source == "latent" else "decoder loadings"
-    shown = Table(title=f"genes most similar to {gene} ({how}, cosine)")
+    shown = Table(title=f"nearest genes of {gene}", caption=f"cosine in the {how}")
     shown.add_column("rank", justify="right")
     shown.add_column("gene")
+    if "symbol" in table:
+        shown.add_column("symbol")
     shown.add_column("similarity", justify="right")
-    for rank, row in enumerate(table.itertuples(index=False), start=1):
-        shown.add_row(str(rank), str(row.gene), f"{row.similarity:.4f}")
+    for rank, row in enumerate(table.to_dict("records"), start=1):
+        symbol = [str(row["symbol"])] if "symbol" in table else []
+        shown.add_row(str(rank), str(row["gene"]), *symbol, f"{row['similarity']:.4f}")
     out.print(shown)
     if out_file is not None:
         from geneae._atomic import atomic_path

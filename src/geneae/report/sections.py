@@ -424,6 +424,15 @@ def _gene_embedding(results: Results) -> dict[str, Any]:
     names = np.atleast_1d(slot.get("names", [])).astype(str)
     variance = np.asarray(slot.get("variance", np.full(len(names), np.nan)), dtype=float)
     index = {n: i for i, n in enumerate(names)}
+    symbols = slot.get("symbols")
+    symbol = {}
+    if symbols is not None:
+        symbol = dict(zip(names, np.atleast_1d(symbols).astype(str), strict=False))
+
+    def shown(name: str) -> str:
+        other = symbol.get(name, "")
+        return f"{name} ({other})" if other and other != name else name
+
     top = [str(g) for g in np.atleast_1d(slot.get("top", []))]
     neighbours = np.asarray(slot.get("neighbours", np.zeros((len(top), 0))))
     similarity = np.asarray(slot.get("similarity", np.zeros((len(top), 0))), dtype=float)
@@ -432,10 +441,10 @@ def _gene_embedding(results: Results) -> dict[str, Any]:
         j = index.get(gene)
         rows.append(
             {
-                "gene": gene,
+                "gene": shown(gene),
                 "variance": fmt(float(variance[j])) if j is not None else "n/a",
                 "neighbours": [
-                    {"gene": str(nb), "similarity": f"{sim:.2f}"}
+                    {"gene": shown(str(nb)), "similarity": f"{sim:.2f}"}
                     for nb, sim in zip(neighbours[i], similarity[i], strict=False)
                 ],
             }

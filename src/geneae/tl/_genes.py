@@ -28,6 +28,7 @@ def gene_embedding(
     source: str,
     variance: Any = None,
     labels: Any = None,
+    symbols: Any = None,
     n_top: int = 12,
     n_neighbours: int = 10,
     method: MapMethod = "pca",
@@ -53,6 +54,8 @@ def gene_embedding(
         are then taken in order of their embedding norm).
     labels
         (g,) known gene groups, or None.
+    symbols
+        (g,) another name of each gene (e.g. symbols of Ensembl IDs), or None.
     n_top, n_neighbours
         Genes whose neighbours are listed, and neighbours per gene (cosine).
     method
@@ -98,11 +101,13 @@ def gene_embedding(
     }
     if coords is not None:
         slot["map"] = coords.astype(np.float32)
-    if labels is not None:
-        lab = np.asarray([str(x) for x in labels], dtype=str)
-        if lab.shape != (g,):
-            raise InputError(f"labels must have one value per gene ({g}), got {lab.shape}.")
-        slot["labels"] = lab
+    for key, values in (("labels", labels), ("symbols", symbols)):
+        if values is None:
+            continue
+        text = np.asarray([str(x) for x in values], dtype=str)
+        if text.shape != (g,):
+            raise InputError(f"{key} must have one value per gene ({g}), got {text.shape}.")
+        slot[key] = text
     geneae_uns(results)["genes"] = slot
 
 

@@ -101,14 +101,15 @@ def run_trial(
     overrides = space.suggest(trial)
     config = base.updated(overrides, source=f"trial {trial.number}")
     config.train.quiet = True
-    model, prepared = cache.model_for(config)
+    with _quiet():
+        model, prepared = cache.model_for(config)
     stored = model.config.model_copy(deep=True)
     stored.train.quiet = base.train.quiet  # quiet in trials; as asked in best_config.yaml
     trial.set_user_attr("config", stored.to_yaml())
     reporter = TrialReporter(trial, prune=prune and objective == "loss")
     start = time.perf_counter()
     try:
-        with _quiet_lightning():
+        with _quiet():
             model.train(prepared, callbacks=[reporter])
     finally:
         trial.set_user_attr("train_s", round(time.perf_counter() - start, 3))
@@ -210,9 +211,14 @@ def _loss_kind(likelihood: Any) -> str:
 
 
 @contextlib.contextmanager
-def _quiet_lightning() -> Iterator[None]:
-    """No Lightning banner (devices, tips) for every trial: one study, many trainers."""
-    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric")]
+def _quiet() -> Iterator[None]:
+    """No Lightning banner (devices, tips) and no data decisions for every trial.
+
+    One study trains many models: the decisions of the data were printed once for the base
+    configuration (:func:`geneae.tune.tune`), and each trial's are in its configuration.
+    """
+    names = ("lightning.pytorch", "lightning.fabric", "geneae.resolve")
+    loggers = [logging.getLogger(n) for n in names]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.WARNING)

@@ -111,7 +111,7 @@ def write_outputs(
         files.append(out_dir / BEST_CONFIG)
     weights, note = importances(study)
     files += _figures(study, out_dir, objective, weights)
-    report = _report(study, table, objective, weights, note, best, data_path)
+    report = _report(study, table, objective, weights, note, best, data_path, out_dir)
     write_text(out_dir / REPORT, report)
     files.append(out_dir / REPORT)
     return files
@@ -150,6 +150,7 @@ def _report(
     note: str | None,
     best: Any,
     data_path: str,
+    out_dir: Path,
 ) -> str:
     direction, meaning = OBJECTIVES[objective]
     counts = table["state"].value_counts().to_dict()
@@ -181,7 +182,7 @@ def _report(
             "",
             f"Its resolved configuration is `{BEST_CONFIG}`; train it again with",
             "",
-            f"    geneae train {data_path} --config {BEST_CONFIG} --out runs/best",
+            f"    geneae train {data_path} --config {out_dir / BEST_CONFIG} --out runs/best",
             "",
         ]
     lines += [
