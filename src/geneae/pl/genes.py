@@ -21,6 +21,7 @@ def gene_map(
     values: Any = None,
     highlight: Sequence[str] = (),
     title: str = "gene embedding",
+    max_names: int = 6,
     ax: Axes | None = None,
 ) -> Figure:
     """Genes as points of a 2-D map, coloured by group or value, a few of them named.
@@ -36,7 +37,9 @@ def gene_map(
     values
         (m,) a number per gene (e.g. its variance; colour map) when there are no labels.
     highlight
-        Genes to mark and name (e.g. the most variable ones).
+        Genes to mark (e.g. the most variable ones); the first ``max_names`` are named.
+    max_names
+        Names written on the map at most (more overlap into an unreadable cluster).
     title
         Axes title.
     """
@@ -63,7 +66,7 @@ def gene_map(
     marked = [index[g] for g in highlight if g in index]
     if marked:
         ax.scatter(xy[marked, 0], xy[marked, 1], s=40, facecolors="none", edgecolors="black")
-        for i in marked:
+        for i in marked[:max_names]:
             ax.annotate(names[i], xy[i], fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_xticks([])
     ax.set_yticks([])

@@ -444,7 +444,7 @@ def _gene_embedding(results: Results) -> dict[str, Any]:
                 "gene": shown(gene),
                 "variance": fmt(float(variance[j])) if j is not None else "n/a",
                 "neighbours": [
-                    {"gene": shown(str(nb)), "similarity": f"{sim:.2f}"}
+                    {"gene": shown(str(nb)), "similarity": f"{sim:.3f}"}
                     for nb, sim in zip(neighbours[i], similarity[i], strict=False)
                 ],
             }
@@ -460,7 +460,7 @@ def _gene_embedding(results: Results) -> dict[str, Any]:
         "intro": f"Genes are placed by {how}; similarity is the cosine of their vectors. "
         f"{len(names):,} genes. The table lists the nearest genes of the most variable ones "
         "(variance of log expression across the samples); ask for any gene with "
-        "`geneae similar-genes RUN GENE`.",
+        "geneae similar-genes RUN GENE.",
         "rows": rows,
     }
 
