@@ -182,3 +182,19 @@ def test_cli_import_loads_neither_torch_nor_optuna():
     code = "import sys, geneae.cli; print(any(m in sys.modules for m in ('torch', 'optuna')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_study_identity_is_recorded_once_and_checked():
+    storage = optuna.storages.InMemoryStorage()
+    first = optuna.create_study(storage=storage, study_name="s")
+    second = optuna.load_study(storage=storage, study_name="s")  # another worker, same study
+    wanted = st.identity({"model.latent_dim": "int:1:4"}, "base: 1\n", "loss", {"n_obs": 10})
+    st.check_identity(first, wanted, "here")
+    st.check_identity(second, wanted, "here")  # the same settings continue
+    assert first.user_attrs[st.IDENTITY] == wanted  # one attribute, written in one step
+    other = {**wanted, "objective": "ari"}
+    with pytest.raises(ConfigError, match="different objective"):
+        st.check_identity(second, other, "here")
+    other = st.identity({"model.latent_dim": "int:1:5"}, "base: 1\n", "loss", {"n_obs": 10})
+    with pytest.raises(ConfigError, match="different search space"):
+        st.check_identity(second, other, "here")

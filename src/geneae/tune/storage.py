@@ -27,7 +27,8 @@ from geneae.errors import ConfigError
 DEFAULT_DB = "study.db"
 # Seconds a worker waits for SQLite's lock: several local workers write the same file.
 SQLITE_TIMEOUT_S = 120
-# Study attributes that must match when a study is continued.
+# The study attribute holding what must match when a study is continued, and its keys.
+IDENTITY = "geneae_identity"
 IDENTITY_KEYS = ("space", "base_config", "objective", "data")
 
 
@@ -78,12 +79,17 @@ def identity(space: dict[str, str], base_yaml: str, objective: str, data: dict[s
 
 
 def check_identity(study: Any, wanted: dict[str, str], where: str) -> None:
-    """Record ``wanted`` on a new study; refuse to continue one started differently."""
-    stored = study.user_attrs
-    if not any(k in stored for k in IDENTITY_KEYS):
-        for key, value in wanted.items():
-            study.set_user_attr(key, value)
-        return
+    """Record ``wanted`` on a new study; refuse to continue one started differently.
+
+    The identity is one attribute, written in one step: a worker starting at the same
+    moment as the one that created the study sees all of it or none (and, if none, writes
+    the same). Two workers that start one new study at the same moment with *different*
+    settings may both go on; any later worker with other settings is refused.
+    """
+    stored = study.user_attrs.get(IDENTITY)
+    if stored is None:
+        study.set_user_attr(IDENTITY, wanted)
+        stored = study.user_attrs.get(IDENTITY)
     for key in IDENTITY_KEYS:
         if stored.get(key) != wanted[key]:
             raise ConfigError(
