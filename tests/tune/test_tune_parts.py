@@ -16,7 +16,8 @@ from geneae.tune import build_space, parse_space_text
 from geneae.tune import storage as st
 from geneae.tune.objective import comparability_notes
 from geneae.tune.reporter import TrialReporter
-from geneae.tune.study import count_trials, grid_size, is_surplus, recover_stale
+from geneae.tune.study import grid_size
+from geneae.tune.worker import count_trials, is_surplus, recover_stale
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,7 @@
 - :mod:`~geneae.tune.reporter`: the Lightning callback that reports each epoch's validation
   loss to the trial (pruning, heartbeat).
 - :mod:`~geneae.tune.storage`: storages from URLs, the identity of a study, dead workers.
+- :mod:`~geneae.tune.worker`: the loop every worker runs; local worker processes.
 - :mod:`~geneae.tune.study`: run or continue a study with one or more workers.
 - :mod:`~geneae.tune.outputs`: trials table, ``best_config.yaml``, report.
 

@@ -15,10 +15,13 @@ study never mixes trials that cannot be compared.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +154,26 @@ def _alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return True
+
+
+def load_study(url: str, name: str) -> Any:
+    """The study ``name`` in the storage at ``url``."""
+    import optuna
+
+    with quiet_optuna():
+        return optuna.load_study(study_name=name, storage=open_storage(url))
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna's own info lines (trial finished, study created) are ours to print."""
+    import optuna
+
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            yield
+    finally:
+        optuna.logging.set_verbosity(level)
