@@ -22,15 +22,18 @@ except PackageNotFoundError:  # running from a source tree without installation
 _EXPORTS: dict[str, str] = {
     "datasets": "geneae.datasets",
     "evaluate": "geneae.evaluate",
+    "genes": "geneae.genes",
     "pl": "geneae.pl",
     "pp": "geneae.pp",
     "tl": "geneae.tl",
+    "tune": "geneae.tune",
     "DataConfig": "geneae.config",
     "EvaluateConfig": "geneae.config",
     "ModelConfig": "geneae.config",
     "PreprocessConfig": "geneae.config",
     "RunConfig": "geneae.config",
     "TrainConfig": "geneae.config",
+    "TuneConfig": "geneae.config",
     "ConfigError": "geneae.errors",
     "DataWarning": "geneae.errors",
     "GeneaeError": "geneae.errors",
@@ -63,7 +66,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static type checkers and IDEs see the real names
-    from geneae import datasets, evaluate, pl, pp, tl  # noqa: F401
+    from geneae import datasets, evaluate, genes, pl, pp, tl, tune  # noqa: F401
     from geneae.config import (  # noqa: F401
         DataConfig,
         EvaluateConfig,
@@ -71,6 +74,7 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the real names
         PreprocessConfig,
         RunConfig,
         TrainConfig,
+        TuneConfig,
     )
     from geneae.errors import (  # noqa: F401
         ConfigError,

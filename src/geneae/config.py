@@ -7,6 +7,8 @@ ones, never silently ignored. Named presets reproduce architectures from the lit
 
 from __future__ import annotations
 
+import types
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,7 +46,15 @@ class DataConfig(_Section):
         description="obs / table column with known labels, for evaluation only (default: "
         "a column named label, cell_type, ...)",
     )
-    transpose: bool | None = None
+    transpose: bool | None = Field(
+        default=None,
+        description="the file's rows are genes (its orientation on disk; None: detected)",
+    )
+    genes_as_samples: bool = Field(
+        default=False,
+        description="embed genes instead of samples: train on the transposed matrix, each "
+        "gene's log expression across the samples standardised (see geneae.resolve)",
+    )
     layer: str | None = None
     covariate: str | None = Field(
         default=None, description="obs column of a categorical covariate (batch) for the decoder"
@@ -248,6 +258,50 @@ class EvaluateConfig(_Section):
         return values
 
 
+TuneObjective = Literal["loss", "ari", "nmi"]
+
+
+class TuneConfig(_Section):
+    """A hyperparameter search (``geneae tune``): the ``tune:`` section of its YAML file.
+
+    Not part of :class:`RunConfig`: a study is many runs, and the best one is written as a
+    plain run configuration (``best_config.yaml``). ``space`` maps dotted config keys to
+    ranges or choices: ``"int:8:64"``, ``"float:0:0.3"``, ``"log:1e-4:1e-2"``, ``"nb,zinb"``
+    or a YAML list of values (see :mod:`geneae.tune.space`).
+    """
+
+    space: dict[str, str | list[Any]] = Field(
+        default_factory=dict, description="config key -> int:a:b, float:a:b, log:a:b or choices"
+    )
+    trials: int = Field(default=20, ge=1, description="finished trials the study should hold")
+    objective: TuneObjective = Field(
+        default="loss",
+        description="loss: validation loss at the best epoch (label-free, minimised); ari / "
+        "nmi: agreement of latent clusters with the known labels (maximised; tunes to them)",
+    )
+    storage: str | None = Field(
+        default=None,
+        description="Optuna storage URL (sqlite:///..., postgresql://...) or journal:PATH for "
+        "a journal file on a shared filesystem; default: sqlite study.db in the output folder",
+    )
+    study_name: str = Field(default="geneae", min_length=1, description="name of the study")
+    workers: int = Field(default=1, ge=1, description="local worker processes")
+    pruning: bool = Field(
+        default=True, description="stop unpromising trials early (median of earlier trials)"
+    )
+    sampler: Literal["tpe", "random", "grid"] = Field(
+        default="tpe",
+        description="Optuna sampler: tpe, random, or grid (every combination of integer ranges "
+        "and choices)",
+    )
+    stale_after: float = Field(
+        default=3600.0,
+        gt=0,
+        description="seconds without news after which a running trial of another machine is "
+        "taken as dead and run again",
+    )
+
+
 class RunConfig(_Section):
     """A whole run: everything needed to reproduce it from the same data file."""
 
@@ -327,6 +381,31 @@ def yaml_error(path: Path, exc: yaml.YAMLError) -> str:
     )
     what = " ".join((what or type(exc).__name__).split())
     return f"{where}: not valid YAML ({what}); fix the syntax there."
+
+
+def field_kinds(key: str) -> set[type]:
+    """The Python types a dotted key's field takes: ``{int, NoneType}``, ``{list}``, ...
+
+    Choices of a ``Literal`` count as their own types (``"auto"`` -> ``str``). Raises
+    ``KeyError`` for an unknown key.
+    """
+    section, _, name = key.partition(".")
+    model = RunConfig.model_fields[section].annotation
+    assert isinstance(model, type) and issubclass(model, BaseModel)
+    kinds: set[type] = set()
+    pending = [model.model_fields[name].annotation]
+    while pending:
+        kind = pending.pop()
+        origin = typing.get_origin(kind)
+        if origin is Literal:
+            kinds |= {type(v) for v in typing.get_args(kind)}
+        elif origin in (typing.Union, types.UnionType):
+            pending += list(typing.get_args(kind))
+        elif origin is not None:
+            kinds.add(origin)
+        elif isinstance(kind, type):
+            kinds.add(kind)
+    return kinds
 
 
 def describe_validation_error(exc: ValidationError, source: str) -> str:

@@ -35,5 +35,9 @@ class GeneaeWarning(UserWarning):
     """Base class of geneae's warnings (tests turn these into errors)."""
 
 
+class TuneWarning(GeneaeWarning):
+    """A study's objective may not measure what is wanted (tuned to labels, not comparable)."""
+
+
 class DataWarning(GeneaeWarning):
     """The data was changed to make it usable (names made unique, rows dropped, genes dropped)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from geneae.facts import describe
 from geneae.likelihoods import COUNT_LIKELIHOODS
 from geneae.module import build_module
 from geneae.pp import Preprocessor
+from geneae.pp.orientation import align_features, genes_as_rows
 from geneae.prepared import Outputs, Prepared, covariate_codes, covariate_levels, to_tensors
 from geneae.presets import preset_config
 from geneae.resolve import resolve
@@ -105,6 +107,8 @@ class GeneAE:
         assert self.preprocessor is not None
         data = _with_layer(adata, layer)
         facts = describe(data)
+        if self.config.data.genes_as_samples:
+            return self._gene_rows(data, facts)
         pre = self.preprocessor.transform(data, facts=facts, copy=False)
         tensors = to_tensors(pre, counts=self.counts_model, covariate=self._covariate(pre))
         return Prepared(pre, tensors, facts)
@@ -123,6 +127,9 @@ class GeneAE:
         # copy=False: the tensors wrap the preprocessed arrays, and those share what is
         # unchanged (counts, sparsity pattern) with ``adata``: the data is held about once.
         pre = self.preprocessor.fit_transform(data, facts=facts, copy=False)
+        if self.config.data.genes_as_samples:
+            # Each gene a row, the samples its features (the model's "genes" below).
+            pre = genes_as_rows(pre, label_column=self.config.data.label_column)
         self.genes = [str(g) for g in pre.var_names]
         key = self.config.data.covariate
         if key is not None:
@@ -137,7 +144,45 @@ class GeneAE:
             "n_genes_model": int(pre.n_vars),
             "value_type": facts.value_type,
         }
+        if self.config.data.genes_as_samples:
+            self.metrics["data"]["genes_as_samples"] = True
         return prepared
+
+    def share_preprocessing(self, donor: GeneAE, prepared: Prepared) -> None:
+        """Take the fitted preprocessing of ``donor``, which prepared ``prepared``.
+
+        For many models of one dataset (``geneae tune``'s trials): this model's configuration
+        is resolved for the same data, and where its preprocessing, data section and kind of
+        target equal the donor's, the data need not be preprocessed again. Raises
+        ``ValueError`` otherwise.
+        """
+        config = resolve(self.config, prepared.facts)
+        same = (
+            config.preprocess == donor.config.preprocess
+            and config.data == donor.config.data
+            and (config.model.likelihood in COUNT_LIKELIHOODS) == donor.counts_model
+        )
+        if not same or donor.preprocessor is None:
+            raise ValueError("the donor model was prepared with other preprocessing")
+        self.config = config
+        self.preprocessor = donor.preprocessor
+        self.genes = list(donor.genes)
+        self.covariate_categories = list(donor.covariate_categories)
+        self.metrics = {"timings": {"preprocess_s": 0.0}, "data": dict(donor.metrics["data"])}
+
+    def _gene_rows(self, data: ad.AnnData, facts: Any) -> Prepared:
+        """New data for a gene model: the training steps, genes as rows, samples aligned.
+
+        Each gene is standardised over the samples with its own statistics (that is what
+        the steps do to a gene), so the steps are fitted afresh on ``data``; the samples,
+        the model's features, are matched by name to those of training.
+        """
+        pre = Preprocessor.from_config(self.config.preprocess).fit_transform(
+            data, facts=facts, copy=False
+        )
+        rows = genes_as_rows(pre, label_column=self.config.data.label_column, labels_required=False)
+        rows = align_features(rows, self.genes)
+        return Prepared(rows, to_tensors(rows, counts=False), facts)
 
     # -- fitting ------------------------------------------------------------------------------
     def fit(
@@ -174,8 +219,12 @@ class GeneAE:
         validation: float | None = None,
         run_dir: str | Path | None = None,
         resume: bool = False,
+        callbacks: Sequence[Any] = (),
     ) -> GeneAE:
-        """Train on data from :meth:`preprocess_for_training`; see :meth:`fit`."""
+        """Train on data from :meth:`preprocess_for_training`; see :meth:`fit`.
+
+        ``callbacks``: extra Lightning callbacks (e.g. :mod:`geneae.tune`'s trial reporter).
+        """
         from geneae.train.plan import TrainingPlan
         from geneae.train.trainer import ExpressionDataModule, fit_module
 
@@ -199,6 +248,7 @@ class GeneAE:
             max_epochs,
             run_dir=Path(run_dir) if run_dir is not None else None,
             resume=resume,
+            extra_callbacks=callbacks,
         )
         train_s = time.perf_counter() - t1
         self.module.load_state_dict(result.best_state)
@@ -327,6 +377,8 @@ class GeneAE:
         """What :meth:`reconstruct` returns in ``space``, in words (for output files)."""
         self._require_fitted()
         assert self.preprocessor is not None
+        if self.config.data.genes_as_samples:
+            return "each gene standardised over the samples (the gene model's input)"
         if self.counts_model and space != "input":
             return "expected counts"
         if space == "values":

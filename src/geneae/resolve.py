@@ -14,6 +14,7 @@ Each decision the data made is logged on one line (logger ``geneae.resolve``).
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from pydantic import ValidationError
@@ -84,6 +85,15 @@ def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
     """
     config = config.model_copy(deep=True)
     model = config.model
+    if config.data.genes_as_samples:
+        _check_genes_as_samples(config)
+        if model.likelihood == "auto":
+            model.likelihood = "gaussian"
+            logger.info(
+                "likelihood: gaussian (genes as samples: each gene's standardised log "
+                "expression across the samples)"
+            )
+        config.preprocess = gene_preprocess(config.preprocess, facts)
     if model.likelihood == "auto":
         model.likelihood = "nb" if facts.has_counts else "gaussian"
         why = f"raw counts in {facts.counts_in}" if facts.has_counts else facts.describe_values()
@@ -96,8 +106,83 @@ def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
         )
     config.preprocess = resolve_preprocess(config.preprocess, facts)
     if config.train.max_epochs is None:
-        config.train.max_epochs = default_epochs(facts.n_obs)
+        # Genes as samples: the model's training rows are the genes.
+        rows = facts.n_vars if config.data.genes_as_samples else facts.n_obs
+        config.train.max_epochs = default_epochs(rows)
     return config
+
+
+def min_samples_per_gene(n_samples: int) -> int:
+    """Genes as samples: a gene must be detected in this many samples to be embedded.
+
+    A tenth of the samples, at least 3 (at most all of them): a gene seen in a handful of
+    samples has no co-expression pattern to learn, only noise (GTEx users filter the same
+    way, e.g. expressed in at least 10-20% of the samples).
+    """
+    return int(min(n_samples, max(3, math.ceil(0.1 * n_samples))))
+
+
+def gene_preprocess(cfg: PreprocessConfig, facts: DataFacts) -> PreprocessConfig:
+    """The preprocessing defaults of ``data.genes_as_samples``; given values always stay.
+
+    The steps still run on the samples x genes matrix, then the result is transposed:
+    library-size normalisation and log1p are per sample (raw counts normalised and logged,
+    TPM / FPKM logged, log or scaled values kept as they are), and standardisation is per
+    gene across the samples, so that each gene enters as the z-score of its log expression
+    and the geometry between genes is their correlation (co-expression) rather than their
+    expression level. Every sample is kept (the samples are the model's features); genes
+    detected in fewer than :func:`min_samples_per_gene` samples are dropped; no gene
+    selection by variance unless ``n_top_genes`` is given (the gene of interest must be
+    embedded).
+    """
+    values = cfg.model_dump()
+    preset = cfg.preset if cfg.preset != "auto" else "standardize"
+    defaults: dict[str, Any] = {
+        "preset": preset,
+        "min_counts_per_cell": 0.0,
+        "min_genes_per_cell": 0,
+        "min_cells_per_gene": min_samples_per_gene(facts.n_obs),
+        "n_top_genes": 0,
+        "hvg_flavor": "variance",
+        "scale": preset != "minmax",
+    }
+    for key, value in defaults.items():
+        if values[key] is None or values[key] == "auto":
+            values[key] = value
+    logger.info(
+        "genes as samples: %s per sample, then each gene standardised across the %d "
+        "samples; genes detected in fewer than %d samples dropped",
+        _describe_value_steps(_value_steps(preset, facts)),
+        facts.n_obs,
+        values["min_cells_per_gene"],
+    )
+    try:
+        return PreprocessConfig(**values)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, "preprocess")) from None
+
+
+def _check_genes_as_samples(config: RunConfig) -> None:
+    likelihood = config.model.likelihood
+    if likelihood != "auto" and LIKELIHOODS[likelihood].models_counts:
+        raise ConfigError(
+            f"likelihood {likelihood!r} models a sample's raw counts, but with "
+            "genes_as_samples each row is a gene's standardised log expression across the "
+            "samples; use --likelihood gaussian or mse (or leave it at auto)."
+        )
+    if config.data.covariate is not None:
+        raise ConfigError(
+            f"data.covariate {config.data.covariate!r} is a column of the samples, but with "
+            "genes_as_samples the rows are genes; remove the covariate."
+        )
+
+
+def _describe_value_steps(steps: dict[str, Any]) -> str:
+    if steps["normalize"] and steps["log1p"]:
+        return "library-size normalisation and log1p"
+    if steps["log1p"]:
+        return "log1p"
+    return "values kept as they are"
 
 
 def resolve_preprocess(cfg: PreprocessConfig, facts: DataFacts) -> PreprocessConfig:

@@ -21,6 +21,7 @@ import scipy.sparse as sp
 
 from geneae import __version__, evaluate, tl
 from geneae.errors import InputError
+from geneae.genes import GeneEmbedding, embed_genes
 from geneae.model import GeneAE, Outputs, Prepared
 from geneae.saved_model import jsonable
 
@@ -49,6 +50,9 @@ class Evaluation:
         geneae vs PCA (:class:`geneae.evaluate.Comparison`).
     loadings
         Signed gene loadings (genes x latent dims).
+    genes
+        The gene embedding (:func:`geneae.genes.embed_genes`): a gene model's latent means
+        of every gene, or a sample model's loadings.
     metrics
         Everything for metrics.json: the model's own metrics plus ``comparison``,
         ``latent_usage`` and ``likelihood``.
@@ -62,6 +66,7 @@ class Evaluation:
     outputs: Outputs
     comparison: evaluate.Comparison
     loadings: np.ndarray
+    genes: GeneEmbedding
     metrics: dict[str, Any]
 
 
@@ -119,6 +124,7 @@ def evaluate_model(model: GeneAE, prepared: Prepared) -> Evaluation:
         metrics["data"] = dict(metrics.get("data", {}))
         metrics["data"]["labels"] = pd.Series(labels).value_counts().to_dict()
     raw = data.layers["counts"] if "counts" in data.layers else None
+    loadings = model.gene_loadings(outputs.latent, seed=cfg.train.seed)
     return Evaluation(
         obs_names=outputs.obs_names,
         labels=labels,
@@ -127,7 +133,8 @@ def evaluate_model(model: GeneAE, prepared: Prepared) -> Evaluation:
         raw=None if raw is None else raw[rows] if len(rows) < n else raw,
         outputs=outputs,
         comparison=comparison,
-        loadings=model.gene_loadings(outputs.latent, seed=cfg.train.seed),
+        loadings=loadings,
+        genes=embed_genes(model, prepared, latent=full.latent, loadings=loadings),
         metrics=metrics,
     )
 
@@ -167,6 +174,19 @@ def results_anndata(model: GeneAE, evaluation: Evaluation) -> ad.AnnData:
     tl.maps(results, spaces, methods=methods, max_cells=cfg.evaluate.max_plot_cells, seed=seed)
     tl.histograms(results, raw=evaluation.raw, input=evaluation.x)
     tl.profiles(results, input=evaluation.x, reconstruction=evaluation.x_hat, seed=seed)
+    genes = evaluation.genes
+    tl.gene_embedding(
+        results,
+        names=genes.names,
+        vectors=genes.vectors,
+        source=genes.source,
+        variance=genes.variance,
+        labels=genes.labels,
+        symbols=genes.symbols,
+        method="umap" if cfg.evaluate.umap else "pca",
+        max_genes=cfg.evaluate.max_plot_cells,
+        seed=seed,
+    )
     return results
 
 

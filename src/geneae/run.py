@@ -84,8 +84,19 @@ def load_data(
     reconstructing and evaluating without explicit labels never need it, so a column named
     at training that the new file lacks is no error (a table's label column is still taken
     out of the matrix when it is there), and a labels file is never read.
+
+    With ``data.genes_as_samples`` the label column names a column of the genes (var),
+    which the model's preprocessing takes (see :func:`geneae.pp.orientation.genes_as_rows`).
     """
     common = dict(fmt=config.data.format, transpose=config.data.transpose)
+    if config.data.genes_as_samples:
+        if labels is not None:
+            raise InputError(
+                f"{labels}: a labels file gives one label per sample, but with "
+                "genes_as_samples the model's rows are genes; name a column of the genes "
+                "(var) with --labels instead."
+            )
+        return read(path, labels_required=False, **common)
     if labels is not None:
         return read(path, labels=labels, **common)
     if not with_labels:

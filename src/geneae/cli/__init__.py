@@ -20,6 +20,8 @@ import warnings
 from rich.console import Console
 from typer.exceptions import Abort, Exit, TyperException
 
+from geneae.cli import genes as _genes  # noqa: F401 - registers similar-genes
+from geneae.cli import tune as _tune  # noqa: F401 - registers tune
 from geneae.cli.commands import app
 from geneae.errors import GeneaeError, GeneaeWarning
 

@@ -183,6 +183,8 @@ def encode(
 
     Example: geneae encode runs/pbmc new_sample.h5ad --out new_latent.csv
     """
+    import numpy as np
+
     from geneae.io import write_matrix
     from geneae.model import GeneAE
     from geneae.run import load_data
@@ -190,9 +192,13 @@ def encode(
     _refuse_existing(out_file, overwrite)
     model = GeneAE.load(run_dir)
     adata = load_data(data, model.config, with_labels=False)
-    latent = model.encode(adata, layer=model.config.data.layer)
+    # The rows are the outputs' own (the genes, for a model trained with genes as samples).
+    outputs = model.predict(
+        adata, layer=model.config.data.layer, reconstruction_rows=np.zeros(0, int)
+    )
+    latent = outputs.latent
     columns = [f"latent_{i}" for i in range(latent.shape[1])]
-    write_matrix(latent, out_file, obs_names=list(adata.obs_names), columns=columns)
+    write_matrix(latent, out_file, obs_names=list(outputs.obs_names), columns=columns)
     out.print(f"wrote {latent.shape[0]} x {latent.shape[1]} latent means to {out_file}")
 
 
@@ -223,11 +229,15 @@ def reconstruct(
     _refuse_existing(out_file, overwrite)
     model = GeneAE.load(run_dir)
     adata = load_data(data, model.config, with_labels=False)
-    recon = model.reconstruct(adata, layer=model.config.data.layer, space=space)
+    layer = model.config.data.layer
+    if model.config.data.genes_as_samples:
+        # A gene model's rows are the genes; its values stay in the model's own space.
+        outputs = model.predict(adata, layer=layer)
+        recon, rows = outputs.reconstruction, list(outputs.obs_names)
+    else:
+        recon, rows = model.reconstruct(adata, layer=layer, space=space), list(adata.obs_names)
     units = model.reconstruction_units(space)
-    write_matrix(
-        recon, out_file, obs_names=list(adata.obs_names), columns=list(model.genes), values=units
-    )
+    write_matrix(recon, out_file, obs_names=rows, columns=list(model.genes), values=units)
     out.print(f"wrote {recon.shape[0]} x {recon.shape[1]} denoised values ({units}) to {out_file}")
 
 

@@ -38,6 +38,7 @@ TRAIN_FLAGS: dict[str, str] = {
     "seed": "train.seed",
     "device": "train.accelerator",
     "labels": "data.label_column",
+    "genes_as_samples": "data.genes_as_samples",
     "quiet": "train.quiet",
 }
 
@@ -124,13 +125,22 @@ def build_config(
 
     Each flag is validated on its own, so an error names the flag that caused it.
     """
-    from geneae.presets import preset_config
-
     values: dict[str, Any] = {}
     if config_path is not None:
         RunConfig.from_yaml(config_path)  # validates every key, with readable errors
-        # Merge only what the file says, so the preset's other values are not reset.
         values = load_yaml(config_path)
+    return build_config_from(values, str(config_path or "configuration"), preset, overrides)
+
+
+def build_config_from(
+    values: Mapping[str, Any], source: str, preset: str | None, overrides: Mapping[str, Any]
+) -> RunConfig:
+    """:func:`build_config` for YAML values already read (``source`` names them in errors)."""
+    from geneae.presets import preset_config
+
+    if values:
+        RunConfig.from_dict(dict(values), source=source)  # every key, readable errors
+        # Merge only what the file says, so the preset's other values are not reset.
         preset = preset or values.get("preset")
     base = preset_config(preset) if preset else RunConfig()
     merged = base.model_dump(mode="json")
@@ -141,7 +151,7 @@ def build_config(
             merged[section] = content
     if preset:
         merged["preset"] = preset
-    config = RunConfig.from_dict(merged, source=str(config_path or "configuration"))
+    config = RunConfig.from_dict(merged, source=source)
     by_key = {key: flag for flag, key in TRAIN_FLAGS.items()}
     for key, value in overrides.items():
         flag = "--" + by_key.get(key, key).replace("_", "-")

@@ -9,6 +9,8 @@ give the same numbers for the same seed.
   manifold: a linear autoencoder equals PCA here, a nonlinear one does better).
 - :func:`synthetic_counts`: single-cell-like negative-binomial counts with clusters,
   library-size variation, zero inflation and optional batch effects.
+- :func:`gene_modules`: bulk counts of a few tissues whose genes form co-expressed modules
+  (ground truth of gene similarity in ``var["module"]``).
 - :func:`pbmc_10x`: 2,100 human PBMCs x 2,000 genes, raw UMI counts, 8 labelled groups
   (bundled in the package; see ``geneae/datasets/README.md``).
 - :func:`pbmc68k_reduced`: scanpy's bundled 700-cell PBMC subset (scaled values, 10 cell
@@ -27,11 +29,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from geneae.datasets.gene_modules import gene_modules
 from geneae.errors import ConfigError, InputError
 
 __all__ = [
     "PBMC_10X_FILE",
     "bulk_conditions",
+    "gene_modules",
     "pbmc68k_reduced",
     "pbmc_10x",
     "polynomial_toy",

@@ -19,7 +19,7 @@ from geneae.evaluate.clustering import (
     match_clusters,
     separation_scores,
 )
-from geneae.evaluate.genes import top_genes, top_similar_genes
+from geneae.evaluate.genes import cosine_neighbours, top_genes, top_similar_genes
 from geneae.evaluate.latent import kl_per_dimension, latent_usage
 from geneae.evaluate.neighbourhood import knn_accuracy, nearest_neighbours, trustworthiness
 from geneae.evaluate.reconstruction import reconstruction_errors
@@ -30,6 +30,7 @@ __all__ = [
     "cluster",
     "clustering_scores",
     "compare_with_pca",
+    "cosine_neighbours",
     "hungarian_accuracy",
     "kl_per_dimension",
     "knn_accuracy",

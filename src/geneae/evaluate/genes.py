@@ -86,6 +86,65 @@ def top_similar_genes(
     return pd.DataFrame({"gene": [names[j] for j in order], "similarity": sim[order]})
 
 
+def cosine_neighbours(
+    embedding: Any, k: int = 20, *, rows: Any = None, block: int = 2048
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``k`` nearest rows by cosine similarity, itself left out.
+
+    Parameters
+    ----------
+    embedding
+        Genes x dims (a gene embedding or signed loadings).
+    k
+        Neighbours per row (lowered to n - 1).
+    rows
+        Indices of the rows whose neighbours to find (None: all); neighbours are always
+        searched among all rows.
+    block
+        Rows compared at a time: memory stays at ``block`` x n similarities.
+
+    Returns
+    -------
+    indices, similarities
+        (len(rows), k) int64 and float64, most similar first (ties: lower index first).
+        A row with an all-zero vector has similarity NaN to everything and is listed as a
+        neighbour only after every row with a defined similarity.
+    """
+    w = np.asarray(embedding, dtype=np.float64)
+    if w.ndim != 2:
+        raise InputError(f"embedding must be genes x dims, got shape {w.shape}.")
+    n = len(w)
+    queries = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64).ravel()
+    if queries.size and (queries.min() < 0 or queries.max() >= n):
+        raise InputError(f"rows must be indices in [0, {n}), got {queries.min()}..{queries.max()}.")
+    k = max(0, min(int(k), n - 1))
+    norms = np.linalg.norm(w, axis=1)
+    unit = np.divide(w, norms[:, None], out=np.zeros_like(w), where=norms[:, None] > 0)
+    zero = norms == 0
+    indices = np.zeros((len(queries), k), dtype=np.int64)
+    sims = np.zeros((len(queries), k), dtype=np.float64)
+    for start in range(0, len(queries), block):
+        q = queries[start : start + block]
+        local = np.arange(len(q))
+        s = unit[q] @ unit.T
+        s[:, zero] = np.nan
+        s[zero[q]] = np.nan
+        s[local, q] = np.nan  # not its own neighbour
+        # A stable sort of -similarity: ties keep row order, so results are reproducible.
+        order = np.argsort(-np.nan_to_num(s, nan=-np.inf), axis=1, kind="stable")
+        order = _self_last(order, q)[:, :k]
+        indices[start : start + len(q)] = order
+        sims[start : start + len(q)] = np.take_along_axis(s, order, axis=1)
+    return indices, sims
+
+
+def _self_last(order: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``order`` with each row's own index moved to the end (it ties with NaN rows)."""
+    is_self = order == rows[:, None]
+    keep = order[~is_self].reshape(len(order), -1)
+    return np.concatenate([keep, rows[:, None]], axis=1)
+
+
 def _check(loadings: Any, genes: Sequence[str]) -> np.ndarray:
     w = np.asarray(loadings, dtype=np.float64)
     if w.ndim != 2:

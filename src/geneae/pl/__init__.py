@@ -9,7 +9,8 @@ then return that axes' figure. Maps, histograms and profiles are computed before
 
 Modules: ``maps`` (2-D maps), ``training`` (curves), ``reconstruction`` (profiles and value
 histograms), ``latent`` (latent usage), ``clusters`` (confusion, responsibilities),
-``metrics`` (geneae vs PCA bars), ``compare`` (the figure of ``geneae compare``).
+``metrics`` (geneae vs PCA bars), ``compare`` (the figure of ``geneae compare``), ``genes``
+(the map of a gene embedding), ``tune`` (a study's history and parameter importances).
 """
 
 from geneae.pl._style import (
@@ -21,11 +22,13 @@ from geneae.pl._style import (
 )
 from geneae.pl.clusters import confusion, responsibilities
 from geneae.pl.compare import compare_runs, latent_coordinates
+from geneae.pl.genes import gene_map
 from geneae.pl.latent import latent_variance
 from geneae.pl.maps import embedding, embedding_map, map_pair
 from geneae.pl.metrics import metrics_bars
 from geneae.pl.reconstruction import expression_histograms, reconstruction_profiles
 from geneae.pl.training import training_curves
+from geneae.pl.tune import optimization_history, param_importances
 
 __all__ = [
     "GENEAE_COLOR",
@@ -37,11 +40,14 @@ __all__ = [
     "embedding",
     "embedding_map",
     "expression_histograms",
+    "gene_map",
     "latent_coordinates",
     "latent_variance",
     "map_pair",
     "metrics_bars",
+    "optimization_history",
     "palette",
+    "param_importances",
     "reconstruction_profiles",
     "responsibilities",
     "training_curves",

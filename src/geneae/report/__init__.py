@@ -100,6 +100,7 @@ _OURS = (
     "clusters_geneae_vs_pca",
     "responsibilities",
     "expression_histograms",
+    "gene_map",
 )
 
 

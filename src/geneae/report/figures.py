@@ -89,6 +89,7 @@ def draw_figures(results: Results) -> FigureSet:
     _latent(results, figs)
     _clusters(results, figs)
     _expression(results, figs)
+    _gene_embedding(results, figs)
     return figs
 
 
@@ -360,4 +361,42 @@ def _expression(results: Results, figs: FigureSet) -> None:
         else "Histogram of the preprocessed expression values",
         caption="Distribution of every matrix entry (zeros included), counts on a log axis: "
         "preprocessing should tame the long tail of raw counts.",
+    )
+
+
+def _gene_embedding(results: Results, figs: FigureSet) -> None:
+    slot = results.stored("genes")
+    if slot is None or "map" not in slot:
+        if slot is not None:
+            figs.note("gene_embedding", "Fewer than 3 genes: no gene map.")
+        return
+    names = np.atleast_1d(slot["names"]).astype(str)
+    plotted = np.asarray(slot.get("plotted", np.arange(len(names))), dtype=np.int64)
+    labels = slot.get("labels")
+    labels = None if labels is None else np.atleast_1d(labels).astype(str)[plotted]
+    variance = np.asarray(slot.get("variance", np.full(len(names), np.nan)), dtype=float)
+    top = [str(g) for g in np.atleast_1d(slot.get("top", []))]
+    method = str(slot.get("map_method", "pca"))
+    name = pl.METHOD_NAMES.get(method, method)
+    coloured = "known gene groups" if labels is not None else "variance of log expression"
+    shown = (
+        f"all {len(names):,}"
+        if len(plotted) == len(names)
+        else f"{len(plotted):,} of {len(names):,}"
+    )
+    figs.draw(
+        "gene_embedding",
+        "gene_map",
+        lambda: pl.gene_map(
+            slot["map"],
+            names[plotted],
+            labels=labels,
+            values=variance[plotted],
+            highlight=top,
+            title=f"{name} of the gene embedding (cosine)",
+        ),
+        alt=f"{name} map of the genes, coloured by {coloured}",
+        caption=f"{name} of {shown} genes' unit-length vectors (so distances follow cosine "
+        f"similarity), coloured by {coloured}; circled and named: the most variable genes, "
+        "whose neighbours the table lists. Co-expressed genes form groups.",
     )

@@ -32,6 +32,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("clusters", "Clusters"),
     ("expression", "Expression values"),
     ("genes", "Top genes per latent dimension"),
+    ("gene_embedding", "Gene embedding"),
     ("timings", "Timings"),
 )
 
@@ -64,6 +65,7 @@ def sections(results: Results, figs: FigureSet) -> list[dict[str, Any]]:
         "data": _data(results),
         "metrics": _metrics(results),
         "genes": _genes(results),
+        "gene_embedding": _gene_embedding(results),
         "timings": _timings(results),
     }
     return [
@@ -397,7 +399,70 @@ def _genes(results: Results) -> dict[str, Any]:
                 )
             rows.append({"rank": int(r), "cells": cells})
         tables.append({"dims": [int(d) for d in chunk], "rows": rows})
-    return {"tables": tables, "n_genes": GENES_PER_DIM}
+    body: dict[str, Any] = {"tables": tables, "n_genes": GENES_PER_DIM}
+    if _gene_model(results):
+        body["features_note"] = (
+            "This model embeds genes (genes_as_samples): its features are the samples, so the "
+            "table lists the samples that load most on each dimension. The genes are in the "
+            "next section."
+        )
+    return body
+
+
+def _gene_model(results: Results) -> bool:
+    data = results.config.get("data")
+    return isinstance(data, dict) and bool(data.get("genes_as_samples"))
+
+
+def _gene_embedding(results: Results) -> dict[str, Any]:
+    slot = results.stored("genes")
+    if slot is None or "embedding" not in slot:
+        return {
+            "note": f"{RESULTS} has no uns['geneae']['genes'] (the gene embedding, computed "
+            "by geneae.tl.gene_embedding when a run is evaluated)."
+        }
+    names = np.atleast_1d(slot.get("names", [])).astype(str)
+    variance = np.asarray(slot.get("variance", np.full(len(names), np.nan)), dtype=float)
+    index = {n: i for i, n in enumerate(names)}
+    symbols = slot.get("symbols")
+    symbol = {}
+    if symbols is not None:
+        symbol = dict(zip(names, np.atleast_1d(symbols).astype(str), strict=False))
+
+    def shown(name: str) -> str:
+        other = symbol.get(name, "")
+        return f"{name} ({other})" if other and other != name else name
+
+    top = [str(g) for g in np.atleast_1d(slot.get("top", []))]
+    neighbours = np.asarray(slot.get("neighbours", np.zeros((len(top), 0))))
+    similarity = np.asarray(slot.get("similarity", np.zeros((len(top), 0))), dtype=float)
+    rows = []
+    for i, gene in enumerate(top):
+        j = index.get(gene)
+        rows.append(
+            {
+                "gene": shown(gene),
+                "variance": fmt(float(variance[j])) if j is not None else "n/a",
+                "neighbours": [
+                    {"gene": shown(str(nb)), "similarity": f"{sim:.3f}"}
+                    for nb, sim in zip(neighbours[i], similarity[i], strict=False)
+                ],
+            }
+        )
+    latent = str(slot.get("source")) == "latent"
+    how = (
+        "each gene's latent mean in this gene model (trained on the transposed matrix: each "
+        "gene's standardised log expression across the samples)"
+        if latent
+        else "each gene's signed decoder loadings (how every latent dimension moves the gene)"
+    )
+    return {
+        "intro": f"Genes are placed by {how}; similarity is the cosine of their vectors. "
+        f"{len(names):,} genes. The table lists the nearest genes of the most variable ones "
+        "(variance of log expression across the samples); ask for any gene with "
+        "geneae similar-genes RUN GENE.",
+        "rows": rows,
+    }
 
 
 def _pretty_key(key: str) -> str:

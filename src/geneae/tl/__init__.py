@@ -8,11 +8,14 @@ here draws: :mod:`geneae.pl` draws from these slots, :mod:`geneae.report` render
   several spaces (``obsm["map_<method>_<space>"]``, ``uns["geneae"]["maps"]``).
 - :func:`histograms`: the value distributions of the raw and preprocessed matrices.
 - :func:`profiles`: observed vs reconstructed values of a few cells, most variable genes.
+- :func:`gene_embedding`: a gene embedding, its map and the neighbours of the most variable
+  genes (``uns["geneae"]["genes"]``).
 - :func:`embed_2d`: the 2-D map of one matrix by one method (returns the coordinates).
 - :func:`encode`: a model's latent space and denoised values stored in any AnnData.
 """
 
 from geneae.tl._encode import encode
+from geneae.tl._genes import gene_embedding
 from geneae.tl._maps import METHOD_NAMES, METHODS, MapMethod, embed_2d, map_key, maps
 from geneae.tl._summaries import histograms, profiles
 
@@ -22,6 +25,7 @@ __all__ = [
     "MapMethod",
     "embed_2d",
     "encode",
+    "gene_embedding",
     "histograms",
     "map_key",
     "maps",

@@ -14,7 +14,7 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -214,11 +214,13 @@ def fit_module(
     max_epochs: int,
     run_dir: Path | None = None,
     resume: bool = False,
+    extra_callbacks: Sequence[Callback] = (),
 ) -> FitResult:
     """Train ``plan`` on ``data``; return the history and the best weights.
 
     With ``run_dir`` the best / last checkpoints and ``history.csv`` are kept there; with
-    ``resume`` training continues from ``run_dir/checkpoints/last.ckpt``.
+    ``resume`` training continues from ``run_dir/checkpoints/last.ckpt``. ``extra_callbacks``
+    run after geneae's own at each epoch end, when the epoch's history row is complete.
     """
     pl.seed_everything(config.seed, workers=False, verbose=False)
     has_val = len(data.val_rows) > 0
@@ -253,6 +255,7 @@ def fit_module(
                 enable_version_counter=False,
             )
         )
+    callbacks += list(extra_callbacks)
     progress = _progress_enabled(config)
     if progress:
         callbacks.append(RichProgressBar(leave=False))
