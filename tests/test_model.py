@@ -51,11 +51,18 @@ def test_fit_resolves_defaults_from_the_data(fitted):
     assert np.isfinite(model.history["val_loss"]).all()
 
 
-def test_continuous_data_gets_a_gaussian_vae_on_standardised_data():
+def test_continuous_data_get_squared_error_beside_the_standardised_term():
     adata = datasets.bulk_conditions(n_samples=120, n_genes=80, n_informative=20)
     model = GeneAE(quick_config()).fit(adata)
-    assert model.config.model.likelihood == "gaussian"
-    assert model.config.preprocess.preset == "standardize"
+    assert model.config.model.likelihood == "mse"
+    assert model.config.model.standardized_weight > 0
+    assert model.config.preprocess.preset == "standardize" and not model.config.preprocess.scale
+    # The term's scale is twice the input's mean gene variance, set before training.
+    prepared = model.preprocess(adata)
+    x = np.asarray(prepared.data.X, dtype=np.float64)
+    assert model.metrics["model"]["standardized_scale"] == pytest.approx(2 * x.var(0).mean())
+    assert float(model.module.decoder.standardized.scale) == pytest.approx(2 * x.var(0).mean())
+    assert model.metrics["model"]["cluster_phase"]["epochs"] == 20
     assert model.encode(adata).shape == (120, 4)
 
 

@@ -132,14 +132,14 @@ class ModelConfig(_Section):
     during training), ``vae`` (Gaussian q(z|x)), ``gmvae`` (Gaussian-mixture prior).
     ``likelihood``: ``mse`` / ``masked_mse`` are plain losses; the others are negative
     log-likelihoods; ``poisson``, ``nb``, ``zip`` and ``zinb`` model raw counts; ``auto``
-    resolves from the data when training starts: ``nb`` for raw counts, ``gaussian``
-    otherwise.
+    resolves from the data when training starts: ``nb`` for raw counts, ``mse`` otherwise
+    (each beside the standardised term, ``standardized_weight``).
     """
 
     family: Family = Field(default="vae", description="model family")
     likelihood: Likelihood = Field(
         default="auto",
-        description="reconstruction likelihood (auto: nb for raw counts, gaussian otherwise)",
+        description="reconstruction likelihood (auto: nb for raw counts, mse otherwise)",
     )
     latent_dim: int = Field(default=10, ge=1, description="latent dimensions")
     hidden: list[int] = Field(
@@ -165,6 +165,15 @@ class ModelConfig(_Section):
     )
     contrastive_weight: float = Field(default=0.0, ge=0.0)
     contrastive_temperature: float = Field(default=0.5, gt=0.0)
+    standardized_weight: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="weight of the standardised term beside a count or mse likelihood: a "
+        "second decoder head fits a Gaussian with a learned variance per gene to the "
+        "encoder input, so that every gene counts alike (geneae.module.heads); 1 puts it on "
+        "the main term's scale (its null deviance per sample), 0 turns it off; None: 1.5 "
+        "for count and mse likelihoods (geneae.resolve)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
@@ -224,6 +233,21 @@ class TrainConfig(_Section):
     kl_cycles: int = Field(default=4, ge=1)
     kl_ramp_fraction: float = Field(default=0.5, gt=0.0, le=1.0)
     kl_cycle_decay: float = Field(default=1.0, gt=0.0, le=1.0)
+    cluster_epochs: int | None = Field(
+        default=None,
+        ge=0,
+        description="epochs of the clustering phase after training, which makes the "
+        "latent's groups compact (geneae.train.cluster_phase); 0: off; None: 20 "
+        "(0 for genes as samples)",
+    )
+    cluster_resolution: float = Field(
+        default=1.0, gt=0.0, description="Leiden resolution that finds the phase's centroids"
+    )
+    cluster_weight: float = Field(
+        default=1.0, ge=0.0, description="weight of the clustering term, per gene"
+    )
+    cluster_lr: float = Field(default=1e-4, gt=0.0, description="learning rate of the phase")
+    cluster_batch_size: int = Field(default=256, ge=1, description="samples per phase step")
     seed: int = Field(default=0, description="random seed of every random step")
     precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
     accelerator: Literal["auto", "cpu", "cuda", "gpu", "mps"] = Field(

@@ -41,6 +41,11 @@ class Likelihood:
     is_log_prob
         ``function`` returns log-probabilities (the loss is their negative); otherwise it
         returns the loss itself (squared errors).
+    weighs_by_scale
+        A gene's share of the loss grows with its scale (its expression for the count
+        likelihoods, its variance for squared error), so that lowly expressed marker genes
+        hardly count; such a likelihood gets the standardised term beside it by default
+        (``model.standardized_weight``, geneae.resolve).
     """
 
     name: str
@@ -50,6 +55,7 @@ class Likelihood:
     link: Link
     function: str
     is_log_prob: bool = True
+    weighs_by_scale: bool = False
 
     def loss_function(self) -> Callable[..., Any]:
         """The element-wise loss ``f(target, *parameters, nonzero=None)`` (imports torch).
@@ -81,7 +87,7 @@ LIKELIHOODS: dict[str, Likelihood] = {
     for entry in (
         Likelihood(
             "mse", "squared error on the preprocessed values", False, ("mean",), "identity", "mse",
-            is_log_prob=False,
+            is_log_prob=False, weighs_by_scale=True,
         ),
         Likelihood(
             "masked_mse", "squared error on the non-zero entries only", False, ("mean",),
@@ -96,19 +102,21 @@ LIKELIHOODS: dict[str, Likelihood] = {
             ("logits",), "sigmoid", "bernoulli_log_prob",
         ),
         Likelihood(
-            "poisson", "Poisson on raw counts", True, ("mean",), "softmax", "poisson_log_prob"
+            "poisson", "Poisson on raw counts", True, ("mean",), "softmax", "poisson_log_prob",
+            weighs_by_scale=True,
         ),
         Likelihood(
             "nb", "negative binomial on raw counts, a dispersion per gene", True,
-            ("mean", "theta"), "softmax", "nb_log_prob",
+            ("mean", "theta"), "softmax", "nb_log_prob", weighs_by_scale=True,
         ),
         Likelihood(
             "zip", "zero-inflated Poisson on raw counts", True, ("mean", "pi_logits"), "softmax",
-            "zip_log_prob",
+            "zip_log_prob", weighs_by_scale=True,
         ),
         Likelihood(
             "zinb", "zero-inflated negative binomial on raw counts", True,
             ("mean", "theta", "pi_logits"), "softmax", "zinb_log_prob",
+            weighs_by_scale=True,
         ),
     )
 }  # fmt: skip

@@ -237,6 +237,7 @@ class GeneAE:
         self.module = build_module(
             self.config.model, len(self.genes), len(self.covariate_categories)
         )
+        balance = self._balance_standardized_term(prepared)
         plan = TrainingPlan(self.module, self.config.model, train_cfg, max_epochs)
         train_rows, val_rows = split_indices(n_obs, train_cfg.validation, train_cfg.seed)
         datamodule = ExpressionDataModule(prepared.tensors, train_rows, val_rows, train_cfg)
@@ -253,6 +254,15 @@ class GeneAE:
         train_s = time.perf_counter() - t1
         self.module.load_state_dict(result.best_state)
         self.module.to("cpu").eval()
+        phase = None
+        if train_cfg.cluster_epochs and result.is_global_zero:
+            from geneae.train.cluster_phase import refine_clusters
+
+            final_kl = train_cfg.kl_weight if self.config.model.is_variational else 0.0
+            phase = refine_clusters(
+                self.module, prepared.tensors, train_cfg, len(self.genes), final_kl
+            )
+            train_s += phase["seconds"]
         self.history = result.history
         self.is_global_zero = result.is_global_zero
         epochs = max(1, len(self.history))
@@ -268,10 +278,27 @@ class GeneAE:
             "device": result.device,
             "data_resident_on_device": datamodule.resident,
         }
+        if balance is not None:
+            self.metrics["model"]["standardized_scale"] = balance
+        if phase is not None:
+            self.metrics["model"]["cluster_phase"] = phase
         self.metrics.setdefault("timings", {}).update(
             {"train_s": train_s, "seconds_per_epoch": train_s / epochs}
         )
         return self
+
+    def _balance_standardized_term(self, prepared: Prepared) -> float | None:
+        """Set the standardised term's scale from the training data (None: no such term)."""
+        assert self.module is not None
+        term = self.module.decoder.standardized
+        if term is None:
+            return None
+        from geneae.balance import balance_scale
+
+        data = prepared.data
+        scale = balance_scale(self.config.model.likelihood, data.X, data.layers.get("counts"))
+        term.scale.fill_(scale)
+        return scale
 
     def _covariate(self, pre: ad.AnnData) -> torch.Tensor | None:
         key = self.config.data.covariate

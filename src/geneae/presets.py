@@ -199,14 +199,26 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+# geneae's own additions to a model, which the published architectures do not have: the
+# presets named after a paper leave them off, so that they are the paper's model.
+GENEAE_ADDITIONS: dict[str, Any] = {"model.standardized_weight": 0.0, "train.cluster_epochs": 0}
+
+
 def preset_overrides(name: str) -> dict[str, Any]:
-    """The dotted-key overrides of preset ``name`` (ConfigError listing names if unknown)."""
+    """The dotted-key overrides of preset ``name`` (ConfigError listing names if unknown).
+
+    Every preset but ``recommended`` also turns :data:`GENEAE_ADDITIONS` off unless it sets
+    them itself.
+    """
     try:
-        return dict(PRESETS[name].overrides)
+        overrides = dict(PRESETS[name].overrides)
     except KeyError:
         raise ConfigError(
             f"unknown preset {name!r}; available presets: {', '.join(PRESETS)}."
         ) from None
+    if name == "recommended":
+        return overrides
+    return {**GENEAE_ADDITIONS, **overrides}
 
 
 def preset_config(name: str, base: RunConfig | None = None) -> RunConfig:

@@ -60,6 +60,16 @@ PRESET_STEPS: dict[str, dict[str, Any]] = {
 # encoder input (the recommended count model, BENCHMARKS.md); the likelihood still models
 # the raw counts.
 AUTO_COUNTS = {"scale": True, "clip": 10.0}
+# ... and on other values when the model has the standardised term: log values as they are
+# (the squared error weighs genes by their variance, as PCA of unscaled log values; the
+# standardised term weighs them alike).
+AUTO_VALUES = {"scale": False, "clip": 0.0}
+
+# The defaults of geneae's two additions, chosen across every development dataset at once
+# (BENCHMARKS.md "Choosing the default"): the standardised term's weight relative to the
+# likelihood, and the epochs of the clustering phase.
+STANDARDIZED_WEIGHT = 1.5
+CLUSTER_EPOCHS = 20
 
 
 def default_epochs(n_obs: int) -> int:
@@ -95,7 +105,7 @@ def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
             )
         config.preprocess = gene_preprocess(config.preprocess, facts)
     if model.likelihood == "auto":
-        model.likelihood = "nb" if facts.has_counts else "gaussian"
+        model.likelihood = "nb" if facts.has_counts else "mse"
         why = f"raw counts in {facts.counts_in}" if facts.has_counts else facts.describe_values()
         logger.info("likelihood: %s (the data hold %s)", model.likelihood, why)
     if LIKELIHOODS[model.likelihood].models_counts and not facts.has_counts:
@@ -104,10 +114,22 @@ def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
             f"holds {facts.describe_values()} and there is no counts layer). Give raw counts "
             "(X or layers['counts']), or choose --likelihood gaussian / mse."
         )
-    config.preprocess = resolve_preprocess(config.preprocess, facts)
+    genes_as_samples = config.data.genes_as_samples
+    if model.standardized_weight is None:
+        # Genes as samples: each row is standardised already and gene similarity is the
+        # point, so neither geneae addition applies there.
+        weighs_by_scale = LIKELIHOODS[model.likelihood].weighs_by_scale
+        model.standardized_weight = (
+            STANDARDIZED_WEIGHT if weighs_by_scale and not genes_as_samples else 0.0
+        )
+    if config.train.cluster_epochs is None:
+        config.train.cluster_epochs = 0 if genes_as_samples else CLUSTER_EPOCHS
+    config.preprocess = resolve_preprocess(
+        config.preprocess, facts, standardized_term=model.standardized_weight > 0
+    )
     if config.train.max_epochs is None:
         # Genes as samples: the model's training rows are the genes.
-        rows = facts.n_vars if config.data.genes_as_samples else facts.n_obs
+        rows = facts.n_vars if genes_as_samples else facts.n_obs
         config.train.max_epochs = default_epochs(rows)
     return config
 
@@ -185,20 +207,28 @@ def _describe_value_steps(steps: dict[str, Any]) -> str:
     return "values kept as they are"
 
 
-def resolve_preprocess(cfg: PreprocessConfig, facts: DataFacts) -> PreprocessConfig:
+def resolve_preprocess(
+    cfg: PreprocessConfig, facts: DataFacts, *, standardized_term: bool = False
+) -> PreprocessConfig:
     """``cfg`` with the preset and every step left at ``None`` decided from ``facts``.
 
     Values the user gave always stay. Already resolved configurations come back unchanged.
+    ``standardized_term``: the model scores its input with the standardised term, so
+    ``preset: auto`` on values other than counts keeps them unscaled.
     """
     if cfg.is_resolved:
         return cfg.model_copy()
     preset = cfg.preset
     if preset == "auto":
         preset = "counts" if facts.has_counts else "standardize"
-        logger.info("preprocessing preset: %s (for %s)", preset, _what(facts))
+        unscaled = preset == "standardize" and standardized_term
+        how = " without scaling (the standardised term scales each gene)" if unscaled else ""
+        logger.info("preprocessing preset: %s%s (for %s)", preset, how, _what(facts))
     values = dict(PRESET_STEPS[preset])
     if cfg.preset == "auto" and preset == "counts":
         values.update(AUTO_COUNTS)
+    elif cfg.preset == "auto" and standardized_term:
+        values.update(AUTO_VALUES)
     values.update(_value_steps(preset, facts))
     given = {k: v for k, v in cfg.model_dump().items() if v is not None and v != "auto"}
     values.update(given)

@@ -191,7 +191,10 @@ def _check_consistent(
         )
     if not preprocessor.is_fitted:
         raise ModelFileError(f"{directory / 'preprocessor.json'}: not fitted; {damaged}.")
-    if not genes or genes != preprocessor.genes_ or meta.get("n_genes") != str(len(genes)):
+    # A gene model's features are the samples: its preprocessor's genes are its rows.
+    features_are_genes = not config.data.genes_as_samples
+    mismatch = features_are_genes and genes != preprocessor.genes_
+    if not genes or mismatch or meta.get("n_genes") != str(len(genes)):
         raise ModelFileError(
             f"{directory / 'genes.txt'}: {len(genes)} genes, which do not match the "
             f"preprocessor's and the weights'; {damaged}."

@@ -189,10 +189,15 @@ class ExpressionModule(nn.Module):
         return x, target, inference, params
 
     def reconstruction_loss(
-        self, target: Tensor, params: dict[str, Tensor], nonzero: Tensor | None
+        self, target: Tensor, params: dict[str, Tensor], nonzero: Tensor | None, x: Tensor
     ) -> Tensor:
-        """Element-wise loss summed over genes: (n,), or (n, m) for per-component params."""
-        return self.decoder.head.loss(target, params, nonzero).sum(-1)
+        """Loss summed over genes: (n,), or (n, m) for per-component params.
+
+        The likelihood's element-wise loss of ``target``, plus the standardised term of
+        the uncorrupted encoder input ``x`` where the model has one (see
+        :meth:`~geneae.module.heads.Decoder.reconstruction_loss`).
+        """
+        return self.decoder.reconstruction_loss(target, params, nonzero, x)
 
     def with_contrastive(
         self, total: Tensor, metrics: dict[str, Tensor], x: Tensor, mask_rate: float | None

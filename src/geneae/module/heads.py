@@ -84,6 +84,39 @@ class LikelihoodHead(nn.Module):
         return self._loss(target, *(params[p] for p in self.spec.parameters), nonzero=nonzero)
 
 
+class StandardizedTerm(nn.Module):
+    """The standardised term: a Gaussian with a learned variance per gene on the encoder input.
+
+    A count likelihood lets a gene weigh in proportion to its expression and squared error
+    in proportion to its variance, so cell types marked by lowly expressed genes are
+    hardly seen (where z-scored PCA, every gene alike, wins). This head fits
+    ``N(x_g; mean_g(z), var_g)`` to the encoder input ``x`` (z-scored log expression for
+    count data, log expression otherwise); with its variance learned per gene, each gene's
+    term is on its own scale, so every gene counts alike. Its loss,
+    ``weight * scale * sum_g -log N(x_g)``, is added to the likelihood's: ``scale`` (a
+    buffer set from the training data before training, :func:`geneae.balance.balance_scale`)
+    is the main term's null deviance per sample over the number of genes — the null
+    deviance of a z-scored input — so that ``weight`` keeps one ratio between the two terms
+    whatever the sequencing depth or the input's units (BENCHMARKS.md, issue 14).
+    """
+
+    def __init__(self, n_input: int, n_genes: int, weight: float, n_covariates: int = 0):
+        super().__init__()
+        self.weight = float(weight)
+        self.head = LikelihoodHead(n_input, n_genes, "gaussian", n_covariates)
+        self.register_buffer("scale", torch.tensor(1.0))
+
+    def forward(self, h: Tensor, covariate: Tensor | None = None) -> dict[str, Tensor]:
+        """``"standardized_mean"`` and ``"standardized_var"`` for hidden ``h``."""
+        params = self.head(h, None, covariate)
+        return {"standardized_mean": params["mean"], "standardized_var": params["var"]}
+
+    def loss(self, x: Tensor, params: dict[str, Tensor]) -> Tensor:
+        """Weighted Gaussian NLL of ``x`` summed over genes: (n,) or (n, m)."""
+        gaussian = {"mean": params["standardized_mean"], "var": params["standardized_var"]}
+        return (self.weight * self.scale) * self.head.loss(x, gaussian).sum(-1)
+
+
 class LibraryHead(nn.Module):
     """Deterministic log-library predictor for ``library="learned"``.
 
@@ -136,6 +169,9 @@ class Decoder(nn.Module):
 
     ``cfg.decoder_hidden=None`` mirrors the encoder; ``[]`` is a linear decoder, whose
     output weight (:meth:`loadings`) holds one latent-to-gene loading per gene.
+
+    With ``cfg.standardized_weight > 0`` a second head (:class:`StandardizedTerm`) scores
+    the encoder input beside the likelihood; see :meth:`reconstruction_loss`.
     """
 
     def __init__(self, cfg: ModelConfig, n_genes: int, n_covariates: int = 0) -> None:
@@ -143,13 +179,40 @@ class Decoder(nn.Module):
         sizes = [cfg.latent_dim, *decoder_sizes(cfg.hidden, cfg.decoder_hidden)]
         self.mlp = MLP(sizes, cfg.activation, cfg.norm, cfg.dropout, n_covariates)
         self.head = LikelihoodHead(self.mlp.out_features, n_genes, cfg.likelihood, n_covariates)
+        weight = cfg.standardized_weight or 0.0
+        self.standardized = (
+            StandardizedTerm(self.mlp.out_features, n_genes, weight, n_covariates)
+            if weight > 0
+            else None
+        )
 
     def forward(
         self, z: Tensor, library: Tensor | None = None, covariate: Tensor | None = None
     ) -> dict[str, Tensor]:
-        """Likelihood parameters for codes ``z`` (n, ..., d); ``covariate`` is (n, c) one-hot."""
+        """Likelihood parameters for codes ``z`` (n, ..., d); ``covariate`` is (n, c) one-hot.
+
+        With the standardised term, also its ``"standardized_mean"`` / ``"standardized_var"``.
+        """
         covariate = align_covariate(covariate, z)
-        return self.head(self.mlp(z, covariate), library, covariate)
+        h = self.mlp(z, covariate)
+        params = self.head(h, library, covariate)
+        if self.standardized is not None:
+            params.update(self.standardized(h, covariate))
+        return params
+
+    def reconstruction_loss(
+        self, target: Tensor, params: dict[str, Tensor], nonzero: Tensor | None, x: Tensor
+    ) -> Tensor:
+        """The likelihood's loss summed over genes, plus the standardised term of ``x``.
+
+        ``target`` and ``x`` (the uncorrupted encoder input) broadcast against the
+        parameters: (n, g) for (n, g), (n, 1, g) for the GMVAE's (n, m, g). Returns (n,)
+        or (n, m).
+        """
+        loss = self.head.loss(target, params, nonzero).sum(-1)
+        if self.standardized is not None:
+            loss = loss + self.standardized.loss(x, params)
+        return loss
 
     def loadings(self) -> Tensor:
         """(genes, latent) weight of a linear decoder (raises for a deep decoder)."""

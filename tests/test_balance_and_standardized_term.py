@@ -1,0 +1,157 @@
+"""The standardised term beside the likelihood: its loss, its balance scale, its defaults."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import scipy.stats as st
+import torch
+
+from geneae import RunConfig
+from geneae.balance import (
+    balance_scale,
+    column_variances,
+    nb_null_deviance,
+    nb_null_model,
+    nb_unit_deviance,
+)
+from geneae.facts import describe
+from geneae.module import build_module
+from geneae.presets import preset_config
+from geneae.resolve import CLUSTER_EPOCHS, STANDARDIZED_WEIGHT, resolve
+from tests.module.conftest import nb_clusters
+
+
+def nb_counts(n=400, g=30, theta=3.0, seed=0):
+    rng = np.random.default_rng(seed)
+    library = rng.lognormal(np.log(500), 0.4, n)
+    p = rng.dirichlet(np.ones(g))
+    mu = library[:, None] * p
+    return rng.negative_binomial(theta, theta / (theta + mu)).astype(np.float64)
+
+
+def test_unit_deviance_matches_scipy_log_pmfs():
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 40, (50, 7)).astype(float)
+    mu = rng.uniform(0.05, 30, (50, 7))
+    theta = rng.uniform(0.1, 50, 7)
+
+    def logpmf(k, m):
+        return st.nbinom.logpmf(k, theta, theta / (theta + m))
+
+    expected = 2 * (np.where(x > 0, logpmf(x, np.maximum(x, 1e-300)), 0.0) - logpmf(x, mu))
+    np.testing.assert_allclose(nb_unit_deviance(x, mu, theta), expected, rtol=1e-8, atol=1e-8)
+
+
+def test_null_model_recovers_the_simulated_dispersion_and_proportions():
+    counts = nb_counts(n=4000, theta=3.0)
+    library, proportions, theta = nb_null_model(counts)
+    np.testing.assert_allclose(library, counts.sum(1))
+    np.testing.assert_allclose(proportions, counts.sum(0) / counts.sum())
+    assert np.median(theta) == pytest.approx(3.0, rel=0.1)
+
+
+def test_null_deviance_is_the_same_for_sparse_and_dense_and_in_blocks():
+    counts = nb_counts()
+    dense = nb_null_deviance(counts, block=64)
+    np.testing.assert_allclose(nb_null_deviance(sp.csr_matrix(counts)), dense, rtol=1e-10)
+    library, proportions, theta = nb_null_model(counts)
+    direct = nb_unit_deviance(counts, library[:, None] * proportions, theta).mean(0)
+    np.testing.assert_allclose(dense, direct, rtol=1e-10)
+
+
+def test_balance_scale_follows_depth_for_counts_and_variance_for_squared_error():
+    def two_types(depth):
+        rng = np.random.default_rng(0)
+        profiles = rng.dirichlet(np.ones(200), size=2)
+        types = rng.integers(0, 2, 500)
+        return rng.poisson(depth * profiles[types]).astype(float)
+
+    # Shallow counts (0.1 per gene and cell, as droplet data) leave little to explain:
+    # the null deviance per gene grows with the depth (about 0.4 at 20 counts per cell,
+    # 1.3 at 2,000), which is what the balance scale corrects for.
+    shallow, deep = (balance_scale("nb", c, c) for c in (two_types(20), two_types(2000)))
+    assert deep > 2.5 * shallow
+    counts = nb_counts()
+    scale = balance_scale("nb", counts, counts)
+    assert scale == pytest.approx(nb_null_deviance(counts).sum() / counts.shape[1])
+    x = np.random.default_rng(2).normal(0, 3, (200, 10))
+    assert balance_scale("mse", x) == pytest.approx(2 * x.var(0).mean())
+    np.testing.assert_allclose(column_variances(sp.csr_matrix(x)), x.var(0), rtol=1e-10)
+
+
+def test_loss_is_the_likelihood_plus_the_weighted_gaussian_of_the_input():
+    batch = nb_clusters(n=64, n_genes=20)
+    cfg = RunConfig().updated({"model.likelihood": "nb", "model.family": "ae"}).model
+    cfg.standardized_weight = 1.5
+    module = build_module(cfg, 20).eval()
+    module.decoder.standardized.scale.fill_(7.0)
+    with torch.no_grad():
+        out = module.loss(batch)
+        z = module.encode(batch["x"])
+        params = module.generative(z, batch["library"])
+    nb = torch.distributions.NegativeBinomial(
+        total_count=params["theta"], logits=(params["mean"] / params["theta"]).log()
+    )
+    gaussian = torch.distributions.Normal(
+        params["standardized_mean"], params["standardized_var"].sqrt()
+    )
+    expected = -nb.log_prob(batch["target"]).sum(-1) - 1.5 * 7.0 * gaussian.log_prob(
+        batch["x"]
+    ).sum(-1)
+    torch.testing.assert_close(out.reconstruction, expected, rtol=1e-4, atol=1e-3)
+
+
+def test_gmvae_scores_the_input_per_component():
+    batch = nb_clusters(n=32, n_genes=12)
+    cfg = RunConfig().updated({"model.likelihood": "nb", "model.family": "gmvae"}).model
+    cfg.standardized_weight = 1.0
+    module = build_module(cfg, 12)
+    out = module.loss(batch)
+    assert out.reconstruction.shape == (32,) and torch.isfinite(out.loss)
+
+
+def facts_of(adata):
+    return describe(adata)
+
+
+def test_defaults_resolve_from_the_likelihood(tmp_path):
+    from geneae import datasets
+
+    counts = datasets.synthetic_counts(n_cells=100, n_genes=40, n_clusters=2, seed=0)
+    config = resolve(RunConfig(), describe(counts))
+    assert config.model.likelihood == "nb"
+    assert config.model.standardized_weight == STANDARDIZED_WEIGHT
+    assert config.train.cluster_epochs == CLUSTER_EPOCHS
+    assert config.preprocess.scale  # counts: z-scored log input, modelled by the term
+
+    bulk = datasets.bulk_conditions(n_samples=60, n_genes=40, n_informative=10)
+    config = resolve(RunConfig(), describe(bulk))
+    assert config.model.likelihood == "mse"
+    assert config.model.standardized_weight == STANDARDIZED_WEIGHT
+    assert not config.preprocess.scale  # the term scales each gene itself
+
+    gaussian = resolve(RunConfig().updated({"model.likelihood": "gaussian"}), describe(bulk))
+    assert gaussian.model.standardized_weight == 0.0 and gaussian.preprocess.scale
+    off = resolve(RunConfig().updated({"model.standardized_weight": 0.0}), describe(bulk))
+    assert off.model.likelihood == "mse" and off.preprocess.scale
+    given = RunConfig().updated({"model.standardized_weight": 0.4, "train.cluster_epochs": 3})
+    given = resolve(given, describe(counts))
+    assert (given.model.standardized_weight, given.train.cluster_epochs) == (0.4, 3)
+
+
+@pytest.mark.parametrize("name", ["scvi-like", "dca-zinb", "masked-ae", "beta-vae"])
+def test_published_presets_are_the_papers_models(name):
+    from geneae import datasets
+
+    counts = datasets.synthetic_counts(n_cells=100, n_genes=40, n_clusters=2, seed=0)
+    config = resolve(preset_config(name), describe(counts))
+    assert config.model.standardized_weight == 0.0
+    assert config.train.cluster_epochs == 0
+
+
+def test_models_saved_before_the_term_existed_load_without_it():
+    cfg = RunConfig().updated({"model.likelihood": "nb"}).model
+    assert cfg.standardized_weight is None  # an old resolved config has no such key
+    module = build_module(cfg, 10)
+    assert module.decoder.standardized is None
+    assert not any("standardized" in k for k in module.state_dict())

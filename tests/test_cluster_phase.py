@@ -1,0 +1,78 @@
+"""The clustering phase after training (geneae.train.cluster_phase)."""
+
+import numpy as np
+import torch
+from sklearn.metrics import adjusted_rand_score, silhouette_score
+
+from geneae import RunConfig
+from geneae.batches import ExpressionTensors, RowMatrix
+from geneae.module import build_module
+from geneae.train.cluster_phase import (
+    kl_to_target,
+    latent_means,
+    refine_clusters,
+    soft_assign,
+    target_distribution,
+)
+from tests.module.conftest import nb_clusters, train
+
+
+def test_soft_assignment_and_target_match_their_closed_forms():
+    rng = np.random.default_rng(0)
+    z, mu = rng.normal(size=(40, 3)), rng.normal(size=(5, 3))
+    q_ref = 1 / (1 + ((z[:, None, :] - mu[None]) ** 2).sum(-1))
+    q_ref /= q_ref.sum(1, keepdims=True)
+    q = soft_assign(torch.tensor(z), torch.tensor(mu)).numpy()
+    np.testing.assert_allclose(q, q_ref, rtol=1e-6)
+    p_ref = q_ref**2 / q_ref.sum(0)
+    p_ref /= p_ref.sum(1, keepdims=True)
+    np.testing.assert_allclose(target_distribution(torch.tensor(q)).numpy(), p_ref, rtol=1e-6)
+    kl_ref = (p_ref * np.log(p_ref / q_ref)).sum(1).mean()
+    kl = float(kl_to_target(torch.tensor(p_ref), torch.tensor(q_ref)))
+    assert abs(kl - kl_ref) < 1e-9
+
+
+def tensors_of(batch):
+    return ExpressionTensors(
+        x=RowMatrix.from_array(batch["x"].numpy()),
+        target=RowMatrix.from_array(batch["target"].numpy()),
+        library=batch["library"],
+    )
+
+
+def test_phase_makes_the_groups_compact_without_labels():
+    torch.manual_seed(0)
+    batch = nb_clusters(n=600, n_genes=60, k=4, seed=3)
+    cfg = RunConfig().updated(
+        {"model.likelihood": "nb", "model.hidden": [32], "model.latent_dim": 6}
+    )
+    module = build_module(cfg.model, 60)
+    train(module, batch, steps=10, lr=1e-2, batch_size=128, kl_weight=0.3)
+    tensors = tensors_of(batch)
+    labels = batch["labels"].numpy()
+    before = latent_means(module, tensors).numpy()
+    train_cfg = cfg.train.model_copy(update={"cluster_epochs": 15, "cluster_lr": 1e-3})
+    summary = refine_clusters(module, tensors, train_cfg, 60, kl_weight=0.3)
+    after = latent_means(module, tensors).numpy()
+    assert summary["clusters"] >= 2 and summary["epochs"] == 15
+    assert sum(summary["initial_sizes"]) == 600 and np.isfinite(summary["final_kl"])
+    # The known groups (never seen by the phase) are tighter (silhouette 0.76 -> 0.86
+    # when written) and still separated.
+    assert silhouette_score(after, labels) > silhouette_score(before, labels) + 0.05
+    from sklearn.cluster import KMeans
+
+    found = KMeans(4, n_init=10, random_state=0).fit_predict(after)
+    assert adjusted_rand_score(labels, found) > 0.9
+
+
+def test_phase_is_reproducible_for_a_seed():
+    batch = nb_clusters(n=200, n_genes=30, k=3, seed=1)
+    cfg = RunConfig().updated({"model.likelihood": "nb", "model.hidden": [16]})
+    latents = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        module = build_module(cfg.model, 30)
+        train_cfg = cfg.train.model_copy(update={"cluster_epochs": 2})
+        refine_clusters(module, tensors_of(batch), train_cfg, 30, kl_weight=1.0)
+        latents.append(latent_means(module, tensors_of(batch)))
+    torch.testing.assert_close(latents[0], latents[1])
