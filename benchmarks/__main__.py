@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks.common import BENCHMARKS_MD, DATASETS, DEFAULT_OUT
+from benchmarks.common import ALL_DATASETS, BENCHMARKS_MD, DATASETS, DEFAULT_OUT
 
 PARTS = ("quality", "speed", "scaling", "ablation", "report", "all")
 
@@ -20,7 +20,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
         description="geneae side-by-side benchmarks against scanpy PCA and scvi-tools.",
     )
     p.add_argument("part", nargs="?", default="all", choices=PARTS)
-    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    p.add_argument(
+        "--datasets",
+        nargs="+",
+        default=list(DATASETS),
+        choices=list(ALL_DATASETS),
+        help="default: the count sets; also *_lognorm (log-normalised) and bulk_tcga_like",
+    )
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument(

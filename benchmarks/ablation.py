@@ -68,9 +68,9 @@ def weighting(dataset: str, runs: int) -> list[dict[str, Any]]:
     from sklearn.decomposition import PCA
 
     from benchmarks.common import load_dataset
-    from benchmarks.quality import _select_genes
+    from benchmarks.quality import select_genes
 
-    adata = _select_genes(load_dataset(dataset))
+    adata = select_genes(load_dataset(dataset))
     labels = adata.obs["label"].to_numpy()
     sc.pp.normalize_total(adata, target_sum=1e4)
     sc.pp.log1p(adata)

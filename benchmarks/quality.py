@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import (
+    dataset_kind,
     loadavg,
     machine_info,
     mean_std,
@@ -33,6 +34,7 @@ from benchmarks.common import (
 PCA_METHODS = {
     "scanpy-pca10": (10, True),
     "scanpy-pca50": (50, True),
+    "pca10-unscaled": (10, False),
     "pca50-unscaled": (50, False),
 }
 GENEAE_PRESETS = (
@@ -48,6 +50,14 @@ METHODS = (*PCA_METHODS, "scvi", *GENEAE_PRESETS)
 PEERS = (*PCA_METHODS, "scvi")
 SCVI_EPOCHS = 100  # BASELINES.md: SCVI scored better with 100 epochs than with its own 400
 N_TOP_GENES = 2000
+
+
+def methods_for(kind: str, methods: list[str]) -> list[str]:
+    """The methods that take data of ``kind``: on values other than counts, PCA and the
+    default (scvi-tools and the count presets need raw counts)."""
+    if kind == "counts":
+        return list(methods)
+    return [m for m in methods if m in PCA_METHODS or m == "recommended"]
 
 
 def record_key(rec: dict[str, Any]) -> tuple:
@@ -121,7 +131,9 @@ def run_quality(
             fresh = False  # only the first record starts the file over
             print(_progress_line(rec), flush=True)
 
-    grid = [(d, m, s) for d in datasets for m in methods for s in seeds]
+    grid = [
+        (d, m, s) for d in datasets for m in methods_for(dataset_kind(d), methods) for s in seeds
+    ]
     if jobs <= 1:
         for item in grid:
             run(*item)
@@ -202,7 +214,10 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         "rss_after_imports_mb": rss_imports,
         "load_s": load_s,
     }
-    if method in PCA_METHODS:
+    kind = dataset_kind(spec["dataset"])
+    if method in PCA_METHODS and kind != "counts":
+        latent, info = _pca_of_values(adata, *PCA_METHODS[method], seed, log=kind == "bulk")
+    elif method in PCA_METHODS:
         latent, info = _scanpy_pca(adata, *PCA_METHODS[method], seed)
     elif method == "scvi":
         latent, info = _scvi(adata, seed, max_epochs or SCVI_EPOCHS)
@@ -237,7 +252,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _select_genes(adata: Any) -> Any:
+def select_genes(adata: Any) -> Any:
     """BASELINES.md's first two steps: genes seen in >= 1 cell, seurat_v3 top 2,000 on counts."""
     import scanpy as sc
 
@@ -255,7 +270,7 @@ def _scanpy_pca(adata: Any, n_comps: int, scale: bool, seed: int) -> tuple[Any, 
     import scanpy as sc
 
     t0 = time.perf_counter()
-    a = _select_genes(adata)
+    a = select_genes(adata)
     sc.pp.normalize_total(a, target_sum=1e4)
     sc.pp.log1p(a)
     if scale:
@@ -276,13 +291,42 @@ def _scanpy_pca(adata: Any, n_comps: int, scale: bool, seed: int) -> tuple[Any, 
     return a.obsm["X_pca"], info
 
 
+def _pca_of_values(
+    adata: Any, n_comps: int, scale: bool, seed: int, *, log: bool
+) -> tuple[Any, dict[str, Any]]:
+    """PCA of values that are not counts: log1p first where they are unlogged (bulk TPM),
+    every gene kept (the log-normalised sets hold their 2,000 HVGs already)."""
+    import scanpy as sc
+
+    t0 = time.perf_counter()
+    a = adata.copy()
+    if log:
+        sc.pp.log1p(a)
+    if scale:
+        sc.pp.scale(a, max_value=10)
+    sc.pp.pca(a, n_comps=min(n_comps, min(a.shape) - 1), random_state=seed)
+    fit_s = time.perf_counter() - t0
+    info = {
+        "fit_s": fit_s,
+        "train_s": fit_s,
+        "seconds_per_epoch": None,
+        "epochs": None,
+        "n_genes_model": int(a.n_vars),
+        "config": {
+            "pipeline": ("log1p, " if log else "values as given, ")
+            + ("scale 10" if scale else "no scaling")
+        },
+    }
+    return a.obsm["X_pca"], info
+
+
 def _scvi(adata: Any, seed: int, epochs: int) -> tuple[Any, dict[str, Any]]:
     import anndata as ad
     import scvi
 
     scvi.settings.seed = seed
     t0 = time.perf_counter()
-    sel = _select_genes(adata)
+    sel = select_genes(adata)
     a = ad.AnnData(X=sel.layers["counts"].copy(), obs=sel.obs[["label"]].copy(), var=sel.var[[]])
     scvi.model.SCVI.setup_anndata(a)
     model = scvi.model.SCVI(a)  # defaults: ZINB, 1 x 128, latent 10

@@ -213,9 +213,9 @@ def scvi_fit(adata: Any, epochs: int, batch: int, accelerator: str) -> tuple[flo
 
 def _hvg_counts(adata: Any) -> Any:
     """The same genes for both models: geneae's counts preset picks seurat_v3 top 2,000."""
-    from benchmarks.quality import _select_genes
+    from benchmarks.quality import select_genes
 
-    return _select_genes(adata)
+    return select_genes(adata)
 
 
 def compare_pair(
