@@ -233,6 +233,12 @@ class TrainConfig(_Section):
     kl_cycles: int = Field(default=4, ge=1)
     kl_ramp_fraction: float = Field(default=0.5, gt=0.0, le=1.0)
     kl_cycle_decay: float = Field(default=1.0, gt=0.0, le=1.0)
+    num_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="CPU threads for training; None: OMP_NUM_THREADS if set, else the cores "
+        "that are idle when training starts (geneae.threads)",
+    )
     cluster_epochs: int | None = Field(
         default=None,
         ge=0,

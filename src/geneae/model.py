@@ -35,6 +35,7 @@ from geneae.prepared import Outputs, Prepared, covariate_codes, covariate_levels
 from geneae.presets import preset_config
 from geneae.resolve import resolve
 from geneae.saved_model import MODEL_FILES, read_model, write_model
+from geneae.threads import apply_threads
 
 logger = logging.getLogger(__name__)
 
@@ -233,6 +234,7 @@ class GeneAE:
         train_cfg = self.config.train
         max_epochs = int(train_cfg.max_epochs or 1)
         n_obs = prepared.n_obs
+        threads = apply_threads(train_cfg.num_threads)
         torch.manual_seed(train_cfg.seed)
         self.module = build_module(
             self.config.model, len(self.genes), len(self.covariate_categories)
@@ -277,6 +279,7 @@ class GeneAE:
             "stopped_early": result.stopped_early,
             "device": result.device,
             "data_resident_on_device": datamodule.resident,
+            "cpu_threads": threads,
         }
         if balance is not None:
             self.metrics["model"]["standardized_scale"] = balance

@@ -37,6 +37,7 @@ TRAIN_FLAGS: dict[str, str] = {
     "lr": "train.lr",
     "seed": "train.seed",
     "device": "train.accelerator",
+    "threads": "train.num_threads",
     "labels": "data.label_column",
     "genes_as_samples": "data.genes_as_samples",
     "quiet": "train.quiet",

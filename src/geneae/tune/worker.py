@@ -257,8 +257,12 @@ def run_processes(job: Job, workers: int, echo: Callable[[str], None]) -> None:
 
 
 def _worker_main(job: Job, index: int, threads: int) -> None:
+    import os
+
     import torch
 
+    # Training reads OMP_NUM_THREADS (geneae.threads): each worker keeps to its share.
+    os.environ["OMP_NUM_THREADS"] = str(threads)
     torch.set_num_threads(threads)
     log = _Log(Path(job.out_dir) / LOGS, None)
     try:

@@ -1,0 +1,112 @@
+"""How many CPU threads torch uses: the one place that decides it.
+
+An autoencoder step on a CPU is a few small matrix products and element-wise passes;
+torch splits each over its threads and the threads meet at a barrier after every
+operation. When another process holds one of the cores, the thread placed there runs only
+in its time slices, and every barrier waits for it: on a two-core machine with one core
+busy, two threads made training ~11x slower than with the machine idle (issue 16), while
+one thread would have lost nothing. So the default is the number of cores that are idle
+when training starts, measured over a fraction of a second, never more than torch's own
+default; ``train.num_threads`` or ``OMP_NUM_THREADS`` overrides it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+# How long the idle cores are measured for, and how idle a core must be to count.
+SAMPLE_SECONDS = 0.15
+IDLE_SHARE = 0.6
+
+
+def choose_threads(requested: int | None, default: int) -> tuple[int, str]:
+    """``(threads, why)``: ``requested`` if given, else ``OMP_NUM_THREADS``, else the idle cores.
+
+    Parameters
+    ----------
+    requested
+        ``train.num_threads`` (None: decide).
+    default
+        torch's own choice (its ``get_num_threads()`` at start-up: the cores it may use).
+    """
+    if requested is not None:
+        return max(1, requested), "train.num_threads"
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env), "OMP_NUM_THREADS"
+    idle = idle_cores()
+    if idle is None:
+        return default, "torch's default (core load unknown)"
+    threads = max(1, min(default, idle))
+    return threads, f"{idle} of the usable cores idle"
+
+
+def idle_cores(seconds: float = SAMPLE_SECONDS) -> int | None:
+    """How many of the cores this process may use were idle over ``seconds`` (Linux).
+
+    A core counts as idle when at least 60% of its time was idle. None where
+    ``/proc/stat`` cannot be read (other systems).
+    """
+    try:
+        usable = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return None
+    first = _cpu_times()
+    if first is None:
+        return None
+    time.sleep(seconds)
+    second = _cpu_times()
+    if second is None:
+        return None
+    idle = 0
+    for cpu in usable:
+        if cpu not in first or cpu not in second:
+            continue
+        (busy0, idle0), (busy1, idle1) = first[cpu], second[cpu]
+        total = (busy1 - busy0) + (idle1 - idle0)
+        if total > 0 and (idle1 - idle0) / total >= IDLE_SHARE:
+            idle += 1
+    return idle
+
+
+def _cpu_times() -> dict[int, tuple[int, int]] | None:
+    """Per-core ``(busy, idle)`` jiffies from ``/proc/stat``."""
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return None
+    times = {}
+    for line in lines:
+        if not line.startswith("cpu") or line.startswith("cpu "):
+            continue
+        name, *fields = line.split()
+        values = [int(v) for v in fields]
+        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+        times[int(name[3:])] = (sum(values[:8]) - idle, idle)
+    return times
+
+
+# torch's default: the number of usable cores, remembered before anything here changes it.
+_torch_default: int | None = None
+
+
+def apply_threads(requested: int | None) -> int:
+    """Set torch's intra-op threads for this process (see :func:`choose_threads`).
+
+    Called when training starts, so that the load of the machine is measured then.
+    """
+    global _torch_default
+    import torch
+
+    if _torch_default is None:
+        _torch_default = int(torch.get_num_threads())
+    threads, why = choose_threads(requested, _torch_default)
+    if threads != torch.get_num_threads():
+        torch.set_num_threads(threads)
+    logger.info("CPU threads: %d (%s)", threads, why)
+    return threads

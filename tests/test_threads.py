@@ -1,0 +1,54 @@
+"""The CPU thread count (geneae.threads): overrides, and idle cores measured for real."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from geneae import threads
+from geneae.threads import apply_threads, choose_threads, idle_cores
+
+linux_only = pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux only")
+
+
+def test_setting_then_environment_then_idle_cores(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert choose_threads(5, default=2) == (5, "train.num_threads")
+    assert choose_threads(None, default=2) == (3, "OMP_NUM_THREADS")
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(threads, "idle_cores", lambda: 0)
+    assert choose_threads(None, default=2)[0] == 1  # never fewer than one
+    monkeypatch.setattr(threads, "idle_cores", lambda: 7)
+    assert choose_threads(None, default=2)[0] == 2  # never more than torch would use
+    monkeypatch.setattr(threads, "idle_cores", lambda: None)
+    assert choose_threads(None, default=2)[0] == 2
+
+
+def test_apply_sets_torch_threads(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        assert apply_threads(1) == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+@linux_only
+def test_a_core_held_by_another_process_is_not_idle():
+    usable = sorted(os.sched_getaffinity(0))
+    if len(usable) < 2:
+        pytest.skip("needs two cores")
+    baseline = idle_cores(0.3)
+    assert baseline is not None and 0 <= baseline <= len(usable)
+    # Spin one process on each usable core: none of them is idle while they run.
+    spin = "import os, sys; os.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True: pass"
+    procs = [subprocess.Popen([sys.executable, "-c", spin, str(c)]) for c in usable]
+    try:
+        time.sleep(0.5)
+        assert idle_cores(0.3) == 0
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
