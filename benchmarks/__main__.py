@@ -110,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.speed import run_speed
 
         run_speed(out, epochs=args.speed_epochs, dataset=args.speed_dataset, timeout=args.timeout)
+        from benchmarks.wallclock import write_wallclock
+
+        write_wallclock(out, dataset=args.speed_dataset)
     if part in ("scaling", "all"):
         from benchmarks.scaling import run_scaling
 

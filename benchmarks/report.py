@@ -17,6 +17,7 @@ from benchmarks.common import (
     BENCHMARKS_MD,
     DATASETS,
     PUBLISHED,
+    dataset_kind,
     mean_std,
     now,
     read_json,
@@ -25,6 +26,7 @@ from benchmarks.common import (
 )
 from benchmarks.quality import GENEAE_PRESETS, METHODS, PCA_METHODS, PEERS
 from benchmarks.scaling import plot_scaling
+from benchmarks.wallclock import markdown as wallclock_markdown
 
 REFERENCES = ("scanpy-pca50", "pca50-unscaled", "scvi")
 
@@ -260,7 +262,10 @@ def _quality_sections(doc: dict[str, Any] | None, fig_link: str | None) -> list[
             "--methods scanpy-pca50 recommended --seeds 0`.",
             "",
         ]
-    agg = aggregate(doc["records"])
+    from benchmarks.report_values import values_sections
+
+    everything = aggregate(doc["records"])
+    agg = {d: by for d, by in everything.items() if dataset_kind(d) == "counts"}
     lines = [
         "## Clustering quality",
         "",
@@ -302,7 +307,7 @@ def _quality_sections(doc: dict[str, Any] | None, fig_link: str | None) -> list[
             f"![mean ARI (KMeans) vs fit time per method]({fig_link})",
             "",
         ]
-    return lines
+    return lines + values_sections(everything)
 
 
 def _dataset_table(dataset: str, by_method: dict[str, dict[str, Any]]) -> list[str]:
@@ -396,12 +401,13 @@ def _cross_dataset(
         + "Mean over the datasets each method finished (per-dataset means over seeds, then the "
         "mean over datasets). Ratios are taken over the datasets both methods finished: "
         "mean(method) / mean(reference). `beats best peer`: datasets where the method's mean "
-        f"ARI exceeds that of every peer ({', '.join(PEERS)}) run on it.",
+        f"ARI exceeds that of every peer ({', '.join(PEERS)}) run on it. `largest ARI sd`: "
+        "the largest seed-to-seed standard deviation of the ARI over the datasets (stability).",
         "",
         "| method | datasets | mean ARI | mean NMI | "
         + " | ".join(f"{metric} / {_short(ref)}" for ref in REFERENCES for metric in ("ARI", "NMI"))
-        + " | beats best peer (ARI) |",
-        "|" + "---|" * (5 + 2 * len(REFERENCES)),
+        + " | beats best peer (ARI) | largest ARI sd |",
+        "|" + "---|" * (6 + 2 * len(REFERENCES)),
     ]
     for m in methods:
         ds = [d for d, by in agg.items() if m in by and by[m]["ari"][0] is not None]
@@ -427,8 +433,12 @@ def _cross_dataset(
             if m in PEERS
             else f"{len(wins)} / {len(ds)}" + (f" ({', '.join(wins)})" if wins else "")
         )
+        spreads = [(agg[d][m]["ari"][1], d) for d in ds if agg[d][m]["ari"][2] > 1]
+        spread = max(spreads) if spreads else None
+        spread_txt = "–" if spread is None else f"{spread[0]:.3f} ({spread[1]})"
         lines.append(
-            f"| {m} | {len(ds)} | {_fmt(ari)} | {_fmt(nmi)} | {' | '.join(ratios)} | {win_txt} |"
+            f"| {m} | {len(ds)} | {_fmt(ari)} | {_fmt(nmi)} | {' | '.join(ratios)} | {win_txt} "
+            f"| {spread_txt} |"
         )
     lines.append("")
     return lines
@@ -695,6 +705,7 @@ def plot_quality_vs_time(doc: dict[str, Any] | None, path: Path) -> Path | None:
         return None
     agg = aggregate(doc["records"])
     panels = [d for d in [*DATASETS, *sorted(set(agg) - set(DATASETS))] if d in agg]
+    panels = [d for d in panels if dataset_kind(d) == "counts"]
     panels = [d for d in panels if any(a["ok"] for a in agg[d].values())]
     if not panels:
         return None
@@ -762,6 +773,7 @@ def write_report(out_dir: Path, path: Path | None = None) -> Path:
         "speed": read_json(out_dir / "speed.json"),
         "scaling": read_json(out_dir / "scaling.json"),
         "ablation": read_json(out_dir / "ablation.json"),
+        "wallclock": read_json(out_dir / "wallclock.json"),
     }
 
     def link(p: Path | None) -> str | None:
@@ -782,6 +794,7 @@ def write_report(out_dir: Path, path: Path | None = None) -> Path:
     lines += _commands_section(docs)
     lines += _quality_sections(docs["quality"], qfig)
     lines += _speed_section(docs["speed"])
+    lines += wallclock_markdown(docs["wallclock"])
     lines += _scaling_section(docs["scaling"], sfig)
     lines += _ablation_section(docs["ablation"])
     write_text_atomic(path, "\n".join(lines).rstrip() + "\n")

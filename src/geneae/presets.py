@@ -33,7 +33,8 @@ PRESETS: dict[str, Preset] = {
             "recommended",
             "geneae's defaults, decided from the data (geneae.resolve): on raw counts an NB "
             "VAE on z-scored log-normalised input, 1 x 128 hidden, 10 latent, KL warm-up to "
-            "beta 0.3; otherwise a Gaussian VAE on standardised (log1p'd if unlogged) values",
+            "beta 0.3; otherwise a VAE with squared error on log values (log1p'd if "
+            "unlogged); both with the standardised term and the clustering phase",
             "chosen by geneae's benchmark across the development datasets (BENCHMARKS.md)",
             {},
         ),

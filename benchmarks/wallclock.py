@@ -1,0 +1,228 @@
+"""Whole-process timings, as a user meets them: `geneae train` vs a scvi-tools script.
+
+Per-epoch cost by difference: each command runs at N and 2N epochs (report off, no early
+stopping, the same architecture: NB, 1 x 128, latent 10, batch 128), interleaved
+geneae / scvi-tools, ``repeats`` times; per epoch = (median t(2N) - median t(N)) / N, so
+start-up, reading, preprocessing and saving cancel. ``busy=True`` first starts a process
+that spins on one core (the last usable one) for the whole measurement: a laptop or a
+shared login node. Time to a trained model: both tools' defaults from the file to a saved
+model (geneae: `geneae train` with its default epochs, report off; scvi-tools: SCVI()
+defaults and its default epochs), once each.
+
+scvi-tools runs in ``$SCVI_PYTHON`` (default: this interpreter), so it may live in a
+virtual environment of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import dataset_path, loadavg, machine_info, now, versions
+
+SCVI_SCRIPT = """
+import sys, h5py, numpy as np, anndata as ad, scipy.sparse as sp, scvi
+path, out, epochs, same_architecture = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
+with h5py.File(path, "r") as f:
+    x = sp.csr_matrix(np.asarray(f["X"][()], dtype=np.float32))
+a = ad.AnnData(X=x)
+scvi.settings.seed = 0
+scvi.model.SCVI.setup_anndata(a)
+kwargs = dict(n_hidden=128, n_latent=10, gene_likelihood="nb") if same_architecture else {}
+model = scvi.model.SCVI(a, **kwargs)
+train = dict(batch_size=128, enable_progress_bar=False)
+if epochs != "default":
+    train.update(max_epochs=int(epochs), early_stopping=False)
+model.train(**train)
+model.save(out, overwrite=True)
+"""
+
+GENEAE_CONFIG = """
+train:
+  early_stopping: false
+  batch_size: 128
+evaluate:
+  report: false
+"""
+
+
+def _spinner(cpu: int) -> subprocess.Popen:
+    code = "import os, sys; os.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True: pass"
+    return subprocess.Popen([sys.executable, "-c", code, str(cpu)])
+
+
+def _time(cmd: list[str], env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr)[-2000:]
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{tail}")
+    return elapsed
+
+
+def _commands(data: Path, work: Path, epochs: str, same: bool) -> dict[str, list[str]]:
+    config = work / "geneae.yaml"
+    config.write_text(GENEAE_CONFIG, encoding="utf-8")
+    script = work / "scvi_train.py"
+    script.write_text(SCVI_SCRIPT, encoding="utf-8")
+    run = work / f"run-{time.monotonic_ns()}"
+    geneae = [sys.executable, "-m", "geneae", "train", str(data), "--out", str(run / "geneae")]
+    geneae += ["--config", str(config), "--quiet"]
+    if epochs != "default":
+        geneae += ["--epochs", epochs]
+    scvi_python = os.environ.get("SCVI_PYTHON", sys.executable)
+    scvi = [scvi_python, str(script), str(data), str(run / "scvi"), epochs, "1" if same else "0"]
+    return {"geneae": geneae, "scvi": scvi}
+
+
+def per_epoch(
+    data: Path, epochs: int, repeats: int, *, busy: bool, with_scvi: bool = True
+) -> dict[str, Any]:
+    """Per-epoch seconds of both tools by difference, idle or with one core busy."""
+    env = dict(os.environ)
+    spinner = _spinner(sorted(os.sched_getaffinity(0))[-1]) if busy else None
+    times: dict[str, dict[int, list[float]]] = {"geneae": {}, "scvi": {}}
+    try:
+        if spinner is not None:
+            time.sleep(1.0)
+        with tempfile.TemporaryDirectory(prefix="geneae-wallclock-") as tmp:
+            for _ in range(repeats):
+                for n in (epochs, 2 * epochs):
+                    for tool, cmd in _commands(data, Path(tmp), str(n), True).items():
+                        if tool == "scvi" and not with_scvi:
+                            continue
+                        seconds = _time(cmd, env)
+                        times[tool].setdefault(n, []).append(seconds)
+                        print(
+                            f"[wallclock] {tool} {n} epochs busy={busy}: {seconds:.1f} s",
+                            flush=True,
+                        )
+    finally:
+        if spinner is not None:
+            spinner.kill()
+            spinner.wait()
+    out: dict[str, Any] = {"busy": busy, "epochs": [epochs, 2 * epochs], "repeats": repeats}
+    for tool, by_n in times.items():
+        if not by_n:
+            continue
+        short, long = statistics.median(by_n[epochs]), statistics.median(by_n[2 * epochs])
+        out[tool] = {
+            "seconds": {str(n): v for n, v in by_n.items()},
+            "median_s": {str(epochs): short, str(2 * epochs): long},
+            "per_epoch_s": (long - short) / epochs,
+            "fixed_s": short - epochs * (long - short) / epochs,
+        }
+    if "scvi" in out and "geneae" in out:
+        out["speedup"] = out["scvi"]["per_epoch_s"] / out["geneae"]["per_epoch_s"]
+    return out
+
+
+def time_to_model(data: Path, *, with_scvi: bool = True) -> dict[str, Any]:
+    """Seconds from the file to a saved model with each tool's defaults (one run each)."""
+    env = dict(os.environ)
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="geneae-wallclock-") as tmp:
+        for tool, cmd in _commands(data, Path(tmp), "default", False).items():
+            if tool == "scvi" and not with_scvi:
+                continue
+            out[tool] = _time(cmd, env)
+            print(f"[wallclock] {tool} to a trained model: {out[tool]:.1f} s", flush=True)
+    if "scvi" in out:
+        out["speedup"] = out["scvi"] / out["geneae"]
+    return out
+
+
+def run_wallclock(
+    dataset: str = "pbmc_10x",
+    epochs: int = 8,
+    repeats: int = 3,
+    busy_epochs: int = 2,
+    *,
+    with_scvi: bool = True,
+    to_model: bool = True,
+) -> dict[str, Any]:
+    """The whole-process part of the speed benchmark (idle, busy, time to model)."""
+    data = dataset_path(dataset)
+    assert data is not None, "whole-process timings need a file (a shared dataset)"
+    doc: dict[str, Any] = {
+        "dataset": dataset,
+        "updated": now(),
+        "machine": machine_info(),
+        "versions": versions(),
+        "loadavg_start": loadavg(),
+    }
+    doc["idle"] = per_epoch(data, epochs, repeats, busy=False, with_scvi=with_scvi)
+    doc["busy"] = per_epoch(data, busy_epochs, repeats, busy=True, with_scvi=with_scvi)
+    if to_model:
+        doc["time_to_model"] = time_to_model(data, with_scvi=with_scvi)
+    doc["loadavg_end"] = loadavg()
+    return doc
+
+
+def write_wallclock(out_dir: Path, **options: Any) -> dict[str, Any]:
+    """Run :func:`run_wallclock` and write ``wallclock.json``."""
+    from benchmarks.common import write_json_atomic
+
+    doc = run_wallclock(**options)
+    write_json_atomic(out_dir / "wallclock.json", doc)
+    print(f"wrote {out_dir / 'wallclock.json'}", flush=True)
+    return doc
+
+
+def markdown(doc: dict[str, Any] | None) -> list[str]:
+    """The BENCHMARKS.md section of ``wallclock.json``."""
+    lines = ["### Whole process, as users run it", ""]
+    if doc is None:
+        return lines + ["Not run. Run `python -m benchmarks speed`.", ""]
+
+    def row(label: str, part: dict[str, Any]) -> str:
+        g, s = part.get("geneae", {}), part.get("scvi", {})
+        speedup = part.get("speedup")
+        return (
+            f"| {label} | {g.get('per_epoch_s', float('nan')):.3f} | "
+            f"{s.get('per_epoch_s', float('nan')):.3f} | "
+            f"{'–' if speedup is None else f'{speedup:.2f}x'} | "
+            f"{g.get('fixed_s', float('nan')):.1f} | {s.get('fixed_s', float('nan')):.1f} |"
+        )
+
+    idle, busy = doc["idle"], doc["busy"]
+    lines += [
+        f"{doc['dataset']}: `geneae train` (defaults, report off, no early stopping) and a "
+        "scvi-tools script (SCVI with n_hidden 128, n_latent 10, NB; train(batch_size=128, "
+        "early_stopping=False); model.save) as whole processes. Per epoch = (median t(2N) - "
+        f"median t(N)) / N over {idle['repeats']} interleaved runs each: N = "
+        f"{idle['epochs'][0]} idle, N = {busy['epochs'][0]} with one core kept busy by a "
+        "spinning process. `fixed s`: the rest of a run (start-up, reading, preprocessing, "
+        "evaluation without report, saving).",
+        "",
+        "| machine | geneae s/epoch | scvi-tools s/epoch | speed-up | geneae fixed s | "
+        "scvi-tools fixed s |",
+        "|---|---|---|---|---|---|",
+        row("idle", idle),
+        row("one core busy", busy),
+        "",
+    ]
+    g_idle = idle.get("geneae", {}).get("per_epoch_s")
+    g_busy = busy.get("geneae", {}).get("per_epoch_s")
+    if g_idle and g_busy:
+        lines += [f"geneae busy / idle per epoch: **{g_busy / g_idle:.2f}x**.", ""]
+    ttm = doc.get("time_to_model")
+    if ttm:
+        lines += [
+            "Time from the file to a saved model with each tool's defaults (geneae: "
+            "`geneae train` with its default epochs and early stopping, report off; "
+            "scvi-tools: `SCVI()` defaults (ZINB) and its default epochs, batch 128): "
+            f"geneae {ttm.get('geneae', float('nan')):.1f} s, scvi-tools "
+            f"{ttm.get('scvi', float('nan')):.1f} s"
+            + (f" (**{ttm['speedup']:.2f}x**)" if ttm.get("speedup") else "")
+            + ".",
+            "",
+        ]
+    return lines
