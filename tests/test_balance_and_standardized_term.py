@@ -9,7 +9,7 @@ import torch
 from geneae import RunConfig
 from geneae.balance import (
     balance_scale,
-    column_variances,
+    column_moments,
     nb_null_deviance,
     nb_null_model,
     nb_unit_deviance,
@@ -76,7 +76,9 @@ def test_balance_scale_follows_depth_for_counts_and_variance_for_squared_error()
     assert scale == pytest.approx(nb_null_deviance(counts).sum() / counts.shape[1])
     x = np.random.default_rng(2).normal(0, 3, (200, 10))
     assert balance_scale("mse", x) == pytest.approx(2 * x.var(0).mean())
-    np.testing.assert_allclose(column_variances(sp.csr_matrix(x)), x.var(0), rtol=1e-10)
+    mean, var = column_moments(sp.csr_matrix(x))
+    np.testing.assert_allclose(mean, x.mean(0), rtol=1e-10)
+    np.testing.assert_allclose(var, x.var(0), rtol=1e-10)
 
 
 def test_loss_is_the_likelihood_plus_the_weighted_gaussian_of_the_input():
@@ -155,3 +157,19 @@ def test_models_saved_before_the_term_existed_load_without_it():
     module = build_module(cfg, 10)
     assert module.decoder.standardized is None
     assert not any("standardized" in k for k in module.state_dict())
+
+
+def test_heads_of_the_input_start_at_the_null_model():
+    mean = torch.tensor([3.0, -1.0, 0.5])
+    for likelihood in ("gaussian", "mse", "nb"):
+        cfg = RunConfig().updated({"model.likelihood": likelihood}).model
+        cfg.standardized_weight = 1.0
+        decoder = build_module(cfg, 3).decoder
+        before = decoder.head.out.linear.bias.clone()
+        decoder.start_at(mean)
+        term = decoder.standardized.head
+        torch.testing.assert_close(term.out.linear.bias, mean)
+        if likelihood == "nb":  # a count head's output is a proportion: left as it was
+            torch.testing.assert_close(decoder.head.out.linear.bias, before)
+        else:
+            torch.testing.assert_close(decoder.head.out.linear.bias, mean)

@@ -76,3 +76,12 @@ def test_phase_is_reproducible_for_a_seed():
         refine_clusters(module, tensors_of(batch), train_cfg, 30, kl_weight=1.0)
         latents.append(latent_means(module, tensors_of(batch)))
     torch.testing.assert_close(latents[0], latents[1])
+
+
+def test_seeds_are_non_negative_integers_as_every_generator_takes():
+    import pytest
+
+    from geneae.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="seed"):
+        RunConfig().updated({"train.seed": -1})

@@ -47,16 +47,17 @@ def balance_scale(likelihood: str, x: Any, counts: Any | None = None) -> float:
         if counts is None:
             raise ValueError(f"likelihood {likelihood!r} needs the raw counts")
         return float(nb_null_deviance(counts).sum()) / n_genes
-    return 2.0 * float(column_variances(x).sum()) / n_genes
+    return 2.0 * float(column_moments(x)[1].sum()) / n_genes
 
 
-def column_variances(x: Any) -> np.ndarray:
-    """(genes,) population variance of each column of a dense or sparse matrix."""
+def column_moments(x: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(genes,) mean and population variance of each column of a dense or sparse matrix."""
     if sp.issparse(x):
         x = sp.csr_matrix(x, dtype=np.float64)
         mean = np.asarray(x.mean(0)).ravel()
-        return np.maximum(np.asarray(x.multiply(x).mean(0)).ravel() - mean**2, 0.0)
-    return np.asarray(x, dtype=np.float64).var(0)
+        return mean, np.maximum(np.asarray(x.multiply(x).mean(0)).ravel() - mean**2, 0.0)
+    x = np.asarray(x, dtype=np.float64)
+    return x.mean(0), x.var(0)
 
 
 def nb_unit_deviance(x: np.ndarray, mu: np.ndarray, theta: np.ndarray) -> np.ndarray:

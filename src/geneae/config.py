@@ -254,7 +254,7 @@ class TrainConfig(_Section):
     )
     cluster_lr: float = Field(default=1e-4, gt=0.0, description="learning rate of the phase")
     cluster_batch_size: int = Field(default=256, ge=1, description="samples per phase step")
-    seed: int = Field(default=0, description="random seed of every random step")
+    seed: int = Field(default=0, ge=0, description="random seed of every random step")
     precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
     accelerator: Literal["auto", "cpu", "cuda", "gpu", "mps"] = Field(
         default="auto", description="training device (auto: a GPU when there is one)"

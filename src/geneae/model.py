@@ -239,7 +239,7 @@ class GeneAE:
         self.module = build_module(
             self.config.model, len(self.genes), len(self.covariate_categories)
         )
-        balance = self._balance_standardized_term(prepared)
+        balance = self._start_from_data(prepared)
         plan = TrainingPlan(self.module, self.config.model, train_cfg, max_epochs)
         train_rows, val_rows = split_indices(n_obs, train_cfg.validation, train_cfg.seed)
         datamodule = ExpressionDataModule(prepared.tensors, train_rows, val_rows, train_cfg)
@@ -290,15 +290,21 @@ class GeneAE:
         )
         return self
 
-    def _balance_standardized_term(self, prepared: Prepared) -> float | None:
-        """Set the standardised term's scale from the training data (None: no such term)."""
+    def _start_from_data(self, prepared: Prepared) -> float | None:
+        """Data-dependent set-up before training; returns the standardised term's scale.
+
+        The heads that model the input start at its gene means, and the
+        standardised term gets its scale (None where the model has no such term).
+        """
+        from geneae.balance import balance_scale, column_moments
+
         assert self.module is not None
+        data = prepared.data
+        mean, _ = column_moments(data.X)
+        self.module.decoder.start_at(torch.as_tensor(mean, dtype=torch.float32))
         term = self.module.decoder.standardized
         if term is None:
             return None
-        from geneae.balance import balance_scale
-
-        data = prepared.data
         scale = balance_scale(self.config.model.likelihood, data.X, data.layers.get("counts"))
         term.scale.fill_(scale)
         return scale

@@ -72,6 +72,18 @@ class LikelihoodHead(nn.Module):
             params["pi_logits"] = full_precision(self.pi(h, covariate))
         return params
 
+    @torch.no_grad()
+    def start_at(self, mean: Tensor) -> None:
+        """Start an identity-link head at each gene's mean.
+
+        The decoder's output starts near 0; on values far from 0 (log expression, not
+        centred) it would spend its first steps learning the gene means. The variances
+        start at 1 as before (the data's own would give near-constant genes an extreme
+        precision from the first step). Count and Bernoulli heads are left as they are.
+        """
+        if self.spec.link == "identity":
+            self.out.linear.bias.copy_(mean)
+
     def loss(
         self, target: Tensor, params: dict[str, Tensor], nonzero: Tensor | None = None
     ) -> Tensor:
@@ -199,6 +211,17 @@ class Decoder(nn.Module):
         if self.standardized is not None:
             params.update(self.standardized(h, covariate))
         return params
+
+    def start_at(self, mean: Tensor) -> None:
+        """Start the heads that model the encoder input at its gene means.
+
+        For data-dependent initialisation before training (see LikelihoodHead.start_at):
+        the likelihood head when its target is the input, and the standardised term.
+        """
+        if not self.head.is_count:
+            self.head.start_at(mean)
+        if self.standardized is not None:
+            self.standardized.head.start_at(mean)
 
     def reconstruction_loss(
         self, target: Tensor, params: dict[str, Tensor], nonzero: Tensor | None, x: Tensor

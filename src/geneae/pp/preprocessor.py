@@ -191,6 +191,8 @@ class Preprocessor:
         Undoes z-scoring (``x * std + mean``) or min-max scaling, then log1p (``expm1``),
         giving values in the units the steps started from (normalised counts when the data
         were normalised, otherwise the user's own units). Clipped z-scores stay clipped.
+        Where log1p was applied the values were non-negative expression, so a reconstruction
+        below log1p(0) = 0 means no expression: it is put at 0 before ``expm1``.
         """
         steps = self._require_fitted()
         out = np.array(x, dtype=np.float64)
@@ -199,7 +201,7 @@ class Preprocessor:
         elif steps.minmax:
             out = out * (self.stats_["max"] - self.stats_["min"]) + self.stats_["min"]
         if steps.log1p:
-            out = np.expm1(out)
+            out = np.expm1(np.maximum(out, 0.0))
         return out.astype(np.float32)
 
     def library_sizes(self, adata: ad.AnnData) -> np.ndarray:
