@@ -342,7 +342,10 @@ def compare(
     *,
     overrides: dict[str, Any],
 ) -> None:
-    """Train every combination of a grid; write one table (CSV, markdown) and figures.
+    """Train every combination of a grid; print ARI and MSE beside PCA, write table and figure.
+
+    The MSE is given over all entries and over the non-zero entries of the model input
+    (columns mse_all_entries, mse_nonzero_entries of comparison.csv).
 
     Example: geneae compare pbmc.h5ad --out cmp --grid "latent_dim=10,50 likelihood=mse,masked_mse"
     """
