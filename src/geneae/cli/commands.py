@@ -29,7 +29,8 @@ app = typer.Typer(
 out = Console()
 
 SUMMARY_METRICS = (
-    ("mse", "reconstruction MSE"),
+    ("mse", "reconstruction MSE, all entries"),
+    ("masked_mse", "reconstruction MSE, non-zero entries"),
     ("ari", "ARI"),
     ("nmi", "NMI"),
     ("acc", "accuracy (Hungarian)"),
