@@ -86,6 +86,22 @@ def test_train_prints_the_summary(data_file, fast_yaml, tmp_path, capsys):
     assert "ARI" in out and "PCA (4 components)" in out and "report:" in out
 
 
+def test_summary_gives_the_mse_over_all_and_over_non_zero_entries():
+    from rich.console import Console
+
+    from geneae.cli.commands import summary_table
+
+    sides = {
+        "geneae": {"mse": 8.195, "masked_mse": 3.25},
+        "pca": {"mse": 0.943, "masked_mse": 3.444},
+    }
+    console = Console(record=True, width=120)
+    console.print(summary_table({"comparison": {"n_components": 10, **sides}}, "t"))
+    text = console.export_text()
+    assert "reconstruction MSE, all entries" in text and "8.195" in text
+    assert "reconstruction MSE, non-zero entries" in text and "3.444" in text
+
+
 def test_existing_run_is_protected(trained, data_file, fast_yaml, capsys):
     before = (trained / "weights.safetensors").read_bytes()
     assert main(["train", str(data_file), "--out", str(trained), "--config", str(fast_yaml)]) == 2

@@ -12,12 +12,13 @@ from sklearn.neighbors import KNeighborsRegressor
 
 from geneae import datasets
 from geneae.errors import ConfigError
-from geneae.facts import is_count_matrix, value_type
+from geneae.facts import describe, is_count_matrix, value_type
 
 SMALL = {
     "bulk_conditions": {"n_samples": 60, "n_genes": 200, "n_informative": 30},
     "polynomial_toy": {"n_samples": 200},
     "synthetic_counts": {"n_cells": 300, "n_genes": 100, "n_clusters": 3},
+    "lognorm_clusters": {"n_cells": 300, "n_genes": 200, "n_clusters": 3},
 }
 
 
@@ -58,6 +59,8 @@ def test_generators_label_every_sample(name: str) -> None:
         ("synthetic_counts", {"n_clusters": 0}),
         ("synthetic_counts", {"zero_inflation": 1.0}),
         ("synthetic_counts", {"n_cells": 2.5}),
+        ("lognorm_clusters", {"n_clusters": 0}),
+        ("lognorm_clusters", {"n_genes": 2, "n_clusters": 3}),
     ],
 )
 def test_bad_arguments_raise_config_error(name: str, kwargs: dict) -> None:
@@ -124,6 +127,53 @@ def test_synthetic_counts_options() -> None:
     few = datasets.synthetic_counts(n_cells=400, n_genes=80, zero_inflation=0.0)
     many = datasets.synthetic_counts(n_cells=400, n_genes=80, zero_inflation=0.5)
     assert many.X.nnz < 0.7 * few.X.nnz
+
+
+# -- lognorm_clusters ---------------------------------------------------------------------
+def test_lognorm_clusters_is_log_normalised_single_cell_data() -> None:
+    adata = datasets.lognorm_clusters(n_cells=600, n_genes=400, n_clusters=3, seed=1)
+    assert adata.shape == (600, 400)
+    assert sp.issparse(adata.X) and adata.X.format == "csr" and adata.X.dtype == np.float32
+    assert not adata.layers  # no counts kept: X is all there is
+    facts = describe(adata)
+    assert facts.value_type == "log-normalised" and not facts.has_counts
+    x = adata.X.toarray().astype(np.float64)
+    # Each cell was scaled to 10,000 counts before log1p; float32 storage keeps ~7 digits.
+    np.testing.assert_allclose(np.expm1(x).sum(axis=1), 1e4, rtol=1e-4)
+    assert 0.7 < 1 - adata.X.nnz / x.size < 0.95  # sparse as single-cell data are
+    totals = adata.obs["total_counts"].to_numpy()
+    assert np.all(totals >= 1) and totals.max() / totals.min() > 5  # libraries vary
+    # The smallest non-zero value of a cell is one count out of its library.
+    smallest = np.array([row[row > 0].min() for row in x])
+    np.testing.assert_allclose(smallest, np.log1p(1e4 / totals), rtol=1e-4)
+    assert list(adata.obs["label"].cat.categories) == ["type_0", "type_1", "type_2"]
+    assert adata.obs["label"].value_counts().min() > 150
+
+
+def test_lognorm_clusters_types_are_marked_by_gene_blocks() -> None:
+    adata = datasets.lognorm_clusters(n_cells=600, n_genes=400, n_clusters=3, seed=2)
+    x = adata.X.toarray()
+    labels = adata.obs["label"].to_numpy()
+    marker_of = adata.var["marker_of"].to_numpy()
+    for kind in ("type_0", "type_1", "type_2"):
+        block = marker_of == kind
+        assert block.sum() == 40  # a tenth of the genes
+        inside = x[labels == kind][:, block].mean()
+        outside = x[labels != kind][:, block].mean()
+        assert inside > outside + 0.5
+    z = PCA(10, random_state=0).fit_transform(x)
+    pred = KMeans(3, n_init=4, random_state=0).fit_predict(z)
+    assert adjusted_rand_score(labels, pred) > 0.95
+
+
+def test_lognorm_clusters_gives_an_empty_cell_one_count(monkeypatch) -> None:
+    from geneae.datasets import lognorm as module
+
+    monkeypatch.setattr(module, "MEDIAN_LIBRARY", 0.5)  # most cells would have no count
+    adata = datasets.lognorm_clusters(n_cells=200, n_genes=50, n_clusters=3, sparse=False)
+    assert adata.obs["total_counts"].min() == 1
+    assert (adata.obs["total_counts"] == 1).sum() > 50
+    np.testing.assert_allclose(np.expm1(adata.X.astype(np.float64)).sum(axis=1), 1e4, rtol=1e-4)
 
 
 # -- real data ----------------------------------------------------------------------------

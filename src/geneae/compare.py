@@ -3,6 +3,14 @@
 A grid is written ``"latent_dim=10,50 model=ae,vae likelihood=mse,masked_mse"``: each
 axis is a short name (see ``GRID_KEYS``) or a dotted config key, with comma-separated
 values. One run directory per combination, one table (CSV and markdown) and one figure.
+
+Each row of the table holds a run's metrics and those of its PCA baseline (the same
+number of components on the same preprocessed matrix, columns prefixed ``pca_``). The
+reconstruction error is given twice, both in the model's input space (the preprocessed
+matrix): ``mse_all_entries`` averages the squared error over every entry,
+``mse_nonzero_entries`` over the entries where that input is non-zero only, so that the
+many zeros of single-cell data do not flatter a model that predicts zeros (the quantity
+the zero-masked MSE, ``likelihood=masked_mse``, trains on).
 """
 
 from __future__ import annotations
@@ -36,7 +44,16 @@ GRID_KEYS = {
     "preprocess": "preprocess.preset",
     "n_top_genes": "preprocess.n_top_genes",
 }
-TABLE_METRICS = ("ari", "nmi", "acc", "silhouette", "knn_accuracy", "mse", "masked_mse")
+# metrics.json key (geneae.evaluate.compare_with_pca) -> column of the table.
+TABLE_METRICS = {
+    "ari": "ari",
+    "nmi": "nmi",
+    "acc": "acc",
+    "silhouette": "silhouette",
+    "knn_accuracy": "knn_accuracy",
+    "mse": "mse_all_entries",
+    "masked_mse": "mse_nonzero_entries",
+}
 
 
 def parse_grid(text: str) -> dict[str, list[Any]]:
@@ -98,18 +115,7 @@ def run_grid(
         config.evaluate.report = True
         echo(f"training {name}")
         result = train_run(data_path, out_dir / name, config, adata=adata, overwrite=overwrite)
-        comparison = result.metrics["comparison"]
-        row: dict[str, Any] = {
-            "run": name,
-            **{k.split(".")[-1]: _cell(v) for k, v in combo.items()},
-        }
-        for key in TABLE_METRICS:
-            if key in comparison["geneae"]:
-                row[key] = comparison["geneae"][key]
-                row[f"pca_{key}"] = comparison["pca"].get(key)
-        row["epochs"] = result.metrics["model"]["epochs_trained"]
-        row["train_s"] = result.metrics["timings"]["train_s"]
-        rows.append(row)
+        rows.append(table_row(name, combo, result.metrics))
     table = pd.DataFrame(rows)
     csv_path = out_dir / "comparison.csv"
     with atomic_path(csv_path) as tmp:
@@ -117,6 +123,36 @@ def run_grid(
     write_text(out_dir / "comparison.md", table.to_markdown(index=False, floatfmt=".4f") + "\n")
     _figure(out_dir, [name for name, _, _ in configs])
     return csv_path
+
+
+def table_row(name: str, combo: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    """One run's row of the table: its settings, then each metric beside PCA's.
+
+    Parameters
+    ----------
+    name
+        The run's name (its folder).
+    combo
+        The grid's values of this run (dotted key -> value); the column is the last part
+        of the key.
+    metrics
+        The run's metrics (what metrics.json holds).
+
+    Returns
+    -------
+    dict
+        ``run``, the settings, then for every metric of :data:`TABLE_METRICS` that the run
+        measured its column and ``pca_`` + column, then ``epochs`` and ``train_s``.
+    """
+    comparison = metrics["comparison"]
+    row: dict[str, Any] = {"run": name, **{k.split(".")[-1]: _cell(v) for k, v in combo.items()}}
+    for key, column in TABLE_METRICS.items():
+        if key in comparison["geneae"]:
+            row[column] = comparison["geneae"][key]
+            row[f"pca_{column}"] = comparison["pca"].get(key)
+    row["epochs"] = metrics["model"]["epochs_trained"]
+    row["train_s"] = metrics["timings"]["train_s"]
+    return row
 
 
 def _cell(value: Any) -> Any:

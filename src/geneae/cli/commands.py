@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -13,6 +14,9 @@ from rich.table import Table
 from geneae.cli.flags import TRAIN_FLAGS, build_config, given_settings, with_config_flags
 from geneae.config import RunConfig
 from geneae.errors import ModelFileError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 app = typer.Typer(
     name="geneae",
@@ -25,7 +29,8 @@ app = typer.Typer(
 out = Console()
 
 SUMMARY_METRICS = (
-    ("mse", "reconstruction MSE"),
+    ("mse", "reconstruction MSE, all entries"),
+    ("masked_mse", "reconstruction MSE, non-zero entries"),
     ("ari", "ARI"),
     ("nmi", "NMI"),
     ("acc", "accuracy (Hungarian)"),
@@ -64,6 +69,36 @@ def summary_table(metrics: dict[str, Any], title: str) -> Table:
             f"{b:.4g}" if a_wins else f"[bold]{b:.4g}[/bold]",
         )
     return table
+
+
+# What `geneae compare` prints of each run (column of comparison.csv, header); each cell
+# holds the run's value and its PCA baseline's (the column prefixed pca_).
+COMPARE_COLUMNS = (
+    ("ari", "ARI"),
+    ("mse_all_entries", "MSE, all entries"),
+    ("mse_nonzero_entries", "MSE, non-zero entries"),
+)
+
+
+def compare_table(table: pd.DataFrame, title: str) -> Table:
+    """The runs of a grid (rows of comparison.csv) beside PCA: clusters and reconstruction.
+
+    Columns the table lacks (no labels: no ARI) are left out; missing values print as -.
+    """
+    shown = [(column, header) for column, header in COMPARE_COLUMNS if column in table]
+    out_table = Table(title=title)
+    out_table.add_column("run", overflow="fold")
+    for _, header in shown:
+        out_table.add_column(f"{header}\ngeneae / PCA", justify="right")
+    for _, row in table.iterrows():
+        cells = (f"{_number(row[c])} / {_number(row[f'pca_{c}'])}" for c, _ in shown)
+        out_table.add_row(str(row["run"]), *cells)
+    return out_table
+
+
+def _number(value: Any) -> str:
+    value = float(value)
+    return "-" if math.isnan(value) else f"{value:.4g}"
 
 
 def _refuse_existing(path: Path, overwrite: bool) -> None:
@@ -308,10 +343,15 @@ def compare(
     *,
     overrides: dict[str, Any],
 ) -> None:
-    """Train every combination of a grid; write one table (CSV, markdown) and figures.
+    """Train every combination of a grid; print ARI and MSE beside PCA, write table and figure.
+
+    The MSE is given over all entries and over the non-zero entries of the model input
+    (columns mse_all_entries, mse_nonzero_entries of comparison.csv).
 
     Example: geneae compare pbmc.h5ad --out cmp --grid "latent_dim=10,50 likelihood=mse,masked_mse"
     """
+    import pandas as pd
+
     from geneae.compare import parse_grid, run_grid
 
     axes = parse_grid(grid)
@@ -319,6 +359,8 @@ def compare(
     n = len(list(itertools.product(*axes.values())))
     out.print(f"{n} runs: {', '.join(f'{k} in {v}' for k, v in axes.items())}")
     table_path = run_grid(data, out_dir, base, axes, overwrite=overwrite, echo=out.print)
+    title = "geneae vs PCA of as many components (MSE in the model's input space)"
+    out.print(compare_table(pd.read_csv(table_path), title))
     out.print(f"table: {table_path}")
 
 

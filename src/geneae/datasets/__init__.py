@@ -9,6 +9,8 @@ give the same numbers for the same seed.
   manifold: a linear autoencoder equals PCA here, a nonlinear one does better).
 - :func:`synthetic_counts`: single-cell-like negative-binomial counts with clusters,
   library-size variation, zero inflation and optional batch effects.
+- :func:`lognorm_clusters`: single-cell data of a few cell types as the classic homework
+  hands it out: counts library-size normalised and log1p'd, no counts kept.
 - :func:`gene_modules`: bulk counts of a few tissues whose genes form co-expressed modules
   (ground truth of gene similarity in ``var["module"]``).
 - :func:`pbmc_10x`: 2,100 human PBMCs x 2,000 genes, raw UMI counts, 8 labelled groups
@@ -30,12 +32,14 @@ import pandas as pd
 import scipy.sparse as sp
 
 from geneae.datasets.gene_modules import gene_modules
+from geneae.datasets.lognorm import lognorm_clusters
 from geneae.errors import ConfigError, InputError
 
 __all__ = [
     "PBMC_10X_FILE",
     "bulk_conditions",
     "gene_modules",
+    "lognorm_clusters",
     "pbmc68k_reduced",
     "pbmc_10x",
     "polynomial_toy",
