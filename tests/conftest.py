@@ -39,11 +39,10 @@ def shared_file(shared_data: Path) -> Callable[[str], Path]:
 
 
 def _compare(x, latent, x_hat, labels, **options):
-    """(metrics, PCA scores, clusters) of compare_with_pca."""
+    """compare_with_pca (its metrics, PCA scores, clusters and cluster stability)."""
     from geneae.evaluate import compare_with_pca
 
-    result = compare_with_pca(x, latent, x_hat, labels, **options)
-    return result.metrics, result.pca_embedding, result.clusters
+    return compare_with_pca(x, latent, x_hat, labels, **options)
 
 
 def make_results(
@@ -61,12 +60,14 @@ def make_results(
     methods: tuple[str, ...] = ("pca",),
     max_cells: int = 150,
     seed: int = 0,
+    stability: int = 8,
 ):
     """A small but complete results AnnData (docs/results.md), built with the tl functions.
 
     Clustered cells (``k`` groups) in a ``d``-dimensional latent space whose last dimension
     is collapsed, Poisson counts, their log-normalised values and a noisy reconstruction;
-    metrics from :func:`geneae.evaluate.compare_with_pca`. Returns ``(results, arrays)``
+    metrics and the stability of ``stability`` repeats of the clustering (0: none) from
+    :func:`geneae.evaluate.compare_with_pca`. Returns ``(results, arrays)``
     with the matrices in ``arrays`` (``x``, ``x_hat``, ``counts``, ``groups``).
     """
     import json
@@ -95,12 +96,23 @@ def make_results(
     qz_var[:, -1] = 1.0
     latent = z.copy()
     latent[:, -1] = rng.normal(scale=0.02, size=n)  # a collapsed dimension
-    comparison, pca_scores, codes = _compare(
-        x, latent, x_hat, y if labels else None, seed=seed, n_clusters=None if labels else k
+    compared = _compare(
+        x,
+        latent,
+        x_hat,
+        y if labels else None,
+        seed=seed,
+        n_clusters=None if labels else k,
+        stability_repeats=stability,
     )
+    comparison, pca_scores, codes = compared.metrics, compared.pca_embedding, compared.clusters
     usage = latent_usage(latent, qz_var)
     cfg = RunConfig().updated(
-        {"evaluate.tsne": "tsne" in methods, "evaluate.umap": "umap" in methods}
+        {
+            "evaluate.tsne": "tsne" in methods,
+            "evaluate.umap": "umap" in methods,
+            "evaluate.stability_repeats": stability,
+        }
     )
     data = {
         "path": "/data/example.h5ad",
@@ -169,6 +181,7 @@ def make_results(
             }
         ).to_csv(index=False)
     results.uns["geneae"] = uns
+    tl.cluster_stability(results, compared)
     spaces = {"input": sp.csr_matrix(x), "reconstruction": x_hat, "geneae": latent}
     spaces["pca"] = results.obsm["X_pca"]
     tl.maps(results, spaces, methods=methods, max_cells=max_cells, seed=seed)

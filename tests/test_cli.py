@@ -75,6 +75,17 @@ def test_train_writes_a_complete_run(trained, data_file):
     assert latent.obsm["X_geneae"].shape == (240, 4)
     assert latent.obsm["X_pca"].shape == (240, 4)
     assert "label" in latent.obs
+    # The stability of each side's clusters (docs/results.md), in the metrics as well.
+    stability = latent.uns["geneae"]["stability"]
+    assert stability["repeats"] == 20
+    for side in ("geneae", "pca"):
+        k = latent.obs[f"{side}_cluster"].nunique()
+        assert stability[side]["co_clustering"].shape == (k, k)
+        assert stability[side]["per_cluster"].shape == (k,)
+        assert stability[side]["ari"].shape == (20,)
+        assert latent.obs[f"{side}_stability"].shape == (240,)
+        assert comparison[side]["cluster_stability"] == pytest.approx(stability[side]["mean"])
+    assert "cluster stability" in (trained / "report.html").read_text(encoding="utf-8")
 
 
 def test_train_prints_the_summary(data_file, fast_yaml, tmp_path, capsys):

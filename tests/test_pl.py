@@ -213,6 +213,29 @@ def test_confusion_hungarian_order():
     render(own)
 
 
+def test_cluster_stability_draws_the_stored_arrays():
+    matrix = np.array([[0.98, 0.0, 0.2], [0.0, 1.0, np.nan], [0.2, np.nan, 0.6]])
+    slot = {
+        "clusters": np.array(["0", "1", "2"]),
+        "sizes": np.array([50, 30, 20]),
+        "per_cluster": np.diag(matrix),
+        "co_clustering": matrix,
+        "mean": 0.9,
+    }
+    fig = pl.cluster_stability(slot, title="stability")
+    bars, heat = fig.axes[:2]
+    assert len(fig.axes) == 3  # bars, heatmap, colour bar
+    np.testing.assert_allclose([b.get_width() for b in bars.patches], [0.98, 1.0, 0.6])
+    assert [t.get_text() for t in bars.get_yticklabels()] == ["0 (50)", "1 (30)", "2 (20)"]
+    image = heat.get_images()[0].get_array()
+    np.testing.assert_allclose(image.filled(-1), np.nan_to_num(matrix, nan=-1))
+    assert image.mask[1, 2] and image.mask[2, 1]  # never drawn together: left blank
+    assert "0.900" in fig.get_suptitle()
+    render(fig)
+    with pytest.raises(InputError, match="co_clustering"):
+        pl.cluster_stability(slot | {"co_clustering": matrix[:2]})
+
+
 def test_missing_categorical_labels():
     labels = pd.Series(pd.Categorical(["a", None, "b", "a", None, "b"]))
     clusters = np.array([0, 0, 1, 0, 1, 1])

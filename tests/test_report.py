@@ -4,6 +4,7 @@ from html.parser import HTMLParser
 from importlib.resources import files
 from pathlib import Path
 
+import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
@@ -39,6 +40,7 @@ class ReportParser(HTMLParser):
         self.metric_rows: list[tuple[str, list[tuple[str, str]]]] = []
         self.scripts = 0
         self._section: str | None = None
+        self._figure: str | None = None
         self._in_h2 = False
         self._in_metrics = False
         self._row: tuple[str, list] | None = None
@@ -64,8 +66,10 @@ class ReportParser(HTMLParser):
             self.sections.append(a.get("id"))
         elif tag == "h2":
             self._in_h2 = True
+        elif tag == "figure":
+            self._figure = a.get("id")
         elif tag == "img":
-            self.images.append(a | {"section": self._section})
+            self.images.append(a | {"section": self._section, "figure": self._figure})
         elif tag == "table" and "metrics" in (a.get("class") or ""):
             self._in_metrics = True
         elif self._in_metrics and tag == "tr":
@@ -149,14 +153,15 @@ def test_full_report_sections_and_images(full_report):
     assert path == run / "report.html"
     parser = parse(path)
     check_page(parser)
-    # PCA and t-SNE maps (UMAP off): 3 pairs each; both confusion matrices + responsibilities
+    # PCA and t-SNE maps (UMAP off): 3 pairs each; both confusion matrices, the cluster
+    # stability and the responsibilities
     assert images_by_section(parser) == {
         "metrics": 1,
         "training": 1,
         "maps": 6,
         "reconstruction": 1,
         "latent": 1,
-        "clusters": 3,
+        "clusters": 4,
         "expression": 1,
     }
     pngs = sorted(p.name for p in (run / "figures").glob("*.png"))
@@ -232,11 +237,17 @@ def test_rerender_fits_nothing_and_draws_each_figure_once(full_report, monkeypat
     def forbidden(*args, **kwargs):
         raise AssertionError("the report must not compute")
 
-    for name in ("maps", "histograms", "profiles", "embed_2d"):
+    for name in ("maps", "histograms", "profiles", "embed_2d", "cluster_stability"):
         monkeypatch.setattr(tl, name, forbidden)
     import openTSNE
+    import sklearn.cluster
     import sklearn.decomposition
     import umap
+
+    import geneae.evaluate.stability
+
+    monkeypatch.setattr(sklearn.cluster.KMeans, "fit", forbidden)
+    monkeypatch.setattr(geneae.evaluate.stability, "repeat_clustering", forbidden)
 
     monkeypatch.setattr(openTSNE.TSNE, "fit", forbidden)
     monkeypatch.setattr(umap.UMAP, "fit", forbidden)
@@ -270,6 +281,48 @@ def test_failed_rerender_keeps_previous_report(full_report, monkeypatch):
     assert path.read_bytes() == kept  # the old report survives a failed rendering
     assert {p.name: p.read_bytes() for p in (run / "figures").glob("*.png")} == figures
     assert not list(run.glob(".*.tmp")) and not list((run / "figures").glob(".*.tmp"))
+
+
+def test_cluster_stability_shown_beside_the_clusters(full_report):
+    import anndata
+
+    run, path = full_report
+    parser = parse(path)
+    slot = anndata.read_h5ad(run / RESULTS).uns["geneae"]["stability"]
+    ours = slot["geneae"]
+    text = section_text(parser, "clusters")
+    assert f"repeated {slot['repeats']} times" in text
+    assert f"{ours['mean']:.3f}" in text and f"{slot['pca']['mean']:.3f}" in text
+    assert f"ARI {ours['ari'].mean():.3f} on average" in text
+    worst = int(np.nanargmin(ours["per_cluster"]))
+    assert f"Least stable geneae cluster: {ours['clusters'][worst]}" in text
+    assert "a dark cell off the diagonal means two clusters were often merged" in text
+    figure = [i for i in parser.images if i["figure"] == "fig-cluster_stability"]
+    assert figure and figure[0]["section"] == "clusters"
+    assert "co-clustering" in figure[0]["alt"]
+    assert (run / "figures" / "cluster_stability.png").is_file()
+    assert "cluster stability" in section_text(parser, "timings")
+    rows = dict(parser.metric_rows)
+    assert f"{stored_metrics(run)['comparison']['geneae']['cluster_stability']:.3f}" in str(
+        rows["cluster stability"]
+    )
+
+
+def test_cluster_stability_turned_off_or_not_repeatable(tmp_path, results_factory):
+    off = parse(write_report(make_run_dir(tmp_path, results_factory, name="off", stability=0)))
+    check_page(off)
+    assert "Cluster stability is turned off" in section_text(off, "clusters")
+    assert not any(i["figure"] == "fig-cluster_stability" for i in off.images)
+
+    def gmvae(results):
+        metrics = json.loads(results.uns["geneae"]["metrics"])
+        metrics["comparison"]["clustering"]["geneae"] = "gmvae"
+        results.uns["geneae"]["metrics"] = json.dumps(metrics)
+        del results.uns["geneae"]["stability"]["geneae"]
+
+    mixture = parse(write_report(make_run_dir(tmp_path, results_factory, name="g", edit=gmvae)))
+    check_page(mixture)
+    assert "GMVAE's own mixture assignment" in section_text(mixture, "clusters")
 
 
 def test_minimal_run_degrades_gracefully_and_rerenders(tmp_path, results_factory):
@@ -311,11 +364,13 @@ def test_minimal_run_degrades_gracefully_and_rerenders(tmp_path, results_factory
 
 
 def drop_computed(results):
-    """A results file written before tl ran: no maps, histograms, profiles; bad metrics."""
+    """A results file written before tl ran: no maps, histograms, profiles, stability; bad
+    metrics."""
     for key in [k for k in results.obsm if k.startswith("map_")]:
         del results.obsm[key]
-    del results.obs["plotted"]
-    for key in ("maps", "histograms", "profiles", "config"):
+    for key in ("plotted", "geneae_stability", "pca_stability"):
+        del results.obs[key]
+    for key in ("maps", "histograms", "profiles", "stability", "config"):
         del results.uns["geneae"][key]
     results.uns["geneae"]["metrics"] = "{not json"
 
@@ -330,6 +385,7 @@ def test_missing_pieces_are_noted_not_invented(tmp_path, results_factory):
     assert "uns['geneae']['config']" in section_text(parser, "config")
     assert "No verdict: the metrics could not be read" in section_text(parser, "summary")
     assert "metrics could not be read" in section_text(parser, "timings")
+    assert "uns['geneae']['stability']" in section_text(parser, "clusters")
     # Without metrics the latent figure falls back to the variance of the latent codes.
     assert "obsm['X_geneae']" in section_text(parser, "latent")
     assert set(images_by_section(parser)) == {"training", "latent", "clusters"}

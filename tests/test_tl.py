@@ -191,3 +191,41 @@ def test_results_round_trip_through_h5ad(tmp_path, results_factory):
     assert int(g["histograms"]["input"]["n_total"]) == 80 * 30
     assert g["profiles"]["observed"].shape == (4, 30)
     np.testing.assert_array_equal(back.obsm["map_pca_geneae"], results.obsm["map_pca_geneae"])
+
+
+def test_cluster_stability_round_trip_through_h5ad(tmp_path):
+    from geneae.evaluate import compare_with_pca
+
+    z, labels = clusters(n=120, k=3, dims=6)
+    compared = compare_with_pca(z, z[:, :3], z, labels, stability_repeats=5)
+    results = blank(120)
+    tl.cluster_stability(results, compared)
+    results.write_h5ad(tmp_path / "results.h5ad")
+    back = anndata.read_h5ad(tmp_path / "results.h5ad")
+    slot = back.uns["geneae"]["stability"]
+    assert slot["repeats"] == 5 and slot["fraction"] == pytest.approx(0.67)
+    for side in ("geneae", "pca"):
+        found = compared.stability[side]
+        one = slot[side]
+        assert one["method"] == "kmeans"
+        np.testing.assert_array_equal(one["clusters"], ["0", "1", "2"])
+        np.testing.assert_array_equal(one["sizes"], np.bincount(compared.clusters[side]))
+        np.testing.assert_allclose(one["per_cluster"], found.per_cluster)
+        np.testing.assert_allclose(one["co_clustering"], found.co_clustering)
+        assert one["co_clustering"].shape == (3, 3) and one["ari"].shape == (5,)
+        assert one["n_found"].dtype == np.int64 and one["mean"] == pytest.approx(found.mean)
+        assert one["seconds"] >= 0
+        stored = back.obs[f"{side}_stability"].to_numpy()
+        assert stored.dtype == np.float32
+        np.testing.assert_allclose(stored, found.per_cell, rtol=1e-6)
+
+
+def test_cluster_stability_checks_cells_and_skips_nothing_measured():
+    from geneae.evaluate import compare_with_pca
+
+    z, labels = clusters(n=60, k=2, dims=4)
+    with pytest.raises(InputError, match="60 cells"):
+        tl.cluster_stability(blank(50), compare_with_pca(z, z, z, labels, stability_repeats=2))
+    results = blank(60)
+    tl.cluster_stability(results, compare_with_pca(z, z, z, labels, stability_repeats=0))
+    assert "geneae" not in results.uns and "geneae_stability" not in results.obs

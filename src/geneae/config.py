@@ -273,6 +273,15 @@ class EvaluateConfig(_Section):
 
     cluster_method: Literal["kmeans", "leiden", "gmvae"] = "kmeans"
     n_clusters: int | None = Field(default=None, ge=2)
+    stability_repeats: int = Field(
+        default=20,
+        ge=0,
+        description="repeats of the clustering on random subsets of the cells that measure "
+        "how reproducible the clusters are (cluster_stability); 0: off",
+    )
+    stability_fraction: float = Field(
+        default=0.67, gt=0.0, le=1.0, description="share of the cells each repeat clusters"
+    )
     tsne: bool = True
     umap: bool = True
     max_plot_cells: int = Field(default=5000, ge=100)

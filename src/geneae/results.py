@@ -115,6 +115,8 @@ def evaluate_model(model: GeneAE, prepared: Prepared) -> Evaluation:
         cluster_method=method,
         n_clusters=cfg.evaluate.n_clusters,
         clusters=clusters,
+        stability_repeats=cfg.evaluate.stability_repeats,
+        stability_fraction=cfg.evaluate.stability_fraction,
     )
     metrics = dict(model.metrics)
     metrics["comparison"] = comparison.metrics
@@ -163,6 +165,7 @@ def results_anndata(model: GeneAE, evaluation: Evaluation) -> ad.AnnData:
         "history": model.history.to_csv(index=False),
         "version": __version__,
     }
+    tl.cluster_stability(results, evaluation.comparison)
     methods = ["pca"] + [m for m in ("tsne", "umap") if getattr(cfg.evaluate, m)]
     spaces = {
         "input": evaluation.x,

@@ -1,5 +1,8 @@
 """Metrics as pure functions on arrays: reconstruction, latent usage, clustering, baseline.
 
+Clustering stability (:func:`cluster_stability`) repeats a run's clustering on subsets of
+the cells and summarises how often cells stay with their cluster's members.
+
 Inputs are numpy arrays or scipy sparse matrices (computed by the model code); outputs are
 plain Python floats, dicts and pandas tables, so they serialise straight to JSON / CSV. No
 torch here.
@@ -16,6 +19,7 @@ from geneae.evaluate.clustering import (
     clustering_scores,
     hungarian_accuracy,
     leiden,
+    leiden_resolution,
     match_clusters,
     separation_scores,
 )
@@ -23,12 +27,23 @@ from geneae.evaluate.genes import cosine_neighbours, top_genes, top_similar_gene
 from geneae.evaluate.latent import kl_per_dimension, latent_usage
 from geneae.evaluate.neighbourhood import knn_accuracy, nearest_neighbours, trustworthiness
 from geneae.evaluate.reconstruction import reconstruction_errors
+from geneae.evaluate.stability import (
+    Repeat,
+    Stability,
+    cluster_stability,
+    co_clustering,
+    repeat_clustering,
+)
 
 __all__ = [
     "METRIC_DIRECTIONS",
     "Comparison",
+    "Repeat",
+    "Stability",
     "cluster",
+    "cluster_stability",
     "clustering_scores",
+    "co_clustering",
     "compare_with_pca",
     "cosine_neighbours",
     "hungarian_accuracy",
@@ -36,10 +51,12 @@ __all__ = [
     "knn_accuracy",
     "latent_usage",
     "leiden",
+    "leiden_resolution",
     "match_clusters",
     "nearest_neighbours",
     "pca_embedding",
     "reconstruction_errors",
+    "repeat_clustering",
     "separation_scores",
     "top_genes",
     "top_similar_genes",

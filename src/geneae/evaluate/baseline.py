@@ -8,7 +8,7 @@ latent space has dimensions, and measures both sides with identical code.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -20,6 +20,7 @@ from geneae.evaluate._arrays import Matrix, as_2d, check_rows, label_array
 from geneae.evaluate.clustering import ClusterMethod, cluster, clustering_scores, leiden
 from geneae.evaluate.neighbourhood import knn_accuracy, nearest_neighbours, trustworthiness
 from geneae.evaluate.reconstruction import reconstruction_errors
+from geneae.evaluate.stability import FRACTION, REPEATS, Stability, cluster_stability
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ METRIC_DIRECTIONS: dict[str, Literal["higher", "lower"]] = {
     "davies_bouldin": "lower",
     "knn_accuracy": "higher",
     "trustworthiness": "higher",
+    "cluster_stability": "higher",
 }
 
 
@@ -101,12 +103,16 @@ class Comparison:
         Cells x genes: PCA's rank-d reconstruction of ``x``.
     clusters
         ``{"geneae": codes, "pca": codes}``: each side's cluster assignment.
+    stability
+        Each side's :class:`~geneae.evaluate.stability.Stability` of those clusters, for the
+        sides whose method can be repeated (not a GMVAE's own clusters); empty when off.
     """
 
     metrics: dict[str, Any]
     pca_embedding: np.ndarray
     pca_reconstruction: np.ndarray
     clusters: dict[str, np.ndarray]
+    stability: dict[str, Stability] = field(default_factory=dict)
 
 
 def compare_with_pca(
@@ -121,6 +127,8 @@ def compare_with_pca(
     clusters: Any = None,
     max_cells_trust: int = 2000,
     n_neighbors: int = 15,
+    stability_repeats: int = REPEATS,
+    stability_fraction: float = FRACTION,
 ) -> Comparison:
     """Measure the autoencoder and a same-dimension PCA on the same data with the same metrics.
 
@@ -152,6 +160,11 @@ def compare_with_pca(
         Cells subsampled for the (quadratic) trustworthiness.
     n_neighbors
         Neighbours in each side's kNN graph (Leiden and kNN accuracy).
+    stability_repeats, stability_fraction
+        Each side's clustering method is repeated this many times on this share of the
+        cells to measure how reproducible its clusters are (metric ``cluster_stability``,
+        :func:`geneae.evaluate.cluster_stability`; the repeats reuse the side's kNN graph).
+        0 repeats: not measured. A GMVAE's own clusters are not measured.
     """
     x = as_2d(x, "x")
     z = np.asarray(latent, dtype=np.float64)
@@ -181,13 +194,28 @@ def compare_with_pca(
         ),
         "pca": cluster(pca_z, method=pca_method, n_clusters=k, seed=seed, neighbours=graphs["pca"]),
     }
+    methods = {"geneae": cluster_method, "pca": pca_method}
     sides = {}
+    stability: dict[str, Stability] = {}
+    seconds: dict[str, float] = {}
     for name, emb, rec in (("geneae", z, x_hat), ("pca", pca_z, pca_hat)):
         scores: dict[str, float] = dict(reconstruction_errors(x, rec))
         scores.update(clustering_scores(emb, lab, clusters=assigned[name], seed=seed))
         if lab is not None:
             scores["knn_accuracy"] = knn_accuracy(emb, lab, neighbours=graphs[name])
         scores["trustworthiness"] = trustworthiness(x, emb, max_cells=max_cells_trust, seed=seed)
+        if stability_repeats > 0 and methods[name] != "gmvae" and len(emb) >= 2:
+            stability[name], seconds[name] = cluster_stability(
+                emb,
+                assigned[name],
+                method=methods[name],
+                n_clusters=k,
+                seed=seed,
+                neighbours=graphs[name],
+                repeats=stability_repeats,
+                fraction=stability_fraction,
+            )
+            scores["cluster_stability"] = stability[name].mean
         sides[name] = scores
 
     metrics: dict[str, Any] = {
@@ -200,10 +228,15 @@ def compare_with_pca(
             "n_clusters": k,
             "n_clusters_from": source,
         },
+        "stability": {
+            "repeats": int(stability_repeats),
+            "fraction": float(stability_fraction),
+            "seconds": seconds,
+        },
         "geneae": sides["geneae"],
         "pca": sides["pca"],
     }
-    return Comparison(metrics, pca_z, pca_hat, assigned)
+    return Comparison(metrics, pca_z, pca_hat, assigned, stability)
 
 
 def _choose_n_clusters(

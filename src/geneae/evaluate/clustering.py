@@ -34,8 +34,10 @@ def cluster(
     seed: int = 0,
     clusters: Any = None,
     neighbours: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
+    resolution: float = 1.0,
 ) -> np.ndarray:
-    """Assign every cell to a cluster.
+    """Assign every cell (or the cells ``rows``) to a cluster.
 
     Parameters
     ----------
@@ -54,14 +56,22 @@ def cluster(
         Precomputed assignment; returned as integer codes whatever ``method`` says.
     neighbours
         Leiden: a precomputed kNN table of ``latent`` (see :func:`leiden`).
+    rows
+        Cluster only these cells (e.g. a subsample); Leiden then uses the part of the kNN
+        graph of all cells that joins two of them (see :func:`leiden`). Not with
+        ``clusters``.
+    resolution
+        Leiden without ``n_clusters``: the resolution (see :func:`leiden_resolution`).
 
     Returns
     -------
     numpy.ndarray
-        Integer cluster codes 0..k-1, one per cell.
+        Integer cluster codes 0..k-1, one per cell (per entry of ``rows``).
     """
     z = _as_latent(latent)
     if clusters is not None:
+        if rows is not None:
+            raise InputError("cluster: rows cannot be combined with given clusters.")
         check_rows(len(z), clusters, "clusters")
         return encode(label_array(clusters, len(z), "clusters"))[0]
     if method == "gmvae":
@@ -74,11 +84,19 @@ def cluster(
             raise InputError(
                 "KMeans needs n_clusters: set evaluate.n_clusters, give labels, or use 'leiden'."
             )
-        _check_n_clusters(n_clusters, len(z))
+        part = z if rows is None else z[_check_subset(rows, len(z))]
+        _check_n_clusters(n_clusters, len(part))
         km = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed)
-        return km.fit_predict(z).astype(np.int64)
+        return km.fit_predict(part).astype(np.int64)
     if method == "leiden":
-        return leiden(z, n_clusters=n_clusters, seed=seed, neighbours=neighbours)
+        return leiden(
+            z,
+            resolution=resolution,
+            n_clusters=n_clusters,
+            seed=seed,
+            neighbours=neighbours,
+            rows=rows,
+        )
     raise InputError(f"unknown cluster method {method!r}; choose one of {CLUSTER_METHODS}.")
 
 
@@ -91,6 +109,7 @@ def leiden(
     seed: int = 0,
     max_steps: int = 40,
     neighbours: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
     """Leiden clusters of a kNN graph of ``latent``.
 
@@ -112,32 +131,74 @@ def leiden(
     neighbours
         Precomputed :func:`~geneae.evaluate.nearest_neighbours` of ``latent`` (its first
         ``n_neighbors`` columns are used), to share one kNN graph between metrics.
+    rows
+        Cluster only these cells, on the subgraph of the kNN graph of all cells that they
+        span (edges to cells left out are dropped; no neighbours are searched again), as
+        the repeats of :func:`geneae.evaluate.cluster_stability` do.
 
     Returns
     -------
     numpy.ndarray
-        Integer cluster codes 0..k-1 (largest cluster first).
+        Integer cluster codes 0..k-1 (largest cluster first), one per cell (per entry of
+        ``rows``).
     """
+    graph = _graph(latent, n_clusters, n_neighbors, neighbours, rows)
+    if n_clusters is None:
+        return _leiden_membership(graph, resolution, seed)
+    return _search_resolution(graph, n_clusters, seed, max_steps)[1]
+
+
+def leiden_resolution(
+    latent: Any,
+    n_clusters: int,
+    *,
+    n_neighbors: int = 15,
+    seed: int = 0,
+    max_steps: int = 40,
+    neighbours: np.ndarray | None = None,
+) -> float:
+    """The resolution at which :func:`leiden` settles when asked for ``n_clusters``.
+
+    ``leiden(latent, resolution=r, seed=seed)`` with this ``r`` returns the clusters of
+    ``leiden(latent, n_clusters=n_clusters, seed=seed)`` (same graph, same seed). Parameters
+    as in :func:`leiden`.
+    """
+    graph = _graph(latent, n_clusters, n_neighbors, neighbours, None)
+    return _search_resolution(graph, n_clusters, seed, max_steps)[0]
+
+
+def _graph(
+    latent: Any,
+    n_clusters: int | None,
+    n_neighbors: int,
+    neighbours: np.ndarray | None,
+    rows: np.ndarray | None,
+) -> Any:
+    """The kNN graph Leiden runs on (of all cells, or of the cells ``rows``), checked."""
     z = _as_latent(latent)
+    keep = None if rows is None else _check_subset(rows, len(z))
+    n = len(z) if keep is None else len(keep)
     if n_clusters is not None:
-        _check_n_clusters(n_clusters, len(z))
-    if len(z) < 2:
+        _check_n_clusters(n_clusters, n)
+    if n < 2:
         raise InputError("Leiden needs at least 2 cells.")
     nbrs = nearest_neighbours(z, n_neighbors) if neighbours is None else neighbours
-    graph = _knn_graph(np.asarray(nbrs)[:, :n_neighbors])
+    return _knn_graph(np.asarray(nbrs)[:, :n_neighbors], keep)
 
-    def run(res: float) -> np.ndarray:
-        return _leiden_membership(graph, res, seed)
 
-    if n_clusters is None:
-        return run(resolution)
+def _search_resolution(
+    graph: Any, n_clusters: int, seed: int, max_steps: int
+) -> tuple[float, np.ndarray]:
+    """(resolution, clusters) of the first Leiden run with ``n_clusters``, else the closest.
 
-    # The number of clusters grows (not strictly) with the resolution: bisect log10(res).
-    tried: list[tuple[int, np.ndarray]] = []
+    The number of clusters grows (not strictly) with the resolution: log10(resolution) is
+    bisected between -3 and 1 (widened upwards to 3 if 10 gives too few clusters).
+    """
+    tried: list[tuple[int, float, np.ndarray]] = []
 
     def count(log_res: float) -> int:
-        found = run(10.0**log_res)
-        tried.append((abs(int(found.max()) + 1 - n_clusters), found))
+        found = _leiden_membership(graph, 10.0**log_res, seed)
+        tried.append((abs(int(found.max()) + 1 - n_clusters), 10.0**log_res, found))
         return int(found.max()) + 1
 
     lo, hi = -3.0, 1.0
@@ -145,7 +206,7 @@ def leiden(
         lo, hi = hi, hi + 1.0  # widen upwards until the upper end gives enough clusters
     for _ in range(max_steps):
         if tried[-1][0] == 0:
-            return tried[-1][1]
+            return tried[-1][1], tried[-1][2]
         mid = (lo + hi) / 2
         if count(mid) < n_clusters:
             lo = mid
@@ -156,18 +217,28 @@ def leiden(
         logger.warning(
             "Leiden: no resolution gave %d clusters; using the closest (%d).",
             n_clusters,
-            int(best[1].max()) + 1,
+            int(best[2].max()) + 1,
         )
-    return best[1]
+    return best[1], best[2]
 
 
-def _knn_graph(nbrs: np.ndarray) -> Any:
-    """Undirected igraph of a kNN table; a pair listed by both ends (mutual) weighs 2."""
+def _knn_graph(nbrs: np.ndarray, keep: np.ndarray | None = None) -> Any:
+    """Undirected igraph of a kNN table; a pair listed by both ends (mutual) weighs 2.
+
+    With ``keep`` (sorted distinct row indices) the graph has one vertex per kept cell, in
+    that order, and only the edges between two kept cells.
+    """
     import igraph
 
     n, k = nbrs.shape
     src = np.repeat(np.arange(n), k)
     dst = nbrs.ravel()
+    if keep is not None:
+        position = np.full(n, -1, dtype=np.int64)
+        position[keep] = np.arange(len(keep))
+        src, dst = position[src], position[dst]
+        both = (src >= 0) & (dst >= 0)
+        src, dst, n = src[both], dst[both], len(keep)
     lo, hi = np.minimum(src, dst), np.maximum(src, dst)
     pairs, weight = np.unique(np.stack([lo, hi], axis=1), axis=0, return_counts=True)
     graph = igraph.Graph(n=n, edges=pairs.tolist(), directed=False)
@@ -324,6 +395,17 @@ def _as_latent(latent: Any) -> np.ndarray:
             "rate or check the input for NaN."
         )
     return z
+
+
+def _check_subset(rows: Any, n: int) -> np.ndarray:
+    """``rows`` as sorted distinct int64 indices into ``n`` cells, or raise InputError."""
+    keep = np.asarray(rows)
+    if keep.ndim != 1 or not (keep.size == 0 or np.issubdtype(keep.dtype, np.integer)):
+        raise InputError("rows must be a 1-D array of integer cell indices.")
+    keep = keep.astype(np.int64)
+    if keep.size and (keep[0] < 0 or keep[-1] >= n or np.any(np.diff(keep) <= 0)):
+        raise InputError(f"rows must be sorted, distinct cell indices in 0..{n - 1}.")
+    return keep
 
 
 def _check_n_clusters(n_clusters: int, n: int) -> None:

@@ -8,7 +8,7 @@ then return that axes' figure. Maps, histograms and profiles are computed before
 :mod:`geneae.tl` (no PCA, t-SNE, UMAP or clustering is fitted while drawing).
 
 Modules: ``maps`` (2-D maps), ``training`` (curves), ``reconstruction`` (profiles and value
-histograms), ``latent`` (latent usage), ``clusters`` (confusion, responsibilities),
+histograms), ``latent`` (latent usage), ``clusters`` (confusion, stability, responsibilities),
 ``metrics`` (geneae vs PCA bars), ``compare`` (the figure of ``geneae compare``), ``genes``
 (the map of a gene embedding), ``tune`` (a study's history and parameter importances).
 """
@@ -20,7 +20,7 @@ from geneae.pl._style import (
     PCA_COLOR,
     palette,
 )
-from geneae.pl.clusters import confusion, responsibilities
+from geneae.pl.clusters import cluster_stability, confusion, responsibilities
 from geneae.pl.compare import compare_runs, latent_coordinates
 from geneae.pl.genes import gene_map
 from geneae.pl.latent import latent_variance
@@ -35,6 +35,7 @@ __all__ = [
     "METHOD_NAMES",
     "METRIC_LABELS",
     "PCA_COLOR",
+    "cluster_stability",
     "compare_runs",
     "confusion",
     "embedding",

@@ -30,6 +30,7 @@ METRIC_LABELS = {
     "davies_bouldin": "Davies-Bouldin",
     "knn_accuracy": "kNN accuracy",
     "trustworthiness": "trustworthiness",
+    "cluster_stability": "cluster stability",
     "n_clusters": "number of clusters",
 }
 

@@ -1,7 +1,8 @@
-"""Clusters against labels (or against each other) and a GMVAE's mixture responsibilities."""
+"""Clusters against labels (or against each other), their stability, a GMVAE's mixture."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,7 @@ from matplotlib.figure import Figure
 
 from geneae.errors import InputError
 from geneae.evaluate import match_clusters
-from geneae.pl._style import categories, new_axes, styled
+from geneae.pl._style import GENEAE_COLOR, categories, message, new_axes, styled
 
 
 @styled
@@ -127,4 +128,83 @@ def responsibilities(probs: Any, labels: Any = None, *, ax: Axes | None = None) 
         ax.set_xticks([])
         ax.set_xlabel("cells, sorted by most likely component")
     fig.colorbar(image, ax=ax, shrink=0.9, label="q(y | x)")
+    return fig
+
+
+@styled
+def cluster_stability(stability: Mapping[str, Any], *, title: str = "") -> Figure:
+    """Per-cluster stability (bars) beside the cluster x cluster co-clustering (heatmap).
+
+    Parameters
+    ----------
+    stability
+        One side of ``uns["geneae"]["stability"]`` (docs/results.md): ``clusters`` (k,),
+        ``per_cluster`` (k,), ``co_clustering`` (k, k) and optionally ``sizes`` (k,) and
+        ``mean``. NaN entries (never drawn together) are left blank.
+    title
+        Title above both panels.
+    """
+    clusters = [str(c) for c in np.atleast_1d(stability["clusters"])]
+    per_cluster = np.asarray(stability["per_cluster"], dtype=np.float64).ravel()
+    matrix = np.asarray(stability["co_clustering"], dtype=np.float64)
+    k = len(clusters)
+    if k == 0:
+        return message("no clusters")
+    if per_cluster.shape != (k,) or matrix.shape != (k, k):
+        raise InputError(
+            f"{k} clusters need per_cluster ({k},) and co_clustering ({k}, {k}); got "
+            f"{per_cluster.shape} and {matrix.shape}."
+        )
+    sizes = stability.get("sizes")
+    names = (
+        clusters
+        if sizes is None
+        else [f"{c} ({int(n):,})" for c, n in zip(clusters, np.atleast_1d(sizes), strict=True)]
+    )
+    side = min(1.6 + 0.38 * k, 9.0)
+    fig = Figure(figsize=(3.6 + side + 1.2, max(2.4, side)), layout="constrained")
+    bars, heat = fig.subplots(1, 2, width_ratios=[3.0, side])
+    pos = np.arange(k)
+    bars.barh(pos, np.nan_to_num(per_cluster), color=GENEAE_COLOR, height=0.7)
+    for i, v in enumerate(per_cluster):
+        if np.isfinite(v):
+            bars.text(min(v, 1.0) + 0.02, i, f"{v:.2f}", va="center", fontsize=7)
+    bars.set_yticks(pos)
+    bars.set_yticklabels(names, fontsize=7 if k > 20 else 8)
+    bars.set_ylim(k - 0.5, -0.5)
+    bars.set_xlim(0, 1.18)
+    bars.set_xticks([0, 0.5, 1])
+    bars.set_xlabel("stability")
+    bars.set_ylabel("cluster (cells)")
+    image = heat.imshow(
+        np.ma.masked_invalid(matrix), cmap="Blues", vmin=0, vmax=1, interpolation="nearest"
+    )
+    if k <= 20:
+        for i in range(k):
+            for j in range(k):
+                v = matrix[i, j]
+                if np.isfinite(v) and v >= 0.005:
+                    heat.text(
+                        j,
+                        i,
+                        f"{v:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=6.5 if k > 10 else 7.5,
+                        color="white" if v > 0.55 else "black",
+                    )
+    heat.set_xticks(pos)
+    heat.set_xticklabels(clusters, rotation=90 if k > 12 else 0)
+    heat.set_yticks(pos)
+    heat.set_yticklabels(clusters)
+    heat.set_xlabel("cluster")
+    heat.set_ylabel("cluster")
+    for spine in heat.spines.values():
+        spine.set_visible(False)
+    fig.colorbar(image, ax=heat, shrink=0.8, label="co-clustered fraction of pairs")
+    mean = stability.get("mean")
+    heading = title or "cluster stability"
+    if mean is not None and np.isfinite(float(mean)):
+        heading += f"; mean over the cells {float(mean):.3f}"
+    fig.suptitle(heading, fontsize=10)
     return fig

@@ -98,6 +98,7 @@ _OURS = (
     "latent_usage",
     "confusion_",
     "clusters_geneae_vs_pca",
+    "cluster_stability",
     "responsibilities",
     "expression_histograms",
     "gene_map",

@@ -316,6 +316,7 @@ def _clusters(results: Results, figs: FigureSet) -> None:
                 "colour the fraction of the label.",
                 half=True,
             )
+    _stability(results, figs)
     probs = results.obsm("geneae_responsibilities")
     if probs is None:
         figs.note(
@@ -333,6 +334,45 @@ def _clusters(results: Results, figs: FigureSet) -> None:
         + ("label" if labels is not None else "most likely component")
         + ") for each mixture component (rows); one dark row per group means the mixture "
         "found that group.",
+    )
+
+
+def _stability(results: Results, figs: FigureSet) -> None:
+    slot = results.stored("stability")
+    ours = None if slot is None else slot.get("geneae")
+    if not isinstance(ours, dict):
+        figs.note("clusters", stability_missing(results))
+        return
+    method = str(ours.get("method", "")) or "the run's method"
+    repeats, fraction = slot.get("repeats", "?"), slot.get("fraction")
+    share = f"{float(fraction):.0%}" if fraction is not None else "a share"
+    figs.draw(
+        "clusters",
+        "cluster_stability",
+        lambda: pl.cluster_stability(ours, title=f"stability of the geneae clusters ({method})"),
+        alt="Stability of each geneae cluster and the cluster x cluster co-clustering matrix",
+        caption=f"The clustering ({method}) was repeated {repeats} times on random {share} "
+        "subsets of the cells. Left: how often two cells of a cluster were clustered together "
+        "(1: never split); right: how often a cell of the row cluster and one of the column "
+        "cluster were — a dark cell off the diagonal means two clusters were often merged. "
+        "Low values mark clusters that clustering again may split or merge.",
+    )
+
+
+def stability_missing(results: Results) -> str:
+    """Why the results have no stability of geneae's clusters."""
+    clustering = results.comparison.get("clustering")
+    method = clustering.get("geneae") if isinstance(clustering, dict) else None
+    if method == "gmvae":
+        return (
+            "No cluster stability: the geneae clusters are the GMVAE's own mixture "
+            "assignment, not a clustering that can be repeated."
+        )
+    if results.evaluate_option("stability_repeats", None) == 0:
+        return "Cluster stability is turned off in the configuration (stability_repeats: 0)."
+    return (
+        f"{RESULTS} has no uns['geneae']['stability'] (the co-clustering of repeated "
+        "clusterings, computed when a run is evaluated)."
     )
 
 

@@ -64,6 +64,7 @@ def sections(results: Results, figs: FigureSet) -> list[dict[str, Any]]:
         "config": _config(results),
         "data": _data(results),
         "metrics": _metrics(results),
+        "clusters": _clusters(results),
         "genes": _genes(results),
         "gene_embedding": _gene_embedding(results),
         "timings": _timings(results),
@@ -366,6 +367,46 @@ def _metrics(results: Results) -> dict[str, Any]:
     }
 
 
+def _clusters(results: Results) -> dict[str, Any]:
+    """One sentence on how reproducible each side's clusters are (``stability`` slot)."""
+    slot = results.stored("stability")
+    sides = {}
+    for side in ("geneae", "pca"):
+        one = None if slot is None else slot.get(side)
+        if isinstance(one, dict) and "mean" in one:
+            sides[side] = one
+    if "geneae" not in sides:
+        return {}
+    ours = sides["geneae"]
+    share = slot.get("fraction")
+    share = f"{float(share):.0%}" if isinstance(share, (int, float)) else "a share"
+    text = (
+        f"Stability (no labels needed): the clustering was repeated {fmt(slot.get('repeats'))} "
+        f"times on random {share} subsets of the cells; on average a cell stayed with the "
+        f"other cells of its geneae cluster in a fraction {fmt(float(ours['mean']))} of the "
+        "repeats"
+    )
+    if "pca" in sides:
+        text += f" (PCA baseline: {fmt(float(sides['pca']['mean']))})"
+    ari = np.asarray(ours.get("ari", []), dtype=np.float64)
+    ari = ari[np.isfinite(ari)]
+    if ari.size:
+        text += (
+            ", and the repeats matched the written geneae clusters with ARI "
+            f"{fmt(float(ari.mean()))} on average (lowest {fmt(float(ari.min()))})"
+        )
+    per_cluster = np.asarray(ours.get("per_cluster", []), dtype=np.float64)
+    names = [str(c) for c in np.atleast_1d(ours.get("clusters", []))]
+    if per_cluster.size and len(names) == per_cluster.size and np.isfinite(per_cluster).any():
+        worst = int(np.nanargmin(per_cluster))
+        text += f". Least stable geneae cluster: {names[worst]} ({fmt(float(per_cluster[worst]))})"
+    text += (
+        ". This measures re-clustering this latent space; retraining the model with another "
+        "seed moves the space itself and can move more cells."
+    )
+    return {"stability": text}
+
+
 def _genes(results: Results) -> dict[str, Any]:
     loadings = results.varm("geneae_loadings")
     if loadings is None:
@@ -477,6 +518,14 @@ def _timings(results: Results) -> dict[str, Any]:
     maps = results.stored("maps")
     if maps is not None and "seconds" in maps:
         rows.append(("2-D maps (part of the evaluation)", seconds(float(maps["seconds"]))))
+    stability = results.stored("stability") or {}
+    spent = [
+        float(one["seconds"])
+        for one in stability.values()
+        if isinstance(one, dict) and isinstance(one.get("seconds"), (int, float))
+    ]
+    if spent:
+        rows.append(("cluster stability (part of the evaluation)", seconds(sum(spent))))
     if not rows:
         return {"note": results.missing.get("metrics", "The metrics have no timings.")}
     return {"device": results.section("model").get("device"), "rows": rows}

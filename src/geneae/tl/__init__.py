@@ -10,6 +10,8 @@ here draws: :mod:`geneae.pl` draws from these slots, :mod:`geneae.report` render
 - :func:`profiles`: observed vs reconstructed values of a few cells, most variable genes.
 - :func:`gene_embedding`: a gene embedding, its map and the neighbours of the most variable
   genes (``uns["geneae"]["genes"]``).
+- :func:`cluster_stability`: how reproducible each side's clusters are
+  (``obs["<side>_stability"]``, ``uns["geneae"]["stability"]``).
 - :func:`embed_2d`: the 2-D map of one matrix by one method (returns the coordinates).
 - :func:`encode`: a model's latent space and denoised values stored in any AnnData.
 """
@@ -17,12 +19,14 @@ here draws: :mod:`geneae.pl` draws from these slots, :mod:`geneae.report` render
 from geneae.tl._encode import encode
 from geneae.tl._genes import gene_embedding
 from geneae.tl._maps import METHOD_NAMES, METHODS, MapMethod, embed_2d, map_key, maps
+from geneae.tl._stability import cluster_stability
 from geneae.tl._summaries import histograms, profiles
 
 __all__ = [
     "METHODS",
     "METHOD_NAMES",
     "MapMethod",
+    "cluster_stability",
     "embed_2d",
     "encode",
     "gene_embedding",

@@ -200,7 +200,9 @@ def _identity_yaml(base: RunConfig) -> str:
     values = base.model_dump(mode="json")
     for key in ("quiet", "accelerator", "devices", "strategy", "num_nodes", "memory_budget_gb"):
         values["train"].pop(key, None)
-    for key in ("tsne", "umap", "max_plot_cells", "report"):
+    # What a run draws and measures beyond the objective (trials never measure stability).
+    drawn = ("tsne", "umap", "max_plot_cells", "report", "stability_repeats", "stability_fraction")
+    for key in drawn:
         values["evaluate"].pop(key, None)
     return yaml.safe_dump(values, sort_keys=True)
 
