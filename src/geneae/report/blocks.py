@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from geneae.report.figures import FigureItem, FigureSet
+from geneae.report.figure_set import FigureItem, FigureSet
 
 __all__ = ["figure_blocks"]
 
