@@ -8,6 +8,11 @@ A model preprocesses a dataset once (:meth:`GeneAE.preprocess`, a :class:`Prepar
 computes everything about it in one forward pass (:meth:`GeneAE.predict`, an
 :class:`Outputs`); ``encode``, ``reconstruct`` and the others are views of that. A saved
 model is a directory of plain files (see :mod:`geneae.saved_model`).
+
+The facade holds a model's state; the work lives beside it: :mod:`geneae.model_inputs`
+(layers, the gene route's rows, the data's summary), :mod:`geneae.model_training` (set-up
+from the data, the fit, the model's metrics) and :mod:`geneae.model_outputs` (the batched
+forward pass, the decoder's loadings).
 """
 
 from __future__ import annotations
@@ -23,25 +28,36 @@ import numpy as np
 import pandas as pd
 import torch
 
-from geneae.batches import split_indices
 from geneae.config import RunConfig
-from geneae.errors import InputError, ModelFileError, NotFittedError
+from geneae.errors import InputError, NotFittedError
 from geneae.facts import describe
 from geneae.likelihoods import COUNT_LIKELIHOODS
+from geneae.model_inputs import data_summary, fit_preprocessing, gene_rows_for, with_layer
+from geneae.model_outputs import (
+    SPACES,
+    decoder_loadings,
+    forward_pass,
+    in_values_space,
+    units_of_space,
+)
+from geneae.model_training import train_module
 from geneae.module import build_module
 from geneae.pp import Preprocessor
-from geneae.pp.orientation import align_features, genes_as_rows
 from geneae.prepared import Outputs, Prepared, covariate_codes, covariate_levels, to_tensors
 from geneae.presets import preset_config
 from geneae.resolve import resolve
-from geneae.saved_model import MODEL_FILES, read_model, write_model
+from geneae.saved_model import (
+    MODEL_FILES,
+    check_overwrite,
+    read_model,
+    saved_module,
+    write_model,
+)
 from geneae.threads import apply_threads
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["MODEL_FILES", "GeneAE", "Outputs", "Prepared"]
-
-SPACES = ("target", "input", "values")
 
 
 class GeneAE:
@@ -106,10 +122,10 @@ class GeneAE:
         """
         self._require_fitted()
         assert self.preprocessor is not None
-        data = _with_layer(adata, layer)
+        data = with_layer(adata, layer)
         facts = describe(data)
         if self.config.data.genes_as_samples:
-            return self._gene_rows(data, facts)
+            return gene_rows_for(self.config, self.genes, data, facts)
         pre = self.preprocessor.transform(data, facts=facts, copy=False)
         tensors = to_tensors(pre, counts=self.counts_model, covariate=self._covariate(pre))
         return Prepared(pre, tensors, facts)
@@ -121,16 +137,10 @@ class GeneAE:
         :func:`geneae.resolve.resolve`): what a run writes to config.yaml.
         """
         t0 = time.perf_counter()
-        data = _with_layer(adata, layer)
+        data = with_layer(adata, layer)
         facts = describe(data)
         self.config = resolve(self.config, facts)
-        self.preprocessor = Preprocessor.from_config(self.config.preprocess)
-        # copy=False: the tensors wrap the preprocessed arrays, and those share what is
-        # unchanged (counts, sparsity pattern) with ``adata``: the data is held about once.
-        pre = self.preprocessor.fit_transform(data, facts=facts, copy=False)
-        if self.config.data.genes_as_samples:
-            # Each gene a row, the samples its features (the model's "genes" below).
-            pre = genes_as_rows(pre, label_column=self.config.data.label_column)
+        self.preprocessor, pre = fit_preprocessing(self.config, data, facts)
         self.genes = [str(g) for g in pre.var_names]
         key = self.config.data.covariate
         if key is not None:
@@ -138,15 +148,9 @@ class GeneAE:
         tensors = to_tensors(pre, counts=self.counts_model, covariate=self._covariate(pre))
         prepared = Prepared(pre, tensors, facts)
         self.metrics.setdefault("timings", {})["preprocess_s"] = time.perf_counter() - t0
-        self.metrics["data"] = {
-            "n_cells": int(adata.n_obs),
-            "n_genes": int(adata.n_vars),
-            "n_cells_model": int(pre.n_obs),
-            "n_genes_model": int(pre.n_vars),
-            "value_type": facts.value_type,
-        }
-        if self.config.data.genes_as_samples:
-            self.metrics["data"]["genes_as_samples"] = True
+        self.metrics["data"] = data_summary(
+            adata, pre, facts, genes_as_samples=self.config.data.genes_as_samples
+        )
         return prepared
 
     def share_preprocessing(self, donor: GeneAE, prepared: Prepared) -> None:
@@ -170,20 +174,6 @@ class GeneAE:
         self.genes = list(donor.genes)
         self.covariate_categories = list(donor.covariate_categories)
         self.metrics = {"timings": {"preprocess_s": 0.0}, "data": dict(donor.metrics["data"])}
-
-    def _gene_rows(self, data: ad.AnnData, facts: Any) -> Prepared:
-        """New data for a gene model: the training steps, genes as rows, samples aligned.
-
-        Each gene is standardised over the samples with its own statistics (that is what
-        the steps do to a gene), so the steps are fitted afresh on ``data``; the samples,
-        the model's features, are matched by name to those of training.
-        """
-        pre = Preprocessor.from_config(self.config.preprocess).fit_transform(
-            data, facts=facts, copy=False
-        )
-        rows = genes_as_rows(pre, label_column=self.config.data.label_column, labels_required=False)
-        rows = align_features(rows, self.genes)
-        return Prepared(rows, to_tensors(rows, counts=False), facts)
 
     # -- fitting ------------------------------------------------------------------------------
     def fit(
@@ -226,88 +216,31 @@ class GeneAE:
 
         ``callbacks``: extra Lightning callbacks (e.g. :mod:`geneae.tune`'s trial reporter).
         """
-        from geneae.train.plan import TrainingPlan
-        from geneae.train.trainer import ExpressionDataModule, fit_module
-
         if validation is not None:
             self.config.train.validation = validation
-        train_cfg = self.config.train
-        max_epochs = int(train_cfg.max_epochs or 1)
-        n_obs = prepared.n_obs
-        threads = apply_threads(train_cfg.num_threads)
-        torch.manual_seed(train_cfg.seed)
+        threads = apply_threads(self.config.train.num_threads)
+        torch.manual_seed(self.config.train.seed)
         self.module = build_module(
             self.config.model, len(self.genes), len(self.covariate_categories)
         )
-        balance = self._start_from_data(prepared)
-        plan = TrainingPlan(self.module, self.config.model, train_cfg, max_epochs)
-        train_rows, val_rows = split_indices(n_obs, train_cfg.validation, train_cfg.seed)
-        datamodule = ExpressionDataModule(prepared.tensors, train_rows, val_rows, train_cfg)
-        t1 = time.perf_counter()
-        result = fit_module(
-            plan,
-            datamodule,
-            train_cfg,
-            max_epochs,
-            run_dir=Path(run_dir) if run_dir is not None else None,
+        trained = train_module(
+            self.module,
+            self.config,
+            prepared,
+            n_genes=len(self.genes),
+            threads=threads,
+            run_dir=run_dir,
             resume=resume,
-            extra_callbacks=callbacks,
+            callbacks=callbacks,
         )
-        train_s = time.perf_counter() - t1
-        self.module.load_state_dict(result.best_state)
-        self.module.to("cpu").eval()
-        phase = None
-        if train_cfg.cluster_epochs and result.is_global_zero:
-            from geneae.train.cluster_phase import refine_clusters
-
-            final_kl = train_cfg.kl_weight if self.config.model.is_variational else 0.0
-            phase = refine_clusters(
-                self.module, prepared.tensors, train_cfg, len(self.genes), final_kl
-            )
-            train_s += phase["seconds"]
-        self.history = result.history
-        self.is_global_zero = result.is_global_zero
+        self.history = trained.history
+        self.is_global_zero = trained.is_global_zero
         epochs = max(1, len(self.history))
-        self.metrics["model"] = {
-            "family": self.config.model.family,
-            "likelihood": self.config.model.likelihood,
-            "latent_dim": self.config.model.latent_dim,
-            "n_parameters": int(sum(p.numel() for p in self.module.parameters())),
-            "epochs_trained": int(len(self.history)),
-            "max_epochs": max_epochs,
-            "best_epoch": result.best_epoch,
-            "stopped_early": result.stopped_early,
-            "device": result.device,
-            "data_resident_on_device": datamodule.resident,
-            "cpu_threads": threads,
-        }
-        if balance is not None:
-            self.metrics["model"]["standardized_scale"] = balance
-        if phase is not None:
-            self.metrics["model"]["cluster_phase"] = phase
+        self.metrics["model"] = trained.model_metrics
         self.metrics.setdefault("timings", {}).update(
-            {"train_s": train_s, "seconds_per_epoch": train_s / epochs}
+            {"train_s": trained.train_s, "seconds_per_epoch": trained.train_s / epochs}
         )
         return self
-
-    def _start_from_data(self, prepared: Prepared) -> float | None:
-        """Data-dependent set-up before training; returns the standardised term's scale.
-
-        The heads that model the input start at its gene means, and the
-        standardised term gets its scale (None where the model has no such term).
-        """
-        from geneae.balance import balance_scale, column_moments
-
-        assert self.module is not None
-        data = prepared.data
-        mean, _ = column_moments(data.X)
-        self.module.decoder.start_at(torch.as_tensor(mean, dtype=torch.float32))
-        term = self.module.decoder.standardized
-        if term is None:
-            return None
-        scale = balance_scale(self.config.model.likelihood, data.X, data.layers.get("counts"))
-        term.scale.fill_(scale)
-        return scale
 
     def _covariate(self, pre: ad.AnnData) -> torch.Tensor | None:
         key = self.config.data.covariate
@@ -342,37 +275,14 @@ class GeneAE:
         module = self._require_fitted()
         if not isinstance(prepared, Prepared):
             prepared = self.preprocess(prepared, layer=layer)
-        module.eval()
-        device = next(module.parameters()).device
-        tensors = prepared.tensors
-        keep = None if reconstruction_rows is None else np.asarray(reconstruction_rows)
-        decode = keep is None or len(keep) > 0
-        if decode and self.counts_model and tensors.library is None:
-            raise InputError(
-                f"likelihood {self.config.model.likelihood!r} reconstructs counts from each "
-                "cell's library size, but the data have no raw counts. Give raw counts (X or "
-                "layers['counts']); encoding needs none."
-            )
-        parts: dict[str, list[np.ndarray]] = {}
-        for start in range(0, tensors.n_obs, batch_size):
-            stop = min(start + batch_size, tensors.n_obs)
-            batch = {k: v.to(device) for k, v in tensors.batch(torch.arange(start, stop)).items()}
-            out = module.predict(
-                batch["x"], batch.get("library"), batch.get("covariate"), decode=decode
-            )
-            if decode and keep is not None:
-                local = keep[(keep >= start) & (keep < stop)] - start
-                out["reconstruction"] = out["reconstruction"][torch.as_tensor(local)]
-            for key, value in out.items():
-                parts.setdefault(key, []).append(value.float().cpu().numpy())
-        arrays = {k: np.concatenate(v, axis=0) for k, v in parts.items()}
-        return Outputs(
-            obs_names=np.asarray(prepared.data.obs_names.astype(str)),
-            latent=arrays["latent"],
-            latent_var=arrays.get("latent_var"),
-            cluster_probabilities=arrays.get("cluster_probabilities"),
-            reconstruction=arrays.get("reconstruction", np.zeros((0, len(self.genes)), np.float32)),
-            reconstruction_rows=keep,
+        return forward_pass(
+            module,
+            prepared.tensors,
+            np.asarray(prepared.data.obs_names.astype(str)),
+            n_genes=len(self.genes),
+            likelihood=self.config.model.likelihood,
+            reconstruction_rows=reconstruction_rows,
+            batch_size=batch_size,
         )
 
     def encode(self, adata: ad.AnnData, *, layer: str | None = None) -> np.ndarray:
@@ -401,26 +311,19 @@ class GeneAE:
             return self.to_input_space(mean)
         if space == "target" or self.counts_model:
             return mean
-        assert self.preprocessor is not None and self.preprocessor.steps_ is not None
-        values = self.preprocessor.input_to_values(mean)
-        steps = self.preprocessor.steps_
-        if steps.normalize:
-            library = self.preprocessor.library_sizes(_with_layer(adata, layer))
-            values *= (library / steps.target_sum).astype(np.float32)[:, None]
-        return values
+        assert self.preprocessor is not None
+        return in_values_space(self.preprocessor, mean, with_layer(adata, layer))
 
     def reconstruction_units(self, space: str = "target") -> str:
         """What :meth:`reconstruct` returns in ``space``, in words (for output files)."""
         self._require_fitted()
         assert self.preprocessor is not None
-        if self.config.data.genes_as_samples:
-            return "each gene standardised over the samples (the gene model's input)"
-        if self.counts_model and space != "input":
-            return "expected counts"
-        if space == "values":
-            kind = self.preprocessor.value_type_ or "other"
-            return "expected counts" if kind == "raw counts" else f"input units ({kind})"
-        return f"preprocessed model input ({self.preprocessor.describe_steps()})"
+        return units_of_space(
+            self.preprocessor,
+            space,
+            counts_model=self.counts_model,
+            genes_as_samples=self.config.data.genes_as_samples,
+        )
 
     def to_input_space(self, reconstruction: np.ndarray) -> np.ndarray:
         """A target-space reconstruction in the preprocessed input space (see reconstruct)."""
@@ -461,27 +364,14 @@ class GeneAE:
         module = self._require_fitted()
         if self.config.model.decoder_hidden == [] and self.config.model.family != "gmvae":
             return module.loadings().detach().cpu().numpy()
-        rng = np.random.default_rng(seed)
-        rows = rng.choice(len(latent), size=min(max_cells, len(latent)), replace=False)
-        z = torch.as_tensor(latent[np.sort(rows)], dtype=torch.float32)
-        library = torch.full((len(z),), 1e4) if self.counts_model else None
-        covariate = torch.zeros(len(z), dtype=torch.int64) if self.covariate_categories else None
-
-        def decode(code: torch.Tensor) -> torch.Tensor:
-            mean = module.generative(code, library=library, covariate=covariate)["mean"]
-            return torch.log1p(mean) if self.counts_model else mean
-
-        module.eval()
-        # Forward mode: one Jacobian-vector product per latent dimension, for all cells at
-        # once (reverse mode would need one backward pass per gene).
-        columns = []
-        with torch.no_grad():
-            for dim in range(z.shape[1]):
-                tangent = torch.zeros_like(z)
-                tangent[:, dim] = 1.0
-                _, derivative = torch.func.jvp(decode, (z,), (tangent,))
-                columns.append(derivative.mean(0))
-        return torch.stack(columns, dim=1).numpy()
+        return decoder_loadings(
+            module,
+            latent,
+            counts_model=self.counts_model,
+            has_covariate=bool(self.covariate_categories),
+            max_cells=max_cells,
+            seed=seed,
+        )
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
@@ -491,11 +381,7 @@ class GeneAE:
         directory = Path(directory)
         if not self.is_global_zero:
             return directory
-        if (directory / "weights.safetensors").exists() and not overwrite:
-            raise ModelFileError(
-                f"{directory}: already holds a saved model; pass overwrite=True (CLI: "
-                "--overwrite) to replace it, or choose another directory."
-            )
+        check_overwrite(directory, overwrite=overwrite)
         write_model(
             directory,
             config=self.config,
@@ -517,24 +403,7 @@ class GeneAE:
         model.preprocessor = saved.preprocessor
         model.genes = saved.genes
         model.covariate_categories = saved.covariate_categories
-        module = build_module(model.config.model, len(model.genes), len(model.covariate_categories))
-        try:
-            module.load_state_dict(saved.state, strict=True)
-        except RuntimeError as exc:
-            raise ModelFileError(
-                f"{directory}: weights do not match config.yaml ({str(exc).splitlines()[0]})."
-            ) from None
-        model.module = module.eval()
+        model.module = saved_module(saved, directory)
         model.history = saved.history
         model.metrics = saved.metrics
         return model
-
-
-def _with_layer(adata: ad.AnnData, layer: str | None) -> ad.AnnData:
-    if layer is None:
-        return adata
-    if layer not in adata.layers:
-        raise InputError(
-            f"layer {layer!r} not found; available layers: {', '.join(adata.layers) or 'none'}."
-        )
-    return ad.AnnData(X=adata.layers[layer], obs=adata.obs.copy(), var=adata.var.copy())

@@ -175,6 +175,41 @@ def read_model(directory: Path) -> SavedModel:
     return SavedModel(config, preprocessor, genes, state, categories, history, metrics)
 
 
+def check_overwrite(directory: Path, *, overwrite: bool) -> None:
+    """Refuse to write a model over a saved one unless ``overwrite``.
+
+    Raises
+    ------
+    ModelFileError
+        When ``directory`` already holds weights and ``overwrite`` is False.
+    """
+    if (directory / "weights.safetensors").exists() and not overwrite:
+        raise ModelFileError(
+            f"{directory}: already holds a saved model; pass overwrite=True (CLI: "
+            "--overwrite) to replace it, or choose another directory."
+        )
+
+
+def saved_module(saved: SavedModel, directory: Path) -> torch.nn.Module:
+    """The module of a saved model: built from its configuration, weights loaded, in eval mode.
+
+    Raises
+    ------
+    ModelFileError
+        When the weights do not fit the configuration.
+    """
+    from geneae.module import build_module
+
+    module = build_module(saved.config.model, len(saved.genes), len(saved.covariate_categories))
+    try:
+        module.load_state_dict(saved.state, strict=True)
+    except RuntimeError as exc:
+        raise ModelFileError(
+            f"{directory}: weights do not match config.yaml ({str(exc).splitlines()[0]})."
+        ) from None
+    return module.eval()
+
+
 def _check_consistent(
     directory: Path,
     config: RunConfig,

@@ -5,7 +5,7 @@ re-applies exactly those steps to any data that has the kept genes (matched by n
 order). Its parameters are a :class:`~geneae.config.PreprocessConfig` (one schema for the
 API, YAML and the command line); what ``auto`` and ``None`` become is decided by
 :func:`geneae.resolve.resolve_preprocess` from the data's facts. Its state is plain JSON,
-saved with the model, so loading never executes code.
+saved with the model, so loading never executes code (its format: :mod:`geneae.pp.state`).
 
 Steps, each optional, in this order: cell and gene filters, a gene list from a file,
 library-size normalisation, log1p, highly-variable-gene selection, then either per-gene
@@ -49,20 +49,28 @@ from geneae.pp.selection import (
     names_sha256,
     warn_dropped,
 )
+from geneae.pp.state import (
+    FORMAT,
+    FORMAT_VERSION,
+    check_format,
+    fitted_state,
+    parse_state,
+    read_state_text,
+    restore_fitted,
+    saved_params,
+)
 from geneae.pp.steps import (
+    apply_value_steps,
     before_scaling,
     counts_layer,
     counts_matrix,
+    describe_value_steps,
     fit_stats,
     hvg_mask,
     source_matrix,
-    upgrade_v1,
     why_not_counts,
 )
 from geneae.resolve import resolve_preprocess
-
-FORMAT = "geneae.Preprocessor"
-FORMAT_VERSION = 2
 
 
 class Preprocessor:
@@ -183,7 +191,7 @@ class Preprocessor:
                 f"expected a matrix with {len(self.genes_)} columns (the kept genes), got "
                 f"shape {x.shape}."
             )
-        return densify(self._value_steps(x, steps)).astype(np.float32)
+        return densify(apply_value_steps(x, steps, self.stats_)).astype(np.float32)
 
     def input_to_values(self, x: np.ndarray) -> np.ndarray:
         """Invert the fitted scaling of a cells x kept-genes matrix in input space.
@@ -221,82 +229,37 @@ class Preprocessor:
 
     def describe_steps(self) -> str:
         """The fitted value steps in words, e.g. ``normalised to 10000, log1p, z-scored``."""
-        steps = self._require_fitted()
-        parts = []
-        if steps.normalize:
-            parts.append(f"normalised to {steps.target_sum:g} per cell")
-        if steps.log1p:
-            parts.append("log1p")
-        if steps.scale:
-            parts.append("z-scored")
-        elif steps.minmax:
-            parts.append("min-max scaled")
-        return ", ".join(parts) or "as given"
+        return describe_value_steps(self._require_fitted())
 
-    # -- persistence --------------------------------------------------------------------
+    # -- persistence (the state's format: geneae.pp.state) ------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Everything needed to rebuild this preprocessor, as JSON-ready values."""
         state: dict[str, Any] = {"format": FORMAT, "version": FORMAT_VERSION}
         state["params"] = self.get_params()
-        if self.steps_ is None:
-            state["fitted"] = None
-            return state
-        state["fitted"] = {
-            "steps": self.steps_.model_dump(),
-            "genes": list(self.genes_),
-            # float64 -> Python float -> JSON repr round-trips exactly.
-            "stats": {k: v.tolist() for k, v in self.stats_.items()},
-            "n_input_genes": self.n_input_genes_,
-            "input_genes_sha256": self.input_genes_sha256_,
-            "value_type": self.value_type_,
-        }
+        state["fitted"] = fitted_state(self)
         return state
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> Preprocessor:
         """Rebuild a preprocessor from :meth:`to_dict` output (validated)."""
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise ModelFileError(f"not a saved geneae preprocessor (expected format {FORMAT!r}).")
-        version = state.get("version")
-        if version not in (1, FORMAT_VERSION):
-            raise ModelFileError(
-                f"preprocessor format version {version!r} is not supported "
-                f"(this geneae reads versions 1 and {FORMAT_VERSION})."
-            )
+        version = check_format(state)
         try:
-            params = upgrade_v1(state["params"]) if version == 1 else state["params"]
-            pre = cls(**params)
+            pre = cls(**saved_params(state, version))
             fitted = state.get("fitted")
             if fitted is not None:
-                pre._restore(fitted, version)
+                restore_fitted(pre, fitted, version)
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise ModelFileError(f"saved preprocessor is malformed ({exc!r}).") from None
         return pre
 
-    def _restore(self, fitted: dict[str, Any], version: int) -> None:
-        steps = fitted["steps"]
-        self.steps_ = PreprocessConfig(**(upgrade_v1(steps) if version == 1 else steps))
-        self.genes_ = [str(g) for g in fitted["genes"]]
-        self.stats_ = {k: np.asarray(v, dtype=np.float64) for k, v in fitted["stats"].items()}
-        self.n_input_genes_ = int(fitted["n_input_genes"])
-        self.input_genes_sha256_ = str(fitted["input_genes_sha256"])
-        self.value_type_ = fitted.get("value_type")
-        for key, values in self.stats_.items():
-            if values.shape != (len(self.genes_),):
-                raise ValueError(
-                    f"stats {key!r} has {values.size} values for {len(self.genes_)} genes"
-                )
-
     def to_json(self) -> str:
+        """The state as JSON text (see :meth:`to_dict`)."""
         return json.dumps(self.to_dict(), indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> Preprocessor:
-        try:
-            state = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ModelFileError(f"saved preprocessor is not valid JSON ({exc}).") from None
-        return cls.from_dict(state)
+        """Rebuild a preprocessor from :meth:`to_json` output (validated)."""
+        return cls.from_dict(parse_state(text))
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the state as JSON, atomically (never a pickle)."""
@@ -307,14 +270,7 @@ class Preprocessor:
     def load(cls, path: str | os.PathLike[str]) -> Preprocessor:
         """Read a preprocessor written by :meth:`save`."""
         path = Path(path)
-        if not path.is_file():
-            raise ModelFileError(f"{path}: preprocessor file not found.")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise ModelFileError(
-                f"{path}: not a text file; the saved model is damaged (re-run `geneae train`)."
-            ) from None
+        text = read_state_text(path)
         try:
             return cls.from_json(text)
         except ModelFileError as exc:
@@ -408,7 +364,7 @@ class Preprocessor:
             check.add(block, where.start)
             # Bad values end in an error after the last block: skip their arithmetic (and
             # its RuntimeWarnings), the block is discarded.
-            return block if check.found else self._value_steps(block, steps)
+            return block if check.found else apply_value_steps(block, steps, self.stats_)
 
         dense = not sp.issparse(source) or steps.scale or steps.minmax
         x = map_rows(source, rows, cols, value_steps, dense=dense, share=not copy)
@@ -439,23 +395,3 @@ class Preprocessor:
                 stacklevel=4,
             )
         return cols
-
-    def _value_steps(self, x: Matrix, steps: PreprocessConfig) -> Matrix:
-        """Normalise, log1p, then scale or min-max with the fitted statistics.
-
-        Works in place on ``x``, a private float64 copy (a dense one is overwritten).
-        """
-        x = before_scaling(x, steps)
-        if steps.scale:
-            x = densify(x)
-            x -= self.stats_["mean"]
-            x /= self.stats_["std"]
-            if steps.clip > 0:
-                np.clip(x, -steps.clip, steps.clip, out=x)
-        elif steps.minmax:
-            x = densify(x)
-            lo, span = self.stats_["min"], self.stats_["max"] - self.stats_["min"]
-            x -= lo
-            x /= np.where(span > 0, span, 1.0)  # constant genes map to 0
-            np.clip(x, 0.0, 1.0, out=x)  # new data outside the fitted range
-        return x

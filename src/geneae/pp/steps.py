@@ -1,7 +1,8 @@
 """The steps of a :class:`~geneae.pp.Preprocessor` on matrices.
 
 Where the values come from, normalisation and log1p, per-gene fits (scaling statistics,
-HVG), the counts layer of the output.
+HVG), the value steps with the fitted statistics and their description, the counts layer
+of the output.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import scipy.sparse as sp
 from geneae.config import PreprocessConfig
 from geneae.facts import DataFacts
 from geneae.pp import transforms as T
-from geneae.pp.blocks import Matrix, is_canonical, is_identity, map_rows
+from geneae.pp.blocks import Matrix, densify, is_canonical, is_identity, map_rows
 from geneae.pp.checks import get_matrix, needs_counts, not_counts
 from geneae.pp.selection import Kept
 
@@ -65,6 +66,55 @@ def fit_stats(x: Matrix, steps: PreprocessConfig) -> dict[str, np.ndarray]:
         lo, hi = T.min_max(x)
         return {"min": lo, "max": hi}
     return {}
+
+
+def apply_value_steps(x: Matrix, steps: PreprocessConfig, stats: dict[str, np.ndarray]) -> Matrix:
+    """Normalise, log1p, then scale or min-max with the fitted statistics.
+
+    Works in place on ``x``, a private float64 copy (a dense one is overwritten).
+
+    Parameters
+    ----------
+    x
+        One block of rows, float64, the fitted genes.
+    steps
+        The resolved steps.
+    stats
+        The fitted per-gene statistics (see :func:`fit_stats`).
+
+    Returns
+    -------
+    Matrix
+        The block as the model's input (dense when scaled).
+    """
+    x = before_scaling(x, steps)
+    if steps.scale:
+        x = densify(x)
+        x -= stats["mean"]
+        x /= stats["std"]
+        if steps.clip > 0:
+            np.clip(x, -steps.clip, steps.clip, out=x)
+    elif steps.minmax:
+        x = densify(x)
+        lo, span = stats["min"], stats["max"] - stats["min"]
+        x -= lo
+        x /= np.where(span > 0, span, 1.0)  # constant genes map to 0
+        np.clip(x, 0.0, 1.0, out=x)  # new data outside the fitted range
+    return x
+
+
+def describe_value_steps(steps: PreprocessConfig) -> str:
+    """Resolved value steps in words, e.g. ``normalised to 10000 per cell, log1p, z-scored``."""
+    parts = []
+    if steps.normalize:
+        parts.append(f"normalised to {steps.target_sum:g} per cell")
+    if steps.log1p:
+        parts.append("log1p")
+    if steps.scale:
+        parts.append("z-scored")
+    elif steps.minmax:
+        parts.append("min-max scaled")
+    return ", ".join(parts) or "as given"
 
 
 def hvg_mask(

@@ -5,78 +5,27 @@ same bytes are embedded in the page and written to ``figures/``. Nothing is comp
 beyond picking slots of the results (maps, histograms and profiles were computed by
 :mod:`geneae.tl` when the run was evaluated). A figure whose inputs are missing becomes a
 note saying what is missing; a figure that fails to draw becomes a note with the error
-(and a logged warning), so one bad piece never costs the whole report.
+(and a logged warning), so one bad piece never costs the whole report. The figures are
+kept in a :class:`~geneae.report.figure_set.FigureSet` (importable from here as before).
 """
 
 from __future__ import annotations
 
-import io
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from geneae import pl
+from geneae.report.figure_set import DPI, FigureItem, FigureSet
 from geneae.report.results import RESULTS, Results
+
+__all__ = ["DPI", "MAP_METHODS", "FigureItem", "FigureSet", "draw_figures", "stability_missing"]
 
 logger = logging.getLogger(__name__)
 
-DPI = 110
 MAP_METHODS = ("pca", "tsne", "umap")
 _CONFIG_SWITCH = {"tsne": "tsne", "umap": "umap"}  # evaluate.<switch> turns a method off
-
-
-@dataclass
-class FigureItem:
-    """One drawn figure: file name, PNG bytes, alt text and a one-line reading guide."""
-
-    name: str
-    png: bytes
-    alt: str
-    caption: str
-    heading: str | None = None
-    half: bool = False  # shown at half width, beside its neighbour
-
-
-@dataclass
-class FigureSet:
-    """Figures and notes per report section, in drawing order."""
-
-    blocks: dict[str, list[FigureItem | str]] = field(default_factory=dict)
-
-    def note(self, section: str, text: str) -> None:
-        self.blocks.setdefault(section, []).append(text)
-
-    def draw(
-        self,
-        section: str,
-        name: str,
-        make: Callable[[], Figure],
-        *,
-        alt: str,
-        caption: str,
-        heading: str | None = None,
-        half: bool = False,
-    ) -> None:
-        """Draw one figure with ``make`` and keep its PNG bytes."""
-        try:
-            buffer = io.BytesIO()
-            make().savefig(buffer, format="png", dpi=DPI)
-        except Exception as exc:  # noqa: BLE001 - a report shows what it can
-            logger.warning("report: figure %s failed", name, exc_info=True)
-            self.note(
-                section, f"The figure “{alt}” could not be drawn ({type(exc).__name__}: {exc})."
-            )
-            return
-        item = FigureItem(name, buffer.getvalue(), alt, caption, heading, half)
-        self.blocks.setdefault(section, []).append(item)
-
-    @property
-    def items(self) -> list[FigureItem]:
-        return [b for blocks in self.blocks.values() for b in blocks if isinstance(b, FigureItem)]
 
 
 def draw_figures(results: Results) -> FigureSet:

@@ -1,0 +1,110 @@
+"""The ``data`` and ``preprocess`` sections of a run configuration.
+
+How the input file is read (:class:`DataConfig`) and which preprocessing steps turn it
+into the model's input (:class:`PreprocessConfig`). Part of :mod:`geneae.config`, where
+:class:`~geneae.config.RunConfig` gathers the sections.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+
+from geneae.config_base import Section
+
+__all__ = ["DataConfig", "HVGFlavor", "PreprocessConfig", "PreprocessPreset"]
+
+
+class DataConfig(Section):
+    """How to read the input file (see :func:`geneae.read`).
+
+    Labels are read for evaluation only: encoding and reconstructing new data never need
+    them, and a labels file (``--labels-file``) is not part of the configuration.
+    """
+
+    format: str | None = Field(default=None, description="force a file format")
+    label_column: str | None = Field(
+        default=None,
+        # "labels" is this field's name in config files written before geneae 0.2.
+        validation_alias=AliasChoices("label_column", "labels"),
+        description="obs / table column with known labels, for evaluation only (default: "
+        "a column named label, cell_type, ...)",
+    )
+    transpose: bool | None = Field(
+        default=None,
+        description="the file's rows are genes (its orientation on disk; None: detected)",
+    )
+    genes_as_samples: bool = Field(
+        default=False,
+        description="embed genes instead of samples: train on the transposed matrix, each "
+        "gene's log expression across the samples standardised (see geneae.resolve)",
+    )
+    layer: str | None = None
+    covariate: str | None = Field(
+        default=None, description="obs column of a categorical covariate (batch) for the decoder"
+    )
+
+
+PreprocessPreset = Literal["auto", "counts", "lognorm", "standardize", "minmax", "none"]
+HVGFlavor = Literal["seurat_v3", "seurat", "cell_ranger", "variance", "mad"]
+
+
+class PreprocessConfig(Section):
+    """Preprocessing steps (see :class:`geneae.pp.Preprocessor`), in the order applied.
+
+    ``preset`` names a combination of steps; ``"auto"`` and every field left at ``None``
+    are decided from the data by :func:`geneae.resolve.resolve_preprocess`, the one place
+    where data decide settings. A resolved configuration has no ``auto`` and no ``None``
+    left (``gene_list`` aside) and is what a run writes to config.yaml.
+    """
+
+    preset: PreprocessPreset = Field(
+        default="auto",
+        description="counts | lognorm | standardize | minmax | none; auto: counts for raw "
+        "counts, standardize otherwise",
+    )
+    source: Literal["auto", "counts", "X"] = Field(
+        default="auto",
+        description="where the value steps start: the raw counts or X (auto: from the preset "
+        "and the data)",
+    )
+    min_counts_per_cell: float | None = Field(default=None, ge=0)
+    min_genes_per_cell: int | None = Field(default=None, ge=0, strict=True)
+    min_cells_per_gene: int | None = Field(default=None, ge=0, strict=True)
+    gene_list: str | None = Field(
+        default=None, description="text file of gene IDs to keep, one per line"
+    )
+    normalize: bool | None = Field(default=None, strict=True)
+    target_sum: float | None = Field(default=None, gt=0)
+    log1p: bool | None = Field(default=None, strict=True)
+    n_top_genes: int | None = Field(
+        default=None, ge=0, strict=True, description="highly variable genes to keep (0: all)"
+    )
+    hvg_flavor: HVGFlavor | None = None
+    scale: bool | None = Field(default=None, strict=True)
+    clip: float | None = Field(default=None, ge=0)
+    minmax: bool | None = Field(default=None, strict=True)
+
+    @model_validator(mode="after")
+    def _check(self) -> PreprocessConfig:
+        # The preset's own scaling counts too: standardize z-scores, minmax min-max scales.
+        scale = self.scale if self.scale is not None else self.preset == "standardize"
+        minmax = self.minmax if self.minmax is not None else self.preset == "minmax"
+        if scale and minmax:
+            raise ValueError(
+                "scale (z-score) and minmax (scaling to [0, 1]) exclude each other; turn one "
+                "off (preset 'standardize' scales, preset 'minmax' min-max scales)"
+            )
+        return self
+
+    @property
+    def drop_empty(self) -> bool:
+        """Whether empty cells and genes are dropped (every preset but ``none``)."""
+        return self.preset != "none"
+
+    @property
+    def is_resolved(self) -> bool:
+        """No ``auto`` and no ``None`` left (``gene_list`` may stay None)."""
+        values = self.model_dump(exclude={"gene_list"})
+        return "auto" not in (self.preset, self.source) and None not in values.values()

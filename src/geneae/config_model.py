@@ -1,0 +1,95 @@
+"""The ``model`` section of a run configuration: architecture and objective.
+
+Part of :mod:`geneae.config`, where :class:`~geneae.config.RunConfig` gathers the
+sections. The likelihood choices come from :data:`geneae.likelihoods.LIKELIHOODS`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from geneae.config_base import Section
+from geneae.likelihoods import COUNT_LIKELIHOODS, LIKELIHOODS
+
+__all__ = ["Activation", "Family", "Likelihood", "ModelConfig", "Noise", "Norm"]
+
+Family = Literal["ae", "dae", "vae", "gmvae"]
+# The choices come from the likelihood table (one home); "auto" is resolved from the data.
+Likelihood = Literal[("auto", *LIKELIHOODS)]  # type: ignore[valid-type]
+Activation = Literal["relu", "elu", "leaky_relu", "sigmoid", "tanh", "linear"]
+Norm = Literal["batch", "layer", "none"]
+Noise = Literal["none", "gaussian", "mask", "dynamic_mask"]
+
+
+class ModelConfig(Section):
+    """Architecture and objective of the autoencoder.
+
+    ``family``: ``ae`` (deterministic), ``dae`` (deterministic with corruption of the input
+    during training), ``vae`` (Gaussian q(z|x)), ``gmvae`` (Gaussian-mixture prior).
+    ``likelihood``: ``mse`` / ``masked_mse`` are plain losses; the others are negative
+    log-likelihoods; ``poisson``, ``nb``, ``zip`` and ``zinb`` model raw counts; ``auto``
+    resolves from the data when training starts: ``nb`` for raw counts, ``mse`` otherwise
+    (each beside the standardised term, ``standardized_weight``).
+    """
+
+    family: Family = Field(default="vae", description="model family")
+    likelihood: Likelihood = Field(
+        default="auto",
+        description="reconstruction likelihood (auto: nb for raw counts, mse otherwise)",
+    )
+    latent_dim: int = Field(default=10, ge=1, description="latent dimensions")
+    hidden: list[int] = Field(
+        default_factory=lambda: [128], description="encoder hidden layer sizes"
+    )
+    decoder_hidden: list[int] | None = Field(
+        default=None, description="decoder layer sizes; None mirrors the encoder, [] is linear"
+    )
+    activation: Activation = "relu"
+    norm: Norm = "batch"
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    noise: Noise = "none"
+    noise_sigma: float = Field(default=0.1, ge=0.0)
+    mask_rate: float = Field(default=0.1, ge=0.0, lt=1.0)
+    mask_rate_min: float = Field(default=0.05, ge=0.0, lt=1.0)
+    mask_rate_max: float = Field(default=0.25, ge=0.0, lt=1.0)
+    library: Literal["observed", "learned"] = "observed"
+    n_components: int = Field(default=10, ge=1, description="GMVAE mixture components")
+    top_components: int | None = Field(
+        default=None,
+        ge=1,
+        description="GMVAE: keep q(y|x) on its m most likely components (None: all K)",
+    )
+    contrastive_weight: float = Field(default=0.0, ge=0.0)
+    contrastive_temperature: float = Field(default=0.5, gt=0.0)
+    standardized_weight: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="weight of the standardised term beside a count or mse likelihood: a "
+        "second decoder head fits a Gaussian with a learned variance per gene to the "
+        "encoder input, so that every gene counts alike (geneae.module.heads); 1 puts it on "
+        "the main term's scale (its null deviance per sample), 0 turns it off; None: 1.5 "
+        "for count and mse likelihoods (geneae.resolve)",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelConfig:
+        if any(h < 1 for h in self.hidden) or any(h < 1 for h in self.decoder_hidden or []):
+            raise ValueError("hidden layer sizes must be positive integers")
+        if self.mask_rate_min > self.mask_rate_max:
+            raise ValueError(
+                f"mask_rate_min ({self.mask_rate_min}) must not exceed "
+                f"mask_rate_max ({self.mask_rate_max})"
+            )
+        if self.family == "dae" and self.noise == "none":
+            self.noise = "mask"
+        return self
+
+    @property
+    def is_variational(self) -> bool:
+        return self.family in ("vae", "gmvae")
+
+    @property
+    def models_counts(self) -> bool:
+        return self.likelihood in COUNT_LIKELIHOODS

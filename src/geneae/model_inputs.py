@@ -1,0 +1,132 @@
+"""Data as a model's input: the layer used, the gene route's rows, the data's summary.
+
+Helpers of :mod:`geneae.model`'s preprocessing: :func:`with_layer` picks the matrix a
+model reads, :func:`fit_preprocessing` fits the preprocessing of the training data,
+:func:`gene_rows_for` prepares new data for a model of genes as samples, and
+:func:`data_summary` is the ``data`` section of metrics.json.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anndata as ad
+
+from geneae.config import RunConfig
+from geneae.errors import InputError
+from geneae.facts import DataFacts
+from geneae.pp import Preprocessor
+from geneae.pp.orientation import align_features, genes_as_rows
+from geneae.prepared import Prepared, to_tensors
+
+__all__ = ["data_summary", "fit_preprocessing", "gene_rows_for", "with_layer"]
+
+
+def with_layer(adata: ad.AnnData, layer: str | None) -> ad.AnnData:
+    """``adata`` with ``layers[layer]`` as its data (``adata`` itself when ``layer`` is None).
+
+    Raises
+    ------
+    InputError
+        When ``adata`` has no such layer.
+    """
+    if layer is None:
+        return adata
+    if layer not in adata.layers:
+        raise InputError(
+            f"layer {layer!r} not found; available layers: {', '.join(adata.layers) or 'none'}."
+        )
+    return ad.AnnData(X=adata.layers[layer], obs=adata.obs.copy(), var=adata.var.copy())
+
+
+def fit_preprocessing(
+    config: RunConfig, data: ad.AnnData, facts: DataFacts
+) -> tuple[Preprocessor, ad.AnnData]:
+    """Fit the preprocessing of a resolved ``config`` on training data and apply it.
+
+    Parameters
+    ----------
+    config
+        The configuration resolved for ``data``.
+    data
+        Samples x genes, as given.
+    facts
+        What :func:`geneae.facts.describe` found in ``data``.
+
+    Returns
+    -------
+    tuple of Preprocessor and AnnData
+        The fitted preprocessor and the model's input (for gene models, genes as rows).
+    """
+    preprocessor = Preprocessor.from_config(config.preprocess)
+    # copy=False: the tensors wrap the preprocessed arrays, and those share what is
+    # unchanged (counts, sparsity pattern) with ``data``: the data is held about once.
+    pre = preprocessor.fit_transform(data, facts=facts, copy=False)
+    if config.data.genes_as_samples:
+        # Each gene a row, the samples its features (the model's "genes").
+        pre = genes_as_rows(pre, label_column=config.data.label_column)
+    return preprocessor, pre
+
+
+def gene_rows_for(
+    config: RunConfig, genes: list[str], data: ad.AnnData, facts: DataFacts
+) -> Prepared:
+    """New data for a gene model: the training steps, genes as rows, samples aligned.
+
+    Each gene is standardised over the samples with its own statistics (that is what the
+    steps do to a gene), so the steps are fitted afresh on ``data``; the samples, the
+    model's features, are matched by name to those of training.
+
+    Parameters
+    ----------
+    config
+        The fitted model's configuration.
+    genes
+        The model's features (the samples of training).
+    data
+        Samples x genes, as given.
+    facts
+        What :func:`geneae.facts.describe` found in ``data``.
+
+    Returns
+    -------
+    Prepared
+        Genes x model features.
+    """
+    pre = Preprocessor.from_config(config.preprocess).fit_transform(data, facts=facts, copy=False)
+    rows = genes_as_rows(pre, label_column=config.data.label_column, labels_required=False)
+    rows = align_features(rows, genes)
+    return Prepared(rows, to_tensors(rows, counts=False), facts)
+
+
+def data_summary(
+    adata: ad.AnnData, pre: ad.AnnData, facts: DataFacts, *, genes_as_samples: bool
+) -> dict[str, Any]:
+    """The ``data`` section of metrics.json: the data as given and as the model sees them.
+
+    Parameters
+    ----------
+    adata
+        The data as given.
+    pre
+        The model's input (after preprocessing and, for gene models, transposing).
+    facts
+        What :func:`geneae.facts.describe` found in the data.
+    genes_as_samples
+        Whether the model's rows are genes.
+
+    Returns
+    -------
+    dict
+        Sizes before and after preprocessing and the kind of values.
+    """
+    summary: dict[str, Any] = {
+        "n_cells": int(adata.n_obs),
+        "n_genes": int(adata.n_vars),
+        "n_cells_model": int(pre.n_obs),
+        "n_genes_model": int(pre.n_vars),
+        "value_type": facts.value_type,
+    }
+    if genes_as_samples:
+        summary["genes_as_samples"] = True
+    return summary

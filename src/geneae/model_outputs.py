@@ -1,0 +1,219 @@
+"""What a trained module computes: the forward pass, reconstruction spaces, loadings.
+
+The work behind :meth:`GeneAE.predict` (:func:`forward_pass`, every output of one pass
+over prepared data), :meth:`GeneAE.reconstruct` in the data's own units
+(:func:`in_values_space`, :func:`units_of_space`) and :meth:`GeneAE.gene_loadings`
+(:func:`decoder_loadings`). Pure functions of a module or preprocessor and their inputs;
+the facade (:mod:`geneae.model`) checks that the model is fitted and prepares the data.
+"""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import torch
+
+from geneae.batches import ExpressionTensors
+from geneae.errors import InputError
+from geneae.likelihoods import COUNT_LIKELIHOODS
+from geneae.pp import Preprocessor
+from geneae.prepared import Outputs
+
+__all__ = ["SPACES", "decoder_loadings", "forward_pass", "in_values_space", "units_of_space"]
+
+SPACES = ("target", "input", "values")
+
+
+@torch.no_grad()
+def forward_pass(
+    module: torch.nn.Module,
+    tensors: ExpressionTensors,
+    obs_names: np.ndarray,
+    *,
+    n_genes: int,
+    likelihood: str,
+    reconstruction_rows: np.ndarray | None,
+    batch_size: int,
+) -> Outputs:
+    """Every output of ``module`` for ``tensors``, one batch of rows at a time.
+
+    Parameters
+    ----------
+    module
+        A trained module (put in eval mode here).
+    tensors
+        The prepared data's tensors.
+    obs_names
+        The samples, in row order.
+    n_genes
+        Number of model genes (the width of an empty reconstruction).
+    likelihood
+        The model's likelihood (count likelihoods decode from each row's library size).
+    reconstruction_rows
+        Sorted row indices whose reconstruction to keep (None: all rows; empty: decode
+        nothing, latent summaries only).
+    batch_size
+        Rows per forward pass.
+
+    Returns
+    -------
+    Outputs
+        Latent means and, where the module has them, variances, responsibilities and the
+        reconstruction of the kept rows.
+
+    Raises
+    ------
+    InputError
+        When a count model is to decode data without raw counts.
+    """
+    keep = None if reconstruction_rows is None else np.asarray(reconstruction_rows)
+    decode = keep is None or len(keep) > 0
+    if decode and likelihood in COUNT_LIKELIHOODS and tensors.library is None:
+        raise InputError(
+            f"likelihood {likelihood!r} reconstructs counts from each "
+            "cell's library size, but the data have no raw counts. Give raw counts (X or "
+            "layers['counts']); encoding needs none."
+        )
+    module.eval()
+    device = next(module.parameters()).device
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, tensors.n_obs, batch_size):
+        stop = min(start + batch_size, tensors.n_obs)
+        batch = {k: v.to(device) for k, v in tensors.batch(torch.arange(start, stop)).items()}
+        out = module.predict(
+            batch["x"], batch.get("library"), batch.get("covariate"), decode=decode
+        )
+        if decode and keep is not None:
+            local = keep[(keep >= start) & (keep < stop)] - start
+            out["reconstruction"] = out["reconstruction"][torch.as_tensor(local)]
+        for key, value in out.items():
+            parts.setdefault(key, []).append(value.float().cpu().numpy())
+    arrays = {k: np.concatenate(v, axis=0) for k, v in parts.items()}
+    return Outputs(
+        obs_names=obs_names,
+        latent=arrays["latent"],
+        latent_var=arrays.get("latent_var"),
+        cluster_probabilities=arrays.get("cluster_probabilities"),
+        reconstruction=arrays.get("reconstruction", np.zeros((0, n_genes), np.float32)),
+        reconstruction_rows=keep,
+    )
+
+
+def decoder_loadings(
+    module: torch.nn.Module,
+    latent: np.ndarray,
+    *,
+    counts_model: bool,
+    has_covariate: bool,
+    max_cells: int,
+    seed: int,
+) -> np.ndarray:
+    """Genes x latent dims: the mean Jacobian of a deep decoder's mean at given codes.
+
+    The decoded mean is taken as log1p of the mean at a library of 1e4 for count models;
+    the Jacobian with respect to the latent code is averaged over up to ``max_cells`` of
+    the codes in ``latent``, drawn with ``seed``.
+
+    Parameters
+    ----------
+    module
+        A trained module.
+    latent
+        Latent codes (n x latent_dim), e.g. from :meth:`GeneAE.encode`.
+    counts_model
+        Whether the likelihood models counts.
+    has_covariate
+        Whether the module takes a covariate (level 0 is used).
+    max_cells
+        Most codes to average over.
+    seed
+        Seed of the draw of codes.
+
+    Returns
+    -------
+    numpy.ndarray
+        Genes x latent dims, positive where the gene rises as the dimension grows.
+    """
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(latent), size=min(max_cells, len(latent)), replace=False)
+    z = torch.as_tensor(latent[np.sort(rows)], dtype=torch.float32)
+    library = torch.full((len(z),), 1e4) if counts_model else None
+    covariate = torch.zeros(len(z), dtype=torch.int64) if has_covariate else None
+
+    def decode(code: torch.Tensor) -> torch.Tensor:
+        mean = module.generative(code, library=library, covariate=covariate)["mean"]
+        return torch.log1p(mean) if counts_model else mean
+
+    module.eval()
+    # Forward mode: one Jacobian-vector product per latent dimension, for all cells at
+    # once (reverse mode would need one backward pass per gene).
+    columns = []
+    with torch.no_grad():
+        for dim in range(z.shape[1]):
+            tangent = torch.zeros_like(z)
+            tangent[:, dim] = 1.0
+            _, derivative = torch.func.jvp(decode, (z,), (tangent,))
+            columns.append(derivative.mean(0))
+    return torch.stack(columns, dim=1).numpy()
+
+
+def in_values_space(
+    preprocessor: Preprocessor, reconstruction: np.ndarray, data: ad.AnnData
+) -> np.ndarray:
+    """A non-count model's reconstruction in the units of the data given.
+
+    The fitted scaling and log1p are undone and, where the data were library-size
+    normalised, each cell is put back on its own library size.
+
+    Parameters
+    ----------
+    preprocessor
+        The model's fitted preprocessor.
+    reconstruction
+        Expected values in the preprocessed input space (cells x model genes).
+    data
+        The data the reconstruction is of (for the cells' library sizes).
+
+    Returns
+    -------
+    numpy.ndarray
+        The reconstruction in the units of ``data``.
+    """
+    assert preprocessor.steps_ is not None
+    values = preprocessor.input_to_values(reconstruction)
+    steps = preprocessor.steps_
+    if steps.normalize:
+        library = preprocessor.library_sizes(data)
+        values *= (library / steps.target_sum).astype(np.float32)[:, None]
+    return values
+
+
+def units_of_space(
+    preprocessor: Preprocessor, space: str, *, counts_model: bool, genes_as_samples: bool
+) -> str:
+    """What a reconstruction in ``space`` holds, in words (for output files).
+
+    Parameters
+    ----------
+    preprocessor
+        The model's fitted preprocessor.
+    space
+        One of :data:`SPACES`.
+    counts_model
+        Whether the likelihood models counts.
+    genes_as_samples
+        Whether the model's rows are genes.
+
+    Returns
+    -------
+    str
+        A short description of the values.
+    """
+    if genes_as_samples:
+        return "each gene standardised over the samples (the gene model's input)"
+    if counts_model and space != "input":
+        return "expected counts"
+    if space == "values":
+        kind = preprocessor.value_type_ or "other"
+        return "expected counts" if kind == "raw counts" else f"input units ({kind})"
+    return f"preprocessed model input ({preprocessor.describe_steps()})"

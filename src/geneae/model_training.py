@@ -1,0 +1,170 @@
+"""Training a model's module on prepared data: the work behind :meth:`GeneAE.train`.
+
+:func:`train_module` sets a freshly built module up from the data
+(:func:`start_from_data`), runs the Lightning fit and the optional clustering phase, and
+returns the trained module with its history and the ``model`` section of metrics.json
+(a :class:`TrainedModule`). The facade (:mod:`geneae.model`) keeps the state; this module
+does the work and holds none.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from geneae.batches import split_indices
+from geneae.config import RunConfig
+from geneae.prepared import Prepared
+
+__all__ = ["TrainedModule", "start_from_data", "train_module"]
+
+
+@dataclass
+class TrainedModule:
+    """What one training gives the facade.
+
+    Attributes
+    ----------
+    module
+        The trained module (the one given), best weights loaded, on the CPU in eval mode.
+    history
+        One row per epoch (``history.csv``).
+    is_global_zero
+        False in the helper processes of data-parallel training (they must not write).
+    model_metrics
+        The ``model`` section of metrics.json.
+    train_s
+        Seconds spent training (with the clustering phase, if any).
+    """
+
+    module: torch.nn.Module
+    history: pd.DataFrame
+    is_global_zero: bool
+    model_metrics: dict[str, Any]
+    train_s: float
+
+
+def train_module(
+    module: torch.nn.Module,
+    config: RunConfig,
+    prepared: Prepared,
+    *,
+    n_genes: int,
+    threads: int,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    callbacks: Sequence[Any] = (),
+) -> TrainedModule:
+    """Train ``module`` on ``prepared`` and keep its best weights.
+
+    Parameters
+    ----------
+    module
+        Built from ``config.model`` (after the training threads and torch's seed are set).
+    config
+        The resolved configuration (its ``train.validation`` already final).
+    prepared
+        Data from :meth:`GeneAE.preprocess_for_training`.
+    n_genes
+        Number of model genes (the module's input width).
+    threads
+        The CPU threads of training (from :func:`geneae.threads.apply_threads`).
+    run_dir
+        Keep checkpoints and ``history.csv`` there while training.
+    resume
+        Continue from ``run_dir/checkpoints/last.ckpt``.
+    callbacks
+        Extra Lightning callbacks.
+
+    Returns
+    -------
+    TrainedModule
+        The trained module, its history and the ``model`` metrics.
+    """
+    from geneae.train.plan import TrainingPlan
+    from geneae.train.trainer import ExpressionDataModule, fit_module
+
+    train_cfg = config.train
+    max_epochs = int(train_cfg.max_epochs or 1)
+    balance = start_from_data(module, config.model.likelihood, prepared)
+    plan = TrainingPlan(module, config.model, train_cfg, max_epochs)
+    train_rows, val_rows = split_indices(prepared.n_obs, train_cfg.validation, train_cfg.seed)
+    datamodule = ExpressionDataModule(prepared.tensors, train_rows, val_rows, train_cfg)
+    t1 = time.perf_counter()
+    result = fit_module(
+        plan,
+        datamodule,
+        train_cfg,
+        max_epochs,
+        run_dir=Path(run_dir) if run_dir is not None else None,
+        resume=resume,
+        extra_callbacks=callbacks,
+    )
+    train_s = time.perf_counter() - t1
+    module.load_state_dict(result.best_state)
+    module.to("cpu").eval()
+    phase = None
+    if train_cfg.cluster_epochs and result.is_global_zero:
+        from geneae.train.cluster_phase import refine_clusters
+
+        final_kl = train_cfg.kl_weight if config.model.is_variational else 0.0
+        phase = refine_clusters(module, prepared.tensors, train_cfg, n_genes, final_kl)
+        train_s += phase["seconds"]
+    history = result.history
+    model_metrics: dict[str, Any] = {
+        "family": config.model.family,
+        "likelihood": config.model.likelihood,
+        "latent_dim": config.model.latent_dim,
+        "n_parameters": int(sum(p.numel() for p in module.parameters())),
+        "epochs_trained": int(len(history)),
+        "max_epochs": max_epochs,
+        "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early,
+        "device": result.device,
+        "data_resident_on_device": datamodule.resident,
+        "cpu_threads": threads,
+    }
+    if balance is not None:
+        model_metrics["standardized_scale"] = balance
+    if phase is not None:
+        model_metrics["cluster_phase"] = phase
+    return TrainedModule(module, history, result.is_global_zero, model_metrics, train_s)
+
+
+def start_from_data(module: torch.nn.Module, likelihood: str, prepared: Prepared) -> float | None:
+    """Data-dependent set-up before training; returns the standardised term's scale.
+
+    The heads that model the input start at its gene means, and the standardised term
+    gets its scale (None where the model has no such term).
+
+    Parameters
+    ----------
+    module
+        A freshly built module.
+    likelihood
+        The configuration's ``model.likelihood``.
+    prepared
+        The training data.
+
+    Returns
+    -------
+    float or None
+        The standardised term's scale, or None where the module has no such term.
+    """
+    from geneae.balance import balance_scale, column_moments
+
+    data = prepared.data
+    mean, _ = column_moments(data.X)
+    module.decoder.start_at(torch.as_tensor(mean, dtype=torch.float32))
+    term = module.decoder.standardized
+    if term is None:
+        return None
+    scale = balance_scale(likelihood, data.X, data.layers.get("counts"))
+    term.scale.fill_(scale)
+    return scale
