@@ -327,10 +327,18 @@ class BestWeights(Callback):
         self.best, self.epoch, self.state = state["best"], state["epoch"], state["state"]
 
 
-@contextlib.contextmanager
-def _quiet_lightning() -> Iterator[None]:
+LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric")
+
+
+def _quiet_lightning() -> contextlib.AbstractContextManager[None]:
     """Hide Lightning's banner (GPU/TPU availability, tips, 'fit stopped') during fit."""
-    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric")]
+    return quiet_loggers(*LIGHTNING_LOGGERS)
+
+
+@contextlib.contextmanager
+def quiet_loggers(*names: str) -> Iterator[None]:
+    """Raise the named loggers to WARNING for the duration, then restore their levels."""
+    loggers = [logging.getLogger(n) for n in names]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.WARNING)

@@ -17,9 +17,7 @@ so a study over model and training settings preprocesses once per worker.
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import anndata as ad
@@ -210,23 +208,15 @@ def _loss_kind(likelihood: Any) -> str:
     return f"{likelihood} log-likelihoods"
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def _quiet() -> contextlib.AbstractContextManager[None]:
     """No Lightning banner (devices, tips) and no data decisions for every trial.
 
     One study trains many models: the decisions of the data were printed once for the base
     configuration (:func:`geneae.tune.tune`), and each trial's are in its configuration.
     """
-    names = ("lightning.pytorch", "lightning.fabric", "geneae.resolve")
-    loggers = [logging.getLogger(n) for n in names]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
+    from geneae.train.trainer import LIGHTNING_LOGGERS, quiet_loggers
+
+    return quiet_loggers(*LIGHTNING_LOGGERS, "geneae.resolve")
 
 
 def _best_loss(history: Any) -> tuple[float, int] | None:
