@@ -337,7 +337,14 @@ def new_staging(paths: RunPaths) -> Path:
 
 
 def discard_staging(staging: Path) -> None:
-    """Delete a staging directory that geneae made; refuse anything else by that name."""
+    """Delete a staging directory that geneae made; refuse anything else by that name.
+
+    An empty directory is deleted too: a run killed between creating the staging
+    directory and writing its marker leaves one, and an empty folder holds nothing to lose.
+    """
+    if staging.is_dir() and not staging.is_symlink() and not any(staging.iterdir()):
+        staging.rmdir()
+        return
     if not is_staging(staging):
         raise ModelFileError(
             f"{staging}: exists but is not a run that geneae was writing; geneae writes a "

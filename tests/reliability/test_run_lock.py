@@ -204,3 +204,19 @@ def test_stale_lock_beside_a_finished_run_is_cleared(cells, fast_yaml, tmp_path)
     refused(geneae_cli("train", cells, "--out", out, "--resume"), "nothing to resume")
     assert not (tmp_path / "run.lock").exists()
     assert_complete_run(out)
+
+
+def test_an_empty_staging_folder_left_by_a_kill_does_not_block_the_next_run(
+    cells, fast_yaml, tmp_path
+):
+    # A kill between creating RUN.partial and writing its marker leaves it empty (found by
+    # the kill-at-each-stage test on a loaded machine): nothing in it can be lost.
+    (tmp_path / "run.partial").mkdir()
+    assert geneae_cli("train", cells, "--out", tmp_path / "run", "--config", fast_yaml).code == 0
+    assert_complete_run(tmp_path / "run")
+    # A staging folder with anything else in it is still refused, as before.
+    other = tmp_path / "other.partial"
+    other.mkdir()
+    (other / "mine.txt").write_text("a user's file")
+    refused(geneae_cli("train", cells, "--out", tmp_path / "other", "--config", fast_yaml))
+    assert (other / "mine.txt").read_text() == "a user's file"
