@@ -32,7 +32,11 @@ class EvaluateConfig(Section):
     tsne: bool = True
     umap: bool = True
     max_plot_cells: int = Field(default=5000, ge=100)
-    report: bool = True
+    report: bool = Field(
+        default=True,
+        description="write report.html; without it only PCA maps are computed (t-SNE and "
+        "UMAP are for the report's figures)",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -166,7 +166,10 @@ def results_anndata(model: GeneAE, evaluation: Evaluation) -> ad.AnnData:
         "version": __version__,
     }
     tl.cluster_stability(results, evaluation.comparison)
-    methods = ["pca"] + [m for m in ("tsne", "umap") if getattr(cfg.evaluate, m)]
+    # t-SNE and UMAP maps are for the report's figures: without a report, PCA maps only
+    # (they take most of an evaluation's time; `geneae report` then draws PCA maps).
+    drawn = ("tsne", "umap") if cfg.evaluate.report else ()
+    methods = ["pca"] + [m for m in drawn if getattr(cfg.evaluate, m)]
     spaces = {
         "input": evaluation.x,
         "reconstruction": evaluation.x_hat,
@@ -186,7 +189,7 @@ def results_anndata(model: GeneAE, evaluation: Evaluation) -> ad.AnnData:
         variance=genes.variance,
         labels=genes.labels,
         symbols=genes.symbols,
-        method="umap" if cfg.evaluate.umap else "pca",
+        method="umap" if cfg.evaluate.umap and cfg.evaluate.report else "pca",
         max_genes=cfg.evaluate.max_plot_cells,
         seed=seed,
     )
