@@ -313,7 +313,8 @@ def _quality_sections(doc: dict[str, Any] | None, fig_link: str | None) -> list[
 def _dataset_table(dataset: str, by_method: dict[str, dict[str, Any]]) -> list[str]:
     ok_any = next((a["ok"][0] for a in by_method.values() if a["ok"]), None)
     shape = (
-        f" — {ok_any['n_cells']:,} cells x {ok_any['n_genes']:,} genes, {ok_any['n_labels']} labels"
+        f" — {ok_any['n_cells']:,} {'samples' if dataset_kind(dataset) == 'bulk' else 'cells'}"
+        f" x {ok_any['n_genes']:,} genes, {ok_any['n_labels']} labels"
         if ok_any
         else ""
     )

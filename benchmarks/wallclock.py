@@ -171,6 +171,7 @@ def write_wallclock(out_dir: Path, **options: Any) -> dict[str, Any]:
     from benchmarks.common import write_json_atomic
 
     doc = run_wallclock(**options)
+    doc["commands"] = ["python -m benchmarks speed"]
     write_json_atomic(out_dir / "wallclock.json", doc)
     print(f"wrote {out_dir / 'wallclock.json'}", flush=True)
     return doc
@@ -199,8 +200,10 @@ def markdown(doc: dict[str, Any] | None) -> list[str]:
         "early_stopping=False); model.save) as whole processes. Per epoch = (median t(2N) - "
         f"median t(N)) / N over {idle['repeats']} interleaved runs each: N = "
         f"{idle['epochs'][0]} idle, N = {busy['epochs'][0]} with one core kept busy by a "
-        "spinning process. `fixed s`: the rest of a run (start-up, reading, preprocessing, "
-        "evaluation without report, saving).",
+        "spinning process (few epochs there, as scvi-tools slows down most: the busy "
+        "figures are rough, a difference of about a second). `fixed s`: the rest of a run "
+        "(start-up, reading, preprocessing, the clustering phase for geneae, evaluation "
+        "without report, saving).",
         "",
         "| machine | geneae s/epoch | scvi-tools s/epoch | speed-up | geneae fixed s | "
         "scvi-tools fixed s |",

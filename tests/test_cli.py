@@ -324,3 +324,19 @@ def test_help_of_every_command(capsys):
     ):
         assert main([command, "--help"]) == 0
         assert "Example" in capsys.readouterr().out
+
+
+def test_a_run_without_report_computes_pca_maps_only(data_file, tmp_path):
+    settings = {**FAST, "evaluate": {**FAST.get("evaluate", {}), "report": False}}
+    settings["evaluate"].update(tsne=True, umap=True)
+    config = tmp_path / "noreport.yaml"
+    config.write_text(yaml.safe_dump(settings))
+    run = tmp_path / "run"
+    assert main(["train", str(data_file), "--out", str(run), "--config", str(config)]) == 0
+    assert not (run / "report.html").exists()
+    results = ad.read_h5ad(run / "results.h5ad")
+    maps = [k for k in results.obsm if k.startswith("map_")]
+    assert maps and all(k.startswith("map_pca_") for k in maps)
+    # `geneae report` still renders it, with PCA maps and a note on the others.
+    assert main(["report", str(run)]) == 0
+    assert "were not computed for this run" in (run / "report.html").read_text()
