@@ -276,19 +276,8 @@ def _scanpy_pca(adata: Any, n_comps: int, scale: bool, seed: int) -> tuple[Any, 
     if scale:
         sc.pp.scale(a, max_value=10)
     sc.pp.pca(a, n_comps=n_comps, random_state=seed)
-    fit_s = time.perf_counter() - t0
-    info = {
-        "fit_s": fit_s,
-        "train_s": fit_s,
-        "seconds_per_epoch": None,
-        "epochs": None,
-        "n_genes_model": int(a.n_vars),
-        "config": {
-            "pipeline": "filter_genes>=1, hvg seurat_v3 2000, norm 1e4, log1p"
-            + (", scale 10" if scale else " (no scaling)")
-        },
-    }
-    return a.obsm["X_pca"], info
+    pipeline = "filter_genes>=1, hvg seurat_v3 2000, norm 1e4, log1p"
+    return a.obsm["X_pca"], _pca_info(a, time.perf_counter() - t0, pipeline, scale)
 
 
 def _pca_of_values(
@@ -305,19 +294,20 @@ def _pca_of_values(
     if scale:
         sc.pp.scale(a, max_value=10)
     sc.pp.pca(a, n_comps=min(n_comps, min(a.shape) - 1), random_state=seed)
-    fit_s = time.perf_counter() - t0
-    info = {
+    pipeline = "log1p" if log else "values as given"
+    return a.obsm["X_pca"], _pca_info(a, time.perf_counter() - t0, pipeline, scale)
+
+
+def _pca_info(a: Any, fit_s: float, pipeline: str, scale: bool) -> dict[str, Any]:
+    """The record fields of a PCA run (PCA has no epochs)."""
+    return {
         "fit_s": fit_s,
         "train_s": fit_s,
         "seconds_per_epoch": None,
         "epochs": None,
         "n_genes_model": int(a.n_vars),
-        "config": {
-            "pipeline": ("log1p, " if log else "values as given, ")
-            + ("scale 10" if scale else "no scaling")
-        },
+        "config": {"pipeline": pipeline + (", scale 10" if scale else " (no scaling)")},
     }
-    return a.obsm["X_pca"], info
 
 
 def _scvi(adata: Any, seed: int, epochs: int) -> tuple[Any, dict[str, Any]]:

@@ -10,6 +10,7 @@ import yaml
 
 from geneae import datasets
 from geneae.cli import main
+from geneae.saved_model import MODEL_FILES
 
 FAST = {
     "train": {"max_epochs": 3, "batch_size": 64, "quiet": True},
@@ -51,12 +52,7 @@ def one_line_error(capsys):
 def test_train_writes_a_complete_run(trained, data_file):
     assert not (trained / "report_data.h5ad").exists() and not (trained / "latent.h5ad").exists()
     for name in (
-        "config.yaml",
-        "weights.safetensors",
-        "genes.txt",
-        "preprocessor.json",
-        "history.csv",
-        "metrics.json",
+        *MODEL_FILES,
         "results.h5ad",
         "report.html",
     ):

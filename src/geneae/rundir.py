@@ -142,8 +142,12 @@ def _start_ticks(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else None
 
 
-def _alive(pid: int, start: str | None) -> bool:
-    """Whether process ``pid`` (started at ``start``) still runs on this host."""
+def process_alive(pid: int, start: str | None = None) -> bool:
+    """Whether process ``pid`` (started at ``start``, if known) still runs on this host.
+
+    A zombie (exited, not yet reaped) counts as gone, and so does a later process that
+    took the same id. Also :mod:`geneae.tune.storage`'s check of its workers.
+    """
     if pid <= 0:
         return False
     try:
@@ -283,7 +287,7 @@ def _stale(holder: dict[str, Any]) -> bool:
     """A lock left by a process of this host that no longer runs."""
     if holder.get("host") != socket.gethostname():
         return False
-    return not _alive(int(holder["pid"]), holder.get("start"))
+    return not process_alive(int(holder["pid"]), holder.get("start"))
 
 
 def is_helper_process() -> bool:

@@ -128,15 +128,10 @@ def refused(result: Result, *fragments: str) -> str:
 def assert_complete_run(run: Path) -> None:
     """``run`` is a finished run: every file, checksums that match, and a model that loads."""
     from geneae.model import GeneAE
-    from geneae.saved_model import verify_checksums
+    from geneae.saved_model import MODEL_FILES, verify_checksums
 
     for name in (
-        "config.yaml",
-        "weights.safetensors",
-        "genes.txt",
-        "preprocessor.json",
-        "history.csv",
-        "metrics.json",
+        *MODEL_FILES,
         "checksums.sha256",
         "fingerprint.json",
         "results.h5ad",

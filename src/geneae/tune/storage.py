@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from geneae.errors import ConfigError
+from geneae.rundir import process_alive
 
 DEFAULT_DB = "study.db"
 # Seconds a worker waits for SQLite's lock: several local workers write the same file.
@@ -135,25 +136,8 @@ def is_stale(attrs: dict[str, Any], stale_after: float, now: float | None = None
     if now - float(beat) > stale_after:
         return True
     if attrs.get("host") == socket.gethostname():
-        return not _alive(int(attrs.get("pid", -1)))
+        return not process_alive(int(attrs.get("pid", -1)))
     return False
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped by its parent) is gone as a worker.
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def load_study(url: str, name: str) -> Any:
