@@ -173,3 +173,20 @@ def test_heads_of_the_input_start_at_the_null_model():
             torch.testing.assert_close(decoder.head.out.linear.bias, before)
         else:
             torch.testing.assert_close(decoder.head.out.linear.bias, mean)
+
+
+def test_outputs_skip_the_standardised_head_and_do_not_depend_on_it():
+    batch = nb_clusters(n=16, n_genes=12)
+    cfg = RunConfig().updated({"model.likelihood": "nb"}).model
+    cfg.standardized_weight = 1.0
+    module = build_module(cfg, 12).eval()
+    calls = []
+    module.decoder.standardized.register_forward_hook(lambda *args: calls.append(1))
+    with torch.no_grad():
+        before = module.predict(batch["x"], batch["library"])["reconstruction"]
+        assert calls == []  # predict never runs the term's head
+        module.decoder.standardized.head.out.linear.weight.add_(1.0)
+        after = module.predict(batch["x"], batch["library"])["reconstruction"]
+        module.loss(batch)
+    torch.testing.assert_close(before, after)
+    assert calls == [1]  # the loss does

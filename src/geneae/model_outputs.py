@@ -141,7 +141,8 @@ def decoder_loadings(
     covariate = torch.zeros(len(z), dtype=torch.int64) if has_covariate else None
 
     def decode(code: torch.Tensor) -> torch.Tensor:
-        mean = module.generative(code, library=library, covariate=covariate)["mean"]
+        params = module.generative(code, library, covariate, standardized=False)
+        mean = params["mean"]
         return torch.log1p(mean) if counts_model else mean
 
     module.eval()

@@ -119,13 +119,22 @@ class ExpressionModule(nn.Module):
 
     # -- shared ----------------------------------------------------------------------------
     def generative(
-        self, z: Tensor, library: Tensor | None = None, covariate: Tensor | None = None
+        self,
+        z: Tensor,
+        library: Tensor | None = None,
+        covariate: Tensor | None = None,
+        *,
+        standardized: bool = True,
     ) -> dict[str, Tensor]:
         """Likelihood parameters for codes ``z`` (see :class:`~geneae.module.heads.LikelihoodHead`).
 
         ``covariate`` holds integer levels; ``z`` is (n, d), or (n, m, d) for the GMVAE.
+        ``standardized=False`` skips the standardised term's head (outputs need only the
+        likelihood's parameters).
         """
-        return self.decoder(z, library, one_hot(covariate, self.n_covariates))
+        return self.decoder(
+            z, library, one_hot(covariate, self.n_covariates), standardized=standardized
+        )
 
     def predict(
         self,
@@ -150,7 +159,7 @@ class ExpressionModule(nn.Module):
             return out
         if library is None:
             library = library_size(inference, None, self.learned_library)
-        params = self.generative(inference["z"], library, covariate)
+        params = self.generative(inference["z"], library, covariate, standardized=False)
         out["reconstruction"] = self.expected_target(inference, params)
         return out
 

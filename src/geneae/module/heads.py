@@ -199,16 +199,22 @@ class Decoder(nn.Module):
         )
 
     def forward(
-        self, z: Tensor, library: Tensor | None = None, covariate: Tensor | None = None
+        self,
+        z: Tensor,
+        library: Tensor | None = None,
+        covariate: Tensor | None = None,
+        *,
+        standardized: bool = True,
     ) -> dict[str, Tensor]:
         """Likelihood parameters for codes ``z`` (n, ..., d); ``covariate`` is (n, c) one-hot.
 
-        With the standardised term, also its ``"standardized_mean"`` / ``"standardized_var"``.
+        With the standardised term (and ``standardized``), also its ``"standardized_mean"``
+        / ``"standardized_var"``; outputs that only need the likelihood skip that head.
         """
         covariate = align_covariate(covariate, z)
         h = self.mlp(z, covariate)
         params = self.head(h, library, covariate)
-        if self.standardized is not None:
+        if standardized and self.standardized is not None:
             params.update(self.standardized(h, covariate))
         return params
 
