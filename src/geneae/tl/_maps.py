@@ -6,9 +6,10 @@ costs no fitting. :func:`embed_2d` is the same computation for one matrix and on
 
 Speed: for t-SNE and UMAP a space with more than 50 features is first reduced to its 50
 leading principal components, computed once per space and shared by both methods (its first
-two columns are the PCA map). t-SNE is openTSNE with FFT-accelerated gradients and a shortened
-final phase, UMAP runs a modest number of epochs; both run on one thread, so a seed gives the
-same map run after run.
+two columns are the PCA map). t-SNE is openTSNE (Barnes-Hut gradients below 10,000 cells,
+FFT above) with a shortened final phase; UMAP runs a modest number of epochs on exact
+neighbours from scikit-learn; both run on one thread, so a seed gives the same map run
+after run.
 """
 
 from __future__ import annotations
@@ -39,6 +40,14 @@ UMAP_EPOCHS = 200
 TSNE_ITERATIONS = 300
 #: Below this many cells t-SNE and UMAP are not meaningful; the PCA map is used instead.
 MIN_NEIGHBOUR_CELLS = 10
+#: t-SNE's gradient: Barnes-Hut below this many cells, FFT from here on. FFT's grid has a
+#: fixed cost per iteration that only pays off on large maps (1,000 cells: 2.7 s vs 1.2 s).
+TSNE_FFT_FROM = 10_000
+#: UMAP neighbours: exact (scikit-learn, BLAS distances) below this many cells, umap-learn's
+#: own approximate search from here on. Below 4,096 cells umap-learn would compute every
+#: pairwise distance through a per-pair numba call: 1,000 cells, 0.87 s vs 0.33 s warm,
+#: and 7.8 s vs 4.0 s in a fresh process (less to compile).
+UMAP_EXACT_BELOW = 20_000
 
 
 def map_key(method: str, space: str) -> str:
@@ -209,7 +218,7 @@ def _tsne(data: np.ndarray, seed: int) -> np.ndarray:
     tsne = TSNE(
         n_components=2,
         perplexity=float(min(30.0, (n - 1) / 3)),
-        negative_gradient_method="fft",
+        negative_gradient_method="fft" if n >= TSNE_FFT_FROM else "bh",
         n_iter=TSNE_ITERATIONS,
         random_state=seed,
         n_jobs=1,
@@ -222,12 +231,22 @@ def _umap(data: np.ndarray, seed: int) -> np.ndarray:
     import umap
 
     n = len(data)
+    k = min(15, n - 1)
+    knn: tuple[np.ndarray, ...] | tuple[None, None, None] = (None, None, None)
+    if n < UMAP_EXACT_BELOW:
+        from sklearn.neighbors import NearestNeighbors
+
+        # Each cell's k nearest cells, itself first, as umap-learn's own search returns
+        # them; a pair (no search index) because these maps never transform new cells.
+        dists, indices = NearestNeighbors(n_neighbors=k).fit(data).kneighbors(data)
+        knn = (indices, dists)
     reducer = umap.UMAP(
         n_components=2,
-        n_neighbors=min(15, n - 1),
+        n_neighbors=k,
         n_epochs=UMAP_EPOCHS,
         random_state=seed,
         n_jobs=1,
+        precomputed_knn=knn,
     )
     with warnings.catch_warnings():
         # "n_jobs overridden by setting random_state": one thread is what we ask for.
