@@ -31,6 +31,7 @@ from geneae._atomic import atomic_path, write_text
 from geneae.config import RunConfig
 from geneae.errors import ModelFileError
 from geneae.pp import Preprocessor
+from geneae.pp.state import read_saved_text
 
 MODEL_FILES = (
     "config.yaml",
@@ -118,7 +119,7 @@ def verify_checksums(directory: Path) -> None:
     if not path.is_file():
         raise ModelFileError(f"{path}: not a file; restore the model directory from a copy.")
     listed: dict[str, str] = {}
-    for line in _read_text(path).splitlines():
+    for line in read_saved_text(path).splitlines():
         match = _CHECKSUM_LINE.fullmatch(line.strip())
         if match is None or match.group(2) not in MODEL_FILES or match.group(2) in listed:
             raise ModelFileError(
@@ -153,7 +154,7 @@ def read_model(directory: Path) -> SavedModel:
     verify_checksums(directory)
     config = RunConfig.from_yaml(directory / "config.yaml")
     preprocessor = Preprocessor.load(directory / "preprocessor.json")
-    genes = _read_text(directory / "genes.txt").split()
+    genes = read_saved_text(directory / "genes.txt").split()
     try:
         with safe_open(str(directory / "weights.safetensors"), framework="pt") as f:
             meta = f.metadata() or {}
@@ -166,7 +167,7 @@ def read_model(directory: Path) -> SavedModel:
         categories = [str(c) for c in json.loads(meta.get("covariate_categories", "[]"))]
         history_path = directory / "history.csv"
         history = pd.read_csv(history_path) if history_path.stat().st_size > 1 else pd.DataFrame()
-        metrics = json.loads(_read_text(directory / "metrics.json"))
+        metrics = json.loads(read_saved_text(directory / "metrics.json"))
     except (ValueError, TypeError, pd.errors.ParserError) as exc:
         raise ModelFileError(f"{directory}: a model file is damaged ({exc}).") from None
     if not isinstance(metrics, dict):
@@ -254,12 +255,3 @@ def jsonable(obj: Any) -> Any:
     if sp.issparse(obj):
         raise TypeError("sparse matrices do not belong in a JSON file")
     return obj
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ModelFileError(
-            f"{path}: not a text file; the saved model is damaged (re-run `geneae train`)."
-        ) from None

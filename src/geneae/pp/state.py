@@ -26,6 +26,7 @@ __all__ = [
     "check_format",
     "fitted_state",
     "parse_state",
+    "read_saved_text",
     "read_state_text",
     "restore_fitted",
     "saved_params",
@@ -112,6 +113,11 @@ def read_state_text(path: Path) -> str:
     """The text of a saved preprocessor file; ModelFileError if missing or not text."""
     if not path.is_file():
         raise ModelFileError(f"{path}: preprocessor file not found.")
+    return read_saved_text(path)
+
+
+def read_saved_text(path: Path) -> str:
+    """The UTF-8 text of a file of a saved model; ModelFileError if it is not text."""
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
