@@ -40,16 +40,8 @@ from geneae.model import GeneAE
 from geneae.preflight import check_hardware, check_trainable
 from geneae.prepared import Prepared
 from geneae.results import evaluate_model, results_anndata, set_metrics
-from geneae.rundir import (
-    RunLock,
-    RunPaths,
-    check_target,
-    is_helper_process,
-    is_staging,
-    new_staging,
-    publish,
-    terminate_as_exit,
-)
+from geneae.rundir import RunPaths, check_target, is_staging, new_staging, publish
+from geneae.runlock import RunLock, is_helper_process, terminate_as_exit
 from geneae.saved_model import CHECKSUMS, MODEL_FILES
 
 logger = logging.getLogger(__name__)

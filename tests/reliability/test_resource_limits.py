@@ -17,7 +17,7 @@ import yaml
 from reliability_helpers import FAST, assert_complete_run, cli, geneae_cli, refused
 
 import geneae.run
-import geneae.rundir
+import geneae.runlock
 from geneae.model import GeneAE
 
 
@@ -61,7 +61,7 @@ def test_no_permission_to_create_the_lock(cells, fast_yaml, tmp_path, monkeypatc
     def denied(src, dst):
         raise PermissionError(errno.EACCES, "Permission denied", str(dst))
 
-    monkeypatch.setattr(geneae.rundir.os, "link", denied)
+    monkeypatch.setattr(geneae.runlock.os, "link", denied)
     result = geneae_cli("train", cells, "--out", tmp_path / "run", "--config", fast_yaml)
     refused(result, "permission denied", "run.lock")
     assert sorted(p.name for p in tmp_path.iterdir()) == []

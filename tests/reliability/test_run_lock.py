@@ -19,7 +19,7 @@ import pytest
 from reliability_helpers import SRC, assert_complete_run, child_env, geneae_cli, refused
 
 import geneae.run
-from geneae.rundir import RunLock
+from geneae.runlock import RunLock
 
 
 def write_lock(path, pid, *, host=None, start=None):
@@ -41,7 +41,7 @@ def nothing_written(tmp_path, name="run"):
 
 
 def test_lock_held_by_a_live_process_refuses_a_second_writer(cells, fast_yaml, tmp_path, sleeper):
-    from geneae.rundir import _start_ticks
+    from geneae.runlock import _start_ticks
 
     lock = tmp_path / "run.lock"
     write_lock(lock, sleeper.pid, start=_start_ticks(sleeper.pid))
@@ -101,7 +101,7 @@ def test_concurrent_lock_attempts_have_one_winner(tmp_path):
     go = tmp_path / "go"
     script = (
         "import sys, time, pathlib\n"
-        "from geneae.rundir import RunLock\n"
+        "from geneae.runlock import RunLock\n"
         "from geneae.errors import ModelFileError\n"
         "go = pathlib.Path(sys.argv[1]); out = pathlib.Path(sys.argv[2])\n"
         "while not go.exists(): time.sleep(0.001)\n"

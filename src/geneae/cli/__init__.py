@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 130
     except SystemExit as exc:
-        if exc.code == 128 + signal.SIGTERM:  # see geneae.rundir.terminate_as_exit
+        if exc.code == 128 + signal.SIGTERM:  # see geneae.runlock.terminate_as_exit
             err.print(
                 "geneae: terminated; an interrupted `geneae train` continues with the same "
                 "command and --resume",

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from geneae.errors import ConfigError
-from geneae.rundir import process_alive
+from geneae.runlock import process_alive
 
 DEFAULT_DB = "study.db"
 # Seconds a worker waits for SQLite's lock: several local workers write the same file.
