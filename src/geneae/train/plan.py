@@ -15,6 +15,7 @@ import torch
 
 from geneae.config import ModelConfig, TrainConfig
 from geneae.train import schedules
+from geneae.train.mask_rate import dynamic_mask_rate
 
 Batch = dict[str, torch.Tensor]
 
@@ -65,7 +66,7 @@ class TrainingPlan(pl.LightningModule):
         cfg = self.model_config
         if cfg.noise != "dynamic_mask":
             return None
-        return schedules.dynamic_mask_rate(
+        return dynamic_mask_rate(
             step, low=cfg.mask_rate_min, high=cfg.mask_rate_max, seed=self.train_config.seed
         )
 

@@ -1,8 +1,8 @@
-r"""KL-weight and masking-rate schedules: pure functions of the epoch or step.
+r"""KL-weight schedules: pure functions of the epoch.
 
-Nothing here keeps state: each value is computed from the epoch (or step) alone, so resuming
-or replaying a run gives the same weights and rates. Epochs are floats so that the training
-plan can update per step with the fractional epoch ``epoch + batch / steps_per_epoch``.
+Nothing here keeps state: each value is computed from the epoch alone, so resuming or
+replaying a run gives the same weights. Epochs are floats so that the training plan can
+update per step with the fractional epoch ``epoch + batch / steps_per_epoch``.
 
 KL schedules (the weight :math:`\beta(e)` of the KL term at epoch :math:`e`):
 
@@ -19,8 +19,8 @@ comparable). Unlike scvi-tools, whose default 400-epoch warm-up silently never f
 large data sets (which train for fewer epochs), the warm-up here always ends within the
 epochs actually trained: see :func:`effective_warmup_epochs`.
 
-:func:`dynamic_mask_rate` draws the input-masking rate of each training step from a
-counter-based hash of ``(seed, step)``, not from a global random state.
+The masking rate of each training step (dynamic input masking) is drawn in
+:mod:`geneae.train.mask_rate`, likewise from the step alone.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ __all__ = [
     "ScheduleWarning",
     "constant",
     "cyclic_cosine",
-    "dynamic_mask_rate",
     "effective_warmup_epochs",
     "kappa_warmup",
     "kl_weight_at",
@@ -194,57 +193,6 @@ def cyclic_cosine(
     if tau >= ramp_fraction:
         return peak
     return peak * 0.5 * (1.0 - math.cos(math.pi * tau / ramp_fraction))
-
-
-# -- dynamic masking ---------------------------------------------------------------------------
-
-_MASK64 = (1 << 64) - 1
-_GOLDEN_GAMMA = 0x9E3779B97F4A7C15  # SplitMix64's increment: odd, ~2**64 / golden ratio
-
-
-def _mix64(z: int) -> int:
-    """SplitMix64's finaliser: a bijection of 64-bit integers with full avalanche."""
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return z ^ (z >> 31)
-
-
-def dynamic_mask_rate(step: int, *, low: float, high: float, seed: int = 0) -> float:
-    r"""Masking rate for dynamic input masking at training step ``step``.
-
-    A deterministic pseudo-random draw, uniform in :math:`[\ell, h)`, that depends only on
-    ``(seed, step)``: the ``step``-th output of a SplitMix64 generator keyed by the seed,
-
-    .. math:: z = \mathrm{mix}\left(\mathrm{mix}(s) + (t + 1)\,\gamma \bmod 2^{64}\right),
-              \qquad \text{rate} = \ell + (h - \ell)\,\lfloor z / 2^{11} \rfloor / 2^{53}
-
-    (:math:`\gamma` = ``0x9E3779B97F4A7C15``, :math:`\mathrm{mix}` the SplitMix64
-    finaliser). No global random state is read or advanced, so a resumed or replayed run
-    sees the same rate at the same step, on any device.
-
-    Parameters
-    ----------
-    step
-        Global training step :math:`t \ge 0` (an integer; integral floats are accepted).
-    low, high
-        Range of the rate, :math:`0 \le \ell \le h \le 1` (``ModelConfig.mask_rate_min`` /
-        ``mask_rate_max``); ``low == high`` gives that constant rate.
-    seed
-        Run seed :math:`s` (``TrainConfig.seed``); any integer.
-
-    Returns
-    -------
-    float
-        The masking rate at ``step``.
-    """
-    if not 0.0 <= low <= high <= 1.0:
-        raise ConfigError(f"need 0 <= low <= high <= 1 for the masking rate, got [{low}, {high}].")
-    if step != int(step) or step < 0:
-        raise ConfigError(f"step must be a non-negative integer, got {step!r}.")
-    key = _mix64(int(seed) & _MASK64)
-    z = _mix64((key + (int(step) + 1) * _GOLDEN_GAMMA) & _MASK64)
-    u = (z >> 11) * 2.0**-53  # top 53 bits -> a double in [0, 1)
-    return float(low) + (float(high) - float(low)) * u
 
 
 # -- dispatch from a TrainConfig -----------------------------------------------------------------
