@@ -1,7 +1,8 @@
 """The likelihood table: one entry per reconstruction likelihood, read by config, CLI and module.
 
 Adding a likelihood is one row here plus its element-wise function in
-:mod:`geneae.distributions` (see docs/architecture.md). This module imports no torch, so
+:mod:`geneae.distributions` (see docs/architecture.md); the squared errors are in
+:mod:`geneae.squared_errors`. This module imports no torch, so
 the configuration schema and the command line can list the choices without loading it.
 """
 
@@ -37,7 +38,8 @@ class Likelihood:
         How ``mean`` comes from the decoder's output: ``identity``, ``sigmoid`` (of the
         logits) or ``softmax`` (proportions, times the library size).
     function
-        The element-wise function in :mod:`geneae.distributions`.
+        The element-wise function: a log-probability in :mod:`geneae.distributions`, or
+        (``is_log_prob`` False) a loss in :mod:`geneae.squared_errors`.
     is_log_prob
         ``function`` returns log-probabilities (the loss is their negative); otherwise it
         returns the loss itself (squared errors).
@@ -63,9 +65,9 @@ class Likelihood:
         ``nonzero`` (flat positions of a sparse target's stored entries) reaches the count
         likelihoods, which evaluate their log-Gamma terms there only.
         """
-        from geneae import distributions
+        from geneae import distributions, squared_errors
 
-        fn = getattr(distributions, self.function)
+        fn = getattr(distributions if self.is_log_prob else squared_errors, self.function)
         return functools.partial(_elementwise_loss, fn, self.is_log_prob, self.models_counts)
 
 
