@@ -18,13 +18,12 @@ from geneae.evaluate.clustering import (
     cluster,
     clustering_scores,
     hungarian_accuracy,
-    leiden,
-    leiden_resolution,
     match_clusters,
     separation_scores,
 )
 from geneae.evaluate.genes import cosine_neighbours, top_genes, top_similar_genes
 from geneae.evaluate.latent import kl_per_dimension, latent_usage
+from geneae.evaluate.leiden_clustering import leiden, leiden_resolution
 from geneae.evaluate.neighbourhood import knn_accuracy, nearest_neighbours, trustworthiness
 from geneae.evaluate.reconstruction import reconstruction_errors
 from geneae.evaluate.stability import (

@@ -91,3 +91,35 @@ def subsample(n: int, max_n: int, seed: int) -> np.ndarray:
         return np.arange(n)
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(n, size=max_n, replace=False))
+
+
+def as_latent(latent: Any) -> np.ndarray:
+    """A latent space as finite float64 cells x dims (a vector: one dim), or raise InputError."""
+    z = np.asarray(latent, dtype=np.float64)
+    if z.ndim == 1:
+        z = z[:, None]
+    if z.ndim != 2:
+        raise InputError(f"latent must be cells x dims, got shape {z.shape}.")
+    if not np.all(np.isfinite(z)):
+        raise InputError(
+            "latent contains NaN or infinite values; the model diverged — lower the learning "
+            "rate or check the input for NaN."
+        )
+    return z
+
+
+def check_subset(rows: Any, n: int) -> np.ndarray:
+    """``rows`` as sorted distinct int64 indices into ``n`` cells, or raise InputError."""
+    keep = np.asarray(rows)
+    if keep.ndim != 1 or not (keep.size == 0 or np.issubdtype(keep.dtype, np.integer)):
+        raise InputError("rows must be a 1-D array of integer cell indices.")
+    keep = keep.astype(np.int64)
+    if keep.size and (keep[0] < 0 or keep[-1] >= n or np.any(np.diff(keep) <= 0)):
+        raise InputError(f"rows must be sorted, distinct cell indices in 0..{n - 1}.")
+    return keep
+
+
+def check_n_clusters(n_clusters: int, n: int) -> None:
+    """Refuse a number of clusters outside 1..``n`` (the cells clustered)."""
+    if not 1 <= n_clusters <= n:
+        raise InputError(f"n_clusters = {n_clusters} must be between 1 and the {n} cells.")

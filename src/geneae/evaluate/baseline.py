@@ -17,7 +17,8 @@ from sklearn.decomposition import PCA
 
 from geneae.errors import InputError
 from geneae.evaluate._arrays import Matrix, as_2d, check_rows, label_array
-from geneae.evaluate.clustering import ClusterMethod, cluster, clustering_scores, leiden
+from geneae.evaluate.clustering import ClusterMethod, cluster, clustering_scores
+from geneae.evaluate.leiden_clustering import leiden
 from geneae.evaluate.neighbourhood import knn_accuracy, nearest_neighbours, trustworthiness
 from geneae.evaluate.reconstruction import reconstruction_errors
 from geneae.evaluate.stability import FRACTION, REPEATS, Stability, cluster_stability

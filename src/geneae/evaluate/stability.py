@@ -31,7 +31,8 @@ from sklearn.metrics import adjusted_rand_score
 
 from geneae.errors import InputError
 from geneae.evaluate._arrays import check_rows, encode, label_array
-from geneae.evaluate.clustering import ClusterMethod, cluster, leiden_resolution
+from geneae.evaluate.clustering import ClusterMethod, cluster
+from geneae.evaluate.leiden_clustering import leiden_resolution
 from geneae.evaluate.neighbourhood import nearest_neighbours
 
 #: Repeats and the fraction of cells each one draws, unless the configuration says otherwise.

@@ -83,7 +83,7 @@ def refine_clusters(
     kl_weight
         The KL weight at the end of training (0 for deterministic families).
     """
-    from geneae.evaluate.clustering import leiden
+    from geneae.evaluate.leiden_clustering import leiden
 
     start_time = time.perf_counter()
     seed = cfg.seed
