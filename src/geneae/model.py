@@ -10,9 +10,10 @@ computes everything about it in one forward pass (:meth:`GeneAE.predict`, an
 model is a directory of plain files (see :mod:`geneae.saved_model`).
 
 The facade holds a model's state; the work lives beside it: :mod:`geneae.model_inputs`
-(layers, the gene route's rows, the data's summary), :mod:`geneae.model_training` (set-up
-from the data, the fit, the model's metrics) and :mod:`geneae.model_outputs` (the batched
-forward pass, the decoder's loadings).
+(layers, the input's tensors, the gene route's rows, the data's summary),
+:mod:`geneae.model_training` (the module's build, set-up from the data, the fit, the
+model's metrics) and :mod:`geneae.model_outputs` (the batched forward pass, the decoder's
+loadings).
 """
 
 from __future__ import annotations
@@ -32,7 +33,14 @@ from geneae.config import RunConfig
 from geneae.errors import InputError, NotFittedError
 from geneae.facts import describe
 from geneae.likelihoods import COUNT_LIKELIHOODS
-from geneae.model_inputs import data_summary, fit_preprocessing, gene_rows_for, with_layer
+from geneae.model_inputs import (
+    data_summary,
+    fit_preprocessing,
+    gene_rows_for,
+    prepared_input,
+    same_preprocessing,
+    with_layer,
+)
 from geneae.model_outputs import (
     SPACES,
     decoder_loadings,
@@ -40,20 +48,12 @@ from geneae.model_outputs import (
     in_values_space,
     units_of_space,
 )
-from geneae.model_training import train_module
-from geneae.module import build_module
+from geneae.model_training import build_for_training, train_module
 from geneae.pp import Preprocessor
-from geneae.prepared import Outputs, Prepared, covariate_codes, covariate_levels, to_tensors
+from geneae.prepared import Outputs, Prepared, covariate_levels
 from geneae.presets import preset_config
 from geneae.resolve import resolve
-from geneae.saved_model import (
-    MODEL_FILES,
-    check_overwrite,
-    read_model,
-    saved_module,
-    write_model,
-)
-from geneae.threads import apply_threads
+from geneae.saved_model import MODEL_FILES, check_overwrite, read_model, saved_module, write_model
 
 logger = logging.getLogger(__name__)
 
@@ -127,8 +127,7 @@ class GeneAE:
         if self.config.data.genes_as_samples:
             return gene_rows_for(self.config, self.genes, data, facts)
         pre = self.preprocessor.transform(data, facts=facts, copy=False)
-        tensors = to_tensors(pre, counts=self.counts_model, covariate=self._covariate(pre))
-        return Prepared(pre, tensors, facts)
+        return prepared_input(self.config, pre, facts, self.covariate_categories)
 
     def preprocess_for_training(self, adata: ad.AnnData, *, layer: str | None = None) -> Prepared:
         """Resolve the configuration for ``adata``, fit the preprocessor, preprocess once.
@@ -145,8 +144,7 @@ class GeneAE:
         key = self.config.data.covariate
         if key is not None:
             self.covariate_categories = covariate_levels(pre, key)
-        tensors = to_tensors(pre, counts=self.counts_model, covariate=self._covariate(pre))
-        prepared = Prepared(pre, tensors, facts)
+        prepared = prepared_input(self.config, pre, facts, self.covariate_categories)
         self.metrics.setdefault("timings", {})["preprocess_s"] = time.perf_counter() - t0
         self.metrics["data"] = data_summary(
             adata, pre, facts, genes_as_samples=self.config.data.genes_as_samples
@@ -162,12 +160,7 @@ class GeneAE:
         ``ValueError`` otherwise.
         """
         config = resolve(self.config, prepared.facts)
-        same = (
-            config.preprocess == donor.config.preprocess
-            and config.data == donor.config.data
-            and (config.model.likelihood in COUNT_LIKELIHOODS) == donor.counts_model
-        )
-        if not same or donor.preprocessor is None:
+        if not same_preprocessing(config, donor.config) or donor.preprocessor is None:
             raise ValueError("the donor model was prepared with other preprocessing")
         self.config = config
         self.preprocessor = donor.preprocessor
@@ -218,10 +211,8 @@ class GeneAE:
         """
         if validation is not None:
             self.config.train.validation = validation
-        threads = apply_threads(self.config.train.num_threads)
-        torch.manual_seed(self.config.train.seed)
-        self.module = build_module(
-            self.config.model, len(self.genes), len(self.covariate_categories)
+        self.module, threads = build_for_training(
+            self.config, len(self.genes), len(self.covariate_categories)
         )
         trained = train_module(
             self.module,
@@ -235,16 +226,9 @@ class GeneAE:
         )
         self.history = trained.history
         self.is_global_zero = trained.is_global_zero
-        epochs = max(1, len(self.history))
         self.metrics["model"] = trained.model_metrics
-        self.metrics.setdefault("timings", {}).update(
-            {"train_s": trained.train_s, "seconds_per_epoch": trained.train_s / epochs}
-        )
+        self.metrics.setdefault("timings", {}).update(trained.timings)
         return self
-
-    def _covariate(self, pre: ad.AnnData) -> torch.Tensor | None:
-        key = self.config.data.covariate
-        return None if key is None else covariate_codes(pre, key, self.covariate_categories)
 
     # -- outputs (one forward pass) -----------------------------------------------------------
     @torch.no_grad()

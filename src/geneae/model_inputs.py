@@ -2,7 +2,9 @@
 
 Helpers of :mod:`geneae.model`'s preprocessing: :func:`with_layer` picks the matrix a
 model reads, :func:`fit_preprocessing` fits the preprocessing of the training data,
-:func:`gene_rows_for` prepares new data for a model of genes as samples, and
+:func:`prepared_input` puts preprocessed data into the model's tensors,
+:func:`gene_rows_for` prepares new data for a model of genes as samples,
+:func:`same_preprocessing` says whether two models can share prepared data, and
 :func:`data_summary` is the ``data`` section of metrics.json.
 """
 
@@ -15,11 +17,19 @@ import anndata as ad
 from geneae.config import RunConfig
 from geneae.errors import InputError
 from geneae.facts import DataFacts
+from geneae.likelihoods import COUNT_LIKELIHOODS
 from geneae.pp import Preprocessor
 from geneae.pp.orientation import align_features, genes_as_rows
-from geneae.prepared import Prepared, to_tensors
+from geneae.prepared import Prepared, covariate_codes, to_tensors
 
-__all__ = ["data_summary", "fit_preprocessing", "gene_rows_for", "with_layer"]
+__all__ = [
+    "data_summary",
+    "fit_preprocessing",
+    "gene_rows_for",
+    "prepared_input",
+    "same_preprocessing",
+    "with_layer",
+]
 
 
 def with_layer(adata: ad.AnnData, layer: str | None) -> ad.AnnData:
@@ -66,6 +76,48 @@ def fit_preprocessing(
         # Each gene a row, the samples its features (the model's "genes").
         pre = genes_as_rows(pre, label_column=config.data.label_column)
     return preprocessor, pre
+
+
+def prepared_input(
+    config: RunConfig, pre: ad.AnnData, facts: DataFacts, covariate_categories: list[str]
+) -> Prepared:
+    """Preprocessed samples with their tensors: the input of a model of ``config``.
+
+    Parameters
+    ----------
+    config
+        The model's (resolved) configuration: count likelihoods also get the raw counts and
+        library sizes, and ``data.covariate`` names the covariate column.
+    pre
+        Samples x model genes, preprocessed.
+    facts
+        What :func:`geneae.facts.describe` found in the data.
+    covariate_categories
+        The covariate's levels in training (each sample gets the index of its level).
+
+    Returns
+    -------
+    Prepared
+        ``pre`` with its tensors.
+    """
+    key = config.data.covariate
+    covariate = None if key is None else covariate_codes(pre, key, covariate_categories)
+    counts = config.model.likelihood in COUNT_LIKELIHOODS
+    return Prepared(pre, to_tensors(pre, counts=counts, covariate=covariate), facts)
+
+
+def same_preprocessing(config: RunConfig, other: RunConfig) -> bool:
+    """Whether data prepared for a model of ``other`` serve one of ``config`` as they are.
+
+    True when both resolved configurations have the same preprocessing and data sections
+    and the same kind of target (raw counts or not).
+    """
+    return (
+        config.preprocess == other.preprocess
+        and config.data == other.data
+        and (config.model.likelihood in COUNT_LIKELIHOODS)
+        == (other.model.likelihood in COUNT_LIKELIHOODS)
+    )
 
 
 def gene_rows_for(

@@ -1,6 +1,7 @@
 """Training a model's module on prepared data: the work behind :meth:`GeneAE.train`.
 
-:func:`train_module` sets a freshly built module up from the data
+:func:`build_for_training` builds the module once the training threads and torch's seed
+are set. :func:`train_module` sets the freshly built module up from the data
 (:func:`start_from_data`), runs the Lightning fit and the optional clustering phase, and
 returns the trained module with its history and the ``model`` section of metrics.json
 (a :class:`TrainedModule`). The facade (:mod:`geneae.model`) keeps the state; this module
@@ -20,9 +21,11 @@ import torch
 
 from geneae.batches import split_indices
 from geneae.config import RunConfig
+from geneae.module import build_module
 from geneae.prepared import Prepared
+from geneae.threads import apply_threads
 
-__all__ = ["TrainedModule", "start_from_data", "train_module"]
+__all__ = ["TrainedModule", "build_for_training", "start_from_data", "train_module"]
 
 
 @dataclass
@@ -49,6 +52,39 @@ class TrainedModule:
     model_metrics: dict[str, Any]
     train_s: float
 
+    @property
+    def timings(self) -> dict[str, float]:
+        """The training's entries in metrics.json's ``timings``: seconds, and per epoch."""
+        epochs = max(1, len(self.history))
+        return {"train_s": self.train_s, "seconds_per_epoch": self.train_s / epochs}
+
+
+def build_for_training(
+    config: RunConfig, n_genes: int, n_covariates: int
+) -> tuple[torch.nn.Module, int]:
+    """A fresh module for ``config`` and the CPU threads of training.
+
+    The threads (:func:`geneae.threads.apply_threads`) and torch's seed are set first, so
+    the seed fixes the module's initial weights.
+
+    Parameters
+    ----------
+    config
+        The resolved configuration.
+    n_genes
+        Number of model genes (the module's input width).
+    n_covariates
+        Number of covariate levels (0: no covariate).
+
+    Returns
+    -------
+    tuple of torch.nn.Module and int
+        The module, for :func:`train_module`, and the threads.
+    """
+    threads = apply_threads(config.train.num_threads)
+    torch.manual_seed(config.train.seed)
+    return build_module(config.model, n_genes, n_covariates), threads
+
 
 def train_module(
     module: torch.nn.Module,
@@ -66,7 +102,7 @@ def train_module(
     Parameters
     ----------
     module
-        Built from ``config.model`` (after the training threads and torch's seed are set).
+        Built from ``config.model`` by :func:`build_for_training`.
     config
         The resolved configuration (its ``train.validation`` already final).
     prepared
