@@ -795,7 +795,7 @@ def write_report(out_dir: Path, path: Path | None = None) -> Path:
     lines += _commands_section(docs)
     lines += _quality_sections(docs["quality"], qfig)
     lines += _speed_section(docs["speed"])
-    lines += wallclock_markdown(docs["wallclock"])
+    lines += wallclock_markdown(docs["wallclock"], docs.get("quality"))
     lines += _scaling_section(docs["scaling"], sfig)
     lines += _ablation_section(docs["ablation"])
     write_text_atomic(path, "\n".join(lines).rstrip() + "\n")

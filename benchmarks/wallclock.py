@@ -7,7 +7,8 @@ start-up, reading, preprocessing and saving cancel. ``busy=True`` first starts a
 that spins on one core (the last usable one) for the whole measurement: a laptop or a
 shared login node. Time to a trained model: both tools' defaults from the file to a saved
 model (geneae: `geneae train` with its default epochs, report off; scvi-tools: SCVI()
-defaults and its default epochs), once each.
+defaults and its default epochs), once each, on every shared dataset. Per-epoch cost is also
+measured for geneae at its own default batch size (scvi-tools' default is the 128 above).
 
 scvi-tools runs in ``$SCVI_PYTHON`` (default: this interpreter), so it may live in a
 virtual environment of its own.
@@ -43,13 +44,15 @@ model.train(**train)
 model.save(out, overwrite=True)
 """
 
-GENEAE_CONFIG = """
-train:
-  early_stopping: false
-  batch_size: 128
-evaluate:
-  report: false
-"""
+#: The shared datasets timed from file to trained model.
+TIME_TO_MODEL_DATASETS = ("pbmc_10x", "worm_neuron", "mouse_bladder", "cite_cbmc")
+
+
+def geneae_config(batch_size: int | None) -> str:
+    """`geneae train --config` text: report off, no early stopping, the batch size given
+    (``None``: geneae's default)."""
+    batch = "" if batch_size is None else f"  batch_size: {batch_size}\n"
+    return f"train:\n  early_stopping: false\n{batch}evaluate:\n  report: false\n"
 
 
 def _spinner(cpu: int) -> subprocess.Popen:
@@ -67,9 +70,11 @@ def _time(cmd: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
-def _commands(data: Path, work: Path, epochs: str, same: bool) -> dict[str, list[str]]:
+def _commands(
+    data: Path, work: Path, epochs: str, same: bool, batch_size: int | None = 128
+) -> dict[str, list[str]]:
     config = work / "geneae.yaml"
-    config.write_text(GENEAE_CONFIG, encoding="utf-8")
+    config.write_text(geneae_config(batch_size), encoding="utf-8")
     script = work / "scvi_train.py"
     script.write_text(SCVI_SCRIPT, encoding="utf-8")
     run = work / f"run-{time.monotonic_ns()}"
@@ -83,9 +88,18 @@ def _commands(data: Path, work: Path, epochs: str, same: bool) -> dict[str, list
 
 
 def per_epoch(
-    data: Path, epochs: int, repeats: int, *, busy: bool, with_scvi: bool = True
+    data: Path,
+    epochs: int,
+    repeats: int,
+    *,
+    busy: bool,
+    with_scvi: bool = True,
+    batch_size: int | None = 128,
 ) -> dict[str, Any]:
-    """Per-epoch seconds of both tools by difference, idle or with one core busy."""
+    """Per-epoch seconds of both tools by difference, idle or with one core busy.
+
+    ``batch_size`` is geneae's (``None``: its default); scvi-tools always runs at 128.
+    """
     env = dict(os.environ)
     spinner = _spinner(sorted(os.sched_getaffinity(0))[-1]) if busy else None
     times: dict[str, dict[int, list[float]]] = {"geneae": {}, "scvi": {}}
@@ -95,7 +109,8 @@ def per_epoch(
         with tempfile.TemporaryDirectory(prefix="geneae-wallclock-") as tmp:
             for _ in range(repeats):
                 for n in (epochs, 2 * epochs):
-                    for tool, cmd in _commands(data, Path(tmp), str(n), True).items():
+                    commands = _commands(data, Path(tmp), str(n), True, batch_size)
+                    for tool, cmd in commands.items():
                         if tool == "scvi" and not with_scvi:
                             continue
                         seconds = _time(cmd, env)
@@ -108,7 +123,12 @@ def per_epoch(
         if spinner is not None:
             spinner.kill()
             spinner.wait()
-    out: dict[str, Any] = {"busy": busy, "epochs": [epochs, 2 * epochs], "repeats": repeats}
+    out: dict[str, Any] = {
+        "busy": busy,
+        "epochs": [epochs, 2 * epochs],
+        "repeats": repeats,
+        "geneae_batch_size": batch_size,
+    }
     for tool, by_n in times.items():
         if not by_n:
             continue
@@ -129,13 +149,23 @@ def time_to_model(data: Path, *, with_scvi: bool = True) -> dict[str, Any]:
     env = dict(os.environ)
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="geneae-wallclock-") as tmp:
-        for tool, cmd in _commands(data, Path(tmp), "default", False).items():
+        for tool, cmd in _commands(data, Path(tmp), "default", False, None).items():
             if tool == "scvi" and not with_scvi:
                 continue
             out[tool] = _time(cmd, env)
-            print(f"[wallclock] {tool} to a trained model: {out[tool]:.1f} s", flush=True)
+            print(f"[wallclock] {data.name} {tool}: {out[tool]:.1f} s to a model", flush=True)
     if "scvi" in out:
         out["speedup"] = out["scvi"] / out["geneae"]
+    return out
+
+
+def time_to_models(datasets: tuple[str, ...], *, with_scvi: bool = True) -> dict[str, Any]:
+    """:func:`time_to_model` for each dataset that is present (dataset -> timings)."""
+    out: dict[str, Any] = {}
+    for name in datasets:
+        path = dataset_path(name)
+        if path is not None and path.is_file():
+            out[name] = time_to_model(path, with_scvi=with_scvi)
     return out
 
 
@@ -159,9 +189,14 @@ def run_wallclock(
         "loadavg_start": loadavg(),
     }
     doc["idle"] = per_epoch(data, epochs, repeats, busy=False, with_scvi=with_scvi)
+    own = per_epoch(data, epochs, repeats, busy=False, with_scvi=False, batch_size=None)
+    scvi_idle = doc["idle"].get("scvi", {}).get("per_epoch_s")
+    if scvi_idle:
+        own["speedup"] = scvi_idle / own["geneae"]["per_epoch_s"]
+    doc["idle_default_batch"] = own
     doc["busy"] = per_epoch(data, busy_epochs, repeats, busy=True, with_scvi=with_scvi)
     if to_model:
-        doc["time_to_model"] = time_to_model(data, with_scvi=with_scvi)
+        doc["time_to_model"] = time_to_models(TIME_TO_MODEL_DATASETS, with_scvi=with_scvi)
     doc["loadavg_end"] = loadavg()
     return doc
 
@@ -177,8 +212,18 @@ def write_wallclock(out_dir: Path, **options: Any) -> dict[str, Any]:
     return doc
 
 
-def markdown(doc: dict[str, Any] | None) -> list[str]:
-    """The BENCHMARKS.md section of ``wallclock.json``."""
+def mean_ari(quality: dict[str, Any] | None, dataset: str, method: str) -> float | None:
+    """Mean ARI (KMeans) of ``method`` on ``dataset`` over the seeds in ``quality.json``."""
+    scores = [
+        r["ari"]
+        for r in (quality or {}).get("records", [])
+        if r.get("dataset") == dataset and r.get("method") == method and "ari" in r
+    ]
+    return statistics.mean(scores) if scores else None
+
+
+def markdown(doc: dict[str, Any] | None, quality: dict[str, Any] | None = None) -> list[str]:
+    """The BENCHMARKS.md section of ``wallclock.json`` (ARI beside times from ``quality``)."""
     lines = ["### Whole process, as users run it", ""]
     if doc is None:
         return lines + ["Not run. Run `python -m benchmarks speed`.", ""]
@@ -216,16 +261,37 @@ def markdown(doc: dict[str, Any] | None) -> list[str]:
     g_busy = busy.get("geneae", {}).get("per_epoch_s")
     if g_idle and g_busy:
         lines += [f"geneae busy / idle per epoch: **{g_busy / g_idle:.2f}x**.", ""]
-    ttm = doc.get("time_to_model")
-    if ttm:
+    own = doc.get("idle_default_batch", {})
+    if own.get("geneae") and own.get("speedup"):
         lines += [
-            "Time from the file to a saved model with each tool's defaults (geneae: "
-            "`geneae train` with its default epochs and early stopping, report off; "
-            "scvi-tools: `SCVI()` defaults (ZINB) and its default epochs, batch 128): "
-            f"geneae {ttm.get('geneae', float('nan')):.1f} s, scvi-tools "
-            f"{ttm.get('scvi', float('nan')):.1f} s"
-            + (f" (**{ttm['speedup']:.2f}x**)" if ttm.get("speedup") else "")
-            + ".",
+            "At each tool's default batch size (geneae's default, scvi-tools 128), idle: "
+            f"geneae {own['geneae']['per_epoch_s']:.3f} s per epoch, scvi-tools "
+            f"{idle['scvi']['per_epoch_s']:.3f}: **{own['speedup']:.2f}x**.",
             "",
         ]
+    ttm = doc.get("time_to_model") or {}
+    if ttm and "geneae" in ttm:  # an older file: one dataset, timings at the top level
+        ttm = {doc["dataset"]: ttm}
+    if ttm:
+        lines += [
+            "Time from the file to a saved model with each tool's defaults, one run each "
+            "(geneae: `geneae train` with its default epochs and early stopping, report off; "
+            "scvi-tools: `SCVI()` defaults (ZINB) and its default epochs, batch 128), with "
+            "each default's mean ARI over 3 seeds from the quality section (scvi-tools "
+            "scored there at 100 epochs, which BASELINES.md found better than its default "
+            "400):",
+            "",
+            "| dataset | geneae s | scvi-tools s | speed-up | geneae ARI | scvi-tools ARI |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, t in ttm.items():
+            g_ari, s_ari = mean_ari(quality, name, "recommended"), mean_ari(quality, name, "scvi")
+            lines.append(
+                f"| {name} | {t.get('geneae', float('nan')):.1f} | "
+                f"{t.get('scvi', float('nan')):.1f} | "
+                + (f"**{t['speedup']:.2f}x**" if t.get("speedup") else "–")
+                + f" | {'–' if g_ari is None else f'{g_ari:.3f}'} | "
+                f"{'–' if s_ari is None else f'{s_ari:.3f}'} |"
+            )
+        lines.append("")
     return lines
