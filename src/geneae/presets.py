@@ -90,6 +90,8 @@ PRESETS: dict[str, Preset] = {
                 "model.norm": "batch",
                 "train.kl_schedule": "warmup",
                 "train.kl_weight": 1.0,
+                "train.batch_size": 128,
+                "train.lr": 1e-3,
                 "evaluate.cluster_method": "gmvae",
             },
         ),
@@ -107,6 +109,7 @@ PRESETS: dict[str, Preset] = {
                 "model.activation": "relu",
                 "model.norm": "batch",
                 "model.dropout": 0.2,
+                "train.batch_size": 128,
                 "train.lr": 1e-3,
                 "train.weight_decay": 1e-5,
                 "train.lr_scheduler": True,
@@ -124,6 +127,8 @@ PRESETS: dict[str, Preset] = {
                 "model.latent_dim": 10,
                 "model.norm": "none",
                 "model.dropout": 0.0,
+                "train.batch_size": 128,
+                "train.lr": 1e-3,
             },
         ),
         Preset(
@@ -193,6 +198,8 @@ PRESETS: dict[str, Preset] = {
                 "train.kl_schedule": "cyclic",
                 "train.kl_weight": 0.1,
                 "train.kl_cycles": 4,
+                "train.batch_size": 128,
+                "train.lr": 1e-3,
                 "train.early_stopping": True,
             },
         ),
@@ -201,7 +208,9 @@ PRESETS: dict[str, Preset] = {
 
 
 # geneae's own additions to a model, which the published architectures do not have: the
-# presets named after a paper leave them off, so that they are the paper's model.
+# presets named after a paper leave them off, so that they are the paper's model. (They
+# also name their batch size and learning rate: geneae's defaults, 256 at 2e-3, are not
+# the papers'.)
 GENEAE_ADDITIONS: dict[str, Any] = {"model.standardized_weight": 0.0, "train.cluster_epochs": 0}
 
 

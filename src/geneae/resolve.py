@@ -75,9 +75,10 @@ CLUSTER_EPOCHS = 20
 def default_epochs(n_obs: int) -> int:
     """Default number of epochs for ``n_obs`` training samples.
 
-    A fixed budget of about 400k samples seen (~3,000 steps of 128): more training keeps
-    lowering the loss but makes the latent worse for clustering (on 10x PBMC, ARI 0.76
-    after 100 epochs, 0.59 after 250; scvi-tools shows the same between 100 and 400).
+    A fixed budget of about 400k samples seen (~1,600 steps of the default batch of 256):
+    more training keeps lowering the loss but makes the latent worse for clustering (on 10x
+    PBMC, ARI 0.76 after 100 epochs, 0.59 after 250; scvi-tools shows the same between 100
+    and 400).
     ``clip(round(4e5 / n_obs), 20, 400)``: 190 epochs for 2,100 cells, 94 for 4,271,
     40 for 10k, 20 from 20k cells on.
     """
