@@ -34,22 +34,10 @@ from geneae.facts import describe
 from geneae.io.backed import BackedData
 from geneae.likelihoods import COUNT_LIKELIHOODS
 from geneae.model_inputs import data_summary, fit_preprocessing, gene_rows_for, with_layer
-from geneae.model_outputs import (
-    SPACES,
-    decoder_loadings,
-    forward_pass,
-    in_values_space,
-    units_of_space,
-)
+from geneae.model_outputs import SPACES, decoder_loadings, in_values_space, units_of_space
 from geneae.model_training import train_module
 from geneae.module import build_module
-from geneae.ondisk import (
-    OnDisk,
-    open_for_training,
-    predict_on_disk,
-    prepare_on_disk,
-    training_data,
-)
+from geneae.ondisk import OnDisk, open_for_training, predict_on_disk, prepare_on_disk, training_data
 from geneae.pp import Preprocessor
 from geneae.prepared import Outputs, Prepared, covariate_codes, covariate_levels, to_tensors
 from geneae.presets import preset_config
@@ -164,7 +152,6 @@ class GeneAE:
             self.config, self.preprocessor, on_disk = prepare_on_disk(self.config, adata)
             self.genes = list(self.preprocessor.genes_)
             self.covariate_categories = on_disk.covariate[1] if on_disk.covariate else []
-            on_disk.hold_sample(self.config.train.seed)
             self.metrics.setdefault("timings", {})["preprocess_s"] = time.perf_counter() - t0
             self.metrics["data"] = on_disk.summary()
             return on_disk
@@ -310,18 +297,8 @@ class GeneAE:
         module = self._require_fitted()
         if not isinstance(prepared, Prepared | OnDisk):
             prepared = self.preprocess(prepared, layer=layer)
-        if isinstance(prepared, OnDisk):
-            return prepared.outputs(
-                module,
-                n_genes=len(self.genes),
-                likelihood=self.config.model.likelihood,
-                reconstruction_rows=reconstruction_rows,
-                batch_size=batch_size,
-            )
-        return forward_pass(
+        return prepared.outputs(
             module,
-            prepared.tensors,
-            np.asarray(prepared.data.obs_names.astype(str)),
             n_genes=len(self.genes),
             likelihood=self.config.model.likelihood,
             reconstruction_rows=reconstruction_rows,

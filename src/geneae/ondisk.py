@@ -323,7 +323,8 @@ def prepare_on_disk(config: RunConfig, data: BackedData) -> tuple[RunConfig, Pre
     Returns
     -------
     tuple
-        The resolved configuration, the fitted preprocessor and the training data.
+        The resolved configuration, the fitted preprocessor and the training data (its
+        subsample held in memory).
     """
     rows = config.train.chunk_rows
     facts = _facts(data, rows)
@@ -341,6 +342,7 @@ def prepare_on_disk(config: RunConfig, data: BackedData) -> tuple[RunConfig, Pre
     on_disk = OnDisk(
         data, preprocessor, facts, np.flatnonzero(kept), counts, covariate, config.train
     )
+    on_disk.hold_sample(config.train.seed)
     return config, preprocessor, on_disk
 
 
