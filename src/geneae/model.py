@@ -39,6 +39,7 @@ from geneae.model_training import train_module
 from geneae.module import build_module
 from geneae.ondisk import OnDisk, open_for_training, predict_on_disk, prepare_on_disk, training_data
 from geneae.pp import Preprocessor
+from geneae.pp.checks import in_memory
 from geneae.prepared import Outputs, Prepared, covariate_codes, covariate_levels, to_tensors
 from geneae.presets import preset_config
 from geneae.resolve import resolve
@@ -128,7 +129,7 @@ class GeneAE:
             return predict_on_disk(
                 on_disk, self.preprocessor, self.config, self.covariate_categories
             )
-        data = with_layer(adata, layer)
+        data = with_layer(in_memory(adata), layer)
         facts = describe(data)
         if self.config.data.genes_as_samples:
             return gene_rows_for(self.config, self.genes, data, facts)

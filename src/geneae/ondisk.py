@@ -119,7 +119,7 @@ def training_data(
     if on_disk is not None:
         return on_disk
     if isinstance(source, ad.AnnData):
-        return source
+        return source.to_memory() if source.isbacked else source
     from geneae.io import read
 
     return read(source, fmt=config.data.format, transpose=config.data.transpose)
