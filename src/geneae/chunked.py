@@ -169,9 +169,8 @@ class ChunkedBatches:
                 continue
             chunks = np.sort(chunks)
             ranges = [(int(self.bounds[c]), int(self.bounds[c + 1])) for c in chunks]
-            rows = np.concatenate(
-                [self.rows[(self.rows >= a) & (self.rows < b)] for a, b in ranges]
-            )
+            edges = np.searchsorted(self.rows, np.asarray(ranges).ravel()).reshape(-1, 2)
+            rows = np.concatenate([self.rows[lo:hi] for lo, hi in edges])
             tensors = self.load(ranges, rows)
             order = torch.arange(len(rows))
             if self.shuffle:
