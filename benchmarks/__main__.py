@@ -109,6 +109,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--ooc-quality-cells", type=int, default=10_000, help="outofcore: cells of the ARI runs"
     )
+    p.add_argument(
+        "--ooc-parts",
+        nargs="+",
+        default=["peak", "epoch", "quality"],
+        choices=["peak", "epoch", "quality"],
+        help="outofcore: which measurements to (re)run",
+    )
     return p.parse_args(argv)
 
 
@@ -159,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             epoch_cells=args.ooc_epoch_cells,
             quality_cells=args.ooc_quality_cells,
             seeds=tuple(args.seeds),
+            parts=tuple(args.ooc_parts),
             timeout=args.timeout,
         )
     if part in ("report", "all"):
