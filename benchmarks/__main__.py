@@ -1,4 +1,7 @@
-"""``python -m benchmarks [quality|speed|scaling|report|all] [options]`` (see README.md)."""
+"""``python -m benchmarks [quality|speed|scaling|ablation|outofcore|report|all] [options]``.
+
+See README.md.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from pathlib import Path
 
 from benchmarks.common import ALL_DATASETS, BENCHMARKS_MD, DATASETS, DEFAULT_OUT
 
-PARTS = ("quality", "speed", "scaling", "ablation", "report", "all")
+PARTS = ("quality", "speed", "scaling", "ablation", "outofcore", "report", "all")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -85,6 +88,34 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=None,
         help="scaling: epochs per size (default 3 up to 10k cells, 2 up to 100k, 1 beyond)",
     )
+    p.add_argument(
+        "--ooc-budget-gb", type=float, default=0.25, help="outofcore: train.memory_budget_gb"
+    )
+    p.add_argument(
+        "--ooc-factor",
+        type=float,
+        default=3.0,
+        help="outofcore: the peak-memory file's matrix is this many times the budget",
+    )
+    p.add_argument(
+        "--ooc-cells", type=int, default=None, help="outofcore: cells of that file instead"
+    )
+    p.add_argument(
+        "--ooc-epoch-cells",
+        type=int,
+        default=100_000,
+        help="outofcore: cells of the per-epoch comparison (in memory vs streamed)",
+    )
+    p.add_argument(
+        "--ooc-quality-cells", type=int, default=10_000, help="outofcore: cells of the ARI runs"
+    )
+    p.add_argument(
+        "--ooc-parts",
+        nargs="+",
+        default=["peak", "epoch", "quality"],
+        choices=["peak", "epoch", "quality"],
+        help="outofcore: which measurements to (re)run",
+    )
     return p.parse_args(argv)
 
 
@@ -124,6 +155,20 @@ def main(argv: list[str] | None = None) -> int:
 
         path = run_ablation(out, args.ablation, args.datasets, args.seeds, args.kmeans_runs)
         print(f"wrote {path}")
+    if part in ("outofcore", "all"):
+        from benchmarks.outofcore import run_outofcore
+
+        run_outofcore(
+            out,
+            budget_gb=args.ooc_budget_gb,
+            factor=args.ooc_factor,
+            big_cells=args.ooc_cells,
+            epoch_cells=args.ooc_epoch_cells,
+            quality_cells=args.ooc_quality_cells,
+            seeds=tuple(args.seeds),
+            parts=tuple(args.ooc_parts),
+            timeout=args.timeout,
+        )
     if part in ("report", "all"):
         from benchmarks.report import write_report
 

@@ -24,6 +24,7 @@ from benchmarks.common import (
     save_figure_atomic,
     write_text_atomic,
 )
+from benchmarks.outofcore import markdown as outofcore_markdown
 from benchmarks.quality import GENEAE_PRESETS, METHODS, PCA_METHODS, PEERS
 from benchmarks.scaling import plot_scaling
 from benchmarks.wallclock import markdown as wallclock_markdown
@@ -775,6 +776,7 @@ def write_report(out_dir: Path, path: Path | None = None) -> Path:
         "scaling": read_json(out_dir / "scaling.json"),
         "ablation": read_json(out_dir / "ablation.json"),
         "wallclock": read_json(out_dir / "wallclock.json"),
+        "outofcore": read_json(out_dir / "outofcore.json"),
     }
 
     def link(p: Path | None) -> str | None:
@@ -798,5 +800,6 @@ def write_report(out_dir: Path, path: Path | None = None) -> Path:
     lines += wallclock_markdown(docs["wallclock"], docs.get("quality"))
     lines += _scaling_section(docs["scaling"], sfig)
     lines += _ablation_section(docs["ablation"])
+    lines += outofcore_markdown(docs["outofcore"])
     write_text_atomic(path, "\n".join(lines).rstrip() + "\n")
     return path

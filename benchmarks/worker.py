@@ -27,6 +27,8 @@ def main(argv: list[str]) -> int:
             from benchmarks.scaling import run_one
         elif spec["task"] == "speed":
             from benchmarks.speed import run_one
+        elif spec["task"] == "outofcore":
+            from benchmarks.outofcore import run_one
         else:
             raise ValueError(f"unknown task {spec['task']!r}")
         result = run_one(spec)

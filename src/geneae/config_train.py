@@ -85,6 +85,23 @@ class TrainConfig(Section):
     strategy: str = "auto"
     num_nodes: int = Field(default=1, ge=1)
     memory_budget_gb: float = Field(
-        default=2.0, gt=0.0, description="largest matrix kept whole on the training device"
+        default=2.0,
+        gt=0.0,
+        description="largest matrix kept whole on the training device; an .h5ad / .zarr "
+        "file whose matrix is larger is trained on out of core (train.out_of_core)",
+    )
+    out_of_core: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description="read an .h5ad / .zarr file from disk in chunks of rows instead of "
+        "loading it (docs/scaling.md); auto: when its matrix exceeds memory_budget_gb",
+    )
+    chunk_rows: int = Field(
+        default=1024, ge=1, description="out of core: rows per contiguous read from disk"
+    )
+    buffer_chunks: int = Field(
+        default=8,
+        ge=1,
+        description="out of core: chunks read and shuffled together (chunk_rows x "
+        "buffer_chunks rows in memory at a time)",
     )
     quiet: bool = Field(default=False, description="no progress bar")

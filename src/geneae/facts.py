@@ -8,6 +8,7 @@ the model. Nothing downstream re-derives these from the matrix.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -61,14 +62,32 @@ def value_type(x: np.ndarray | sp.spmatrix | sp.sparray) -> ValueType:
         return "raw counts"
     v = values_of(x)
     finite = v[np.isfinite(v)]
-    if finite.size == 0:
+
+    def col_means() -> np.ndarray:
+        dense = x.toarray() if sp.issparse(x) else np.asarray(x, dtype=np.float64)
+        return np.nanmean(dense, axis=0)
+
+    lo, hi = (finite.min(), finite.max()) if finite.size else (None, None)
+    return _classify(False, lo, hi, col_means)
+
+
+def _classify(
+    counts: bool, lo: float | None, hi: float | None, col_means: Callable[[], np.ndarray]
+) -> ValueType:
+    """:func:`value_type` from summaries of a matrix.
+
+    Whether all values are counts, the finite minimum and maximum (None: no finite value)
+    and the per-gene means (computed only when asked: there are negative values).
+    """
+    if counts:
+        return "raw counts"
+    if lo is None or hi is None:
         return "other"
-    if finite.min() >= 0:
-        return "unlogged expression" if finite.max() >= UNLOGGED_MAX else "log-normalised"
-    dense = x.toarray() if sp.issparse(x) else np.asarray(x, dtype=np.float64)
-    col_means = np.nanmean(dense, axis=0)
-    if np.nanmedian(np.abs(col_means)) < 0.1:
-        return "standardised"
+    if lo >= 0:
+        return "unlogged expression" if hi >= UNLOGGED_MAX else "log-normalised"
+    with np.errstate(invalid="ignore"):
+        if np.nanmedian(np.abs(col_means())) < 0.1:
+            return "standardised"
     return "other"
 
 
@@ -128,3 +147,62 @@ def describe(adata: object, layer: str | None = None) -> DataFacts:
         sparse=bool(sp.issparse(x)),
         max_value=float(finite.max()) if finite.size else 0.0,
     )
+
+
+class FactsAccumulator:
+    """:func:`describe` of a matrix seen in consecutive blocks of rows (data on disk).
+
+    Gives the same :class:`DataFacts` as one look at the whole matrix, with memory for
+    one block plus a few numbers per gene.
+    """
+
+    def __init__(self, n_vars: int, *, has_counts_layer: bool) -> None:
+        self.n_obs = 0
+        self.n_vars = n_vars
+        self.x_counts = True
+        self.layer_counts = has_counts_layer
+        self.lo, self.hi = np.inf, -np.inf
+        self.col_sum = np.zeros(n_vars)
+        self.col_n = np.zeros(n_vars)
+        self.sparse = False
+
+    def add(self, x: np.ndarray | sp.spmatrix, counts: np.ndarray | sp.spmatrix | None) -> None:
+        """One block of rows of X and, when the data have that layer, of the counts layer."""
+        self.n_obs += x.shape[0]
+        self.sparse = bool(sp.issparse(x))
+        self.x_counts = self.x_counts and is_count_matrix(x)
+        if self.layer_counts and counts is not None:
+            self.layer_counts = is_count_matrix(counts)
+        v = values_of(x)
+        if v.dtype.kind in "fc":
+            v = v[np.isfinite(v)]
+        if v.size:
+            self.lo, self.hi = min(self.lo, float(v.min())), max(self.hi, float(v.max()))
+        dense = x.toarray() if sp.issparse(x) else np.asarray(x, dtype=np.float64)
+        self.col_sum += np.nansum(dense, axis=0)
+        self.col_n += np.sum(~np.isnan(dense), axis=0)
+
+    def facts(self) -> DataFacts:
+        """The facts of every block added so far."""
+        finite = self.lo <= self.hi
+        kind = _classify(
+            self.x_counts,
+            self.lo if finite else None,
+            self.hi if finite else None,
+            lambda: np.divide(
+                self.col_sum, self.col_n, out=np.full(self.n_vars, np.nan), where=self.col_n > 0
+            ),
+        )
+        counts_in: CountsIn | None = None
+        if self.layer_counts:
+            counts_in = "layers['counts']"
+        elif kind == "raw counts":
+            counts_in = "X"
+        return DataFacts(
+            n_obs=self.n_obs,
+            n_vars=self.n_vars,
+            value_type=kind,
+            counts_in=counts_in,
+            sparse=self.sparse,
+            max_value=float(self.hi) if finite else 0.0,
+        )

@@ -28,6 +28,7 @@ import scipy.sparse as sp
 from geneae._atomic import write_text
 from geneae.config import RunConfig
 from geneae.errors import ModelFileError
+from geneae.io.backed import BackedData, OnDiskMatrix
 
 FILE = "fingerprint.json"
 FORMAT = "geneae-fingerprint-1"
@@ -75,19 +76,51 @@ def _stored_values(x: Any) -> int:
 def data_fingerprint(adata: ad.AnnData, layer: str | None = None) -> dict[str, Any]:
     """The fingerprint of the matrix a run trains on (``X``, or ``layer``), and its names."""
     x = adata.X if layer is None or layer not in adata.layers else adata.layers[layer]
-    rows = sample_rows(adata.n_obs)
+    counts = adata.layers["counts"] if "counts" in adata.layers and layer != "counts" else None
+    return _fingerprint(x, counts, adata.obs_names, adata.var_names)
+
+
+def backed_fingerprint(data: BackedData) -> dict[str, Any]:
+    """:func:`data_fingerprint` of a store left on disk (the same record as in memory)."""
+    return _fingerprint(_Rows(data.x), _Rows(data.counts), data.obs.index, data.var.index)
+
+
+class _Rows:
+    """A matrix on disk seen as ``x[rows]`` (sorted rows) and ``nnz``, for the digest."""
+
+    def __init__(self, matrix: OnDiskMatrix | None) -> None:
+        self.matrix = matrix
+
+    def __getitem__(self, rows: np.ndarray) -> Any:
+        assert self.matrix is not None
+        blocks = [self.matrix.rows(int(r), int(r) + 1) for r in rows]
+        return sp.vstack(blocks, format="csr") if sp.issparse(blocks[0]) else np.vstack(blocks)
+
+    @property
+    def nnz(self) -> int:
+        assert self.matrix is not None
+        return self.matrix.stored(0, self.matrix.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        assert self.matrix is not None
+        return self.matrix.shape
+
+
+def _fingerprint(x: Any, counts: Any, obs_names: Any, var_names: Any) -> dict[str, Any]:
+    rows = sample_rows(len(obs_names))
     values, stored = _matrix_digest(x, rows) if x is not None else ("", 0)
     result = {
-        "n_obs": int(adata.n_obs),
-        "n_vars": int(adata.n_vars),
-        "obs_names_sha256": _names_sha256(adata.obs_names),
-        "var_names_sha256": _names_sha256(adata.var_names),
+        "n_obs": len(obs_names),
+        "n_vars": len(var_names),
+        "obs_names_sha256": _names_sha256(obs_names),
+        "var_names_sha256": _names_sha256(var_names),
         "stored_values": stored,
         "sample_rows": len(rows),
         "values_sha256": values,
     }
-    if "counts" in adata.layers and layer != "counts":
-        result["counts_sha256"], _ = _matrix_digest(adata.layers["counts"], rows)
+    if counts is not None and not (isinstance(counts, _Rows) and counts.matrix is None):
+        result["counts_sha256"], _ = _matrix_digest(counts, rows)
     return result
 
 

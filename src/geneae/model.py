@@ -32,6 +32,7 @@ import torch
 from geneae.config import RunConfig
 from geneae.errors import InputError, NotFittedError
 from geneae.facts import describe
+from geneae.io.backed import BackedData
 from geneae.likelihoods import COUNT_LIKELIHOODS
 from geneae.model_inputs import (
     data_summary,
@@ -44,12 +45,13 @@ from geneae.model_inputs import (
 from geneae.model_outputs import (
     SPACES,
     decoder_loadings,
-    forward_pass,
     in_values_space,
     units_of_space,
 )
 from geneae.model_training import build_for_training, train_module
+from geneae.ondisk import OnDisk, open_for_training, predict_on_disk, prepare_on_disk, training_data
 from geneae.pp import Preprocessor
+from geneae.pp.checks import in_memory
 from geneae.prepared import Outputs, Prepared, covariate_levels
 from geneae.presets import preset_config
 from geneae.resolve import resolve
@@ -114,28 +116,50 @@ class GeneAE:
         return self.module
 
     # -- preprocessing (once per dataset) ----------------------------------------------------
-    def preprocess(self, adata: ad.AnnData, *, layer: str | None = None) -> Prepared:
+    def preprocess(
+        self, adata: ad.AnnData | BackedData, *, layer: str | None = None
+    ) -> Prepared | OnDisk:
         """New data preprocessed as in training, genes aligned by name: a model's input.
+
+        Data on disk beyond the memory budget (see :func:`geneae.ondisk.use_out_of_core`)
+        stay there and are preprocessed a chunk at a time when used.
 
         Labels and other obs columns are neither needed nor used. For the training data
         itself use :meth:`fit` (or :meth:`preprocess_for_training`).
         """
         self._require_fitted()
         assert self.preprocessor is not None
-        data = with_layer(adata, layer)
+        on_disk = open_for_training(adata, self.config, labels_required=False)
+        if on_disk is not None:
+            return predict_on_disk(
+                on_disk, self.preprocessor, self.config, self.covariate_categories
+            )
+        data = with_layer(in_memory(adata), layer)
         facts = describe(data)
         if self.config.data.genes_as_samples:
             return gene_rows_for(self.config, self.genes, data, facts)
         pre = self.preprocessor.transform(data, facts=facts, copy=False)
         return prepared_input(self.config, pre, facts, self.covariate_categories)
 
-    def preprocess_for_training(self, adata: ad.AnnData, *, layer: str | None = None) -> Prepared:
+    def preprocess_for_training(
+        self, adata: ad.AnnData | BackedData, *, layer: str | None = None
+    ) -> Prepared | OnDisk:
         """Resolve the configuration for ``adata``, fit the preprocessor, preprocess once.
+
+        Data left on disk (:func:`geneae.io.backed.open_backed`) are described and
+        preprocessed chunk by chunk and come back as :class:`~geneae.ondisk.OnDisk`.
 
         After this, ``self.config`` is the resolved configuration (see
         :func:`geneae.resolve.resolve`): what a run writes to config.yaml.
         """
         t0 = time.perf_counter()
+        if isinstance(adata, BackedData):  # out of core (geneae.ondisk)
+            self.config, self.preprocessor, on_disk = prepare_on_disk(self.config, adata)
+            self.genes = list(self.preprocessor.genes_)
+            self.covariate_categories = on_disk.covariate[1] if on_disk.covariate else []
+            self.metrics.setdefault("timings", {})["preprocess_s"] = time.perf_counter() - t0
+            self.metrics["data"] = on_disk.summary()
+            return on_disk
         data = with_layer(adata, layer)
         facts = describe(data)
         self.config = resolve(self.config, facts)
@@ -171,7 +195,7 @@ class GeneAE:
     # -- fitting ------------------------------------------------------------------------------
     def fit(
         self,
-        adata: ad.AnnData,
+        adata: ad.AnnData | str | Path | BackedData,
         *,
         layer: str | None = None,
         validation: float | None = None,
@@ -184,6 +208,9 @@ class GeneAE:
         ----------
         adata
             Samples x genes. Raw counts in ``X`` or ``layers["counts"]`` for count models.
+            Or a file: an ``.h5ad`` / ``.zarr`` whose matrix exceeds
+            ``train.memory_budget_gb`` (or a backed AnnData of one) is trained on out of
+            core, read from disk a chunk of rows at a time (docs/scaling.md).
         layer
             Use ``adata.layers[layer]`` instead of ``X`` as the data.
         validation
@@ -193,12 +220,13 @@ class GeneAE:
         resume
             Continue from ``run_dir/checkpoints/last.ckpt``.
         """
-        prepared = self.preprocess_for_training(adata, layer=layer)
+        data = training_data(adata, self.config)
+        prepared = self.preprocess_for_training(data, layer=layer)
         return self.train(prepared, validation=validation, run_dir=run_dir, resume=resume)
 
     def train(
         self,
-        prepared: Prepared,
+        prepared: Prepared | OnDisk,
         *,
         validation: float | None = None,
         run_dir: str | Path | None = None,
@@ -234,7 +262,7 @@ class GeneAE:
     @torch.no_grad()
     def predict(
         self,
-        prepared: Prepared | ad.AnnData,
+        prepared: Prepared | OnDisk | ad.AnnData | BackedData,
         *,
         layer: str | None = None,
         reconstruction_rows: np.ndarray | None = None,
@@ -257,12 +285,10 @@ class GeneAE:
             Rows per forward pass.
         """
         module = self._require_fitted()
-        if not isinstance(prepared, Prepared):
+        if not isinstance(prepared, Prepared | OnDisk):
             prepared = self.preprocess(prepared, layer=layer)
-        return forward_pass(
+        return prepared.outputs(
             module,
-            prepared.tensors,
-            np.asarray(prepared.data.obs_names.astype(str)),
             n_genes=len(self.genes),
             likelihood=self.config.model.likelihood,
             reconstruction_rows=reconstruction_rows,

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
@@ -24,6 +24,9 @@ from geneae.config import RunConfig
 from geneae.module import build_module
 from geneae.prepared import Prepared
 from geneae.threads import apply_threads
+
+if TYPE_CHECKING:
+    from geneae.ondisk import OnDisk
 
 __all__ = ["TrainedModule", "build_for_training", "start_from_data", "train_module"]
 
@@ -89,7 +92,7 @@ def build_for_training(
 def train_module(
     module: torch.nn.Module,
     config: RunConfig,
-    prepared: Prepared,
+    prepared: Prepared | OnDisk,
     *,
     n_genes: int,
     threads: int,
@@ -106,7 +109,7 @@ def train_module(
     config
         The resolved configuration (its ``train.validation`` already final).
     prepared
-        Data from :meth:`GeneAE.preprocess_for_training`.
+        Data from :meth:`GeneAE.preprocess_for_training` (in memory, or on disk).
     n_genes
         Number of model genes (the module's input width).
     threads
@@ -124,14 +127,14 @@ def train_module(
         The trained module, its history and the ``model`` metrics.
     """
     from geneae.train.plan import TrainingPlan
-    from geneae.train.trainer import ExpressionDataModule, fit_module
+    from geneae.train.trainer import fit_module
 
     train_cfg = config.train
     max_epochs = int(train_cfg.max_epochs or 1)
-    balance = start_from_data(module, config.model.likelihood, prepared)
+    balance = start_from_data(module, config.model.likelihood, prepared.in_memory)
     plan = TrainingPlan(module, config.model, train_cfg, max_epochs)
     train_rows, val_rows = split_indices(prepared.n_obs, train_cfg.validation, train_cfg.seed)
-    datamodule = ExpressionDataModule(prepared.tensors, train_rows, val_rows, train_cfg)
+    datamodule = prepared.data_module(train_rows, val_rows, train_cfg)
     t1 = time.perf_counter()
     result = fit_module(
         plan,
@@ -150,7 +153,9 @@ def train_module(
         from geneae.train.cluster_phase import refine_clusters
 
         final_kl = train_cfg.kl_weight if config.model.is_variational else 0.0
-        phase = refine_clusters(module, prepared.tensors, train_cfg, n_genes, final_kl)
+        # Data on disk: on the cells held in memory (geneae.ondisk.OnDisk.hold_sample).
+        held = prepared.in_memory.tensors
+        phase = refine_clusters(module, held, train_cfg, n_genes, final_kl)
         train_s += phase["seconds"]
     history = result.history
     model_metrics: dict[str, Any] = {

@@ -9,6 +9,7 @@ batches are gathered from.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import anndata as ad
 import numpy as np
@@ -41,6 +42,39 @@ class Prepared:
     @property
     def n_obs(self) -> int:
         return int(self.data.n_obs)
+
+    @property
+    def in_memory(self) -> Prepared:
+        """The cells held in memory: all of them (data on disk: :class:`geneae.ondisk.OnDisk`)."""
+        return self
+
+    def outputs(
+        self,
+        module: torch.nn.Module,
+        *,
+        n_genes: int,
+        likelihood: str,
+        reconstruction_rows: np.ndarray | None,
+        batch_size: int,
+    ) -> Outputs:
+        """Every output of ``module`` for these data (:func:`geneae.model_outputs.forward_pass`)."""
+        from geneae.model_outputs import forward_pass
+
+        return forward_pass(
+            module,
+            self.tensors,
+            np.asarray(self.data.obs_names.astype(str)),
+            n_genes=n_genes,
+            likelihood=likelihood,
+            reconstruction_rows=reconstruction_rows,
+            batch_size=batch_size,
+        )
+
+    def data_module(self, train_rows: np.ndarray, val_rows: np.ndarray, config: Any) -> Any:
+        """The Lightning data module of rows ``train_rows`` / ``val_rows`` (a TrainConfig)."""
+        from geneae.train.trainer import ExpressionDataModule
+
+        return ExpressionDataModule(self.tensors, train_rows, val_rows, config)
 
 
 @dataclass

@@ -28,6 +28,7 @@ from geneae.config import RunConfig
 from geneae.errors import InputError, ModelFileError
 from geneae.fingerprint import FILE as FINGERPRINT
 from geneae.fingerprint import (
+    backed_fingerprint,
     check_config_text,
     data_differences,
     data_fingerprint,
@@ -36,7 +37,9 @@ from geneae.fingerprint import (
     write_fingerprint,
 )
 from geneae.io import read, write_h5ad
+from geneae.io.backed import BackedData
 from geneae.model import GeneAE
+from geneae.ondisk import OnDisk, open_for_training
 from geneae.preflight import check_hardware, check_trainable
 from geneae.prepared import Prepared
 from geneae.results import evaluate_model, results_anndata, set_metrics
@@ -68,8 +71,11 @@ def load_data(
     *,
     labels: str | Path | None = None,
     with_labels: bool = True,
-) -> ad.AnnData:
+) -> ad.AnnData | BackedData:
     """Read ``path`` as the data section of ``config`` says.
+
+    An ``.h5ad`` / ``.zarr`` whose matrix goes out of core (see
+    :func:`geneae.ondisk.use_out_of_core`) is opened for reading by rows instead.
 
     ``labels`` (a column or a labels file) overrides ``data.label_column`` and must exist.
     With ``with_labels=False`` the configured label column is optional: encoding,
@@ -80,6 +86,13 @@ def load_data(
     With ``data.genes_as_samples`` the label column names a column of the genes (var),
     which the model's preprocessing takes (see :func:`geneae.pp.orientation.genes_as_rows`).
     """
+    if not config.data.genes_as_samples:  # a large .h5ad / .zarr stays on disk
+        column = labels if labels is not None else config.data.label_column
+        on_disk = open_for_training(
+            path, config, labels=column, labels_required=with_labels or labels is not None
+        )
+        if on_disk is not None:
+            return on_disk
     common = dict(fmt=config.data.format, transpose=config.data.transpose)
     if config.data.genes_as_samples:
         if labels is not None:
@@ -101,7 +114,7 @@ def train_run(
     run_dir: str | Path,
     config: RunConfig,
     *,
-    adata: ad.AnnData | None = None,
+    adata: ad.AnnData | BackedData | None = None,
     overwrite: bool = False,
     resume: bool = False,
     labels_file: str | Path | None = None,
@@ -143,7 +156,10 @@ def train_run(
     if adata is None:
         adata = load_data(data_path, config, labels=labels_file)
     read_s = time.perf_counter() - t0
-    fingerprint = data_fingerprint(adata, config.data.layer)
+    if isinstance(adata, BackedData):
+        fingerprint = backed_fingerprint(adata)
+    else:
+        fingerprint = data_fingerprint(adata, config.data.layer)
     if resume:
         differences = data_differences(record["data"], fingerprint)
         if differences:
@@ -242,11 +258,12 @@ def _open_staging(
 
 
 def _evaluate_and_report(
-    model: GeneAE, prepared: Prepared, staging: Path, out: Path
+    model: GeneAE, prepared: Prepared | OnDisk, staging: Path, out: Path
 ) -> dict[str, Any]:
     """Measure the model beside PCA; write results.h5ad and the report into ``staging``."""
     t1 = time.perf_counter()
-    evaluation = evaluate_model(model, prepared)
+    # Data on disk: the seeded subsample held in memory (geneae.ondisk), logged there.
+    evaluation = evaluate_model(model, prepared.in_memory)
     results = results_anndata(model, evaluation)
     metrics = evaluation.metrics
     metrics["timings"]["evaluate_s"] = time.perf_counter() - t1

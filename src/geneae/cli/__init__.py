@@ -160,12 +160,14 @@ def _log_decisions() -> None:
     Stdout, not stderr: they are part of a run's account, and stderr stays one line when
     something is wrong.
     """
-    logger = logging.getLogger("geneae.resolve")
-    if not any(isinstance(h, _Stdout) for h in logger.handlers):
-        handler = _Stdout()
-        handler.setFormatter(logging.Formatter("geneae: %(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    # geneae.ondisk: the out-of-core route and what it holds in memory.
+    for name in ("geneae.resolve", "geneae.ondisk"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, _Stdout) for h in logger.handlers):
+            handler = _Stdout()
+            handler.setFormatter(logging.Formatter("geneae: %(message)s"))
+            logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
     # What a run does to earlier files (e.g. discarding an interrupted run): one line.
     run_logger = logging.getLogger("geneae.run")
     if not any(isinstance(h, _Stderr) for h in run_logger.handlers):

@@ -257,6 +257,9 @@ def reconstruct(
     of the row-name column of a CSV/TSV table (e.g. "values: expected counts").
     Example: geneae reconstruct runs/pbmc pbmc.h5ad --out denoised.h5ad
     """
+    import anndata as ad
+
+    from geneae.errors import InputError
     from geneae.io import write_matrix
     from geneae.model import GeneAE
     from geneae.run import load_data
@@ -264,6 +267,14 @@ def reconstruct(
     _refuse_existing(out_file, overwrite)
     model = GeneAE.load(run_dir)
     adata = load_data(data, model.config, with_labels=False)
+    if not isinstance(adata, ad.AnnData):  # left on disk (out of core): not streamed
+        raise InputError(
+            f"{data}: the model reads this file out of core (its train.memory_budget_gb / "
+            "out_of_core), but a reconstruction (cells x genes) is built in memory; "
+            "reconstruct a subset of the "
+            "cells (e.g. adata[:100_000].write_h5ad(...)), or GeneAE.predict(..., "
+            "reconstruction_rows=...) in Python."
+        )
     layer = model.config.data.layer
     if model.config.data.genes_as_samples:
         # A gene model's rows are the genes; its values stay in the model's own space.

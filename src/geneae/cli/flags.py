@@ -41,6 +41,8 @@ TRAIN_FLAGS: dict[str, str] = {
     "labels": "data.label_column",
     "genes_as_samples": "data.genes_as_samples",
     "quiet": "train.quiet",
+    "memory_budget": "train.memory_budget_gb",
+    "out_of_core": "train.out_of_core",
 }
 
 

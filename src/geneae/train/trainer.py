@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
 import numpy as np
@@ -30,6 +30,9 @@ from geneae._atomic import atomic_path
 from geneae.batches import Batches, ExpressionTensors
 from geneae.config import TrainConfig
 from geneae.train.plan import TrainingPlan
+
+if TYPE_CHECKING:
+    from geneae.train.chunked_data import ChunkedDataModule
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +124,7 @@ class WarmupAwareEarlyStopping(Callback):
 class EpochSeeder(Callback):
     """Tells the training batches which epoch it is, so each draws that epoch's order."""
 
-    def __init__(self, data: ExpressionDataModule) -> None:
+    def __init__(self, data: ExpressionDataModule | ChunkedDataModule) -> None:
         self.data = data
 
     def on_train_epoch_start(self, trainer: pl.Trainer, plan: pl.LightningModule) -> None:
@@ -209,7 +212,7 @@ def _progress_enabled(config: TrainConfig) -> bool:
 
 def fit_module(
     plan: TrainingPlan,
-    data: ExpressionDataModule,
+    data: ExpressionDataModule | ChunkedDataModule,
     config: TrainConfig,
     max_epochs: int,
     run_dir: Path | None = None,

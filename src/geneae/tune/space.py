@@ -38,6 +38,7 @@ NOT_TUNABLE = {
     "train.strategy": "it selects hardware, not the model",
     "train.num_nodes": "it selects hardware, not the model",
     "train.memory_budget_gb": "it selects how data is held, not the model",
+    "train.out_of_core": "it selects how data is read, not the model",
 }
 NOT_TUNABLE_SECTIONS = {
     "data": "it says how the file is read, and every trial must see the same data",

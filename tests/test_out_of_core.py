@@ -1,0 +1,263 @@
+"""Out-of-core training: chunked loader, streaming preprocessing, the route end to end."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+
+import anndata as ad
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
+
+from geneae import datasets
+from geneae.batches import ExpressionTensors, RowMatrix
+from geneae.chunked import ChunkedBatches, chunk_bounds
+from geneae.config import RunConfig
+from geneae.errors import ConfigError, DataWarning, InputError
+from geneae.facts import FactsAccumulator, describe
+from geneae.io.backed import matrix_nbytes, open_backed
+from geneae.model import GeneAE
+from geneae.ondisk import OnDisk, use_out_of_core
+from geneae.pp import Preprocessor
+from geneae.pp.streaming import fit_streaming
+
+CPU = torch.device("cpu")
+
+
+def _ids_loader(ranges, rows):
+    """Tensors whose covariate is each row's file index (what a batch saw)."""
+    assert all(a < b for a, b in ranges)
+    assert all(any(a <= r < b for a, b in ranges) for r in rows)
+    x = RowMatrix.from_array(np.ones((len(rows), 2), dtype=np.float32))
+    return ExpressionTensors(x=x, covariate=torch.as_tensor(rows, dtype=torch.int64))
+
+
+def _epoch(batches: ChunkedBatches, epoch: int) -> list[np.ndarray]:
+    batches.set_epoch(epoch)
+    return [b["covariate"].numpy() for b in batches]
+
+
+def _loader(rows, *, seed=0, rank=0, world=1, n=1000, batch_size=32):
+    bounds = chunk_bounds(n, 48, world)
+    return ChunkedBatches(
+        _ids_loader,
+        bounds,
+        rows,
+        batch_size=batch_size,
+        device=CPU,
+        shuffle=True,
+        seed=seed,
+        rank=rank,
+        world_size=world,
+        buffer_chunks=3,
+    )
+
+
+TRAIN = np.sort(np.random.default_rng(0).choice(1000, 870, replace=False))
+
+
+def test_each_training_row_once_per_epoch_and_a_new_order_each_epoch():
+    batches = _loader(TRAIN)
+    first, second = _epoch(batches, 0), _epoch(batches, 1)
+    for epoch in (first, second):
+        assert len(epoch) == len(batches)
+        np.testing.assert_array_equal(np.sort(np.concatenate(epoch)), TRAIN)
+        assert all(2 <= len(b) <= 32 for b in epoch)
+    assert not np.array_equal(np.concatenate(first), np.concatenate(second))
+
+
+def test_same_seed_same_batches_other_seed_other_batches():
+    a = _epoch(_loader(TRAIN, seed=5), 3)
+    b = _epoch(_loader(TRAIN, seed=5), 3)
+    c = _epoch(_loader(TRAIN, seed=6), 3)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not np.array_equal(np.concatenate(a), np.concatenate(c))
+
+
+def test_batches_mix_rows_of_several_chunks():
+    # A buffer of 3 random chunks, shuffled: a batch holds rows of more than one chunk.
+    chunks_per_batch = [len(np.unique(b // 48)) for b in _epoch(_loader(TRAIN), 0)]
+    assert np.mean(chunks_per_batch) > 2
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_processes_read_disjoint_chunks_covering_every_row_in_equal_steps(world):
+    seen, steps = [], set()
+    for rank in range(world):
+        batches = _loader(TRAIN, rank=rank, world=world)
+        epoch = _epoch(batches, 4)
+        steps.add(len(epoch))
+        seen.append(np.concatenate(epoch))
+        chunks = {int(c) for c in np.concatenate(epoch) // 48}
+        assert chunks <= set(batches.chunk_order().tolist())  # only its own chunks
+    assert len(steps) == 1  # every process runs the same number of steps
+    np.testing.assert_array_equal(np.sort(np.concatenate(seen)), TRAIN)  # each row once
+
+
+# -- streaming preprocessing --------------------------------------------------------------
+@pytest.fixture(scope="module")
+def counts_file(tmp_path_factory):
+    adata = datasets.synthetic_counts(n_cells=1200, n_genes=400, n_clusters=4, seed=3)
+    keep = np.ones(adata.n_obs)
+    keep[:3] = 0  # empty cells, dropped by the counts preset
+    adata.X = sp.csr_matrix(sp.diags(keep) @ adata.X)
+    adata.X.eliminate_zeros()
+    adata.layers["counts"] = adata.X
+    folder = tmp_path_factory.mktemp("ooc")
+    adata.write_h5ad(folder / "counts.h5ad")
+    with warnings.catch_warnings():  # anndata: zarr v2 stops being its default format soon
+        warnings.simplefilter("ignore", UserWarning)
+        adata.write_zarr(folder / "counts.zarr")
+    return adata, folder
+
+
+STEPS = [
+    {},  # auto on counts: counts preset, z-scored input
+    {"preset": "counts", "n_top_genes": 150},  # seurat_v3
+    {"preset": "lognorm", "n_top_genes": 150, "min_cells_per_gene": 30},  # seurat
+    {"preset": "lognorm", "n_top_genes": 100, "hvg_flavor": "cell_ranger"},
+    {"preset": "standardize", "n_top_genes": 120, "hvg_flavor": "variance"},
+    {"preset": "minmax", "n_top_genes": 0, "min_genes_per_cell": 40},
+]
+
+
+@pytest.mark.parametrize("store", ["counts.h5ad", "counts.zarr"])
+@pytest.mark.parametrize("steps", STEPS)
+def test_streaming_fit_equals_the_fit_in_memory(counts_file, store, steps):
+    adata, folder = counts_file
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        in_memory = Preprocessor(**steps)
+        cells = in_memory.fit_transform(adata).obs_names
+        data = open_backed(folder / store)
+        accumulator = FactsAccumulator(data.n_vars, has_counts_layer=True)
+        for _, chunk in data.chunks(250):
+            accumulator.add(chunk.X, chunk.layers["counts"])
+        facts = accumulator.facts()
+        streamed = Preprocessor(**steps)
+        kept = fit_streaming(
+            streamed, lambda: data.chunks(250), facts, data.obs.index, data.var.index
+        )
+    assert facts == describe(adata)
+    assert streamed.steps_ == in_memory.steps_
+    assert streamed.genes_ == in_memory.genes_  # the same genes, in the same order
+    assert list(data.obs.index[kept]) == list(cells)
+    assert streamed.stats_.keys() == in_memory.stats_.keys()
+    for key, values in in_memory.stats_.items():
+        np.testing.assert_allclose(streamed.stats_[key], values, rtol=1e-9, atol=1e-12)
+
+
+def test_mad_gene_selection_does_not_stream(counts_file):
+    adata, folder = counts_file
+    data = open_backed(folder / "counts.h5ad")
+    pre = Preprocessor(preset="minmax", n_top_genes=50, hvg_flavor="mad")
+    with pytest.raises(ConfigError, match="mad.*does not work on data read in chunks"):
+        fit_streaming(
+            pre, lambda: data.chunks(500), describe(adata), data.obs.index, data.var.index
+        )
+
+
+# -- the route ------------------------------------------------------------------------------
+def test_the_route_follows_the_matrix_size_on_disk(counts_file):
+    _, folder = counts_file
+    nbytes = matrix_nbytes(folder / "counts.h5ad")
+    assert 0 < nbytes < 10 * 2**20
+    budget = RunConfig().train
+    assert not use_out_of_core(budget, nbytes)
+    assert use_out_of_core(budget.model_copy(update={"memory_budget_gb": nbytes / 2**31}), nbytes)
+    assert use_out_of_core(budget.model_copy(update={"out_of_core": "always"}), 1)
+    assert not use_out_of_core(
+        budget.model_copy(update={"out_of_core": "never", "memory_budget_gb": 1e-6}), nbytes
+    )
+
+
+def _ari(labels, latent, k):
+    return adjusted_rand_score(labels, KMeans(k, n_init=10, random_state=0).fit_predict(latent))
+
+
+@pytest.mark.slow
+def test_training_from_disk_reaches_the_quality_of_training_in_memory(tmp_path):
+    adata = datasets.synthetic_counts(n_cells=1500, n_genes=300, n_clusters=4, seed=7)
+    adata.write_h5ad(tmp_path / "cells.h5ad")
+    settings = {
+        "train.max_epochs": 12,
+        "train.quiet": True,
+        "train.cluster_epochs": 0,
+        "train.chunk_rows": 100,
+        "train.buffer_chunks": 4,
+    }
+    # A budget far below the file's matrix: `fit(path)` takes the out-of-core route itself.
+    on_disk = GeneAE(RunConfig().updated({**settings, "train.memory_budget_gb": 1e-4}))
+    on_disk.fit(tmp_path / "cells.h5ad")
+    assert on_disk.metrics["data"]["out_of_core"]["chunk_rows"] == 100
+    assert on_disk.metrics["model"]["data_resident_on_device"] is False
+    in_memory = GeneAE(RunConfig().updated(settings)).fit(adata)
+    assert "out_of_core" not in in_memory.metrics["data"]
+    labels = adata.obs["label"]
+    streamed = on_disk.encode(ad.read_h5ad(tmp_path / "cells.h5ad", backed="r"))
+    ari_disk, ari_memory = _ari(labels, streamed, 4), _ari(labels, in_memory.encode(adata), 4)
+    assert ari_disk > 0.8 and ari_disk > ari_memory - 0.1, (ari_disk, ari_memory)
+    # Encoding chunk by chunk equals encoding in memory with the same model.
+    np.testing.assert_allclose(streamed, on_disk.encode(adata), rtol=1e-4, atol=1e-5)
+
+
+def test_zarr_trains_and_encodes_like_h5ad(counts_file):
+    adata, folder = counts_file
+    settings = {
+        "train.max_epochs": 2,
+        "train.quiet": True,
+        "train.cluster_epochs": 0,
+        "train.out_of_core": "always",
+        "train.chunk_rows": 200,
+        "model.hidden": [16],
+    }
+    latents = []
+    for store in ("counts.h5ad", "counts.zarr"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataWarning)
+            model = GeneAE(RunConfig().updated(settings)).fit(folder / store)
+        prepared = model.preprocess(open_backed(folder / store))
+        assert isinstance(prepared, OnDisk)
+        latents.append(model.predict(prepared, reconstruction_rows=np.zeros(0, int)).latent)
+    assert latents[0].shape == (adata.n_obs, 10)
+    np.testing.assert_allclose(latents[0], latents[1], rtol=1e-5, atol=1e-6)
+
+
+def _damage(path):
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        indptr = f["X/indptr"][:]
+        indptr[7] = indptr[-1] + 5
+        del f["X/indptr"]
+        f["X/indptr"] = indptr
+
+
+@pytest.mark.parametrize("damage", ["indptr", "truncated", "csc"])
+def test_a_damaged_store_is_refused_in_one_line(counts_file, tmp_path, damage):
+    from geneae.cli import main
+
+    adata, folder = counts_file
+    path = tmp_path / "bad.h5ad"
+    if damage == "csc":
+        ad.AnnData(X=adata.X.tocsc(), obs=adata.obs, var=adata.var).write_h5ad(path)
+    else:
+        path.write_bytes((folder / "counts.h5ad").read_bytes())
+        if damage == "truncated":
+            path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+        else:
+            _damage(path)
+    with pytest.raises(InputError, match=str(path)):
+        open_backed(path)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["train", str(path), "--out", str(tmp_path / "run"), "--out-of-core", "always"])
+    assert code == 2
+    lines = err.getvalue().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("geneae: error:") and "bad.h5ad" in lines[0]
+    assert not (tmp_path / "run").exists()
