@@ -35,24 +35,18 @@ from geneae.facts import describe
 from geneae.io.backed import BackedData
 from geneae.likelihoods import COUNT_LIKELIHOODS
 from geneae.model_inputs import (
-    data_summary,
-    fit_preprocessing,
     gene_rows_for,
+    prepare_training_input,
     prepared_input,
     same_preprocessing,
     with_layer,
 )
-from geneae.model_outputs import (
-    SPACES,
-    decoder_loadings,
-    in_values_space,
-    units_of_space,
-)
+from geneae.model_outputs import SPACES, decoder_loadings, in_values_space, units_of_space
 from geneae.model_training import build_for_training, train_module
-from geneae.ondisk import OnDisk, open_for_training, predict_on_disk, prepare_on_disk, training_data
+from geneae.ondisk import OnDisk, open_for_training, predict_on_disk, training_data
 from geneae.pp import Preprocessor
 from geneae.pp.checks import in_memory
-from geneae.prepared import Outputs, Prepared, covariate_levels
+from geneae.prepared import Outputs, Prepared
 from geneae.presets import preset_config
 from geneae.resolve import resolve
 from geneae.saved_model import MODEL_FILES, check_overwrite, read_model, saved_module, write_model
@@ -153,27 +147,12 @@ class GeneAE:
         :func:`geneae.resolve.resolve`): what a run writes to config.yaml.
         """
         t0 = time.perf_counter()
-        if isinstance(adata, BackedData):  # out of core (geneae.ondisk)
-            self.config, self.preprocessor, on_disk = prepare_on_disk(self.config, adata)
-            self.genes = list(self.preprocessor.genes_)
-            self.covariate_categories = on_disk.covariate[1] if on_disk.covariate else []
-            self.metrics.setdefault("timings", {})["preprocess_s"] = time.perf_counter() - t0
-            self.metrics["data"] = on_disk.summary()
-            return on_disk
-        data = with_layer(adata, layer)
-        facts = describe(data)
-        self.config = resolve(self.config, facts)
-        self.preprocessor, pre = fit_preprocessing(self.config, data, facts)
-        self.genes = [str(g) for g in pre.var_names]
-        key = self.config.data.covariate
-        if key is not None:
-            self.covariate_categories = covariate_levels(pre, key)
-        prepared = prepared_input(self.config, pre, facts, self.covariate_categories)
+        given = prepare_training_input(self.config, adata, layer)
+        self.config, self.preprocessor = given.config, given.preprocessor
+        self.genes, self.covariate_categories = given.genes, given.covariate_categories
         self.metrics.setdefault("timings", {})["preprocess_s"] = time.perf_counter() - t0
-        self.metrics["data"] = data_summary(
-            adata, pre, facts, genes_as_samples=self.config.data.genes_as_samples
-        )
-        return prepared
+        self.metrics["data"] = given.summary
+        return given.data
 
     def share_preprocessing(self, donor: GeneAE, prepared: Prepared) -> None:
         """Take the fitted preprocessing of ``donor``, which prepared ``prepared``.

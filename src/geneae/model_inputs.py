@@ -1,7 +1,9 @@
 """Data as a model's input: the layer used, the gene route's rows, the data's summary.
 
-Helpers of :mod:`geneae.model`'s preprocessing: :func:`with_layer` picks the matrix a
-model reads, :func:`fit_preprocessing` fits the preprocessing of the training data,
+Helpers of :mod:`geneae.model`'s preprocessing: :func:`prepare_training_input` prepares
+the training data once (in memory or on disk) with what that decided,
+:func:`with_layer` picks the matrix a model reads, :func:`fit_preprocessing` fits the
+preprocessing of the training data,
 :func:`prepared_input` puts preprocessed data into the model's tensors,
 :func:`gene_rows_for` prepares new data for a model of genes as samples,
 :func:`same_preprocessing` says whether two models can share prepared data, and
@@ -10,26 +12,69 @@ model reads, :func:`fit_preprocessing` fits the preprocessing of the training da
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import anndata as ad
 
 from geneae.config import RunConfig
 from geneae.errors import InputError
-from geneae.facts import DataFacts
+from geneae.facts import DataFacts, describe
+from geneae.io.backed import BackedData
 from geneae.likelihoods import COUNT_LIKELIHOODS
+from geneae.ondisk import OnDisk, prepare_on_disk
 from geneae.pp import Preprocessor
 from geneae.pp.orientation import align_features, genes_as_rows
-from geneae.prepared import Prepared, covariate_codes, to_tensors
+from geneae.prepared import Prepared, covariate_codes, covariate_levels, to_tensors
+from geneae.resolve import resolve
 
 __all__ = [
+    "TrainingInput",
     "data_summary",
     "fit_preprocessing",
     "gene_rows_for",
+    "prepare_training_input",
     "prepared_input",
     "same_preprocessing",
     "with_layer",
 ]
+
+
+@dataclass
+class TrainingInput:
+    """The training data prepared once, and what preparing them decided."""
+
+    config: RunConfig  # resolved for the data
+    preprocessor: Preprocessor  # fitted
+    genes: list[str]  # the model's features
+    covariate_categories: list[str]
+    data: Prepared | OnDisk
+    summary: dict[str, Any]  # metrics.json's "data" section
+
+
+def prepare_training_input(
+    config: RunConfig, adata: ad.AnnData | BackedData, layer: str | None
+) -> TrainingInput:
+    """Describe the training data, resolve ``config``, fit the preprocessing, prepare once.
+
+    Data left on disk (:func:`geneae.io.backed.open_backed`) are described and
+    preprocessed chunk by chunk (:func:`geneae.ondisk.prepare_on_disk`).
+    """
+    if isinstance(adata, BackedData):
+        config, preprocessor, on_disk = prepare_on_disk(config, adata)
+        levels = on_disk.covariate[1] if on_disk.covariate else []
+        genes = [str(g) for g in preprocessor.genes_]
+        return TrainingInput(config, preprocessor, genes, levels, on_disk, on_disk.summary())
+    data = with_layer(adata, layer)
+    facts = describe(data)
+    config = resolve(config, facts)
+    preprocessor, pre = fit_preprocessing(config, data, facts)
+    key = config.data.covariate
+    levels = [] if key is None else covariate_levels(pre, key)
+    prepared = prepared_input(config, pre, facts, levels)
+    summary = data_summary(adata, pre, facts, genes_as_samples=config.data.genes_as_samples)
+    genes = [str(g) for g in pre.var_names]
+    return TrainingInput(config, preprocessor, genes, levels, prepared, summary)
 
 
 def with_layer(adata: ad.AnnData, layer: str | None) -> ad.AnnData:
