@@ -635,8 +635,9 @@ def _scaling_section(doc: dict[str, Any] | None, fig_link: str | None) -> list[s
     lines = [
         "## Scaling",
         "",
-        "Default geneae count model (`GeneAE()` defaults: NB VAE, 1 x 128, latent 10, batch 128, "
-        "10% validation) on synthetic sparse NB counts (benchmarks/synthetic.py: 10 clusters, "
+        "Default geneae count model (`GeneAE()` defaults: NB VAE, 1 x 128, latent 10, 10% "
+        "validation; these figures were measured at batch 128, the default before 256) on "
+        "synthetic sparse NB counts (benchmarks/synthetic.py: 10 clusters, "
         "2,000 genes, generated in chunks, seed 0), each size in its own process. `s/epoch` = "
         "training time / epochs (first epoch included). `data MB`: the CSR matrix (data, "
         "indices, indptr); `peak MB`: peak RSS of the whole run, including generating the data "
