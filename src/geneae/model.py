@@ -41,13 +41,14 @@ from geneae.model_inputs import (
     same_preprocessing,
     with_layer,
 )
-from geneae.model_outputs import SPACES, decoder_loadings, in_values_space, units_of_space
+from geneae.model_outputs import check_space, decoder_loadings, in_space, units_of_space
 from geneae.model_training import build_for_training, train_module
 from geneae.ondisk import OnDisk, open_for_training, predict_on_disk, training_data
 from geneae.pp import Preprocessor
 from geneae.pp.checks import in_memory
 from geneae.prepared import Outputs, Prepared
 from geneae.presets import preset_config
+from geneae.reconstruction_file import Source, write_reconstruction
 from geneae.resolve import resolve
 from geneae.saved_model import MODEL_FILES, check_overwrite, read_model, saved_module, write_model
 
@@ -292,16 +293,21 @@ class GeneAE:
         library-size normalised, each cell put back on its own library size.
         :meth:`reconstruction_units` says in words what the values are.
         """
-        if space not in SPACES:
-            raise InputError(f"space must be one of {', '.join(SPACES)}; got {space!r}.")
+        check_space(space)
         mean = self.predict(adata, layer=layer).reconstruction
-        assert mean is not None
-        if space == "input":
-            return self.to_input_space(mean)
-        if space == "target" or self.counts_model:
-            return mean
-        assert self.preprocessor is not None
-        return in_values_space(self.preprocessor, mean, with_layer(adata, layer))
+        assert mean is not None and self.preprocessor is not None
+        data = with_layer(adata, layer)
+        return in_space(self.preprocessor, mean, space, data, counts_model=self.counts_model)
+
+    def reconstruct_to(
+        self, data: Source, out_file: str | Path, *, layer: str | None = None, space: str = "target"
+    ) -> tuple[int, int]:
+        """Write :meth:`reconstruct` of ``data`` to ``out_file`` atomically, with its units.
+
+        Data read out of core (a path, backed AnnData or store) are streamed a chunk of cells
+        at a time into ``.h5ad`` / ``.npy`` (:mod:`geneae.reconstruction_file`). Returns the shape.
+        """
+        return write_reconstruction(self, data, out_file, layer=layer, space=space)
 
     def reconstruction_units(self, space: str = "target") -> str:
         """What :meth:`reconstruct` returns in ``space``, in words (for output files)."""
@@ -316,10 +322,10 @@ class GeneAE:
 
     def to_input_space(self, reconstruction: np.ndarray) -> np.ndarray:
         """A target-space reconstruction in the preprocessed input space (see reconstruct)."""
-        if not self.counts_model:
-            return reconstruction
         assert self.preprocessor is not None
-        return self.preprocessor.counts_to_input(reconstruction)
+        return in_space(
+            self.preprocessor, reconstruction, "input", None, counts_model=self.counts_model
+        )
 
     def cluster_probabilities(self, adata: ad.AnnData, *, layer: str | None = None) -> np.ndarray:
         """GMVAE responsibilities q(y|x), n_samples x n_components."""

@@ -1,8 +1,8 @@
 """What a trained module computes: the forward pass, reconstruction spaces, loadings.
 
 The work behind :meth:`GeneAE.predict` (:func:`forward_pass`, every output of one pass
-over prepared data), :meth:`GeneAE.reconstruct` in the data's own units
-(:func:`in_values_space`, :func:`units_of_space`) and :meth:`GeneAE.gene_loadings`
+over prepared data), :meth:`GeneAE.reconstruct` in each of its spaces (:func:`in_space`,
+:func:`in_values_space`, :func:`units_of_space`) and :meth:`GeneAE.gene_loadings`
 (:func:`decoder_loadings`). Pure functions of a module or preprocessor and their inputs;
 the facade (:mod:`geneae.model`) checks that the model is fitted and prepares the data.
 """
@@ -15,13 +15,28 @@ import torch
 
 from geneae.batches import ExpressionTensors
 from geneae.errors import InputError
+from geneae.facts import DataFacts
 from geneae.likelihoods import COUNT_LIKELIHOODS
 from geneae.pp import Preprocessor
 from geneae.prepared import Outputs
 
-__all__ = ["SPACES", "decoder_loadings", "forward_pass", "in_values_space", "units_of_space"]
+__all__ = [
+    "SPACES",
+    "check_space",
+    "decoder_loadings",
+    "forward_pass",
+    "in_space",
+    "in_values_space",
+    "units_of_space",
+]
 
 SPACES = ("target", "input", "values")
+
+
+def check_space(space: str) -> None:
+    """Raise :class:`InputError` unless ``space`` is one of :data:`SPACES`."""
+    if space not in SPACES:
+        raise InputError(f"space must be one of {', '.join(SPACES)}; got {space!r}.")
 
 
 @torch.no_grad()
@@ -158,8 +173,56 @@ def decoder_loadings(
     return torch.stack(columns, dim=1).numpy()
 
 
+def in_space(
+    preprocessor: Preprocessor,
+    reconstruction: np.ndarray,
+    space: str,
+    data: ad.AnnData | None,
+    *,
+    counts_model: bool,
+    facts: DataFacts | None = None,
+) -> np.ndarray:
+    """A reconstruction in ``space`` (see :meth:`GeneAE.reconstruct` for the spaces).
+
+    Parameters
+    ----------
+    preprocessor
+        The model's fitted preprocessor.
+    reconstruction
+        Expected values in the model's target space (cells x model genes).
+    space
+        One of :data:`SPACES`.
+    data
+        The cells the reconstruction is of, as given (not preprocessed), rows in the order
+        of ``reconstruction``: all of the data or one chunk of it. Their library sizes put
+        a non-count model's ``values`` on each cell's scale; other spaces need no data
+        (None).
+    counts_model
+        Whether the likelihood models counts (its target space is already the counts).
+    facts
+        The facts of the whole data (where the raw counts are), when ``data`` is a part
+        of it; None: described from ``data``.
+
+    Returns
+    -------
+    numpy.ndarray
+        The reconstruction in ``space``.
+    """
+    check_space(space)
+    if space == "input":  # the counts through the fitted value steps; else the input already
+        return preprocessor.counts_to_input(reconstruction) if counts_model else reconstruction
+    if space == "target" or counts_model:
+        return reconstruction
+    assert data is not None, "a non-count model's values space needs the data"
+    return in_values_space(preprocessor, reconstruction, data, facts=facts)
+
+
 def in_values_space(
-    preprocessor: Preprocessor, reconstruction: np.ndarray, data: ad.AnnData
+    preprocessor: Preprocessor,
+    reconstruction: np.ndarray,
+    data: ad.AnnData,
+    *,
+    facts: DataFacts | None = None,
 ) -> np.ndarray:
     """A non-count model's reconstruction in the units of the data given.
 
@@ -174,6 +237,9 @@ def in_values_space(
         Expected values in the preprocessed input space (cells x model genes).
     data
         The data the reconstruction is of (for the cells' library sizes).
+    facts
+        The facts of the whole data, when ``data`` is a chunk of it (None: described
+        from ``data``).
 
     Returns
     -------
@@ -184,7 +250,7 @@ def in_values_space(
     values = preprocessor.input_to_values(reconstruction)
     steps = preprocessor.steps_
     if steps.normalize:
-        library = preprocessor.library_sizes(data)
+        library = preprocessor.library_sizes(data, facts=facts)
         values *= (library / steps.target_sum).astype(np.float32)[:, None]
     return values
 

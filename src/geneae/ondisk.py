@@ -191,14 +191,22 @@ class OnDisk:
             },
         }
 
-    def preprocessed(self, ranges: list[tuple[int, int]], rows: np.ndarray) -> ad.AnnData:
-        """The file ``rows`` (sorted, inside ``ranges``) read and preprocessed."""
+    def read(self, ranges: list[tuple[int, int]], rows: np.ndarray) -> ad.AnnData:
+        """The file ``rows`` (sorted, inside ``ranges``) in memory, as stored."""
         parts = [self.data.rows(a, b)[(rows[(rows >= a) & (rows < b)] - a)] for a, b in ranges]
         x = _stack([p.X for p in parts])
         chunk = ad.AnnData(X=x, obs=self.data.obs.iloc[rows], var=self.data.var)
         if self.data.counts is not None:
             chunk.layers["counts"] = _stack([p.layers["counts"] for p in parts])
+        return chunk
+
+    def preprocess(self, chunk: ad.AnnData) -> ad.AnnData:
+        """Rows from :meth:`read` preprocessed as fitted."""
         return self.preprocessor.transform(chunk, facts=self.facts, copy=False)
+
+    def preprocessed(self, ranges: list[tuple[int, int]], rows: np.ndarray) -> ad.AnnData:
+        """The file ``rows`` (sorted, inside ``ranges``) read and preprocessed."""
+        return self.preprocess(self.read(ranges, rows))
 
     def tensors(self, pre: ad.AnnData) -> ExpressionTensors:
         """Batching tensors of preprocessed rows."""
@@ -225,6 +233,11 @@ class OnDisk:
 
         ``model_rows`` sorted (None: all), chunks in file order.
         """
+        for index, chunk in self.each_read_chunk(model_rows):
+            yield index, self.preprocess(chunk)
+
+    def each_read_chunk(self, model_rows: np.ndarray | None = None) -> Any:
+        """As :meth:`each_chunk`, the rows as stored (:meth:`preprocess` them)."""
         wanted = self.cells if model_rows is None else self.cells[model_rows]
         bounds = self.bounds
         for a, b in zip(bounds[:-1], bounds[1:], strict=True):
@@ -233,7 +246,7 @@ class OnDisk:
                 continue
             rows = wanted[lo:hi]
             index = np.arange(lo, hi) if model_rows is None else model_rows[lo:hi]
-            yield index, self.preprocessed([(int(a), int(b))], rows)
+            yield index, self.read([(int(a), int(b))], rows)
 
     def hold_sample(self, seed: int) -> Prepared:
         """Preprocess a seeded subsample of the model rows into memory (:attr:`in_memory`).

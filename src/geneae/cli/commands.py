@@ -188,37 +188,21 @@ def reconstruct(
     """Write the denoised (reconstructed) matrix of the modelled genes.
 
     The file says what its values are: uns['geneae']['values'] in an h5ad file, the header
-    of the row-name column of a CSV/TSV table (e.g. "values: expected counts").
+    of the row-name column of a CSV/TSV table (e.g. "values: expected counts"). A file the
+    model reads out of core is reconstructed chunk by chunk into an .h5ad or .npy file.
     Example: geneae reconstruct runs/pbmc pbmc.h5ad --out denoised.h5ad
     """
-    import anndata as ad
-
-    from geneae.errors import InputError
-    from geneae.io import write_matrix
     from geneae.model import GeneAE
     from geneae.run import load_data
 
     _refuse_existing(out_file, overwrite)
     model = GeneAE.load(run_dir)
     adata = load_data(data, model.config, with_labels=False)
-    if not isinstance(adata, ad.AnnData):  # left on disk (out of core): not streamed
-        raise InputError(
-            f"{data}: the model reads this file out of core (its train.memory_budget_gb / "
-            "out_of_core), but a reconstruction (cells x genes) is built in memory; "
-            "reconstruct a subset of the "
-            "cells (e.g. adata[:100_000].write_h5ad(...)), or GeneAE.predict(..., "
-            "reconstruction_rows=...) in Python."
-        )
-    layer = model.config.data.layer
-    if model.config.data.genes_as_samples:
-        # A gene model's rows are the genes; its values stay in the model's own space.
-        outputs = model.predict(adata, layer=layer)
-        recon, rows = outputs.reconstruction, list(outputs.obs_names)
-    else:
-        recon, rows = model.reconstruct(adata, layer=layer, space=space), list(adata.obs_names)
+    n_rows, n_genes = model.reconstruct_to(
+        adata, out_file, layer=model.config.data.layer, space=space
+    )
     units = model.reconstruction_units(space)
-    write_matrix(recon, out_file, obs_names=rows, columns=list(model.genes), values=units)
-    out.print(f"wrote {recon.shape[0]} x {recon.shape[1]} denoised values ({units}) to {out_file}")
+    out.print(f"wrote {n_rows} x {n_genes} denoised values ({units}) to {out_file}")
 
 
 @app.command()

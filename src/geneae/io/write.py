@@ -48,7 +48,8 @@ def write_h5ad(adata: ad.AnnData, path: str | os.PathLike[str]) -> Path:
     return target
 
 
-def _suffix(path: Path) -> str:
+def suffix_of(path: Path) -> str:
+    """The ending of ``path`` among :data:`WRITE_SUFFIXES` (lower case), or ""."""
     name = path.name.lower()
     return next((s for s in WRITE_SUFFIXES if name.endswith(s)), "")
 
@@ -91,7 +92,7 @@ def write_matrix(
         Unknown ending, an array that is not 2-D, or names of the wrong length.
     """
     target = Path(path)
-    suffix = _suffix(target)
+    suffix = suffix_of(target)
     if not suffix:
         raise InputError(
             f"Cannot write {target}: unknown file ending. Use one of {', '.join(WRITE_SUFFIXES)}."

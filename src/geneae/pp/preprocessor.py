@@ -212,17 +212,18 @@ class Preprocessor:
             out = np.expm1(np.maximum(out, 0.0))
         return out.astype(np.float32)
 
-    def library_sizes(self, adata: ad.AnnData) -> np.ndarray:
+    def library_sizes(self, adata: ad.AnnData, *, facts: DataFacts | None = None) -> np.ndarray:
         """Each cell's total over the kept genes of the matrix the value steps start from.
 
         The per-cell factor of library-size normalisation (``target_sum / library``):
         multiplying normalised values by ``library / target_sum`` puts them back on the
-        scale of the data. Float64, one value per cell of ``adata``.
+        scale of the data. Float64, one value per cell of ``adata``. ``facts``: those of
+        the whole data when ``adata`` is a chunk of it (None: described from ``adata``).
         """
         steps = self._require_fitted()
         adata = in_memory(adata)
         cols = self._align(adata.var_names, warn_extra=False)
-        source = source_matrix(adata, steps, counts_matrix(adata, describe(adata)))
+        source = source_matrix(adata, steps, counts_matrix(adata, facts or describe(adata)))
         return np.concatenate(
             [row_sums(block) for _, block in row_blocks(source, None, cols)] or [np.zeros(0)]
         )
