@@ -1,19 +1,17 @@
-"""The user facade: ``GeneAE(config).fit(adata)``, transform, reconstruct, save, load.
+"""The user facade: ``GeneAE(config).fit(adata)``, encode, reconstruct, save, load.
 
-This is the one module that knows both AnnData and torch. A fitted model carries its
-fitted :class:`~geneae.pp.Preprocessor`, so new data is preprocessed exactly as the
-training data was, with genes aligned by name.
-
-A model preprocesses a dataset once (:meth:`GeneAE.preprocess`, a :class:`Prepared`) and
-computes everything about it in one forward pass (:meth:`GeneAE.predict`, an
-:class:`Outputs`); ``encode``, ``reconstruct`` and the others are views of that. A saved
-model is a directory of plain files (see :mod:`geneae.saved_model`).
+The one module that knows both AnnData and torch. A fitted model carries its fitted
+:class:`~geneae.pp.Preprocessor`, so new data is preprocessed exactly as the training data
+was, genes aligned by name. A dataset is preprocessed once (:meth:`GeneAE.preprocess`, a
+:class:`Prepared`) and everything about it computed in one forward pass
+(:meth:`GeneAE.predict`, an :class:`Outputs`); ``encode``, ``reconstruct`` and the others
+are views of that. A saved model is a directory of plain files (:mod:`geneae.saved_model`).
 
 The facade holds a model's state; the work lives beside it: :mod:`geneae.model_inputs`
 (layers, the input's tensors, the gene route's rows, the data's summary),
 :mod:`geneae.model_training` (the module's build, set-up from the data, the fit, the
-model's metrics) and :mod:`geneae.model_outputs` (the batched forward pass, the decoder's
-loadings).
+model's metrics), :mod:`geneae.model_outputs` (the batched forward pass, the decoder's
+loadings) and :mod:`geneae.reconstruction_file` (reconstructions written to a file).
 """
 
 from __future__ import annotations
@@ -302,10 +300,9 @@ class GeneAE:
     def reconstruct_to(
         self, data: Source, out_file: str | Path, *, layer: str | None = None, space: str = "target"
     ) -> tuple[int, int]:
-        """Write :meth:`reconstruct` of ``data`` to ``out_file`` atomically, with its units.
+        """Write :meth:`reconstruct` of ``data`` to ``out_file`` atomically; its shape.
 
-        Data read out of core (a path, backed AnnData or store) are streamed a chunk of cells
-        at a time into ``.h5ad`` / ``.npy`` (:mod:`geneae.reconstruction_file`). Returns the shape.
+        Data read out of core are streamed a chunk of cells at a time (.h5ad / .npy).
         """
         return write_reconstruction(self, data, out_file, layer=layer, space=space)
 
