@@ -14,9 +14,11 @@ after run.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import numpy as np
@@ -71,6 +73,7 @@ def maps(
     methods: Sequence[str] = METHODS,
     max_cells: int = 5000,
     seed: int = 0,
+    workers: int | None = None,
 ) -> None:
     """Compute the 2-D maps of every space with every method, on a seeded subsample.
 
@@ -91,6 +94,9 @@ def maps(
         At most this many cells are mapped (a seeded random choice); all when fewer.
     seed
         Seed of the subsample and of every random step (same seed, same maps).
+    workers
+        Spaces mapped at once, in threads (None: one per usable core). The maps do not
+        depend on it.
     """
     start = time.perf_counter()
     methods = _check_methods(methods)
@@ -98,13 +104,23 @@ def maps(
         raise InputError("tl.maps needs at least one space (name -> cells x features).")
     n = results.n_obs
     rows = plotted_rows(n, max_cells, seed)
-    computed: dict[str, np.ndarray] = {}
+    inputs: dict[str, Any] = {}
     for space, matrix in spaces.items():
         if not isinstance(space, str) or not space or "/" in space:
             raise InputError(f"space names must be non-empty text without '/', got {space!r}.")
         x = as_matrix(matrix, f"space {space!r}", n)[rows]
-        x = sp.csr_array(x, dtype=np.float64) if sp.issparse(x) else x.astype(np.float64)
-        for method, xy in _coordinates(x, methods, seed, what=f"space {space!r}").items():
+        inputs[space] = sp.csr_array(x, dtype=np.float64) if sp.issparse(x) else x.astype(float)
+
+    def one_space(space: str) -> dict[str, Any]:
+        return _coordinates(inputs[space], methods, seed, what=f"space {space!r}")
+
+    if workers is None:
+        workers = len(os.sched_getaffinity(0))
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(inputs)))) as pool:
+        by_space = dict(zip(inputs, pool.map(one_space, inputs), strict=True))
+    computed: dict[str, np.ndarray] = {}
+    for space, coordinates in by_space.items():
+        for method, xy in coordinates.items():
             full = np.full((n, 2), np.nan, dtype=np.float32)
             full[rows] = xy
             computed[map_key(method, space)] = full
