@@ -38,17 +38,9 @@ from geneae.pp.checks import (
     check_shape_and_names,
     check_values,
     in_memory,
-    needs_counts,
     preview,
 )
-from geneae.pp.selection import (
-    Kept,
-    drop_empty_cells,
-    filter_cells_and_genes,
-    keep_gene_list,
-    names_sha256,
-    warn_dropped,
-)
+from geneae.pp.selection import Kept, names_sha256, select_cells_and_genes
 from geneae.pp.state import (
     FORMAT,
     FORMAT_VERSION,
@@ -305,23 +297,15 @@ class Preprocessor:
         )
         kept = Kept(adata.n_obs, adata.n_vars)
         base = counts if counts is not None else source  # filters count what was measured
-        filter_cells_and_genes(
+        select_cells_and_genes(
             kept,
             base,
-            min_counts_per_cell=steps.min_counts_per_cell,
-            min_genes_per_cell=steps.min_genes_per_cell,
-            min_cells_per_gene=steps.min_cells_per_gene,
-            drop_empty=steps.drop_empty,
+            steps,
+            adata.var_names,
+            hvg=lambda: hvg_mask(kept, source, counts, steps),
+            has_counts=counts is not None,
+            why_not_counts=why_not_counts(adata),
         )
-        if steps.gene_list is not None:
-            keep_gene_list(kept, steps.gene_list, adata.var_names)
-        if 0 < steps.n_top_genes < kept.genes.size:
-            if steps.hvg_flavor == "seurat_v3" and counts is None:
-                raise needs_counts("hvg_flavor='seurat_v3'", why_not_counts(adata))
-            kept.genes = kept.genes[hvg_mask(kept, source, counts, steps)]
-        if steps.drop_empty:
-            drop_empty_cells(kept, base, "all zero in the selected genes")
-        warn_dropped(kept, adata.n_obs, adata.n_vars)
 
         self.steps_ = steps
         self.genes_ = [str(g) for g in adata.var_names[kept.genes]]

@@ -5,15 +5,19 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from geneae.errors import DataWarning, InputError
 from geneae.pp.blocks import Matrix, nonzero_per, row_blocks, row_sums, take
-from geneae.pp.checks import preview
+from geneae.pp.checks import needs_counts, preview
+
+if TYPE_CHECKING:
+    from geneae.config import PreprocessConfig
 
 
 class Kept:
@@ -174,3 +178,39 @@ def names_sha256(names: Sequence[str] | pd.Index) -> str:
     """Order-independent fingerprint of a gene set (to recognise the training genes)."""
     text = "\n".join(sorted(str(n) for n in names))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def select_cells_and_genes(
+    kept: Kept,
+    base: Matrix | None,
+    steps: PreprocessConfig,
+    var_names: pd.Index,
+    *,
+    hvg: Callable[[], np.ndarray],
+    has_counts: bool,
+    why_not_counts: object = None,
+) -> None:
+    """The fit's selection, in order: filters, gene list, HVG, empty cells; then the warning.
+
+    One sequence for the fit in memory (``base`` the matrix the filters count) and the
+    streaming fit (``base`` None: ``kept`` reads its own blocks). ``hvg`` returns the HVG
+    mask over ``kept.genes``; seurat_v3 needs counts (``has_counts``, else the error names
+    ``why_not_counts``).
+    """
+    filter_cells_and_genes(
+        kept,
+        base,
+        min_counts_per_cell=steps.min_counts_per_cell,
+        min_genes_per_cell=steps.min_genes_per_cell,
+        min_cells_per_gene=steps.min_cells_per_gene,
+        drop_empty=steps.drop_empty,
+    )
+    if steps.gene_list is not None:
+        keep_gene_list(kept, steps.gene_list, var_names)
+    if 0 < steps.n_top_genes < kept.genes.size:
+        if steps.hvg_flavor == "seurat_v3" and not has_counts:
+            raise needs_counts("hvg_flavor='seurat_v3'", why_not_counts)
+        kept.genes = kept.genes[hvg()]
+    if steps.drop_empty:
+        drop_empty_cells(kept, base, "all zero in the selected genes")
+    warn_dropped(kept, kept.cells.size, len(var_names))

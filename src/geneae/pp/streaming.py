@@ -29,7 +29,7 @@ from geneae.errors import ConfigError
 from geneae.facts import DataFacts
 from geneae.pp import transforms as T
 from geneae.pp.blocks import Matrix, nonzero_per, row_sums, take
-from geneae.pp.checks import ValueCheck, check_shape_and_names, needs_counts
+from geneae.pp.checks import ValueCheck, check_shape_and_names
 from geneae.pp.hvg import (
     STREAMING_FLAVORS,
     ClippedSums,
@@ -39,14 +39,7 @@ from geneae.pp.hvg import (
     seurat_v3_top,
 )
 from geneae.pp.preprocessor import Preprocessor
-from geneae.pp.selection import (
-    Kept,
-    drop_empty_cells,
-    filter_cells_and_genes,
-    keep_gene_list,
-    names_sha256,
-    warn_dropped,
-)
+from geneae.pp.selection import Kept, names_sha256, select_cells_and_genes
 from geneae.pp.steps import before_scaling, counts_matrix, source_matrix
 from geneae.resolve import resolve_preprocess
 
@@ -140,23 +133,14 @@ def fit_streaming(
 
     kept = StreamedKept(len(obs_names), len(var_names), blocks)
     _first_pass(kept, chunks, matrices, steps, obs_names, var_names)
-    filter_cells_and_genes(
+    select_cells_and_genes(
         kept,
         None,
-        min_counts_per_cell=steps.min_counts_per_cell,
-        min_genes_per_cell=steps.min_genes_per_cell,
-        min_cells_per_gene=steps.min_cells_per_gene,
-        drop_empty=steps.drop_empty,
+        steps,
+        var_names,
+        hvg=lambda: _hvg_mask(kept, blocks, steps),
+        has_counts=facts.has_counts,
     )
-    if steps.gene_list is not None:
-        keep_gene_list(kept, steps.gene_list, var_names)
-    if 0 < steps.n_top_genes < kept.genes.size:
-        if steps.hvg_flavor == "seurat_v3" and not facts.has_counts:
-            raise needs_counts("hvg_flavor='seurat_v3'", None)
-        kept.genes = kept.genes[_hvg_mask(kept, blocks, steps)]
-    if steps.drop_empty:
-        drop_empty_cells(kept, None, "all zero in the selected genes")
-    warn_dropped(kept, len(obs_names), len(var_names))
 
     pre.steps_ = steps
     pre.genes_ = [str(g) for g in var_names[kept.genes]]
