@@ -327,11 +327,12 @@ class Batches:
         for start, stop in self._bounds():
             batch = self.tensors.batch(order[start:stop])
             if self._streaming:
-                batch = {k: _to_device(v, self.device) for k, v in batch.items()}
+                batch = {k: to_device(v, self.device) for k, v in batch.items()}
             yield batch
 
 
-def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``t`` on ``device``; host-to-GPU copies through pinned pages."""
     # Pinned pages let the copy overlap with the GPU's work on the previous batch.
     if device.type == "cuda":
         return t.pin_memory().to(device, non_blocking=True)

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
-from geneae.batches import Batch, ExpressionTensors
+from geneae.batches import Batch, ExpressionTensors, to_device
 from geneae.errors import ConfigError
 
 __all__ = ["ChunkedBatches", "Loader", "chunk_bounds"]
@@ -179,7 +179,7 @@ class ChunkedBatches:
             cuts = np.linspace(0, len(rows), n_batches + 1).round().astype(np.int64)
             for start, stop in zip(cuts[:-1], cuts[1:], strict=True):
                 batch = tensors.batch(order[start:stop])
-                yield {k: v.to(self.device) for k, v in batch.items()}
+                yield {k: to_device(v, self.device) for k, v in batch.items()}
 
 
 def _merge_small(

@@ -1,8 +1,8 @@
 """The Lightning data module of out-of-core training: batches read from disk.
 
-The in-memory counterpart is :class:`geneae.train.trainer.ExpressionDataModule`; both
-hand Lightning the training and validation batch iterables once the trainer (its device,
-rank and number of processes) is known.
+The in-memory counterpart is :class:`geneae.train.trainer.ExpressionDataModule`; both are
+:class:`~geneae.train.trainer.RowsDataModule`: batches of the training and validation rows
+made once the trainer (its device, rank and number of processes) is known.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import numpy as np
 
 from geneae.chunked import ChunkedBatches, Loader
 from geneae.config import TrainConfig
+from geneae.train.trainer import RowsDataModule
 
 
-class ChunkedDataModule(pl.LightningDataModule):
+class ChunkedDataModule(RowsDataModule):
     """Batches read from disk a buffer of chunks at a time (out-of-core; geneae.chunked).
 
     ``train_rows`` / ``val_rows`` are rows of the file; each process of data-parallel
@@ -29,38 +30,22 @@ class ChunkedDataModule(pl.LightningDataModule):
         val_rows: np.ndarray,
         config: TrainConfig,
     ) -> None:
-        super().__init__()
-        self.load, self.bounds, self.config = load, bounds, config
-        self.train_rows, self.val_rows = train_rows, val_rows
-        self.train_batches: ChunkedBatches | None = None
-        self.val_batches: ChunkedBatches | None = None
+        super().__init__(train_rows, val_rows, config)
+        self.load, self.bounds = load, bounds
         self.resident = False
 
-    def setup(self, stage: str) -> None:
-        if self.train_batches is not None:
-            return
-        trainer = self.trainer
-        assert trainer is not None
-        common = dict(
+    def make_batches(
+        self, trainer: pl.Trainer, rows: np.ndarray, *, shuffle: bool
+    ) -> ChunkedBatches:
+        return ChunkedBatches(
+            self.load,
+            self.bounds,
+            rows,
             batch_size=self.config.batch_size,
             device=trainer.strategy.root_device,
+            shuffle=shuffle,
             seed=self.config.seed,
             rank=trainer.global_rank,
             world_size=trainer.world_size,
             buffer_chunks=self.config.buffer_chunks,
         )
-        self.train_batches = ChunkedBatches(
-            self.load, self.bounds, self.train_rows, shuffle=True, **common
-        )
-        self.val_batches = ChunkedBatches(
-            self.load, self.bounds, self.val_rows, shuffle=False, **common
-        )
-
-    def train_dataloader(self) -> ChunkedBatches:
-        assert self.train_batches is not None
-        return self.train_batches
-
-    def val_dataloader(self) -> ChunkedBatches | list:
-        if self.val_batches is None or len(self.val_rows) == 0:
-            return []
-        return self.val_batches

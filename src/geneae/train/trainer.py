@@ -32,7 +32,7 @@ from geneae.config import TrainConfig
 from geneae.train.plan import TrainingPlan
 
 if TYPE_CHECKING:
-    from geneae.train.chunked_data import ChunkedDataModule
+    pass
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class WarmupAwareEarlyStopping(Callback):
 class EpochSeeder(Callback):
     """Tells the training batches which epoch it is, so each draws that epoch's order."""
 
-    def __init__(self, data: ExpressionDataModule | ChunkedDataModule) -> None:
+    def __init__(self, data: RowsDataModule) -> None:
         self.data = data
 
     def on_train_epoch_start(self, trainer: pl.Trainer, plan: pl.LightningModule) -> None:
@@ -132,7 +132,42 @@ class EpochSeeder(Callback):
             self.data.train_batches.set_epoch(trainer.current_epoch)
 
 
-class ExpressionDataModule(pl.LightningDataModule):
+class RowsDataModule(pl.LightningDataModule):
+    """Training and validation batches over subsets of rows, made once the trainer is known.
+
+    The trainer gives the device, this process's rank and the number of processes;
+    subclasses say how a subset's batches are made (:meth:`make_batches`).
+    """
+
+    def __init__(self, train_rows: np.ndarray, val_rows: np.ndarray, config: TrainConfig) -> None:
+        super().__init__()
+        self.train_rows, self.val_rows, self.config = train_rows, val_rows, config
+        self.train_batches: Any = None
+        self.val_batches: Any = None
+
+    def make_batches(self, trainer: pl.Trainer, rows: np.ndarray, *, shuffle: bool) -> Any:
+        """The batch iterable of ``rows`` for ``trainer``."""
+        raise NotImplementedError
+
+    def setup(self, stage: str) -> None:
+        if self.train_batches is not None:
+            return
+        trainer = self.trainer
+        assert trainer is not None
+        self.train_batches = self.make_batches(trainer, self.train_rows, shuffle=True)
+        self.val_batches = self.make_batches(trainer, self.val_rows, shuffle=False)
+
+    def train_dataloader(self) -> Any:
+        assert self.train_batches is not None
+        return self.train_batches
+
+    def val_dataloader(self) -> Any:
+        if self.val_batches is None or len(self.val_rows) == 0:
+            return []
+        return self.val_batches
+
+
+class ExpressionDataModule(RowsDataModule):
     """Places the data on the training device (or pinned host memory) once it is known."""
 
     def __init__(
@@ -142,55 +177,32 @@ class ExpressionDataModule(pl.LightningDataModule):
         val_rows: np.ndarray,
         config: TrainConfig,
     ) -> None:
-        super().__init__()
+        super().__init__(train_rows, val_rows, config)
         self.tensors = tensors
-        self.train_rows = train_rows
-        self.val_rows = val_rows
-        self.config = config
-        self.train_batches: Batches | None = None
-        self.val_batches: Batches | None = None
+        self.source: ExpressionTensors | None = None
         self.resident = True
 
-    def setup(self, stage: str) -> None:
-        if self.train_batches is not None:
-            return
-        trainer = self.trainer
-        assert trainer is not None
+    def make_batches(self, trainer: pl.Trainer, rows: np.ndarray, *, shuffle: bool) -> Batches:
         device = trainer.strategy.root_device
-        budget = self.config.memory_budget_gb * 2**30
-        self.resident = device.type == "cpu" or self.tensors.nbytes <= budget
-        source = self.tensors.to(device) if self.resident else self.tensors.to(device, pin=True)
-        if not self.resident:
-            logger.info(
-                "data (%.1f GB) exceeds the memory budget: streaming batches",
-                self.tensors.nbytes / 2**30,
-            )
-        common = dict(batch_size=self.config.batch_size, device=device, seed=self.config.seed)
-        self.train_batches = Batches(
-            source,
-            self.train_rows,
-            shuffle=True,
+        if self.source is None:
+            budget = self.config.memory_budget_gb * 2**30
+            self.resident = device.type == "cpu" or self.tensors.nbytes <= budget
+            self.source = self.tensors.to(device, pin=not self.resident)
+            if not self.resident:
+                logger.info(
+                    "data (%.1f GB) exceeds the memory budget: streaming batches",
+                    self.tensors.nbytes / 2**30,
+                )
+        return Batches(
+            self.source,
+            rows,
+            batch_size=self.config.batch_size,
+            device=device,
+            shuffle=shuffle,
+            seed=self.config.seed,
             rank=trainer.global_rank,
             world_size=trainer.world_size,
-            **common,
         )
-        self.val_batches = Batches(
-            source,
-            self.val_rows,
-            shuffle=False,
-            rank=trainer.global_rank,
-            world_size=trainer.world_size,
-            **common,
-        )
-
-    def train_dataloader(self) -> Batches:
-        assert self.train_batches is not None
-        return self.train_batches
-
-    def val_dataloader(self) -> Batches | list:
-        if self.val_batches is None or len(self.val_rows) == 0:
-            return []
-        return self.val_batches
 
 
 @dataclass
@@ -212,7 +224,7 @@ def _progress_enabled(config: TrainConfig) -> bool:
 
 def fit_module(
     plan: TrainingPlan,
-    data: ExpressionDataModule | ChunkedDataModule,
+    data: RowsDataModule,
     config: TrainConfig,
     max_epochs: int,
     run_dir: Path | None = None,
