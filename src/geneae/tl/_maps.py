@@ -270,5 +270,7 @@ def _umap(data: np.ndarray, seed: int) -> np.ndarray:
         # Well-separated groups make a disconnected neighbour graph and a warning about the
         # spectral start; the maps still separate the groups (tests/test_tl.py checks it).
         warnings.filterwarnings("ignore", message=".*not fully connected.*", category=UserWarning)
+        # Neighbours given without a search index: these maps never transform new cells.
+        warnings.filterwarnings("ignore", message=".*knn_search_index.*", category=UserWarning)
         coords = reducer.fit_transform(np.ascontiguousarray(data))
     return np.asarray(coords, dtype=np.float64)
