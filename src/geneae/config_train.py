@@ -76,6 +76,12 @@ class TrainConfig(Section):
     )
     cluster_lr: float = Field(default=1e-4, gt=0.0, description="learning rate of the phase")
     cluster_batch_size: int = Field(default=256, ge=1, description="samples per phase step")
+    checkpoint_interval_s: float = Field(
+        default=10.0,
+        ge=0.0,
+        description="seconds between resume points (last.ckpt, history.csv) of a run "
+        "directory; also written after the first and the last epoch; 0: after every epoch",
+    )
     seed: int = Field(default=0, ge=0, description="random seed of every random step")
     precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
     accelerator: Literal["auto", "cpu", "cuda", "gpu", "mps"] = Field(

@@ -108,7 +108,8 @@ def check_target(out: Path, run_files: tuple[str, ...], *, overwrite: bool) -> T
 
 
 CHECKPOINTS = ("last.ckpt", "best.ckpt")
-"""The files geneae writes in ``checkpoints/`` (see geneae.train.trainer)."""
+"""The files geneae writes in ``checkpoints/`` (geneae.train.trainer.ResumePoint writes
+``last.ckpt``; earlier versions also wrote ``best.ckpt``)."""
 FOLDERS = ("figures", "checkpoints")
 """The folders a run writes (besides its files)."""
 
