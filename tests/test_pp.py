@@ -137,6 +137,31 @@ def test_standardize_on_counts_normalises_and_logs_first() -> None:
     np.testing.assert_array_equal(dense(out.layers["counts"]), dense(adata.X))
 
 
+@pytest.mark.parametrize("clip", [0.0, 0.7, 10.0])
+def test_scaling_a_sparse_block_gives_the_bits_of_densifying_first(clip: float) -> None:
+    from geneae.pp.steps import _scaled_dense
+
+    rng = np.random.default_rng(3)
+    x = sp.random(300, 120, density=0.08, format="csr", random_state=4) * 30
+    x.data = np.log1p(x.data)
+    mean, std = rng.random(120), rng.random(120) + 0.05
+    mean[:3], std[:3] = 0.0, 1.0  # a gene that is all zeros after fitting
+    ref = (x.toarray() - mean) / std
+    if clip > 0:
+        ref = np.clip(ref, -clip, clip)
+    out = _scaled_dense(x, mean, std, clip)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, ref.astype(np.float32))
+    # duplicates are added, as toarray adds them
+    dup = sp.csr_matrix(
+        (np.array([1.0, 2.0, 4.0]), np.array([1, 1, 0]), np.array([0, 2, 3])), shape=(2, 3)
+    )
+    np.testing.assert_array_equal(
+        _scaled_dense(dup, np.zeros(3), np.ones(3), 0.0),
+        np.array([[0, 3, 0], [4, 0, 0]], np.float32),
+    )
+
+
 def test_constant_gene_scales_to_zero_not_nan() -> None:
     adata = make_continuous()
     adata.X[:, 3] = 2.5
