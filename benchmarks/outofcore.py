@@ -21,6 +21,7 @@ section is :func:`markdown`.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,7 @@ def run_outofcore(
 
 def _worker(spec: dict[str, Any], out_dir: Path, timeout: float | None) -> dict[str, Any]:
     name = f"{spec['part']}_{spec.get('route', '')}_{spec.get('seed', '')}_{spec.get('epochs', '')}"
+    load_1min = os.getloadavg()[0]  # quoted beside the timings
     t0 = time.perf_counter()
     result, tail = run_worker(
         {"task": "outofcore", **spec},
@@ -99,6 +101,7 @@ def _worker(spec: dict[str, Any], out_dir: Path, timeout: float | None) -> dict[
         timeout=timeout,
     )
     record = {**spec, **(result or {"status": "failed"}), "finished": now()}
+    record["load_1min"] = load_1min
     record["wall_s"] = time.perf_counter() - t0
     if tail and record.get("status") == "failed":
         record["error"] = tail.splitlines()[-1]
@@ -254,13 +257,28 @@ def markdown(doc: dict[str, Any] | None) -> list[str]:
             per_epoch[route] = ((r2["train_s"] - r1["train_s"]) / (n2 - n1), r1["n_cells"])
     if len(per_epoch) == 2:
         mem, disk = per_epoch["memory"][0], per_epoch["disk"][0]
+        epoch_recs = [r for r in recs if r["part"] == "epoch"]
+        rss = {
+            route: max(r.get("peak_rss_mb", 0.0) for r in epoch_recs if r["route"] == route)
+            for route in ("memory", "disk")
+        }
+        loads = [r["load_1min"] for r in epoch_recs if "load_1min" in r]
+        load = (
+            f"load average {min(loads):.1f}-{max(loads):.1f} when the runs started"
+            if loads
+            else "the load of the machine was not recorded"
+        )
         lines += [
             f"**Time per epoch** on {per_epoch['memory'][1]:,} cells (fits in memory), by "
             "difference of the training times of N and 2N epochs: in memory "
             f"{mem:.1f} s, streamed from disk {disk:.1f} s ({disk / mem:.2f}x: reading, "
             "preprocessing each buffer again every epoch, and the gather, on the same "
-            "2 cores as the training; the machine was shared, so these are wall times "
-            "under load).",
+            f"2 cores as the training; {load}). Peak RSS of these runs: in memory "
+            f"{rss['memory']:,.0f} MB, streamed {rss['disk']:,.0f} MB. The in-memory route "
+            f"holds the preprocessed matrix densely, so at 1M cells it would need about "
+            f"{1e6 / per_epoch['memory'][1]:.0f} times that peak, more than this machine's "
+            "memory; both routes' "
+            "per-epoch work is proportional to the cells, so the ratio is measured here.",
             "",
         ]
     quality = [r for r in recs if r["part"] == "quality"]
