@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from benchmarks.common import merge_records, now, run_worker
 
 N_GENES = 2000
@@ -66,12 +68,16 @@ def run_outofcore(
         {"part": "peak", "route": "auto", "budget_gb": budget_gb, "epochs": 1, "seed": 0}
         | {"path": str(files["big"][1]), "n_cells": big_cells}
     ]
+    # Per-epoch timing, repeated once per seed (the machine is shared): both routes at N
+    # and 2N epochs in turn, so that a change in load hits both alike.
+    for seed in seeds:
+        for route in ("memory", "disk"):
+            for n_epochs in (epochs, 2 * epochs):
+                specs.append(
+                    {"part": "epoch", "route": route, "epochs": n_epochs, "seed": seed}
+                    | {"path": str(files["epoch"][1]), "n_cells": epoch_cells}
+                )
     for route in ("memory", "disk"):
-        for n_epochs in (epochs, 2 * epochs):
-            specs.append(
-                {"part": "epoch", "route": route, "epochs": n_epochs, "seed": 0}
-                | {"path": str(files["epoch"][1]), "n_cells": epoch_cells}
-            )
         for seed in seeds:
             specs.append(
                 {"part": "quality", "route": route, "epochs": quality_epochs, "seed": seed}
@@ -248,16 +254,25 @@ def markdown(doc: dict[str, Any] | None) -> list[str]:
             f"the run took {r['run_s']:.0f} s.",
             "",
         ]
-    epoch = {(r["route"], r["epochs"]): r for r in recs if r["part"] == "epoch"}
-    per_epoch = {}
-    for route in ("memory", "disk"):
-        runs = sorted((e, r) for (ro, e), r in epoch.items() if ro == route)
-        if len(runs) >= 2:
-            (n1, r1), (n2, r2) = runs[0], runs[-1]
-            per_epoch[route] = ((r2["train_s"] - r1["train_s"]) / (n2 - n1), r1["n_cells"])
-    if len(per_epoch) == 2:
-        mem, disk = per_epoch["memory"][0], per_epoch["disk"][0]
-        epoch_recs = [r for r in recs if r["part"] == "epoch"]
+    epoch_recs = [r for r in recs if r["part"] == "epoch"]
+    # seconds per epoch of each repeat (seed): (t(2N) - t(N)) / N
+    per_epoch: dict[str, dict[int, float]] = {"memory": {}, "disk": {}}
+    for route, times in per_epoch.items():
+        for seed in sorted({r["seed"] for r in epoch_recs}):
+            runs = sorted(
+                (r["epochs"], r["train_s"])
+                for r in epoch_recs
+                if r["route"] == route and r["seed"] == seed
+            )
+            if len(runs) >= 2:
+                (n1, t1), (n2, t2) = runs[0], runs[-1]
+                times[seed] = (t2 - t1) / (n2 - n1)
+    paired = sorted(set(per_epoch["memory"]) & set(per_epoch["disk"]))
+    if paired:
+        mem = float(np.median([per_epoch["memory"][s] for s in paired]))
+        disk = float(np.median([per_epoch["disk"][s] for s in paired]))
+        ratios = [per_epoch["disk"][s] / per_epoch["memory"][s] for s in paired]
+        n_cells = epoch_recs[0]["n_cells"]
         rss = {
             route: max(r.get("peak_rss_mb", 0.0) for r in epoch_recs if r["route"] == route)
             for route in ("memory", "disk")
@@ -269,16 +284,17 @@ def markdown(doc: dict[str, Any] | None) -> list[str]:
             else "the load of the machine was not recorded"
         )
         lines += [
-            f"**Time per epoch** on {per_epoch['memory'][1]:,} cells (fits in memory), by "
-            "difference of the training times of N and 2N epochs: in memory "
-            f"{mem:.1f} s, streamed from disk {disk:.1f} s ({disk / mem:.2f}x: reading, "
-            "preprocessing each buffer again every epoch, and the gather, on the same "
-            f"2 cores as the training; {load}). Peak RSS of these runs: in memory "
-            f"{rss['memory']:,.0f} MB, streamed {rss['disk']:,.0f} MB. The in-memory route "
-            f"holds the preprocessed matrix densely, so at 1M cells it would need about "
-            f"{1e6 / per_epoch['memory'][1]:.0f} times that peak, more than this machine's "
-            "memory; both routes' "
-            "per-epoch work is proportional to the cells, so the ratio is measured here.",
+            f"**Time per epoch** on {n_cells:,} cells (fits in memory), by difference of the "
+            f"training times of N and 2N epochs, median of {len(paired)} repeats run in "
+            f"turn: in memory {mem:.1f} s, streamed from disk {disk:.1f} s "
+            f"({disk / mem:.2f}x; per repeat {min(ratios):.2f}x-{max(ratios):.2f}x). The "
+            "difference is reading and preprocessing each buffer again every epoch and "
+            f"the gather, on the same 2 cores as the training ({load}). Peak RSS of these "
+            f"runs: in memory {rss['memory']:,.0f} MB, streamed {rss['disk']:,.0f} MB. The "
+            "in-memory route holds the z-scored model input densely, so at 1M cells it "
+            f"would need about {1e6 / n_cells:.0f} times that peak, more than this "
+            "machine's memory; both routes' per-epoch work is proportional to the cells, "
+            "so the ratio is measured here.",
             "",
         ]
     quality = [r for r in recs if r["part"] == "quality"]
