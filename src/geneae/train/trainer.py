@@ -95,8 +95,8 @@ class ResumePoint(Callback):
     and after the last epoch. Must run after every callback whose state it saves (early
     stopping, best weights) and after the history row of the epoch. A checkpoint holds the
     weights, the optimizer state and the best weights (~10 MB for the default model on
-    2,000 genes); writing one after every short epoch took ~15% of the training time of a
-    small data set.
+    2,000 genes); writing one after every short epoch cost ~10% of the training time of a
+    small data set (bundled PBMC: 0.319 s per epoch at interval 0 vs 0.292 s at 10 s).
     """
 
     def __init__(
