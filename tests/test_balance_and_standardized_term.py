@@ -79,6 +79,11 @@ def test_balance_scale_follows_depth_for_counts_and_variance_for_squared_error()
     mean, var = column_moments(sp.csr_matrix(x))
     np.testing.assert_allclose(mean, x.mean(0), rtol=1e-10)
     np.testing.assert_allclose(var, x.var(0), rtol=1e-10)
+    # dense float32, several row blocks, an offset that a one-pass formula would lose to
+    big = (np.random.default_rng(3).normal(1e3, 2, (9000, 7))).astype(np.float32)
+    mean, var = column_moments(big)
+    np.testing.assert_allclose(mean, big.astype(np.float64).mean(0), rtol=1e-12)
+    np.testing.assert_allclose(var, big.astype(np.float64).var(0), rtol=1e-9)
 
 
 def test_loss_is_the_likelihood_plus_the_weighted_gaussian_of_the_input():

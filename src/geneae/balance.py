@@ -56,8 +56,17 @@ def column_moments(x: Any) -> tuple[np.ndarray, np.ndarray]:
         x = sp.csr_matrix(x, dtype=np.float64)
         mean = np.asarray(x.mean(0)).ravel()
         return mean, np.maximum(np.asarray(x.multiply(x).mean(0)).ravel() - mean**2, 0.0)
-    x = np.asarray(x, dtype=np.float64)
-    return x.mean(0), x.var(0)
+    # Two passes over float64 blocks of rows: a float64 copy of the whole matrix (and the
+    # centred temporary of .var) tripled the in-memory route's peak on 100k x 2,000.
+    n = max(int(x.shape[0]), 1)
+    total = np.zeros(x.shape[1])
+    for _, part in _row_blocks(x, 4096):
+        total += part.sum(0)
+    mean = total / n
+    squares = np.zeros(x.shape[1])
+    for _, part in _row_blocks(x, 4096):
+        squares += ((part - mean) ** 2).sum(0)
+    return mean, squares / n
 
 
 def nb_unit_deviance(x: np.ndarray, mu: np.ndarray, theta: np.ndarray) -> np.ndarray:
