@@ -22,7 +22,13 @@ from geneae.errors import ConfigError, DataWarning, InputError
 from geneae.facts import FactsAccumulator, describe
 from geneae.io.backed import matrix_nbytes, open_backed
 from geneae.model import GeneAE
-from geneae.ondisk import OnDisk, use_out_of_core
+from geneae.ondisk import (
+    OnDisk,
+    in_memory_nbytes,
+    model_genes_at_most,
+    open_for_training,
+    use_out_of_core,
+)
 from geneae.pp import Preprocessor
 from geneae.pp.streaming import fit_streaming
 
@@ -174,6 +180,49 @@ def test_the_route_follows_the_matrix_size_on_disk(counts_file):
     assert not use_out_of_core(
         budget.model_copy(update={"out_of_core": "never", "memory_budget_gb": 1e-6}), nbytes
     )
+
+
+def test_the_route_counts_the_dense_input_the_in_memory_route_would_hold(tmp_path):
+    rng = np.random.default_rng(0)
+    n_cells, n_genes = 5000, 400
+    cols = rng.integers(0, n_genes, size=(n_cells, 10))
+    x = sp.csr_matrix(
+        (
+            rng.integers(1, 9, size=cols.size).astype(np.float32),
+            (np.repeat(np.arange(n_cells), 10), cols.ravel()),
+        ),
+        shape=(n_cells, n_genes),
+    )
+    path = tmp_path / "sparse.h5ad"
+    ad.AnnData(X=x).write_h5ad(path)
+    stored = matrix_nbytes(path)
+    config = RunConfig()
+    with contextlib.closing(open_backed(path)) as data:
+        # raw counts, auto: the counts preset's 2,000 highly variable genes (here all 400)
+        assert model_genes_at_most(data, config) == n_genes
+        assert model_genes_at_most(data, config.updated({"preprocess.n_top_genes": 50})) == 50
+        dense = n_cells * n_genes * 4
+        assert in_memory_nbytes(data, n_genes) == dense + stored
+    # The stored CSR fits this budget; the dense input the in-memory route holds does not.
+    assert stored < dense / 4
+    between = config.updated({"train.memory_budget_gb": (stored + dense / 2) / 2**30})
+    opened = open_for_training(path, between)
+    assert opened is not None
+    opened.close()
+    roomy = config.updated({"train.memory_budget_gb": 2 * (stored + dense) / 2**30})
+    assert open_for_training(path, roomy) is None
+    # Beyond 2,000 genes: raw counts keep the counts preset's 2,000 highly variable genes,
+    # other values (auto: the standardize preset) every gene.
+    wide = sp.random(60, 2500, density=0.05, format="csr", random_state=1, dtype=np.float32)
+    wide.data = np.ceil(wide.data * 9)
+    ad.AnnData(X=wide).write_h5ad(tmp_path / "wide_counts.h5ad")
+    wide.data = np.log1p(wide.data) * 0.7
+    ad.AnnData(X=wide).write_h5ad(tmp_path / "wide_values.h5ad")
+    with contextlib.closing(open_backed(tmp_path / "wide_counts.h5ad")) as data:
+        assert model_genes_at_most(data, config) == 2000
+    with contextlib.closing(open_backed(tmp_path / "wide_values.h5ad")) as data:
+        assert model_genes_at_most(data, config) == 2500
+        assert model_genes_at_most(data, config.updated({"preprocess.preset": "lognorm"})) == 2000
 
 
 def _ari(labels, latent, k):

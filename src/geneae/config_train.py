@@ -93,8 +93,10 @@ class TrainConfig(Section):
     memory_budget_gb: float = Field(
         default=2.0,
         gt=0.0,
-        description="largest matrix kept whole on the training device; an .h5ad / .zarr "
-        "file whose matrix is larger is trained on out of core (train.out_of_core)",
+        description="most memory the data may take on the training device; an .h5ad / .zarr "
+        "file that would take more in memory (its dense model input plus its stored "
+        "matrix, geneae.ondisk.in_memory_nbytes) is trained on out of core "
+        "(train.out_of_core)",
     )
     out_of_core: Literal["auto", "always", "never"] = Field(
         default="auto",

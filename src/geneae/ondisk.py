@@ -39,12 +39,14 @@ from geneae.model_outputs import forward_pass
 from geneae.pp import Preprocessor
 from geneae.pp.streaming import fit_streaming
 from geneae.prepared import Outputs, Prepared, covariate_codes, covariate_levels, to_tensors
-from geneae.resolve import resolve
+from geneae.resolve import PRESET_STEPS, resolve
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "OnDisk",
+    "in_memory_nbytes",
+    "model_genes_at_most",
     "open_for_training",
     "predict_on_disk",
     "prepare_on_disk",
@@ -60,10 +62,43 @@ SAMPLE_MIN_CELLS = 1000
 
 
 def use_out_of_core(train: TrainConfig, nbytes: int) -> bool:
-    """Whether a matrix of ``nbytes`` bytes is trained on from disk (``train.out_of_core``)."""
+    """Whether data needing ``nbytes`` in memory are trained on from disk (``train.out_of_core``).
+
+    ``nbytes``: what the in-memory route would hold, see :func:`in_memory_nbytes`.
+    """
     if train.out_of_core != "auto":
         return train.out_of_core == "always"
     return nbytes > train.memory_budget_gb * 2**30
+
+
+def model_genes_at_most(data: BackedData, config: RunConfig) -> int:
+    """The most genes the preprocessing can keep of ``data``, known before it is fitted.
+
+    ``preprocess.n_top_genes`` when set, else the preset's; ``auto`` becomes the counts preset
+    (2,000 highly variable genes) on raw counts and ``standardize`` (every gene) on other
+    values, told here from the store's first chunk (the route is decided before the full
+    pass that describes the data); 0 keeps every gene.
+    """
+    preset = config.preprocess.preset
+    n_top = config.preprocess.n_top_genes
+    if n_top is None:
+        if preset == "auto":
+            sample = _facts(data, config.train.chunk_rows, first_chunk_only=True)
+            preset = "counts" if sample.has_counts else "standardize"
+        n_top = PRESET_STEPS[preset]["n_top_genes"]
+    return min(data.n_vars, n_top) if n_top else data.n_vars
+
+
+def in_memory_nbytes(data: BackedData, n_genes: int) -> int:
+    """Bytes the in-memory route would hold for ``data`` with ``n_genes`` model genes.
+
+    The model input is held densely (the default count input is z-scored, so every entry is
+    a value): cells x ``n_genes`` x 4 bytes, plus the stored matrices as they are (the raw
+    counts stay sparse). Comparing the stored matrix alone with the budget kept 1M cells x
+    2,000 genes (1.2 GB of CSR) in memory under the 2 GB default, with a dense 8 GB input.
+    An unscaled sparse input stays sparse in memory: for it this is an upper bound.
+    """
+    return int(data.n_obs) * int(n_genes) * 4 + data.nbytes
 
 
 def open_for_training(
@@ -89,7 +124,9 @@ def open_for_training(
     data = open_backed(
         path, layer=config.data.layer, labels=labels, labels_required=labels_required
     )
-    if not use_out_of_core(config.train, data.nbytes):
+    genes = model_genes_at_most(data, config)
+    needed = in_memory_nbytes(data, genes)
+    if not use_out_of_core(config.train, needed):
         data.close()
         return None
     if config.data.genes_as_samples:
@@ -99,11 +136,15 @@ def open_for_training(
             "memory; set train.out_of_core: never (with a larger train.memory_budget_gb)."
         )
     logger.info(
-        "out of core: %s holds a %.2f GB matrix, %s the memory budget of %.2f GB "
+        "out of core: %s would take %.2f GB in memory (a dense input of %d cells x at most "
+        "%d genes beside its %.2f GB matrix), %s the memory budget of %.2f GB "
         "(train.out_of_core: %s): reading chunks of %d rows, %d chunks per buffer",
         path,
+        needed / 2**30,
+        data.n_obs,
+        genes,
         data.nbytes / 2**30,
-        "over" if data.nbytes > config.train.memory_budget_gb * 2**30 else "within",
+        "over" if needed > config.train.memory_budget_gb * 2**30 else "within",
         config.train.memory_budget_gb,
         config.train.out_of_core,
         config.train.chunk_rows,
@@ -184,6 +225,7 @@ class OnDisk:
             "value_type": self.facts.value_type,
             "out_of_core": {
                 "matrix_gb": self.data.nbytes / 2**30,
+                "in_memory_gb": in_memory_nbytes(self.data, len(self.preprocessor.genes_)) / 2**30,
                 "memory_budget_gb": self.train.memory_budget_gb,
                 "chunk_rows": self.train.chunk_rows,
                 "buffer_chunks": self.train.buffer_chunks,
@@ -377,11 +419,16 @@ def predict_on_disk(
     )
 
 
-def _facts(data: BackedData, rows: int) -> DataFacts:
-    """:func:`geneae.facts.describe` of the store, in one pass over its chunks."""
+def _facts(data: BackedData, rows: int, *, first_chunk_only: bool = False) -> DataFacts:
+    """:func:`geneae.facts.describe` of the store, in one pass over its chunks.
+
+    With ``first_chunk_only``, of its first chunk (a cheap sample).
+    """
     accumulator = FactsAccumulator(data.n_vars, has_counts_layer=data.counts is not None)
     for _, chunk in data.chunks(rows):
         accumulator.add(chunk.X, chunk.layers["counts"] if "counts" in chunk.layers else None)
+        if first_chunk_only:
+            break
     return accumulator.facts()
 
 
