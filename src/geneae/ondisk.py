@@ -39,7 +39,7 @@ from geneae.model_outputs import forward_pass
 from geneae.pp import Preprocessor
 from geneae.pp.streaming import fit_streaming
 from geneae.prepared import Outputs, Prepared, covariate_codes, covariate_levels, to_tensors
-from geneae.resolve import PRESET_STEPS, resolve
+from geneae.resolve import PRESET_STEPS, auto_preset, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def model_genes_at_most(data: BackedData, config: RunConfig) -> int:
     if n_top is None:
         if preset == "auto":
             sample = _facts(data, config.train.chunk_rows, first_chunk_only=True)
-            preset = "counts" if sample.has_counts else "standardize"
+            preset = auto_preset(sample.has_counts)
         n_top = PRESET_STEPS[preset]["n_top_genes"]
     return min(data.n_vars, n_top) if n_top else data.n_vars
 

@@ -208,6 +208,11 @@ def _describe_value_steps(steps: dict[str, Any]) -> str:
     return "values kept as they are"
 
 
+def auto_preset(has_counts: bool) -> str:
+    """The preset ``preset: auto`` becomes: ``counts`` on raw counts, else ``standardize``."""
+    return "counts" if has_counts else "standardize"
+
+
 def resolve_preprocess(
     cfg: PreprocessConfig, facts: DataFacts, *, standardized_term: bool = False
 ) -> PreprocessConfig:
@@ -221,7 +226,7 @@ def resolve_preprocess(
         return cfg.model_copy()
     preset = cfg.preset
     if preset == "auto":
-        preset = "counts" if facts.has_counts else "standardize"
+        preset = auto_preset(facts.has_counts)
         unscaled = preset == "standardize" and standardized_term
         how = " without scaling (the standardised term scales each gene)" if unscaled else ""
         logger.info("preprocessing preset: %s%s (for %s)", preset, how, _what(facts))

@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
@@ -34,9 +34,6 @@ from geneae._atomic import atomic_path
 from geneae.batches import Batches, ExpressionTensors
 from geneae.config import TrainConfig
 from geneae.train.plan import TrainingPlan
-
-if TYPE_CHECKING:
-    pass
 
 logger = logging.getLogger(__name__)
 
@@ -277,14 +274,12 @@ def fit_module(
     pl.seed_everything(config.seed, workers=False, verbose=False)
     has_val = len(data.val_rows) > 0
     monitor = "val_loss" if has_val else "train_loss"
-    ckpt_dir = run_dir / CHECKPOINT_DIR if run_dir is not None else None
+    checkpoint = run_dir / CHECKPOINT_DIR / "last.ckpt" if run_dir is not None else None
     history_path = run_dir / "history.csv" if run_dir is not None else None
     previous = None
-    ckpt_path = None
     if resume:
-        assert ckpt_dir is not None
-        ckpt_path = ckpt_dir / "last.ckpt"
-        if history_path is not None and history_path.exists():
+        assert history_path is not None, "resume needs the run directory"
+        if history_path.exists():
             previous = pd.read_csv(history_path)
 
     history = HistoryWriter(previous)
@@ -295,10 +290,9 @@ def fit_module(
         )
     best = BestWeights(monitor)
     callbacks.append(best)
-    if ckpt_dir is not None and history_path is not None:
-        callbacks.append(
-            ResumePoint(ckpt_dir / "last.ckpt", history, history_path, config.checkpoint_interval_s)
-        )
+    if checkpoint is not None and history_path is not None:
+        interval = config.checkpoint_interval_s
+        callbacks.append(ResumePoint(checkpoint, history, history_path, interval))
     callbacks += list(extra_callbacks)
     progress = _progress_enabled(config)
     if progress:
@@ -333,7 +327,12 @@ def fit_module(
         warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
         warnings.filterwarnings("ignore", message=".*`IterableDataset`.*")
         warnings.filterwarnings("ignore", message=".*The number of training batches.*")
-        trainer.fit(plan, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+        trainer.fit(
+            plan,
+            datamodule=data,
+            ckpt_path=checkpoint if resume else None,
+            weights_only=True,
+        )
     table = history.table()
     return FitResult(
         history=table,
