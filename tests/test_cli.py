@@ -16,7 +16,8 @@ FAST = {
     "train": {"max_epochs": 3, "batch_size": 64, "quiet": True},
     "model": {"hidden": [32], "latent_dim": 4},
     "preprocess": {"n_top_genes": 0},
-    "evaluate": {"tsne": False, "umap": False, "max_plot_cells": 200},
+    # No report unless a test is about it: drawing one costs seconds per run.
+    "evaluate": {"tsne": False, "umap": False, "max_plot_cells": 200, "report": False},
 }
 
 
@@ -35,9 +36,16 @@ def fast_yaml(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def trained(data_file, fast_yaml, tmp_path_factory):
+def report_yaml(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cfg") / "report.yaml"
+    path.write_text(yaml.safe_dump({**FAST, "evaluate": {**FAST["evaluate"], "report": True}}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(data_file, report_yaml, tmp_path_factory):
     run = tmp_path_factory.mktemp("runs") / "run"
-    assert main(["train", str(data_file), "--out", str(run), "--config", str(fast_yaml)]) == 0
+    assert main(["train", str(data_file), "--out", str(run), "--config", str(report_yaml)]) == 0
     return run
 
 
@@ -84,9 +92,9 @@ def test_train_writes_a_complete_run(trained, data_file):
     assert "cluster stability" in (trained / "report.html").read_text(encoding="utf-8")
 
 
-def test_train_prints_the_summary(data_file, fast_yaml, tmp_path, capsys):
+def test_train_prints_the_summary(data_file, report_yaml, tmp_path, capsys):
     assert (
-        main(["train", str(data_file), "--out", str(tmp_path / "r"), "--config", str(fast_yaml)])
+        main(["train", str(data_file), "--out", str(tmp_path / "r"), "--config", str(report_yaml)])
         == 0
     )
     out = capsys.readouterr().out
@@ -300,6 +308,7 @@ def test_compare_grid(data_file, fast_yaml, tmp_path):
     assert {"ari", "pca_ari", "nmi", "latent_dim", "likelihood"} <= set(table.columns)
     assert (out / "comparison.md").read_text().count("\n") >= 6
     assert (out / "comparison.png").stat().st_size > 1000
+    assert not list(out.glob("*/report.html"))  # evaluate.report: false is kept per setting
 
 
 def test_compare_bad_grid_exits_2(data_file, tmp_path, capsys):
@@ -323,8 +332,8 @@ def test_help_of_every_command(capsys):
 
 
 def test_a_run_without_report_computes_pca_maps_only(data_file, tmp_path):
-    settings = {**FAST, "evaluate": {**FAST.get("evaluate", {}), "report": False}}
-    settings["evaluate"].update(tsne=True, umap=True)
+    # FAST has report: false; t-SNE and UMAP asked for, yet only PCA maps are computed.
+    settings = {**FAST, "evaluate": {**FAST["evaluate"], "tsne": True, "umap": True}}
     config = tmp_path / "noreport.yaml"
     config.write_text(yaml.safe_dump(settings))
     run = tmp_path / "run"

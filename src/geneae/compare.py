@@ -112,7 +112,8 @@ def run_grid(
     adata = load_data(data_path, base)
     rows = []
     for name, combo, config in configs:
-        config.evaluate.report = True
+        # Each setting's report follows evaluate.report like `geneae train`'s (a grid of many
+        # settings may skip them: the comparison figure needs only results.h5ad).
         echo(f"training {name}")
         result = train_run(data_path, out_dir / name, config, adata=adata, overwrite=overwrite)
         rows.append(table_row(name, combo, result.metrics))
