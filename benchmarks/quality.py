@@ -2,9 +2,12 @@
 
 Every (dataset, method, seed) runs in its own process (see :mod:`benchmarks.worker`) on the
 same input — raw counts plus labels — and is scored by the same function: KMeans with k = the
-number of labels (n_init=10, random_state=seed) and Leiden (geneae.evaluate's kNN graph,
+number of labels (geneae.evaluate's, ``KMEANS_RESTARTS`` restarts, random_state=seed; each
+record keeps the restarts it was scored with) and Leiden (geneae.evaluate's kNN graph,
 resolution searched for k clusters) on the embedding; ARI, NMI, Hungarian accuracy, and the
-silhouette of the labels on the embedding. Raw records go to ``quality.json``.
+silhouette of the labels on the embedding. Raw records go to ``quality.json``; each run's
+embedding to ``latents/DATASET__METHOD__seedS.npy`` beside it (not in git), so that a change
+of the scoring can be measured on the same embeddings without fitting again.
 """
 
 from __future__ import annotations
@@ -60,6 +63,11 @@ def methods_for(kind: str, methods: list[str]) -> list[str]:
     return [m for m in methods if m in PCA_METHODS or m == "recommended"]
 
 
+def latent_path(out_dir: Path, dataset: str, method: str, seed: int) -> Path:
+    """Where a run's embedding is kept (float32 .npy; cells in the dataset's order)."""
+    return out_dir / "latents" / f"{dataset}__{method}__seed{seed}.npy"
+
+
 def record_key(rec: dict[str, Any]) -> tuple:
     return (rec["dataset"], rec["method"], int(rec["seed"]))
 
@@ -96,6 +104,7 @@ def run_quality(
             "method": method,
             "seed": seed,
             "max_epochs": max_epochs,
+            "latent_path": str(latent_path(out_dir, dataset, method, seed)),
         }
         base = {
             "dataset": dataset,
@@ -198,6 +207,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     else:
         import geneae.model  # noqa: F401
     from geneae import evaluate
+    from geneae.evaluate.clustering import KMEANS_RESTARTS
 
     rss_imports = peak_rss_mb()
     t_load = time.perf_counter()
@@ -235,11 +245,14 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
             )
     out.update(info)
     out["latent_dim"] = int(latent.shape[1])
+    if spec.get("latent_path"):
+        _save_latent(Path(spec["latent_path"]), latent)
 
     t_eval = time.perf_counter()
     km = evaluate.clustering_scores(latent, labels, method="kmeans", n_clusters=k, seed=seed)
     out.update({key: km[key] for key in ("ari", "nmi", "acc", "silhouette")})
     out["n_clusters_kmeans"] = km["n_clusters"]
+    out["kmeans_restarts"] = KMEANS_RESTARTS
     ld = evaluate.clustering_scores(latent, labels, method="leiden", n_clusters=k, seed=seed)
     out.update(
         ari_leiden=ld["ari"],
@@ -250,6 +263,17 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     out["evaluate_s"] = time.perf_counter() - t_eval
     out["status"] = "ok"
     return out
+
+
+def _save_latent(path: Path, latent: Any) -> None:
+    """Write the embedding atomically (a run killed midway leaves no half file)."""
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    with open(tmp, "wb") as handle:
+        np.save(handle, np.asarray(latent, dtype=np.float32))
+    os.replace(tmp, path)
 
 
 def select_genes(adata: Any) -> Any:

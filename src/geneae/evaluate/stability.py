@@ -31,7 +31,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from geneae.errors import InputError
 from geneae.evaluate._arrays import check_rows, encode, label_array
-from geneae.evaluate.clustering import ClusterMethod, cluster
+from geneae.evaluate.clustering import REPEAT_RESTARTS, ClusterMethod, cluster
 from geneae.evaluate.leiden_clustering import leiden_resolution
 from geneae.evaluate.neighbourhood import nearest_neighbours
 
@@ -213,6 +213,7 @@ def repeat_clustering(
             neighbours=neighbours,
             rows=rows,
             resolution=resolution,
+            restarts=REPEAT_RESTARTS,
         )
         out.append(Repeat(rows, codes))
     return out
