@@ -329,6 +329,8 @@ def _dataset_table(dataset: str, by_method: dict[str, dict[str, Any]]) -> list[s
     lines += [head, "|" + "---|" * 14]
     notes = []
     capped: set[int] = set()
+    newest = max(_restarts(r) for a in by_method.values() for r in a["ok"]) if ok_any else 0
+    older = False
     for method in _ordered(by_method):
         a = by_method[method]
         for r in a["records"]:
@@ -344,6 +346,9 @@ def _dataset_table(dataset: str, by_method: dict[str, dict[str, Any]]) -> list[s
         }
         capped |= caps
         mark = " †" if caps else ""
+        if any(_restarts(r) < newest for r in a["ok"]):
+            older = True
+            mark += " ‡"
         ep = a["epochs"]
         ep_txt = "–" if ep[0] is None else _epoch_range(a["ok"])
         lines.append(
@@ -360,9 +365,20 @@ def _dataset_table(dataset: str, by_method: dict[str, dict[str, Any]]) -> list[s
             "check, not the method's real result."
         )
         lines.append("")
+    if older:
+        lines.append(
+            f"‡ scored (some seeds) with fewer KMeans restarts than the {newest} of the other "
+            "rows: not comparable to the last 0.01-0.05 ARI."
+        )
+        lines.append("")
     if notes:
         lines += ["Runs without a result:", "", *notes, ""]
     return lines
+
+
+def _restarts(record: dict[str, Any]) -> int:
+    """KMeans restarts a record was scored with (records before the setting: 10)."""
+    return int(record.get("kmeans_restarts") or 10)
 
 
 def _epoch_range(ok: list[dict[str, Any]]) -> str:
@@ -394,9 +410,7 @@ def _concurrency_note(records: list[dict[str, Any]]) -> list[str]:
 
 def _restarts_note(records: list[dict[str, Any]]) -> list[str]:
     """KMeans restarts of the scores (records older than the setting were scored with 10)."""
-    restarts = Counter(
-        int(r.get("kmeans_restarts") or 10) for r in records if r.get("status") == "ok"
-    )
+    restarts = Counter(_restarts(r) for r in records if r.get("status") == "ok")
     if not restarts:
         return []
     text = "; ".join(f"{n} runs with {k}" for k, n in sorted(restarts.items(), reverse=True))
