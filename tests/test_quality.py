@@ -9,7 +9,7 @@ from geneae import GeneAE, RunConfig, read
 from geneae.run import evaluate_file
 
 
-@pytest.mark.slow
+@pytest.mark.long  # ~95 s on 2 cores: `make test-long`; the benchmark measures 3 seeds
 def test_default_count_model_on_10x_pbmc(shared_file):
     adata = read(shared_file("pbmc_10x/10X_PBMC_top2000.h5"))
     config = RunConfig().updated({"train.quiet": True, "evaluate.report": False})
