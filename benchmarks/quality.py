@@ -269,11 +269,10 @@ def _save_latent(path: Path, latent: Any) -> None:
     """Write the embedding atomically (a run killed midway leaves no half file)."""
     import numpy as np
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    with open(tmp, "wb") as handle:
+    from geneae._atomic import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.save(handle, np.asarray(latent, dtype=np.float32))
-    os.replace(tmp, path)
 
 
 def select_genes(adata: Any) -> Any:

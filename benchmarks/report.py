@@ -368,12 +368,18 @@ def _dataset_table(dataset: str, by_method: dict[str, dict[str, Any]]) -> list[s
     if older:
         lines.append(
             f"‡ scored (some seeds) with fewer KMeans restarts than the {newest} of the other "
-            "rows: not comparable to the last 0.01-0.05 ARI."
+            f"rows. {_RESTARTS_CAVEAT}"
         )
         lines.append("")
     if notes:
         lines += ["Runs without a result:", "", *notes, ""]
     return lines
+
+
+_RESTARTS_CAVEAT = (
+    "Scores made with different restarts are not comparable to the last 0.01-0.05 ARI "
+    "(with 10, the best restart still changes with the KMeans seed)."
+)
 
 
 def _restarts(record: dict[str, Any]) -> int:
@@ -414,12 +420,7 @@ def _restarts_note(records: list[dict[str, Any]]) -> list[str]:
     if not restarts:
         return []
     text = "; ".join(f"{n} runs with {k}" for k, n in sorted(restarts.items(), reverse=True))
-    mixed = (
-        " Runs scored with different restarts are not comparable to the last 0.01-0.05 ARI "
-        "(with 10, the best restart still changes with the KMeans seed)."
-        if len(restarts) > 1
-        else ""
-    )
+    mixed = f" {_RESTARTS_CAVEAT}" if len(restarts) > 1 else ""
     return [f"KMeans restarts (k-means++ starts, least inertia kept): {text}.{mixed}", ""]
 
 

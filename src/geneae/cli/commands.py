@@ -275,7 +275,9 @@ def compare(
     """Train every combination of a grid; print ARI and MSE beside PCA, write table and figure.
 
     The MSE is given over all entries and over the non-zero entries of the model input
-    (columns mse_all_entries, mse_nonzero_entries of comparison.csv).
+    (columns mse_all_entries, mse_nonzero_entries of comparison.csv). Each setting is a run
+    of its own in --out, with its report unless the base YAML says evaluate.report: false
+    (seconds per setting saved on a large grid; the comparison figure needs no report).
 
     Example: geneae compare pbmc.h5ad --out cmp --grid "latent_dim=10,50 likelihood=mse,masked_mse"
     """

@@ -30,8 +30,8 @@ CLUSTER_METHODS: tuple[str, ...] = ("kmeans", "leiden", "gmvae")
 #: KMeans restarts (k-means++ starts; the solution of least inertia is kept) of a clustering
 #: that is written or scored. With scikit-learn's 10 the best of the restarts still changed
 #: with the seed on real latents: one fixed latent of mouse bladder gave ARI 0.578-0.642
-#: over four KMeans seeds at 10 restarts, 0.639-0.642 at 50 (BENCHMARKS.md "KMeans
-#: restarts"); the seed of a clustering should not decide the clusters a user gets.
+#: over four KMeans seeds at 10 restarts, 0.639-0.642 at 50 (docs/design/default-model.md,
+#: round 7); the seed of a clustering should not decide the clusters a user gets.
 KMEANS_RESTARTS = 50
 #: Restarts of each of the many repeated clusterings that measure stability
 #: (:mod:`geneae.evaluate.stability`): 20 repeats at 50 restarts would cost more than the
