@@ -293,3 +293,37 @@ def test_use_before_fit_raises_a_clear_error():
         GeneAE().encode(adata)
     with pytest.raises(GeneaeError):
         GeneAE().reconstruct(adata)
+
+
+def test_members_are_single_models_of_their_seeds_and_survive_save_and_load(tmp_path):
+    adata = tiny_counts()
+    model = GeneAE(quick_config(**{"model.members": 2, "train.cluster_epochs": 2})).fit(adata)
+    module = model.module
+    assert len(module.members) == 2
+    assert model.metrics["model"]["members"] == 2
+    assert model.metrics["model"]["epochs_trained"] == [3, 3]
+    phase = model.metrics["model"]["cluster_phase"]
+    assert len(phase["clusters"]) == 2 and len(phase["initial_sizes"]) == 2
+    assert list(model.history["member"]) == [0, 0, 0, 1, 1, 1]
+    # Member 0 is the single model of the run's seed; member 1 another model.
+    single = GeneAE(quick_config(**{"train.cluster_epochs": 2})).fit(adata)
+    first = dict(module.members[0].state_dict())
+    for name, value in single.module.state_dict().items():
+        torch.testing.assert_close(first[name], value)
+    pairs = zip(module.members[0].parameters(), module.members[1].parameters(), strict=True)
+    assert not any(torch.equal(a, b) for a, b in pairs)
+    # Each member got the data-dependent start (the standardised term's scale).
+    scale = model.metrics["model"]["standardized_scale"]
+    for member in module.members:
+        assert float(member.decoder.standardized.scale) == pytest.approx(scale)
+    latent = model.encode(adata)
+    assert latent.shape == (adata.n_obs, 8)
+    # Calibrated on the training cells: every block centred, unit mean variance.
+    for block in (latent[:, :4], latent[:, 4:]):
+        np.testing.assert_allclose(block.mean(0), 0.0, atol=1e-4)
+        assert block.var(0).mean() == pytest.approx(1.0, rel=1e-3)
+    assert model.gene_loadings(latent).shape == (len(model.genes), 8)
+    model.save(tmp_path / "m")
+    loaded = GeneAE.load(tmp_path / "m")
+    np.testing.assert_array_equal(latent, loaded.encode(adata))
+    np.testing.assert_array_equal(model.reconstruct(adata), loaded.reconstruct(adata))

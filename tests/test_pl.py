@@ -89,6 +89,17 @@ def test_training_curves_nan_gaps_and_empty():
     render(empty)
 
 
+def test_training_curves_draw_each_member_of_an_ensemble():
+    one = history(["train_loss", "val_loss"])
+    two = pd.concat([one.assign(member=0), one.iloc[:6].assign(member=1)], ignore_index=True)
+    fig = pl.training_curves(two)
+    lines = fig.axes[0].lines  # train and validation per member, no best-epoch line
+    assert len(lines) == 4
+    assert [len(line.get_xdata()) for line in lines] == [20, 6, 20, 6]
+    assert [line.get_label() for line in lines][::2] == ["train", "validation"]
+    render(fig)
+
+
 def test_embedding_map_and_ax(data):
     _, _, latent, labels, _ = data
     fig = pl.embedding_map(latent[:, :2], labels, title="latent")

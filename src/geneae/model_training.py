@@ -4,8 +4,11 @@
 are set. :func:`train_module` sets the freshly built module up from the data
 (:func:`start_from_data`), runs the Lightning fit and the optional clustering phase, and
 returns the trained module with its history and the ``model`` section of metrics.json
-(a :class:`TrainedModule`). The facade (:mod:`geneae.model`) keeps the state; this module
-does the work and holds none.
+(a :class:`TrainedModule`). With ``model.members > 1`` each member is trained exactly as a
+single model of its own seed (:func:`member_seed`: its own initial weights, validation
+split, batch order and early stopping), one after the other, then the ensemble's latent
+blocks are calibrated on the training cells (:class:`~geneae.module.Ensemble`). The facade
+(:mod:`geneae.model`) keeps the state; this module does the work and holds none.
 """
 
 from __future__ import annotations
@@ -21,14 +24,43 @@ import torch
 
 from geneae.batches import split_indices
 from geneae.config import RunConfig
-from geneae.module import build_module
+from geneae.module import Ensemble, build_module, members_of
 from geneae.prepared import Prepared
 from geneae.threads import apply_threads
 
 if TYPE_CHECKING:
     from geneae.ondisk import OnDisk
 
-__all__ = ["TrainedModule", "build_for_training", "start_from_data", "train_module"]
+__all__ = [
+    "MEMBER_SEED_STRIDE",
+    "TrainedModule",
+    "build_for_training",
+    "member_seed",
+    "start_from_data",
+    "train_module",
+]
+
+# Member i > 0 of a run with seed s trains with seed s + i * stride: distinct from every
+# other run's members for seeds below the stride, so that two runs of different seeds
+# share no member (their agreement is the ensemble's, not a shared model's).
+MEMBER_SEED_STRIDE = 1_000_003
+
+
+def member_seed(seed: int, member: int) -> int:
+    """The seed of member ``member`` of a run with ``seed`` (member 0: the run's own).
+
+    Member 0 is the single model of the run's seed, so ``model.members: 1`` is the first
+    member of any ensemble of the same seed.
+    """
+    return seed + member * MEMBER_SEED_STRIDE
+
+
+def member_config(config: RunConfig, member: int) -> RunConfig:
+    """``config`` for training member ``member`` alone: one model, the member's seed."""
+    return config.updated(
+        {"model.members": 1, "train.seed": member_seed(config.train.seed, member)},
+        source=f"member {member}",
+    )
 
 
 @dataclass
@@ -68,7 +100,8 @@ def build_for_training(
     """A fresh module for ``config`` and the CPU threads of training.
 
     The threads (:func:`geneae.threads.apply_threads`) and torch's seed are set first, so
-    the seed fixes the module's initial weights.
+    the seed fixes the module's initial weights; each member of an ensemble is built under
+    its own seed (:func:`member_seed`).
 
     Parameters
     ----------
@@ -85,8 +118,12 @@ def build_for_training(
         The module, for :func:`train_module`, and the threads.
     """
     threads = apply_threads(config.train.num_threads)
-    torch.manual_seed(config.train.seed)
-    return build_module(config.model, n_genes, n_covariates), threads
+    members = []
+    for i in range(config.model.members):
+        one = member_config(config, i)
+        torch.manual_seed(one.train.seed)
+        members.append(build_module(one.model, n_genes, n_covariates))
+    return (members[0] if len(members) == 1 else Ensemble(members)), threads
 
 
 def train_module(
@@ -101,6 +138,11 @@ def train_module(
     callbacks: Sequence[Any] = (),
 ) -> TrainedModule:
     """Train ``module`` on ``prepared`` and keep its best weights.
+
+    An :class:`~geneae.module.Ensemble`'s members are trained one after the other, each as
+    the single model of its seed, with their resume points in
+    ``run_dir/checkpoints/member<i>/``; ``callbacks`` follow the first member (a tuning
+    trial is pruned on it). The history stacks the members' rows (column ``member``).
 
     Parameters
     ----------
@@ -126,6 +168,89 @@ def train_module(
     TrainedModule
         The trained module, its history and the ``model`` metrics.
     """
+    members = members_of(module)
+    if len(members) == 1:
+        return _train_one(
+            module,
+            config,
+            prepared,
+            n_genes=n_genes,
+            threads=threads,
+            run_dir=run_dir,
+            resume=resume,
+            callbacks=callbacks,
+        )
+    assert isinstance(module, Ensemble)
+    parts = []
+    for i, member in enumerate(members):
+        where = None if run_dir is None else Path(run_dir) / "checkpoints" / f"member{i}"
+        parts.append(
+            _train_one(
+                member,
+                member_config(config, i),
+                prepared,
+                n_genes=n_genes,
+                threads=threads,
+                run_dir=where,
+                resume=resume and where is not None and where.exists(),
+                callbacks=callbacks if i == 0 else (),
+            )
+        )
+    if not parts[0].is_global_zero:
+        return TrainedModule(module, parts[0].history, False, {}, 0.0)
+    from geneae.train.cluster_phase import latent_means
+
+    # Data on disk: calibrated on the cells held in memory (OnDisk.hold_sample).
+    held = prepared.in_memory.tensors
+    module.calibrate([latent_means(member, held) for member in members])
+    module.eval()
+    history = pd.concat(
+        [part.history.assign(member=i) for i, part in enumerate(parts)], ignore_index=True
+    )
+    return TrainedModule(
+        module,
+        history,
+        True,
+        merge_member_metrics([part.model_metrics for part in parts], module),
+        sum(part.train_s for part in parts),
+    )
+
+
+def merge_member_metrics(parts: list[dict[str, Any]], module: torch.nn.Module) -> dict[str, Any]:
+    """metrics.json's ``model`` section of an ensemble from its members' sections.
+
+    What the members share once; ``members``; the ensemble's parameter count; per member
+    (lists in member order) what differs: epochs, best epoch, early stop and the
+    clustering phase's clusters.
+    """
+    per_member = ("epochs_trained", "best_epoch", "stopped_early")
+    merged = {k: v for k, v in parts[0].items() if k not in (*per_member, "cluster_phase")}
+    merged["members"] = len(parts)
+    merged["n_parameters"] = int(sum(p.numel() for p in module.parameters()))
+    for key in per_member:
+        merged[key] = [part[key] for part in parts]
+    phases = [part["cluster_phase"] for part in parts if "cluster_phase" in part]
+    if phases:
+        merged["cluster_phase"] = {
+            **{k: phases[0][k] for k in ("epochs", "resolution", "weight")},
+            **{k: [ph[k] for ph in phases] for k in ("clusters", "initial_sizes", "final_kl")},
+            "seconds": sum(ph["seconds"] for ph in phases),
+        }
+    return merged
+
+
+def _train_one(
+    module: torch.nn.Module,
+    config: RunConfig,
+    prepared: Prepared | OnDisk,
+    *,
+    n_genes: int,
+    threads: int,
+    run_dir: str | Path | None,
+    resume: bool,
+    callbacks: Sequence[Any],
+) -> TrainedModule:
+    """Train one model (see :func:`train_module`)."""
     from geneae.train.plan import TrainingPlan
     from geneae.train.trainer import fit_module
 

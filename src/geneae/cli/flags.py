@@ -32,6 +32,7 @@ TRAIN_FLAGS: dict[str, str] = {
     "likelihood": "model.likelihood",
     "latent_dim": "model.latent_dim",
     "hidden": "model.hidden",
+    "members": "model.members",
     "epochs": "train.max_epochs",
     "batch_size": "train.batch_size",
     "lr": "train.lr",

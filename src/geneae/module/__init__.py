@@ -12,14 +12,29 @@ from __future__ import annotations
 from geneae.config import ModelConfig
 from geneae.module.ae import AE
 from geneae.module.base import ExpressionModule, LossOutput
+from geneae.module.ensemble import Ensemble, members_of
 from geneae.module.gmvae import GMVAE
 from geneae.module.vae import VAE
 
-__all__ = ["AE", "GMVAE", "VAE", "ExpressionModule", "LossOutput", "build_module"]
+__all__ = [
+    "AE",
+    "GMVAE",
+    "VAE",
+    "Ensemble",
+    "ExpressionModule",
+    "LossOutput",
+    "build_module",
+    "members_of",
+]
 
 
-def build_module(cfg: ModelConfig, n_genes: int, n_covariates: int = 0) -> ExpressionModule:
-    """The module of ``cfg.family`` for ``n_genes`` genes.
+def build_module(
+    cfg: ModelConfig, n_genes: int, n_covariates: int = 0
+) -> ExpressionModule | Ensemble:
+    """The module of ``cfg.family`` for ``n_genes`` genes (an :class:`Ensemble` of them).
+
+    With ``cfg.members > 1``, that many modules built one after the other (each from its
+    own initial weights) in an :class:`Ensemble`.
 
     ``ae`` and ``dae`` give an :class:`AE` (the denoising one corrupts its input as
     ``cfg.noise`` says), ``vae`` a :class:`VAE`, ``gmvae`` a :class:`GMVAE`. A covariate with
@@ -34,6 +49,9 @@ def build_module(cfg: ModelConfig, n_genes: int, n_covariates: int = 0) -> Expre
             "likelihood 'auto' must be resolved from the data before building a module "
             "(nb for raw counts, gaussian otherwise); set ModelConfig.likelihood explicitly."
         )
+    if cfg.members > 1:
+        one = cfg.model_copy(update={"members": 1})
+        return Ensemble([build_module(one, n_genes, n_covariates) for _ in range(cfg.members)])
     if cfg.family in ("ae", "dae"):
         return AE(cfg, n_genes, n_covariates)
     if cfg.family == "vae":

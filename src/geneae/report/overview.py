@@ -138,6 +138,7 @@ def data_body(results: Results) -> dict[str, Any]:
             "family": "family",
             "likelihood": "likelihood",
             "latent_dim": "latent dimensions",
+            "members": "members (latents side by side)",
             "n_parameters": "parameters",
             "epochs_trained": "epochs trained",
             "best_epoch": "best epoch",
