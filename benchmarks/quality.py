@@ -265,6 +265,17 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def member_epochs(trained: int | list[int] | None) -> dict[str, Any]:
+    """A record's epochs: in all (``epochs``), and per member of an ensemble.
+
+    ``trained`` is metrics.json's ``epochs_trained``: an int for one model, a list for
+    ``model.members > 1`` (then ``members`` and ``epochs_per_member`` are recorded too).
+    """
+    if not isinstance(trained, list):
+        return {"epochs": trained}
+    return {"epochs": sum(trained), "members": len(trained), "epochs_per_member": trained}
+
+
 def _save_latent(path: Path, latent: Any) -> None:
     """Write the embedding atomically (a run killed midway leaves no half file)."""
     import numpy as np
@@ -390,7 +401,7 @@ def _geneae(
         "train_s": timings.get("train_s"),
         "preprocess_s": timings.get("preprocess_s"),
         "seconds_per_epoch": timings.get("seconds_per_epoch"),
-        "epochs": minfo.get("epochs_trained"),
+        **member_epochs(minfo.get("epochs_trained")),
         "max_epochs": minfo.get("max_epochs"),
         "best_epoch": minfo.get("best_epoch"),
         "stopped_early": minfo.get("stopped_early"),

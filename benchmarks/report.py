@@ -28,6 +28,7 @@ from benchmarks.outofcore import markdown as outofcore_markdown
 from benchmarks.quality import GENEAE_PRESETS, METHODS, PCA_METHODS, PEERS
 from benchmarks.scaling import plot_scaling
 from benchmarks.wallclock import markdown as wallclock_markdown
+from geneae.resolve import MEMBERS as DEFAULT_MEMBERS
 
 REFERENCES = ("scanpy-pca50", "pca50-unscaled", "scvi")
 
@@ -330,7 +331,7 @@ def _dataset_table(dataset: str, by_method: dict[str, dict[str, Any]]) -> list[s
     notes = []
     capped: set[int] = set()
     newest = max(_restarts(r) for a in by_method.values() for r in a["ok"]) if ok_any else 0
-    older = False
+    older = earlier_default = False
     for method in _ordered(by_method):
         a = by_method[method]
         for r in a["records"]:
@@ -349,6 +350,9 @@ def _dataset_table(dataset: str, by_method: dict[str, dict[str, Any]]) -> list[s
         if any(_restarts(r) < newest for r in a["ok"]):
             older = True
             mark += " ‡"
+        if method == "recommended" and any(_members(r) != DEFAULT_MEMBERS for r in a["ok"]):
+            earlier_default = True
+            mark += " §"
         ep = a["epochs"]
         ep_txt = "–" if ep[0] is None else _epoch_range(a["ok"])
         lines.append(
@@ -371,6 +375,12 @@ def _dataset_table(dataset: str, by_method: dict[str, dict[str, Any]]) -> list[s
             f"rows. {_RESTARTS_CAVEAT}"
         )
         lines.append("")
+    if earlier_default:
+        lines.append(
+            f"§ the default as it was before it trained {DEFAULT_MEMBERS} members side by side "
+            "(`model.members`; some seeds trained one model): not yet measured again."
+        )
+        lines.append("")
     if notes:
         lines += ["Runs without a result:", "", *notes, ""]
     return lines
@@ -382,16 +392,29 @@ _RESTARTS_CAVEAT = (
 )
 
 
+def _members(record: dict[str, Any]) -> int:
+    """Members of a geneae record's model (records before the setting: one)."""
+    return int(record.get("members") or 1)
+
+
 def _restarts(record: dict[str, Any]) -> int:
     """KMeans restarts a record was scored with (records before the setting: 10)."""
     return int(record.get("kmeans_restarts") or 10)
 
 
 def _epoch_range(ok: list[dict[str, Any]]) -> str:
-    eps = [int(r["epochs"]) for r in ok if r.get("epochs") is not None]
+    """The epochs of a method's runs: ``94``, ``40–94``, or per member ``3 x 136–146``."""
+    per_member = [r["epochs_per_member"] for r in ok if r.get("epochs_per_member")]
+    if per_member:
+        eps = [int(e) for each in per_member for e in each]
+        members = {len(each) for each in per_member}
+        prefix = f"{'/'.join(map(str, sorted(members)))} x "
+    else:
+        eps = [int(r["epochs"]) for r in ok if r.get("epochs") is not None]
+        prefix = ""
     if not eps:
         return "–"
-    return str(eps[0]) if min(eps) == max(eps) else f"{min(eps)}–{max(eps)}"
+    return prefix + (str(eps[0]) if min(eps) == max(eps) else f"{min(eps)}–{max(eps)}")
 
 
 def _concurrency_note(records: list[dict[str, Any]]) -> list[str]:

@@ -17,7 +17,7 @@ from geneae.balance import (
 from geneae.facts import describe
 from geneae.module import build_module
 from geneae.presets import preset_config
-from geneae.resolve import CLUSTER_EPOCHS, STANDARDIZED_WEIGHT, resolve
+from geneae.resolve import CLUSTER_EPOCHS, MEMBERS, STANDARDIZED_WEIGHT, resolve
 from tests.module.conftest import nb_clusters
 
 
@@ -129,6 +129,7 @@ def test_defaults_resolve_from_the_likelihood(tmp_path):
     assert config.model.likelihood == "nb"
     assert config.model.standardized_weight == STANDARDIZED_WEIGHT
     assert config.train.cluster_epochs == CLUSTER_EPOCHS
+    assert config.model.members == MEMBERS
     assert config.preprocess.scale  # counts: z-scored log input, modelled by the term
 
     bulk = datasets.bulk_conditions(n_samples=60, n_genes=40, n_informative=10)
@@ -141,9 +142,17 @@ def test_defaults_resolve_from_the_likelihood(tmp_path):
     assert gaussian.model.standardized_weight == 0.0 and gaussian.preprocess.scale
     off = resolve(RunConfig().updated({"model.standardized_weight": 0.0}), describe(bulk))
     assert off.model.likelihood == "mse" and off.preprocess.scale
-    given = RunConfig().updated({"model.standardized_weight": 0.4, "train.cluster_epochs": 3})
+    given = RunConfig().updated(
+        {"model.standardized_weight": 0.4, "train.cluster_epochs": 3, "model.members": 2}
+    )
     given = resolve(given, describe(counts))
     assert (given.model.standardized_weight, given.train.cluster_epochs) == (0.4, 3)
+    assert given.model.members == 2
+    # One model where members cannot be combined (mixture components) or do not apply.
+    gmvae = resolve(RunConfig().updated({"model.family": "gmvae"}), describe(counts))
+    assert gmvae.model.members == 1
+    genes = resolve(RunConfig().updated({"data.genes_as_samples": True}), describe(bulk))
+    assert genes.model.members == 1
 
 
 @pytest.mark.parametrize("name", ["scvi-like", "dca-zinb", "masked-ae", "beta-vae"])
@@ -154,6 +163,7 @@ def test_published_presets_are_the_papers_models(name):
     config = resolve(preset_config(name), describe(counts))
     assert config.model.standardized_weight == 0.0
     assert config.train.cluster_epochs == 0
+    assert config.model.members == 1
 
 
 def test_models_saved_before_the_term_existed_load_without_it():

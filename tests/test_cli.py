@@ -14,7 +14,7 @@ from geneae.saved_model import MODEL_FILES
 
 FAST = {
     "train": {"max_epochs": 3, "batch_size": 64, "quiet": True},
-    "model": {"hidden": [32], "latent_dim": 4},
+    "model": {"hidden": [32], "latent_dim": 4, "members": 1},
     "preprocess": {"n_top_genes": 0},
     # No report unless a test is about it: drawing one costs seconds per run.
     "evaluate": {"tsne": False, "umap": False, "max_plot_cells": 200, "report": False},

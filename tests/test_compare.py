@@ -15,7 +15,7 @@ from geneae.compare import table_row
 
 FAST = {
     "train": {"max_epochs": 3, "batch_size": 32, "quiet": True},
-    "model": {"hidden": [16]},
+    "model": {"hidden": [16], "members": 1},
     "preprocess": {"n_top_genes": 0},
     "evaluate": {"tsne": False, "umap": False, "max_plot_cells": 100},
 }

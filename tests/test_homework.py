@@ -110,6 +110,9 @@ def test_mse_autoencoder_clusters_at_least_as_well_as_pca(latent_dim, homework):
             "model.family": "ae",
             "model.likelihood": "mse",
             "model.latent_dim": latent_dim,
+            # One model of exactly the homework's size (the default's members would give
+            # three blocks of latent_dim dimensions side by side).
+            "model.members": 1,
             "train.max_epochs": MSE_EPOCHS,
             "train.quiet": True,
         }

@@ -28,6 +28,7 @@ def quick_config(**overrides):
         "train.batch_size": 64,
         "model.hidden": [32],
         "model.latent_dim": 4,
+        "model.members": 1,
         "preprocess.n_top_genes": 0,
     }
     base.update(overrides)
@@ -226,7 +227,7 @@ def test_gmvae_cluster_probabilities(fitted):
 
 
 @pytest.mark.slow
-def test_ddp_on_two_cpu_processes_trains_a_loadable_model(tmp_path):
+def test_ddp_on_two_cpu_processes_trains_a_loadable_ensemble(tmp_path):
     script = tmp_path / "ddp_train.py"
     script.write_text(
         textwrap.dedent(
@@ -237,6 +238,7 @@ def test_ddp_on_two_cpu_processes_trains_a_loadable_model(tmp_path):
                 "train.max_epochs": 2, "train.quiet": True, "train.batch_size": 32,
                 "train.accelerator": "cpu", "train.devices": 2, "train.strategy": "ddp",
                 "model.hidden": [16], "model.latent_dim": 3, "preprocess.n_top_genes": 0,
+                "model.members": 2,
             }})
             model = GeneAE(cfg).fit(adata)
             model.save({str(tmp_path / "model")!r}, overwrite=True)
@@ -255,9 +257,10 @@ def test_ddp_on_two_cpu_processes_trains_a_loadable_model(tmp_path):
     model = GeneAE.load(tmp_path / "model")
     adata = datasets.synthetic_counts(n_cells=256, n_genes=40, n_clusters=3, seed=0)
     latent = model.encode(adata)
-    assert latent.shape == (256, 3) and np.isfinite(latent).all()
-    assert model.metrics["model"]["epochs_trained"] == 2
-    assert len(model.history) == 2
+    # Two members, each trained by both processes, calibrated and saved by rank 0.
+    assert latent.shape == (256, 6) and np.isfinite(latent).all()
+    assert model.metrics["model"]["epochs_trained"] == [2, 2]
+    assert list(model.history["member"]) == [0, 0, 1, 1]
 
 
 def test_gene_loadings_equal_the_mean_signed_jacobian(fitted):

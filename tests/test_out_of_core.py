@@ -235,6 +235,7 @@ def test_training_from_disk_reaches_the_quality_of_training_in_memory(tmp_path):
     adata.write_h5ad(tmp_path / "cells.h5ad")
     settings = {
         "train.max_epochs": 12,
+        "model.members": 1,
         "train.quiet": True,
         "train.cluster_epochs": 0,
         "train.chunk_rows": 100,
@@ -261,6 +262,7 @@ def test_zarr_trains_and_encodes_like_h5ad(counts_file):
         "train.max_epochs": 2,
         "train.quiet": True,
         "train.cluster_epochs": 0,
+        "model.members": 1,
         "train.out_of_core": "always",
         "train.chunk_rows": 200,
         "model.hidden": [16],

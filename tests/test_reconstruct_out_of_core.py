@@ -19,6 +19,7 @@ from geneae.ondisk import OnDisk
 N_CELLS, CHUNK_ROWS = 500, 128
 SETTINGS = {
     "train.max_epochs": 1,
+    "model.members": 1,
     "train.quiet": True,
     "train.cluster_epochs": 0,
     "train.out_of_core": "always",  # every .h5ad path is read out of core

@@ -63,13 +63,14 @@ class ModelConfig(Section):
     )
     contrastive_weight: float = Field(default=0.0, ge=0.0)
     contrastive_temperature: float = Field(default=0.5, gt=0.0)
-    members: int = Field(
-        default=1,
+    members: int | None = Field(
+        default=None,
         ge=1,
-        description="models of different initial weights trained side by side; their "
-        "latents, each centred and scaled, are concatenated (members x latent_dim "
-        "dimensions) and their reconstructions averaged (geneae.module.ensemble): steadier "
-        "clusters from seed to seed, at members times the training cost",
+        description="models of derived seeds trained one after the other; their latents, "
+        "each centred and scaled, side by side (members x latent_dim dimensions) and their "
+        "reconstructions averaged (geneae.module.ensemble): clusters that move less from "
+        "seed to seed, at members times the training time; None: 3 (1 for gmvae and for "
+        "genes as samples; geneae.resolve)",
     )
     standardized_weight: float | None = Field(
         default=None,
@@ -90,7 +91,7 @@ class ModelConfig(Section):
                 f"mask_rate_min ({self.mask_rate_min}) must not exceed "
                 f"mask_rate_max ({self.mask_rate_max})"
             )
-        if self.members > 1 and self.family == "gmvae":
+        if (self.members or 1) > 1 and self.family == "gmvae":
             raise ValueError(
                 "members > 1 is not available for the gmvae family: the mixture components "
                 "of different members do not correspond; set members: 1"

@@ -119,7 +119,7 @@ def build_for_training(
     """
     threads = apply_threads(config.train.num_threads)
     members = []
-    for i in range(config.model.members):
+    for i in range(config.model.members or 1):
         one = member_config(config, i)
         torch.manual_seed(one.train.seed)
         members.append(build_module(one.model, n_genes, n_covariates))

@@ -65,11 +65,13 @@ AUTO_COUNTS = {"scale": True, "clip": 10.0}
 # standardised term weighs them alike).
 AUTO_VALUES = {"scale": False, "clip": 0.0}
 
-# The defaults of geneae's two additions, chosen across every development dataset at once
+# The defaults of geneae's additions, chosen across every development dataset at once
 # (BENCHMARKS.md "Choosing the default"): the standardised term's weight relative to the
-# likelihood, and the epochs of the clustering phase.
+# likelihood, the epochs of the clustering phase, and the members of an ensemble (three
+# models of derived seeds, latents side by side: docs/design/default-model.md, round 8).
 STANDARDIZED_WEIGHT = 1.5
 CLUSTER_EPOCHS = 20
+MEMBERS = 3
 
 
 def default_epochs(n_obs: int) -> int:
@@ -125,6 +127,10 @@ def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
         )
     if config.train.cluster_epochs is None:
         config.train.cluster_epochs = 0 if genes_as_samples else CLUSTER_EPOCHS
+    if model.members is None:
+        # The ensemble steadies the clusters of samples; a GMVAE's mixture components do
+        # not line up across members, and gene embeddings are not clustered.
+        model.members = 1 if genes_as_samples or model.family == "gmvae" else MEMBERS
     config.preprocess = resolve_preprocess(
         config.preprocess, facts, standardized_term=model.standardized_weight > 0
     )

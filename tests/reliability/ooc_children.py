@@ -32,6 +32,7 @@ def memory(store: str, budget: float) -> None:
     config = RunConfig().updated(
         {
             "train.max_epochs": 1,
+            "model.members": 1,
             "train.quiet": True,
             "train.cluster_epochs": 0,
             "train.num_threads": 1,

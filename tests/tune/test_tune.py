@@ -44,6 +44,7 @@ LATENT_STUDY = {
         "decoder_hidden": [],
         "norm": "none",
         "dropout": 0.0,
+        "members": 1,
     },
     "train": {
         "max_epochs": 80,
@@ -59,7 +60,7 @@ LATENT_STUDY = {
 # Small and quick: for the tests of the machinery.
 QUICK = {
     "preprocess": {"preset": "none"},
-    "model": {"hidden": [16], "norm": "none"},
+    "model": {"hidden": [16], "norm": "none", "members": 1},
     "train": {"max_epochs": 6, "batch_size": 64, "validation": 0.25},
     "evaluate": {"tsne": False, "umap": False},
 }

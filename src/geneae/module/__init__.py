@@ -49,9 +49,10 @@ def build_module(
             "likelihood 'auto' must be resolved from the data before building a module "
             "(nb for raw counts, gaussian otherwise); set ModelConfig.likelihood explicitly."
         )
-    if cfg.members > 1:
+    members = cfg.members or 1  # None (left to the data) builds one model
+    if members > 1:
         one = cfg.model_copy(update={"members": 1})
-        return Ensemble([build_module(one, n_genes, n_covariates) for _ in range(cfg.members)])
+        return Ensemble([build_module(one, n_genes, n_covariates) for _ in range(members)])
     if cfg.family in ("ae", "dae"):
         return AE(cfg, n_genes, n_covariates)
     if cfg.family == "vae":
