@@ -277,7 +277,9 @@ def markdown(doc: dict[str, Any] | None, quality: dict[str, Any] | None = None) 
     if ttm:
         lines += [
             "Time from the file to a saved model with each tool's defaults, one run each "
-            "(geneae: `geneae train` with its default epochs and early stopping, report off; "
+            "(geneae: `geneae train` with its defaults — three members, default epochs — "
+            "but early stopping off as in the per-epoch runs (an upper bound) and the report "
+            "off; "
             "scvi-tools: `SCVI()` defaults (ZINB) and its default epochs, batch 128), with "
             "each default's mean ARI over 3 seeds from the quality section (scvi-tools "
             "scored there at 100 epochs, which BASELINES.md found better than its default "
@@ -296,4 +298,13 @@ def markdown(doc: dict[str, Any] | None, quality: dict[str, Any] | None = None) 
                 f"{'–' if s_ari is None else f'{s_ari:.3f}'} |"
             )
         lines.append("")
+        if doc.get("time_to_model_updated"):
+            missing = [d for d in TIME_TO_MODEL_DATASETS if d not in ttm]
+            lines += [
+                f"Time to a model measured {doc['time_to_model_updated']}, apart from the "
+                f"per-epoch rows above ({doc.get('updated')}): compare ratios, not seconds, "
+                "across the two."
+                + (f" Not measured then: {', '.join(missing)}." if missing else ""),
+                "",
+            ]
     return lines

@@ -181,6 +181,47 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path, monke
     assert list(resumed.history["epoch"]) == [0, 1, 2, 3, 4]
 
 
+def test_an_ensemble_cut_in_its_second_member_resumes_to_the_same_model(tmp_path, monkeypatch):
+    import lightning.pytorch as pl
+
+    adata = tiny_counts()
+    cfg = quick_config(
+        **{
+            "model.members": 2,
+            "train.max_epochs": 4,
+            "train.early_stopping": False,
+            "train.checkpoint_interval_s": 0.0,
+            "train.cluster_epochs": 2,
+        }
+    )
+    full = GeneAE(cfg).fit(adata, run_dir=tmp_path / "full")
+
+    original = pl.Trainer.fit
+    calls = {"n": 0}
+
+    class StopAfter(pl.Callback):
+        def on_train_epoch_end(self, trainer, plan):
+            if trainer.current_epoch == 1:
+                raise Interrupt("simulated crash")
+
+    def fit_with_crash(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second member's training
+            self.callbacks.append(StopAfter())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pl.Trainer, "fit", fit_with_crash)
+    with pytest.raises(Interrupt):
+        GeneAE(cfg).fit(adata, run_dir=tmp_path / "cut")
+    points = tmp_path / "cut" / "checkpoints"
+    assert (points / "member0" / "checkpoints" / "last.ckpt").is_file()
+    assert (points / "member1" / "checkpoints" / "last.ckpt").is_file()
+    resumed = GeneAE(cfg).fit(adata, run_dir=tmp_path / "cut", resume=True)
+    np.testing.assert_allclose(resumed.encode(adata), full.encode(adata), rtol=1e-4, atol=1e-5)
+    assert list(resumed.history["member"]) == [0] * 4 + [1] * 4
+    assert list(resumed.history["epoch"]) == [0, 1, 2, 3] * 2
+
+
 def test_history_is_written_each_epoch(tmp_path):
     adata = tiny_counts()
     GeneAE(quick_config()).fit(adata, run_dir=tmp_path)

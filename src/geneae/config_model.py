@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from geneae.config_base import Section
 from geneae.likelihoods import COUNT_LIKELIHOODS, LIKELIHOODS
@@ -82,6 +82,17 @@ class ModelConfig(Section):
         "for count and mse likelihoods (geneae.resolve)",
     )
 
+    @field_validator("members")
+    @classmethod
+    def _one_gmvae(cls, members: int | None, info: ValidationInfo) -> int | None:
+        # A field check (family is validated before it), so the error names the field.
+        if (members or 1) > 1 and info.data.get("family") == "gmvae":
+            raise ValueError(
+                "members > 1 is not available for the gmvae family (the mixture components "
+                "of different members do not correspond); set members: 1"
+            )
+        return members
+
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
         if any(h < 1 for h in self.hidden) or any(h < 1 for h in self.decoder_hidden or []):
@@ -90,11 +101,6 @@ class ModelConfig(Section):
             raise ValueError(
                 f"mask_rate_min ({self.mask_rate_min}) must not exceed "
                 f"mask_rate_max ({self.mask_rate_max})"
-            )
-        if (self.members or 1) > 1 and self.family == "gmvae":
-            raise ValueError(
-                "members > 1 is not available for the gmvae family: the mixture components "
-                "of different members do not correspond; set members: 1"
             )
         if self.family == "dae" and self.noise == "none":
             self.noise = "mask"
