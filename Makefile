@@ -24,7 +24,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# Tests that train on real data for minutes (pytest marker `long`), kept out of `make test`.
+# Tests that train for minutes (pytest marker `long`), kept out of `make test` (CI budget).
 test-long: $(STAMP)
 	$(BIN)/python -m pytest -q -m long
 

@@ -103,6 +103,7 @@ def test_count_preset_refusal_on_the_command_line(homework, tmp_path, capsys):
 
 
 # -- the homework itself --------------------------------------------------------------------
+@pytest.mark.long  # ~35 s each: `make test-long` (CI's budget; see README)
 @pytest.mark.parametrize("latent_dim", [10, 50])
 def test_mse_autoencoder_clusters_at_least_as_well_as_pca(latent_dim, homework):
     config = RunConfig().updated(

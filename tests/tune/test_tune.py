@@ -138,6 +138,7 @@ def latent_study(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.long  # the 45-s latent-size study: `make test-long`
 def test_study_finds_the_true_latent_size(latent_study, capsys):
     _, out = latent_study
     table = pd.read_csv(out / "trials.csv")
@@ -156,6 +157,7 @@ def test_study_finds_the_true_latent_size(latent_study, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.long  # the 45-s latent-size study: `make test-long`
 def test_best_config_trains_the_same_model(latent_study, tmp_path):
     data, out = latent_study
     table = pd.read_csv(out / "trials.csv")
@@ -173,6 +175,7 @@ def test_best_config_trains_the_same_model(latent_study, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.long  # the 45-s latent-size study: `make test-long`
 def test_report_history_and_importances(latent_study):
     _, out = latent_study
     report = (out / "tune_report.md").read_text()
