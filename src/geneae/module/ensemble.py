@@ -116,10 +116,7 @@ class Ensemble(nn.Module):
 
     def encode(self, x: Tensor, covariate: Tensor | None = None) -> Tensor:
         """(n, K d) calibrated latent means of uncorrupted ``x``, members side by side."""
-        return torch.cat(
-            [self._normalise(i, m.encode(x, covariate)) for i, m in enumerate(self.members)],
-            dim=-1,
-        )
+        return self.predict(x, covariate=covariate, decode=False)["latent"]
 
     def reconstruct(
         self, x: Tensor, library: Tensor | None = None, covariate: Tensor | None = None
