@@ -1,4 +1,4 @@
-"""``python -m benchmarks [quality|speed|scaling|ablation|outofcore|report|all] [options]``.
+"""``python -m benchmarks [quality|speed|scaling|ablation|outofcore|design|report|all] [...]``.
 
 See README.md.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from benchmarks.common import ALL_DATASETS, BENCHMARKS_MD, DATASETS, DEFAULT_OUT
 
-PARTS = ("quality", "speed", "scaling", "ablation", "outofcore", "report", "all")
+PARTS = ("quality", "speed", "scaling", "ablation", "outofcore", "design", "report", "all")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -70,6 +70,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--speed-dataset", default="pbmc_10x", choices=list(DATASETS))
     p.add_argument(
+        "--speed-parts",
+        nargs="+",
+        default=["step", "epoch", "busy", "to-model"],
+        choices=["step", "epoch", "busy", "to-model"],
+        help="speed: which measurements to (re)run; the others keep their last results",
+    )
+    p.add_argument(
         "--ablation",
         default="all",
         choices=("weighting", "ensemble", "all"),
@@ -116,6 +123,22 @@ def parse(argv: list[str]) -> argparse.Namespace:
         choices=["peak", "epoch", "quality"],
         help="outofcore: which measurements to (re)run",
     )
+    p.add_argument("--design-name", default=None, help="design: the records' config name")
+    p.add_argument(
+        "--set",
+        dest="settings",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="design: settings of the default to change, e.g. model.members=3",
+    )
+    p.add_argument(
+        "--samples-seen",
+        type=float,
+        default=None,
+        help="design: epochs from this budget of samples seen (geneae.resolve.default_epochs)",
+    )
+    p.add_argument("--design-note", default="", help="design: a note kept with the records")
     return p.parse_args(argv)
 
 
@@ -140,10 +163,15 @@ def main(argv: list[str] | None = None) -> int:
     if part in ("speed", "all"):
         from benchmarks.speed import run_speed
 
-        run_speed(out, epochs=args.speed_epochs, dataset=args.speed_dataset, timeout=args.timeout)
+        if "step" in args.speed_parts:
+            run_speed(
+                out, epochs=args.speed_epochs, dataset=args.speed_dataset, timeout=args.timeout
+            )
         from benchmarks.wallclock import write_wallclock
 
-        write_wallclock(out, dataset=args.speed_dataset)
+        wall_parts = tuple(p for p in args.speed_parts if p != "step")
+        if wall_parts:
+            write_wallclock(out, wall_parts, dataset=args.speed_dataset)
     if part in ("scaling", "all"):
         from benchmarks.scaling import run_scaling
 
@@ -167,6 +195,22 @@ def main(argv: list[str] | None = None) -> int:
             quality_cells=args.ooc_quality_cells,
             seeds=tuple(args.seeds),
             parts=tuple(args.ooc_parts),
+            timeout=args.timeout,
+        )
+    if part == "design":
+        from benchmarks.design import parse_settings, run_design
+
+        if not args.design_name:
+            raise SystemExit("design: name the experiment with --design-name")
+        run_design(
+            args.design_name,
+            args.datasets,
+            args.seeds,
+            parse_settings(args.settings),
+            out,
+            samples_seen=args.samples_seen,
+            note=args.design_note,
+            jobs=args.jobs,
             timeout=args.timeout,
         )
     if part in ("report", "all"):

@@ -232,7 +232,8 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     elif method == "scvi":
         latent, info = _scvi(adata, seed, max_epochs or SCVI_EPOCHS)
     else:
-        latent, info, model = _geneae(adata, method, seed, max_epochs, k)
+        overrides = design_overrides(spec, adata.n_obs)
+        latent, info, model = _geneae(adata, method, seed, max_epochs, k, overrides)
         if method == "scvae-gmvae":
             probs = model.cluster_probabilities(adata)
             clusters = np.asarray(probs).argmax(axis=1)
@@ -379,12 +380,28 @@ def _scvi(adata: Any, seed: int, epochs: int) -> tuple[Any, dict[str, Any]]:
     return latent, info
 
 
+def design_overrides(spec: dict[str, Any], n_obs: int) -> dict[str, Any]:
+    """A design experiment's settings (benchmarks.design): ``overrides`` as given, and
+    ``samples_seen`` as the epochs that budget gives ``n_obs`` cells (geneae.resolve)."""
+    overrides = dict(spec.get("overrides") or {})
+    if spec.get("samples_seen"):
+        from geneae.resolve import default_epochs
+
+        overrides["train.max_epochs"] = default_epochs(n_obs, float(spec["samples_seen"]))
+    return overrides
+
+
 def _geneae(
-    adata: Any, preset: str, seed: int, max_epochs: int | None, k: int
+    adata: Any,
+    preset: str,
+    seed: int,
+    max_epochs: int | None,
+    k: int,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[Any, dict[str, Any], Any]:
     from geneae.model import GeneAE
 
-    overrides: dict[str, Any] = {"train.seed": seed, "train.quiet": True}
+    overrides: dict[str, Any] = {**(extra or {}), "train.seed": seed, "train.quiet": True}
     if max_epochs:
         overrides["train.max_epochs"] = int(max_epochs)
     if preset == "scvae-gmvae":

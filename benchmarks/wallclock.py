@@ -171,6 +171,10 @@ def time_to_models(datasets: tuple[str, ...], *, with_scvi: bool = True) -> dict
     return out
 
 
+#: The parts of the whole-process timings (``--speed-parts``; ``step`` is speed.json's).
+WALLCLOCK_PARTS = ("epoch", "busy", "to-model")
+
+
 def run_wallclock(
     dataset: str = "pbmc_10x",
     epochs: int = 8,
@@ -178,39 +182,63 @@ def run_wallclock(
     busy_epochs: int = 2,
     *,
     with_scvi: bool = True,
-    to_model: bool = True,
+    parts: tuple[str, ...] = WALLCLOCK_PARTS,
+    previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The whole-process part of the speed benchmark (idle, busy, time to model)."""
+    """The whole-process part of the speed benchmark (idle, busy, time to model).
+
+    Only ``parts`` are measured; the sections of the others are kept from ``previous``
+    (the last wallclock.json), each with the date it was measured (``measured``).
+    """
     data = dataset_path(dataset)
     assert data is not None, "whole-process timings need a file (a shared dataset)"
-    doc: dict[str, Any] = {
-        "dataset": dataset,
-        "updated": now(),
-        "machine": machine_info(),
-        "versions": versions(),
-        "loadavg_start": loadavg(),
-    }
-    doc["idle"] = per_epoch(data, epochs, repeats, busy=False, with_scvi=with_scvi)
-    own = per_epoch(data, epochs, repeats, busy=False, with_scvi=False, batch_size=None)
-    scvi_idle = doc["idle"].get("scvi", {}).get("per_epoch_s")
-    if scvi_idle:
-        own["speedup"] = scvi_idle / own["geneae"]["per_epoch_s"]
-    doc["idle_default_batch"] = own
-    doc["busy"] = per_epoch(data, busy_epochs, repeats, busy=True, with_scvi=with_scvi)
-    if to_model:
+    doc: dict[str, Any] = dict(previous or {})
+    if previous and "measured" not in previous:  # a file from before per-part dates
+        first = previous.get("updated")
+        doc["measured"] = {
+            "epoch": first,
+            "busy": first,
+            "to-model": previous.pop("time_to_model_updated", first),
+        }
+        doc.pop("time_to_model_updated", None)
+    doc.update(
+        dataset=dataset,
+        updated=now(),
+        machine=machine_info(),
+        versions=versions(),
+        loadavg_start=loadavg(),
+    )
+    measured: dict[str, str] = dict(doc.get("measured") or {})
+    if "epoch" in parts:
+        doc["idle"] = per_epoch(data, epochs, repeats, busy=False, with_scvi=with_scvi)
+        own = per_epoch(data, epochs, repeats, busy=False, with_scvi=False, batch_size=None)
+        scvi_idle = doc["idle"].get("scvi", {}).get("per_epoch_s")
+        if scvi_idle:
+            own["speedup"] = scvi_idle / own["geneae"]["per_epoch_s"]
+        doc["idle_default_batch"] = own
+    if "busy" in parts:
+        doc["busy"] = per_epoch(data, busy_epochs, repeats, busy=True, with_scvi=with_scvi)
+    if "to-model" in parts:
         doc["time_to_model"] = time_to_models(TIME_TO_MODEL_DATASETS, with_scvi=with_scvi)
+    for part in parts:
+        measured[part] = doc["updated"]
+    doc["measured"] = measured
     doc["loadavg_end"] = loadavg()
     return doc
 
 
-def write_wallclock(out_dir: Path, **options: Any) -> dict[str, Any]:
-    """Run :func:`run_wallclock` and write ``wallclock.json``."""
-    from benchmarks.common import write_json_atomic
+def write_wallclock(
+    out_dir: Path, parts: tuple[str, ...] = WALLCLOCK_PARTS, **options: Any
+) -> dict[str, Any]:
+    """Run :func:`run_wallclock` for ``parts`` and write ``wallclock.json`` (the sections
+    of the other parts kept from the file as it was)."""
+    from benchmarks.common import read_json, write_json_atomic
 
-    doc = run_wallclock(**options)
+    path = out_dir / "wallclock.json"
+    doc = run_wallclock(parts=parts, previous=read_json(path), **options)
     doc["commands"] = ["python -m benchmarks speed"]
-    write_json_atomic(out_dir / "wallclock.json", doc)
-    print(f"wrote {out_dir / 'wallclock.json'}", flush=True)
+    write_json_atomic(path, doc)
+    print(f"wrote {path}", flush=True)
     return doc
 
 
@@ -298,12 +326,14 @@ def markdown(doc: dict[str, Any] | None, quality: dict[str, Any] | None = None) 
                 f"{'–' if s_ari is None else f'{s_ari:.3f}'} |"
             )
         lines.append("")
-        if doc.get("time_to_model_updated"):
+        measured = doc.get("measured") or {}
+        to_model_on = measured.get("to-model", doc.get("time_to_model_updated"))
+        epoch_on = measured.get("epoch", doc.get("updated"))
+        if to_model_on and to_model_on != epoch_on:
             missing = [d for d in TIME_TO_MODEL_DATASETS if d not in ttm]
             lines += [
-                f"Time to a model measured {doc['time_to_model_updated']}, apart from the "
-                f"per-epoch rows above ({doc.get('updated')}): compare ratios, not seconds, "
-                "across the two."
+                f"Time to a model measured {to_model_on}, apart from the per-epoch rows "
+                f"above ({epoch_on}): compare ratios, not seconds, across the two."
                 + (f" Not measured then: {', '.join(missing)}." if missing else ""),
                 "",
             ]

@@ -74,7 +74,10 @@ CLUSTER_EPOCHS = 20
 MEMBERS = 3
 
 
-def default_epochs(n_obs: int) -> int:
+SAMPLES_SEEN = 4e5
+
+
+def default_epochs(n_obs: int, samples_seen: float = SAMPLES_SEEN) -> int:
     """Default number of epochs for ``n_obs`` training samples.
 
     A fixed budget of about 400k samples seen (~1,600 steps of the default batch of 256):
@@ -84,7 +87,7 @@ def default_epochs(n_obs: int) -> int:
     ``clip(round(4e5 / n_obs), 20, 400)``: 190 epochs for 2,100 cells, 94 for 4,271,
     40 for 10k, 20 from 20k cells on.
     """
-    return int(min(400, max(20, round(4e5 / max(n_obs, 1)))))
+    return int(min(400, max(20, round(samples_seen / max(n_obs, 1)))))
 
 
 def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
