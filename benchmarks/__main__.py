@@ -17,6 +17,7 @@ PARTS = ("quality", "speed", "scaling", "ablation", "outofcore", "design", "repo
 def parse(argv: list[str]) -> argparse.Namespace:
     from benchmarks.quality import METHODS
     from benchmarks.scaling import DEFAULT_SIZES
+    from benchmarks.wallclock import TIME_TO_MODEL_DATASETS
 
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
@@ -75,6 +76,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=["step", "epoch", "busy", "to-model"],
         choices=["step", "epoch", "busy", "to-model"],
         help="speed: which measurements to (re)run; the others keep their last results",
+    )
+    p.add_argument(
+        "--to-model-datasets",
+        nargs="+",
+        default=list(TIME_TO_MODEL_DATASETS),
+        choices=list(TIME_TO_MODEL_DATASETS),
+        help="speed: the datasets timed from file to model (others keep their last times)",
     )
     p.add_argument(
         "--ablation",
@@ -171,7 +179,12 @@ def main(argv: list[str] | None = None) -> int:
 
         wall_parts = tuple(p for p in args.speed_parts if p != "step")
         if wall_parts:
-            write_wallclock(out, wall_parts, dataset=args.speed_dataset)
+            write_wallclock(
+                out,
+                wall_parts,
+                dataset=args.speed_dataset,
+                to_model_datasets=tuple(args.to_model_datasets),
+            )
     if part in ("scaling", "all"):
         from benchmarks.scaling import run_scaling
 

@@ -274,7 +274,11 @@ class GeneAE:
         )
 
     def encode(self, adata: ad.AnnData, *, layer: str | None = None) -> np.ndarray:
-        """Latent means (n_samples x latent_dim) of ``adata``, preprocessed as in training."""
+        """Latent means of ``adata``, preprocessed as in training.
+
+        ``n_samples x latent_dim`` for one model, ``n_samples x (members x latent_dim)``
+        for an ensemble (its members' calibrated latents side by side).
+        """
         return self.predict(adata, layer=layer, reconstruction_rows=np.zeros(0, int)).latent
 
     def reconstruct(
@@ -336,7 +340,8 @@ class GeneAE:
         return probs.cluster_probabilities
 
     def latent_variance(self, adata: ad.AnnData, *, layer: str | None = None) -> np.ndarray | None:
-        """Posterior variances of q(z|x) (n x latent_dim), or None for deterministic models.
+        """Posterior variances of q(z|x) (shaped as :meth:`encode`), or None for
+        deterministic models.
 
         For the GMVAE: the variance of the mixture posterior's components, averaged with
         the responsibilities q(y|x) (the within-component part of the mixture's variance).
