@@ -340,8 +340,7 @@ class GeneAE:
         return probs.cluster_probabilities
 
     def latent_variance(self, adata: ad.AnnData, *, layer: str | None = None) -> np.ndarray | None:
-        """Posterior variances of q(z|x) (shaped as :meth:`encode`), or None for
-        deterministic models.
+        """Posterior variances of q(z|x), shaped as :meth:`encode`; None if deterministic.
 
         For the GMVAE: the variance of the mixture posterior's components, averaged with
         the responsibilities q(y|x) (the within-component part of the mixture's variance).
