@@ -72,8 +72,8 @@ AUTO_VALUES = {"scale": False, "clip": 0.0}
 STANDARDIZED_WEIGHT = 1.5
 CLUSTER_EPOCHS = 20
 MEMBERS = 3
-
-
+# Samples each model (each member of an ensemble) sees in training by default; half of it
+# loses 0.04 ARI on mouse bladder even with three members (design record, round 9).
 SAMPLES_SEEN = 4e5
 
 
@@ -84,8 +84,8 @@ def default_epochs(n_obs: int, samples_seen: float = SAMPLES_SEEN) -> int:
     more training keeps lowering the loss but makes the latent worse for clustering (on 10x
     PBMC, ARI 0.76 after 100 epochs, 0.59 after 250; scvi-tools shows the same between 100
     and 400).
-    ``clip(round(4e5 / n_obs), 20, 400)``: 190 epochs for 2,100 cells, 94 for 4,271,
-    40 for 10k, 20 from 20k cells on.
+    ``clip(round(samples_seen / n_obs), 20, 400)``: with the default ``SAMPLES_SEEN``,
+    190 epochs for 2,100 cells, 94 for 4,271, 40 for 10k, 20 from 20k cells on.
     """
     return int(min(400, max(20, round(samples_seen / max(n_obs, 1)))))
 
