@@ -222,6 +222,9 @@ def run_wallclock(
         doc["busy"] = per_epoch(data, busy_epochs, repeats, busy=True, with_scvi=with_scvi)
     if "to-model" in parts:
         # Datasets not timed now keep their earlier timings (each with its date).
+        earlier = measured.get("to-model")
+        for t in (doc.get("time_to_model") or {}).values():
+            t.setdefault("measured", earlier)
         timed = time_to_models(to_model_datasets, with_scvi=with_scvi)
         for t in timed.values():
             t["measured"] = doc["updated"]
