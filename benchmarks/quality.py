@@ -382,7 +382,8 @@ def _scvi(adata: Any, seed: int, epochs: int) -> tuple[Any, dict[str, Any]]:
 
 def design_overrides(spec: dict[str, Any], n_obs: int) -> dict[str, Any]:
     """A design experiment's settings (benchmarks.design): ``overrides`` as given, and
-    ``samples_seen`` as the epochs that budget gives ``n_obs`` cells (geneae.resolve)."""
+    ``samples_seen`` as the epochs that budget gives ``n_obs`` cells (geneae.resolve; the
+    file's cells, before preprocessing drops any, where ``geneae train`` counts after)."""
     overrides = dict(spec.get("overrides") or {})
     if spec.get("samples_seen"):
         from geneae.resolve import default_epochs
