@@ -200,7 +200,7 @@ def run_wallclock(
         doc["measured"] = {
             "epoch": first,
             "busy": first,
-            "to-model": previous.pop("time_to_model_updated", first),
+            "to-model": previous.get("time_to_model_updated", first),
         }
         doc.pop("time_to_model_updated", None)
     doc.update(
