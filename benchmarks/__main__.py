@@ -73,8 +73,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--speed-parts",
         nargs="+",
-        default=["step", "epoch", "busy", "to-model"],
-        choices=["step", "epoch", "busy", "to-model"],
+        default=["step", "epoch", "busy", "to-model", "profile"],
+        choices=["step", "epoch", "busy", "to-model", "profile"],
         help="speed: which measurements to (re)run; the others keep their last results",
     )
     p.add_argument(
@@ -177,7 +177,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         from benchmarks.wallclock import write_wallclock
 
-        wall_parts = tuple(p for p in args.speed_parts if p != "step")
+        if "profile" in args.speed_parts:
+            from benchmarks.profile_step import run_profile
+
+            run_profile(out, dataset=args.speed_dataset, timeout=args.timeout)
+        wall_parts = tuple(p for p in args.speed_parts if p not in ("step", "profile"))
         if wall_parts:
             write_wallclock(
                 out,

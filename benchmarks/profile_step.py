@@ -1,90 +1,243 @@
 """Where a training step's time goes: torch.profiler over the default model's steps.
 
-    python -m benchmarks.profile_step [--dataset pbmc_10x] [--steps 60] [--threads 1]
+    python -m benchmarks speed --speed-parts profile [--speed-dataset pbmc_10x]
+    python -m benchmarks.profile_step [--dataset pbmc_10x] [--steps 60] [--threads N]
 
-Prints the share of CPU time of matrix products (addmm / mm / bmm), the likelihood's
-element-wise work (lgamma, log, softplus, exp, ...), the optimizer (Adam's foreach ops) and
-everything else (indexing, batch norm, Python between ops), over ``--steps`` steps at batch
-128 after a warm-up, measured on the model ``geneae train`` builds by default.
+The model is the one ``geneae train`` builds by default (one member: the default's members
+are each this model, trained one after the other), set up on the data as a user's run sets
+it up, stepped at its default batch size with the optimizer training uses. Each aten
+operator's own (self) CPU time is put in one group: matrix products, element-wise work
+(the likelihood, activations, reductions), the optimizer, data (row gathering, copies) and
+batch norm; what the operators leave of a step's wall time, measured without the profiler,
+is Python and dispatch between operators. The speed part writes ``profile.json``;
+``python -m benchmarks report`` renders it in BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from collections import defaultdict
+from pathlib import Path
+from typing import Any
 
-GEMM = ("aten::addmm", "aten::mm", "aten::bmm", "aten::matmul", "aten::linear")
-ELEMENTWISE = (
-    "lgamma", "log", "softplus", "exp", "log1p", "mul", "add", "sub", "div", "neg", "where",
-    "clamp", "sum", "softmax", "log_softmax", "pow", "square", "sqrt", "rsqrt", "sigmoid",
-)  # fmt: skip
+from benchmarks.common import (
+    command_line,
+    load_dataset,
+    loadavg,
+    machine_info,
+    now,
+    run_worker,
+    versions,
+    write_json_atomic,
+)
+
+GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("matrix products", ("addmm", "mm", "bmm", "matmul", "linear")),
+    ("optimizer (fused Adam)", ("_fused_adam_", "_foreach_.*")),
+    ("batch norm", ("native_batch_norm.*", "batch_norm.*")),
+    (
+        "data (row gathering, copies, new tensors)",
+        (
+            "index.*",
+            "gather",
+            "copy_",
+            "cat",
+            "stack",
+            "repeat_interleave",
+            "zeros.*",
+            "empty.*",
+            "fill_",
+            "zero_",
+            "ones.*",
+            "full.*",
+            "to",
+            "_to_copy",
+            "clone",
+            "searchsorted",
+            "arange",
+            "nonzero",
+            "scatter.*",
+            "masked_select",
+        ),
+    ),  # fmt: skip
+)
+# Everything else the step runs is point-wise or a reduction: the likelihood's log-gamma
+# terms and their digamma gradients, softmax, softplus, dropout, sums, the activations.
+ELEMENTWISE = "element-wise (likelihood, activations, reductions)"
+PYTHON = "Python and dispatch between operators"
 
 
-def main() -> None:
+def group_of(op: str) -> str:
+    """The group of an aten operator name (``aten::mm`` -> ``matrix products``)."""
+    name = op.removeprefix("aten::")
+    for group, patterns in GROUPS:
+        if any(re.fullmatch(p, name) for p in patterns):
+            return group
+    return ELEMENTWISE
+
+
+def profile_default_step(dataset: str, steps: int = 60, warmup: int = 10) -> dict[str, Any]:
+    """Profile ``steps`` training steps of the default model on ``dataset``.
+
+    Returns the step's wall time without and with the profiler, each group's milliseconds
+    per step (the operators' self time; ``PYTHON`` is the unprofiled wall time less the
+    operators' total) and the fifteen operators that take the most time.
+    """
     import torch
 
-    from benchmarks.common import load_dataset
     from geneae import GeneAE, RunConfig
-
-    p = argparse.ArgumentParser()
-    p.add_argument("--dataset", default="pbmc_10x")
-    p.add_argument("--steps", type=int, default=60)
-    p.add_argument("--threads", type=int, default=1)
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    adata = load_dataset(args.dataset)
-    model = GeneAE(RunConfig().updated({"train.max_epochs": 1, "train.quiet": True}))
-    model.fit(adata)  # builds and sets up the default model as a user gets it
-    module = model.module.train()
-    prepared = model.preprocess(adata)
-    tensors = prepared.tensors
     from geneae.train.plan import TrainingPlan
 
+    adata = load_dataset(dataset)
+    settings = {"train.max_epochs": 1, "train.quiet": True, "model.members": 1}
+    model = GeneAE(RunConfig().updated(settings))
+    model.fit(adata)  # builds and sets up the default model as a user's run does
+    module = model.module.train()
+    tensors = model.preprocess(adata).tensors
+    batch_size = model.config.train.batch_size
     plan = TrainingPlan(module, model.config.model, model.config.train, 1)
     configured = plan.configure_optimizers()  # the optimizer training uses (fused Adam)
-    opt = configured["optimizer"] if isinstance(configured, dict) else configured
+    optimizer = configured["optimizer"] if isinstance(configured, dict) else configured
     gen = torch.Generator().manual_seed(0)
 
     def step() -> None:
-        idx = torch.randint(0, tensors.n_obs, (128,), generator=gen)
-        batch = tensors.batch(idx)
-        loss = module.loss(batch, kl_weight=0.3).loss
-        opt.zero_grad(set_to_none=True)
+        idx = torch.randint(0, tensors.n_obs, (batch_size,), generator=gen)
+        loss = module.loss(tensors.batch(idx), kl_weight=0.3).loss
+        optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
+        optimizer.step()
 
-    for _ in range(10):
+    for _ in range(warmup):
         step()
     t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    wall = (time.perf_counter() - t0) / steps
+    t0 = time.perf_counter()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        for _ in range(args.steps):
+        for _ in range(steps):
             step()
-    wall = (time.perf_counter() - t0) / args.steps
+    wall_profiled = (time.perf_counter() - t0) / steps
     groups: dict[str, float] = defaultdict(float)
-    total = 0.0
+    ops: list[tuple[str, float, int]] = []
     for evt in prof.key_averages():
-        if evt.key.startswith("aten::") and "backward" not in evt.key.lower():
-            self_us = evt.self_cpu_time_total
-            name = evt.key
-            if name in GEMM:
-                groups["matrix products"] += self_us
-            elif "_foreach" in name or "adam" in name.lower():  # _fused_adam_
-                groups["optimizer (Adam)"] += self_us
-            elif any(name == f"aten::{e}" or name == f"aten::{e}_" for e in ELEMENTWISE):
-                groups["element-wise (likelihood, activations)"] += self_us
-            else:
-                groups["other aten ops (indexing, batch norm, copies)"] += self_us
-            total += self_us
-    ops_per_step = total / args.steps / 1e6
-    print(
-        f"wall per step (profiled): {wall * 1000:.2f} ms; aten self time per step "
-        f"{ops_per_step * 1000:.2f} ms; the rest (Python, dispatch, profiler): "
-        f"{(wall - ops_per_step) * 1000:.2f} ms"
-    )
-    for name, us in sorted(groups.items(), key=lambda kv: -kv[1]):
-        print(f"  {name:48s} {us / args.steps / 1000:7.2f} ms  {100 * us / total:5.1f}% of ops")
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+        if not evt.key.startswith("aten::"):
+            continue  # autograd nodes and record_function ranges: their ops are counted
+        ms = evt.self_cpu_time_total / steps / 1000
+        groups[group_of(evt.key)] += ms
+        ops.append((evt.key, ms, evt.count // steps))
+    ops_ms = sum(groups.values())
+    groups[PYTHON] = max(0.0, wall * 1000 - ops_ms)
+    return {
+        "dataset": {"name": dataset, "n_cells": int(adata.n_obs), "n_genes": int(adata.n_vars)},
+        "model": {
+            "family": model.config.model.family,
+            "likelihood": model.config.model.likelihood,
+            "hidden": list(model.config.model.hidden),
+            "latent": model.config.model.latent_dim,
+            "standardized_weight": model.config.model.standardized_weight,
+            "batch_size": batch_size,
+        },
+        "threads": torch.get_num_threads(),
+        "steps": steps,
+        "step_ms": wall * 1000,
+        "step_ms_profiled": wall_profiled * 1000,
+        "operators_ms": ops_ms,
+        "groups_ms": dict(sorted(groups.items(), key=lambda kv: -kv[1])),
+        "top_operators": [
+            {"op": op, "ms": ms, "calls": calls}
+            for op, ms, calls in sorted(ops, key=lambda o: -o[1])[:15]
+        ],
+    }
+
+
+def run_one(spec: dict[str, Any]) -> dict[str, Any]:
+    """The profile (in a worker process)."""
+    doc: dict[str, Any] = {
+        "kind": "profile",
+        "schema": 1,
+        "commands": [spec.get("command") or command_line()],
+        "machine": machine_info(),
+        "versions": versions(),
+        "loadavg_start": loadavg(),
+    }
+    doc.update(profile_default_step(spec["dataset"], int(spec.get("steps", 60))))
+    doc["loadavg_end"] = loadavg()
+    doc["updated"] = now()
+    doc["status"] = "ok"
+    return doc
+
+
+def run_profile(
+    out_dir: Path, *, dataset: str = "pbmc_10x", timeout: float | None = None
+) -> dict[str, Any] | None:
+    """Run the profile in its own process; write ``profile.json`` when it succeeds."""
+    log = out_dir / "logs" / "profile.log"
+    print(f"[profile] the default model's training step on {dataset}; log in {log}", flush=True)
+    spec = {"task": "profile", "dataset": dataset, "command": command_line()}
+    result, tail = run_worker(spec, log_path=log, timeout=timeout)
+    if result is None or result.get("status") != "ok":
+        print(f"[profile] failed; {out_dir / 'profile.json'} left as it was.\n{tail}", flush=True)
+        return None
+    path = out_dir / "profile.json"
+    write_json_atomic(path, result)
+    print("\n".join(profile_markdown(result)))
+    print(f"wrote {path}")
+    return result
+
+
+def profile_markdown(doc: dict[str, Any] | None) -> list[str]:
+    """BENCHMARKS.md's section on where a training step's time goes."""
+    title = "### Where a training step's time goes"
+    if doc is None:
+        return [title, "", "Not run. Run `python -m benchmarks speed --speed-parts profile`.", ""]
+    ds, m = doc["dataset"], doc["model"]
+    step = doc["step_ms"]
+    lines = [
+        title,
+        "",
+        f"{ds['name']} ({ds['n_cells']:,} cells x {ds['n_genes']:,} genes): one member of the "
+        f"default model ({m['family']}, {m['likelihood']}, hidden {m['hidden']}, latent "
+        f"{m['latent']}, standardised term {m['standardized_weight']}), {doc['steps']} training "
+        f"steps at its default batch of {m['batch_size']} with fused Adam, {doc['threads']} "
+        f"torch threads (`python -m benchmarks speed --speed-parts profile`, "
+        f"{doc['updated']}). A step takes **{step:.1f} ms** without the profiler "
+        f"({doc['step_ms_profiled']:.1f} ms with it). Each aten operator's own CPU time goes "
+        f"to one group; the last row is the step's unprofiled wall time less all operators.",
+        "",
+        "| where | ms per step | share of the step |",
+        "|---|---|---|",
+    ]
+    for group, ms in doc["groups_ms"].items():
+        lines.append(f"| {group} | {ms:.2f} | {100 * ms / step:.0f}% |")
+    lines += [
+        "",
+        "The operators that take the most time (own time, both passes):",
+        "",
+        "| operator | ms per step | calls per step |",
+        "|---|---|---|",
+    ]
+    for op in doc["top_operators"][:10]:
+        lines.append(f"| `{op['op']}` | {op['ms']:.2f} | {op['calls']} |")
+    lines.append("")
+    return lines
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", default="pbmc_10x")
+    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args = p.parse_args()
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    doc = profile_default_step(args.dataset, args.steps)
+    doc["updated"] = now()
+    print("\n".join(profile_markdown(doc)))
 
 
 if __name__ == "__main__":

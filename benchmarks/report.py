@@ -25,6 +25,7 @@ from benchmarks.common import (
     write_text_atomic,
 )
 from benchmarks.outofcore import markdown as outofcore_markdown
+from benchmarks.profile_step import profile_markdown
 from benchmarks.quality import GENEAE_PRESETS, METHODS, PCA_METHODS, PEERS
 from benchmarks.scaling import plot_scaling
 from benchmarks.wallclock import markdown as wallclock_markdown
@@ -835,6 +836,7 @@ def write_report(out_dir: Path, path: Path | None = None) -> Path:
         "ablation": read_json(out_dir / "ablation.json"),
         "wallclock": read_json(out_dir / "wallclock.json"),
         "outofcore": read_json(out_dir / "outofcore.json"),
+        "profile": read_json(out_dir / "profile.json"),
     }
 
     def link(p: Path | None) -> str | None:
@@ -855,6 +857,7 @@ def write_report(out_dir: Path, path: Path | None = None) -> Path:
     lines += _commands_section(docs)
     lines += _quality_sections(docs["quality"], qfig)
     lines += _speed_section(docs["speed"])
+    lines += profile_markdown(docs["profile"])
     lines += wallclock_markdown(docs["wallclock"], docs.get("quality"))
     lines += _scaling_section(docs["scaling"], sfig)
     lines += _ablation_section(docs["ablation"])
