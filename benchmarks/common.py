@@ -391,6 +391,23 @@ def run_worker(
     return result, tail
 
 
+def run_part(
+    spec: dict[str, Any], out_dir: Path, name: str, timeout: float | None
+) -> dict[str, Any] | None:
+    """Run a one-worker part (``spec["task"]``) and write its result to ``NAME.json``.
+
+    The worker's output goes to ``logs/NAME.log``; a failed run prints the log's tail and
+    leaves the previous ``NAME.json`` as it was. Returns the result, or None on failure.
+    """
+    result, tail = run_worker(spec, log_path=out_dir / "logs" / f"{name}.log", timeout=timeout)
+    path = out_dir / f"{name}.json"
+    if result is None or result.get("status") != "ok":
+        print(f"[{name}] failed; {path} left as it was.\n{tail}", flush=True)
+        return None
+    write_json_atomic(path, result)
+    return result
+
+
 def mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None, int]:
     import math
 

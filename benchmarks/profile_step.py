@@ -28,9 +28,8 @@ from benchmarks.common import (
     loadavg,
     machine_info,
     now,
-    run_worker,
+    run_part,
     versions,
-    write_json_atomic,
 )
 
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -174,17 +173,12 @@ def run_profile(
     out_dir: Path, *, dataset: str = "pbmc_10x", timeout: float | None = None
 ) -> dict[str, Any] | None:
     """Run the profile in its own process; write ``profile.json`` when it succeeds."""
-    log = out_dir / "logs" / "profile.log"
-    print(f"[profile] the default model's training step on {dataset}; log in {log}", flush=True)
+    print(f"[profile] the default model's training step on {dataset}", flush=True)
     spec = {"task": "profile", "dataset": dataset, "command": command_line()}
-    result, tail = run_worker(spec, log_path=log, timeout=timeout)
-    if result is None or result.get("status") != "ok":
-        print(f"[profile] failed; {out_dir / 'profile.json'} left as it was.\n{tail}", flush=True)
-        return None
-    path = out_dir / "profile.json"
-    write_json_atomic(path, result)
-    print("\n".join(profile_markdown(result)))
-    print(f"wrote {path}")
+    result = run_part(spec, out_dir, "profile", timeout)
+    if result is not None:
+        print("\n".join(profile_markdown(result)))
+        print(f"wrote {out_dir / 'profile.json'}")
     return result
 
 

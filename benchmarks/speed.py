@@ -22,9 +22,8 @@ from benchmarks.common import (
     loadavg,
     machine_info,
     now,
-    run_worker,
+    run_part,
     versions,
-    write_json_atomic,
 )
 
 HIDDEN, LATENT, BATCH = 128, 10, 128
@@ -277,14 +276,10 @@ def run_speed(
     log = out_dir / "logs" / "speed.log"
     print(f"[speed] {dataset}, N = {epochs} epochs; progress in {log}", flush=True)
     spec = {"task": "speed", "epochs": epochs, "dataset": dataset, "command": command_line()}
-    result, tail = run_worker(spec, log_path=log, timeout=timeout)
-    if result is None or result.get("status") != "ok":
-        print(f"[speed] failed; {out_dir / 'speed.json'} left as it was.\n{tail}", flush=True)
-        return None
-    path = out_dir / "speed.json"
-    write_json_atomic(path, result)
-    _print_speed(result)
-    print(f"wrote {path}")
+    result = run_part(spec, out_dir, "speed", timeout)
+    if result is not None:
+        _print_speed(result)
+        print(f"wrote {out_dir / 'speed.json'}")
     return result
 
 
