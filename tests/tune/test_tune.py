@@ -102,11 +102,19 @@ def by_state(trials):
 
 
 def sqlite_states(db):
-    """{state: count} read with a short-lived connection (no lock kept between polls)."""
+    """{state: count} read with a short-lived connection (no lock kept between polls).
+
+    ``"RUNNING_WITH_PARAMS"`` counts the running trials that have drawn parameters.
+    """
     import sqlite3
 
     with contextlib.closing(sqlite3.connect(db, timeout=30)) as con:
-        return dict(con.execute("SELECT state, COUNT(*) FROM trials GROUP BY state").fetchall())
+        counts = dict(con.execute("SELECT state, COUNT(*) FROM trials GROUP BY state").fetchall())
+        (drawn,) = con.execute(
+            "SELECT COUNT(DISTINCT t.trial_id) FROM trials t JOIN trial_params p "
+            "ON p.trial_id = t.trial_id WHERE t.state = 'RUNNING'"
+        ).fetchone()
+    return {**counts, "RUNNING_WITH_PARAMS": drawn}
 
 
 def started_numbers(log_dir):
@@ -238,7 +246,7 @@ def test_a_killed_study_resumes(quick, tmp_path):
             continue
         finally:
             assert proc.poll() is None, proc.communicate()[0]
-        if counts.get("COMPLETE", 0) >= 2 and counts.get("RUNNING", 0) >= 1:
+        if counts.get("COMPLETE", 0) >= 2 and counts.get("RUNNING_WITH_PARAMS", 0) >= 1:
             break
     os.killpg(proc.pid, signal.SIGKILL)  # the job and its workers, as a scheduler would
     proc.wait()
@@ -252,12 +260,17 @@ def test_a_killed_study_resumes(quick, tmp_path):
     finished = after.get(TrialState.COMPLETE, []) + after.get(TrialState.PRUNED, [])
     assert len(finished) == 8 and TrialState.RUNNING not in after
     assert {t.number: t.value for t in after[TrialState.COMPLETE] if t.number in kept} == kept
-    # each trial the kill interrupted failed, and its parameters ran again
+    # each trial the kill interrupted failed, and its parameters ran again (a trial killed
+    # before it drew its parameters has none: a new trial took its place)
     failed = {t.number for t in after.get(TrialState.FAIL, [])}
     assert {t.number for t in killed} <= failed
     retried = {t.user_attrs.get("retry_of"): t for t in finished if "retry_of" in t.user_attrs}
+    assert any(t.params for t in killed)
     for t in killed:
-        assert retried[t.number].params == t.params
+        if t.params:
+            assert retried[t.number].params == t.params
+        else:
+            assert t.number not in retried
     assert len(pd.read_csv(out / "trials.csv")) == len(after.get(TrialState.COMPLETE, [])) + len(
         after.get(TrialState.PRUNED, [])
     ) + len(failed)

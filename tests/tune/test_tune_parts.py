@@ -87,6 +87,33 @@ def test_recover_stale_fails_the_trial_and_runs_its_parameters_again():
     assert recover_stale(study, 3600) == []  # nothing left to recover
 
 
+def _stale(trial):
+    attrs = {"host": socket.gethostname(), "pid": dead_pid(), "heartbeat": time.time()}
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+
+
+def test_recover_stale_keeps_the_queued_parameters_of_a_trial_that_had_not_drawn_them():
+    study = optuna.create_study()
+    study.enqueue_trial({"model.latent_dim": 7})
+    queued = study.ask()  # killed before its objective suggested anything
+    _stale(queued)
+    assert queued.params == {}
+    assert recover_stale(study, 3600) == [queued.number]
+    again = study.ask()
+    assert again.user_attrs["retry_of"] == queued.number
+    assert again.suggest_int("model.latent_dim", 1, 8) == 7
+
+
+def test_recover_stale_fails_a_trial_without_parameters_and_queues_nothing():
+    study = optuna.create_study()
+    empty = study.ask()
+    _stale(empty)
+    assert recover_stale(study, 3600) == [empty.number]
+    assert study.trials[empty.number].state == TrialState.FAIL
+    assert study.get_trials(states=(TrialState.WAITING,)) == []
+
+
 class FakeTrial:
     def __init__(self, prune_at):
         self.reports, self.attrs, self.prune_at = [], {}, prune_at

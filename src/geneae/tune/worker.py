@@ -165,13 +165,19 @@ def recover_stale(study: Any, stale_after: float) -> list[int]:
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if not st.is_stale(t.user_attrs, stale_after):
             continue
-        if _give_back(study, t.number, t.params, "its worker stopped"):
+        # A queued trial holds its parameters as fixed ones until it draws them.
+        params = t.params or t.system_attrs.get("fixed_params") or {}
+        if _give_back(study, t.number, params, "its worker stopped"):
             recovered.append(t.number)
     return recovered
 
 
 def _give_back(study: Any, number: int, params: dict[str, Any], why: str) -> bool:
-    """Mark trial ``number`` failed and queue the same parameters; False if already done."""
+    """Mark trial ``number`` failed and queue the same parameters; False if already done.
+
+    A trial stopped before it drew any parameters has none to run again: it is only
+    failed, and the next trial a worker asks for takes its place.
+    """
     from optuna.trial import TrialState
 
     try:
@@ -179,7 +185,8 @@ def _give_back(study: Any, number: int, params: dict[str, Any], why: str) -> boo
             study.tell(number, state=TrialState.FAIL)
     except Exception:  # noqa: BLE001 - another worker finished or recovered it first
         return False
-    study.enqueue_trial(params, user_attrs={"retry_of": number, "retry_reason": why})
+    if params:
+        study.enqueue_trial(params, user_attrs={"retry_of": number, "retry_reason": why})
     return True
 
 
