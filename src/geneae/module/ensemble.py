@@ -76,12 +76,16 @@ class Ensemble(nn.Module):
             self.scales[i] = spread.sqrt().clamp_min(1e-8)
 
     # -- outputs ---------------------------------------------------------------------------
-    def _blocks(self, z: Tensor) -> list[Tensor]:
-        """The members' codes of a concatenated code, on each member's own scale."""
+    def member_codes(self, z: Tensor) -> list[tuple[ExpressionModule, Tensor, Tensor]]:
+        """``(member, its code, its scale)`` for each block of a concatenated code ``z``.
+
+        The code is on the member's own scale (``block * scale + centre``), so a unit
+        change of a calibrated dimension is ``scale`` units of the member's latent.
+        """
         d = self.cfg.latent_dim
         return [
-            z[..., i * d : (i + 1) * d] * self.scales[i] + self.centres[i]
-            for i in range(len(self.members))
+            (member, z[..., i * d : (i + 1) * d] * self.scales[i] + self.centres[i], self.scales[i])
+            for i, member in enumerate(self.members)
         ]
 
     def _normalise(self, i: int, latent: Tensor) -> Tensor:
@@ -134,8 +138,8 @@ class Ensemble(nn.Module):
     ) -> dict[str, Tensor]:
         """The members' mean decoded parameters of a concatenated code ``z`` (n, K d)."""
         params = [
-            m.generative(block, library, covariate, standardized=standardized)
-            for m, block in zip(self.members, self._blocks(z), strict=True)
+            m.generative(code, library, covariate, standardized=standardized)
+            for m, code, _ in self.member_codes(z)
         ]
         shared = set.intersection(*(set(p) for p in params))
         return {key: sum(p[key] for p in params) / len(params) for key in shared}
