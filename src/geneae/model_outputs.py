@@ -19,7 +19,7 @@ from geneae.batches import ExpressionTensors
 from geneae.errors import InputError
 from geneae.facts import DataFacts
 from geneae.likelihoods import COUNT_LIKELIHOODS
-from geneae.module import Ensemble
+from geneae.module import member_codes_of
 from geneae.pp import Preprocessor
 from geneae.prepared import Outputs
 
@@ -160,7 +160,7 @@ def decoder_loadings(
     # An ensemble decodes the mean of its members' means, each from its own block of the
     # code: a dimension of block i moves member i's mean only, so only that member is
     # differentiated (a third of the work for three members).
-    parts = module.member_codes(z) if isinstance(module, Ensemble) else [(module, z, 1.0)]
+    parts = member_codes_of(module, z)
 
     def mean_of(member: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
         return lambda code: member.generative(code, library, covariate, standardized=False)["mean"]
@@ -168,10 +168,8 @@ def decoder_loadings(
     module.eval()
     columns = []
     with torch.no_grad():
-        means = [mean_of(member)(code) for member, code, _ in parts]
-        mean = sum(means) / len(parts)
-        # d log1p(mean) = d mean / (1 + mean); each member's share of the mean is 1/K.
-        outer = 1.0 / (1.0 + mean) if counts_model else torch.ones_like(mean)
+        # d log1p(mean) = d mean / (1 + mean), at the mean of the members' means.
+        mean = sum(mean_of(member)(code) for member, code, _ in parts) / len(parts)
         for member, code, scale in parts:
             # Forward mode: one Jacobian-vector product per latent dimension, for all cells
             # at once (reverse mode would need one backward pass per gene).
@@ -179,7 +177,10 @@ def decoder_loadings(
                 tangent = torch.zeros_like(code)
                 tangent[:, dim] = 1.0
                 _, derivative = torch.func.jvp(mean_of(member), (code,), (tangent,))
-                columns.append((outer * derivative).mean(0) * (scale / len(parts)))
+                if counts_model:
+                    derivative = derivative / (1.0 + mean)
+                # Each member's mean counts 1/K in the ensemble's; its code moves by scale.
+                columns.append(derivative.mean(0) * (scale / len(parts)))
     return torch.stack(columns, dim=1).numpy()
 
 

@@ -63,16 +63,18 @@ def test_target_count_and_surplus():
     assert not is_surplus(study, b.number, 5)
 
 
+def _stale(trial):
+    """Make ``trial`` look like one whose worker process is gone."""
+    attrs = {"host": socket.gethostname(), "pid": dead_pid(), "heartbeat": time.time()}
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+
+
 def test_recover_stale_fails_the_trial_and_runs_its_parameters_again():
     study = optuna.create_study()
     trial = study.ask()
     trial.suggest_int("model.latent_dim", 1, 8)
-    for key, value in {
-        "host": socket.gethostname(),
-        "pid": dead_pid(),
-        "heartbeat": time.time(),
-    }.items():
-        trial.set_user_attr(key, value)
+    _stale(trial)
     live = study.ask()
     live.set_user_attr("host", socket.gethostname())
     live.set_user_attr("pid", os.getpid())
@@ -85,12 +87,6 @@ def test_recover_stale_fails_the_trial_and_runs_its_parameters_again():
     again = study.ask()  # the queued parameters come first
     assert again.suggest_int("model.latent_dim", 1, 8) == trial.params["model.latent_dim"]
     assert recover_stale(study, 3600) == []  # nothing left to recover
-
-
-def _stale(trial):
-    attrs = {"host": socket.gethostname(), "pid": dead_pid(), "heartbeat": time.time()}
-    for key, value in attrs.items():
-        trial.set_user_attr(key, value)
 
 
 def test_recover_stale_keeps_the_queued_parameters_of_a_trial_that_had_not_drawn_them():

@@ -12,7 +12,7 @@ from __future__ import annotations
 from geneae.config import ModelConfig
 from geneae.module.ae import AE
 from geneae.module.base import ExpressionModule, LossOutput
-from geneae.module.ensemble import Ensemble, members_of
+from geneae.module.ensemble import Ensemble, member_codes_of, members_of
 from geneae.module.gmvae import GMVAE
 from geneae.module.vae import VAE
 
@@ -24,6 +24,7 @@ __all__ = [
     "ExpressionModule",
     "LossOutput",
     "build_module",
+    "member_codes_of",
     "members_of",
 ]
 

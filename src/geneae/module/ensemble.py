@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from geneae.config import ModelConfig
 from geneae.module.base import ExpressionModule
 
-__all__ = ["Ensemble", "members_of"]
+__all__ = ["Ensemble", "member_codes_of", "members_of"]
 
 
 class Ensemble(nn.Module):
@@ -158,3 +158,14 @@ def members_of(module: nn.Module) -> list[ExpressionModule]:
     if isinstance(module, Ensemble):
         return list(module.members)
     return [module]  # type: ignore[list-item]
+
+
+def member_codes_of(module: nn.Module, z: Tensor) -> list[tuple[nn.Module, Tensor, Tensor | float]]:
+    """``(member, its code, its scale)`` for a code ``z`` of ``module``.
+
+    An ensemble's blocks (:meth:`Ensemble.member_codes`); a single model is its own
+    member, at scale 1.
+    """
+    if isinstance(module, Ensemble):
+        return list(module.member_codes(z))
+    return [(module, z, 1.0)]
