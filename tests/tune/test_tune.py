@@ -104,7 +104,9 @@ def by_state(trials):
 def sqlite_states(db):
     """{state: count} read with a short-lived connection (no lock kept between polls).
 
-    ``"RUNNING_WITH_PARAMS"`` counts the running trials that have drawn parameters.
+    ``"RUNNING_WITH_PARAMS"`` counts the running trials that have drawn parameters,
+    ``"RUNNING_UNSTAMPED"`` those a worker has created but not yet stamped with its
+    heartbeat.
     """
     import sqlite3
 
@@ -114,7 +116,11 @@ def sqlite_states(db):
             "SELECT COUNT(DISTINCT t.trial_id) FROM trials t JOIN trial_params p "
             "ON p.trial_id = t.trial_id WHERE t.state = 'RUNNING'"
         ).fetchone()
-    return {**counts, "RUNNING_WITH_PARAMS": drawn}
+        (unstamped,) = con.execute(
+            "SELECT COUNT(*) FROM trials t WHERE t.state = 'RUNNING' AND NOT EXISTS (SELECT 1 "
+            "FROM trial_user_attributes a WHERE a.trial_id = t.trial_id AND a.key = 'heartbeat')"
+        ).fetchone()
+    return {**counts, "RUNNING_WITH_PARAMS": drawn, "RUNNING_UNSTAMPED": unstamped}
 
 
 def started_numbers(log_dir):
@@ -246,7 +252,14 @@ def test_a_killed_study_resumes(quick, tmp_path):
             continue
         finally:
             assert proc.poll() is None, proc.communicate()[0]
-        if counts.get("COMPLETE", 0) >= 2 and counts.get("RUNNING_WITH_PARAMS", 0) >= 1:
+        # Not while a worker is between creating a trial and stamping it: a trial killed
+        # there is never recovered (a known gap of geneae.tune.storage.is_stale, noted in
+        # the tune docs); this test is about trials that were running.
+        if (
+            counts.get("COMPLETE", 0) >= 2
+            and counts.get("RUNNING_WITH_PARAMS", 0) >= 1
+            and counts.get("RUNNING_UNSTAMPED", 0) == 0
+        ):
             break
     os.killpg(proc.pid, signal.SIGKILL)  # the job and its workers, as a scheduler would
     proc.wait()
