@@ -252,9 +252,9 @@ def test_a_killed_study_resumes(quick, tmp_path):
             continue
         finally:
             assert proc.poll() is None, proc.communicate()[0]
-        # Not while a worker is between creating a trial and stamping it: a trial killed
-        # there is never recovered (a known gap of geneae.tune.storage.is_stale, noted in
-        # the tune docs); this test is about trials that were running.
+        # Not while a worker is between creating a trial and stamping it: such a trial is
+        # recovered only after UNSTAMPED_GRACE_S (the test below); this one is about trials
+        # that were running.
         if (
             counts.get("COMPLETE", 0) >= 2
             and counts.get("RUNNING_WITH_PARAMS", 0) >= 1
@@ -287,6 +287,58 @@ def test_a_killed_study_resumes(quick, tmp_path):
     assert len(pd.read_csv(out / "trials.csv")) == len(after.get(TrialState.COMPLETE, [])) + len(
         after.get(TrialState.PRUNED, [])
     ) + len(failed)
+
+
+def test_a_trial_whose_worker_died_before_stamping_it_is_replaced(quick, tmp_path, monkeypatch):
+    # A worker killed between study.ask() and its stamp leaves a running trial with no
+    # heartbeat, host or process id; the next run must not count it as running forever.
+    from geneae.tune import storage as st
+    from geneae.tune import worker
+
+    data, cfg = quick
+    out = tmp_path / "study"
+    args = ["tune", data, "--out", out, "--config", cfg, "--space", QUICK_SPACE, "--trials"]
+    assert main([str(a) for a in [*args, 2]]) == 0
+    storage = f"sqlite:///{out / 'study.db'}"
+    orphan = optuna.load_study(study_name="geneae", storage=storage).ask()  # never stamped
+    monkeypatch.setattr(st, "UNSTAMPED_GRACE_S", 1.0)
+    monkeypatch.setattr(worker, "UNSTAMPED_POLL_S", 0.2)
+
+    assert main([str(a) for a in [*args, 3]]) == 0
+    states = by_state(trials_of(storage))
+    finished = states.get(TrialState.COMPLETE, []) + states.get(TrialState.PRUNED, [])
+    assert len(finished) == 3 and TrialState.RUNNING not in states
+    assert [t.number for t in states[TrialState.FAIL]] == [orphan.number]
+    assert not any("retry_of" in t.user_attrs for t in finished)  # it had no parameters
+    log = "".join(f.read_text() for f in (out / "logs").glob("worker-*.log"))
+    assert f"trial {orphan.number}: created but not started yet; waiting for it" in log
+
+
+def test_a_worker_whose_trial_was_taken_before_its_stamp_asks_again(quick, tmp_path, monkeypatch):
+    # The other side of the grace: a stamp delayed past it finds the trial failed by another
+    # worker's recovery; the worker leaves that trial and asks for a new one.
+    from geneae.tune import storage as st
+
+    data, cfg = quick
+    out = tmp_path / "study"
+    stamp, taken = st.worker_attrs, []
+
+    def stamp_too_late():
+        study = optuna.load_study(study_name="geneae", storage=f"sqlite:///{out / 'study.db'}")
+        running = study.get_trials(states=(TrialState.RUNNING,))
+        if running and not taken:  # the first trial: another worker's recovery fails it
+            study.tell(running[0].number, state=TrialState.FAIL)
+            taken.append(running[0].number)
+        return stamp()
+
+    monkeypatch.setattr(st, "worker_attrs", stamp_too_late)
+    args = ["tune", data, "--out", out, "--config", cfg, "--space", QUICK_SPACE, "--trials", 2]
+    assert main([str(a) for a in args]) == 0
+    states = by_state(trials_of(f"sqlite:///{out / 'study.db'}"))
+    finished = states.get(TrialState.COMPLETE, []) + states.get(TrialState.PRUNED, [])
+    assert len(finished) == 2 and [t.number for t in states[TrialState.FAIL]] == taken
+    log = "".join(f.read_text() for f in (out / "logs").glob("worker-*.log"))
+    assert f"trial {taken[0]}: recovered by another worker before it started" in log
 
 
 # -- settings -------------------------------------------------------------------------------

@@ -44,7 +44,12 @@ def test_stale_trials():
     elsewhere = {"host": here + "-other", "pid": 1, "heartbeat": now - 30}
     assert not st.is_stale(elsewhere, 60)
     assert st.is_stale({**elsewhere, "heartbeat": now - 90}, 60)  # no news for too long
-    assert not st.is_stale({}, 60)  # a trial geneae did not start
+    assert not st.is_stale({}, 60)  # nothing known about it: left alone
+    # created but never stamped: its worker stopped in between, once the grace has passed
+    grace = st.UNSTAMPED_GRACE_S
+    assert not st.is_stale({}, 3600, now, started=now - grace / 2)
+    assert st.is_stale({}, 3600, now, started=now - grace - 1)
+    assert st.is_stale({}, 10, now, started=now - 11)  # never longer than stale_after
 
 
 def test_target_count_and_surplus():

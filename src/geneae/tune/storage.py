@@ -118,26 +118,51 @@ def _short(value: Any, n: int = 120) -> str:
 
 
 # -- liveness of running trials -----------------------------------------------------------
+# A worker stamps a trial (worker_attrs) right after asking for it; a running trial still
+# without a heartbeat this many seconds after it started lost its worker in between. Far
+# above a stamp's few milliseconds; a worker whose stamp comes later (SQLite's lock held
+# that long) finds its trial failed and asks for another (geneae.tune.worker.work).
+UNSTAMPED_GRACE_S = 60.0
+
+
 def worker_attrs() -> dict[str, Any]:
     """What a worker writes on each trial it runs: host, process id, time of last news."""
     return {"host": socket.gethostname(), "pid": os.getpid(), "heartbeat": time.time()}
 
 
-def is_stale(attrs: dict[str, Any], stale_after: float, now: float | None = None) -> bool:
+def is_stale(
+    attrs: dict[str, Any],
+    stale_after: float,
+    now: float | None = None,
+    *,
+    started: float | None = None,
+) -> bool:
     """Whether a RUNNING trial's worker is gone.
 
     On this host: its process no longer exists. Elsewhere: no news for ``stale_after``
-    seconds (a trial reports after every epoch).
+    seconds (a trial reports after every epoch). A trial never stamped (its worker stopped
+    between creating and stamping it): ``started`` (a Unix time) more than
+    :data:`UNSTAMPED_GRACE_S` ago.
     """
     now = time.time() if now is None else now
     beat = attrs.get("heartbeat")
     if beat is None:
-        return False  # not started by geneae: leave it alone
+        return started is not None and now - started > min(UNSTAMPED_GRACE_S, stale_after)
     if now - float(beat) > stale_after:
         return True
     if attrs.get("host") == socket.gethostname():
         return not process_alive(int(attrs.get("pid", -1)))
     return False
+
+
+def is_unstamped(attrs: dict[str, Any]) -> bool:
+    """Whether a running trial carries no heartbeat yet (just created, or orphaned)."""
+    return "heartbeat" not in attrs
+
+
+def started_at(trial: Any) -> float | None:
+    """A frozen trial's start as a Unix time (Optuna stores local, naive datetimes)."""
+    return None if trial.datetime_start is None else trial.datetime_start.timestamp()
 
 
 def load_study(url: str, name: str) -> Any:

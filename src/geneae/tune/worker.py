@@ -2,7 +2,8 @@
 
 Every worker, here or on another machine sharing the storage, runs :func:`work`: give a
 dead worker's running trial back to the queue, stop when finished plus running trials
-reach the target, else ask Optuna for a trial, train and score it, and tell the result.
+reach the target (once no running trial is still waiting for its worker's stamp), else ask
+Optuna for a trial, stamp it, train and score it, and tell the result.
 Trial numbers come from the storage, so no two workers run the same trial; a worker that
 asks for a trial beyond the target (two workers asked at once) hands it back as failed
 (``surplus``) without running it. :func:`run_processes` starts local workers.
@@ -32,6 +33,8 @@ LOGS = "logs"
 # A worker stops after this many failed trials in a row (a setting that cannot work).
 MAX_FAILURES_IN_A_ROW = 3
 SURPLUS = "surplus"
+# Seconds between looks at a trial that was created but not stamped yet.
+UNSTAMPED_POLL_S = 1.0
 
 
 @dataclass
@@ -82,11 +85,21 @@ def work(
     cache = DataCache(adata, layer=base.data.layer)
     log = _Log(Path(job.out_dir) / LOGS, echo)
     failures = 0
+    awaited: set[int] = set()
     while True:
         recover_stale(study, settings.stale_after)
         finished, running = count_trials(study)
         if finished + running >= job.target:
-            break
+            # A trial not stamped yet may have lost its worker before the stamp: wait until
+            # it is stamped or recovered (UNSTAMPED_GRACE_S), or the study ends short.
+            unstamped = set(unstamped_trials(study))
+            if not unstamped:
+                break
+            for number in sorted(unstamped - awaited):
+                log.write(f"trial {number}: created but not started yet; waiting for it")
+            awaited |= unstamped
+            time.sleep(UNSTAMPED_POLL_S)
+            continue
         with st.quiet_optuna():
             trial = study.ask()
         if is_surplus(study, trial.number, job.target):
@@ -94,8 +107,13 @@ def work(
             study.tell(trial, state=TrialState.FAIL)
             log.write(f"trial {trial.number}: not run (the study has its {job.target} trials)")
             break
-        for key, value in st.worker_attrs().items():
-            trial.set_user_attr(key, value)
+        try:
+            for key, value in st.worker_attrs().items():
+                trial.set_user_attr(key, value)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Another worker took it for orphaned before the stamp arrived (see is_stale).
+            log.write(f"trial {trial.number}: recovered by another worker before it started")
+            continue
         log.write(f"trial {trial.number}: started")
         try:
             value = run_trial(
@@ -147,6 +165,14 @@ def count_trials(study: Any) -> tuple[int, int]:
     return finished, running
 
 
+def unstamped_trials(study: Any) -> list[int]:
+    """Running trials that carry no heartbeat yet (see :func:`geneae.tune.storage.is_stale`)."""
+    from optuna.trial import TrialState
+
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return [t.number for t in running if st.is_unstamped(t.user_attrs)]
+
+
 def is_surplus(study: Any, number: int, target: int) -> bool:
     """Whether trial ``number`` is beyond the target, counting finished and earlier running."""
     from optuna.trial import TrialState
@@ -163,7 +189,7 @@ def recover_stale(study: Any, stale_after: float) -> list[int]:
 
     recovered = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not st.is_stale(t.user_attrs, stale_after):
+        if not st.is_stale(t.user_attrs, stale_after, started=st.started_at(t)):
             continue
         # A queued trial holds its parameters as fixed ones until it draws them.
         params = t.params or t.system_attrs.get("fixed_params") or {}
