@@ -437,6 +437,18 @@ def test_unlogged_expression_is_logged_before_standardising(caplog) -> None:
     np.testing.assert_allclose(out.X, np.clip(expected, -10, 10), rtol=1e-4, atol=1e-4)
 
 
+def test_why_counts_with_a_negative_entry_are_not_counts_is_said() -> None:
+    from geneae.facts import describe
+
+    adata = make_counts()
+    adata.X = np.asarray(adata.X.toarray() if sp.issparse(adata.X) else adata.X, float)
+    assert describe(adata).describe_values().startswith("raw counts (max ")
+    adata.X[3, 4] = -1.0  # one bad entry: the table is no longer counts, and why is named
+    facts = describe(adata)
+    assert facts.value_type != "raw counts" and facts.min_value == -1.0
+    assert f"(min -1, max {adata.X.max():,.4g})" in facts.describe_values()
+
+
 def test_duplicate_gene_names_refused() -> None:
     adata = make_counts()
     adata.var_names = ["same"] * 2 + list(adata.var_names[2:])

@@ -108,6 +108,8 @@ class DataFacts:
         Whether ``X`` is stored sparse.
     max_value
         The largest finite value of ``X`` (for messages, e.g. why data count as unlogged).
+    min_value
+        The smallest finite value of ``X`` (for messages: why data are not counts).
     """
 
     n_obs: int
@@ -116,13 +118,20 @@ class DataFacts:
     counts_in: CountsIn | None
     sparse: bool
     max_value: float
+    min_value: float = 0.0
 
     @property
     def has_counts(self) -> bool:
         return self.counts_in is not None
 
     def describe_values(self) -> str:
-        """One phrase for messages, e.g. ``"unlogged expression (max 15,302)"``."""
+        """One phrase for messages, e.g. ``"unlogged expression (max 15,302)"``.
+
+        With negative values the minimum is named too (``"other (min -1, max 10)"``): a
+        single negative entry is why a count table is not taken as counts.
+        """
+        if self.min_value < 0:
+            return f"{self.value_type} (min {self.min_value:,.4g}, max {self.max_value:,.4g})"
         return f"{self.value_type} (max {self.max_value:,.4g})"
 
 
@@ -146,6 +155,7 @@ def describe(adata: object, layer: str | None = None) -> DataFacts:
         counts_in=counts_in,
         sparse=bool(sp.issparse(x)),
         max_value=float(finite.max()) if finite.size else 0.0,
+        min_value=float(finite.min()) if finite.size else 0.0,
     )
 
 
@@ -205,4 +215,5 @@ class FactsAccumulator:
             counts_in=counts_in,
             sparse=self.sparse,
             max_value=float(self.hi) if finite else 0.0,
+            min_value=float(self.lo) if finite else 0.0,
         )
