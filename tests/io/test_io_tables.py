@@ -183,6 +183,61 @@ def test_label_row_in_genes_by_samples(tmp_path: Path) -> None:
     assert adata.obs["label"].tolist() == ["LumA", "Basal", "LumA", "Her2", "Basal"]
 
 
+SUBTYPES = ["LumA", "Basal", "LumA", "Her2", "Basal"]
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        # what pandas' Series.to_csv writes: a header, then sample,label rows
+        (
+            "sample,subtype\n" + "".join(f"{s},{t}\n" for s, t in zip(TCGA, SUBTYPES, strict=True)),
+            "header",
+        ),
+        # tab-separated, no header, in another order, with a sample the matrix does not hold
+        (
+            "".join(f"{TCGA[i]}\t{SUBTYPES[i]}\n" for i in (4, 2, 0, 3, 1))
+            + "TCGA-ZZ-0000-01A\tNormal\n",
+            "reordered, extra row",
+        ),
+        # a sample sheet: several columns, the label one named; sample names not first
+        (
+            "age,id,cell_type,batch\n"
+            + "".join(
+                f"{40 + i},{s},{t},b1\n"
+                for i, (s, t) in enumerate(zip(TCGA, SUBTYPES, strict=True))
+            ),
+            "sheet",
+        ),
+    ],
+)
+def test_labels_table_is_matched_by_sample_name(tmp_path: Path, text: str, why: str) -> None:
+    path = _write(tmp_path / "expr.csv", pd.DataFrame(COUNTS.T, index=ENSEMBL, columns=TCGA))
+    labels = tmp_path / "labels.csv"
+    labels.write_text(text)
+    adata = gio.read(path, labels=labels)
+    _check(adata, COUNTS, TCGA, ENSEMBL)
+    assert adata.obs["label"].tolist() == SUBTYPES, why
+
+
+def test_labels_table_problems_are_named(tmp_path: Path) -> None:
+    path = _write(tmp_path / "expr.csv", pd.DataFrame(COUNTS.T, index=ENSEMBL, columns=TCGA))
+    labels = tmp_path / "labels.csv"
+    labels.write_text("".join(f"{s},{t}\n" for s, t in zip(TCGA[:3], SUBTYPES[:3], strict=True)))
+    with pytest.raises(InputError, match=r"labels\.csv: 2 of the 5 samples have no row.*A0S3"):
+        gio.read(path, labels=labels)
+    labels.write_text("id,stage,grade\n" + "".join(f"{s},II,3\n" for s in TCGA))
+    with pytest.raises(InputError, match=r"several columns.*'stage', 'grade'.*Keep two columns"):
+        gio.read(path, labels=labels)
+    rows = [f"{s},{t}" for s, t in zip(TCGA, SUBTYPES, strict=True)] + [f"{TCGA[0]},Her2"]
+    labels.write_text("\n".join(rows))
+    with pytest.raises(InputError, match=r"A0S0-01A' is listed twice.*'LumA' and 'Her2'"):
+        gio.read(path, labels=labels)
+    # labels that hold commas but no sample names: still one label per line
+    labels.write_text("\n".join(f"{t}, grade {i}" for i, t in enumerate(SUBTYPES)))
+    assert gio.read(path, labels=labels).obs["label"].tolist()[0] == "LumA, grade 0"
+
+
 def test_labels_and_transpose_conflict(tmp_path: Path) -> None:
     frame = pd.DataFrame(COUNTS, index=BARCODES, columns=SYMBOLS)
     frame["cell_type"] = list("ABABA")

@@ -30,7 +30,11 @@ out = Console()
 COMPARE_FLAGS = {k: TRAIN_FLAGS[k] for k in ("labels", "epochs", "seed", "quiet")}
 LabelsFile = Annotated[
     Path | None,
-    typer.Option("--labels-file", help="text file with one label per sample, for evaluation only"),
+    typer.Option(
+        "--labels-file",
+        help="labels for evaluation only: one per line in sample order, or a CSV/TSV of "
+        "sample names and labels",
+    ),
 ]
 
 

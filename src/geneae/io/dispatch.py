@@ -41,7 +41,9 @@ def read(
     fmt
         Force a format: one of :data:`geneae.io.detect.FORMATS`.
     labels
-        A labels file (one label per line, in sample order) for any format; for tables and
+        A labels file for any format: one label per line in sample order, or a CSV / TSV
+        with a column of sample names and a column of labels, matched by name
+        (:mod:`geneae.io.labels_file`); for tables and
         h5ad also the name of the label column (taken out of a table's matrix). None looks
         for a column named label, labels, cell_type, celltype, cell_types,
         cell_ontology_class, bulk_labels or Y.

@@ -22,8 +22,8 @@ import scipy.sparse as sp
 
 from geneae.errors import DataWarning
 from geneae.facts import is_count_matrix, values_of
+from geneae.io.labels_file import labels_from_file, read_lines
 from geneae.io.messages import input_error
-from geneae.io.textfile import open_text
 
 LABEL_KEYS: tuple[str, ...] = (
     "label",
@@ -83,26 +83,6 @@ def _frame(columns: Mapping[str, Any] | None, names: Sequence[str]) -> pd.DataFr
     return pd.DataFrame(values, index=index)
 
 
-def read_lines(path: Path, what: str) -> list[str]:
-    """Lines of a one-item-per-line text file (labels, gene names); gzip allowed.
-
-    Trailing blank lines are dropped (editors add them); inner blank lines are kept so
-    that the count still matches the samples they belong to.
-    """
-    if not path.is_file():
-        raise input_error(path, f"the {what} file does not exist", "Check the path.")
-    try:
-        with open_text(path) as fh:
-            lines = [line.strip() for line in fh.read().splitlines()]
-    except (UnicodeDecodeError, OSError, EOFError) as exc:
-        raise input_error(
-            path, f"the {what} file is not UTF-8 text ({exc})", "Save it as plain UTF-8 text."
-        ) from exc
-    while lines and not lines[-1]:
-        lines.pop()
-    return lines
-
-
 def _is_existing_file(value: object) -> bool:
     return isinstance(value, str | os.PathLike) and Path(value).is_file()
 
@@ -148,17 +128,7 @@ def _resolve_labels(
 ) -> tuple[pd.Categorical | None, str | None]:
     """The labels to store and where they came from (a file path or an obs column)."""
     if labels is not None and _is_existing_file(labels):
-        values = read_lines(Path(labels), "labels")
-        if len(values) != adata.n_obs:
-            hint = (
-                " (is the first line a header? remove it)" if len(values) == adata.n_obs + 1 else ""
-            )
-            raise input_error(
-                labels,
-                f"the labels file has {len(values)} lines but {path} has {adata.n_obs} "
-                f"samples{hint}",
-                "Give one label per line, in the order of the samples.",
-            )
+        values = labels_from_file(Path(labels), adata.obs_names, path, LABEL_KEYS)
         return categorical_labels(values), os.fspath(labels)
     if labels is not None and (fmt in _ARRAY_FORMATS or not isinstance(labels, str)):
         raise input_error(labels, "the labels file does not exist", "Check the labels= path.")

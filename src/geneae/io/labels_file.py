@@ -1,0 +1,141 @@
+"""Labels from a file: one label per line, or a table that names the samples.
+
+Users keep labels in one of two shapes: a plain list, one label per line in the order of
+the samples (what a script writes with ``np.savetxt``), or a sample sheet, a CSV / TSV with
+a column of sample names and a column of labels, with or without a header, often in another
+order and with rows for samples the matrix does not hold (what ``Series.to_csv`` or a GEO /
+TCGA annotation gives). A table is recognised by a column whose values are the matrix's
+sample names; its labels are then matched by name, so the order of the rows does not
+matter. Anything else is read as a plain list and must have one line per sample.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from geneae.io.messages import input_error
+from geneae.io.textfile import open_text
+
+__all__ = ["labels_from_file", "read_lines"]
+
+
+def read_lines(path: Path, what: str) -> list[str]:
+    """The lines of a text file, stripped, without trailing blank lines.
+
+    Inner blank lines are kept (a missing label or gene name), so that the count still
+    matches the samples they belong to.
+    """
+    if not path.is_file():
+        raise input_error(path, f"the {what} file does not exist", "Check the path.")
+    try:
+        with open_text(path) as fh:
+            lines = [line.strip() for line in fh.read().splitlines()]
+    except (UnicodeDecodeError, OSError, EOFError) as exc:
+        raise input_error(
+            path, f"the {what} file is not UTF-8 text ({exc})", "Save it as plain UTF-8 text."
+        ) from exc
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def labels_from_file(
+    path: Path, samples: pd.Index, data_path: Path, label_keys: Sequence[str]
+) -> list[str]:
+    """One label per sample of ``samples``, read from ``path`` (see the module docstring).
+
+    Parameters
+    ----------
+    path
+        The labels file.
+    samples
+        The matrix's sample names, in its order.
+    data_path
+        The matrix's file, for messages.
+    label_keys
+        Column names taken as the label column when a table has several besides the
+        sample names (case-insensitive, in order of preference).
+    """
+    lines = read_lines(path, "labels")
+    by_name = _sample_table(lines, samples, path, label_keys)
+    if by_name is not None:
+        return by_name
+    if len(lines) != len(samples):
+        hint = " (is the first line a header? remove it)" if len(lines) == len(samples) + 1 else ""
+        raise input_error(
+            path,
+            f"the labels file has {len(lines)} lines but {data_path} has {len(samples)} "
+            f"samples{hint}",
+            "Give one label per line in the order of the samples, or a table with a column "
+            "of sample names and a column of labels.",
+        )
+    return lines
+
+
+def _sample_table(
+    lines: list[str], samples: pd.Index, path: Path, label_keys: Sequence[str]
+) -> list[str] | None:
+    """Labels matched by sample name, when ``lines`` are a table naming the samples."""
+    first = next((line for line in lines if line), "")
+    delimiter = "\t" if "\t" in first else "," if "," in first else None
+    if delimiter is None or not samples.is_unique:
+        return None
+    rows = [row for row in csv.reader(lines, delimiter=delimiter) if any(c.strip() for c in row)]
+    width = len(rows[0])
+    if width < 2:
+        return None
+    names = set(samples)
+    hits = [sum(len(row) > c and row[c].strip() in names for row in rows) for c in range(width)]
+    id_col = max(range(width), key=hits.__getitem__)
+    if hits[id_col] == 0:
+        return None  # no column names the samples: a plain list whose labels hold commas
+    header = rows[0] if rows[0][id_col].strip() not in names else None
+    body = rows[1:] if header is not None else rows
+    label_col = _label_column(width, id_col, header, path, label_keys)
+    found: dict[str, str] = {}
+    for row in body:
+        if len(row) <= max(id_col, label_col):
+            continue
+        name, label = row[id_col].strip(), row[label_col].strip()
+        if name in found and found[name] != label:
+            raise input_error(
+                path,
+                f"sample {name!r} is listed twice with different labels "
+                f"({found[name]!r} and {label!r})",
+                "Keep one row per sample.",
+            )
+        found[name] = label
+    missing = [s for s in samples if s not in found]
+    if missing:
+        raise input_error(
+            path,
+            f"{len(missing)} of the {len(samples)} samples have no row in the labels table "
+            f"(e.g. {missing[0]!r}; sample names are in column {id_col + 1})",
+            "Add a row for every sample, or leave those samples out of the data.",
+        )
+    return [found[s] for s in samples]
+
+
+def _label_column(
+    width: int, id_col: int, header: list[str] | None, path: Path, label_keys: Sequence[str]
+) -> int:
+    """The column of labels: the only other column, or the one a label key names."""
+    others = [c for c in range(width) if c != id_col]
+    if len(others) == 1:
+        return others[0]
+    if header is not None:
+        by_lower = {header[c].strip().lower(): c for c in reversed(others)}
+        for key in label_keys:
+            if key.lower() in by_lower:
+                return by_lower[key.lower()]
+    named = ", ".join(repr(header[c].strip()) for c in others) if header else len(others)
+    raise input_error(
+        path,
+        f"the labels table has several columns besides the sample names ({named}) and none "
+        "is called label or cell_type",
+        "Keep two columns, the sample names and the labels, or call the label column 'label'.",
+    )
