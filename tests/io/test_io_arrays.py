@@ -97,6 +97,20 @@ def test_labels_file_wrong_length(tmp_path: Path) -> None:
         gio.read(path, labels=labels)
 
 
+def test_labels_saved_by_pandas_with_row_numbers(tmp_path: Path) -> None:
+    # pd.Series(labels, name="label").to_csv(...): a header, then "0,b", "1,a", ...
+    path = tmp_path / "x.npy"
+    np.save(path, COUNTS)
+    labels = tmp_path / "labels.csv"
+    labels.write_text(",label\n" + "".join(f"{i},{t}\n" for i, t in enumerate(LABELS)))
+    assert gio.read(path, labels=labels).obs["label"].tolist() == LABELS
+    labels.write_text("".join(f"{i + 1}\t{t}\n" for i, t in enumerate(LABELS)))  # 1 to n
+    assert gio.read(path, labels=labels).obs["label"].tolist() == LABELS
+    labels.write_text("".join(f"{i},{t}\n" for i, t in enumerate(LABELS[::-1]) if i != 2))
+    with pytest.raises(InputError, match="5 lines but .*6 samples"):  # not every row numbered
+        gio.read(path, labels=labels)
+
+
 def test_labels_file_missing_for_npy(tmp_path: Path) -> None:
     path = tmp_path / "x.npy"
     np.save(path, COUNTS)

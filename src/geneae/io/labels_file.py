@@ -6,7 +6,9 @@ a column of sample names and a column of labels, with or without a header, often
 order and with rows for samples the matrix does not hold (what ``Series.to_csv`` or a GEO /
 TCGA annotation gives). A table is recognised by a column whose values are the matrix's
 sample names; its labels are then matched by name, so the order of the rows does not
-matter. Anything else is read as a plain list and must have one line per sample.
+matter. A two-column table whose first column numbers the rows 0 to n - 1 (or 1 to n) in
+order is read in that order (labels saved with pandas for data without sample names, e.g.
+a .npy matrix). Anything else is read as a plain list and must have one line per sample.
 """
 
 from __future__ import annotations
@@ -92,7 +94,10 @@ def _sample_table(
     hits = [sum(len(row) > c and row[c].strip() in names for row in rows) for c in range(width)]
     id_col = max(range(width), key=hits.__getitem__)
     if hits[id_col] == 0:
-        return None  # no column names the samples: a plain list whose labels hold commas
+        # No column names the samples: row numbers and labels (pandas' to_csv of labels
+        # with a default index, for data whose samples have no names), else a plain list
+        # whose labels hold commas.
+        return _numbered_rows(rows, len(samples))
     header = rows[0] if rows[0][id_col].strip() not in names else None
     body = rows[1:] if header is not None else rows
     label_col = _label_column(width, id_col, header, path, label_keys)
@@ -118,6 +123,22 @@ def _sample_table(
             "Add a row for every sample, or leave those samples out of the data.",
         )
     return [found[s] for s in samples]
+
+
+def _numbered_rows(rows: list[list[str]], n: int) -> list[str] | None:
+    """Labels of a two-column table that numbers the samples in order, else None.
+
+    The first column must read 0 to n - 1 or 1 to n (after an optional header).
+    """
+    if len(rows[0]) != 2 or len(rows) not in (n, n + 1):
+        return None
+    body = rows[len(rows) - n :]
+    numbers = [row[0].strip() for row in body]
+    if numbers not in ([str(i) for i in range(n)], [str(i) for i in range(1, n + 1)]):
+        return None
+    if any(len(row) != 2 for row in body):
+        return None
+    return [row[1].strip() for row in body]
 
 
 def _label_column(
