@@ -183,6 +183,45 @@ def test_label_row_in_genes_by_samples(tmp_path: Path) -> None:
     assert adata.obs["label"].tolist() == ["LumA", "Basal", "LumA", "Her2", "Basal"]
 
 
+def test_featurecounts_output(tmp_path: Path) -> None:
+    # featureCounts: a comment line, then Geneid, five annotation columns (Length numeric)
+    # and one column per BAM file, named by its path.
+    bams = [f"/data/run1/{s}.sorted.bam" for s in TCGA]
+    lines = ['# Program:featureCounts v2.0.1; Command:"featureCounts" "-a" "genes.gtf"']
+    lines.append("\t".join(["Geneid", "Chr", "Start", "End", "Strand", "Length", *bams]))
+    for j, gene in enumerate(ENSEMBL):
+        where = [
+            f"chr{j + 1};chr{j + 1}",
+            f"{100 * j};{100 * j + 60}",
+            f"{100 * j + 50};{100 * j + 90}",
+            "+;+",
+            str(80 + j),
+        ]
+        lines.append("\t".join([gene, *where, *map(str, COUNTS[:, j])]))
+    path = tmp_path / "counts.txt"
+    path.write_text("\n".join(lines) + "\n")
+    expected = pd.read_csv(path, sep="\t", comment="#", index_col=0).iloc[:, 5:].T
+    adata = gio.read(path)
+    _check(adata, expected.to_numpy(), [f"{s}.sorted" for s in TCGA], ENSEMBL)
+    assert adata.var["Length"].tolist() == [80 + j for j in range(8)]
+    assert adata.var["Chr"].iloc[0] == "chr1;chr1"
+    assert "counts" in adata.layers  # the counts stay counts: no annotation column in X
+
+
+def test_gene_name_column_beside_the_identifiers(tmp_path: Path) -> None:
+    frame = pd.DataFrame(COUNTS.T, index=ENSEMBL, columns=TCGA)
+    frame.insert(0, "gene_name", SYMBOLS)
+    frame.insert(1, "gene_type", "protein_coding")
+    path = _write(tmp_path / "annotated.csv", frame, index_label="gene_id")
+    adata = gio.read(path)
+    _check(adata, COUNTS, TCGA, ENSEMBL)
+    assert adata.var["gene_name"].tolist() == SYMBOLS
+    # a text column that is no known annotation is still refused, naming it
+    frame.insert(2, "notes", "x")
+    with pytest.raises(InputError, match="non-numeric value 'x'.*column 'notes'"):
+        gio.read(_write(tmp_path / "notes.csv", frame, index_label="gene_id"))
+
+
 SUBTYPES = ["LumA", "Basal", "LumA", "Her2", "Basal"]
 
 

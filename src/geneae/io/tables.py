@@ -52,6 +52,34 @@ _ID_HEADERS = {
     "rownames",
     "unnamed: 0",
 }
+# Gene annotation columns that bulk tables carry between the gene identifiers and the
+# samples (featureCounts: Chr, Start, End, Strand, Length; GENCODE / biomart exports: gene
+# name, type, description). Read into var, never into the matrix (Length is numeric).
+GENE_ANNOTATIONS = {
+    "chr",
+    "chrom",
+    "chromosome",
+    "seqname",
+    "start",
+    "end",
+    "strand",
+    "length",
+    "gene_name",
+    "gene_symbol",
+    "symbol",
+    "hgnc_symbol",
+    "external_gene_name",
+    "description",
+    "gene_description",
+    "gene_type",
+    "gene_biotype",
+    "biotype",
+    "entrez",
+    "entrez_id",
+    "entrezgene_id",
+}
+# Aligned-read files that count tools name their sample columns after.
+_READ_FILE_SUFFIXES = (".bam", ".sam", ".cram")
 READ_ERRORS = (ValueError, OSError, EOFError, zlib.error, csv.Error, OverflowError)
 
 
@@ -70,28 +98,36 @@ class _Layout:
 
     header: list[str] | None  # names of every field (identifier column included)
     has_ids: bool  # the first field of each row is an identifier
-    skip: int  # physical lines before the data rows (blank lines and header)
-    n_header_rows: int  # non-blank lines before the data rows (0 or 1)
+    skip: int  # physical lines before the data rows (blank and comment lines, header)
+    n_header_rows: int  # non-blank lines before the data rows (comment lines and header)
 
 
-def _peek(path: Path, sep: str) -> tuple[list[list[str]], list[int]]:
-    """The first two non-blank rows (parsed) and their physical line numbers."""
+def _peek(path: Path, sep: str) -> tuple[list[list[str]], list[int], int]:
+    """The first two non-blank rows (parsed), their physical line numbers, comment lines.
+
+    Comment lines come before the first row: one field starting with ``#``, as the first
+    line of featureCounts' output.
+    """
     rows: list[list[str]] = []
     lines: list[int] = []
+    comments = 0
     with open_text(path) as fh:
         reader = csv.reader(fh, delimiter=sep)
         for row in reader:
             if row and any(field.strip() for field in row):
+                if not rows and len(row) == 1 and row[0].lstrip().startswith("#"):
+                    comments += 1
+                    continue
                 rows.append([field.strip() for field in row])
                 lines.append(reader.line_num)
                 if len(rows) == 2:
                     break
-    return rows, lines
+    return rows, lines, comments
 
 
 def _layout(path: Path, sep: str, labels: str | None) -> _Layout:
     try:
-        rows, lines = _peek(path, sep)
+        rows, lines, comments = _peek(path, sep)
     except UnicodeDecodeError as exc:
         raise not_text_error(path, exc) from exc
     except READ_ERRORS as exc:
@@ -112,7 +148,7 @@ def _layout(path: Path, sep: str, labels: str | None) -> _Layout:
         and not is_number(second[0])
     )
     if first_is_data:
-        return _Layout(None, not is_number(first[0]), lines[0] - 1, 0)
+        return _Layout(None, not is_number(first[0]), lines[0] - 1, comments)
     if second is None:
         raise input_error(
             path,
@@ -134,7 +170,7 @@ def _layout(path: Path, sep: str, labels: str | None) -> _Layout:
     has_ids = not is_label and (
         first_cell in _ID_HEADERS or not is_number(second[0]) or len(first) < len(header)
     )
-    return _Layout(header, has_ids, lines[0], 1)
+    return _Layout(header, has_ids, lines[0], comments + 1)
 
 
 def _parse(path: Path, sep: str, layout: _Layout) -> pd.DataFrame:
@@ -302,6 +338,10 @@ def read_delimited(
         ids = body[0].fillna("").astype(str).str.strip().tolist()
         body = body.drop(columns=0)
     names = [header[c] for c in body.columns]
+    annotations = _gene_annotations(names, body) if layout.header and ids is not None else {}
+    if annotations:
+        body = body.drop(columns=body.columns[: len(annotations)])
+        names = names[len(annotations) :]
     label_col = _label_column(names, body, labels)
     label_row = None
     if label_col is None and labels is not None and ids is not None and labels in ids:
@@ -339,14 +379,44 @@ def read_delimited(
     if not rows_genes:
         obs_names = ids if ids is not None else generated_names("sample", x.shape[0])
         var_names = names if layout.header else generated_names("gene", x.shape[1])
+        obs.update(annotations)
         return build_anndata(x, obs_names, _fill_blank(var_names, "gene"), obs=obs)
     if label_values is not None:
         obs[labels] = label_values
-    obs_names = names if layout.header else generated_names("sample", x.shape[1])
+    obs_names = _without_read_file_paths(names) if layout.header else None
+    if obs_names is None:
+        obs_names = names if layout.header else generated_names("sample", x.shape[1])
     var_names = ids if ids is not None else generated_names("gene", x.shape[0])
     return build_anndata(
-        np.ascontiguousarray(x.T), _fill_blank(obs_names, "sample"), var_names, obs=obs
+        np.ascontiguousarray(x.T),
+        _fill_blank(obs_names, "sample"),
+        var_names,
+        obs=obs,
+        var=annotations,
     )
+
+
+def _gene_annotations(names: list[str], body: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The leading columns named like gene annotations (:data:`GENE_ANNOTATIONS`)."""
+    found: dict[str, np.ndarray] = {}
+    for pos, name in enumerate(names[:-1]):  # at least one column of values stays
+        if name.strip().lower() not in GENE_ANNOTATIONS or name in found:
+            break
+        column = body.iloc[:, pos]
+        numeric = column.dtype.kind in "iuf"
+        found[name] = column.to_numpy() if numeric else column.fillna("").astype(str).to_numpy()
+    return found
+
+
+def _without_read_file_paths(names: list[str]) -> list[str] | None:
+    """Sample names that are read-file paths (``/data/S1.bam``) as their file's stem.
+
+    None when they are not all such paths, or the stems would not be unique.
+    """
+    if not names or not all(n.lower().endswith(_READ_FILE_SUFFIXES) for n in names):
+        return None
+    stems = [Path(n.replace("\\", "/")).name.rsplit(".", 1)[0] for n in names]
+    return stems if len(set(stems)) == len(stems) and all(stems) else None
 
 
 def _preview(names: list[str], n: int = 8) -> str:
