@@ -125,3 +125,26 @@ def test_h5ad_unreadable_layout(tmp_path: Path) -> None:
         f["var"] = np.ones(2)
     with pytest.raises(InputError, match=r"weird\.h5ad: not readable as h5ad.*anndata"):
         gio.read(path)
+
+
+def test_raw_counts_in_raw_become_the_counts_layer(tmp_path: Path) -> None:
+    # scanpy's habit: counts kept in .raw (all genes), X log-normalised on a gene subset
+    rng = np.random.default_rng(5)
+    counts = rng.poisson(2.0, size=(20, 12)).astype(np.float32)
+    full = ad.AnnData(sp.csr_matrix(counts), var=pd.DataFrame(index=[f"g{j}" for j in range(12)]))
+    order = [7, 2, 9, 0, 4]  # X keeps five genes, in another order
+    lognorm = np.log1p(counts / counts.sum(1, keepdims=True) * 1e4)[:, order]
+    adata = ad.AnnData(lognorm, var=pd.DataFrame(index=full.var_names[order]))
+    adata.raw = full
+    path = tmp_path / "with_raw.h5ad"
+    adata.write_h5ad(path)
+    read = gio.read(path)
+    np.testing.assert_array_equal(read.layers["counts"].toarray(), counts[:, order])
+    np.testing.assert_allclose(read.X, lognorm, rtol=1e-6)  # X itself is left as it is
+    # .raw without counts, or without every gene of X: nothing is taken from it
+    adata.raw = ad.AnnData(np.log1p(counts), var=full.var)
+    adata.write_h5ad(path)
+    assert "counts" not in gio.read(path).layers
+    adata.raw = full[:, :6].copy()
+    adata.write_h5ad(path)
+    assert "counts" not in gio.read(path).layers

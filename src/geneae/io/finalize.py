@@ -9,6 +9,7 @@ unique names, finite values and a record of where the data came from.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -38,6 +39,7 @@ LABEL_KEYS: tuple[str, ...] = (
 """obs columns (case-insensitive, in order of preference) taken as labels automatically."""
 
 _ARRAY_FORMATS = {"npy", "npz"}
+logger = logging.getLogger(__name__)
 
 
 def generated_names(prefix: str, n: int) -> pd.Index:
@@ -150,6 +152,28 @@ def _resolve_labels(
             column = by_lower[key]
             return categorical_labels(adata.obs[column]), column
     return None, None
+
+
+def _counts_from_raw(adata: ad.AnnData, path: Path) -> None:
+    """Take raw counts kept in ``.raw`` (scanpy's place for them) as ``layers["counts"]``.
+
+    Only when ``X`` holds no counts, ``.raw`` has every gene of ``X`` and its values for
+    them are counts; the counts of X's genes are then used, in X's gene order.
+    """
+    raw = adata.raw
+    if raw is None or raw.n_obs != adata.n_obs or not raw.var_names.is_unique:
+        return
+    if not adata.var_names.isin(raw.var_names).all():
+        return
+    counts = raw.X[:, raw.var_names.get_indexer(adata.var_names)]
+    counts = _standard_matrix(counts, path)
+    if not is_count_matrix(counts):
+        return
+    adata.layers["counts"] = counts
+    logger.info(
+        "raw counts found in .raw.X of %s (X holds other values): the count models use them",
+        path,
+    )
 
 
 def _make_names_unique(adata: ad.AnnData, path: Path) -> None:
@@ -286,6 +310,8 @@ def finalize(
         _check_finite(adata, path)
         if "counts" not in adata.layers and is_count_matrix(adata.X):
             adata.layers["counts"] = adata.X
+        elif "counts" not in adata.layers:
+            _counts_from_raw(adata, path)
     source = {"path": str(path), "format": fmt}
     if label_key is not None:
         source["label_key"] = label_key
