@@ -15,7 +15,18 @@ import h5py
 
 from geneae.io.messages import input_error
 
-FORMATS: tuple[str, ...] = ("h5ad", "10x_h5", "10x_mtx", "h5", "csv", "tsv", "gct", "npy", "npz")
+FORMATS: tuple[str, ...] = (
+    "h5ad",
+    "10x_h5",
+    "10x_mtx",
+    "h5",
+    "csv",
+    "tsv",
+    "gct",
+    "geo",
+    "npy",
+    "npz",
+)
 """Format names accepted by ``read(..., fmt=...)``."""
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -27,7 +38,7 @@ _HDF5_SUFFIXES = {".h5", ".h5ad", ".hdf5", ".hdf", ".he5"}
 _TEXT_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".gct": "gct"}
 _SUPPORTED = (
     "h5ad, 10x Genomics .h5 or matrix.mtx directory, plain HDF5 with X (and Y), "
-    "CSV/TSV/TXT (optionally .gz), GCT, .npy, .npz"
+    "CSV/TSV/TXT (optionally .gz), GCT, GEO series matrix, .npy, .npz"
 )
 
 
@@ -99,6 +110,8 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
     first = _first_text_line(path, gzipped=head.startswith(GZIP_MAGIC))
     if first.startswith("#1."):
         return "gct"
+    if first.startswith("!Series_"):
+        return "geo"
     if suffix in _TEXT_SUFFIXES:
         by_name = _TEXT_SUFFIXES[suffix]
         return by_name if by_name == "gct" else _sniff_separator(first, by_name)

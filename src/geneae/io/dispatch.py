@@ -11,6 +11,7 @@ from geneae.io.arrays import read_npy, read_npz
 from geneae.io.detect import detect_format
 from geneae.io.finalize import finalize
 from geneae.io.gct import read_gct
+from geneae.io.geo import read_geo
 from geneae.io.h5ad import read_h5ad
 from geneae.io.hdf5 import read_plain_h5
 from geneae.io.messages import input_error
@@ -36,8 +37,8 @@ def read(
     ----------
     path
         A file (``.h5ad``, 10x ``.h5``, plain ``.h5`` with ``X``/``Y``, ``.csv``/``.tsv``/
-        ``.txt`` optionally ``.gz``, ``.gct``, ``.npy``, ``.npz``) or a 10x matrix.mtx
-        directory. The format is detected from the content and the name.
+        ``.txt`` optionally ``.gz``, ``.gct``, a GEO series matrix, ``.npy``, ``.npz``) or a
+        10x matrix.mtx directory. The format is detected from the content and the name.
     fmt
         Force a format: one of :data:`geneae.io.detect.FORMATS`.
     labels
@@ -107,6 +108,8 @@ def read(
         )
     elif kind == "gct":
         adata = read_gct(file)
+    elif kind == "geo":
+        adata = read_geo(file)
     elif kind == "npy":
         adata = read_npy(file, transpose=bool(transpose))
     else:
