@@ -130,3 +130,20 @@ def test_any_fmt_on_any_file_gives_data_or_input_error(
         assert source in str(exc)
     else:
         assert adata.uns["geneae_source"]["format"] == fmt
+
+
+def test_excel_workbooks_are_named_with_the_way_out(tmp_path: Path) -> None:
+    import zipfile
+
+    book = tmp_path / "supplementary_table_1.zip"  # an .xlsx under another name
+    with zipfile.ZipFile(book, "w") as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("xl/workbook.xml", "<workbook/>")
+    legacy = tmp_path / "counts.xls"
+    legacy.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(100))
+    for path in (book, legacy):
+        with pytest.raises(InputError, match=r"Excel workbook.*Save the sheet .* as CSV or TSV"):
+            gio.read(path)
+    arrays = tmp_path / "arrays.npz"  # a real npz is still an npz
+    np.savez(arrays, X=np.ones((3, 2)))
+    assert gio.read(arrays).shape == (3, 2)

@@ -8,6 +8,7 @@ the first bytes cannot tell apart (CSV vs TSV vs GCT are all text).
 from __future__ import annotations
 
 import gzip
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -33,6 +34,7 @@ HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 GZIP_MAGIC = b"\x1f\x8b"
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK\x03\x04"
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls
 
 _HDF5_SUFFIXES = {".h5", ".h5ad", ".hdf5", ".hdf", ".he5"}
 _TEXT_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".gct": "gct"}
@@ -97,6 +99,13 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
         )
     if head.startswith(NPY_MAGIC):
         return "npy"
+    if _is_spreadsheet(path, head, suffix):
+        raise input_error(
+            path,
+            "this is an Excel workbook, which geneae does not read",
+            "Save the sheet that holds the expression matrix as CSV or TSV (in Excel: File > "
+            "Save As > CSV) and read that; rows may be genes or samples.",
+        )
     if head.startswith(ZIP_MAGIC):
         return "npz"
     if suffix in {".npy", ".npz"}:
@@ -123,6 +132,21 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
         f"Supported: {_SUPPORTED}. Rename the file with its format's extension or pass "
         f"fmt= one of {', '.join(FORMATS)}.",
     )
+
+
+def _is_spreadsheet(path: Path, head: bytes, suffix: str) -> bool:
+    """An Excel workbook: .xlsx (a zip holding xl/workbook.xml) or legacy .xls (OLE2)."""
+    if head.startswith(OLE2_MAGIC):
+        return True
+    if not head.startswith(ZIP_MAGIC):
+        return False
+    if suffix in {".xlsx", ".xlsm"}:
+        return True
+    try:
+        with zipfile.ZipFile(path) as z:
+            return "xl/workbook.xml" in z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def hdf5_layout(path: Path) -> str:
