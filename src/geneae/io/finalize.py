@@ -23,8 +23,9 @@ import scipy.sparse as sp
 
 from geneae.errors import DataWarning
 from geneae.facts import is_count_matrix, values_of
-from geneae.io.labels_file import labels_from_file, read_lines
+from geneae.io.labels_file import labels_from_file
 from geneae.io.messages import input_error
+from geneae.io.textfile import read_lines
 
 LABEL_KEYS: tuple[str, ...] = (
     "label",

@@ -20,29 +20,9 @@ from pathlib import Path
 import pandas as pd
 
 from geneae.io.messages import input_error
-from geneae.io.textfile import open_text
+from geneae.io.textfile import read_lines
 
-__all__ = ["labels_from_file", "read_lines"]
-
-
-def read_lines(path: Path, what: str) -> list[str]:
-    """The lines of a text file, stripped, without trailing blank lines.
-
-    Inner blank lines are kept (a missing label or gene name), so that the count still
-    matches the samples they belong to.
-    """
-    if not path.is_file():
-        raise input_error(path, f"the {what} file does not exist", "Check the path.")
-    try:
-        with open_text(path) as fh:
-            lines = [line.strip() for line in fh.read().splitlines()]
-    except (UnicodeDecodeError, OSError, EOFError) as exc:
-        raise input_error(
-            path, f"the {what} file is not UTF-8 text ({exc})", "Save it as plain UTF-8 text."
-        ) from exc
-    while lines and not lines[-1]:
-        lines.pop()
-    return lines
+__all__ = ["labels_from_file"]
 
 
 def labels_from_file(

@@ -19,67 +19,9 @@ import pandas as pd
 from geneae.io.finalize import LABEL_KEYS, build_anndata, generated_names
 from geneae.io.identifiers import rows_are_genes
 from geneae.io.messages import input_error
+from geneae.io.table_columns import ID_HEADERS, gene_annotations, sample_names_from_read_files
 from geneae.io.textfile import first_ragged_line, line_of_row, open_text
 
-# First-cell words that name an identifier column rather than a gene or sample.
-_ID_HEADERS = {
-    "",
-    "id",
-    "ids",
-    "index",
-    "name",
-    "names",
-    "gene",
-    "genes",
-    "gene_id",
-    "gene_ids",
-    "geneid",
-    "gene_name",
-    "gene_symbol",
-    "symbol",
-    "ensembl",
-    "ensembl_id",
-    "feature",
-    "features",
-    "sample",
-    "samples",
-    "sample_id",
-    "cell",
-    "cells",
-    "cell_id",
-    "barcode",
-    "barcodes",
-    "rownames",
-    "unnamed: 0",
-}
-# Gene annotation columns that bulk tables carry between the gene identifiers and the
-# samples (featureCounts: Chr, Start, End, Strand, Length; GENCODE / biomart exports: gene
-# name, type, description). Read into var, never into the matrix (Length is numeric).
-GENE_ANNOTATIONS = {
-    "chr",
-    "chrom",
-    "chromosome",
-    "seqname",
-    "start",
-    "end",
-    "strand",
-    "length",
-    "gene_name",
-    "gene_symbol",
-    "symbol",
-    "hgnc_symbol",
-    "external_gene_name",
-    "description",
-    "gene_description",
-    "gene_type",
-    "gene_biotype",
-    "biotype",
-    "entrez",
-    "entrez_id",
-    "entrezgene_id",
-}
-# Aligned-read files that count tools name their sample columns after.
-_READ_FILE_SUFFIXES = (".bam", ".sam", ".cram")
 READ_ERRORS = (ValueError, OSError, EOFError, zlib.error, csv.Error, OverflowError)
 
 
@@ -141,7 +83,7 @@ def _layout(path: Path, sep: str, labels: str | None) -> _Layout:
     first_is_data = all(is_number(t) for t in first) or (
         second is not None
         and len(first) > 1
-        and first[0].lower() not in _ID_HEADERS
+        and first[0].lower() not in ID_HEADERS
         and first[0] != labels
         and not is_number(first[0])
         and all(is_number(t) for t in first[1:])
@@ -168,7 +110,7 @@ def _layout(path: Path, sep: str, labels: str | None) -> _Layout:
     first_cell = header[0].lower()
     is_label = header[0] == labels or (labels is None and first_cell in LABEL_KEYS)
     has_ids = not is_label and (
-        first_cell in _ID_HEADERS or not is_number(second[0]) or len(first) < len(header)
+        first_cell in ID_HEADERS or not is_number(second[0]) or len(first) < len(header)
     )
     return _Layout(header, has_ids, lines[0], comments + 1)
 
@@ -338,7 +280,7 @@ def read_delimited(
         ids = body[0].fillna("").astype(str).str.strip().tolist()
         body = body.drop(columns=0)
     names = [header[c] for c in body.columns]
-    annotations = _gene_annotations(names, body) if layout.header and ids is not None else {}
+    annotations = gene_annotations(names, body) if layout.header and ids is not None else {}
     if annotations:
         body = body.drop(columns=body.columns[: len(annotations)])
         names = names[len(annotations) :]
@@ -383,7 +325,7 @@ def read_delimited(
         return build_anndata(x, obs_names, _fill_blank(var_names, "gene"), obs=obs)
     if label_values is not None:
         obs[labels] = label_values
-    obs_names = _without_read_file_paths(names) if layout.header else None
+    obs_names = sample_names_from_read_files(names) if layout.header else None
     if obs_names is None:
         obs_names = names if layout.header else generated_names("sample", x.shape[1])
     var_names = ids if ids is not None else generated_names("gene", x.shape[0])
@@ -394,29 +336,6 @@ def read_delimited(
         obs=obs,
         var=annotations,
     )
-
-
-def _gene_annotations(names: list[str], body: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The leading columns named like gene annotations (:data:`GENE_ANNOTATIONS`)."""
-    found: dict[str, np.ndarray] = {}
-    for pos, name in enumerate(names[:-1]):  # at least one column of values stays
-        if name.strip().lower() not in GENE_ANNOTATIONS or name in found:
-            break
-        column = body.iloc[:, pos]
-        numeric = column.dtype.kind in "iuf"
-        found[name] = column.to_numpy() if numeric else column.fillna("").astype(str).to_numpy()
-    return found
-
-
-def _without_read_file_paths(names: list[str]) -> list[str] | None:
-    """Sample names that are read-file paths (``/data/S1.bam``) as their file's stem.
-
-    None when they are not all such paths, or the stems would not be unique.
-    """
-    if not names or not all(n.lower().endswith(_READ_FILE_SUFFIXES) for n in names):
-        return None
-    stems = [Path(n.replace("\\", "/")).name.rsplit(".", 1)[0] for n in names]
-    return stems if len(set(stems)) == len(stems) and all(stems) else None
 
 
 def _preview(names: list[str], n: int = 8) -> str:

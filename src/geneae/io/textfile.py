@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from geneae.io.detect import GZIP_MAGIC
+from geneae.io.messages import input_error
 
 
 def is_gzipped(path: Path) -> bool:
@@ -78,3 +79,23 @@ def line_of_row(path: Path, sep: str, row: int, skip: int) -> int:
                 return reader.line_num
             seen += 1
     return skip + row + 1
+
+
+def read_lines(path: Path, what: str) -> list[str]:
+    """The lines of a text file, stripped, without trailing blank lines.
+
+    Inner blank lines are kept (a missing label or gene name), so that the count still
+    matches the samples they belong to.
+    """
+    if not path.is_file():
+        raise input_error(path, f"the {what} file does not exist", "Check the path.")
+    try:
+        with open_text(path) as fh:
+            lines = [line.strip() for line in fh.read().splitlines()]
+    except (UnicodeDecodeError, OSError, EOFError) as exc:
+        raise input_error(
+            path, f"the {what} file is not UTF-8 text ({exc})", "Save it as plain UTF-8 text."
+        ) from exc
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
