@@ -281,7 +281,9 @@ def test_a_killed_study_resumes(quick, tmp_path):
     assert any(t.params for t in killed)
     for t in killed:
         if t.params:
-            assert retried[t.number].params == t.params
+            # the values it had drawn run again; one killed between two draws draws the
+            # rest anew
+            assert retried[t.number].params.items() >= t.params.items()
         else:
             assert t.number not in retried
     assert len(pd.read_csv(out / "trials.csv")) == len(after.get(TrialState.COMPLETE, [])) + len(
