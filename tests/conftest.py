@@ -58,6 +58,7 @@ def make_results(
     raw: bool = True,
     history: bool = True,
     methods: tuple[str, ...] = ("pca",),
+    neighbour_spaces: tuple[str, ...] | None = None,
     max_cells: int = 150,
     seed: int = 0,
     stability: int = 8,
@@ -184,7 +185,14 @@ def make_results(
     tl.cluster_stability(results, compared)
     spaces = {"input": sp.csr_matrix(x), "reconstruction": x_hat, "geneae": latent}
     spaces["pca"] = results.obsm["X_pca"]
-    tl.maps(results, spaces, methods=methods, max_cells=max_cells, seed=seed)
+    tl.maps(
+        results,
+        spaces,
+        methods=methods,
+        neighbour_spaces=neighbour_spaces,
+        max_cells=max_cells,
+        seed=seed,
+    )
     tl.histograms(results, raw=sp.csr_matrix(counts) if raw else None, input=x)
     tl.profiles(results, input=x, reconstruction=x_hat, seed=seed)
     return results, {"x": x, "x_hat": x_hat, "counts": counts, "groups": groups}

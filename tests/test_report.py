@@ -178,6 +178,30 @@ def test_full_report_sections_and_images(full_report):
     assert "preset: null" in section_text(parser, "config")
 
 
+def test_neighbour_maps_of_the_compared_spaces_only(tmp_path, results_factory):
+    # The run's default: t-SNE / UMAP of the latent and the PCA baseline only; the input and
+    # the reconstruction appear in the PCA maps, and the page says so instead of "lacks".
+    run = make_run_dir(
+        tmp_path,
+        results_factory,
+        methods=("pca", "tsne"),
+        neighbour_spaces=("geneae", "pca"),
+    )
+    parser = parse(write_report(run))
+    assert images_by_section(parser)["maps"] == 4  # 3 PCA pairs, 1 t-SNE pair
+    maps = section_text(parser, "maps")
+    assert "t-SNE draws the spaces compared" in maps
+    assert "the geneae reconstruction and the original data are drawn in the PCA maps only" in maps
+    assert "lacks" not in maps
+    names = {p.name for p in (run / "figures").glob("map_*.png")}
+    assert names == {
+        "map_pca_reconstruction.png",
+        "map_pca_latent.png",
+        "map_pca_baseline.png",
+        "map_tsne_baseline.png",
+    }
+
+
 def test_metrics_table_marks_better_value(full_report):
     run, path = full_report
     comparison = stored_metrics(run)["comparison"]

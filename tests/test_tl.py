@@ -98,6 +98,42 @@ def test_maps_replace_earlier_maps_and_keep_other_slots():
     assert set(results.obsm) == {"X_geneae", "map_pca_a"}
 
 
+def test_neighbour_maps_only_for_the_spaces_asked():
+    x, labels = clusters(n=80, dims=20)
+    results = blank(80)
+    spaces = {"input": x, "latent": x[:, :5]}
+    tl.maps(results, spaces, methods=("pca", "umap"), neighbour_spaces=["latent"], seed=1)
+    assert set(results.obsm) == {"map_pca_input", "map_pca_latent", "map_umap_latent"}
+    assert list(results.uns["geneae"]["maps"]["neighbour_spaces"]) == ["latent"]
+    assert knn_accuracy(results.obsm["map_umap_latent"], labels) >= 0.9
+    # The input's PCA map is the one it gets when all spaces are mapped.
+    everything = blank(80)
+    tl.maps(everything, spaces, methods=("pca", "umap"), seed=1)
+    assert list(everything.uns["geneae"]["maps"]["neighbour_spaces"]) == ["input", "latent"]
+    np.testing.assert_allclose(
+        results.obsm["map_pca_input"], everything.obsm["map_pca_input"], rtol=1e-4, atol=1e-3
+    )
+    with pytest.raises(InputError, match=r"neighbour_spaces \['genes'\]"):
+        tl.maps(blank(80), spaces, neighbour_spaces=["genes"])
+
+
+def test_umap_compilations_are_kept_on_disk():
+    # After a UMAP, numba's cache folder holds an index for each of umap-learn's compiled
+    # functions, which spares the next process their 8-10 s compilation.
+    import importlib
+    from pathlib import Path
+
+    from geneae.tl._umap import COMPILED, _cache_compilation, umap_layout
+
+    xy = umap_layout(np.random.default_rng(0).normal(size=(40, 5)), 0)
+    assert xy.shape == (40, 2) and np.isfinite(xy).all()
+    assert len(_cache_compilation()) == len(COMPILED)  # every function found in this umap
+    for module, name in COMPILED:
+        dispatcher = getattr(importlib.import_module(module), name)
+        stem = f"{module.rsplit('.', 1)[1]}.{dispatcher.py_func.__name__}"
+        assert list(Path(dispatcher._cache.cache_path).glob(f"{stem}-*.nbi")), stem
+
+
 def test_maps_bad_input():
     x, _ = clusters(n=40, dims=6)
     results = blank(40)

@@ -324,9 +324,7 @@ def demo(
     else:
         overwrite = False
     adata = datasets.pbmc_10x()
-    # Maps (t-SNE, UMAP) on a 1,000-cell subsample keep the demo within its 45-second
-    # target; every metric still uses all cells.
-    overrides = {"evaluate.max_plot_cells": 1000, "train.max_epochs": epochs}
+    overrides: dict[str, object] = {"train.max_epochs": epochs}
     if quiet:
         overrides["train.quiet"] = True
     cfg = RunConfig().updated({k: v for k, v in overrides.items() if v is not None})

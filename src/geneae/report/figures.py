@@ -141,10 +141,19 @@ def _maps(results: Results, figs: FigureSet) -> None:
     plotted = results.obs("plotted")
     m = int(np.asarray(plotted, dtype=bool).sum()) if plotted is not None else n
     cells = f"all {n:,} cells" if m == n else f"{m:,} of the {n:,} cells (a seeded subsample)"
+    # Spaces given t-SNE / UMAP maps (older results do not record them: all spaces).
+    neighbour = (stored or {}).get("neighbour_spaces")
+    neighbour = None if neighbour is None else {str(s) for s in np.atleast_1d(neighbour)}
     absent: list[str] = []
+    left_to_pca: set[str] = set()
     for method in methods:
         name = pl.METHOD_NAMES[method]
         for left, right, tag, t_left, t_right, reading in _map_pairs(d):
+            if method != "pca" and neighbour is not None and not {left, right} <= neighbour:
+                left_to_pca |= {
+                    t for space, t in ((left, t_left), (right, t_right)) if space not in neighbour
+                }
+                continue
             a, b = f"map_{method}_{left}", f"map_{method}_{right}"
             lacking = [k for k in (a, b) if k not in keys]
             if lacking:
@@ -166,6 +175,13 @@ def _maps(results: Results, figs: FigureSet) -> None:
                 ),
                 heading=f"{name} maps",
             )
+    if left_to_pca:
+        drawn = " and ".join(pl.METHOD_NAMES[m] for m in methods if m != "pca")
+        figs.note(
+            "maps",
+            f"{drawn} draws the spaces compared; the {' and the '.join(sorted(left_to_pca))} "
+            "are drawn in the PCA maps only.",
+        )
     if absent:
         figs.note(
             "maps",

@@ -8,15 +8,14 @@ Speed: for t-SNE and UMAP a space with more than 50 features is first reduced to
 leading principal components, computed once per space and shared by both methods (its first
 two columns are the PCA map). t-SNE is openTSNE (Barnes-Hut gradients below 10,000 cells,
 FFT above) with a shortened final phase; UMAP runs a modest number of epochs on exact
-neighbours from scikit-learn; both run on one thread, so a seed gives the same map run
-after run.
+neighbours from scikit-learn (:mod:`geneae.tl._umap`); both run on one thread, so a seed
+gives the same map run after run.
 """
 
 from __future__ import annotations
 
 import os
 import time
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
@@ -27,6 +26,7 @@ import scipy.sparse as sp
 
 from geneae.errors import InputError
 from geneae.tl._common import as_matrix, geneae_uns
+from geneae.tl._umap import umap_layout
 
 MapMethod = Literal["pca", "tsne", "umap"]
 
@@ -34,8 +34,6 @@ METHODS: tuple[str, ...] = ("pca", "tsne", "umap")
 METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 #: Principal components kept before t-SNE and UMAP when a space has more features.
 N_PCS = 50
-#: UMAP optimisation epochs (umap-learn's default is 500 below 10,000 cells).
-UMAP_EPOCHS = 200
 #: t-SNE iterations after the 250 of early exaggeration (openTSNE's default is 500). On the
 #: bundled PBMC data the kNN accuracy of the labels in the map is the same (0.88) at 300 and
 #: 500 while the later iterations, on an ever larger FFT grid, cost the most time.
@@ -45,11 +43,6 @@ MIN_NEIGHBOUR_CELLS = 10
 #: t-SNE's gradient: Barnes-Hut below this many cells, FFT from here on. FFT's grid has a
 #: fixed cost per iteration that only pays off on large maps (1,000 cells: 2.7 s vs 1.2 s).
 TSNE_FFT_FROM = 10_000
-#: UMAP neighbours: exact (scikit-learn, BLAS distances) below this many cells, umap-learn's
-#: own approximate search from here on. Below 4,096 cells umap-learn would compute every
-#: pairwise distance through a per-pair numba call: 1,000 cells, 0.87 s vs 0.33 s warm,
-#: and 7.8 s vs 4.0 s in a fresh process (less to compile).
-UMAP_EXACT_BELOW = 20_000
 
 
 def map_key(method: str, space: str) -> str:
@@ -71,11 +64,12 @@ def maps(
     spaces: Mapping[str, Any],
     *,
     methods: Sequence[str] = METHODS,
+    neighbour_spaces: Sequence[str] | None = None,
     max_cells: int = 5000,
     seed: int = 0,
     workers: int | None = None,
 ) -> None:
-    """Compute the 2-D maps of every space with every method, on a seeded subsample.
+    """Compute the 2-D maps of the spaces with the methods asked for, on a seeded subsample.
 
     Parameters
     ----------
@@ -83,13 +77,18 @@ def maps(
         The results AnnData (rows: the evaluated cells). Written in place: ``obs["plotted"]``
         (bool, the subsample), ``obsm["map_<method>_<space>"]`` ((n, 2) float32, NaN rows
         for cells not plotted) and ``uns["geneae"]["maps"]`` (``methods``, ``spaces``,
-        ``seed``, ``n_plotted``, ``seconds``). Map slots of an earlier call are replaced
-        (removed first), so ``obsm`` always holds exactly the maps of the last call.
+        ``neighbour_spaces``, ``seed``, ``n_plotted``, ``seconds``). Map slots of an earlier
+        call are replaced (removed first), so ``obsm`` always holds exactly the maps of the
+        last call.
     spaces
         Name -> cells x features matrix (dense or sparse) of the same cells as ``results``,
         e.g. ``{"input": x, "reconstruction": x_hat, "geneae": latent, "pca": pca_scores}``.
     methods
         Any of ``"pca"``, ``"tsne"``, ``"umap"``.
+    neighbour_spaces
+        The spaces that get the t-SNE and UMAP maps of ``methods`` (None: all); the others
+        get the PCA map only. A neighbour map costs seconds where a PCA map costs
+        milliseconds, and some spaces need none (the input's is nearly the PCA baseline's).
     max_cells
         At most this many cells are mapped (a seeded random choice); all when fewer.
     seed
@@ -102,6 +101,10 @@ def maps(
     methods = _check_methods(methods)
     if not spaces:
         raise InputError("tl.maps needs at least one space (name -> cells x features).")
+    neighbour_spaces = list(spaces) if neighbour_spaces is None else list(neighbour_spaces)
+    unknown = [s for s in neighbour_spaces if s not in spaces]
+    if unknown:
+        raise InputError(f"neighbour_spaces {unknown!r} are not among the spaces {list(spaces)}.")
     n = results.n_obs
     rows = plotted_rows(n, max_cells, seed)
     inputs: dict[str, Any] = {}
@@ -112,7 +115,10 @@ def maps(
         inputs[space] = sp.csr_array(x, dtype=np.float64) if sp.issparse(x) else x.astype(float)
 
     def one_space(space: str) -> dict[str, Any]:
-        return _coordinates(inputs[space], methods, seed, what=f"space {space!r}")
+        mapped = methods if space in neighbour_spaces else tuple(m for m in methods if m == "pca")
+        if not mapped:
+            return {}
+        return _coordinates(inputs[space], mapped, seed, what=f"space {space!r}")
 
     if workers is None:
         workers = len(os.sched_getaffinity(0))
@@ -134,6 +140,7 @@ def maps(
     geneae_uns(results)["maps"] = {
         "methods": list(methods),
         "spaces": [str(s) for s in spaces],
+        "neighbour_spaces": [str(s) for s in neighbour_spaces],
         "seed": int(seed),
         "n_plotted": len(rows),
         "seconds": float(time.perf_counter() - start),
@@ -201,7 +208,7 @@ def _coordinates(x: Any, methods: Sequence[str], seed: int, *, what: str) -> dic
             out[method] = planar
             continue
         data = shared if shared is not None else (x.toarray() if sp.issparse(x) else x)
-        out[method] = _tsne(data, seed) if method == "tsne" else _umap(data, seed)
+        out[method] = _tsne(data, seed) if method == "tsne" else umap_layout(data, seed)
     return out
 
 
@@ -241,36 +248,3 @@ def _tsne(data: np.ndarray, seed: int) -> np.ndarray:
         verbose=False,
     )
     return np.asarray(tsne.fit(np.ascontiguousarray(data)), dtype=np.float64)
-
-
-def _umap(data: np.ndarray, seed: int) -> np.ndarray:
-    import umap
-
-    n = len(data)
-    k = min(15, n - 1)
-    knn: tuple[np.ndarray, ...] | tuple[None, None, None] = (None, None, None)
-    if n < UMAP_EXACT_BELOW:
-        from sklearn.neighbors import NearestNeighbors
-
-        # Each cell's k nearest cells, itself first, as umap-learn's own search returns
-        # them; a pair (no search index) because these maps never transform new cells.
-        dists, indices = NearestNeighbors(n_neighbors=k).fit(data).kneighbors(data)
-        knn = (indices, dists)
-    reducer = umap.UMAP(
-        n_components=2,
-        n_neighbors=k,
-        n_epochs=UMAP_EPOCHS,
-        random_state=seed,
-        n_jobs=1,
-        precomputed_knn=knn,
-    )
-    with warnings.catch_warnings():
-        # "n_jobs overridden by setting random_state": one thread is what we ask for.
-        warnings.filterwarnings("ignore", message=".*n_jobs.*", category=UserWarning)
-        # Well-separated groups make a disconnected neighbour graph and a warning about the
-        # spectral start; the maps still separate the groups (tests/test_tl.py checks it).
-        warnings.filterwarnings("ignore", message=".*not fully connected.*", category=UserWarning)
-        # Neighbours given without a search index: these maps never transform new cells.
-        warnings.filterwarnings("ignore", message=".*knn_search_index.*", category=UserWarning)
-        coords = reducer.fit_transform(np.ascontiguousarray(data))
-    return np.asarray(coords, dtype=np.float64)
