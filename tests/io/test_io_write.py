@@ -22,6 +22,7 @@ def test_write_matrix_tables(tmp_path: Path, name: str) -> None:
     path = gio.write_matrix(LATENT, tmp_path / name, obs_names=CELLS, columns=["z1", "z2"])
     ref = pd.read_csv(path, sep="\t" if ".tsv" in name else ",", index_col=0)
     assert ref.index.tolist() == CELLS and ref.columns.tolist() == ["z1", "z2"]
+    assert ref.index.name == "sample"  # the row-name column has a header
     np.testing.assert_array_equal(ref.to_numpy(dtype=np.float32), LATENT)
     assert [p.name for p in tmp_path.iterdir()] == [name]  # no temporary file left
 

@@ -70,8 +70,8 @@ def write_matrix(
         2-D matrix, dense or sparse.
     path
         Target; the format follows the ending: ``.csv`` / ``.tsv`` (optionally ``.gz``;
-        row names in the first column, column names in the header), ``.npy`` (values
-        only), ``.h5ad`` (names in ``obs_names`` / ``var_names``).
+        row names in the first column, headed ``sample``, column names in the header),
+        ``.npy`` (values only), ``.h5ad`` (names in ``obs_names`` / ``var_names``).
     obs_names
         Row names (default ``sample_0000`` ...).
     columns
@@ -127,8 +127,8 @@ def write_matrix(
         else:
             sep = "\t" if suffix.startswith(".tsv") else ","
             frame = pd.DataFrame(dense, index=rows, columns=cols)
-            if values is not None:
-                frame.index.name = f"values: {values}"
+            # The row-name column gets a header (R, spreadsheets and `cut` see a name).
+            frame.index.name = "sample" if values is None else f"values: {values}"
             compression = "gzip" if suffix.endswith(".gz") else None
             frame.to_csv(tmp, sep=sep, compression=compression)
     return target
