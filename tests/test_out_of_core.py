@@ -312,3 +312,78 @@ def test_a_damaged_store_is_refused_in_one_line(counts_file, tmp_path, damage):
     lines = err.getvalue().strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("geneae: error:") and "bad.h5ad" in lines[0]
     assert not (tmp_path / "run").exists()
+
+
+@pytest.fixture(scope="module")
+def raw_counts_file(tmp_path_factory):
+    """scanpy's habit: X log-normalised on a subset of genes, the counts of all in .raw."""
+    full = datasets.synthetic_counts(n_cells=600, n_genes=300, n_clusters=3, seed=5)
+    full.X = sp.csr_matrix(full.X)
+    genes = full.var_names[::-3][:200]  # a subset of the genes, in another order
+    logged = full[:, genes].copy()
+    logged.X = sp.csr_matrix(np.log1p(logged.X.toarray()))
+    del logged.layers["counts"]
+    logged.raw = ad.AnnData(full.X, var=full.var[[]])
+    folder = tmp_path_factory.mktemp("raw")
+    logged.write_h5ad(folder / "with_raw.h5ad")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        logged.write_zarr(folder / "with_raw.zarr")
+    return full[:, genes].X.toarray(), folder
+
+
+@pytest.mark.parametrize("store", ["with_raw.h5ad", "with_raw.zarr"])
+def test_counts_in_raw_are_read_from_disk_for_the_genes_of_x(raw_counts_file, store, caplog):
+    expected, folder = raw_counts_file
+    with caplog.at_level("INFO", logger="geneae.io.backed"), open_backed(folder / store) as data:
+        assert data.counts is not None
+        np.testing.assert_array_equal(data.counts.rows(0, 600).toarray(), expected)
+        chunk = data.rows(100, 250)
+        np.testing.assert_array_equal(chunk.layers["counts"].toarray(), expected[100:250])
+    assert "raw counts found in .raw.X" in caplog.text
+
+
+def test_the_counts_in_raw_give_the_same_model_on_disk_as_in_memory(raw_counts_file):
+    # Before, a file large enough to stay on disk trained on X's logged values (Gaussian)
+    # while the same file read in memory trained the count model on .raw's counts.
+    _, folder = raw_counts_file
+    settings = {
+        "train.max_epochs": 1,
+        "train.quiet": True,
+        "train.cluster_epochs": 0,
+        "model.members": 1,
+        "train.chunk_rows": 200,
+        "model.hidden": [16],
+    }
+    chosen = {}
+    for route in ("never", "always"):
+        cfg = RunConfig().updated({**settings, "train.out_of_core": route})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataWarning)
+            model = GeneAE(cfg).fit(folder / "with_raw.h5ad")
+        chosen[route] = (model.config.model.likelihood, model.config.preprocess.preset)
+    assert chosen["always"] == chosen["never"] == ("nb", "counts")
+
+
+def test_raw_without_counts_or_without_the_genes_of_x_is_not_taken(raw_counts_file, tmp_path):
+    expected, folder = raw_counts_file
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        logged = ad.read_h5ad(folder / "with_raw.h5ad")
+    cases = {
+        "log_raw.h5ad": ad.AnnData(
+            sp.csr_matrix(np.log1p(logged.raw.X.toarray())), var=logged.raw.var
+        ),
+        "few_genes.h5ad": logged.raw.to_adata()[:, :50].copy(),
+    }
+    for name, raw in cases.items():
+        copy = logged.copy()
+        copy.raw = raw
+        copy.write_h5ad(tmp_path / name)
+        with open_backed(tmp_path / name) as data:
+            assert data.counts is None, name
+    counts_in_x = logged.copy()
+    counts_in_x.X = sp.csr_matrix(expected)
+    counts_in_x.write_h5ad(tmp_path / "counts_in_x.h5ad")
+    with open_backed(tmp_path / "counts_in_x.h5ad") as data:
+        assert data.counts is None  # X's own counts are the counts

@@ -160,9 +160,10 @@ def _log_decisions() -> None:
     Stdout, not stderr: they are part of a run's account, and stderr stays one line when
     something is wrong.
     """
-    # geneae.ondisk: the out-of-core route and what it holds in memory; geneae.io.finalize:
-    # where the counts were found when not in X.
-    for name in ("geneae.resolve", "geneae.ondisk", "geneae.io.finalize"):
+    # geneae.ondisk: the out-of-core route and what it holds in memory; geneae.io.finalize
+    # and geneae.io.backed (files read in memory / on disk): where the counts were found
+    # when not in X.
+    for name in ("geneae.resolve", "geneae.ondisk", "geneae.io.finalize", "geneae.io.backed"):
         logger = logging.getLogger(name)
         if not any(isinstance(h, _Stdout) for h in logger.handlers):
             handler = _Stdout()

@@ -12,6 +12,7 @@ public array APIs and :func:`anndata.io.read_elem` are used.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,12 +25,17 @@ import pandas as pd
 import scipy.sparse as sp
 
 from geneae.errors import InputError
+from geneae.facts import is_count_matrix
 from geneae.io.finalize import _make_names_unique, _resolve_labels, quiet_anndata
 from geneae.io.messages import input_error
 
 __all__ = ["BackedData", "OnDiskMatrix", "is_store", "matrix_nbytes", "open_backed"]
 
+logger = logging.getLogger(__name__)
+
 STORE_SUFFIXES = (".h5ad", ".zarr")
+#: Rows of X and of .raw read to tell whether .raw holds the counts of X's values.
+PROBE_ROWS = 1024
 REWRITE = "Re-write it with a current anndata (adata.write_h5ad / adata.write_zarr)."
 
 
@@ -57,6 +63,9 @@ class OnDiskMatrix:
         The CSR value and column arrays (h5py datasets or zarr arrays).
     dense
         The dense array on disk, or None for CSR.
+    columns
+        The stored columns :meth:`rows` returns, in this order (None: all of them), e.g. the
+        genes of ``X`` among the more genes of ``.raw``.
     """
 
     path: Path
@@ -65,6 +74,7 @@ class OnDiskMatrix:
     data: Any = None
     indices: Any = None
     dense: Any = None
+    columns: np.ndarray | None = None
 
     @property
     def nbytes(self) -> int:
@@ -84,7 +94,13 @@ class OnDiskMatrix:
         return int(self.indptr[stop] - self.indptr[start])
 
     def rows(self, start: int, stop: int) -> np.ndarray | sp.csr_matrix:
-        """Rows ``start:stop`` as float32 (CSR with int32 indices, or dense)."""
+        """Rows ``start:stop`` as float32 (CSR with int32 indices, or dense), ``columns`` only."""
+        block = self._stored_rows(start, stop)
+        if self.columns is None:
+            return block
+        return block[:, self.columns]
+
+    def _stored_rows(self, start: int, stop: int) -> np.ndarray | sp.csr_matrix:
         try:
             if self.dense is not None:
                 return np.asarray(self.dense[start:stop], dtype=np.float32)
@@ -119,7 +135,9 @@ class BackedData:
     x
         The matrix the model reads (``X``, or the layer asked for).
     counts
-        ``layers["counts"]`` when the store has that layer (and it is not ``x``), else None.
+        ``layers["counts"]`` when the store has that layer (and it is not ``x``); else the
+        counts of ``x``'s genes in ``.raw`` when ``x`` holds other values (scanpy's place
+        for them, as :func:`geneae.io.read` takes them); else None.
     handle
         The open h5py file or zarr group (closed by :meth:`close`).
     """
@@ -220,6 +238,8 @@ def open_backed(
             counts = _matrix(handle["layers/counts"], path, "layers/counts", x.shape)
         meta = ad.AnnData(obs=obs, var=var)
         _make_names_unique(meta, path)
+        if counts is None and layer is None:
+            counts = _raw_counts(handle, path, meta.var_names, x)
         if not labels_required and isinstance(labels, str) and labels not in meta.obs:
             labels = None
         values, _ = _resolve_labels(meta, path, "h5ad", labels)
@@ -229,6 +249,31 @@ def open_backed(
         _close(handle)
         raise
     return BackedData(path, meta.obs, meta.var, x, counts, handle)
+
+
+def _raw_counts(handle: Any, path: Path, genes: pd.Index, x: OnDiskMatrix) -> OnDiskMatrix | None:
+    """``raw/X`` for the genes of ``X``, in their order, when it holds their counts.
+
+    As the in-memory reader (:func:`geneae.io.finalize`): only when ``X`` holds no counts
+    and ``.raw`` has every gene of ``X``. Whether the values are counts is judged on the
+    first :data:`PROBE_ROWS` rows of each; the pass over every row that describes the data
+    (:class:`geneae.facts.FactsAccumulator`) then checks all of ``raw/X``.
+    """
+    if not all(key in handle for key in ("raw", "raw/X", "raw/var")):
+        return None
+    names = _frame(handle, "raw/var", path).index
+    if not names.is_unique or not genes.isin(names).all():
+        return None
+    raw = _matrix(handle["raw/X"], path, "raw/X", (x.shape[0], len(names)))
+    raw.columns = names.get_indexer(genes)
+    probe = min(x.shape[0], PROBE_ROWS)
+    if is_count_matrix(x.rows(0, probe)) or not is_count_matrix(raw.rows(0, probe)):
+        return None
+    logger.info(
+        "raw counts found in .raw.X of %s (X holds other values): the count models use them",
+        path,
+    )
+    return raw
 
 
 def matrix_nbytes(path: str | os.PathLike[str], *, layer: str | None = None) -> int:
