@@ -347,3 +347,43 @@ def test_a_run_without_report_computes_pca_maps_only(data_file, tmp_path):
     # `geneae report` still renders it, with PCA maps and a note on the others.
     assert main(["report", str(run)]) == 0
     assert "were not computed for this run" in (run / "report.html").read_text()
+
+
+def test_genes_file_names_the_genes_of_an_npy(data_file, fast_yaml, tmp_path, capsys):
+    # A matrix saved with numpy has no gene names: --genes-file gives them, to training (the
+    # model's genes, its top-gene tables) and to the commands that read new data.
+    adata = ad.read_h5ad(data_file)
+    matrix, genes = tmp_path / "x.npy", tmp_path / "genes.txt"
+    np.save(matrix, np.asarray(adata.X.todense() if hasattr(adata.X, "todense") else adata.X))
+    names = [f"GENE{j}" for j in range(adata.n_vars)]
+    genes.write_text("\n".join(names) + "\n")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(adata.obs["label"].astype(str)) + "\n")
+    run = tmp_path / "run"
+    flags = ["--config", str(fast_yaml), "--labels-file", str(labels)]
+    assert main(["train", str(matrix), "--out", str(run), "--genes-file", str(genes), *flags]) == 0
+    assert set((run / "genes.txt").read_text().split()) <= set(names)
+    assert main(["info", str(matrix), "--genes-file", str(genes)]) == 0
+    latent = tmp_path / "z.csv"
+    assert (
+        main(["encode", str(run), str(matrix), "--out", str(latent), "--genes-file", str(genes)])
+        == 0
+    )
+    assert pd.read_csv(latent, index_col=0).shape == (adata.n_obs, 4)
+    capsys.readouterr()
+    # Without the names the new file's genes are gene_0000, ...: none of the model's.
+    assert main(["encode", str(run), str(matrix), "--out", str(tmp_path / "y.csv")]) == 2
+    one_line_error(capsys)
+
+
+def test_genes_file_with_a_file_that_names_its_genes_exits_2(data_file, tmp_path, capsys):
+    genes = tmp_path / "genes.txt"
+    genes.write_text("a\nb\n")
+    code = main(["train", str(data_file), "--out", str(tmp_path / "r"), "--genes-file", str(genes)])
+    assert code == 2
+    err = one_line_error(capsys)
+    assert "names its genes itself" in err and "genes.txt" in err
+    short = tmp_path / "x.npy"
+    np.save(short, np.ones((5, 3)))
+    assert main(["info", str(short), "--genes-file", str(genes)]) == 2
+    assert "2 lines but" in one_line_error(capsys)

@@ -37,7 +37,7 @@ from geneae.fingerprint import (
     write_fingerprint,
 )
 from geneae.io import read, write_h5ad
-from geneae.io.backed import BackedData
+from geneae.io.backed import BackedData, is_store
 from geneae.model import GeneAE
 from geneae.ondisk import OnDisk, open_for_training
 from geneae.preflight import check_hardware, check_trainable
@@ -71,6 +71,7 @@ def load_data(
     *,
     labels: str | Path | None = None,
     with_labels: bool = True,
+    genes: str | Path | None = None,
 ) -> ad.AnnData | BackedData:
     """Read ``path`` as the data section of ``config`` says.
 
@@ -83,9 +84,18 @@ def load_data(
     at training that the new file lacks is no error (a table's label column is still taken
     out of the matrix when it is there), and a labels file is never read.
 
+    ``genes``: a file of gene names, one per line in column order, for files that have
+    none (npy, npz, tables without gene identifiers); a store (.h5ad, .zarr) names its
+    own genes and is refused with one.
+
     With ``data.genes_as_samples`` the label column names a column of the genes (var),
     which the model's preprocessing takes (see :func:`geneae.pp.orientation.genes_as_rows`).
     """
+    if genes is not None and is_store(path):
+        raise InputError(
+            f"{path}: an .h5ad / .zarr names its genes itself (var_names), so --genes-file "
+            f"{genes} is not used; set var_names in the file instead, or leave the flag out."
+        )
     if not config.data.genes_as_samples:  # a large .h5ad / .zarr stays on disk
         column = labels if labels is not None else config.data.label_column
         on_disk = open_for_training(
@@ -93,7 +103,7 @@ def load_data(
         )
         if on_disk is not None:
             return on_disk
-    common = dict(fmt=config.data.format, transpose=config.data.transpose)
+    common = dict(fmt=config.data.format, transpose=config.data.transpose, genes=genes)
     if config.data.genes_as_samples:
         if labels is not None:
             raise InputError(
@@ -118,6 +128,7 @@ def train_run(
     overwrite: bool = False,
     resume: bool = False,
     labels_file: str | Path | None = None,
+    genes_file: str | Path | None = None,
     given: dict[str, Any] | None = None,
     keep_checkpoints: bool = False,
 ) -> RunResult:
@@ -129,6 +140,8 @@ def train_run(
         Known labels for the evaluation, one per sample (not part of the configuration:
         the model never uses labels). ``config.data.label_column`` naming an existing file
         is taken as a labels file too, so no file path is stored in config.yaml.
+    genes_file
+        Gene names, one per line, for data files without them (see :func:`load_data`).
     resume
         Continue the interrupted run of ``run_dir`` with its own configuration; the data
         must have the fingerprint it was trained on.
@@ -154,7 +167,7 @@ def train_run(
 
     t0 = time.perf_counter()
     if adata is None:
-        adata = load_data(data_path, config, labels=labels_file)
+        adata = load_data(data_path, config, labels=labels_file, genes=genes_file)
     read_s = time.perf_counter() - t0
     if isinstance(adata, BackedData):
         fingerprint = backed_fingerprint(adata)

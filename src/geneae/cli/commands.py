@@ -36,6 +36,14 @@ LabelsFile = Annotated[
         "sample names and labels",
     ),
 ]
+GenesFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--genes-file",
+        help="gene names, one per line in column order, for files without them (npy, npz, "
+        "tables without gene identifiers)",
+    ),
+]
 
 
 # -- output helpers -------------------------------------------------------------------------
@@ -57,6 +65,7 @@ def info(
     transpose: Annotated[
         bool | None, typer.Option("--transpose/--no-transpose", help="genes are rows")
     ] = None,
+    genes_file: GenesFile = None,
 ) -> None:
     """Describe a data file: cells, genes, value type, sparsity, labels.
 
@@ -64,7 +73,7 @@ def info(
     """
     from geneae.io import format_summary, read, summarize
 
-    adata = read(data, fmt=fmt, labels=labels, transpose=transpose)
+    adata = read(data, fmt=fmt, labels=labels, transpose=transpose, genes=genes_file)
     out.print(format_summary(summarize(adata), str(data)))
 
 
@@ -82,6 +91,7 @@ def train(
         str | None, typer.Option(help="named preset, e.g. scvi-like, dca-zinb, deep-ae")
     ] = None,
     labels_file: LabelsFile = None,
+    genes_file: GenesFile = None,
     resume: Annotated[
         bool,
         typer.Option(
@@ -120,6 +130,7 @@ def train(
         overwrite=overwrite,
         resume=resume,
         labels_file=labels_file,
+        genes_file=genes_file,
         given=given_settings(config, preset, overrides) if resume else None,
         keep_checkpoints=keep_checkpoints,
     )
@@ -150,6 +161,7 @@ def encode(
     run_dir: Annotated[Path, typer.Argument(help="a run / model directory")],
     data: Annotated[Path, typer.Argument(help="expression file to encode")],
     out_file: Annotated[Path, typer.Option("--out", help="output .h5ad, .csv, .tsv or .npy")],
+    genes_file: GenesFile = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing --out file")] = False,
 ) -> None:
     """Write the latent means of new data (preprocessed and gene-aligned as in training).
@@ -164,7 +176,7 @@ def encode(
 
     _refuse_existing(out_file, overwrite)
     model = GeneAE.load(run_dir)
-    adata = load_data(data, model.config, with_labels=False)
+    adata = load_data(data, model.config, with_labels=False, genes=genes_file)
     # The rows are the outputs' own (the genes, for a model trained with genes as samples).
     outputs = model.predict(
         adata, layer=model.config.data.layer, reconstruction_rows=np.zeros(0, int)
@@ -187,6 +199,7 @@ def reconstruct(
             "the model's preprocessed input | target: what the model reconstructs"
         ),
     ] = "values",
+    genes_file: GenesFile = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing --out file")] = False,
 ) -> None:
     """Write the denoised (reconstructed) matrix of the modelled genes.
@@ -201,7 +214,7 @@ def reconstruct(
 
     _refuse_existing(out_file, overwrite)
     model = GeneAE.load(run_dir)
-    adata = load_data(data, model.config, with_labels=False)
+    adata = load_data(data, model.config, with_labels=False, genes=genes_file)
     n_rows, n_genes = model.reconstruct_to(
         adata, out_file, layer=model.config.data.layer, space=space
     )
@@ -221,6 +234,7 @@ def evaluate(
         ),
     ] = None,
     labels_file: LabelsFile = None,
+    genes_file: GenesFile = None,
     out_file: Annotated[
         Path | None,
         typer.Option("--out", help="metrics JSON (default RUN_DIR/evaluate_<data>.json)"),
@@ -238,7 +252,9 @@ def evaluate(
     target = out_file or run_dir / f"evaluate_{data.name.split('.')[0]}.json"
     _refuse_existing(target, overwrite)
     model = GeneAE.load(run_dir)
-    adata = load_data(data, model.config, labels=labels_file or labels, with_labels=False)
+    adata = load_data(
+        data, model.config, labels=labels_file or labels, with_labels=False, genes=genes_file
+    )
     metrics = evaluate_file(model, adata)
     metrics.setdefault("data", {})["path"] = str(data)
     write_json(target, metrics)

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from geneae.cli.commands import LabelsFile, app, out
+from geneae.cli.commands import GenesFile, LabelsFile, app, out
 from geneae.cli.flags import TRAIN_FLAGS, build_config_from, with_config_flags
 from geneae.config import TuneConfig, describe_validation_error
 from geneae.errors import ConfigError, TuneWarning
@@ -72,6 +72,7 @@ def tune(
     ] = None,
     preset: Annotated[str | None, typer.Option(help="named preset as the base")] = None,
     labels_file: LabelsFile = None,
+    genes_file: GenesFile = None,
     *,
     overrides: dict[str, Any],
 ) -> None:
@@ -110,7 +111,15 @@ def tune(
     with warnings.catch_warnings():
         warnings.simplefilter("always", TuneWarning)
         warnings.showwarning = _show
-        result = run_study(data, out_dir, base, settings, labels_file=labels_file, echo=out.print)
+        result = run_study(
+            data,
+            out_dir,
+            base,
+            settings,
+            labels_file=labels_file,
+            genes_file=genes_file,
+            echo=out.print,
+        )
     _summary(result, settings)
 
 

@@ -51,6 +51,7 @@ def tune(
     settings: TuneConfig,
     *,
     labels_file: str | Path | None = None,
+    genes_file: str | Path | None = None,
     echo: Callable[[str], None] = print,
 ) -> TuneResult:
     """Run (or continue) a study; see the module docstring.
@@ -68,6 +69,8 @@ def tune(
         Search space, number of trials, objective, storage, workers, pruning, sampler.
     labels_file
         Known labels, one per sample (for ``--objective ari`` / ``nmi``).
+    genes_file
+        Gene names, one per line, for data files without them (npy, npz).
     echo
         Where progress lines go.
 
@@ -87,7 +90,7 @@ def tune(
     notes = comparability_notes(space, settings.objective)
     for note in notes:
         warnings.warn(note, TuneWarning, stacklevel=2)
-    adata = load_data(data_path, base, labels=labels_file)
+    adata = load_data(data_path, base, labels=labels_file, genes=genes_file)
     facts = describe(adata if base.data.layer is None else _layer(adata, base.data.layer))
     resolved_epochs = int(resolve(base, facts).train.max_epochs or 1)
     out.mkdir(parents=True, exist_ok=True)
@@ -102,6 +105,7 @@ def tune(
     job = Job(
         data_path=str(data_path),
         labels_file=None if labels_file is None else str(labels_file),
+        genes_file=None if genes_file is None else str(genes_file),
         base_yaml=base.to_yaml(),
         space=space.to_dict(),
         tune=settings.model_dump(),

@@ -43,6 +43,7 @@ class Job:
 
     data_path: str
     labels_file: str | None
+    genes_file: str | None
     base_yaml: str
     space: dict[str, Any]
     tune: dict[str, Any]
@@ -77,7 +78,7 @@ def work(
     settings = job.settings
     space = build_space(job.space, base)
     if adata is None:
-        adata = load_data(job.data_path, base, labels=job.labels_file)
+        adata = load_data(job.data_path, base, labels=job.labels_file, genes=job.genes_file)
     if study is None:
         study = st.load_study(job.url, settings.study_name)
     study.sampler = make_sampler(settings.sampler, space, _sampler_seed(job, study, index))
