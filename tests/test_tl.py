@@ -134,6 +134,25 @@ def test_umap_compilations_are_kept_on_disk():
         assert list(Path(dispatcher._cache.cache_path).glob(f"{stem}-*.nbi")), stem
 
 
+def test_umap_without_a_writable_cache_folder_still_maps(monkeypatch):
+    # numba raises RuntimeError when it finds no folder to cache in (read-only package and
+    # home): the functions are then compiled in the process, and the map is the same.
+    import importlib
+
+    from geneae.tl import _umap
+
+    def refuse(self):
+        raise RuntimeError("cannot cache function: no locator available")
+
+    for module, name in _umap.COMPILED:
+        dispatcher = getattr(importlib.import_module(module), name)
+        monkeypatch.setattr(type(dispatcher), "enable_caching", refuse)
+    assert _umap._cache_compilation.__wrapped__() == ()
+    x, labels = clusters(n=60, dims=5)
+    xy = _umap.umap_layout(x, 0)
+    assert xy.shape == (60, 2) and knn_accuracy(xy, labels) >= 0.9
+
+
 def test_maps_bad_input():
     x, _ = clusters(n=40, dims=6)
     results = blank(40)

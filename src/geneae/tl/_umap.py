@@ -41,7 +41,8 @@ def _cache_compilation() -> tuple[str, ...]:
 
     Numba keeps the cache beside umap-learn's sources, or in the user's cache folder when
     those are read-only (``NUMBA_CACHE_DIR`` chooses another), and compiles anew whenever
-    umap-learn or numba changes.
+    umap-learn or numba changes. Where no folder is writable, numba refuses to cache and the
+    functions are compiled in each process, as without this.
     """
     import importlib
 
@@ -49,9 +50,13 @@ def _cache_compilation() -> tuple[str, ...]:
     for module_name, name in COMPILED:
         function = getattr(importlib.import_module(module_name), name, None)
         enable = getattr(function, "enable_caching", None)
-        if enable is not None:
+        if enable is None:
+            continue
+        try:
             enable()
-            enabled.append(f"{module_name}.{name}")
+        except (RuntimeError, OSError):  # no writable cache folder: compile as before
+            continue
+        enabled.append(f"{module_name}.{name}")
     return tuple(enabled)
 
 
