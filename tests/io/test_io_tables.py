@@ -395,3 +395,29 @@ def test_line_numbers_count_the_label_row(tmp_path: Path) -> None:
     path.write_text("gene,s1,s2\nsubtype,A,B\nTP53,1,2\nEGFR,3,oops\n")
     with pytest.raises(InputError, match=r"'oops' on line 4, column 's2'"):
         gio.read(path, labels="subtype", transpose=True)
+
+
+@pytest.mark.parametrize("decimal", [",", "."])
+def test_semicolon_tables_as_spreadsheets_save_csv(tmp_path: Path, decimal: str) -> None:
+    # A spreadsheet's "CSV" where the decimal mark is a comma: fields separated by ";",
+    # numbers like 12,5. It was refused as a ragged table (the header had one comma field).
+    tpm = RNG.gamma(0.5, 40.0, size=(8, 5)).round(3)
+    frame = pd.DataFrame(tpm, index=pd.Index(ENSEMBL, name="gene_id"), columns=TCGA)
+    path = _write(tmp_path / "tpm.csv", frame, sep=";", decimal=decimal)
+    ref = pd.read_csv(path, sep=";", decimal=decimal, index_col=0)
+    _check(gio.read(path), ref.to_numpy().T, ref.columns.tolist(), ref.index.tolist())
+    text = path.rename(tmp_path / "tpm.txt")  # .txt: taken for tab-separated at first
+    _check(gio.read(text), ref.to_numpy().T, ref.columns.tolist(), ref.index.tolist())
+    # Without a header (numbers only), as written by numpy.savetxt with ";".
+    bare = tmp_path / "bare.csv"
+    bare.write_text(
+        "\n".join(";".join(f"{v:.3f}".replace(".", decimal) for v in row) for row in tpm.T)
+    )
+    np.testing.assert_allclose(gio.read(bare).X, tpm.T.astype(np.float32), rtol=1e-6)
+
+
+def test_a_comma_table_with_semicolons_in_names_stays_comma_separated(tmp_path: Path) -> None:
+    frame = pd.DataFrame(COUNTS, index=TCGA, columns=["a;b", *SYMBOLS[1:]])
+    path = _write(tmp_path / "names.csv", frame)
+    ref = pd.read_csv(path, index_col=0)
+    _check(gio.read(path), ref.to_numpy(), ref.index.tolist(), ref.columns.tolist())

@@ -20,15 +20,15 @@ from geneae.io.finalize import LABEL_KEYS, build_anndata, generated_names
 from geneae.io.identifiers import rows_are_genes
 from geneae.io.messages import input_error
 from geneae.io.table_columns import ID_HEADERS, gene_annotations, sample_names_from_read_files
-from geneae.io.textfile import first_ragged_line, line_of_row, open_text
+from geneae.io.textfile import first_ragged_line, line_of_row, open_text, table_dialect
 
 READ_ERRORS = (ValueError, OSError, EOFError, zlib.error, csv.Error, OverflowError)
 
 
-def is_number(token: str) -> bool:
-    """True when ``token`` parses as a float (``"nan"`` and ``"inf"`` included)."""
+def is_number(token: str, decimal: str = ".") -> bool:
+    """True when ``token`` parses as a float (``"nan"``, ``"inf"``), decimal mark ``decimal``."""
     try:
-        float(token)
+        float(token.replace(",", ".") if decimal == "," else token)
     except ValueError:
         return False
     return True
@@ -67,7 +67,10 @@ def _peek(path: Path, sep: str) -> tuple[list[list[str]], list[int], int]:
     return rows, lines, comments
 
 
-def _layout(path: Path, sep: str, labels: str | None) -> _Layout:
+def _layout(path: Path, sep: str, labels: str | None, decimal: str = ".") -> _Layout:
+    def number(token: str) -> bool:
+        return is_number(token, decimal)
+
     try:
         rows, lines, comments = _peek(path, sep)
     except UnicodeDecodeError as exc:
@@ -80,17 +83,17 @@ def _layout(path: Path, sep: str, labels: str | None) -> _Layout:
         raise input_error(path, "the file holds no data", "Check that the right file was given.")
     first = rows[0]
     second = rows[1] if len(rows) > 1 else None
-    first_is_data = all(is_number(t) for t in first) or (
+    first_is_data = all(number(t) for t in first) or (
         second is not None
         and len(first) > 1
         and first[0].lower() not in ID_HEADERS
         and first[0] != labels
-        and not is_number(first[0])
-        and all(is_number(t) for t in first[1:])
-        and not is_number(second[0])
+        and not number(first[0])
+        and all(number(t) for t in first[1:])
+        and not number(second[0])
     )
     if first_is_data:
-        return _Layout(None, not is_number(first[0]), lines[0] - 1, comments)
+        return _Layout(None, not number(first[0]), lines[0] - 1, comments)
     if second is None:
         raise input_error(
             path,
@@ -110,18 +113,19 @@ def _layout(path: Path, sep: str, labels: str | None) -> _Layout:
     first_cell = header[0].lower()
     is_label = header[0] == labels or (labels is None and first_cell in LABEL_KEYS)
     has_ids = not is_label and (
-        first_cell in ID_HEADERS or not is_number(second[0]) or len(first) < len(header)
+        first_cell in ID_HEADERS or not number(second[0]) or len(first) < len(header)
     )
     return _Layout(header, has_ids, lines[0], comments + 1)
 
 
-def _parse(path: Path, sep: str, layout: _Layout) -> pd.DataFrame:
+def _parse(path: Path, sep: str, layout: _Layout, decimal: str = ".") -> pd.DataFrame:
     """All data rows as a DataFrame with integer column labels; errors name the line."""
     try:
         with open_text(path) as fh:
             return pd.read_csv(
                 fh,
                 sep=sep,
+                decimal=decimal,
                 header=None,
                 skiprows=layout.skip,
                 dtype={0: str} if layout.has_ids else None,
@@ -248,7 +252,9 @@ def read_delimited(
     path
         The file (``.gz`` allowed).
     sep
-        a comma or a tab.
+        a comma or a tab; a "comma-separated" file that separates with semicolons (and
+        may write decimal commas, as spreadsheets of many locales save CSV) is read as such
+        (:func:`geneae.io.textfile.table_dialect`).
     labels
         Name of a label column (rows are samples) or label row (rows are genes); it is
         taken out of the matrix into ``obs``. None also takes a text column named like a
@@ -265,8 +271,9 @@ def read_delimited(
     anndata.AnnData
         Samples x genes, float32.
     """
-    layout = _layout(path, sep, labels)
-    body = _parse(path, sep, layout)
+    sep, decimal = table_dialect(path, sep)
+    layout = _layout(path, sep, labels, decimal)
+    body = _parse(path, sep, layout, decimal)
     n_fields = body.shape[1]
     header = layout.header or [""] * n_fields
     if len(header) != n_fields:

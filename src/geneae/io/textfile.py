@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import gzip
+import re
+import zlib
 from pathlib import Path
 from typing import TextIO
 
@@ -30,6 +32,42 @@ def open_text(path: Path) -> TextIO:
     if is_gzipped(path):
         return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
     return open(path, encoding="utf-8-sig", newline="")
+
+
+#: A number written with a decimal comma, as spreadsheets of many European locales save it.
+_DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+(?:[eE][+-]?\d+)?$")
+
+
+def table_dialect(path: Path, sep: str) -> tuple[str, str]:
+    """``(separator, decimal mark)`` of a delimited table read with ``sep``.
+
+    A spreadsheet saved as CSV where the decimal mark is a comma separates its fields with
+    semicolons (``gene;S1;S2``, then ``TP53;1,5;0,25``). A file taken for comma-separated
+    (or for tab-separated, without a tab in its first line) whose first line has
+    semicolons, splitting its first two lines into tables of one width, is read with
+    ``;``, and with ``,`` as the decimal mark when a field is such a number. Anything else
+    keeps ``sep`` and ``.``.
+    """
+    if sep not in (",", "\t"):
+        return sep, "."
+    lines: list[str] = []
+    try:
+        with open_text(path) as fh:
+            for line in fh:
+                text = line.strip()
+                if text and not text.startswith("#"):
+                    lines.append(text)
+                    if len(lines) == 2:
+                        break
+    except (UnicodeDecodeError, OSError, EOFError, zlib.error):
+        return sep, "."  # the reader itself then says what is wrong with the file
+    if not lines or ";" not in lines[0] or (sep == "\t" and "\t" in lines[0]):
+        return sep, "."
+    rows = [next(csv.reader([text], delimiter=";")) for text in lines]
+    if len(rows) == 2 and len(rows[1]) - len(rows[0]) not in (0, 1):  # 1: R's row names
+        return sep, "."
+    comma = any(_DECIMAL_COMMA.match(field.strip()) for row in rows for field in row)
+    return ";", "," if comma else "."
 
 
 def first_ragged_line(path: Path, sep: str, skip: int = 0) -> tuple[int, int, int] | None:
