@@ -24,7 +24,7 @@ def _plain_h5(path: Path, x: np.ndarray, **extra: np.ndarray) -> Path:
 def test_formats_listed() -> None:
     assert gio.FORMATS == FORMATS
     assert set(FORMATS) == {
-        *("h5ad", "10x_h5", "10x_mtx", "h5", "csv", "tsv", "gct", "geo", "npy", "npz")
+        *("h5ad", "10x_h5", "10x_mtx", "h5", "loom", "csv", "tsv", "gct", "geo", "npy", "npz")
     }
 
 

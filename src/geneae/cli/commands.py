@@ -81,7 +81,8 @@ def info(
 @with_config_flags(TRAIN_FLAGS)
 def train(
     data: Annotated[
-        Path, typer.Argument(help="expression file (h5ad, 10x, h5, csv/tsv, gct, GEO matrix, npy)")
+        Path,
+        typer.Argument(help="expression file (h5ad, 10x, loom, h5, csv/tsv, gct, GEO matrix, npy)"),
     ],
     out_dir: Annotated[Path, typer.Option("--out", help="run directory to create")],
     config: Annotated[

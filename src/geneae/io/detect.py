@@ -21,6 +21,7 @@ FORMATS: tuple[str, ...] = (
     "10x_h5",
     "10x_mtx",
     "h5",
+    "loom",
     "csv",
     "tsv",
     "gct",
@@ -36,10 +37,12 @@ NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK\x03\x04"
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls
 
-_HDF5_SUFFIXES = {".h5", ".h5ad", ".hdf5", ".hdf", ".he5"}
+_HDF5_SUFFIXES = {".h5", ".h5ad", ".hdf5", ".hdf", ".he5", ".loom"}
+#: Files of R objects, which geneae does not read (Seurat, SingleCellExperiment, ...).
+_R_SUFFIXES = {".rds", ".rdata", ".rda", ".h5seurat"}
 _TEXT_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".gct": "gct"}
 _SUPPORTED = (
-    "h5ad, 10x Genomics .h5 or matrix.mtx directory, plain HDF5 with X (and Y), "
+    "h5ad, 10x Genomics .h5 or matrix.mtx directory, loom, plain HDF5 with X (and Y), "
     "CSV/TSV/TXT (optionally .gz), GCT, GEO series matrix, .npy, .npz"
 )
 
@@ -88,6 +91,13 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
         raise input_error(path, "the file is empty (0 bytes)", "Re-create or re-download it.")
     name = path.name.lower()
     suffix = Path(name[:-3] if name.endswith(".gz") else name).suffix
+    if suffix in _R_SUFFIXES:
+        raise input_error(
+            path,
+            "this is an R object (Seurat, SingleCellExperiment, ...), which geneae does not read",
+            "Convert it to .h5ad in R (SeuratDisk's SaveH5Seurat + Convert, or zellkonverter's "
+            "writeH5AD), or write the counts with Matrix::writeMM / write.csv.",
+        )
     if head.startswith(HDF5_MAGIC) or (suffix in _HDF5_SUFFIXES and h5py.is_hdf5(path)):
         return hdf5_layout(path)
     if suffix in _HDF5_SUFFIXES:
@@ -150,7 +160,7 @@ def _is_spreadsheet(path: Path, head: bytes, suffix: str) -> bool:
 
 
 def hdf5_layout(path: Path) -> str:
-    """Classify an HDF5 file as ``"h5ad"``, ``"10x_h5"`` or plain ``"h5"`` by its keys.
+    """Classify an HDF5 file as ``"h5ad"``, ``"10x_h5"``, ``"loom"`` or plain ``"h5"`` by keys.
 
     Raises
     ------
@@ -169,6 +179,8 @@ def hdf5_layout(path: Path) -> str:
                 group = f[key]
                 if isinstance(group, h5py.Group) and {"barcodes", "data", "genes"} <= set(group):
                     return "10x_h5"  # Cell Ranger v2: one group per genome
+            if isinstance(f.get("matrix"), h5py.Dataset) and "row_attrs" in f:
+                return "loom"
             if "X" in f:
                 return "h5"
     except OSError as exc:
@@ -181,7 +193,8 @@ def hdf5_layout(path: Path) -> str:
         path,
         f"no known layout in this HDF5 file (top-level keys: {keys or 'none'})",
         "Expected an AnnData .h5ad (obs, var, X), a 10x Genomics .h5 (matrix/ or a genome "
-        "group) or a plain HDF5 file with a cells x genes dataset 'X' (and labels 'Y').",
+        "group), a loom file (matrix, row_attrs, col_attrs) or a plain HDF5 file with a "
+        "cells x genes dataset 'X' (and labels 'Y').",
     )
 
 

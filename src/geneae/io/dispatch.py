@@ -14,6 +14,7 @@ from geneae.io.gct import read_gct
 from geneae.io.geo import read_geo
 from geneae.io.h5ad import read_h5ad
 from geneae.io.hdf5 import read_plain_h5
+from geneae.io.loom import read_loom
 from geneae.io.messages import input_error
 from geneae.io.tables import read_delimited
 from geneae.io.tenx import read_10x_h5, read_10x_mtx
@@ -36,9 +37,10 @@ def read(
     Parameters
     ----------
     path
-        A file (``.h5ad``, 10x ``.h5``, plain ``.h5`` with ``X``/``Y``, ``.csv``/``.tsv``/
-        ``.txt`` optionally ``.gz``, ``.gct``, a GEO series matrix, ``.npy``, ``.npz``) or a
-        10x matrix.mtx directory. The format is detected from the content and the name.
+        A file (``.h5ad``, 10x ``.h5``, ``.loom``, plain ``.h5`` with ``X``/``Y``,
+        ``.csv``/``.tsv``/``.txt`` optionally ``.gz``, ``.gct``, a GEO series matrix,
+        ``.npy``, ``.npz``) or a 10x matrix.mtx directory. The format is detected from the
+        content and the name.
     fmt
         Force a format: one of :data:`geneae.io.detect.FORMATS`.
     labels
@@ -101,6 +103,8 @@ def read(
         adata = read_10x_mtx(file)
     elif kind == "h5":
         adata = read_plain_h5(file)
+    elif kind == "loom":
+        adata = read_loom(file)
     elif kind in {"csv", "tsv"}:
         sep = "," if kind == "csv" else "\t"
         adata = read_delimited(
