@@ -76,3 +76,14 @@ def test_r_objects_are_named_with_the_way_to_convert_them(tmp_path, name):
     path.write_bytes(b"X\n\x00\x00\x00\x03")
     with pytest.raises(InputError, match=r"R object.*Convert it to \.h5ad"):
         gio.read(path)
+
+
+@pytest.mark.parametrize("name", ["x.loom.gz", "x.h5ad.gz", "x.gz"])
+def test_gzipped_hdf5_is_named_with_the_way_out(tmp_path, name):
+    import gzip
+
+    plain = write_loom(tmp_path / "x.loom", np.ones((5, 4), dtype=np.float32))
+    packed = tmp_path / name
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    with pytest.raises(InputError, match=r"gzip-compressed HDF5.*gunzip -k"):
+        gio.read(packed)

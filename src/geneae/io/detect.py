@@ -100,6 +100,12 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
         )
     if head.startswith(HDF5_MAGIC) or (suffix in _HDF5_SUFFIXES and h5py.is_hdf5(path)):
         return hdf5_layout(path)
+    if head.startswith(GZIP_MAGIC) and _gzipped_head(path).startswith(HDF5_MAGIC):
+        raise input_error(
+            path,
+            "this is a gzip-compressed HDF5 file, which HDF5 cannot read in place",
+            f"Decompress it first (gunzip -k {path.name}) and read the file that gives.",
+        )
     if suffix in _HDF5_SUFFIXES:
         raise input_error(
             path,
@@ -142,6 +148,15 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
         f"Supported: {_SUPPORTED}. Rename the file with its format's extension or pass "
         f"fmt= one of {', '.join(FORMATS)}.",
     )
+
+
+def _gzipped_head(path: Path) -> bytes:
+    """The first bytes of a gzip file's content (empty when the stream is unreadable)."""
+    try:
+        with gzip.open(path, "rb") as fh:
+            return fh.read(8)
+    except (OSError, EOFError, zlib.error):
+        return b""
 
 
 def _is_spreadsheet(path: Path, head: bytes, suffix: str) -> bool:
