@@ -147,3 +147,29 @@ def test_excel_workbooks_are_named_with_the_way_out(tmp_path: Path) -> None:
     arrays = tmp_path / "arrays.npz"  # a real npz is still an npz
     np.savez(arrays, X=np.ones((3, 2)))
     assert gio.read(arrays).shape == (3, 2)
+
+
+@pytest.mark.parametrize("name", ["matrix.tar.gz", "matrix.tar", "matrix.zip"])
+def test_archives_are_named_with_the_way_out(tmp_path: Path, name: str) -> None:
+    # A 10x folder shared as an archive (as GEO's supplementary files often are).
+    import tarfile
+    import zipfile
+
+    folder = tmp_path / "filtered_feature_bc_matrix"
+    folder.mkdir()
+    for part in ("matrix.mtx.gz", "features.tsv.gz", "barcodes.tsv.gz"):
+        (folder / part).write_bytes(b"x")
+    path = tmp_path / name
+    if name.endswith(".zip"):
+        with zipfile.ZipFile(path, "w") as z:
+            for part in sorted(folder.iterdir()):
+                z.write(part, f"{folder.name}/{part.name}")
+        command = "unzip"
+    else:
+        with tarfile.open(path, "w:gz" if name.endswith(".gz") else "w") as tar:
+            tar.add(folder, arcname=folder.name)
+        command = "tar -xf"
+    with pytest.raises(
+        InputError, match=rf"{name}: this is a (tar|zip) archive of 3 file.*{command}"
+    ):
+        gio.read(path)

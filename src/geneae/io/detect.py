@@ -8,6 +8,7 @@ the first bytes cannot tell apart (CSV vs TSV vs GCT are all text).
 from __future__ import annotations
 
 import gzip
+import tarfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -122,6 +123,18 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
             "Save the sheet that holds the expression matrix as CSV or TSV (in Excel: File > "
             "Save As > CSV) and read that; rows may be genes or samples.",
         )
+    archive = _archive_members(path, head)
+    if archive is not None:
+        kind, members = archive
+        shown = ", ".join(members[:3]) + (", ..." if len(members) > 3 else "")
+        command = "unzip" if kind == "zip" else "tar -xf"
+        raise input_error(
+            path,
+            f"this is a {kind} archive of {len(members)} file(s) ({shown or 'empty'}), not a "
+            "data file",
+            f"Extract it first ({command} {path.name}) and give the data file, or the folder "
+            "of a 10x matrix.mtx, that it holds.",
+        )
     if head.startswith(ZIP_MAGIC):
         return "npz"
     if suffix in {".npy", ".npz"}:
@@ -148,6 +161,28 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
         f"Supported: {_SUPPORTED}. Rename the file with its format's extension or pass "
         f"fmt= one of {', '.join(FORMATS)}.",
     )
+
+
+def _archive_members(path: Path, head: bytes) -> tuple[str, list[str]] | None:
+    """``(kind, member names)`` of an archive that is not a data file, else None.
+
+    Tar archives, compressed or not, and zip archives without NumPy arrays (an .npz is a
+    zip of .npy files), as 10x matrix folders are often shared.
+    """
+    if head.startswith(ZIP_MAGIC):
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = [n for n in z.namelist() if not n.endswith("/")]
+        except (zipfile.BadZipFile, OSError):
+            return None
+        return None if any(n.endswith(".npy") for n in names) else ("zip", names)
+    try:
+        if not tarfile.is_tarfile(path):
+            return None
+        with tarfile.open(path) as tar:
+            return "tar", [m.name for m in tar.getmembers() if m.isfile()]
+    except (tarfile.TarError, OSError, EOFError, zlib.error):
+        return None
 
 
 def _gzipped_head(path: Path) -> bytes:
