@@ -68,3 +68,36 @@ def test_series_matrix_problems(tmp_path: Path) -> None:
     path.write_text(_series().replace("!series_matrix_table_begin\n", ""))
     with pytest.raises(InputError, match="no '!series_matrix_table_begin' line"):
         gio.read(path)
+
+
+def test_probes_named_by_the_platform_annotation(tmp_path: Path, caplog) -> None:
+    # GEO's platform table (GPLxxx.txt): '#' lines, then ID ... Gene Symbol; a probe of two
+    # genes ("A /// B") takes the first, a probe without a symbol keeps its ID, two probes
+    # of one gene are made unique, rows for probes the matrix lacks are ignored.
+    path = tmp_path / "GSE1_series_matrix.txt"
+    path.write_text(_series())
+    probes = [f"{1000 + j}_at" for j in range(G)]
+    symbols = ["TP53", "ESR1", "", "ERBB2 /// MIR4728", "GATA3", "ESR1", "KRT5", "MKI67", "FOXA1"]
+    gpl = tmp_path / "GPL570-55999.txt"
+    rows = ["#ID = Affymetrix probe set", "#Gene Symbol = symbol", "ID\tGB_ACC\tGene Symbol"]
+    rows += [f"{p}\tNM_{i}\t{s}" for i, (p, s) in enumerate(zip(probes, symbols, strict=True))]
+    rows.append("9999_at\tNM_9\tOTHER")
+    gpl.write_text("\n".join(rows) + "\n")
+    with caplog.at_level("INFO", logger="geneae.io.genes_file"), pytest.warns(Warning):
+        adata = gio.read(path, genes=gpl)
+    expected = ["TP53", "ESR1", "1002_at", "ERBB2", "GATA3", "ESR1", "KRT5", "MKI67", "FOXA1"]
+    assert [n.split("-")[0] if n.startswith("ESR1") else n for n in adata.var_names] == expected
+    assert adata.var_names.is_unique  # the second ESR1 probe is renamed, with a warning
+    assert adata.var["gene_ids"].tolist() == probes  # the probe IDs are kept
+    ref = pd.read_csv(path, sep="\t", comment="!", index_col=0)
+    np.testing.assert_allclose(adata.X, ref.to_numpy().T.astype(np.float32))
+    assert "8 of 9 genes named by the 'Gene Symbol' column" in caplog.text
+
+
+def test_annotation_table_without_a_symbol_column_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "GSE1_series_matrix.txt"
+    path.write_text(_series())
+    table = tmp_path / "annot.csv"
+    table.write_text("ID,description\n" + "".join(f"{1000 + j}_at,x\n" for j in range(G)))
+    with pytest.raises(InputError, match=r"annot\.csv: .*gene IDs but no column.*'Gene Symbol'"):
+        gio.read(path, genes=table)

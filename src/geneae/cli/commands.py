@@ -41,7 +41,8 @@ GenesFile = Annotated[
     typer.Option(
         "--genes-file",
         help="gene names, one per line in column order, for files without them (npy, npz, "
-        "tables without gene identifiers)",
+        "tables without gene identifiers); or an annotation table keyed by the file's gene "
+        "IDs, e.g. GEO's GPLxxx.txt, naming them by its 'Gene Symbol' column",
     ),
 ]
 

@@ -23,9 +23,9 @@ import scipy.sparse as sp
 
 from geneae.errors import DataWarning
 from geneae.facts import is_count_matrix, values_of
+from geneae.io.genes_file import gene_names_from_file
 from geneae.io.labels_file import labels_from_file
 from geneae.io.messages import input_error
-from geneae.io.textfile import read_lines
 
 LABEL_KEYS: tuple[str, ...] = (
     "label",
@@ -261,7 +261,8 @@ def finalize(
         A labels file (one per line), an obs column name, or None to auto-detect one of
         :data:`LABEL_KEYS`.
     genes
-        A gene-names file (one per line) replacing the file's gene names.
+        Gene names replacing the file's: one per line, or an annotation table keyed by
+        the file's gene IDs (:mod:`geneae.io.genes_file`).
     labels_required
         False: a label column that is not there is no error (no labels are read).
 
@@ -284,13 +285,9 @@ def finalize(
             "Check that the file holds data and, for tables, that the separator is right.",
         )
     if genes is not None:
-        names = read_lines(Path(genes), "gene names")
-        if len(names) != adata.n_vars:
-            raise input_error(
-                genes,
-                f"the gene names file has {len(names)} lines but {path} has {adata.n_vars} genes",
-                "Give one gene name per line, in the order of the matrix columns.",
-            )
+        names, keyed = gene_names_from_file(Path(genes), adata.var_names, path)
+        if keyed and "gene_ids" not in adata.var:
+            adata.var["gene_ids"] = adata.var_names.astype(str)  # the IDs the names replace
         adata.var_names = pd.Index(names).astype(str)
     if not labels_required and isinstance(labels, str) and labels not in adata.obs:
         labels = None

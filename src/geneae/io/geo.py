@@ -7,7 +7,9 @@ one probe or gene per line. Samples become rows named by accession. Every ``!Sam
 field with one value per sample becomes an obs column; characteristics written as
 ``key: value`` (``subtype: LumA``) become one column per key with spaces as underscores
 (``cell type`` -> ``cell_type``), so that ``--labels subtype`` names them and a cell type
-is found as labels on its own.
+is found as labels on its own. The genes are the platform's probe IDs; the platform's
+annotation table (``GPLxxx.txt`` from GEO) given as the genes file (``--genes-file``) names
+them by gene symbol (:mod:`geneae.io.genes_file`).
 """
 
 from __future__ import annotations
