@@ -89,11 +89,13 @@ def _annotation_table(lines: list[str], genes: pd.Index, path: Path) -> list[str
             symbol = row[column].split(MULTI_GENE)[0].strip()
             if symbol:
                 symbols.setdefault(row[0].strip(), symbol)
+    rest = "" if len(symbols) == len(genes) else "; the others keep their IDs"
     logger.info(
-        "gene names: %d of %d genes named by the %r column of %s; the others keep their IDs",
+        "gene names: %d of %d genes named by the %r column of %s%s",
         len(symbols),
         len(genes),
         header[column],
         path,
+        rest,
     )
     return [symbols.get(g, g) for g in genes]
