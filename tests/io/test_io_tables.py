@@ -406,8 +406,10 @@ def test_semicolon_tables_as_spreadsheets_save_csv(tmp_path: Path, decimal: str)
     path = _write(tmp_path / "tpm.csv", frame, sep=";", decimal=decimal)
     ref = pd.read_csv(path, sep=";", decimal=decimal, index_col=0)
     _check(gio.read(path), ref.to_numpy().T, ref.columns.tolist(), ref.index.tolist())
-    text = path.rename(tmp_path / "tpm.txt")  # .txt: taken for tab-separated at first
-    _check(gio.read(text), ref.to_numpy().T, ref.columns.tolist(), ref.index.tolist())
+    text = path.rename(tmp_path / "tpm.txt")  # .txt: no tab in the header, so a CSV
+    read = gio.read(text)
+    _check(read, ref.to_numpy().T, ref.columns.tolist(), ref.index.tolist())
+    assert read.uns["geneae_source"]["format"] == "csv"
     # Without a header (numbers only), as written by numpy.savetxt with ";".
     bare = tmp_path / "bare.csv"
     bare.write_text(

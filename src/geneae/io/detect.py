@@ -302,6 +302,9 @@ def _sniff_separator(first_line: str, default: str) -> str:
     tabs, commas = first_line.count("\t"), first_line.count(",")
     if tabs and tabs >= commas:
         return "tsv"
-    if commas and not tabs:
+    # ';' (not in a comment line such as featureCounts'): a spreadsheet's CSV where the
+    # decimal mark is a comma.
+    semicolons = ";" in first_line and not first_line.startswith("#")
+    if (commas or semicolons) and not tabs:
         return "csv"
     return default
