@@ -387,3 +387,20 @@ def test_genes_file_with_a_file_that_names_its_genes_exits_2(data_file, tmp_path
     np.save(short, np.ones((5, 3)))
     assert main(["info", str(short), "--genes-file", str(genes)]) == 2
     assert "2 lines but" in one_line_error(capsys)
+
+
+def test_compare_an_npy_with_labels_and_genes_files(data_file, fast_yaml, tmp_path):
+    # The homework shape: a matrix saved with numpy, its labels and gene names beside it.
+    adata = ad.read_h5ad(data_file)
+    matrix = tmp_path / "x.npy"
+    np.save(matrix, np.asarray(adata.X.todense() if hasattr(adata.X, "todense") else adata.X))
+    labels, genes = tmp_path / "labels.txt", tmp_path / "genes.txt"
+    labels.write_text("\n".join(adata.obs["label"].astype(str)) + "\n")
+    genes.write_text("\n".join(f"GENE{j}" for j in range(adata.n_vars)) + "\n")
+    out = tmp_path / "cmp"
+    args = ["compare", str(matrix), "--out", str(out), "--grid", "latent_dim=2,3"]
+    args += ["--config", str(fast_yaml), "--labels-file", str(labels), "--genes-file", str(genes)]
+    assert main(args) == 0
+    table = pd.read_csv(out / "comparison.csv")
+    assert table["ari"].notna().all() and table["pca_ari"].notna().all()
+    assert (out / "latent_dim=2" / "genes.txt").read_text().startswith("GENE")

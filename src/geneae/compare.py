@@ -101,15 +101,21 @@ def run_grid(
     axes: dict[str, list[Any]],
     *,
     overwrite: bool = False,
+    labels_file: str | Path | None = None,
+    genes_file: str | Path | None = None,
     echo: Callable[[str], None] = print,
 ) -> Path:
-    """Train every combination; return the path of the CSV table."""
+    """Train every combination; return the path of the CSV table.
+
+    ``labels_file`` / ``genes_file``: as for ``geneae train`` (labels for the evaluation;
+    gene names for a matrix without them).
+    """
     from geneae.run import load_data, train_run
 
     out_dir = Path(out_dir)
     combos = [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
     configs = [(run_name(c), c, base.updated(c, source=f"--grid {run_name(c)}")) for c in combos]
-    adata = load_data(data_path, base)
+    adata = load_data(data_path, base, labels=labels_file, genes=genes_file)
     rows = []
     for name, combo, config in configs:
         # Each setting's report follows evaluate.report like `geneae train`'s (a grid of many

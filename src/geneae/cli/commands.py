@@ -290,6 +290,8 @@ def compare(
     ],
     config: Annotated[Path | None, typer.Option("--config", help="base run YAML")] = None,
     preset: Annotated[str | None, typer.Option(help="base preset")] = None,
+    labels_file: LabelsFile = None,
+    genes_file: GenesFile = None,
     overwrite: Annotated[bool, typer.Option(help="replace existing runs in --out")] = False,
     *,
     overrides: dict[str, Any],
@@ -311,7 +313,16 @@ def compare(
     base = build_config(config, preset, overrides)
     n = len(list(itertools.product(*axes.values())))
     out.print(f"{n} runs: {', '.join(f'{k} in {v}' for k, v in axes.items())}")
-    table_path = run_grid(data, out_dir, base, axes, overwrite=overwrite, echo=out.print)
+    table_path = run_grid(
+        data,
+        out_dir,
+        base,
+        axes,
+        overwrite=overwrite,
+        labels_file=labels_file,
+        genes_file=genes_file,
+        echo=out.print,
+    )
     title = "geneae vs PCA of as many components (MSE in the model's input space)"
     out.print(compare_table(pd.read_csv(table_path), title))
     out.print(f"table: {table_path}")
