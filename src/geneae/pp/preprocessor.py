@@ -40,6 +40,7 @@ from geneae.pp.checks import (
     in_memory,
     preview,
 )
+from geneae.pp.gene_matching import gene_columns
 from geneae.pp.selection import Kept, names_sha256, select_cells_and_genes
 from geneae.pp.state import (
     FORMAT,
@@ -361,7 +362,7 @@ class Preprocessor:
 
     def _align(self, names: pd.Index, *, warn_extra: bool) -> np.ndarray:
         """Column index of every fitted gene in ``names``; errors on missing genes."""
-        cols = names.get_indexer(pd.Index(self.genes_))
+        cols = gene_columns(pd.Index(self.genes_), names)
         missing = [g for g, c in zip(self.genes_, cols, strict=True) if c < 0]
         if missing:
             raise InputError(
