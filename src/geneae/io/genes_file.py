@@ -11,14 +11,13 @@ several genes (Affymetrix's ``DDR1 /// MIR4640``) the first is used.
 
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 
 import pandas as pd
 
 from geneae.io.messages import input_error
-from geneae.io.textfile import read_lines
+from geneae.io.textfile import read_lines, side_table
 
 __all__ = ["SYMBOL_COLUMNS", "gene_names_from_file"]
 
@@ -64,25 +63,20 @@ def gene_names_from_file(path: Path, genes: pd.Index, data_path: Path) -> tuple[
 
 def _annotation_table(lines: list[str], genes: pd.Index, path: Path) -> list[str] | None:
     """Symbols of ``genes`` from a table keyed by them, or None when ``lines`` are no such."""
-    first = next((line for line in lines if line), "")
-    delimiter = "\t" if "\t" in first else "," if "," in first else None
-    if delimiter is None:
-        return None
-    rows = [row for row in csv.reader(lines, delimiter=delimiter) if any(c.strip() for c in row)]
+    rows = side_table(lines)
+    known = set(genes)
+    if rows is None or not any(row[0].strip() in known for row in rows[1:]):
+        return None  # not keyed by the matrix's gene IDs: a list of names
     header = [c.strip() for c in rows[0]]
     by_lower = {name.lower(): i for i, name in reversed(list(enumerate(header)))}
     column = next((by_lower[k] for k in SYMBOL_COLUMNS if k in by_lower), None)
-    known = set(genes)
-    keys = [row[0].strip() for row in rows[1:] if row]
-    if column is None or column == 0 or not known & set(keys):
-        if known & set(keys):
-            raise input_error(
-                path,
-                f"the table's first column holds the matrix's gene IDs but no column is "
-                f"named like gene symbols (columns: {', '.join(header[:8])})",
-                "Name the symbol column 'Gene Symbol' or 'symbol', or give one name per line.",
-            )
-        return None
+    if column is None or column == 0:
+        raise input_error(
+            path,
+            "the table's first column holds the matrix's gene IDs but no column is "
+            f"named like gene symbols (columns: {', '.join(header[:8])})",
+            "Name the symbol column 'Gene Symbol' or 'symbol', or give one name per line.",
+        )
     symbols: dict[str, str] = {}
     for row in rows[1:]:
         if len(row) > column and row[0].strip() in known:

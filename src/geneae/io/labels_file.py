@@ -13,14 +13,13 @@ a .npy matrix). Anything else is read as a plain list and must have one line per
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from geneae.io.messages import input_error
-from geneae.io.textfile import read_lines
+from geneae.io.textfile import read_lines, side_table
 
 __all__ = ["labels_from_file"]
 
@@ -62,11 +61,9 @@ def _sample_table(
     lines: list[str], samples: pd.Index, path: Path, label_keys: Sequence[str]
 ) -> list[str] | None:
     """Labels matched by sample name, when ``lines`` are a table naming the samples."""
-    first = next((line for line in lines if line), "")
-    delimiter = "\t" if "\t" in first else "," if "," in first else None
-    if delimiter is None or not samples.is_unique:
+    rows = side_table(lines)
+    if rows is None or not samples.is_unique:
         return None
-    rows = [row for row in csv.reader(lines, delimiter=delimiter) if any(c.strip() for c in row)]
     width = len(rows[0])
     if width < 2:
         return None

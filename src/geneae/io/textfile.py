@@ -119,6 +119,19 @@ def line_of_row(path: Path, sep: str, row: int, skip: int) -> int:
     return skip + row + 1
 
 
+def side_table(lines: list[str]) -> list[list[str]] | None:
+    """The non-blank rows of a side file's ``lines`` as fields, or None when they are a list.
+
+    The separator is the first non-blank line's: a tab, else a comma; a line with neither
+    makes the file a plain list of one value per line (labels, gene names).
+    """
+    first = next((line for line in lines if line), "")
+    delimiter = "\t" if "\t" in first else "," if "," in first else None
+    if delimiter is None:
+        return None
+    return [row for row in csv.reader(lines, delimiter=delimiter) if any(c.strip() for c in row)]
+
+
 def read_lines(path: Path, what: str) -> list[str]:
     """The lines of a text file, stripped, without trailing blank lines.
 
