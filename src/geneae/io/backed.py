@@ -26,7 +26,13 @@ import scipy.sparse as sp
 
 from geneae.errors import InputError
 from geneae.facts import is_count_matrix
-from geneae.io.finalize import _make_names_unique, _resolve_labels, quiet_anndata
+from geneae.io.finalize import (
+    RAW_COUNTS_NOTE,
+    _make_names_unique,
+    _resolve_labels,
+    quiet_anndata,
+    raw_gene_columns,
+)
 from geneae.io.messages import input_error
 
 __all__ = ["BackedData", "OnDiskMatrix", "is_store", "matrix_nbytes", "open_backed"]
@@ -254,25 +260,24 @@ def open_backed(
 def _raw_counts(handle: Any, path: Path, genes: pd.Index, x: OnDiskMatrix) -> OnDiskMatrix | None:
     """``raw/X`` for the genes of ``X``, in their order, when it holds their counts.
 
-    As the in-memory reader (:func:`geneae.io.finalize`): only when ``X`` holds no counts
-    and ``.raw`` has every gene of ``X``. Whether the values are counts is judged on the
-    first :data:`PROBE_ROWS` rows of each; the pass over every row that describes the data
-    (:class:`geneae.facts.FactsAccumulator`) then checks all of ``raw/X``.
+    As the in-memory reader: only when ``X`` holds no counts and ``.raw`` has every gene
+    of ``X`` (:func:`geneae.io.finalize.raw_gene_columns`). Whether the values are counts
+    is judged on the first :data:`PROBE_ROWS` rows of each; the pass over every row that
+    describes the data (:class:`geneae.facts.FactsAccumulator`) then checks all of
+    ``raw/X``.
     """
     if not all(key in handle for key in ("raw", "raw/X", "raw/var")):
         return None
     names = _frame(handle, "raw/var", path).index
-    if not names.is_unique or not genes.isin(names).all():
+    columns = raw_gene_columns(names, genes)
+    if columns is None:
         return None
     raw = _matrix(handle["raw/X"], path, "raw/X", (x.shape[0], len(names)))
-    raw.columns = names.get_indexer(genes)
+    raw.columns = columns
     probe = min(x.shape[0], PROBE_ROWS)
     if is_count_matrix(x.rows(0, probe)) or not is_count_matrix(raw.rows(0, probe)):
         return None
-    logger.info(
-        "raw counts found in .raw.X of %s (X holds other values): the count models use them",
-        path,
-    )
+    logger.info(RAW_COUNTS_NOTE, path)
     return raw
 
 

@@ -155,26 +155,41 @@ def _resolve_labels(
     return None, None
 
 
-def _counts_from_raw(adata: ad.AnnData, path: Path) -> None:
-    """Take raw counts kept in ``.raw`` (scanpy's place for them) as ``layers["counts"]``.
+#: What a reader says when it takes the counts from ``.raw`` (in memory or on disk).
+RAW_COUNTS_NOTE = (
+    "raw counts found in .raw.X of %s (X holds other values): the count models use them"
+)
 
-    Only when ``X`` holds no counts, ``.raw`` has every gene of ``X`` and its values for
-    them are counts; the counts of X's genes are then used, in X's gene order.
+
+def raw_gene_columns(raw_genes: pd.Index, genes: pd.Index) -> np.ndarray | None:
+    """Where each gene of ``X`` is in ``.raw``, or None when ``.raw`` cannot give its counts.
+
+    ``.raw`` (scanpy's place for counts beside log-normalised ``X``) serves when it has
+    every gene of ``X``, each once; whether its values are counts is the caller's check.
+    """
+    if not raw_genes.is_unique or not genes.isin(raw_genes).all():
+        return None
+    return raw_genes.get_indexer(genes)
+
+
+def _counts_from_raw(adata: ad.AnnData, path: Path) -> None:
+    """Take raw counts kept in ``.raw`` as ``layers["counts"]``.
+
+    Only when ``X`` holds no counts (the caller's check), ``.raw`` has every gene of ``X``
+    (:func:`raw_gene_columns`) and its values for them are counts; the counts of X's genes
+    are then used, in X's gene order.
     """
     raw = adata.raw
-    if raw is None or raw.n_obs != adata.n_obs or not raw.var_names.is_unique:
+    if raw is None or raw.n_obs != adata.n_obs:
         return
-    if not adata.var_names.isin(raw.var_names).all():
+    columns = raw_gene_columns(raw.var_names, adata.var_names)
+    if columns is None:
         return
-    counts = raw.X[:, raw.var_names.get_indexer(adata.var_names)]
-    counts = _standard_matrix(counts, path)
+    counts = _standard_matrix(raw.X[:, columns], path)
     if not is_count_matrix(counts):
         return
     adata.layers["counts"] = counts
-    logger.info(
-        "raw counts found in .raw.X of %s (X holds other values): the count models use them",
-        path,
-    )
+    logger.info(RAW_COUNTS_NOTE, path)
 
 
 def _make_names_unique(adata: ad.AnnData, path: Path) -> None:
