@@ -84,9 +84,10 @@ def load_data(
     at training that the new file lacks is no error (a table's label column is still taken
     out of the matrix when it is there), and a labels file is never read.
 
-    ``genes``: a file of gene names, one per line in column order, for files that have
-    none (npy, npz, tables without gene identifiers); a store (.h5ad, .zarr) names its
-    own genes and is refused with one.
+    ``genes``: a genes file (:mod:`geneae.io.genes_file`): names, one per line in column
+    order, for files that have none (npy, npz, tables without gene identifiers), or an
+    annotation table keyed by the file's gene IDs (GEO's ``GPLxxx.txt``); a store (.h5ad,
+    .zarr) names its own genes and is refused with one.
 
     With ``data.genes_as_samples`` the label column names a column of the genes (var),
     which the model's preprocessing takes (see :func:`geneae.pp.orientation.genes_as_rows`).
@@ -141,7 +142,8 @@ def train_run(
         the model never uses labels). ``config.data.label_column`` naming an existing file
         is taken as a labels file too, so no file path is stored in config.yaml.
     genes_file
-        Gene names, one per line, for data files without them (see :func:`load_data`).
+        A genes file for data files without gene names, or an annotation table keyed by
+        their IDs (see :func:`load_data`).
     resume
         Continue the interrupted run of ``run_dir`` with its own configuration; the data
         must have the fingerprint it was trained on.

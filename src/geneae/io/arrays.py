@@ -88,7 +88,7 @@ def read_npz(path: Path, *, transpose: bool = False) -> ad.AnnData:
         with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as archive:
             keys = list(archive.keys())
             if _SPARSE_KEYS <= set(keys):
-                x, matrix_keys = sp.load_npz(path), set(_SPARSE_KEYS | _SPARSE_PARTS)
+                x, matrix_keys = sp.load_npz(path), _SPARSE_KEYS | _SPARSE_PARTS
                 x = _oriented(_as_matrix(x, path, "the sparse matrix"), transpose)
             elif _SPARSE_PARTS <= set(keys):
                 x, matrix_keys = _from_parts(archive, path), _SPARSE_PARTS
@@ -139,7 +139,7 @@ def _from_parts(archive: np.lib.npyio.NpzFile, path: Path) -> sp.csr_matrix:
             path, problem, "Save the matrix with scipy.sparse.save_npz (it records its format)."
         )
     parts = (archive["data"], archive["indices"], archive["indptr"])
-    return sp.csr_matrix(_as_matrix(kind[n_pointers](parts, shape=shape), path, "the matrix"))
+    return _as_matrix(kind[n_pointers](parts, shape=shape), path, "the matrix")  # as CSR
 
 
 def _labels(

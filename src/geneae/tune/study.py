@@ -70,7 +70,7 @@ def tune(
     labels_file
         Known labels, one per sample (for ``--objective ari`` / ``nmi``).
     genes_file
-        Gene names, one per line, for data files without them (npy, npz).
+        A genes file, as for ``geneae train`` (:func:`geneae.run.load_data`).
     echo
         Where progress lines go.
 
