@@ -349,27 +349,35 @@ def test_a_run_without_report_computes_pca_maps_only(data_file, tmp_path):
     assert "were not computed for this run" in (run / "report.html").read_text()
 
 
+def npy_with_side_files(data_file, folder):
+    """The homework shape: ``data_file``'s matrix saved with numpy, its labels and gene
+    names (``GENE0`` ...) in files beside it. Returns (matrix, labels, genes, names)."""
+    adata = ad.read_h5ad(data_file)
+    matrix, labels, genes = folder / "x.npy", folder / "labels.txt", folder / "genes.txt"
+    np.save(matrix, adata.X.toarray() if hasattr(adata.X, "toarray") else np.asarray(adata.X))
+    labels.write_text("\n".join(adata.obs["label"].astype(str)) + "\n")
+    names = [f"GENE{j}" for j in range(adata.n_vars)]
+    genes.write_text("\n".join(names) + "\n")
+    return matrix, labels, genes, names
+
+
 def test_genes_file_names_the_genes_of_an_npy(data_file, fast_yaml, tmp_path, capsys):
     # A matrix saved with numpy has no gene names: --genes-file gives them, to training (the
     # model's genes, its top-gene tables) and to the commands that read new data.
-    adata = ad.read_h5ad(data_file)
-    matrix, genes = tmp_path / "x.npy", tmp_path / "genes.txt"
-    np.save(matrix, np.asarray(adata.X.todense() if hasattr(adata.X, "todense") else adata.X))
-    names = [f"GENE{j}" for j in range(adata.n_vars)]
-    genes.write_text("\n".join(names) + "\n")
-    labels = tmp_path / "labels.txt"
-    labels.write_text("\n".join(adata.obs["label"].astype(str)) + "\n")
+    matrix, labels, genes, names = npy_with_side_files(data_file, tmp_path)
+    n_obs = ad.read_h5ad(data_file).n_obs
     run = tmp_path / "run"
     flags = ["--config", str(fast_yaml), "--labels-file", str(labels)]
     assert main(["train", str(matrix), "--out", str(run), "--genes-file", str(genes), *flags]) == 0
-    assert set((run / "genes.txt").read_text().split()) <= set(names)
+    model_genes = (run / "genes.txt").read_text().split()
+    assert model_genes and set(model_genes) <= set(names)  # the file's names, not gene_0000
     assert main(["info", str(matrix), "--genes-file", str(genes)]) == 0
     latent = tmp_path / "z.csv"
     assert (
         main(["encode", str(run), str(matrix), "--out", str(latent), "--genes-file", str(genes)])
         == 0
     )
-    assert pd.read_csv(latent, index_col=0).shape == (adata.n_obs, 4)
+    assert pd.read_csv(latent, index_col=0).shape == (n_obs, 4)
     capsys.readouterr()
     # Without the names the new file's genes are gene_0000, ...: none of the model's.
     assert main(["encode", str(run), str(matrix), "--out", str(tmp_path / "y.csv")]) == 2
@@ -390,13 +398,7 @@ def test_genes_file_with_a_file_that_names_its_genes_exits_2(data_file, tmp_path
 
 
 def test_compare_an_npy_with_labels_and_genes_files(data_file, fast_yaml, tmp_path):
-    # The homework shape: a matrix saved with numpy, its labels and gene names beside it.
-    adata = ad.read_h5ad(data_file)
-    matrix = tmp_path / "x.npy"
-    np.save(matrix, np.asarray(adata.X.todense() if hasattr(adata.X, "todense") else adata.X))
-    labels, genes = tmp_path / "labels.txt", tmp_path / "genes.txt"
-    labels.write_text("\n".join(adata.obs["label"].astype(str)) + "\n")
-    genes.write_text("\n".join(f"GENE{j}" for j in range(adata.n_vars)) + "\n")
+    matrix, labels, genes, _ = npy_with_side_files(data_file, tmp_path)
     out = tmp_path / "cmp"
     args = ["compare", str(matrix), "--out", str(out), "--grid", "latent_dim=2,3"]
     args += ["--config", str(fast_yaml), "--labels-file", str(labels), "--genes-file", str(genes)]

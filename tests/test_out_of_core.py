@@ -256,17 +256,19 @@ def test_training_from_disk_reaches_the_quality_of_training_in_memory(tmp_path):
     np.testing.assert_allclose(streamed, on_disk.encode(adata), rtol=1e-4, atol=1e-5)
 
 
+#: A small, quick model trained in chunks of 200 rows (tests of the reading routes).
+CHUNKED_FAST = {
+    "train.quiet": True,
+    "train.cluster_epochs": 0,
+    "model.members": 1,
+    "train.chunk_rows": 200,
+    "model.hidden": [16],
+}
+
+
 def test_zarr_trains_and_encodes_like_h5ad(counts_file):
     adata, folder = counts_file
-    settings = {
-        "train.max_epochs": 2,
-        "train.quiet": True,
-        "train.cluster_epochs": 0,
-        "model.members": 1,
-        "train.out_of_core": "always",
-        "train.chunk_rows": 200,
-        "model.hidden": [16],
-    }
+    settings = {**CHUNKED_FAST, "train.max_epochs": 2, "train.out_of_core": "always"}
     latents = []
     for store in ("counts.h5ad", "counts.zarr"):
         with warnings.catch_warnings():
@@ -347,17 +349,11 @@ def test_the_counts_in_raw_give_the_same_model_on_disk_as_in_memory(raw_counts_f
     # Before, a file large enough to stay on disk trained on X's logged values (Gaussian)
     # while the same file read in memory trained the count model on .raw's counts.
     _, folder = raw_counts_file
-    settings = {
-        "train.max_epochs": 1,
-        "train.quiet": True,
-        "train.cluster_epochs": 0,
-        "model.members": 1,
-        "train.chunk_rows": 200,
-        "model.hidden": [16],
-    }
     chosen = {}
     for route in ("never", "always"):
-        cfg = RunConfig().updated({**settings, "train.out_of_core": route})
+        cfg = RunConfig().updated(
+            {**CHUNKED_FAST, "train.max_epochs": 1, "train.out_of_core": route}
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DataWarning)
             model = GeneAE(cfg).fit(folder / "with_raw.h5ad")
