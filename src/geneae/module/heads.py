@@ -12,6 +12,8 @@ import torch
 from torch import Tensor, nn
 
 from geneae.config import ModelConfig
+from geneae.distributions import POSITIVE_FLOOR
+from geneae.fused_nll import fusable, gaussian_nll_rows, nb_nll_rows
 from geneae.likelihoods import LIKELIHOODS
 from geneae.nn import MLP, CovariateLinear, decoder_sizes, full_precision, linear_decoder_weight
 
@@ -63,7 +65,9 @@ class LikelihoodHead(nn.Module):
                 mean = scale
             else:
                 mean = scale * library.reshape(library.shape[0], *([1] * (scale.dim() - 1)))
-            params = {"scale": scale, "mean": mean}
+            params = {"logits": out, "scale": scale, "mean": mean}
+            if library is not None:
+                params["library"] = library
         if self.log_var is not None:
             params["var"] = self.log_var.exp() + VAR_EPS
         if self.log_theta is not None:
@@ -94,6 +98,27 @@ class LikelihoodHead(nn.Module):
         likelihoods evaluate their log-Gamma terms at the stored entries only.
         """
         return self._loss(target, *(params[p] for p in self.spec.parameters), nonzero=nonzero)
+
+    def row_loss(
+        self, target: Tensor, params: dict[str, Tensor], nonzero: Tensor | None = None
+    ) -> Tensor:
+        """:meth:`loss` summed over genes: (n,), or (n, K) for (n, K, g) parameters.
+
+        The negative binomial and the Gaussian of a 2-D batch with per-gene parameters take
+        their fused form (:mod:`geneae.fused_nll`: the same values and gradients in a few
+        passes over the batch); the NB is scored from the decoder's logits, its mean's
+        logarithm ``log_softmax(logits) + log(library)`` never formed element by element.
+        """
+        if self.likelihood == "nb" and fusable(target, params["theta"], params["logits"]):
+            log_ratio = torch.log_softmax(params["logits"], dim=-1)
+            library = params.get("library")
+            if library is not None:
+                log_ratio = log_ratio + library.clamp_min(POSITIVE_FLOOR).log().unsqueeze(1)
+            log_ratio = log_ratio - params["theta"].clamp_min(POSITIVE_FLOOR).log()
+            return nb_nll_rows(target, log_ratio, params["theta"], nonzero=nonzero)
+        if self.likelihood == "gaussian" and fusable(target, params["var"], params["mean"]):
+            return gaussian_nll_rows(target, params["mean"], params["var"])
+        return self.loss(target, params, nonzero).sum(-1)
 
 
 class StandardizedTerm(nn.Module):
@@ -126,7 +151,7 @@ class StandardizedTerm(nn.Module):
     def loss(self, x: Tensor, params: dict[str, Tensor]) -> Tensor:
         """Weighted Gaussian NLL of ``x`` summed over genes: (n,) or (n, m)."""
         gaussian = {"mean": params["standardized_mean"], "var": params["standardized_var"]}
-        return (self.weight * self.scale) * self.head.loss(x, gaussian).sum(-1)
+        return (self.weight * self.scale) * self.head.row_loss(x, gaussian)
 
 
 class LibraryHead(nn.Module):
@@ -238,7 +263,7 @@ class Decoder(nn.Module):
         parameters: (n, g) for (n, g), (n, 1, g) for the GMVAE's (n, m, g). Returns (n,)
         or (n, m).
         """
-        loss = self.head.loss(target, params, nonzero).sum(-1)
+        loss = self.head.row_loss(target, params, nonzero)
         if self.standardized is not None:
             loss = loss + self.standardized.loss(x, params)
         return loss

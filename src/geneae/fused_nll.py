@@ -1,0 +1,212 @@
+"""Per-sample negative log-likelihoods with hand-written gradients, for the training step.
+
+The element-wise functions of :mod:`geneae.distributions` are the reference: written
+with one torch operator per term, autograd runs each term's forward and backward as a
+separate pass over the (samples x genes) batch, and on a CPU those memory-bound passes
+took half of the default model's step (BENCHMARKS.md, "Where a training step's time
+goes"). The two losses of the default model are written here once more as
+:class:`torch.autograd.Function` s that return the sum over genes directly, each term of
+the gradient in closed form, so that a step makes a few passes instead of dozens:
+
+* :func:`nb_nll_rows` — the negative binomial of :func:`geneae.distributions.nb_log_prob`,
+  parameterised by ``log(mu / theta)``, the quantity both its fractions are built from.
+  The terms in the counts (``x log ...``, the log-Gamma coefficient) are evaluated at the
+  non-zero entries only; ``theta * softplus(.)`` summed over genes is a matrix-vector
+  product.
+* :func:`gaussian_nll_rows` — the Gaussian with one variance per gene of
+  :func:`geneae.distributions.gaussian_log_prob`; its sum over genes is a matrix-vector
+  product of the squared errors and the precisions.
+
+Both agree with the reference to rounding, values and gradients (tests/test_fused_nll.py,
+float64 gradcheck included). They take a per-gene parameter (shape ``(g,)``) and a 2-D
+batch; :func:`fusable` says when a call has that shape, and the callers keep the
+element-wise reference for everything else.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from geneae.distributions import POSITIVE_FLOOR
+
+__all__ = ["fusable", "gaussian_nll_rows", "nb_nll_rows"]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+# Below this many entries a CPU batch is scored densely: finding the non-zero positions
+# costs more than it saves (the same threshold as geneae.distributions).
+_FIND_NONZERO_MIN = 4096
+
+
+def fusable(target: Tensor, per_gene: Tensor, *others: Tensor) -> bool:
+    """Whether the fused losses apply: a 2-D batch, a ``(g,)`` parameter, 2-D others alike."""
+    if target.dim() != 2 or per_gene.dim() != 1 or per_gene.shape[0] != target.shape[1]:
+        return False
+    return all(t.shape == target.shape for t in others)
+
+
+def _softplus(t: Tensor) -> Tensor:
+    """``log(1 + exp(t))`` to the precision of t's dtype (see geneae.distributions)."""
+    if t.dtype == torch.float64:
+        return torch.logaddexp(t, torch.zeros((), dtype=t.dtype, device=t.device))
+    return torch.nn.functional.softplus(t)
+
+
+def _without_autocast(t: Tensor) -> torch.autocast:
+    """A region where autocast (mixed precision) leaves the products in t's float32."""
+    return torch.autocast(t.device.type, enabled=False)
+
+
+def _nonzero_of(x: Tensor, nonzero: Tensor | None) -> Tensor | None:
+    """The flat positions of x's non-zero entries: given, found (CPU), or None (dense)."""
+    if nonzero is not None:
+        return nonzero
+    if x.is_cuda or x.numel() < _FIND_NONZERO_MIN:
+        return None  # dense evaluation: no data-dependent indexing on a GPU
+    return torch.nonzero(x.reshape(-1)).squeeze(1)
+
+
+class _NBRows(torch.autograd.Function):
+    """Rows of ``-log NB(x; mu, theta)`` from ``a = log(mu / theta)`` (see nb_nll_rows)."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, x: Tensor, log_ratio: Tensor, theta: Tensor, nonzero: Tensor | None
+    ) -> Tensor:
+        # -log f(x) = theta softplus(a) + x softplus(-a) - [lgamma(x + theta)
+        #             - lgamma(theta) - lgamma(x + 1)]; the last two terms are 0 at x = 0.
+        softplus_a = _softplus(log_ratio)
+        g = x.shape[1]
+        if nonzero is None:
+            coef = torch.lgamma(x + theta) - torch.lgamma(theta) - torch.lgamma(x + 1.0)
+            rows_nll = softplus_a @ theta + (x * _softplus(-log_ratio) - coef).sum(1)
+            ctx.save_for_backward(x, log_ratio, softplus_a, theta)
+            ctx.dense = True
+            return rows_nll
+        xn = x.reshape(-1).index_select(0, nonzero)
+        an = log_ratio.reshape(-1).index_select(0, nonzero)
+        rows, genes = nonzero // g, nonzero % g
+        thetan = theta.index_select(0, genes)
+        coef = torch.lgamma(xn + thetan) - torch.lgamma(theta).index_select(0, genes)
+        coef = coef - torch.lgamma(xn + 1.0)
+        rows_nll = (softplus_a @ theta).index_add(0, rows, xn * _softplus(-an) - coef)
+        ctx.save_for_backward(xn, an, log_ratio, softplus_a, theta, thetan, nonzero, rows, genes)
+        ctx.dense = False
+        return rows_nll
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: Any, grad_rows: Tensor
+    ) -> tuple[None, Tensor | None, Tensor | None, None]:
+        # d/da = theta sigmoid(a) - x sigmoid(-a);
+        # d/dtheta = softplus(a) - [digamma(x + theta) - digamma(theta)], the last at x > 0.
+        need_a, need_theta = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
+        if ctx.dense:
+            x, log_ratio, softplus_a, theta = ctx.saved_tensors
+            grad_a = grad_theta = None
+            if need_a:
+                grad_a = torch.sigmoid(log_ratio).mul_(theta) - x * torch.sigmoid(-log_ratio)
+                grad_a.mul_(grad_rows.unsqueeze(1))
+            if need_theta:
+                digammas = torch.digamma(x + theta) - torch.digamma(theta)
+                grad_theta = grad_rows @ (softplus_a - torch.where(x > 0, digammas, 0.0))
+            return None, grad_a, grad_theta, None
+        xn, an, log_ratio, softplus_a, theta, thetan, nonzero, rows, genes = ctx.saved_tensors
+        weights = grad_rows.index_select(0, rows)
+        grad_a = grad_theta = None
+        if need_a:
+            grad_a = torch.sigmoid(log_ratio).contiguous()  # index_add_ below needs a flat view
+            grad_a.mul_(theta).mul_(grad_rows.unsqueeze(1))
+            grad_a.view(-1).index_add_(0, nonzero, -weights * xn * torch.sigmoid(-an))
+        if need_theta:
+            # digamma(theta) once per gene: the entries share their gene's value.
+            digammas = torch.digamma(xn + thetan) - torch.digamma(theta).index_select(0, genes)
+            grad_theta = (grad_rows @ softplus_a).index_add_(0, genes, -weights * digammas)
+        return None, grad_a, grad_theta, None
+
+
+def nb_nll_rows(
+    x: Tensor, log_ratio: Tensor, theta: Tensor, *, nonzero: Tensor | None = None
+) -> Tensor:
+    r"""Negative binomial negative log-likelihood summed over genes, per sample.
+
+    .. math:: -\sum_g \log NB(x_{ng}; \mu_{ng}, \theta_g), \quad
+              a_{ng} = \log(\mu_{ng} / \theta_g)
+
+    equal to ``-nb_log_prob(x, mu, theta).sum(1)`` of :mod:`geneae.distributions` (the same
+    softplus form, so the same accuracy over any ratio of mu and theta).
+
+    Parameters
+    ----------
+    x
+        (n, g) non-negative counts (data: no gradient flows to them).
+    log_ratio
+        (n, g) :math:`\log\mu - \log\theta`; a softmax decoder gives it as
+        ``log_softmax(logits) + log(library) - log(theta)`` without forming mu.
+    theta
+        (g,) inverse dispersions, > 0.
+    nonzero
+        Optional int64 flat positions of every entry of ``x`` that may be non-zero (the
+        batch's ``"target_nonzero"``); found here on a CPU when not given, and not used on a
+        GPU (dense evaluation).
+
+    Returns
+    -------
+    Tensor
+        (n,) negative log-likelihoods.
+    """
+    theta = theta.clamp_min(POSITIVE_FLOOR)
+    with _without_autocast(x):  # sums over thousands of genes: no half-precision products
+        return _NBRows.apply(x, log_ratio, theta, _nonzero_of(x, nonzero))
+
+
+class _GaussianRows(torch.autograd.Function):
+    """Rows of ``-log N(x; mean, var)`` with one variance per gene (see gaussian_nll_rows)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, mean: Tensor, var: Tensor) -> Tensor:  # type: ignore[override]
+        residual = mean - x
+        squared = residual.square()
+        rows = (squared @ var.reciprocal() + (var.log().sum() + x.shape[1] * _LOG_2PI)) * 0.5
+        ctx.save_for_backward(residual, squared, var)
+        return rows
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: Any, grad_rows: Tensor
+    ) -> tuple[None, Tensor | None, Tensor | None]:
+        # d/dmean = (mean - x) / var; d/dvar = (1 / var - (mean - x)^2 / var^2) / 2.
+        residual, squared, var = ctx.saved_tensors
+        grad_mean = grad_var = None
+        if ctx.needs_input_grad[1]:
+            grad_mean = residual.div(var).mul_(grad_rows.unsqueeze(1))
+        if ctx.needs_input_grad[2]:
+            grad_var = (grad_rows.sum() - (grad_rows @ squared) / var) / (2.0 * var)
+        return None, grad_mean, grad_var
+
+
+def gaussian_nll_rows(x: Tensor, mean: Tensor, var: Tensor) -> Tensor:
+    r"""Gaussian negative log-likelihood with a variance per gene, summed over genes.
+
+    Equal to ``-gaussian_log_prob(x, mean, var).sum(1)`` of :mod:`geneae.distributions`.
+
+    Parameters
+    ----------
+    x
+        (n, g) observations (data: no gradient flows to them).
+    mean
+        (n, g) means.
+    var
+        (g,) variances, > 0.
+
+    Returns
+    -------
+    Tensor
+        (n,) negative log-likelihoods.
+    """
+    with _without_autocast(x):
+        return _GaussianRows.apply(x, mean, var)
