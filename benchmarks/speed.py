@@ -175,6 +175,7 @@ def geneae_fit(adata: Any, epochs: int, batch: int, accelerator: str) -> tuple[f
             "preprocess.preset": "counts",
             "model.family": "vae",
             "model.likelihood": "nb",
+            "model.members": 1,  # one model against one (the default trains three)
             "model.hidden": [HIDDEN],
             "model.latent_dim": LATENT,
             "train.batch_size": batch,
