@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from scipy import stats
+from scipy import special, stats
 
 from geneae import fused_nll
-from geneae.distributions import gaussian_log_prob, nb_log_prob
-from geneae.fused_nll import fusable, gaussian_nll_rows, nb_nll_rows
+from geneae.distributions import gaussian_log_prob, nb_log_prob, zinb_log_prob
+from geneae.fused_nll import fusable, gaussian_nll_rows, nb_nll_rows, zinb_nll_rows
 from geneae.module.heads import LikelihoodHead
 
 N_ROWS, N_GENES = 40, 150  # 6,000 entries: above the size where a CPU finds the non-zeros
@@ -110,6 +110,77 @@ def test_nb_rows_only_compute_the_gradients_asked_for(rng):
     assert grad.shape == t.shape and torch.isfinite(grad).all()
 
 
+# -- zero-inflated negative binomial -------------------------------------------------------
+
+
+def zinb_case(rng: np.random.Generator, dtype=torch.float64):
+    """An NB case plus zero-inflation logits from near-never to near-always."""
+    x, log_ratio, theta, mu = nb_case(rng, dtype)
+    logits = torch.tensor(rng.uniform(-12.0, 12.0, x.shape), dtype=dtype)
+    return x, log_ratio, theta, logits, mu
+
+
+ZINB_ROUTES = ("given", "found")
+
+
+def test_zinb_rows_match_the_hand_computed_mixture(rng):
+    x, log_ratio, theta, logits, mu = zinb_case(rng)
+    got = zinb_nll_rows(x, log_ratio, theta, logits)
+    th, xs, pi = theta.numpy(), x.numpy(), special.expit(logits.numpy())
+    p = th / (th + mu)
+    at_zero = np.log(pi + (1 - pi) * stats.nbinom.pmf(0, th, p))
+    elsewhere = np.log1p(-pi) + stats.nbinom.logpmf(xs, th, p)
+    expected = -np.where(xs == 0, at_zero, elsewhere).sum(1)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-9)
+
+
+def reference_zinb_rows(x, log_ratio, theta, logits):
+    return -zinb_log_prob(x, log_ratio.exp() * theta, theta, logits).sum(1)
+
+
+def zinb_value_and_grads(fn, x, log_ratio, theta, logits, weights, **kw):
+    a, t, lg = (v.clone().requires_grad_() for v in (log_ratio, theta, logits))
+    rows = fn(x, a, t, lg, **kw)
+    return (rows.detach(), *torch.autograd.grad((rows * weights).sum(), (a, t, lg)))
+
+
+@pytest.mark.parametrize("route", ZINB_ROUTES)
+def test_zinb_rows_and_gradients_match_the_reference(rng, route):
+    x, log_ratio, theta, logits, _ = zinb_case(rng)
+    log_ratio = log_ratio.clamp(-20, 20)
+    weights = torch.tensor(rng.uniform(0.1, 2.0, N_ROWS))
+    nonzero = torch.nonzero(x.reshape(-1)).squeeze(1) if route == "given" else None
+    got = zinb_value_and_grads(zinb_nll_rows, x, log_ratio, theta, logits, weights, nonzero=nonzero)
+    expected = zinb_value_and_grads(reference_zinb_rows, x, log_ratio, theta, logits, weights)
+    for g, e in zip(got, expected, strict=True):  # value, d/da, d/dtheta, d/dlogits
+        torch.testing.assert_close(g, e, rtol=1e-9, atol=1e-9 * float(e.abs().max()))
+    x32, a32, t32, l32, w32 = (t.float() for t in (x, log_ratio, theta, logits, weights))
+    got32 = zinb_value_and_grads(zinb_nll_rows, x32, a32, t32, l32, w32, nonzero=nonzero)
+    for g, e in zip(got32, got, strict=True):
+        torch.testing.assert_close(g.double(), e, rtol=0, atol=2e-6 * float(e.abs().max()))
+
+
+def test_zinb_rows_gradcheck():
+    gen = torch.Generator().manual_seed(4)
+    x = torch.poisson(torch.full((6, 9), 1.0, dtype=torch.float64), generator=gen)
+    a = torch.randn(6, 9, dtype=torch.float64, generator=gen).requires_grad_()
+    theta = torch.rand(9, dtype=torch.float64, generator=gen).add(0.2).requires_grad_()
+    logits = torch.randn(6, 9, dtype=torch.float64, generator=gen).mul(3).requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, t, lg: zinb_nll_rows(x, a, t, lg), (a, theta, logits))
+
+
+def test_zinb_near_certain_zeros_keep_relative_precision():
+    """A zero that is almost certain scores ~0 to relative precision (the log1p branch)."""
+    a = torch.linspace(-30.0, -5.0, 50, dtype=torch.float64).reshape(1, 50)
+    theta = torch.full((50,), 2.0, dtype=torch.float64)
+    logits = torch.linspace(-20.0, 20.0, 50, dtype=torch.float64).reshape(1, 50)
+    x = torch.zeros(1, 50, dtype=torch.float64)
+    log_f0 = -theta * torch.nn.functional.softplus(a)
+    expected = -torch.log1p(torch.sigmoid(-logits) * torch.expm1(log_f0)).sum(1)
+    got = zinb_nll_rows(x, a, theta, logits, nonzero=torch.zeros(0, dtype=torch.long))
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=0.0)
+
+
 def test_gaussian_rows_match_scipy(rng):
     x = rng.normal(0.0, 10.0, (N_ROWS, N_GENES))
     mean = rng.normal(0.0, 10.0, (N_ROWS, N_GENES))
@@ -168,7 +239,7 @@ def head_case(likelihood: str, library: bool):
             p.normal_(0.0, 0.5)
     h = torch.randn(N_ROWS, 16, dtype=torch.float64)
     lib = torch.rand(N_ROWS, dtype=torch.float64).mul(5e3).add(100.0) if library else None
-    if likelihood == "nb":
+    if likelihood in ("nb", "zinb"):
         target = torch.poisson(torch.full((N_ROWS, N_GENES), 0.7, dtype=torch.float64))
         if lib is not None:
             lib[0] = 0.0  # an empty cell: its mean is 0 everywhere
@@ -197,10 +268,12 @@ def test_head_row_loss_equals_the_summed_elementwise_loss(likelihood, library):
 
 def test_head_row_loss_keeps_the_reference_for_other_likelihoods():
     head, h, _, _ = head_case("gaussian", False)
-    zinb = LikelihoodHead(16, N_GENES, "zinb").double()
+    zip_head = LikelihoodHead(16, N_GENES, "zip").double()
     target = torch.poisson(torch.full((N_ROWS, N_GENES), 0.7, dtype=torch.float64))
-    params = zinb(h)
-    torch.testing.assert_close(zinb.row_loss(target, params), zinb.loss(target, params).sum(-1))
+    params = zip_head(h)
+    torch.testing.assert_close(
+        zip_head.row_loss(target, params), zip_head.loss(target, params).sum(-1)
+    )
     # A (n, K, g) batch of per-component parameters, as the GMVAE scores it, is not fused.
     params = head(h.unsqueeze(1).expand(-1, 2, -1))
     target = torch.randn(N_ROWS, 1, N_GENES, dtype=torch.float64)

@@ -33,7 +33,7 @@ from torch import Tensor
 
 from geneae.distributions import POSITIVE_FLOOR
 
-__all__ = ["fusable", "gaussian_nll_rows", "nb_nll_rows"]
+__all__ = ["fusable", "gaussian_nll_rows", "nb_nll_rows", "zinb_nll_rows"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -162,6 +162,115 @@ def nb_nll_rows(
     theta = theta.clamp_min(POSITIVE_FLOOR)
     with _without_autocast(x):  # sums over thousands of genes: no half-precision products
         return _NBRows.apply(x, log_ratio, theta, _nonzero_of(x, nonzero))
+
+
+class _ZINBRows(torch.autograd.Function):
+    """Rows of ``-log ZINB(x; mu, theta, pi)`` from ``a = log(mu / theta)`` and pi's logits.
+
+    Every entry is first scored as a zero, ``z0 = log(pi + (1 - pi) f0)`` with
+    ``log f0 = c = -theta softplus(a)`` (as :func:`geneae.distributions.zinb_log_prob`:
+    ``log1p`` where the zero is near certain, ``logaddexp`` elsewhere); the non-zero entries
+    then trade ``z0`` for ``log(1 - pi) + log f(x) = -softplus(l) + coef - x softplus(-a) + c``.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, x: Tensor, log_ratio: Tensor, theta: Tensor, logits: Tensor, nonzero: Tensor
+    ) -> Tensor:
+        g = x.shape[1]
+        softplus_a = _softplus(log_ratio)
+        log_f0 = softplus_a * theta
+        log_f0.neg_()
+        softplus_l = _softplus(logits)  # -log(1 - pi)
+        y = torch.exp(-softplus_l).mul_(torch.expm1(log_f0))  # (1 - pi) (f0 - 1), in (-1, 0]
+        near = y > -0.5
+        # log pi = -softplus(-l) = l - softplus(l)
+        log_zero = torch.where(
+            near,
+            torch.log1p(torch.where(near, y, 0.0)),
+            torch.logaddexp(logits - softplus_l, log_f0 - softplus_l),
+        )
+        xn = x.reshape(-1).index_select(0, nonzero)
+        an = log_ratio.reshape(-1).index_select(0, nonzero)
+        ln = logits.reshape(-1).index_select(0, nonzero)
+        rows, genes = nonzero // g, nonzero % g
+        thetan = theta.index_select(0, genes)
+        coef = torch.lgamma(xn + thetan) - torch.lgamma(theta).index_select(0, genes)
+        coef = coef - torch.lgamma(xn + 1.0)
+        log_nonzero = coef - _softplus(ln) - xn * _softplus(-an)
+        log_nonzero = log_nonzero + log_f0.reshape(-1).index_select(0, nonzero)
+        zero_n = log_zero.reshape(-1).index_select(0, nonzero)
+        rows_nll = log_zero.sum(1).neg_().index_add_(0, rows, zero_n - log_nonzero)
+        ctx.save_for_backward(
+            xn, an, ln, log_ratio, logits, softplus_a, log_f0, softplus_l, y, log_zero,
+            theta, thetan, nonzero, rows, genes,
+        )  # fmt: skip
+        return rows_nll
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: Any, grad_rows: Tensor
+    ) -> tuple[None, Tensor | None, Tensor | None, Tensor | None, None]:
+        (
+            xn, an, ln, log_ratio, logits, softplus_a, log_f0, softplus_l, y, log_zero,
+            theta, thetan, nonzero, rows, genes,
+        ) = ctx.saved_tensors  # fmt: skip
+        weights = grad_rows.index_select(0, rows)
+        w = grad_rows.unsqueeze(1)
+        # As a zero: d z0 / d c = (1 - pi) f0 / P and d z0 / d l = pi (1 - pi)(1 - f0) / P
+        # with P = exp(z0); both from logarithms, finite for any P. A non-zero entry has
+        # d/dc = 1 and d/dl = -sigmoid(l). The loss is the negative of both.
+        grad_c = torch.exp(log_f0 - softplus_l - log_zero).neg_()
+        grad_c.view(-1).index_fill_(0, nonzero, -1.0)
+        grad_c.mul_(w)
+        grad_a = grad_theta = grad_l = None
+        if ctx.needs_input_grad[1]:  # c = -theta softplus(a): dc/da = -theta sigmoid(a)
+            grad_a = torch.sigmoid(log_ratio).mul_(grad_c).mul_(theta).neg_().contiguous()
+            grad_a.view(-1).index_add_(0, nonzero, -weights * xn * torch.sigmoid(-an))
+        if ctx.needs_input_grad[2]:  # dc/dtheta = -softplus(a); -coef at the non-zeros
+            digammas = torch.digamma(xn + thetan) - torch.digamma(theta).index_select(0, genes)
+            grad_theta = (grad_c * softplus_a).sum(0).neg_()
+            grad_theta.index_add_(0, genes, -weights * digammas)
+        if ctx.needs_input_grad[3]:
+            grad_l = torch.exp(logits - softplus_l - log_zero).mul_(y).contiguous()
+            grad_l.view(-1).index_copy_(0, nonzero, torch.sigmoid(ln))
+            grad_l.mul_(w)
+        return None, grad_a, grad_theta, grad_l, None
+
+
+def zinb_nll_rows(
+    x: Tensor, log_ratio: Tensor, theta: Tensor, pi_logits: Tensor, *, nonzero: Tensor | None = None
+) -> Tensor:
+    r"""Zero-inflated negative binomial negative log-likelihood summed over genes, per sample.
+
+    Equal to ``-zinb_log_prob(x, mu, theta, pi_logits).sum(1)`` of
+    :mod:`geneae.distributions`, with :math:`a = \log(\mu / \theta)` as in
+    :func:`nb_nll_rows`.
+
+    Parameters
+    ----------
+    x
+        (n, g) non-negative counts (data: no gradient flows to them).
+    log_ratio
+        (n, g) :math:`\log\mu - \log\theta`.
+    theta
+        (g,) inverse dispersions, > 0.
+    pi_logits
+        (n, g) logits of the zero-inflation probability.
+    nonzero
+        Optional int64 flat positions of every entry of ``x`` that may be non-zero; found
+        here when not given.
+
+    Returns
+    -------
+    Tensor
+        (n,) negative log-likelihoods.
+    """
+    theta = theta.clamp_min(POSITIVE_FLOOR)
+    if nonzero is None:
+        nonzero = torch.nonzero(x.reshape(-1)).squeeze(1)
+    with _without_autocast(x):
+        return _ZINBRows.apply(x, log_ratio, theta, pi_logits, nonzero)
 
 
 class _GaussianRows(torch.autograd.Function):

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from geneae.config import ModelConfig
 from geneae.distributions import POSITIVE_FLOOR
-from geneae.fused_nll import fusable, gaussian_nll_rows, nb_nll_rows
+from geneae.fused_nll import fusable, gaussian_nll_rows, nb_nll_rows, zinb_nll_rows
 from geneae.likelihoods import LIKELIHOODS
 from geneae.nn import MLP, CovariateLinear, decoder_sizes, full_precision, linear_decoder_weight
 
@@ -104,21 +104,39 @@ class LikelihoodHead(nn.Module):
     ) -> Tensor:
         """:meth:`loss` summed over genes: (n,), or (n, K) for (n, K, g) parameters.
 
-        The negative binomial and the Gaussian of a 2-D batch with per-gene parameters take
-        their fused form (:mod:`geneae.fused_nll`: the same values and gradients in a few
-        passes over the batch); the NB is scored from the decoder's logits, its mean's
-        logarithm ``log_softmax(logits) + log(library)`` never formed element by element.
+        The negative binomial (zero-inflated or not) and the Gaussian of a 2-D batch with
+        per-gene parameters take their fused form (:mod:`geneae.fused_nll`: the same values
+        and gradients in a few passes over the batch); the NB is scored from the decoder's
+        logits, its mean's logarithm ``log_softmax(logits) + log(library)`` never formed
+        element by element.
         """
-        if self.likelihood == "nb" and fusable(target, params["theta"], params["logits"]):
-            log_ratio = torch.log_softmax(params["logits"], dim=-1)
-            library = params.get("library")
-            if library is not None:
-                log_ratio = log_ratio + library.clamp_min(POSITIVE_FLOOR).log().unsqueeze(1)
-            log_ratio = log_ratio - params["theta"].clamp_min(POSITIVE_FLOOR).log()
-            return nb_nll_rows(target, log_ratio, params["theta"], nonzero=nonzero)
+        if self.likelihood in ("nb", "zinb"):
+            fused = self._fused_nb_rows(target, params, nonzero)
+            if fused is not None:
+                return fused
         if self.likelihood == "gaussian" and fusable(target, params["var"], params["mean"]):
             return gaussian_nll_rows(target, params["mean"], params["var"])
         return self.loss(target, params, nonzero).sum(-1)
+
+    def _fused_nb_rows(
+        self, target: Tensor, params: dict[str, Tensor], nonzero: Tensor | None
+    ) -> Tensor | None:
+        """The NB / ZINB rows of :meth:`row_loss` where they can be fused, else None."""
+        theta = params["theta"]
+        per_entry = [params[k] for k in ("logits", "pi_logits") if k in params]
+        if not fusable(target, theta, *per_entry):
+            return None
+        zinb = self.likelihood == "zinb"
+        if zinb and nonzero is None and target.is_cuda:
+            return None  # finding the positions would synchronise a GPU every step
+        log_ratio = torch.log_softmax(params["logits"], dim=-1)
+        library = params.get("library")
+        if library is not None:
+            log_ratio = log_ratio + library.clamp_min(POSITIVE_FLOOR).log().unsqueeze(1)
+        log_ratio = log_ratio - theta.clamp_min(POSITIVE_FLOOR).log()
+        if zinb:
+            return zinb_nll_rows(target, log_ratio, theta, params["pi_logits"], nonzero=nonzero)
+        return nb_nll_rows(target, log_ratio, theta, nonzero=nonzero)
 
 
 class StandardizedTerm(nn.Module):
