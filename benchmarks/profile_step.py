@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import statistics
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -77,6 +78,37 @@ def group_of(op: str) -> str:
     return ELEMENTWISE
 
 
+def fused_and_reference_ms(step: Any, steps: int, blocks: int = 6) -> tuple[float, float]:
+    """Seconds per step with the fused losses and with the element-wise reference.
+
+    The reference (``LikelihoodHead.row_loss`` as the element-wise loss summed over genes,
+    what every step ran before :mod:`geneae.fused_nll`) is patched in for alternate
+    blocks of steps in this process only; each is the median over its blocks, so that
+    both meet the same machine.
+    """
+    from geneae.module.heads import LikelihoodHead
+
+    fused = LikelihoodHead.row_loss
+
+    def elementwise(self: Any, target: Any, params: Any, nonzero: Any = None) -> Any:
+        return self.loss(target, params, nonzero).sum(-1)
+
+    per_block = max(1, steps // blocks)
+    times: dict[str, list[float]] = {"fused": [], "elementwise": []}
+    try:
+        for _ in range(blocks):
+            for name, method in (("fused", fused), ("elementwise", elementwise)):
+                LikelihoodHead.row_loss = method  # type: ignore[method-assign]
+                step()  # the first step after a switch warms its kernels
+                t0 = time.perf_counter()
+                for _ in range(per_block):
+                    step()
+                times[name].append((time.perf_counter() - t0) / per_block)
+    finally:
+        LikelihoodHead.row_loss = fused  # type: ignore[method-assign]
+    return statistics.median(times["fused"]), statistics.median(times["elementwise"])
+
+
 def profile_default_step(dataset: str, steps: int = 60, warmup: int = 10) -> dict[str, Any]:
     """Profile ``steps`` training steps of the default model on ``dataset``.
 
@@ -110,10 +142,7 @@ def profile_default_step(dataset: str, steps: int = 60, warmup: int = 10) -> dic
 
     for _ in range(warmup):
         step()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    wall = (time.perf_counter() - t0) / steps
+    wall, wall_reference = fused_and_reference_ms(step, steps)
     t0 = time.perf_counter()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         for _ in range(steps):
@@ -141,6 +170,7 @@ def profile_default_step(dataset: str, steps: int = 60, warmup: int = 10) -> dic
         "threads": torch.get_num_threads(),
         "steps": steps,
         "step_ms": wall * 1000,
+        "step_ms_elementwise": wall_reference * 1000,
         "step_ms_profiled": wall_profiled * 1000,
         "operators_ms": ops_ms,
         "groups_ms": dict(sorted(groups.items(), key=lambda kv: -kv[1])),
@@ -196,7 +226,15 @@ def profile_markdown(doc: dict[str, Any] | None) -> list[str]:
         f"{m['latent']}, standardised term {m['standardized_weight']}), {doc['steps']} training "
         f"steps at its default batch of {m['batch_size']} with fused Adam, {doc['threads']} "
         f"torch threads (`python -m benchmarks speed --speed-parts profile`, "
-        f"{doc['updated']}). A step takes **{step:.1f} ms** without the profiler and "
+        f"{doc['updated']}). A step takes **{step:.1f} ms** without the profiler"
+        + (
+            f" ({doc['step_ms_elementwise']:.1f} ms with the likelihoods' element-wise "
+            "reference instead of geneae.fused_nll, alternate blocks of steps in the same "
+            f"process: {doc['step_ms_elementwise'] / step:.2f}x)"
+            if "step_ms_elementwise" in doc
+            else ""
+        )
+        + " and "
         f"{profiled:.1f} ms with it, of which the aten operators' own CPU time is {ops:.1f} ms; "
         f"Python and dispatch between operators take the rest: {profiled - ops:.1f} ms under "
         f"the profiler (its own cost included), about {max(0.0, step - ops):.1f} ms without it "
