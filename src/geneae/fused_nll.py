@@ -70,6 +70,28 @@ def _nonzero_of(x: Tensor, nonzero: Tensor | None) -> Tensor | None:
     return torch.nonzero(x.reshape(-1)).squeeze(1)
 
 
+def _entries(
+    x: Tensor, log_ratio: Tensor, theta: Tensor, nonzero: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """At the non-zero entries: counts, log-ratios, rows, genes, thetas and NB coefficients.
+
+    The coefficient is ``lgamma(x + theta) - lgamma(theta) - lgamma(x + 1)`` (0 at x = 0),
+    with ``lgamma(theta)`` evaluated once per gene.
+    """
+    g = x.shape[1]
+    xn = x.reshape(-1).index_select(0, nonzero)
+    an = log_ratio.reshape(-1).index_select(0, nonzero)
+    rows, genes = nonzero // g, nonzero % g
+    thetan = theta.index_select(0, genes)
+    coef = torch.lgamma(xn + thetan) - torch.lgamma(theta).index_select(0, genes)
+    return xn, an, rows, genes, thetan, coef - torch.lgamma(xn + 1.0)
+
+
+def _coef_theta_grad(xn: Tensor, thetan: Tensor, theta: Tensor, genes: Tensor) -> Tensor:
+    """The coefficient's theta derivative at the non-zero entries (a digamma difference)."""
+    return torch.digamma(xn + thetan) - torch.digamma(theta).index_select(0, genes)
+
+
 class _NBRows(torch.autograd.Function):
     """Rows of ``-log NB(x; mu, theta)`` from ``a = log(mu / theta)`` (see nb_nll_rows)."""
 
@@ -80,19 +102,13 @@ class _NBRows(torch.autograd.Function):
         # -log f(x) = theta softplus(a) + x softplus(-a) - [lgamma(x + theta)
         #             - lgamma(theta) - lgamma(x + 1)]; the last two terms are 0 at x = 0.
         softplus_a = _softplus(log_ratio)
-        g = x.shape[1]
         if nonzero is None:
             coef = torch.lgamma(x + theta) - torch.lgamma(theta) - torch.lgamma(x + 1.0)
             rows_nll = softplus_a @ theta + (x * _softplus(-log_ratio) - coef).sum(1)
             ctx.save_for_backward(x, log_ratio, softplus_a, theta)
             ctx.dense = True
             return rows_nll
-        xn = x.reshape(-1).index_select(0, nonzero)
-        an = log_ratio.reshape(-1).index_select(0, nonzero)
-        rows, genes = nonzero // g, nonzero % g
-        thetan = theta.index_select(0, genes)
-        coef = torch.lgamma(xn + thetan) - torch.lgamma(theta).index_select(0, genes)
-        coef = coef - torch.lgamma(xn + 1.0)
+        xn, an, rows, genes, thetan, coef = _entries(x, log_ratio, theta, nonzero)
         rows_nll = (softplus_a @ theta).index_add(0, rows, xn * _softplus(-an) - coef)
         ctx.save_for_backward(xn, an, log_ratio, softplus_a, theta, thetan, nonzero, rows, genes)
         ctx.dense = False
@@ -123,8 +139,7 @@ class _NBRows(torch.autograd.Function):
             grad_a.mul_(theta).mul_(grad_rows.unsqueeze(1))
             grad_a.view(-1).index_add_(0, nonzero, -weights * xn * torch.sigmoid(-an))
         if need_theta:
-            # digamma(theta) once per gene: the entries share their gene's value.
-            digammas = torch.digamma(xn + thetan) - torch.digamma(theta).index_select(0, genes)
+            digammas = _coef_theta_grad(xn, thetan, theta, genes)
             grad_theta = (grad_rows @ softplus_a).index_add_(0, genes, -weights * digammas)
         return None, grad_a, grad_theta, None
 
@@ -177,7 +192,6 @@ class _ZINBRows(torch.autograd.Function):
     def forward(  # type: ignore[override]
         ctx: Any, x: Tensor, log_ratio: Tensor, theta: Tensor, logits: Tensor, nonzero: Tensor
     ) -> Tensor:
-        g = x.shape[1]
         softplus_a = _softplus(log_ratio)
         log_f0 = softplus_a * theta
         log_f0.neg_()
@@ -190,13 +204,8 @@ class _ZINBRows(torch.autograd.Function):
             torch.log1p(torch.where(near, y, 0.0)),
             torch.logaddexp(logits - softplus_l, log_f0 - softplus_l),
         )
-        xn = x.reshape(-1).index_select(0, nonzero)
-        an = log_ratio.reshape(-1).index_select(0, nonzero)
+        xn, an, rows, genes, thetan, coef = _entries(x, log_ratio, theta, nonzero)
         ln = logits.reshape(-1).index_select(0, nonzero)
-        rows, genes = nonzero // g, nonzero % g
-        thetan = theta.index_select(0, genes)
-        coef = torch.lgamma(xn + thetan) - torch.lgamma(theta).index_select(0, genes)
-        coef = coef - torch.lgamma(xn + 1.0)
         log_nonzero = coef - _softplus(ln) - xn * _softplus(-an)
         log_nonzero = log_nonzero + log_f0.reshape(-1).index_select(0, nonzero)
         zero_n = log_zero.reshape(-1).index_select(0, nonzero)
@@ -228,7 +237,7 @@ class _ZINBRows(torch.autograd.Function):
             grad_a = torch.sigmoid(log_ratio).mul_(grad_c).mul_(theta).neg_().contiguous()
             grad_a.view(-1).index_add_(0, nonzero, -weights * xn * torch.sigmoid(-an))
         if ctx.needs_input_grad[2]:  # dc/dtheta = -softplus(a); -coef at the non-zeros
-            digammas = torch.digamma(xn + thetan) - torch.digamma(theta).index_select(0, genes)
+            digammas = _coef_theta_grad(xn, thetan, theta, genes)
             grad_theta = (grad_c * softplus_a).sum(0).neg_()
             grad_theta.index_add_(0, genes, -weights * digammas)
         if ctx.needs_input_grad[3]:
