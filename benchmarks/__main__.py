@@ -69,6 +69,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=10,
         help="speed: time fits of N and 2N epochs; per-epoch time = difference / N",
     )
+    p.add_argument(
+        "--wallclock-epochs",
+        type=int,
+        default=8,
+        help="speed (epoch part): whole processes of N and 2N epochs; more epochs, less "
+        "of the run-to-run noise of start-up in the per-epoch figure",
+    )
     p.add_argument("--speed-dataset", default="pbmc_10x", choices=list(DATASETS))
     p.add_argument(
         "--speed-parts",
@@ -188,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                 wall_parts,
                 dataset=args.speed_dataset,
                 to_model_datasets=tuple(args.to_model_datasets),
+                epochs=args.wallclock_epochs,
             )
     if part in ("scaling", "all"):
         from benchmarks.scaling import run_scaling
