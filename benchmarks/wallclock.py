@@ -298,8 +298,16 @@ def markdown(doc: dict[str, Any] | None, quality: dict[str, Any] | None = None) 
     ]
     g_idle = idle.get("geneae", {}).get("per_epoch_s")
     g_busy = busy.get("geneae", {}).get("per_epoch_s")
-    if g_idle and g_busy:
+    measured = doc.get("measured") or {}
+    if g_idle and g_busy and measured.get("busy") == measured.get("epoch"):
         lines += [f"geneae busy / idle per epoch: **{g_busy / g_idle:.2f}x**.", ""]
+    elif g_idle and g_busy:  # a ratio across two runs would compare two machine states
+        lines += [
+            f"geneae busy / idle per epoch: not computed, the two rows are from different "
+            f"runs (busy {measured.get('busy')}, idle {measured.get('epoch')}); rerun "
+            "`--speed-parts epoch busy` for the ratio of one run.",
+            "",
+        ]
     own = doc.get("idle_default_batch", {})
     if own.get("geneae") and own.get("speedup"):
         lines += [
