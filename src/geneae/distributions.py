@@ -51,6 +51,10 @@ POSITIVE_FLOOR = 1e-30
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
+# Below this many entries a CPU batch is scored densely: finding the non-zero positions
+# costs more than it saves.
+_FIND_NONZERO_MIN = 4096
+
 
 def _softplus(t: Tensor) -> Tensor:
     """``log(1 + exp(t))`` to the precision of ``t``'s dtype.
@@ -193,7 +197,7 @@ def _nb_log_coef(x: Tensor, theta: Tensor, nonzero: Tensor | None = None) -> Ten
     finds them itself; on GPUs the dense form is faster (no data-dependent indexing).
     """
     per_gene = x.dim() >= 1 and theta.dim() <= 1 and theta.numel() in (1, x.shape[-1])
-    if nonzero is None and per_gene and not x.is_cuda and x.numel() >= 4096:
+    if nonzero is None and per_gene and not x.is_cuda and x.numel() >= _FIND_NONZERO_MIN:
         nonzero = torch.nonzero(x.reshape(-1)).squeeze(1)
     if nonzero is None or not per_gene:
         return torch.lgamma(x + theta) - torch.lgamma(theta) - torch.lgamma(x + 1.0)

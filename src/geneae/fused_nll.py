@@ -25,21 +25,15 @@ element-wise reference for everything else.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from geneae.distributions import POSITIVE_FLOOR
+# The reference's numerical helpers, shared so that both score alike.
+from geneae.distributions import _FIND_NONZERO_MIN, _LOG_2PI, POSITIVE_FLOOR, _softplus
 
 __all__ = ["fusable", "gaussian_nll_rows", "nb_nll_rows", "zinb_nll_rows"]
-
-_LOG_2PI = math.log(2.0 * math.pi)
-
-# Below this many entries a CPU batch is scored densely: finding the non-zero positions
-# costs more than it saves (the same threshold as geneae.distributions).
-_FIND_NONZERO_MIN = 4096
 
 
 def fusable(target: Tensor, per_gene: Tensor, *others: Tensor) -> bool:
@@ -47,13 +41,6 @@ def fusable(target: Tensor, per_gene: Tensor, *others: Tensor) -> bool:
     if target.dim() != 2 or per_gene.dim() != 1 or per_gene.shape[0] != target.shape[1]:
         return False
     return all(t.shape == target.shape for t in others)
-
-
-def _softplus(t: Tensor) -> Tensor:
-    """``log(1 + exp(t))`` to the precision of t's dtype (see geneae.distributions)."""
-    if t.dtype == torch.float64:
-        return torch.logaddexp(t, torch.zeros((), dtype=t.dtype, device=t.device))
-    return torch.nn.functional.softplus(t)
 
 
 def _without_autocast(t: Tensor) -> torch.autocast:

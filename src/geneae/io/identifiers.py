@@ -14,7 +14,9 @@ from typing import Literal
 
 AxisKind = Literal["genes", "samples"]
 
-_ENSEMBL = re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?([_|].*)?$", re.IGNORECASE)
+#: An Ensembl gene's stable ID (any species' prefix), without its ``.version``.
+ENSEMBL_GENE_ID = r"ENS[A-Z]*G\d{6,}"
+_ENSEMBL = re.compile(rf"^{ENSEMBL_GENE_ID}(\.\d+)?([_|].*)?$", re.IGNORECASE)
 # 10x / Drop-seq barcodes, possibly prefixed with a sample name ("pbmc1_AAAC...-1").
 _BARCODE = re.compile(r"(^|[_:.\-])[ACGTN]{12,}(-\d+)?$")
 _SAMPLE_ID = re.compile(

@@ -16,11 +16,12 @@ import numpy as np
 import pandas as pd
 
 from geneae.errors import DataWarning
+from geneae.io.identifiers import ENSEMBL_GENE_ID
 
 __all__ = ["gene_columns"]
 
 #: A versioned Ensembl ID: the stable ID, then ``.version`` (and nothing after it).
-_VERSIONED = re.compile(r"^(ENS[A-Z]*G\d{6,})\.\d+$", re.IGNORECASE)
+_VERSIONED = re.compile(rf"^({ENSEMBL_GENE_ID})\.\d+$", re.IGNORECASE)
 
 
 def gene_columns(genes: pd.Index, names: pd.Index) -> np.ndarray:
