@@ -291,3 +291,28 @@ def test_mixed_precision_keeps_the_sums_in_float32(rng):
     for g, e in zip(got, expected, strict=True):
         assert g.dtype == torch.float32
         torch.testing.assert_close(g, e)
+
+
+def test_backward_inside_autocast_keeps_float32_gradients(rng):
+    """Lightning's mixed precision runs the backward inside autocast: same gradients."""
+    x, log_ratio, theta, _ = nb_case(rng, torch.float32)
+    pi_logits = torch.randn(N_ROWS, N_GENES)
+    mean, var = torch.randn(N_ROWS, N_GENES), torch.rand(N_GENES).add(0.5)
+    losses = {
+        "nb": lambda a, t, p, m, v: nb_nll_rows(x, a, t),
+        "zinb": lambda a, t, p, m, v: zinb_nll_rows(x, a, t, p),
+        "gaussian": lambda a, t, p, m, v: gaussian_nll_rows(x, m, v),
+    }
+    for name, loss in losses.items():
+        grads = []
+        for autocast in (False, True):
+            inputs = [t.clone().requires_grad_() for t in (log_ratio, theta, pi_logits, mean, var)]
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                loss(*inputs).sum().backward()
+            grads.append([t.grad for t in inputs])
+        for plain, mixed in zip(*grads, strict=True):
+            if plain is None:
+                assert mixed is None, name
+                continue
+            assert mixed.dtype == torch.float32, name
+            torch.testing.assert_close(mixed, plain, msg=name)

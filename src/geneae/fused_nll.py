@@ -25,6 +25,8 @@ element-wise reference for everything else.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -46,6 +48,22 @@ def fusable(target: Tensor, per_gene: Tensor, *others: Tensor) -> bool:
 def _without_autocast(t: Tensor) -> torch.autocast:
     """A region where autocast (mixed precision) leaves the products in t's float32."""
     return torch.autocast(t.device.type, enabled=False)
+
+
+def _float32_backward(backward: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a Function's backward with autocast off, as its forward.
+
+    A backward called inside an autocast region (Lightning's mixed precision calls
+    ``manual_backward`` there) would otherwise run its products over genes in half
+    precision and mix their dtypes with the float32 saved tensors.
+    """
+
+    @functools.wraps(backward)
+    def wrapped(ctx: Any, *grads: Tensor) -> Any:
+        with _without_autocast(grads[0]):
+            return backward(ctx, *grads)
+
+    return wrapped
 
 
 def _nonzero_of(x: Tensor, nonzero: Tensor | None) -> Tensor | None:
@@ -102,6 +120,7 @@ class _NBRows(torch.autograd.Function):
         return rows_nll
 
     @staticmethod
+    @_float32_backward
     def backward(  # type: ignore[override]
         ctx: Any, grad_rows: Tensor
     ) -> tuple[None, Tensor | None, Tensor | None, None]:
@@ -204,6 +223,7 @@ class _ZINBRows(torch.autograd.Function):
         return rows_nll
 
     @staticmethod
+    @_float32_backward
     def backward(  # type: ignore[override]
         ctx: Any, grad_rows: Tensor
     ) -> tuple[None, Tensor | None, Tensor | None, Tensor | None, None]:
@@ -281,6 +301,7 @@ class _GaussianRows(torch.autograd.Function):
         return rows
 
     @staticmethod
+    @_float32_backward
     def backward(  # type: ignore[override]
         ctx: Any, grad_rows: Tensor
     ) -> tuple[None, Tensor | None, Tensor | None]:
