@@ -77,7 +77,7 @@ def refine_clusters(
         The training data (all rows: the phase is unsupervised and has no validation).
     cfg
         ``cluster_epochs``, ``cluster_resolution``, ``cluster_weight``, ``cluster_lr``,
-        ``cluster_batch_size`` and ``seed``.
+        ``cluster_batch_size``, ``seed`` and ``precision``.
     n_genes
         Genes of the model (the clustering term's scale).
     kl_weight
@@ -97,6 +97,9 @@ def refine_clusters(
     order = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed * 1_000_003 + 7_919)  # dropout and reparameterisation draws
     weight = cfg.cluster_weight * n_genes
+    # Mixed precision as training had it (on a CPU both mixed settings mean bfloat16, as
+    # Lightning runs them); the likelihoods and the heads' outputs stay float32.
+    mixed = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision != "32")
     last = float("nan")
     for _ in range(cfg.cluster_epochs or 0):
         with torch.no_grad():
@@ -106,9 +109,10 @@ def refine_clusters(
             if len(idx) < 2:  # BatchNorm needs two rows
                 continue
             batch = tensors.batch(idx)
-            out = module.loss(batch, kl_weight=kl_weight)
-            q = soft_assign(module.encode(batch["x"], batch.get("covariate")), centroids)
-            clustering = kl_to_target(target[idx], q)
+            with mixed:
+                out = module.loss(batch, kl_weight=kl_weight)
+                q = soft_assign(module.encode(batch["x"], batch.get("covariate")), centroids)
+                clustering = kl_to_target(target[idx], q.float())
             optimizer.zero_grad(set_to_none=True)
             (out.loss + weight * clustering).backward()
             optimizer.step()
