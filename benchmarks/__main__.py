@@ -76,6 +76,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="speed (epoch part): whole processes of N and 2N epochs; more epochs, less "
         "of the run-to-run noise of start-up in the per-epoch figure",
     )
+    p.add_argument(
+        "--busy-epochs",
+        type=int,
+        default=2,
+        help="speed (busy part): whole processes of N and 2N epochs with one core busy "
+        "(scvi-tools slows down most there; more epochs, less start-up noise)",
+    )
     p.add_argument("--speed-dataset", default="pbmc_10x", choices=list(DATASETS))
     p.add_argument(
         "--speed-parts",
@@ -196,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                 dataset=args.speed_dataset,
                 to_model_datasets=tuple(args.to_model_datasets),
                 epochs=args.wallclock_epochs,
+                busy_epochs=args.busy_epochs,
             )
     if part in ("scaling", "all"):
         from benchmarks.scaling import run_scaling

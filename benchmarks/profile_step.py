@@ -78,14 +78,32 @@ def group_of(op: str) -> str:
     return ELEMENTWISE
 
 
-def fused_and_reference_ms(step: Any, steps: int, blocks: int = 6) -> tuple[float, float]:
-    """Seconds per step with the fused losses and with the element-wise reference.
+def alternate_ms(variants: dict[str, Any], steps: int, blocks: int = 6) -> dict[str, float]:
+    """Seconds per step of each variant, run in alternate blocks of steps in this process.
 
-    The reference (``LikelihoodHead.row_loss`` as the element-wise loss summed over genes,
-    what every step ran before :mod:`geneae.fused_nll`) is patched in for alternate
-    blocks of steps in this process only; each is the median over its blocks, so that
-    both meet the same machine.
+    ``variants`` maps a name to a zero-argument function that sets the variant up and
+    returns ``(step, undo)``. Each figure is the median over its blocks, so that every
+    variant meets the same machine.
     """
+    per_block = max(1, steps // blocks)
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(blocks):
+        for name, enter in variants.items():
+            step, undo = enter()
+            try:
+                step()  # the first step after a switch warms its kernels
+                t0 = time.perf_counter()
+                for _ in range(per_block):
+                    step()
+                times[name].append((time.perf_counter() - t0) / per_block)
+            finally:
+                undo()
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _elementwise_losses() -> Any:
+    """Patch in the likelihoods' element-wise reference (``LikelihoodHead.row_loss`` as the
+    element-wise loss summed over genes, what every step ran before geneae.fused_nll)."""
     from geneae.module.heads import LikelihoodHead
 
     fused = LikelihoodHead.row_loss
@@ -93,20 +111,12 @@ def fused_and_reference_ms(step: Any, steps: int, blocks: int = 6) -> tuple[floa
     def elementwise(self: Any, target: Any, params: Any, nonzero: Any = None) -> Any:
         return self.loss(target, params, nonzero).sum(-1)
 
-    per_block = max(1, steps // blocks)
-    times: dict[str, list[float]] = {"fused": [], "elementwise": []}
-    try:
-        for _ in range(blocks):
-            for name, method in (("fused", fused), ("elementwise", elementwise)):
-                LikelihoodHead.row_loss = method  # type: ignore[method-assign]
-                step()  # the first step after a switch warms its kernels
-                t0 = time.perf_counter()
-                for _ in range(per_block):
-                    step()
-                times[name].append((time.perf_counter() - t0) / per_block)
-    finally:
+    LikelihoodHead.row_loss = elementwise  # type: ignore[method-assign]
+
+    def undo() -> None:
         LikelihoodHead.row_loss = fused  # type: ignore[method-assign]
-    return statistics.median(times["fused"]), statistics.median(times["elementwise"])
+
+    return undo
 
 
 def profile_default_step(dataset: str, steps: int = 60, warmup: int = 10) -> dict[str, Any]:
@@ -119,6 +129,7 @@ def profile_default_step(dataset: str, steps: int = 60, warmup: int = 10) -> dic
     import torch
 
     from geneae import GeneAE, RunConfig
+    from geneae.precision import autocast_for, choose_precision
     from geneae.train.plan import TrainingPlan
 
     adata = load_dataset(dataset)
@@ -133,20 +144,40 @@ def profile_default_step(dataset: str, steps: int = 60, warmup: int = 10) -> dic
     optimizer = configured["optimizer"] if isinstance(configured, dict) else configured
     gen = torch.Generator().manual_seed(0)
 
-    def step() -> None:
-        idx = torch.randint(0, tensors.n_obs, (batch_size,), generator=gen)
-        loss = module.loss(tensors.batch(idx), kl_weight=0.3).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    precision = choose_precision(model.config.train.precision, "cpu")[0]
 
+    def step_in(chosen: str) -> Any:
+        def step() -> None:
+            idx = torch.randint(0, tensors.n_obs, (batch_size,), generator=gen)
+            with autocast_for(chosen):  # as Lightning runs the step at that precision
+                loss = module.loss(tensors.batch(idx), kl_weight=0.3).loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        return step
+
+    default_step = step_in(precision)
+
+    def plain() -> Any:
+        return default_step, lambda: None
+
+    def elementwise() -> Any:
+        return default_step, _elementwise_losses()
+
+    def float32() -> Any:
+        return step_in("32"), lambda: None
+
+    variants = {"default": plain, "elementwise": elementwise}
+    if precision != "32":
+        variants["float32"] = float32
     for _ in range(warmup):
-        step()
-    wall, wall_reference = fused_and_reference_ms(step, steps)
+        default_step()
+    wall = alternate_ms(variants, steps)
     t0 = time.perf_counter()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         for _ in range(steps):
-            step()
+            default_step()
     wall_profiled = (time.perf_counter() - t0) / steps
     groups: dict[str, float] = defaultdict(float)
     ops: list[tuple[str, float, int]] = []
@@ -169,8 +200,10 @@ def profile_default_step(dataset: str, steps: int = 60, warmup: int = 10) -> dic
         },
         "threads": torch.get_num_threads(),
         "steps": steps,
-        "step_ms": wall * 1000,
-        "step_ms_elementwise": wall_reference * 1000,
+        "precision": precision,
+        "step_ms": wall["default"] * 1000,
+        "step_ms_elementwise": wall["elementwise"] * 1000,
+        **({"step_ms_float32": wall["float32"] * 1000} if "float32" in wall else {}),
         "step_ms_profiled": wall_profiled * 1000,
         "operators_ms": ops_ms,
         "groups_ms": dict(sorted(groups.items(), key=lambda kv: -kv[1])),
@@ -225,8 +258,14 @@ def profile_markdown(doc: dict[str, Any] | None) -> list[str]:
         f"default model ({m['family']}, {m['likelihood']}, hidden {m['hidden']}, latent "
         f"{m['latent']}, standardised term {m['standardized_weight']}), {doc['steps']} training "
         f"steps at its default batch of {m['batch_size']} with fused Adam, {doc['threads']} "
-        f"torch threads (`python -m benchmarks speed --speed-parts profile`, "
-        f"{doc['updated']}). A step takes **{step:.1f} ms** without the profiler"
+        f"torch threads, precision {doc.get('precision', '32')} (`python -m benchmarks speed "
+        f"--speed-parts profile`, {doc['updated']}). A step takes **{step:.1f} ms** without "
+        "the profiler"
+        + (
+            f" ({doc['step_ms_float32']:.1f} ms in float32: {doc['step_ms_float32'] / step:.2f}x)"
+            if "step_ms_float32" in doc
+            else ""
+        )
         + (
             f" ({doc['step_ms_elementwise']:.1f} ms with the likelihoods' element-wise "
             "reference instead of geneae.fused_nll, alternate blocks of steps in the same "

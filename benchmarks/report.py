@@ -28,6 +28,7 @@ from benchmarks.outofcore import markdown as outofcore_markdown
 from benchmarks.profile_step import profile_markdown
 from benchmarks.quality import GENEAE_PRESETS, METHODS, PCA_METHODS, PEERS
 from benchmarks.scaling import plot_scaling
+from benchmarks.speed import SPEED_ROWS
 from benchmarks.wallclock import markdown as wallclock_markdown
 from geneae.resolve import MEMBERS as DEFAULT_MEMBERS
 
@@ -631,31 +632,38 @@ def _load1(load: list[float] | None) -> str:
 def _speed_table(title: str, part: dict[str, Any] | None, mm: dict[str, Any] | None) -> list[str]:
     if not part:
         return [f"{title}: not run.", ""]
+    mm = mm or {}
+    bf16 = mm.get("gflops_2048_bf16")
     lines = [
         f"### {title}",
         "",
-        f"2048^3 float32 matmul: {_num((mm or {}).get('gflops_2048'))} GFLOP/s"
-        + (f" ({mm.get('threads')} threads)" if mm and mm.get("threads") else "")
-        + ".",
+        f"2048^3 matmul: {_num(mm.get('gflops_2048'))} GFLOP/s in float32"
+        + (f", {_num(bf16)} in bfloat16" if bf16 else "")
+        + (f" ({mm.get('threads')} threads)" if mm.get("threads") else "")
+        + ". `precision`: what the row trained in (geneae: its default `train.precision: "
+        "auto`, see geneae.precision; the float32 row is geneae with `train.precision: 32`).",
         "",
-        "| model | s/epoch | naive s/epoch | cells/s | linear MACs / cell | GFLOP/s | % of 2048 "
-        "matmul | % of own GEMMs at batch 128 |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | precision | s/epoch | naive s/epoch | cells/s | linear MACs / cell | "
+        "GFLOP/s | % of float32 2048 matmul | % of 2048 matmul in own precision | % of own "
+        "GEMMs at batch 128 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name in ("geneae", "scvi"):
+    for name in SPEED_ROWS:
         r = part.get(name)
         if not r:
             continue
         if r.get("status") != "ok":
-            lines.append(f"| {name} | failed: {r.get('error')} | | | | | | |")
+            lines.append(f"| {name} | | failed: {r.get('error')} | | | | | | | |")
             continue
         f1 = r.get("fraction_of_matmul_2048")
+        f_own = r.get("fraction_of_matmul_2048_own_precision")
         f2 = r.get("fraction_of_gemm_at_batch")
         lines.append(
-            f"| {name} | {_fmt(r['seconds_per_epoch'])} | {_fmt(r['seconds_per_epoch_naive'])} | "
+            f"| {name} | {r.get('precision', '32')} | {_fmt(r['seconds_per_epoch'])} | "
+            f"{_fmt(r['seconds_per_epoch_naive'])} | "
             f"{_num(r.get('cells_per_s'))} | {r['linear_macs_per_cell']:,} | "
             f"{_fmt(r.get('achieved_gflops'), 2)} | {_fmt(100 * f1 if f1 else None, 1)} | "
-            f"{_fmt(100 * f2 if f2 else None, 1)} |"
+            f"{_fmt(100 * f_own if f_own else None, 1)} | {_fmt(100 * f2 if f2 else None, 1)} |"
         )
     lines.append("")
     ratio = part.get("ratio_geneae_over_scvi")
@@ -666,10 +674,16 @@ def _speed_table(title: str, part: dict[str, Any] | None, mm: dict[str, Any] | N
             else f"geneae is slower per epoch than scvi-tools ({ratio:.2f}x its time)"
         )
         lines += [f"Per-epoch time geneae / scvi-tools: **{ratio:.2f}** — {verdict}.", ""]
-    shapes = (part.get("geneae") or {}).get("gemm_at_batch", {}).get("layers")
+    full, fast = part.get("geneae-float32"), part.get("geneae")
+    if full and fast and full.get("status") == fast.get("status") == "ok":
+        gain = full["seconds_per_epoch"] / fast["seconds_per_epoch"]
+        lines += [f"geneae {fast.get('precision')} / float32 per-epoch speed-up: {gain:.2f}x.", ""]
+    gemm = (part.get("geneae") or {}).get("gemm_at_batch", {})
+    shapes = gemm.get("layers")
     if shapes:
         lines += [
-            "GEMM shapes of geneae's step at batch 128, measured alone (GFLOP/s):",
+            f"GEMM shapes of geneae's step at batch 128 in {gemm.get('dtype', 'float32')}, "
+            "measured alone (GFLOP/s):",
             "",
             "| layer in -> out | forward | grad-input | grad-weight |",
             "|---|---|---|---|",

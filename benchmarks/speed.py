@@ -2,8 +2,10 @@
 
 Both models: one hidden layer of 128, latent 10, NB likelihood, batch 128, no validation, no
 early stopping. Per-epoch time = (time of a 2N-epoch fit - time of an N-epoch fit) / N, the
-same for both, which removes set-up and warm-up. The same process measures a 2048^3 float32
-matmul and the models' own GEMM shapes at batch 128 with the same thread count, and each
+same for both, which removes set-up and warm-up. geneae trains in the precision a user's run
+gets (``train.precision: auto``); where that is not float32, geneae in float32 is timed beside
+it. The same process measures a 2048^3 matmul in float32 and bfloat16 and the models' own
+GEMM shapes at batch 128 (in each row's precision) with the same thread count, and each
 model's achieved GFLOP/s (6 x cells x sum(in x out) of the linear layers actually executed
 per cell, per epoch) as a fraction of them. With a GPU the comparison repeats there, plus
 throughput (cells/s) at batch sizes 256-4096 on a 100k-cell synthetic matrix.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,9 @@ from benchmarks.common import (
 )
 
 HIDDEN, LATENT, BATCH = 128, 10, 128
+#: The rows of a comparison: geneae as a user's run trains it (its precision: ``auto``),
+#: geneae in float32 where ``auto`` chose otherwise, scvi-tools (float32, its default).
+SPEED_ROWS = ("geneae", "geneae-float32", "scvi")
 GPU_BATCHES = (256, 512, 1024, 2048, 4096)
 GPU_THROUGHPUT_CELLS = 100_000
 
@@ -39,14 +45,17 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def matmul_gflops(m: int, k: int, n: int, device: str = "cpu", min_time: float = 0.5) -> float:
-    """GFLOP/s of an (m x k) @ (k x n) float32 product (2mkn FLOPs), best of a few rounds."""
+def matmul_gflops(
+    m: int, k: int, n: int, device: str = "cpu", min_time: float = 0.5, dtype: str = "float32"
+) -> float:
+    """GFLOP/s of an (m x k) @ (k x n) product (2mkn FLOPs) in ``dtype``, best of a few rounds."""
     import torch
 
     gen = torch.Generator().manual_seed(0)
-    a = torch.randn(m, k, generator=gen).to(device)
-    b = torch.randn(k, n, generator=gen).to(device)
-    out = torch.empty(m, n, device=device)
+    kind = getattr(torch, dtype)
+    a = torch.randn(m, k, generator=gen).to(device, kind)
+    b = torch.randn(k, n, generator=gen).to(device, kind)
+    out = torch.empty(m, n, device=device, dtype=kind)
     for _ in range(3):
         torch.mm(a, b, out=out)
     _sync(device)
@@ -66,7 +75,9 @@ def matmul_gflops(m: int, k: int, n: int, device: str = "cpu", min_time: float =
     return 2.0 * m * k * n / best / 1e9
 
 
-def gemm_step_seconds(layers: list[tuple[int, int]], batch: int, device: str) -> dict[str, Any]:
+def gemm_step_seconds(
+    layers: list[tuple[int, int]], batch: int, device: str, dtype: str = "float32"
+) -> dict[str, Any]:
     """Time of the GEMMs of one training step: per layer forward, grad-input, grad-weight."""
     rows = []
     total_s = 0.0
@@ -80,13 +91,18 @@ def gemm_step_seconds(layers: list[tuple[int, int]], batch: int, device: str) ->
         row: dict[str, Any] = {"in": fan_in, "out": fan_out}
         for name, (m, k, n) in shapes.items():
             if (m, k, n) not in measured:
-                measured[(m, k, n)] = matmul_gflops(m, k, n, device, min_time=0.3)
+                measured[(m, k, n)] = matmul_gflops(m, k, n, device, 0.3, dtype)
             g = measured[(m, k, n)]
             row[f"{name}_gflops"] = g
             total_s += 2.0 * m * k * n / (g * 1e9)
         rows.append(row)
     flops = 6.0 * batch * sum(i * o for i, o in layers)
-    return {"layers": rows, "step_s": total_s, "gflops": flops / total_s / 1e9 if total_s else None}
+    return {
+        "layers": rows,
+        "dtype": dtype,
+        "step_s": total_s,
+        "gflops": flops / total_s / 1e9 if total_s else None,
+    }
 
 
 # -- counting the linear layers actually run ---------------------------------------------------
@@ -166,7 +182,10 @@ def scvi_linear_layers(model: Any, batch: int) -> tuple[list[tuple[int, int]], s
 
 
 # -- the two models ---------------------------------------------------------------------------
-def geneae_fit(adata: Any, epochs: int, batch: int, accelerator: str) -> tuple[float, Any]:
+def geneae_fit(
+    adata: Any, epochs: int, batch: int, accelerator: str, precision: str = "auto"
+) -> tuple[float, Any]:
+    """geneae's model of the comparison at ``precision`` (auto: what a user's run uses)."""
     from geneae.config import RunConfig
     from geneae.model import GeneAE
 
@@ -185,6 +204,7 @@ def geneae_fit(adata: Any, epochs: int, batch: int, accelerator: str) -> tuple[f
             "train.seed": 0,
             "train.quiet": True,
             "train.accelerator": accelerator,
+            "train.precision": precision,
         }
     )
     model = GeneAE(cfg).fit(adata)
@@ -223,7 +243,11 @@ def compare_pair(
 ) -> dict[str, Any]:
     """Per-epoch time of both models (N and 2N epochs, interleaved), FLOP rates."""
     out: dict[str, Any] = {"batch_size": batch, "epochs": [epochs, 2 * epochs]}
+    from geneae.precision import choose_precision
+
     fits: dict[str, Any] = {"geneae": geneae_fit}
+    if choose_precision("auto", accelerator)[0] != "32":  # and geneae in float32, beside it
+        fits["geneae-float32"] = partial(geneae_fit, precision="32")
     if with_scvi:
         fits["scvi"] = scvi_fit
     times: dict[str, dict[int, float]] = {name: {} for name in fits}
@@ -245,14 +269,17 @@ def compare_pair(
             continue
         t1, t2 = times[name][epochs], times[name][2 * epochs]
         spe = (t2 - t1) / epochs
-        if name == "geneae":
+        if name.startswith("geneae"):
             layers, how = geneae_linear_layers(models[name], adata, batch)
+            precision = models[name].metrics["model"]["precision"]
         else:
             layers, how = scvi_linear_layers(models[name], batch)
+            precision = "32"
         macs = sum(i * o for i, o in layers)
         gflops = 6.0 * macs * n_cells / spe / 1e9 if spe > 0 else None
         out[name] = {
             "status": "ok",
+            "precision": precision,
             "train_s": {str(epochs): t1, str(2 * epochs): t2},
             "seconds_per_epoch": spe,
             "seconds_per_epoch_naive": t2 / (2 * epochs),
@@ -315,7 +342,11 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         "loadavg_start": loadavg(),
     }
     print(f"[speed] matmul micro-benchmark ({threads} threads)", flush=True)
-    cpu_mm = {"threads": threads, "gflops_2048": matmul_gflops(2048, 2048, 2048, "cpu")}
+    cpu_mm = {
+        "threads": threads,
+        "gflops_2048": matmul_gflops(2048, 2048, 2048, "cpu"),
+        "gflops_2048_bf16": matmul_gflops(2048, 2048, 2048, "cpu", dtype="bfloat16"),
+    }
     doc["matmul_cpu"] = cpu_mm
     print(f"[speed] CPU: geneae vs scvi, {epochs} and {2 * epochs} epochs", flush=True)
     cpu = compare_pair(adata, epochs, BATCH, "cpu", with_scvi=has_scvi)
@@ -338,13 +369,19 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _add_fractions(part: dict[str, Any], mm: dict[str, Any], batch: int, device: str) -> None:
-    for name in ("geneae", "scvi"):
+    """Achieved rates as fractions of the float32 2048^3 matmul (the issue's yardstick), of
+    the matmul in the row's own precision, and of its own GEMM shapes in that precision."""
+    for name in SPEED_ROWS:
         rec = part.get(name)
         if not rec or rec.get("status") != "ok" or not rec.get("achieved_gflops"):
             continue
-        gemm = gemm_step_seconds(rec["linear_layers"], batch, device)
+        dtype = "float32" if rec.get("precision", "32") == "32" else "bfloat16"
+        gemm = gemm_step_seconds(rec["linear_layers"], batch, device, dtype)
         rec["gemm_at_batch"] = gemm
         rec["fraction_of_matmul_2048"] = rec["achieved_gflops"] / mm["gflops_2048"]
+        own = mm.get("gflops_2048" if dtype == "float32" else "gflops_2048_bf16")
+        if own:
+            rec["fraction_of_matmul_2048_own_precision"] = rec["achieved_gflops"] / own
         if gemm.get("gflops"):
             rec["fraction_of_gemm_at_batch"] = rec["achieved_gflops"] / gemm["gflops"]
 

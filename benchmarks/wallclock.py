@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import dataset_path, loadavg, machine_info, now, versions
+from geneae.precision import choose_precision
 
 SCVI_SCRIPT = """
 import sys, h5py, numpy as np, anndata as ad, scipy.sparse as sp, scvi
@@ -48,13 +49,18 @@ model.save(out, overwrite=True)
 TIME_TO_MODEL_DATASETS = ("pbmc_10x", "worm_neuron", "mouse_bladder", "cite_cbmc")
 
 
-def geneae_config(batch_size: int | None, one_model: bool = False) -> str:
+def geneae_config(batch_size: int | None, one_model: bool = False, precision: str = "auto") -> str:
     """`geneae train --config` text: report off, no early stopping, the batch size given
     (``None``: geneae's default); ``one_model``: one member (the architecture scvi-tools
-    trains; geneae's default trains three, see ``model.members``)."""
+    trains; geneae's default trains three, see ``model.members``); ``precision``:
+    ``train.precision`` (auto: geneae's default)."""
     batch = "" if batch_size is None else f"  batch_size: {batch_size}\n"
+    precision_line = "" if precision == "auto" else f"  precision: '{precision}'\n"
     model = "model:\n  members: 1\n" if one_model else ""
-    return f"{model}train:\n  early_stopping: false\n{batch}evaluate:\n  report: false\n"
+    return (
+        f"{model}train:\n  early_stopping: false\n{batch}{precision_line}"
+        "evaluate:\n  report: false\n"
+    )
 
 
 def _spinner(cpu: int) -> subprocess.Popen:
@@ -73,10 +79,15 @@ def _time(cmd: list[str], env: dict[str, str]) -> float:
 
 
 def _commands(
-    data: Path, work: Path, epochs: str, same: bool, batch_size: int | None = 128
+    data: Path,
+    work: Path,
+    epochs: str,
+    same: bool,
+    batch_size: int | None = 128,
+    precision: str = "auto",
 ) -> dict[str, list[str]]:
     config = work / "geneae.yaml"
-    config.write_text(geneae_config(batch_size, one_model=same), encoding="utf-8")
+    config.write_text(geneae_config(batch_size, same, precision), encoding="utf-8")
     script = work / "scvi_train.py"
     script.write_text(SCVI_SCRIPT, encoding="utf-8")
     run = work / f"run-{time.monotonic_ns()}"
@@ -97,10 +108,12 @@ def per_epoch(
     busy: bool,
     with_scvi: bool = True,
     batch_size: int | None = 128,
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """Per-epoch seconds of both tools by difference, idle or with one core busy.
 
-    ``batch_size`` is geneae's (``None``: its default); scvi-tools always runs at 128.
+    ``batch_size`` and ``precision`` are geneae's (``None`` / ``auto``: its defaults);
+    scvi-tools always runs at 128 in float32.
     """
     env = dict(os.environ)
     spinner = _spinner(sorted(os.sched_getaffinity(0))[-1]) if busy else None
@@ -111,7 +124,7 @@ def per_epoch(
         with tempfile.TemporaryDirectory(prefix="geneae-wallclock-") as tmp:
             for _ in range(repeats):
                 for n in (epochs, 2 * epochs):
-                    commands = _commands(data, Path(tmp), str(n), True, batch_size)
+                    commands = _commands(data, Path(tmp), str(n), True, batch_size, precision)
                     for tool, cmd in commands.items():
                         if tool == "scvi" and not with_scvi:
                             continue
@@ -130,6 +143,7 @@ def per_epoch(
         "epochs": [epochs, 2 * epochs],
         "repeats": repeats,
         "geneae_batch_size": batch_size,
+        "geneae_precision": precision,
     }
     for tool, by_n in times.items():
         if not by_n:
@@ -218,6 +232,12 @@ def run_wallclock(
         if scvi_idle:
             own["speedup"] = scvi_idle / own["geneae"]["per_epoch_s"]
         doc["idle_default_batch"] = own
+        doc.pop("idle_float32", None)  # from an earlier run: not of this machine state
+        if choose_precision("auto", "cpu")[0] != "32":  # geneae in float32 beside it
+            full = per_epoch(data, epochs, repeats, busy=False, with_scvi=False, precision="32")
+            if scvi_idle:
+                full["speedup"] = scvi_idle / full["geneae"]["per_epoch_s"]
+            doc["idle_float32"] = full
     if "busy" in parts:
         doc["busy"] = per_epoch(data, busy_epochs, repeats, busy=True, with_scvi=with_scvi)
     if "to-model" in parts:
@@ -284,8 +304,8 @@ def markdown(doc: dict[str, Any] | None, quality: dict[str, Any] | None = None) 
         "early_stopping=False); model.save) as whole processes. Per epoch = (median t(2N) - "
         f"median t(N)) / N over {idle['repeats']} interleaved runs each: N = "
         f"{idle['epochs'][0]} idle, N = {busy['epochs'][0]} with one core kept busy by a "
-        "spinning process (few epochs there, as scvi-tools slows down most: the busy "
-        "figures are rough, a difference of about a second). `fixed s`: the rest of a run "
+        "spinning process (`--busy-epochs`; few epochs there, as scvi-tools slows down "
+        "most, so the busy figures are rougher). `fixed s`: the rest of a run "
         "(start-up, reading, preprocessing, the clustering phase for geneae, evaluation "
         "without report, saving).",
         "",
@@ -306,6 +326,15 @@ def markdown(doc: dict[str, Any] | None, quality: dict[str, Any] | None = None) 
             f"geneae busy / idle per epoch: not computed, the two rows are from different "
             f"runs (busy {measured.get('busy')}, idle {measured.get('epoch')}); rerun "
             "`--speed-parts epoch busy` for the ratio of one run.",
+            "",
+        ]
+    full = doc.get("idle_float32", {})
+    if full.get("geneae") and full.get("speedup"):
+        lines += [
+            "The idle rows train in geneae's default precision (`train.precision: auto`: "
+            "bf16-mixed on this CPU, see geneae.precision); geneae in float32 at batch 128, "
+            f"same run: {full['geneae']['per_epoch_s']:.3f} s per epoch, "
+            f"**{full['speedup']:.2f}x** scvi-tools.",
             "",
         ]
     own = doc.get("idle_default_batch", {})

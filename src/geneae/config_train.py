@@ -83,7 +83,11 @@ class TrainConfig(Section):
         "directory; also written after the first and the last epoch; 0: after every epoch",
     )
     seed: int = Field(default=0, ge=0, description="random seed of every random step")
-    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
+    precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = Field(
+        default="auto",
+        description="floating-point precision of training (auto: bf16-mixed on a CPU with "
+        "native bfloat16, 32 elsewhere; see geneae.precision)",
+    )
     accelerator: Literal["auto", "cpu", "cuda", "gpu", "mps"] = Field(
         default="auto", description="training device (auto: a GPU when there is one)"
     )

@@ -13,6 +13,7 @@ blocks are calibrated on the training cells (:class:`~geneae.module.Ensemble`). 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,11 +26,14 @@ import torch
 from geneae.batches import split_indices
 from geneae.config import RunConfig
 from geneae.module import Ensemble, build_module, members_of
+from geneae.precision import choose_precision
 from geneae.prepared import Prepared
 from geneae.threads import apply_threads
 
 if TYPE_CHECKING:
     from geneae.ondisk import OnDisk
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "MEMBER_SEED_STRIDE",
@@ -254,7 +258,9 @@ def _train_one(
     from geneae.train.plan import TrainingPlan
     from geneae.train.trainer import fit_module
 
-    train_cfg = config.train
+    precision, why = choose_precision(config.train.precision, config.train.accelerator)
+    logger.info("precision: %s (%s)", precision, why)
+    train_cfg = config.train.model_copy(update={"precision": precision})
     max_epochs = int(train_cfg.max_epochs or 1)
     balance = start_from_data(module, config.model.likelihood, prepared.in_memory)
     plan = TrainingPlan(module, config.model, train_cfg, max_epochs)
@@ -295,6 +301,7 @@ def _train_one(
         "device": result.device,
         "data_resident_on_device": datamodule.resident,
         "cpu_threads": threads,
+        "precision": precision,
     }
     if balance is not None:
         model_metrics["standardized_scale"] = balance

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from geneae.batches import split_indices
 from geneae.config import RunConfig, TrainConfig
 from geneae.errors import ConfigError, InputError
+from geneae.precision import choose_precision
 
 HARDWARE_KEYS = ("accelerator", "devices", "strategy", "num_nodes", "precision")
 FLAGS = {"accelerator": "--device (train.accelerator)"}
@@ -31,6 +32,7 @@ def check_hardware(train: TrainConfig) -> None:
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     settings = {key: getattr(train, key) for key in HARDWARE_KEYS}
+    settings["precision"] = choose_precision(train.precision, train.accelerator)[0]
     try:
         with _quiet():
             pl.Trainer(

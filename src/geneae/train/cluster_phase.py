@@ -27,6 +27,7 @@ from torch import Tensor
 from geneae.batches import ExpressionTensors
 from geneae.config import TrainConfig
 from geneae.module.base import ExpressionModule
+from geneae.precision import autocast_for
 
 # Keeps log() finite for assignments that underflow.
 TINY = 1e-12
@@ -77,7 +78,7 @@ def refine_clusters(
         The training data (all rows: the phase is unsupervised and has no validation).
     cfg
         ``cluster_epochs``, ``cluster_resolution``, ``cluster_weight``, ``cluster_lr``,
-        ``cluster_batch_size``, ``seed`` and ``precision``.
+        ``cluster_batch_size``, ``seed`` and ``precision`` (resolved: not ``auto``).
     n_genes
         Genes of the model (the clustering term's scale).
     kl_weight
@@ -97,9 +98,8 @@ def refine_clusters(
     order = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed * 1_000_003 + 7_919)  # dropout and reparameterisation draws
     weight = cfg.cluster_weight * n_genes
-    # Mixed precision as training had it (on a CPU both mixed settings mean bfloat16, as
-    # Lightning runs them); the likelihoods and the heads' outputs stay float32.
-    mixed = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision != "32")
+    # Mixed precision as training had it; the likelihoods and the heads' outputs stay float32.
+    mixed = autocast_for(cfg.precision)
     last = float("nan")
     for _ in range(cfg.cluster_epochs or 0):
         with torch.no_grad():

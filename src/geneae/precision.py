@@ -1,0 +1,79 @@
+"""Which floating-point precision training runs in: the one place that decides it.
+
+A training step of these networks is a few matrix products (the 2,000-gene layers) and
+element-wise passes. On a CPU with native bfloat16 dot products (x86 ``avx512_bf16`` or
+``amx_bf16``) oneDNN runs those products about four times as fast in bfloat16 as in
+float32 (this machine: 759 against 182 GFLOP/s for a 2048^3 product), so ``auto`` trains
+in mixed precision there: products in bfloat16 with float32 accumulation, every
+likelihood, sum over genes and head output in float32 (geneae.fused_nll,
+geneae.nn.full_precision), the weights and the optimizer in float32. Where bfloat16 would
+be emulated (other CPUs), ``auto`` keeps float32. On GPUs ``auto`` keeps float32 until the
+bfloat16 path is measured there (issue 16); ``bf16-mixed`` asks for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+#: /proc/cpuinfo flags of x86 CPUs that compute bfloat16 dot products natively.
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def choose_precision(requested: str, accelerator: str) -> tuple[str, str]:
+    """``(precision, why)``: ``requested`` unless it is ``auto``.
+
+    Parameters
+    ----------
+    requested
+        ``train.precision``: ``auto``, ``32``, ``bf16-mixed`` or ``16-mixed``.
+    accelerator
+        ``train.accelerator`` (``auto`` as Lightning resolves it).
+    """
+    if requested != "auto":
+        return requested, "train.precision"
+    device = training_device_type(accelerator)
+    if device != "cpu":
+        return "32", f"float32 on {device} (bf16-mixed: ask for it)"
+    flags = native_bf16_flags()
+    if flags and torch.backends.mkldnn.is_available():
+        return "bf16-mixed", f"the CPU computes bfloat16 natively ({', '.join(sorted(flags))})"
+    return "32", "the CPU has no native bfloat16"
+
+
+def training_device_type(accelerator: str) -> str:
+    """``cpu``, ``cuda`` or ``mps``: the device ``accelerator`` trains on."""
+    if accelerator in ("cuda", "gpu"):
+        return "cuda"
+    if accelerator in ("cpu", "mps"):
+        return accelerator
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def native_bf16_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The native-bfloat16 flags this CPU reports (empty where /proc/cpuinfo is absent)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return NATIVE_BF16_FLAGS.intersection(line.partition(":")[2].split())
+    return frozenset()
+
+
+def autocast_for(precision: str) -> torch.autocast:
+    """The CPU autocast region of a resolved precision.
+
+    Both mixed settings are bfloat16 on a CPU, as Lightning runs them; ``32`` disables it.
+    """
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision != "32")
