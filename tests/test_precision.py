@@ -19,6 +19,8 @@ def test_auto_is_bf16_only_on_a_cpu_with_native_bfloat16(monkeypatch):
     assert choose_precision("auto", "cpu")[0] == "bf16-mixed"
     assert choose_precision("auto", "cuda")[0] == "32"  # not measured on GPUs yet
     assert choose_precision("auto", "mps")[0] == "32"
+    out_of_core = choose_precision("auto", "cpu", out_of_core=True)
+    assert out_of_core[0] == "32" and "out of core" in out_of_core[1]
     monkeypatch.setattr(precision, "native_bf16_flags", lambda: frozenset())
     assert choose_precision("auto", "cpu") == ("32", "the CPU has no native bfloat16")
 

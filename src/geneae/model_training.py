@@ -258,7 +258,10 @@ def _train_one(
     from geneae.train.plan import TrainingPlan
     from geneae.train.trainer import fit_module
 
-    precision, why = choose_precision(config.train.precision, config.train.accelerator)
+    out_of_core = prepared is not prepared.in_memory  # OnDisk holds a sample in memory
+    precision, why = choose_precision(
+        config.train.precision, config.train.accelerator, out_of_core=out_of_core
+    )
     logger.info("precision: %s (%s)", precision, why)
     train_cfg = config.train.model_copy(update={"precision": precision})
     max_epochs = int(train_cfg.max_epochs or 1)

@@ -7,8 +7,12 @@ float32 (this machine: 759 against 182 GFLOP/s for a 2048^3 product), so ``auto`
 in mixed precision there: products in bfloat16 with float32 accumulation, every
 likelihood, sum over genes and head output in float32 (geneae.fused_nll,
 geneae.nn.full_precision), the weights and the optimizer in float32. Where bfloat16 would
-be emulated (other CPUs), ``auto`` keeps float32. On GPUs ``auto`` keeps float32 until the
-bfloat16 path is measured there (issue 16); ``bf16-mixed`` asks for it.
+be emulated (other CPUs), ``auto`` keeps float32. Out of core too: there batches come in
+many sizes, oneDNN keeps a bfloat16 kernel (with its buffers) per shape, and a fit's peak
+memory grew with the data (tests/reliability/test_out_of_core_limits.py: +138 MB from 3,000
+to 30,000 cells against +25 MB in float32) on the route whose point is that it does not.
+On GPUs ``auto`` keeps float32 until the bfloat16 path is measured there (issue 16);
+``bf16-mixed`` asks for it.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ logger = logging.getLogger(__name__)
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
-def choose_precision(requested: str, accelerator: str) -> tuple[str, str]:
+def choose_precision(
+    requested: str, accelerator: str, *, out_of_core: bool = False
+) -> tuple[str, str]:
     """``(precision, why)``: ``requested`` unless it is ``auto``.
 
     Parameters
@@ -33,12 +39,16 @@ def choose_precision(requested: str, accelerator: str) -> tuple[str, str]:
         ``train.precision``: ``auto``, ``32``, ``bf16-mixed`` or ``16-mixed``.
     accelerator
         ``train.accelerator`` (``auto`` as Lightning resolves it).
+    out_of_core
+        Whether the data are trained on out of core (``auto`` keeps float32 there).
     """
     if requested != "auto":
         return requested, "train.precision"
     device = training_device_type(accelerator)
     if device != "cpu":
         return "32", f"float32 on {device} (bf16-mixed: ask for it)"
+    if out_of_core:
+        return "32", "float32 out of core (bfloat16 kernels are kept per batch shape)"
     flags = native_bf16_flags()
     if flags and torch.backends.mkldnn.is_available():
         return "bf16-mixed", f"the CPU computes bfloat16 natively ({', '.join(sorted(flags))})"
