@@ -86,7 +86,7 @@ class TrainConfig(Section):
     precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = Field(
         default="auto",
         description="floating-point precision of training (auto: bf16-mixed on a CPU with "
-        "native bfloat16, 32 elsewhere; see geneae.precision)",
+        "native bfloat16, 32 elsewhere, on GPUs and out of core; see geneae.precision)",
     )
     accelerator: Literal["auto", "cpu", "cuda", "gpu", "mps"] = Field(
         default="auto", description="training device (auto: a GPU when there is one)"
