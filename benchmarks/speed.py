@@ -243,9 +243,9 @@ def compare_pair(
     adata: Any, epochs: int, batch: int, accelerator: str, *, with_scvi: bool
 ) -> dict[str, Any]:
     """Per-epoch time of both models (N and 2N epochs, interleaved), FLOP rates."""
-    out: dict[str, Any] = {"batch_size": batch, "epochs": [epochs, 2 * epochs]}
     from geneae.precision import choose_precision
 
+    out: dict[str, Any] = {"batch_size": batch, "epochs": [epochs, 2 * epochs]}
     fits: dict[str, Any] = {"geneae": geneae_fit}
     if choose_precision("auto", accelerator)[0] != "32":  # and geneae in float32, beside it
         fits["geneae-float32"] = partial(geneae_fit, precision="32")

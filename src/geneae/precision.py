@@ -17,12 +17,9 @@ On GPUs ``auto`` keeps float32 until the bfloat16 path is measured there (issue 
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import torch
-
-logger = logging.getLogger(__name__)
 
 #: /proc/cpuinfo flags of x86 CPUs that compute bfloat16 dot products natively.
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})

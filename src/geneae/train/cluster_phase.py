@@ -112,7 +112,7 @@ def refine_clusters(
             with mixed:
                 out = module.loss(batch, kl_weight=kl_weight)
                 q = soft_assign(module.encode(batch["x"], batch.get("covariate")), centroids)
-                clustering = kl_to_target(target[idx], q.float())
+                clustering = kl_to_target(target[idx], q)
             optimizer.zero_grad(set_to_none=True)
             (out.loss + weight * clustering).backward()
             optimizer.step()
