@@ -4,7 +4,9 @@
 fits ``recommended`` with those settings on every (dataset, seed) in its own worker process
 (the quality worker: same inputs, same KMeans with 50 restarts) and appends one record per
 run to ``results/design_experiments.jsonl``: the evidence behind the rounds of
-docs/design/default-model.md. Nothing here changes quality.json or BENCHMARKS.md.
+docs/design/default-model.md, and keeps each run's embedding in ``results/latents/design/``
+(not in git) for combinations of runs after the fact. Nothing here changes quality.json or
+BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def run_design(
     """Fit and score every (dataset, seed); append the records to design_experiments.jsonl."""
     path = out_dir / "design_experiments.jsonl"
     threads = max(1, (os.cpu_count() or 1) // jobs)
+    latents = out_dir / "latents" / "design"
     lock = threading.Lock()
     done: list[dict[str, Any]] = []
     spec_of_record = {**settings, **({"samples_seen": samples_seen} if samples_seen else {})}
@@ -61,6 +64,8 @@ def run_design(
             "max_epochs": None,
             "overrides": settings,
             "samples_seen": samples_seen,
+            # kept beside the records (not in git) for post-hoc combinations of runs
+            "latent_path": str(latents / f"{name}__{dataset}__seed{seed}.npy"),
         }
         log = out_dir / "logs" / "design" / f"{name}__{dataset}__seed{seed}.log"
         result, tail = run_worker(spec, log_path=log, timeout=timeout, threads=threads)
