@@ -352,9 +352,22 @@ def test_use_before_fit_raises_a_clear_error():
         GeneAE().reconstruct(adata)
 
 
-def test_members_are_single_models_of_their_seeds_and_survive_save_and_load(tmp_path):
+def test_members_are_single_models_of_their_seeds_and_survive_save_and_load(
+    tmp_path, monkeypatch
+):
+    import geneae.balance
+
+    scales = []  # the null deviance behind the scale is a full pass: once for all members
+
+    def counted(*args, **kwargs):
+        scales.append(original(*args, **kwargs))
+        return scales[-1]
+
+    original = geneae.balance.balance_scale
+    monkeypatch.setattr(geneae.balance, "balance_scale", counted)
     adata = tiny_counts()
     model = GeneAE(quick_config(**{"model.members": 2, "train.cluster_epochs": 2})).fit(adata)
+    assert len(scales) == 1
     module = model.module
     assert len(module.members) == 2
     assert model.metrics["model"]["members"] == 2

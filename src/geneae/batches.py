@@ -16,11 +16,11 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from geneae.facts import csr_if_mostly_zero
+
 Batch = dict[str, torch.Tensor]
 
 
-# Dense matrices with fewer non-zeros than this fraction are stored as CSR.
-SPARSE_BELOW = 0.4
 # Rows per block in RowMatrix.row_sums (bounds its int64 row-of-entry temporary).
 ROW_SUM_BLOCK = 1 << 14
 
@@ -46,18 +46,11 @@ class RowMatrix:
 
         Log-normalisation keeps every zero a zero, so the count target and the model input
         have one sparsity pattern: storing it once saves a third of the memory. A dense ``x``
-        that is mostly zeros (counts read from a dense file) is stored as CSR: smaller (8
-        bytes per stored entry against 4 per entry), and its batches carry the positions of
-        their non-zeros, which the count likelihoods use to skip the zeros.
+        that is mostly zeros is stored as CSR (:func:`geneae.facts.csr_if_mostly_zero`).
         """
+        x = csr_if_mostly_zero(x)
         if not sp.issparse(x):
-            x = np.asarray(x)
-            if x.ndim == 2 and x.size and np.count_nonzero(x) < SPARSE_BELOW * x.size:
-                x = sp.csr_matrix(x)
-            else:
-                return cls(
-                    shape=x.shape, dense=torch.from_numpy(np.ascontiguousarray(x, np.float32))
-                )
+            return cls(shape=x.shape, dense=torch.from_numpy(np.ascontiguousarray(x, np.float32)))
         csr = sp.csr_matrix(x)
         csr.sum_duplicates()
         if like is not None and like.shares_pattern(csr):

@@ -2,7 +2,7 @@
 
 :func:`build_for_training` builds the module once the training threads and torch's seed
 are set. :func:`train_module` sets the freshly built module up from the data
-(:func:`start_from_data`), runs the Lightning fit and the optional clustering phase, and
+(:func:`data_start`, computed once for all members, then :func:`start_from_data`), runs the Lightning fit and the optional clustering phase, and
 returns the trained module with its history and the ``model`` section of metrics.json
 (a :class:`TrainedModule`). With ``model.members > 1`` each member is trained exactly as a
 single model of its own seed (:func:`member_seed`: its own initial weights, validation
@@ -38,7 +38,9 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "MEMBER_SEED_STRIDE",
     "TrainedModule",
+    "DataStart",
     "build_for_training",
+    "data_start",
     "member_seed",
     "start_from_data",
     "train_module",
@@ -173,11 +175,13 @@ def train_module(
         The trained module, its history and the ``model`` metrics.
     """
     members = members_of(module)
+    start = data_start(members[0], config.model.likelihood, prepared.in_memory)
     if len(members) == 1:
         return _train_one(
             module,
             config,
             prepared,
+            start,
             n_genes=n_genes,
             threads=threads,
             run_dir=run_dir,
@@ -193,6 +197,7 @@ def train_module(
                 member,
                 member_config(config, i),
                 prepared,
+                start,
                 n_genes=n_genes,
                 threads=threads,
                 run_dir=where,
@@ -247,6 +252,7 @@ def _train_one(
     module: torch.nn.Module,
     config: RunConfig,
     prepared: Prepared | OnDisk,
+    start: DataStart,
     *,
     n_genes: int,
     threads: int,
@@ -254,7 +260,7 @@ def _train_one(
     resume: bool,
     callbacks: Sequence[Any],
 ) -> TrainedModule:
-    """Train one model (see :func:`train_module`)."""
+    """Train one model (see :func:`train_module`), set up from ``start``."""
     from geneae.train.plan import TrainingPlan
     from geneae.train.trainer import fit_module
 
@@ -265,7 +271,7 @@ def _train_one(
     logger.info("precision: %s (%s)", precision, why)
     train_cfg = config.train.model_copy(update={"precision": precision})
     max_epochs = int(train_cfg.max_epochs or 1)
-    balance = start_from_data(module, config.model.likelihood, prepared.in_memory)
+    balance = start_from_data(module, start)
     plan = TrainingPlan(module, config.model, train_cfg, max_epochs)
     train_rows, val_rows = split_indices(prepared.n_obs, train_cfg.validation, train_cfg.seed)
     datamodule = prepared.data_module(train_rows, val_rows, train_cfg)
@@ -313,34 +319,54 @@ def _train_one(
     return TrainedModule(module, history, result.is_global_zero, model_metrics, train_s)
 
 
-def start_from_data(module: torch.nn.Module, likelihood: str, prepared: Prepared) -> float | None:
-    """Data-dependent set-up before training; returns the standardised term's scale.
+@dataclass(frozen=True)
+class DataStart:
+    """What a fresh module takes from the training data: the same for every member.
 
-    The heads that model the input start at its gene means, and the standardised term
-    gets its scale (None where the model has no such term).
+    Computed once per training (:func:`data_start`): an ensemble's members share the data,
+    and the null deviance behind the scale is a full pass over it (about 0.4 s on 4,000
+    cells x 2,000 genes).
+    """
+
+    gene_means: torch.Tensor
+    """(genes,) means of the encoder input: where heads that model it start."""
+    standardized_scale: float | None
+    """The standardised term's scale (:func:`geneae.balance.balance_scale`); None where the
+    module has no such term."""
+
+
+def data_start(module: torch.nn.Module, likelihood: str, prepared: Prepared) -> DataStart:
+    """:class:`DataStart` of ``module`` (one member of an ensemble) on ``prepared``.
 
     Parameters
     ----------
     module
-        A freshly built module.
+        A freshly built module (a single one, or an ensemble's first member).
     likelihood
         The configuration's ``model.likelihood``.
     prepared
         The training data.
-
-    Returns
-    -------
-    float or None
-        The standardised term's scale, or None where the module has no such term.
     """
     from geneae.balance import balance_scale, column_moments
 
     data = prepared.data
     mean, _ = column_moments(data.X)
-    module.decoder.start_at(torch.as_tensor(mean, dtype=torch.float32))
+    scale = None
+    if module.decoder.standardized is not None:
+        scale = balance_scale(likelihood, data.X, data.layers.get("counts"))
+    return DataStart(torch.as_tensor(mean, dtype=torch.float32), scale)
+
+
+def start_from_data(module: torch.nn.Module, start: DataStart) -> float | None:
+    """Set a freshly built module up from the data; returns the standardised term's scale.
+
+    The heads that model the input start at its gene means, and the standardised term
+    gets its scale (None where the module has no such term).
+    """
+    module.decoder.start_at(start.gene_means)
     term = module.decoder.standardized
     if term is None:
         return None
-    scale = balance_scale(likelihood, data.X, data.layers.get("counts"))
-    term.scale.fill_(scale)
-    return scale
+    assert start.standardized_scale is not None  # data_start of a module of this config
+    term.scale.fill_(start.standardized_scale)
+    return start.standardized_scale

@@ -213,3 +213,38 @@ def test_transpose_genes_by_samples_arrays(tmp_path: Path, side_files: tuple[Pat
     back = gio.read(sparse, transpose=True)
     assert back.X.format == "csr"
     np.testing.assert_array_equal(back.X.toarray(), COUNTS)
+
+
+@pytest.mark.parametrize(("density", "sparse"), [(0.05, True), (0.39, True), (0.4, False)])
+def test_mostly_zero_dense_matrix_is_kept_as_csr(
+    tmp_path: Path, density: float, sparse: bool
+) -> None:
+    """Dense files of mostly zeros become CSR with the same values; counts stay X itself."""
+    rng = np.random.default_rng(7)
+    x = np.zeros((20, 50), dtype=np.float32)
+    nonzero = rng.choice(x.size, size=round(density * x.size), replace=False)
+    x.flat[nonzero] = rng.integers(1, 9, size=nonzero.size)
+    path = tmp_path / "x.npy"
+    np.save(path, x)
+    adata = gio.read(path)
+    assert sp.isspmatrix_csr(adata.X) is sparse
+    dense = adata.X.toarray() if sparse else adata.X
+    np.testing.assert_array_equal(dense, x)
+    assert adata.X.dtype == np.float32
+    assert adata.layers["counts"] is adata.X
+
+
+def test_mostly_zero_counts_layer_of_h5ad_is_kept_as_csr(tmp_path: Path) -> None:
+    """A dense counts layer beside log values is made sparse too, values unchanged."""
+    import anndata as ad
+
+    x = np.zeros((30, 40), dtype=np.float32)
+    x[::3, ::4] = 5.0
+    adata = ad.AnnData(np.log1p(x))
+    adata.layers["counts"] = x
+    path = tmp_path / "x.h5ad"
+    adata.write_h5ad(path)
+    read = gio.read(path)
+    assert sp.isspmatrix_csr(read.X) and sp.isspmatrix_csr(read.layers["counts"])
+    np.testing.assert_array_equal(read.layers["counts"].toarray(), x)
+    np.testing.assert_allclose(read.X.toarray(), np.log1p(x))

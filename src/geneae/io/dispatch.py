@@ -67,8 +67,10 @@ def read(
     Returns
     -------
     anndata.AnnData
-        ``X`` float32 (dense) or CSR (sparse); ``obs["label"]`` categorical when labels
-        exist; ``layers["counts"]`` is ``X`` itself when ``X`` holds non-negative integers;
+        ``X`` float32, CSR when stored sparse or mostly zero (see
+        :func:`geneae.facts.csr_if_mostly_zero`), dense otherwise;
+        ``obs["label"]`` categorical when labels exist; ``layers["counts"]`` is ``X``
+        itself when ``X`` holds non-negative integers;
         ``uns["geneae_source"] = {"path", "format"[, "label_key"]}``.
 
     Raises

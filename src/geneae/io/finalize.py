@@ -2,8 +2,9 @@
 
 Readers only turn a file into an AnnData with the file's own names and columns; this
 module makes every result look the same to the rest of geneae: labels in
-``obs["label"]``, counts in ``layers["counts"]``, float32 dense / CSR sparse matrices,
-unique names, finite values and a record of where the data came from.
+``obs["label"]``, counts in ``layers["counts"]``, float32 matrices (CSR when sparse or
+mostly zero, dense otherwise), unique names, finite values and a record of where the
+data came from.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from geneae.errors import DataWarning
-from geneae.facts import is_count_matrix, values_of
+from geneae.facts import csr_if_mostly_zero, is_count_matrix, values_of
 from geneae.io.genes_file import gene_names_from_file
 from geneae.io.labels_file import labels_from_file
 from geneae.io.messages import input_error
@@ -40,6 +41,7 @@ LABEL_KEYS: tuple[str, ...] = (
 """obs columns (case-insensitive, in order of preference) taken as labels automatically."""
 
 _ARRAY_FORMATS = {"npy", "npz"}
+
 logger = logging.getLogger(__name__)
 
 
@@ -321,6 +323,10 @@ def finalize(
             adata.X = adata.layers["counts"]
         adata.X = _standard_matrix(adata.X, path)
         _check_finite(adata, path)
+        # mostly-zero dense files (tables, plain HDF5, npy) are held as CSR from here on
+        adata.X = csr_if_mostly_zero(adata.X)
+        if isinstance(adata.layers.get("counts"), np.ndarray):
+            adata.layers["counts"] = csr_if_mostly_zero(adata.layers["counts"])
         if "counts" not in adata.layers and is_count_matrix(adata.X):
             adata.layers["counts"] = adata.X
         elif "counts" not in adata.layers:
