@@ -352,9 +352,7 @@ def test_use_before_fit_raises_a_clear_error():
         GeneAE().reconstruct(adata)
 
 
-def test_members_are_single_models_of_their_seeds_and_survive_save_and_load(
-    tmp_path, monkeypatch
-):
+def test_members_are_single_models_of_their_seeds_and_survive_save_and_load(tmp_path, monkeypatch):
     import geneae.balance
 
     scales = []  # the null deviance behind the scale is a full pass: once for all members

@@ -2,13 +2,14 @@
 
 :func:`build_for_training` builds the module once the training threads and torch's seed
 are set. :func:`train_module` sets the freshly built module up from the data
-(:func:`data_start`, computed once for all members, then :func:`start_from_data`), runs the Lightning fit and the optional clustering phase, and
-returns the trained module with its history and the ``model`` section of metrics.json
-(a :class:`TrainedModule`). With ``model.members > 1`` each member is trained exactly as a
-single model of its own seed (:func:`member_seed`: its own initial weights, validation
-split, batch order and early stopping), one after the other, then the ensemble's latent
-blocks are calibrated on the training cells (:class:`~geneae.module.Ensemble`). The facade
-(:mod:`geneae.model`) keeps the state; this module does the work and holds none.
+(:func:`data_start`, computed once for all members, then :func:`start_from_data`), runs
+the Lightning fit and the optional clustering phase, and returns the trained module with
+its history and the ``model`` section of metrics.json (a :class:`TrainedModule`). With
+``model.members > 1`` each member is trained exactly as a single model of its own seed
+(:func:`member_seed`: its own initial weights, validation split, batch order and early
+stopping), one after the other, then the ensemble's latent blocks are calibrated on the
+training cells (:class:`~geneae.module.Ensemble`). The facade (:mod:`geneae.model`) keeps
+the state; this module does the work and holds none.
 """
 
 from __future__ import annotations

@@ -274,3 +274,30 @@ def test_mixed_precision_keeps_likelihoods_in_float32(family: str) -> None:
     assert embedding.dtype == recon.dtype == torch.float32
     out.loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in module.parameters())
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("likelihood", ["poisson", "nb", "zip", "zinb"])
+def test_training_loss_is_the_same_without_the_expected_counts(
+    family: str, likelihood: str
+) -> None:
+    """Training steps skip a count head's mean; the loss is unchanged, mse is logged in eval."""
+    module = build_module(_config(family, likelihood, dropout=0.0), G)
+    batch = _batch(likelihood)
+    module.train()
+    torch.manual_seed(3)
+    trained = module.loss(batch, kl_weight=0.5)
+    assert "mse" not in trained.metrics
+    # The same step with the mean formed (as evaluation forms it), same draws.
+    decoder = module.decoder
+    forward = decoder.forward
+    decoder.forward = lambda *a, **k: forward(*a, **{**k, "expected": True})
+    torch.manual_seed(3)
+    formed = module.loss(batch, kl_weight=0.5)
+    decoder.forward = forward
+    torch.testing.assert_close(trained.loss, formed.loss)
+    torch.testing.assert_close(trained.reconstruction, formed.reconstruction)
+    assert "mse" in formed.metrics
+    module.eval()
+    evaluated = module.loss(batch, kl_weight=0.5)
+    assert evaluated.metrics["mse"] >= 0 and torch.isfinite(evaluated.metrics["mse"])

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from geneae.config import ModelConfig
-from geneae.module.base import ExpressionModule, LossOutput, squared_error
+from geneae.module.base import ExpressionModule, LossOutput, logged_squared_error
 from geneae.nn import Encoder
 
 
@@ -63,7 +63,7 @@ class AE(ExpressionModule):
         total = reconstruction.mean()
         metrics = {
             "reconstruction": total.detach(),
-            "mse": squared_error(target, params["mean"]),
+            **logged_squared_error(target, params),
         }
         total = self.with_contrastive(total, metrics, x, mask_rate)
         return LossOutput(total, reconstruction, torch.zeros_like(reconstruction), metrics)

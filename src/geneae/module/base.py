@@ -194,7 +194,9 @@ class ExpressionModule(nn.Module):
             corrupt_input(x, self.cfg, mask_rate, self.training), sample=True
         )
         library = library_size(inference, observed, self.learned_library)
-        params = self.decoder(inference["z"], library, covariate)
+        # Training steps leave a count head's expected counts out (see the heads): only the
+        # logged squared error would read them, and it is logged on validation only.
+        params = self.decoder(inference["z"], library, covariate, expected=not self.training)
         return x, target, inference, params
 
     def reconstruction_loss(
@@ -245,3 +247,11 @@ def unpack(
 def squared_error(target: Tensor, mean: Tensor) -> Tensor:
     """Mean squared error over all entries, detached, for logging."""
     return F.mse_loss(mean.detach(), target)
+
+
+def logged_squared_error(target: Tensor, params: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``{"mse": ...}`` where the decoder formed the mean, else ``{}``.
+
+    A count head forms its mean in evaluation (validation) only; :meth:`encode_and_decode`.
+    """
+    return {"mse": squared_error(target, params["mean"])} if "mean" in params else {}

@@ -133,16 +133,16 @@ class GMVAE(ExpressionModule):
         kl_y = self.prior.kl_y(logits if support is None else logits.gather(-1, support))
         kl = kl_z + kl_y
         total = (reconstruction + kl_weight * kl).mean()
-        with torch.no_grad():
-            mean = _mix(qy, params["mean"])
         metrics = {
             "reconstruction": reconstruction.mean().detach(),
             "kl": kl.mean().detach(),
             "kl_z": kl_z.mean().detach(),
             "kl_y": kl_y.mean().detach(),
             "elbo": -(reconstruction + kl).mean().detach(),
-            "mse": squared_error(target, mean),
         }
+        if "mean" in params:  # formed in evaluation (see encode_and_decode)
+            with torch.no_grad():
+                metrics["mse"] = squared_error(target, _mix(qy, params["mean"]))
         total = self.with_contrastive(total, metrics, x, mask_rate)
         return LossOutput(total, reconstruction, kl, metrics)
 

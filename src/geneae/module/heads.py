@@ -50,9 +50,19 @@ class LikelihoodHead(nn.Module):
         self._loss = self.spec.loss_function()
 
     def forward(
-        self, h: Tensor, library: Tensor | None = None, covariate: Tensor | None = None
+        self,
+        h: Tensor,
+        library: Tensor | None = None,
+        covariate: Tensor | None = None,
+        *,
+        expected: bool = True,
     ) -> dict[str, Tensor]:
-        """Parameters for hidden ``h`` (..., hidden); ``library`` is (n,), rows of ``h``."""
+        """Parameters for hidden ``h`` (..., hidden); ``library`` is (n,), rows of ``h``.
+
+        ``expected=False`` leaves out a softmax head's ``"scale"`` and ``"mean"`` (a softmax
+        and a product over the whole batch): the fused count losses score the logits, and
+        :meth:`loss` forms the mean itself where another likelihood needs it.
+        """
         out = full_precision(self.out(h, covariate))
         link = self.spec.link
         if link == "identity":
@@ -60,14 +70,11 @@ class LikelihoodHead(nn.Module):
         elif link == "sigmoid":
             params = {"logits": out, "mean": torch.sigmoid(out)}
         else:
-            scale = torch.softmax(out, dim=-1)
-            if library is None:
-                mean = scale
-            else:
-                mean = scale * library.reshape(library.shape[0], *([1] * (scale.dim() - 1)))
-            params = {"logits": out, "scale": scale, "mean": mean}
+            params = {"logits": out}
             if library is not None:
                 params["library"] = library
+            if expected:
+                params.update(expected_counts(params))
         if self.log_var is not None:
             params["var"] = self.log_var.exp() + VAR_EPS
         if self.log_theta is not None:
@@ -97,6 +104,8 @@ class LikelihoodHead(nn.Module):
         (n, K, g)). ``nonzero`` (the batch's ``"target_nonzero"``) lets the count
         likelihoods evaluate their log-Gamma terms at the stored entries only.
         """
+        if "mean" in self.spec.parameters and "mean" not in params:
+            params = {**params, **expected_counts(params)}  # left out by forward
         return self._loss(target, *(params[p] for p in self.spec.parameters), nonzero=nonzero)
 
     def row_loss(
@@ -137,6 +146,15 @@ class LikelihoodHead(nn.Module):
         if zinb:
             return zinb_nll_rows(target, log_ratio, theta, params["pi_logits"], nonzero=nonzero)
         return nb_nll_rows(target, log_ratio, theta, nonzero=nonzero)
+
+
+def expected_counts(params: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A softmax head's ``"scale"`` (proportions) and ``"mean"`` (times the library, if any)."""
+    scale = torch.softmax(params["logits"], dim=-1)
+    library = params.get("library")
+    if library is None:
+        return {"scale": scale, "mean": scale}
+    return {"scale": scale, "mean": scale * library.reshape(-1, *([1] * (scale.dim() - 1)))}
 
 
 class StandardizedTerm(nn.Module):
@@ -248,15 +266,17 @@ class Decoder(nn.Module):
         covariate: Tensor | None = None,
         *,
         standardized: bool = True,
+        expected: bool = True,
     ) -> dict[str, Tensor]:
         """Likelihood parameters for codes ``z`` (n, ..., d); ``covariate`` is (n, c) one-hot.
 
         With the standardised term (and ``standardized``), also its ``"standardized_mean"``
         / ``"standardized_var"``; outputs that only need the likelihood skip that head.
+        ``expected=False``: see :meth:`LikelihoodHead.forward`.
         """
         covariate = align_covariate(covariate, z)
         h = self.mlp(z, covariate)
-        params = self.head(h, library, covariate)
+        params = self.head(h, library, covariate, expected=expected)
         if standardized and self.standardized is not None:
             params.update(self.standardized(h, covariate))
         return params

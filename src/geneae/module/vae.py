@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from geneae.config import ModelConfig
-from geneae.module.base import ExpressionModule, LossOutput, squared_error
+from geneae.module.base import ExpressionModule, LossOutput, logged_squared_error
 from geneae.module.priors import StandardNormal
 from geneae.nn import Encoder
 
@@ -78,7 +78,7 @@ class VAE(ExpressionModule):
             # Latent dimensions in use (mean KL > 0.01 nats): a posterior-collapse gauge.
             "active_dims": (kl_per_dim.detach().mean(0) > 0.01).sum().to(kl.dtype),
             "elbo": -(reconstruction + kl).mean().detach(),
-            "mse": squared_error(target, params["mean"]),
+            **logged_squared_error(target, params),
         }
         total = self.with_contrastive(total, metrics, x, mask_rate)
         return LossOutput(total, reconstruction, kl, metrics)
