@@ -38,8 +38,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "MEMBER_SEED_STRIDE",
-    "TrainedModule",
     "DataStart",
+    "TrainedModule",
     "build_for_training",
     "data_start",
     "member_seed",
@@ -325,8 +325,8 @@ class DataStart:
     """What a fresh module takes from the training data: the same for every member.
 
     Computed once per training (:func:`data_start`): an ensemble's members share the data,
-    and the null deviance behind the scale is a full pass over it (about 0.4 s on 4,000
-    cells x 2,000 genes).
+    and the null deviance behind the scale is a full pass over it (0.2 s on 10x PBMC's
+    4,271 cells x 2,000 genes, 0.7 s the first time in a process).
     """
 
     gene_means: torch.Tensor

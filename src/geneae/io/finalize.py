@@ -41,7 +41,6 @@ LABEL_KEYS: tuple[str, ...] = (
 """obs columns (case-insensitive, in order of preference) taken as labels automatically."""
 
 _ARRAY_FORMATS = {"npy", "npz"}
-
 logger = logging.getLogger(__name__)
 
 
@@ -325,7 +324,7 @@ def finalize(
         _check_finite(adata, path)
         # mostly-zero dense files (tables, plain HDF5, npy) are held as CSR from here on
         adata.X = csr_if_mostly_zero(adata.X)
-        if isinstance(adata.layers.get("counts"), np.ndarray):
+        if "counts" in adata.layers:
             adata.layers["counts"] = csr_if_mostly_zero(adata.layers["counts"])
         if "counts" not in adata.layers and is_count_matrix(adata.X):
             adata.layers["counts"] = adata.X

@@ -252,6 +252,7 @@ def squared_error(target: Tensor, mean: Tensor) -> Tensor:
 def logged_squared_error(target: Tensor, params: dict[str, Tensor]) -> dict[str, Tensor]:
     """``{"mse": ...}`` where the decoder formed the mean, else ``{}``.
 
-    A count head forms its mean in evaluation (validation) only; :meth:`encode_and_decode`.
+    A count head forms its mean only outside training steps (see
+    :meth:`ExpressionModule.encode_and_decode`), so its mse is logged on validation.
     """
     return {"mse": squared_error(target, params["mean"])} if "mean" in params else {}
