@@ -119,6 +119,23 @@ def test_summary_gives_the_mse_over_all_and_over_non_zero_entries():
     assert "reconstruction MSE, non-zero entries" in text and "3.444" in text
 
 
+def test_summary_leaves_out_the_non_zero_mse_of_an_input_without_zeros():
+    # z-scored input has no zero entry: both MSEs are the same mean, one row says it.
+    from rich.console import Console
+
+    from geneae.cli.commands import summary_table
+
+    sides = {
+        "geneae": {"mse": 12.202998486312717, "masked_mse": 12.202998486312726},
+        "pca": {"mse": 0.6595712054052022, "masked_mse": 0.6595712054052011},
+    }
+    console = Console(record=True, width=120)
+    console.print(summary_table({"comparison": {"n_components": 10, **sides}}, "t"))
+    text = console.export_text()
+    assert "reconstruction MSE, all entries" in text and "12.2" in text
+    assert "non-zero entries" not in text
+
+
 def test_existing_run_is_protected(trained, data_file, fast_yaml, capsys):
     before = (trained / "weights.safetensors").read_bytes()
     assert main(["train", str(data_file), "--out", str(trained), "--config", str(fast_yaml)]) == 2

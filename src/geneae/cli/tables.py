@@ -36,6 +36,8 @@ def summary_table(metrics: dict[str, Any], title: str) -> Table:
     for key, name in SUMMARY_METRICS:
         if key not in ours or key not in pca or ours[key] is None or pca[key] is None:
             continue
+        if key == "masked_mse" and _no_zero_entries(ours, pca):
+            continue
         a, b = float(ours[key]), float(pca[key])
         higher = METRIC_DIRECTIONS.get(key, "higher") == "higher"
         a_wins = a > b if higher else a < b
@@ -45,6 +47,18 @@ def summary_table(metrics: dict[str, Any], title: str) -> Table:
             f"{b:.4g}" if a_wins else f"[bold]{b:.4g}[/bold]",
         )
     return table
+
+
+def _no_zero_entries(*sides: dict[str, Any]) -> bool:
+    """Whether the non-zero-entry MSE is the all-entry MSE on every side.
+
+    So it is when the model input has no zero entry (z-scored values): the row would only
+    repeat the one above it.
+    """
+    return all(
+        math.isclose(float(side["masked_mse"]), float(side["mse"]), rel_tol=1e-9, abs_tol=0.0)
+        for side in sides
+    )
 
 
 # What `geneae compare` prints of each run (column of comparison.csv, header); each cell
