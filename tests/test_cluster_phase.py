@@ -85,3 +85,26 @@ def test_seeds_are_non_negative_integers_as_every_generator_takes():
 
     with pytest.raises(ConfigError, match="seed"):
         RunConfig().updated({"train.seed": -1})
+
+
+def test_the_optimizer_is_fused_and_steps_as_the_reference_adam():
+    # One optimizer for both (geneae.train.optimizers.adam): fused on a CPU, and its update
+    # is torch's reference (per-parameter) Adam / AdamW to rounding.
+    from geneae.train.optimizers import adam
+
+    gen = torch.Generator().manual_seed(0)
+    for decoupled, reference in ((False, torch.optim.Adam), (True, torch.optim.AdamW)):
+        start = [torch.randn(7, 5, generator=gen), torch.randn(5, generator=gen)]
+        grads = [[torch.randn_like(p) for p in start] for _ in range(3)]
+        ours = [p.clone().requires_grad_() for p in start]
+        theirs = [p.clone().requires_grad_() for p in start]
+        opt = adam(ours, lr=1e-2, weight_decay=0.1, decoupled=decoupled)
+        ref = reference(theirs, lr=1e-2, weight_decay=0.1, foreach=False)
+        assert opt.defaults["fused"] is True and isinstance(opt, reference)
+        for step in grads:
+            for o, p, g in ((opt, ours, step), (ref, theirs, step)):
+                for param, grad in zip(p, g, strict=True):
+                    param.grad = grad.clone()
+                o.step()
+        for a, b in zip(ours, theirs, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)

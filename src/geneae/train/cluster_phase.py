@@ -28,6 +28,7 @@ from geneae.batches import ExpressionTensors
 from geneae.config import TrainConfig
 from geneae.module.base import ExpressionModule
 from geneae.precision import autocast_for
+from geneae.train.optimizers import adam
 
 # Keeps log() finite for assignments that underflow.
 TINY = 1e-12
@@ -94,7 +95,7 @@ def refine_clusters(
     centroids = torch.nn.Parameter(
         torch.stack([z0[torch.from_numpy(initial == c)].mean(0) for c in range(k)])
     )
-    optimizer = torch.optim.Adam([*module.parameters(), centroids], lr=cfg.cluster_lr)
+    optimizer = adam([*module.parameters(), centroids], lr=cfg.cluster_lr)
     order = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed * 1_000_003 + 7_919)  # dropout and reparameterisation draws
     weight = cfg.cluster_weight * n_genes

@@ -16,8 +16,10 @@ import torch
 from geneae.config import ModelConfig, TrainConfig
 from geneae.train import schedules
 from geneae.train.mask_rate import dynamic_mask_rate
+from geneae.train.optimizers import adam
 
 Batch = dict[str, torch.Tensor]
+
 
 
 class TrainingPlan(pl.LightningModule):
@@ -169,13 +171,11 @@ class TrainingPlan(pl.LightningModule):
     # -- optimisation ----------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         cfg = self.train_config
-        optim_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-        params = list(self.module.parameters())
-        # The fused kernel updates every tensor in one pass: a ~3.5x cheaper step than the
-        # per-parameter loop on a CPU, where these small networks are step-bound.
-        fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
-        optimizer = optim_cls(
-            params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True if fused else None
+        optimizer = adam(
+            self.module.parameters(),
+            lr=cfg.lr,
+            weight_decay=cfg.weight_decay,
+            decoupled=cfg.optimizer == "adamw",
         )
         if not cfg.lr_scheduler:
             return optimizer
