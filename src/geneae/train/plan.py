@@ -21,7 +21,6 @@ from geneae.train.optimizers import adam
 Batch = dict[str, torch.Tensor]
 
 
-
 class TrainingPlan(pl.LightningModule):
     """Lightning wrapper around a pure-torch geneae module.
 
