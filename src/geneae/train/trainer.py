@@ -39,6 +39,20 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 
+#: Entries (rows x genes) per validation batch: 32 MB per float32 batch-sized tensor.
+VALIDATION_BATCH_ENTRIES = 1 << 23
+
+
+def validation_batch_size(config: TrainConfig, n_genes: int) -> int:
+    """Rows per validation batch of an in-memory run: at least the training batch size.
+
+    Validation runs in eval mode (batch norm on its running statistics, no dropout, no
+    gradients), so its loss does not depend on how the rows are batched; fewer, larger
+    batches spend less time outside the arithmetic (10x PBMC's 427 validation cells of
+    2,000 genes: one batch instead of two). ``VALIDATION_BATCH_ENTRIES`` bounds the memory.
+    """
+    return max(config.batch_size, VALIDATION_BATCH_ENTRIES // max(n_genes, 1))
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Checkpoint files appear complete or not at all (temporary name, then rename)."""
@@ -229,7 +243,11 @@ class ExpressionDataModule(RowsDataModule):
         return Batches(
             self.source,
             rows,
-            batch_size=self.config.batch_size,
+            batch_size=(
+                self.config.batch_size
+                if shuffle
+                else validation_batch_size(self.config, self.tensors.x.shape[1])
+            ),
             device=device,
             shuffle=shuffle,
             seed=self.config.seed,
