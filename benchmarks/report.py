@@ -544,12 +544,12 @@ def _losses(agg: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
         peer, best = _best_peer(by)
         if not peer:
             continue
-        for metric in ("ari", "nmi"):
+        for metric, name in (("ari", "ARI"), ("nmi", "NMI"), ("ari_leiden", "Leiden ARI")):
             p_m, p_v = _best_peer(by, metric)
             rec = by.get("recommended", {}).get(metric, (None, None, 0))[0]
             if rec is not None and rec < p_v:
                 items.append(
-                    f"- {d}: `recommended` {metric.upper()} {rec:.3f} < best peer "
+                    f"- {d}: `recommended` {name} {rec:.3f} < best peer "
                     f"`{p_m}` {p_v:.3f} ({rec - p_v:+.3f})."
                 )
         presets = [(p, by[p]["ari"][0]) for p in GENEAE_PRESETS if p in by and by[p]["ari"][0]]
