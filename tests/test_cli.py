@@ -103,35 +103,35 @@ def test_train_prints_the_summary(data_file, report_yaml, tmp_path, capsys):
     assert "ARI" in out and "PCA (4 components)" in out and "report:" in out
 
 
-def test_summary_gives_the_mse_over_all_and_over_non_zero_entries():
+def _summary_text(sides):
     from rich.console import Console
 
     from geneae.cli.commands import summary_table
 
-    sides = {
-        "geneae": {"mse": 8.195, "masked_mse": 3.25},
-        "pca": {"mse": 0.943, "masked_mse": 3.444},
-    }
     console = Console(record=True, width=120)
     console.print(summary_table({"comparison": {"n_components": 10, **sides}}, "t"))
-    text = console.export_text()
+    return console.export_text()
+
+
+def test_summary_gives_the_mse_over_all_and_over_non_zero_entries():
+    text = _summary_text(
+        {
+            "geneae": {"mse": 8.195, "masked_mse": 3.25},
+            "pca": {"mse": 0.943, "masked_mse": 3.444},
+        }
+    )
     assert "reconstruction MSE, all entries" in text and "8.195" in text
     assert "reconstruction MSE, non-zero entries" in text and "3.444" in text
 
 
 def test_summary_leaves_out_the_non_zero_mse_of_an_input_without_zeros():
     # z-scored input has no zero entry: both MSEs are the same mean, one row says it.
-    from rich.console import Console
-
-    from geneae.cli.commands import summary_table
-
-    sides = {
-        "geneae": {"mse": 12.202998486312717, "masked_mse": 12.202998486312726},
-        "pca": {"mse": 0.6595712054052022, "masked_mse": 0.6595712054052011},
-    }
-    console = Console(record=True, width=120)
-    console.print(summary_table({"comparison": {"n_components": 10, **sides}}, "t"))
-    text = console.export_text()
+    text = _summary_text(
+        {
+            "geneae": {"mse": 12.202998486312717, "masked_mse": 12.202998486312726},
+            "pca": {"mse": 0.6595712054052022, "masked_mse": 0.6595712054052011},
+        }
+    )
     assert "reconstruction MSE, all entries" in text and "12.2" in text
     assert "non-zero entries" not in text
 
