@@ -78,6 +78,9 @@ def run_design(
             "kmeans_restarts": result.get("kmeans_restarts"),
             "ari": result.get("ari"),
             "nmi": result.get("nmi"),
+            # Leiden at the resolution giving as many clusters as labels (the tables' column)
+            "ari_leiden": result.get("ari_leiden"),
+            "nmi_leiden": result.get("nmi_leiden"),
             "fit_s": result.get("fit_s"),
             "epochs": result.get("epochs"),
             "epochs_per_member": result.get("epochs_per_member"),
@@ -94,6 +97,8 @@ def run_design(
             with open(path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(rec) + "\n")
             ari = "failed" if rec["ari"] is None else f"ARI {rec['ari']:.3f}"
+            if rec["ari_leiden"] is not None:
+                ari += f", Leiden ARI {rec['ari_leiden']:.3f}"
             print(f"[design {name}] {dataset:<17} seed {seed}: {ari}", flush=True)
 
     grid = [(d, s) for d in datasets for s in seeds]
@@ -101,8 +106,12 @@ def run_design(
         for future in [pool.submit(run, *item) for item in grid]:
             future.result()
     for dataset in datasets:
-        aris = [r["ari"] for r in done if r["dataset"] == dataset and r["ari"] is not None]
-        mean, sd, n = mean_std(aris)
-        print(f"{dataset:<17} {n} seeds: ARI {mean:.3f} +- {sd:.3f}")
+        ours = [r for r in done if r["dataset"] == dataset]
+        parts = []
+        for key, label in (("ari", "ARI"), ("ari_leiden", "Leiden ARI")):
+            mean, sd, n = mean_std(r[key] for r in ours)
+            if n:
+                parts.append(f"{label} {mean:.3f} +- {sd:.3f} ({n} seeds)")
+        print(f"{dataset:<17} {', '.join(parts) or 'no result'}")
     print(f"appended {len(done)} records to {path}")
     return done
