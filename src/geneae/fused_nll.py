@@ -23,8 +23,8 @@ NB loss (log-softmax decoder, NB over every entry), compiled by inductor with gc
 to compile and stepped no faster than uncompiled (52-56 ms forward and backward at
 256 x 2,000, one thread, against 20-25 ms for :func:`nb_nll_rows` in the same run): its
 time is the log-gamma and digamma of every entry, which the sparse form evaluates at the
-non-zero entries only, and the non-zero positions change every batch, which a compiled
-graph cannot follow without recompiling. They take a per-gene parameter (shape ``(g,)``) and a 2-D
+non-zero entries only. A compiled sparse form would take a new number of non-zero entries
+every batch (dynamic shapes): not tried. They take a per-gene parameter (shape ``(g,)``) and a 2-D
 batch; :func:`fusable` says when a call has that shape, and the callers keep the
 element-wise reference for everything else.
 """
