@@ -18,15 +18,16 @@ the gradient in closed form, so that a step makes a few passes instead of dozens
   product of the squared errors and the precisions.
 
 Both agree with the reference to rounding, values and gradients (tests/test_fused_nll.py,
-float64 gradcheck included). ``torch.compile`` is no substitute here: the dense form of the
-NB loss (log-softmax decoder, NB over every entry), compiled by inductor with gcc, took 45 s
-to compile and stepped no faster than uncompiled (52-56 ms forward and backward at
-256 x 2,000, one thread, against 20-25 ms for :func:`nb_nll_rows` in the same run): its
-time is the log-gamma and digamma of every entry, which the sparse form evaluates at the
-non-zero entries only. A compiled sparse form would take a new number of non-zero entries
-every batch (dynamic shapes): not tried. They take a per-gene parameter (shape ``(g,)``) and a 2-D
+float64 gradcheck included). They take a per-gene parameter (shape ``(g,)``) and a 2-D
 batch; :func:`fusable` says when a call has that shape, and the callers keep the
 element-wise reference for everything else.
+
+``torch.compile`` is no substitute here: the dense form of the NB loss (log-softmax decoder,
+NB over every entry), compiled by inductor with gcc, took 45 s to compile and stepped no
+faster than uncompiled (52-56 ms forward and backward at 256 x 2,000, one thread, against
+20-25 ms for :func:`nb_nll_rows` in the same run): its time is the log-gamma and digamma of
+every entry, which the sparse form evaluates at the non-zero entries only. A compiled sparse
+form would take a new number of non-zero entries every batch (dynamic shapes): not tried.
 """
 
 from __future__ import annotations
