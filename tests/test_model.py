@@ -30,6 +30,9 @@ def quick_config(**overrides):
         "model.latent_dim": 4,
         "model.members": 1,
         "preprocess.n_top_genes": 0,
+        # Numbers repeat bit for bit only at one thread count; the idle cores (the default
+        # count) change with what else runs beside the tests.
+        "train.num_threads": 1,
     }
     base.update(overrides)
     return RunConfig().updated(base)
@@ -192,6 +195,9 @@ def test_an_ensemble_cut_in_its_second_member_resumes_to_the_same_model(tmp_path
             "train.early_stopping": False,
             "train.checkpoint_interval_s": 0.0,
             "train.cluster_epochs": 2,
+            # The crash is injected in this process (tests/reliability/test_member_processes.py
+            # kills a run whose members train side by side).
+            "train.members_side_by_side": False,
         }
     )
     full = GeneAE(cfg).fit(adata, run_dir=tmp_path / "full")
@@ -361,7 +367,9 @@ def test_members_are_single_models_of_their_seeds_and_survive_save_and_load(tmp_
     spy = mock.Mock(wraps=geneae.balance.balance_scale)
     monkeypatch.setattr(geneae.balance, "balance_scale", spy)
     adata = tiny_counts()
-    model = GeneAE(quick_config(**{"model.members": 2, "train.cluster_epochs": 2})).fit(adata)
+    # Two threads for two members: side by side, one thread each (geneae.threads.member_waves).
+    ensemble = {"model.members": 2, "train.cluster_epochs": 2, "train.num_threads": 2}
+    model = GeneAE(quick_config(**ensemble)).fit(adata)
     assert spy.call_count == 1
     module = model.module
     assert len(module.members) == 2
@@ -370,8 +378,9 @@ def test_members_are_single_models_of_their_seeds_and_survive_save_and_load(tmp_
     phase = model.metrics["model"]["cluster_phase"]
     assert len(phase["clusters"]) == 2 and len(phase["initial_sizes"]) == 2
     assert list(model.history["member"]) == [0, 0, 0, 1, 1, 1]
-    # Member 0 is the single model of the run's seed; member 1 another model.
-    single = GeneAE(quick_config(**{"train.cluster_epochs": 2})).fit(adata)
+    # Member 0 is the single model of the run's seed (at its thread count); member 1 another.
+    single_config = quick_config(**{"train.cluster_epochs": 2, "train.num_threads": 1})
+    single = GeneAE(single_config).fit(adata)
     first = dict(module.members[0].state_dict())
     for name, value in single.module.state_dict().items():
         torch.testing.assert_close(first[name], value)

@@ -61,6 +61,12 @@ class TrainConfig(Section):
         description="CPU threads for training; None: OMP_NUM_THREADS if set, else the cores "
         "that are idle when training starts (geneae.threads)",
     )
+    members_side_by_side: bool = Field(
+        default=True,
+        description="train an ensemble's members at once, one process each, sharing the "
+        "CPU threads (geneae.threads.member_waves); CPU training in memory only; false: "
+        "one after the other on all the threads",
+    )
     cluster_epochs: int | None = Field(
         default=None,
         ge=0,

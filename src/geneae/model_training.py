@@ -7,14 +7,18 @@ the Lightning fit and the optional clustering phase, and returns the trained mod
 its history and the ``model`` section of metrics.json (a :class:`TrainedModule`). With
 ``model.members > 1`` each member is trained exactly as a single model of its own seed
 (:func:`member_seed`: its own initial weights, validation split, batch order and early
-stopping), one after the other, then the ensemble's latent blocks are calibrated on the
-training cells (:class:`~geneae.module.Ensemble`). The facade (:mod:`geneae.model`) keeps
+stopping) — side by side in processes of their own where the CPU threads allow
+(:func:`geneae.threads.member_waves`, :mod:`geneae.train.member_process`), else one after
+the other — then the ensemble's latent blocks are calibrated on the training cells
+(:class:`~geneae.module.Ensemble`). The facade (:mod:`geneae.model`) keeps
 the state; this module does the work and holds none.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,9 +31,10 @@ import torch
 from geneae.batches import split_indices
 from geneae.config import RunConfig
 from geneae.module import Ensemble, build_module, members_of
-from geneae.precision import choose_precision
+from geneae.precision import choose_precision, training_device_type
 from geneae.prepared import Prepared
-from geneae.threads import apply_threads
+from geneae.threads import apply_threads, member_waves
+from geneae.train.member_process import MemberJob, MemberProcess, train_here
 
 if TYPE_CHECKING:
     from geneae.ondisk import OnDisk
@@ -146,8 +151,8 @@ def train_module(
 ) -> TrainedModule:
     """Train ``module`` on ``prepared`` and keep its best weights.
 
-    An :class:`~geneae.module.Ensemble`'s members are trained one after the other, each as
-    the single model of its seed, with their resume points in
+    An :class:`~geneae.module.Ensemble`'s members are trained each as the single model of
+    its seed, side by side where :func:`side_by_side` allows, with their resume points in
     ``run_dir/checkpoints/member<i>/``; ``callbacks`` follow the first member (a tuning
     trial is pruned on it). The history stacks the members' rows (column ``member``).
 
@@ -178,7 +183,7 @@ def train_module(
     members = members_of(module)
     start = data_start(members[0], config.model.likelihood, prepared.in_memory)
     if len(members) == 1:
-        return _train_one(
+        return train_one(
             module,
             config,
             prepared,
@@ -190,22 +195,32 @@ def train_module(
             callbacks=callbacks,
         )
     assert isinstance(module, Ensemble)
-    parts = []
+    jobs = []
     for i, member in enumerate(members):
         where = None if run_dir is None else Path(run_dir) / "checkpoints" / f"member{i}"
-        parts.append(
-            _train_one(
-                member,
-                member_config(config, i),
-                prepared,
-                start,
-                n_genes=n_genes,
-                threads=threads,
-                run_dir=where,
-                resume=resume and where is not None and where.exists(),
-                callbacks=callbacks if i == 0 else (),
-            )
+        job = MemberJob(
+            member=i,
+            module=member,
+            config=member_config(config, i),
+            prepared=prepared,
+            start=start,
+            n_genes=n_genes,
+            threads=threads,
+            run_dir=where,
+            resume=resume and where is not None and where.exists(),
+            train_threads=threads,
         )
+        jobs.append(job)
+    waves = (
+        member_waves(len(members), threads)
+        if side_by_side(config, prepared)
+        else [([i], threads) for i in range(len(members))]
+    )
+    trained: dict[int, TrainedModule] = {}
+    t0 = time.perf_counter()
+    for wave, each in waves:
+        trained.update(_train_wave([jobs[i] for i in wave], each, callbacks))
+    parts = [trained[i] for i in range(len(members))]
     if not parts[0].is_global_zero:
         return TrainedModule(module, parts[0].history, False, {}, 0.0)
     from geneae.train.cluster_phase import latent_means
@@ -222,8 +237,64 @@ def train_module(
         history,
         True,
         merge_member_metrics([part.model_metrics for part in parts], module),
-        sum(part.train_s for part in parts),
+        time.perf_counter() - t0,  # wall time: members may train side by side
     )
+
+
+def side_by_side(config: RunConfig, prepared: Prepared | OnDisk) -> bool:
+    """Whether an ensemble's members may train at once, in processes of their own.
+
+    Only on the CPU, in one process, with the data in memory and within
+    ``train.memory_budget_gb`` (each process holds a copy), and unless
+    ``train.members_side_by_side`` is off. A GPU, data-parallel training or data on disk
+    keep one member at a time on everything.
+    """
+    train = config.train
+    return (
+        train.members_side_by_side
+        and training_device_type(train.accelerator) == "cpu"
+        and str(train.devices) in ("1", "auto")
+        and train.strategy == "auto"
+        and train.num_nodes == 1
+        and prepared is prepared.in_memory
+        and prepared.tensors.nbytes <= train.memory_budget_gb * 2**30
+    )
+
+
+def _train_wave(
+    jobs: list[MemberJob], threads: int, callbacks: Sequence[Any]
+) -> dict[int, TrainedModule]:
+    """Train ``jobs`` at once with ``threads`` each: the first here, the others in children.
+
+    ``callbacks`` follow member 0. On any error (or a signal) the children are ended.
+    """
+    first, others = jobs[0], jobs[1:]
+    first_callbacks = callbacks if first.member == 0 else ()
+    if not others:
+        return {first.member: train_here(first, first_callbacks)}
+    previous = torch.get_num_threads()
+    children: list[MemberProcess] = []
+    with tempfile.TemporaryDirectory(prefix="geneae-members-") as folder:
+        try:
+            for job in others:
+                job = dataclasses.replace(
+                    job, prepared=job.prepared.for_worker(), train_threads=threads
+                )
+                children.append(MemberProcess(job, Path(folder)))
+            torch.set_num_threads(threads)
+            done = {first.member: train_here(first, first_callbacks)}
+            for child, job in zip(children, others, strict=True):
+                result = child.result()
+                job.module.load_state_dict(result.state)
+                job.module.to("cpu").eval()
+                done[job.member] = TrainedModule(
+                    job.module, result.history, True, result.model_metrics, result.train_s
+                )
+        finally:
+            for child in children:
+                child.stop()
+            torch.set_num_threads(previous)
+    return done
 
 
 def merge_member_metrics(parts: list[dict[str, Any]], module: torch.nn.Module) -> dict[str, Any]:
@@ -249,7 +320,7 @@ def merge_member_metrics(parts: list[dict[str, Any]], module: torch.nn.Module) -
     return merged
 
 
-def _train_one(
+def train_one(
     module: torch.nn.Module,
     config: RunConfig,
     prepared: Prepared | OnDisk,

@@ -13,6 +13,7 @@ from typing import Any
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import torch
 
 from geneae.batches import ExpressionTensors, RowMatrix
@@ -47,6 +48,15 @@ class Prepared:
     def in_memory(self) -> Prepared:
         """The cells held in memory: all of them (data on disk: :class:`geneae.ondisk.OnDisk`)."""
         return self
+
+    def for_worker(self) -> Prepared:
+        """These data for a process that only trains on them.
+
+        The tensors and the facts; the AnnData reduced to the cell names (training reads
+        only the tensors and the number of cells).
+        """
+        names = ad.AnnData(obs=pd.DataFrame(index=self.data.obs_names.copy()))
+        return Prepared(names, self.tensors, self.facts)
 
     def outputs(
         self,

@@ -110,3 +110,24 @@ def apply_threads(requested: int | None) -> int:
         torch.set_num_threads(threads)
     logger.info("CPU threads: %d (%s)", threads, why)
     return threads
+
+
+def member_waves(members: int, threads: int) -> list[tuple[list[int], int]]:
+    """How an ensemble's members share ``threads`` cores: ``[(members, threads each), ...]``.
+
+    A member's training step is a few small matrix products and element-wise passes that a
+    second thread barely speeds up, so with two threads or more all the members train at
+    once, one process each, with ``threads // members`` threads each (at least one: three
+    single-threaded members share two cores well, none of them waits at a barrier for
+    another's core). With one thread they train one after the other. On this project's
+    2-core machine, mouse bladder, the default's three members: `geneae train` 81.6 s
+    against 106.7 s one after the other at two threads (whole process, median of two
+    paired runs). Each member's thread count follows from ``(members, threads)`` alone, so a
+    run repeated with the same count repeats bit for bit.
+    """
+    at_once = members if threads > 1 else 1
+    waves = []
+    for first in range(0, members, at_once):
+        wave = list(range(first, min(first + at_once, members)))
+        waves.append((wave, max(1, threads // len(wave))))
+    return waves

@@ -86,12 +86,16 @@ class TrainingPlan(pl.LightningModule):
         optimizer = self.optimizers()
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(out.loss)
-        if self.train_config.gradient_clip is not None:
-            self.clip_gradients(
-                optimizer,
-                gradient_clip_val=self.train_config.gradient_clip,
-                gradient_clip_algorithm="norm",
-            )
+        clip = self.train_config.gradient_clip
+        if clip is not None:
+            if getattr(self.trainer.precision_plugin, "scaler", None) is None:
+                # float32 or bfloat16: the gradients are not scaled, clip them as they are
+                # (Lightning refuses to clip for the fused Adam under mixed precision).
+                torch.nn.utils.clip_grad_norm_(self.module.parameters(), clip)
+            else:  # float16: Lightning unscales first (the optimizer is not fused then)
+                self.clip_gradients(
+                    optimizer, gradient_clip_val=clip, gradient_clip_algorithm="norm"
+                )
         optimizer.step()
         self._accumulate("train", out, batch["x"].shape[0])
         self._last_schedule = (kl_weight, mask_rate)
@@ -175,6 +179,8 @@ class TrainingPlan(pl.LightningModule):
             lr=cfg.lr,
             weight_decay=cfg.weight_decay,
             decoupled=cfg.optimizer == "adamw",
+            # A fused Adam unscales float16 gradients itself, too late for clipping them.
+            fused=not (cfg.gradient_clip is not None and cfg.precision == "16-mixed"),
         )
         if not cfg.lr_scheduler:
             return optimizer

@@ -1,0 +1,80 @@
+"""A run whose members train side by side, killed: its member processes go with it, and
+the run resumes to completion (geneae.train.member_process)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from reliability_helpers import FAST, assert_complete_run, counts_table, geneae_cli, start
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="reads the process tree from /proc"
+)
+
+
+def member_processes(parent: int) -> list[int]:
+    """The live member-training children of process ``parent``."""
+    found = []
+    for task in Path(f"/proc/{parent}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for pid in map(int, children):
+            if b"geneae.train.member_process" in _cmdline(pid) and alive(pid):
+                found.append(pid)
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting to be reaped has ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_killed_run_takes_its_member_processes_and_resumes(tmp_path) -> None:
+    cells = tmp_path / "cells.csv"
+    counts_table(n_cells=400, n_genes=40).to_csv(cells)
+    settings = {
+        **FAST,
+        "train": {**FAST["train"], "max_epochs": 40, "batch_size": 16, "num_threads": 2},
+        "model": {**FAST["model"], "members": 2},
+    }
+    config = tmp_path / "members.yaml"
+    config.write_text(yaml.safe_dump(settings))
+    out = tmp_path / "run"
+    proc = start("train", cells, "--out", out, "--config", config)
+    children: list[int] = []
+    deadline = time.monotonic() + 120
+    while not children and proc.poll() is None and time.monotonic() < deadline:
+        children = member_processes(proc.pid)
+        time.sleep(0.05)
+    assert children, "no member process was started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(pid) for pid in children)
+    # Whatever the kill left, the run completes on --resume (or was not yet resumable).
+    resumed = geneae_cli("train", cells, "--out", out, "--resume")
+    if resumed.code != 0:
+        fresh = geneae_cli("train", cells, "--out", out, "--config", config)
+        assert fresh.code == 0, fresh
+    assert_complete_run(out)
+    assert not out.with_name(out.name + ".lock").exists()

@@ -1,0 +1,100 @@
+"""An ensemble's members trained at once, one process each (geneae.threads.member_waves,
+geneae.train.member_process): the same members as one after the other, errors carried
+back to the caller."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+import geneae.model_training
+from geneae import GeneAE, RunConfig, datasets
+from geneae.threads import member_waves
+
+ENSEMBLE = {"model.members": 2, "train.cluster_epochs": 2}
+
+
+def quick_config(**overrides):
+    base = {
+        "train.max_epochs": 3,
+        "train.quiet": True,
+        "train.batch_size": 64,
+        "model.hidden": [32],
+        "model.latent_dim": 4,
+        "preprocess.n_top_genes": 0,
+    }
+    return RunConfig().updated({**base, **overrides})
+
+
+def tiny_counts():
+    return datasets.synthetic_counts(n_cells=300, n_genes=60, n_clusters=3, seed=0)
+
+
+def test_member_waves_share_the_threads_and_take_every_member_once() -> None:
+    assert member_waves(3, 2) == [([0, 1, 2], 1)]
+    assert member_waves(3, 1) == [([0], 1), ([1], 1), ([2], 1)]
+    assert member_waves(3, 8) == [([0, 1, 2], 2)]
+    assert member_waves(1, 4) == [([0], 4)]
+    for members in range(1, 6):
+        for threads in range(1, 9):
+            waves = member_waves(members, threads)
+            assert [i for wave, _ in waves for i in wave] == list(range(members))
+            # Each member at least one thread; no more threads at once than there are,
+            # unless every member already has only one.
+            for wave, each in waves:
+                assert each == max(1, threads // len(wave))
+                assert len(wave) * each <= threads or each == 1
+
+
+class CountedMemberProcess(geneae.model_training.MemberProcess):
+    started: list[int] = []
+
+    def __init__(self, job, folder) -> None:
+        type(self).started.append(job.member)
+        super().__init__(job, folder)
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    CountedMemberProcess.started = []
+    monkeypatch.setattr(geneae.model_training, "MemberProcess", CountedMemberProcess)
+    return CountedMemberProcess.started
+
+
+def test_members_side_by_side_are_the_members_one_after_the_other(counted) -> None:
+    adata = tiny_counts()
+    # Two threads: both members at once, one thread each, member 1 in a child process.
+    side = GeneAE(quick_config(**ENSEMBLE, **{"train.num_threads": 2})).fit(adata)
+    assert counted == [1]
+    # One thread: one member after the other in this process, each at one thread.
+    alone = GeneAE(quick_config(**ENSEMBLE, **{"train.num_threads": 1})).fit(adata)
+    assert counted == [1]
+    state = alone.module.state_dict()
+    for name, value in side.module.state_dict().items():
+        torch.testing.assert_close(value, state[name], rtol=0, atol=0)
+    pd.testing.assert_frame_equal(side.history, alone.history)
+    for key in ("epochs_trained", "best_epoch", "cluster_phase"):
+        side_value, alone_value = side.metrics["model"][key], alone.metrics["model"][key]
+        if key == "cluster_phase":  # its seconds differ
+            side_value = {k: v for k, v in side_value.items() if k != "seconds"}
+            alone_value = {k: v for k, v in alone_value.items() if k != "seconds"}
+        assert side_value == alone_value
+    assert side.metrics["model"]["cpu_threads"] == 2  # the run's count, as it was asked
+
+
+def test_members_one_after_the_other_when_asked(counted) -> None:
+    config = {**ENSEMBLE, "train.num_threads": 2, "train.members_side_by_side": False}
+    GeneAE(quick_config(**config)).fit(tiny_counts())
+    assert counted == []
+
+
+def test_an_error_in_a_member_process_is_raised_by_the_caller(tmp_path, counted) -> None:
+    # Member 1 is told to resume from a resume point that is not there: its process fails,
+    # and the caller raises that error, saying which member it was.
+    (tmp_path / "checkpoints" / "member1").mkdir(parents=True)
+    model = GeneAE(quick_config(**ENSEMBLE, **{"train.num_threads": 2}))
+    with pytest.raises(Exception, match="last.ckpt") as caught:
+        model.fit(tiny_counts(), run_dir=tmp_path, resume=True)
+    assert counted == [1]
+    assert any("member 1" in note for note in getattr(caught.value, "__notes__", []))
