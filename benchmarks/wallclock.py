@@ -366,7 +366,8 @@ def markdown(doc: dict[str, Any] | None, quality: dict[str, Any] | None = None) 
         )
         lines += [
             "Time from the file to a saved model with each tool's defaults, one run each "
-            "(geneae: `geneae train` with its defaults — three members, default epochs, "
+            "(geneae: `geneae train` with its defaults — three members, side by side "
+            "where the CPU threads allow, default epochs, "
             f"{stopping} — and the report off; "
             "scvi-tools: `SCVI()` defaults (ZINB) and its default epochs, batch 128), with "
             "each default's mean ARI over 3 seeds from the quality section (scvi-tools "

@@ -83,8 +83,15 @@ def test_members_side_by_side_are_the_members_one_after_the_other(counted) -> No
     assert side.metrics["model"]["cpu_threads"] == 2  # the run's count, as it was asked
 
 
-def test_members_one_after_the_other_when_asked(counted) -> None:
-    config = {**ENSEMBLE, "train.num_threads": 2, "train.members_side_by_side": False}
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"train.members_side_by_side": False},  # asked
+        {"train.memory_budget_gb": 1e-6},  # a copy of the data would exceed the budget
+    ],
+)
+def test_members_one_after_the_other_when_asked_or_beyond_the_budget(setting, counted) -> None:
+    config = {**ENSEMBLE, "train.num_threads": 2, **setting}
     GeneAE(quick_config(**config)).fit(tiny_counts())
     assert counted == []
 

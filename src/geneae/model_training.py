@@ -213,7 +213,7 @@ def train_module(
         jobs.append(job)
     waves = (
         member_waves(len(members), threads)
-        if side_by_side(config, prepared)
+        if side_by_side(config, prepared, len(members))
         else [([i], threads) for i in range(len(members))]
     )
     trained: dict[int, TrainedModule] = {}
@@ -241,13 +241,13 @@ def train_module(
     )
 
 
-def side_by_side(config: RunConfig, prepared: Prepared | OnDisk) -> bool:
-    """Whether an ensemble's members may train at once, in processes of their own.
+def side_by_side(config: RunConfig, prepared: Prepared | OnDisk, members: int) -> bool:
+    """Whether an ensemble's ``members`` may train at once, in processes of their own.
 
-    Only on the CPU, in one process, with the data in memory and within
-    ``train.memory_budget_gb`` (each process holds a copy), and unless
-    ``train.members_side_by_side`` is off. A GPU, data-parallel training or data on disk
-    keep one member at a time on everything.
+    Only on the CPU, in one process, with the data in memory, and unless
+    ``train.members_side_by_side`` is off; each extra process holds a copy of the data, and
+    the copies together stay within ``train.memory_budget_gb``. A GPU, data-parallel
+    training or data on disk keep one member at a time on everything.
     """
     train = config.train
     return (
@@ -257,7 +257,7 @@ def side_by_side(config: RunConfig, prepared: Prepared | OnDisk) -> bool:
         and train.strategy == "auto"
         and train.num_nodes == 1
         and prepared is prepared.in_memory
-        and prepared.tensors.nbytes <= train.memory_budget_gb * 2**30
+        and prepared.tensors.nbytes * (members - 1) <= train.memory_budget_gb * 2**30
     )
 
 
