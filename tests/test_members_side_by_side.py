@@ -7,28 +7,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
+from test_model import quick_config, tiny_counts
 
 import geneae.model_training
-from geneae import GeneAE, RunConfig, datasets
+from geneae import GeneAE
 from geneae.threads import member_waves
 
 ENSEMBLE = {"model.members": 2, "train.cluster_epochs": 2}
-
-
-def quick_config(**overrides):
-    base = {
-        "train.max_epochs": 3,
-        "train.quiet": True,
-        "train.batch_size": 64,
-        "model.hidden": [32],
-        "model.latent_dim": 4,
-        "preprocess.n_top_genes": 0,
-    }
-    return RunConfig().updated({**base, **overrides})
-
-
-def tiny_counts():
-    return datasets.synthetic_counts(n_cells=300, n_genes=60, n_clusters=3, seed=0)
 
 
 def test_member_waves_share_the_threads_and_take_every_member_once() -> None:
