@@ -4,12 +4,15 @@ back to the caller."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import torch
 from test_model import quick_config, tiny_counts
 
 import geneae.model_training
+import geneae.train.member_process
 from geneae import GeneAE
 from geneae.threads import member_waves
 
@@ -90,3 +93,28 @@ def test_an_error_in_a_member_process_is_raised_by_the_caller(tmp_path, counted)
         model.fit(tiny_counts(), run_dir=tmp_path, resume=True)
     assert counted == [1]
     assert any("member 1" in note for note in getattr(caught.value, "__notes__", []))
+
+
+def test_a_member_process_removes_its_copy_of_the_data_once_read(tmp_path, monkeypatch) -> None:
+    # A parent killed before its clean-up must not leave a copy of the data in /tmp.
+    folders = []
+    made = geneae.model_training.tempfile.TemporaryDirectory
+
+    def remembered(*args, **kwargs):
+        folder = made(*args, dir=tmp_path, **kwargs)
+        folders.append(folder.name)
+        return folder
+
+    monkeypatch.setattr(geneae.model_training.tempfile, "TemporaryDirectory", remembered)
+    seen = []
+    result = geneae.train.member_process.MemberProcess.result
+
+    def look_then_wait(self):
+        self.process.wait()
+        seen.append(sorted(p.name for p in self.job_path.parent.iterdir()))
+        return result(self)
+
+    monkeypatch.setattr(geneae.train.member_process.MemberProcess, "result", look_then_wait)
+    GeneAE(quick_config(**ENSEMBLE, **{"train.num_threads": 2})).fit(tiny_counts())
+    assert seen == [["member1.result", "member1.stderr"]]
+    assert folders and not any(Path(f).exists() for f in folders)

@@ -166,6 +166,9 @@ def main(argv: list[str]) -> int:
     job_path, result_path = Path(argv[0]), Path(argv[1])
     with open(job_path, "rb") as fh:
         job: MemberJob = pickle.load(fh)
+    # Read once: gone at once, so that a parent killed before its clean-up leaves no copy
+    # of the data behind.
+    job_path.unlink()
     try:
         outcome: tuple[str, Any] = ("ok", run(job))
     except Exception as error:  # handed to the parent, which raises it
