@@ -38,9 +38,9 @@ def test_member_waves_share_the_threads_and_take_every_member_once() -> None:
 class CountedMemberProcess(geneae.model_training.MemberProcess):
     started: list[int] = []
 
-    def __init__(self, job, folder) -> None:
+    def __init__(self, job, folder, threads) -> None:
         type(self).started.append(job.member)
-        super().__init__(job, folder)
+        super().__init__(job, folder, threads)
 
 
 @pytest.fixture

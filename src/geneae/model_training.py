@@ -16,7 +16,6 @@ the state; this module does the work and holds none.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import tempfile
 import time
@@ -208,7 +207,6 @@ def train_module(
             threads=threads,
             run_dir=where,
             resume=resume and where is not None and where.exists(),
-            train_threads=threads,
         )
         jobs.append(job)
     waves = (
@@ -277,10 +275,7 @@ def _train_wave(
     with tempfile.TemporaryDirectory(prefix="geneae-members-") as folder:
         try:
             for job in others:
-                job = dataclasses.replace(
-                    job, prepared=job.prepared.for_worker(), train_threads=threads
-                )
-                children.append(MemberProcess(job, Path(folder)))
+                children.append(MemberProcess(job, Path(folder), threads))
             torch.set_num_threads(threads)
             done = {first.member: train_here(first, first_callbacks)}
             for child, job in zip(children, others, strict=True):

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from reliability_helpers import FAST, assert_complete_run, counts_table, geneae_cli, start
+from reliability_helpers import (
+    FAST,
+    assert_complete_run,
+    counts_table,
+    geneae_cli,
+    refused,
+    start,
+)
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="reads the process tree from /proc"
@@ -71,9 +78,11 @@ def test_killed_run_takes_its_member_processes_and_resumes(tmp_path) -> None:
     while any(alive(pid) for pid in children) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(alive(pid) for pid in children)
-    # Whatever the kill left, the run completes on --resume (or was not yet resumable).
+    # Whatever the kill left, the run completes on --resume, or (killed before its first
+    # resume point) --resume refuses cleanly and a new run takes its place.
     resumed = geneae_cli("train", cells, "--out", out, "--resume")
     if resumed.code != 0:
+        refused(resumed)
         fresh = geneae_cli("train", cells, "--out", out, "--config", config)
         assert fresh.code == 0, fresh
     assert_complete_run(out)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import os
 import pickle
 import signal
@@ -56,8 +57,6 @@ class MemberJob:
     """The run's CPU threads (reported in its metrics)."""
     run_dir: Path | None
     resume: bool
-    train_threads: int
-    """The threads this member trains with (geneae.threads.member_waves)."""
 
 
 @dataclass
@@ -76,19 +75,22 @@ class MemberProcess:
     Parameters
     ----------
     job
-        The member's job.
+        The member's job (its data are sent as :meth:`Prepared.for_worker` gives them).
     folder
         A private folder for the job and result files (the parent's temporary folder).
+    threads
+        The threads the member trains with (:func:`geneae.threads.member_waves`).
     """
 
-    def __init__(self, job: MemberJob, folder: Path) -> None:
+    def __init__(self, job: MemberJob, folder: Path, threads: int) -> None:
         self.member = job.member
         self.job_path = folder / f"member{job.member}.job"
         self.result_path = folder / f"member{job.member}.result"
         self.stderr_path = folder / f"member{job.member}.stderr"
+        sent = dataclasses.replace(job, prepared=job.prepared.for_worker())
         with open(self.job_path, "wb") as fh:
-            pickle.dump(job, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        env = dict(os.environ, OMP_NUM_THREADS=str(job.train_threads))
+            pickle.dump(sent, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
         # The child imports the geneae this process runs, wherever it was imported from.
         package_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(
@@ -96,7 +98,15 @@ class MemberProcess:
         )
         with open(self.stderr_path, "wb") as err:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(self.job_path), str(self.result_path)],
+                [
+                    sys.executable,
+                    "-m",
+                    __name__,
+                    str(self.job_path),
+                    str(self.result_path),
+                    str(threads),
+                    str(os.getpid()),
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
@@ -145,32 +155,33 @@ def train_here(job: MemberJob, callbacks: Sequence[Any] = ()) -> TrainedModule:
     )
 
 
-def run(job: MemberJob) -> MemberResult:
-    """Train ``job``'s member in this (child) process with its threads."""
-    torch.set_num_threads(job.train_threads)
+def run(job: MemberJob, threads: int) -> MemberResult:
+    """Train ``job``'s member in this (child) process with ``threads``."""
+    torch.set_num_threads(threads)
     trained = train_here(job)
     state = {k: v.detach().to("cpu") for k, v in trained.module.state_dict().items()}
     return MemberResult(state, trained.history, trained.model_metrics, trained.train_s)
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):  # best effort
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() == 1:  # the parent died before the line above took effect
+    if os.getppid() != parent:  # the parent died before the line above took effect
         os._exit(1)
 
 
 def main(argv: list[str]) -> int:
-    _die_with_parent()
-    job_path, result_path = Path(argv[0]), Path(argv[1])
+    """``JOB RESULT THREADS PARENT_PID``: train the job's member, write its result."""
+    job_path, result_path, threads, parent = Path(argv[0]), Path(argv[1]), *map(int, argv[2:4])
+    _die_with_parent(parent)
     with open(job_path, "rb") as fh:
         job: MemberJob = pickle.load(fh)
     # Read once: gone at once, so that a parent killed before its clean-up leaves no copy
     # of the data behind.
     job_path.unlink()
     try:
-        outcome: tuple[str, Any] = ("ok", run(job))
+        outcome: tuple[str, Any] = ("ok", run(job, threads))
     except Exception as error:  # handed to the parent, which raises it
         outcome = ("error", (error, traceback.format_exc()))
         try:

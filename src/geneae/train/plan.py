@@ -21,6 +21,11 @@ from geneae.train.optimizers import adam
 Batch = dict[str, torch.Tensor]
 
 
+def scales_gradients(config: TrainConfig) -> bool:
+    """Whether training scales its gradients (float16 mixed precision's loss scaling)."""
+    return config.precision == "16-mixed"
+
+
 class TrainingPlan(pl.LightningModule):
     """Lightning wrapper around a pure-torch geneae module.
 
@@ -88,7 +93,7 @@ class TrainingPlan(pl.LightningModule):
         self.manual_backward(out.loss)
         clip = self.train_config.gradient_clip
         if clip is not None:
-            if getattr(self.trainer.precision_plugin, "scaler", None) is None:
+            if not scales_gradients(self.train_config):
                 # float32 or bfloat16: the gradients are not scaled, clip them as they are
                 # (Lightning refuses to clip for the fused Adam under mixed precision).
                 torch.nn.utils.clip_grad_norm_(self.module.parameters(), clip)
@@ -180,7 +185,7 @@ class TrainingPlan(pl.LightningModule):
             weight_decay=cfg.weight_decay,
             decoupled=cfg.optimizer == "adamw",
             # A fused Adam unscales float16 gradients itself, too late for clipping them.
-            fused=not (cfg.gradient_clip is not None and cfg.precision == "16-mixed"),
+            fused=not (cfg.gradient_clip is not None and scales_gradients(cfg)),
         )
         if not cfg.lr_scheduler:
             return optimizer
