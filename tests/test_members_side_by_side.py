@@ -12,9 +12,11 @@ import torch
 from test_model import quick_config, tiny_counts
 
 import geneae.model_training
+import geneae.threads
 import geneae.train.member_process
 from geneae import GeneAE
 from geneae.threads import member_waves
+from geneae.train.member_process import spares as member_spares
 
 ENSEMBLE = {"model.members": 2, "train.cluster_epochs": 2}
 
@@ -35,19 +37,18 @@ def test_member_waves_share_the_threads_and_take_every_member_once() -> None:
                 assert len(wave) * each <= threads or each == 1
 
 
-class CountedMemberProcess(geneae.model_training.MemberProcess):
-    started: list[int] = []
-
-    def __init__(self, job, folder, threads) -> None:
-        type(self).started.append(job.member)
-        super().__init__(job, folder, threads)
-
-
 @pytest.fixture
 def counted(monkeypatch):
-    CountedMemberProcess.started = []
-    monkeypatch.setattr(geneae.model_training, "MemberProcess", CountedMemberProcess)
-    return CountedMemberProcess.started
+    """The members sent to member processes, in order."""
+    sent: list[int] = []
+    send = geneae.train.member_process.MemberProcess.send
+
+    def counted_send(self, job, folder, threads):
+        sent.append(job.member)
+        return send(self, job, folder, threads)
+
+    monkeypatch.setattr(geneae.train.member_process.MemberProcess, "send", counted_send)
+    return sent
 
 
 def test_members_side_by_side_are_the_members_one_after_the_other(counted) -> None:
@@ -111,10 +112,84 @@ def test_a_member_process_removes_its_copy_of_the_data_once_read(tmp_path, monke
 
     def look_then_wait(self):
         self.process.wait()
-        seen.append(sorted(p.name for p in self.job_path.parent.iterdir()))
+        seen.append(sorted(p.name for p in self.result_path.parent.iterdir()))
         return result(self)
 
     monkeypatch.setattr(geneae.train.member_process.MemberProcess, "result", look_then_wait)
     GeneAE(quick_config(**ENSEMBLE, **{"train.num_threads": 2})).fit(tiny_counts())
-    assert seen == [["member1.result", "member1.stderr"]]
+    assert seen == [["member1.result"]]
     assert folders and not any(Path(f).exists() for f in folders)
+
+
+def test_a_run_takes_the_member_processes_it_started_first(monkeypatch) -> None:
+    # geneae train starts its members' processes before reading the data (their imports
+    # then run beside its own); training hands the job to them, not to new processes.
+    started = []
+    init = geneae.train.member_process.MemberProcess.__init__
+
+    def remembered(self):
+        init(self)
+        started.append(self)
+
+    monkeypatch.setattr(geneae.train.member_process.MemberProcess, "__init__", remembered)
+    config = quick_config(**ENSEMBLE, **{"train.num_threads": 2})
+    with member_spares(config) as count:
+        assert count == 1 and len(started) == 1
+        spare = started[0]
+        model = GeneAE(config).fit(tiny_counts())
+        assert len(started) == 1  # no process but the spare
+        assert spare.member == 1 and spare.process.returncode == 0
+    assert model.metrics["model"]["members"] == 2
+
+
+@pytest.mark.parametrize(
+    "setting, count",
+    [
+        ({"train.num_threads": 1}, 0),  # one thread: members one after the other
+        ({"train.num_threads": 2, "train.members_side_by_side": False}, 0),
+        ({"train.num_threads": 2, "model.members": 1}, 0),
+        ({"train.num_threads": 2, "train.memory_budget_gb": 1e-6}, 1),  # the data say no
+    ],
+)
+def test_spares_are_started_only_when_they_may_serve_and_ended_when_not(setting, count) -> None:
+    config = quick_config(**{**ENSEMBLE, **setting})
+    with member_spares(config) as started:
+        assert started == count
+        spares = list(geneae.train.member_process._spares)
+        GeneAE(config).fit(tiny_counts())
+        # Not taken: ended as soon as training knew (not at the end of the run).
+        assert all(spare.process.poll() is not None for spare in spares)
+    assert not geneae.train.member_process._spares
+
+
+def test_a_spare_that_died_is_replaced_and_an_unused_one_exits_quietly() -> None:
+    with member_spares(quick_config(**ENSEMBLE, **{"train.num_threads": 2})):
+        spare = geneae.train.member_process._spares[0]
+        spare.process.kill()
+        spare.process.wait()
+        fresh = geneae.train.member_process.take()
+        assert fresh is not spare and fresh.waiting
+        fresh.stop()
+    # A process sent no job (its stdin closed) ends by itself, with exit code 0.
+    unused = geneae.train.member_process.MemberProcess()
+    assert unused.process.stdin is not None
+    unused.process.stdin.close()
+    assert unused.process.wait(timeout=120) == 0
+    unused.stop()
+
+
+def test_the_idle_cores_are_measured_once_while_held(monkeypatch) -> None:
+    calls = []
+
+    def measured(seconds=geneae.threads.SAMPLE_SECONDS):
+        calls.append(seconds)
+        return len(calls)  # a new answer on every measurement
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(geneae.threads, "idle_cores", measured)
+    with geneae.threads.hold_idle_cores():
+        assert calls == []  # measured when first asked, not before
+        first = geneae.threads.choose_threads(None, 8)
+        assert geneae.threads.choose_threads(None, 8) == first == (1, "1 of the usable cores idle")
+    assert len(calls) == 1
+    assert geneae.threads.choose_threads(None, 8)[0] == 2  # measured again outside

@@ -33,7 +33,14 @@ from geneae.module import Ensemble, build_module, members_of
 from geneae.precision import choose_precision, training_device_type
 from geneae.prepared import Prepared
 from geneae.threads import apply_threads, member_waves
-from geneae.train.member_process import MemberJob, MemberProcess, train_here
+from geneae.train.member_process import (
+    MemberJob,
+    MemberProcess,
+    allows_side_by_side,
+    end_spares,
+    take,
+    train_here,
+)
 
 if TYPE_CHECKING:
     from geneae.ondisk import OnDisk
@@ -209,11 +216,12 @@ def train_module(
             resume=resume and where is not None and where.exists(),
         )
         jobs.append(job)
-    waves = (
-        member_waves(len(members), threads)
-        if side_by_side(config, prepared, len(members))
-        else [([i], threads) for i in range(len(members))]
-    )
+    if side_by_side(config, prepared, len(members)):
+        waves = member_waves(len(members), threads)
+    else:
+        waves = [([i], threads) for i in range(len(members))]
+    if all(len(wave) == 1 for wave, _ in waves):
+        end_spares()  # started ahead for nothing: free their memory now
     trained: dict[int, TrainedModule] = {}
     t0 = time.perf_counter()
     for wave, each in waves:
@@ -249,11 +257,8 @@ def side_by_side(config: RunConfig, prepared: Prepared | OnDisk, members: int) -
     """
     train = config.train
     return (
-        train.members_side_by_side
+        allows_side_by_side(train)
         and training_device_type(train.accelerator) == "cpu"
-        and str(train.devices) in ("1", "auto")
-        and train.strategy == "auto"
-        and train.num_nodes == 1
         and prepared is prepared.in_memory
         and prepared.tensors.nbytes * (members - 1) <= train.memory_budget_gb * 2**30
     )
@@ -275,7 +280,8 @@ def _train_wave(
     with tempfile.TemporaryDirectory(prefix="geneae-members-") as folder:
         try:
             for job in others:
-                children.append(MemberProcess(job, Path(folder), threads))
+                children.append(take())
+                children[-1].send(job, Path(folder), threads)
             torch.set_num_threads(threads)
             done = {first.member: train_here(first, first_callbacks)}
             for child, job in zip(children, others, strict=True):

@@ -90,6 +90,15 @@ def default_epochs(n_obs: int, samples_seen: float = SAMPLES_SEEN) -> int:
     return int(min(400, max(20, round(samples_seen / max(n_obs, 1)))))
 
 
+def members(config: RunConfig) -> int:
+    """The members of an ensemble ``config`` trains (known before the data are read)."""
+    if config.model.members is not None:
+        return config.model.members
+    # The ensemble steadies the clusters of samples; a GMVAE's mixture components do not
+    # line up across members, and gene embeddings are not clustered.
+    return 1 if config.data.genes_as_samples or config.model.family == "gmvae" else MEMBERS
+
+
 def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
     """A copy of ``config`` with every choice left to the data made from ``facts``.
 
@@ -130,10 +139,7 @@ def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
         )
     if config.train.cluster_epochs is None:
         config.train.cluster_epochs = 0 if genes_as_samples else CLUSTER_EPOCHS
-    if model.members is None:
-        # The ensemble steadies the clusters of samples; a GMVAE's mixture components do
-        # not line up across members, and gene embeddings are not clustered.
-        model.members = 1 if genes_as_samples or model.family == "gmvae" else MEMBERS
+    model.members = members(config)
     config.preprocess = resolve_preprocess(
         config.preprocess, facts, standardized_term=model.standardized_weight > 0
     )

@@ -6,15 +6,18 @@ operation. When another process holds one of the cores, the thread placed there 
 in its time slices, and every barrier waits for it: on a two-core machine with one core
 busy, two threads made training ~11x slower than with the machine idle (issue 16), while
 one thread would have lost nothing. So the default is the number of cores that are idle
-when training starts, measured over a fraction of a second, never more than torch's own
-default; ``train.num_threads`` or ``OMP_NUM_THREADS`` overrides it.
+when training starts (``geneae train``: when the run starts, before it starts its members'
+processes, :func:`hold_idle_cores`), measured over a fraction of a second, never more than
+torch's own default; ``train.num_threads`` or ``OMP_NUM_THREADS`` overrides it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -39,7 +42,7 @@ def choose_threads(requested: int | None, default: int) -> tuple[int, str]:
     env = os.environ.get("OMP_NUM_THREADS", "").strip()
     if env.isdigit() and int(env) > 0:
         return int(env), "OMP_NUM_THREADS"
-    idle = idle_cores()
+    idle = _held_idle() if _holding is not None else idle_cores()
     if idle is None:
         return default, "torch's default (core load unknown)"
     threads = max(1, min(default, idle))
@@ -89,6 +92,41 @@ def _cpu_times() -> dict[int, tuple[int, int]] | None:
         idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
         times[int(name[3:])] = (sum(values[:8]) - idle, idle)
     return times
+
+
+# Inside hold_idle_cores(): the idle cores, measured at most once ([] until measured).
+_holding: list[int | None] | None = None
+
+
+def _held_idle() -> int | None:
+    assert _holding is not None
+    if not _holding:
+        _holding.append(idle_cores())
+    return _holding[0]
+
+
+@contextlib.contextmanager
+def hold_idle_cores() -> Iterator[None]:
+    """Measure the idle cores once, when first asked, and keep that for every choice inside.
+
+    A run that starts its own processes before training (its ensemble's members,
+    :mod:`geneae.train.member_process`) measures first: those processes would otherwise
+    make the cores look busy when training asks.
+    """
+    global _holding
+    outer, _holding = _holding, []
+    try:
+        yield
+    finally:
+        _holding = outer
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (without importing torch)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 # torch's default: the number of usable cores, remembered before anything here changes it.

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def member_processes(parent: int) -> list[int]:
-    """The live member-training children of process ``parent``."""
+    """The live member processes of process ``parent`` (started first, before their jobs)."""
     found = []
     for task in Path(f"/proc/{parent}/task").glob("*"):
         try:
@@ -67,11 +67,17 @@ def test_killed_run_takes_its_member_processes_and_resumes(tmp_path) -> None:
     out = tmp_path / "run"
     proc = start("train", cells, "--out", out, "--config", config)
     children: list[int] = []
+    training = out.with_name(out.name + ".partial") / "checkpoints" / "member1"
     deadline = time.monotonic() + 120
-    while not children and proc.poll() is None and time.monotonic() < deadline:
+    # Killed once member 1 trains in its process (the process is started before the data
+    # are read, and waits for its job until then).
+    while proc.poll() is None and time.monotonic() < deadline:
         children = member_processes(proc.pid)
+        if children and training.exists():
+            break
         time.sleep(0.05)
     assert children, "no member process was started"
+    assert training.exists(), "member 1 did not start training"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     deadline = time.monotonic() + 30

@@ -122,20 +122,24 @@ def train(
     and moved to RUN_DIR when complete; a killed run continues with --resume.
     Example: geneae train pbmc.h5ad --out runs/pbmc --preset scvi-like --labels cell_type
     """
-    from geneae.run import train_run
+    from geneae.train.member_process import spares
 
     cfg = build_config(config, preset, overrides)
-    result = train_run(
-        data,
-        out_dir,
-        cfg,
-        overwrite=overwrite,
-        resume=resume,
-        labels_file=labels_file,
-        genes_file=genes_file,
-        given=given_settings(config, preset, overrides) if resume else None,
-        keep_checkpoints=keep_checkpoints,
-    )
+    # The members' processes import torch beside this one's imports and reading.
+    with spares(cfg):
+        from geneae.run import train_run
+
+        result = train_run(
+            data,
+            out_dir,
+            cfg,
+            overwrite=overwrite,
+            resume=resume,
+            labels_file=labels_file,
+            genes_file=genes_file,
+            given=given_settings(config, preset, overrides) if resume else None,
+            keep_checkpoints=keep_checkpoints,
+        )
     if result.model.is_global_zero:
         _print_run(result)
 

@@ -1,13 +1,20 @@
 """Training one member of an ensemble in a process of its own, beside the others.
 
+A member's process is a plain ``python -m geneae.train.member_process PARENT_PID``: it
+imports what training needs (torch, Lightning: seconds of CPU) and then waits for its job.
 The parent writes the member's job (its untrained module, configuration, data tensors and
-data-dependent start) to a private temporary folder and starts ``python -m
-geneae.train.member_process JOB RESULT``; the child trains the member exactly as the parent
-would (:func:`geneae.model_training.train_one`) with the threads it is given, and writes
-back the trained weights, history and metrics, or the error that stopped it. A plain
-subprocess rather than :mod:`multiprocessing`: nothing of the caller's ``__main__`` is run
-again in the child (a user's script without a main guard stays safe). The child dies with
-its parent (Linux), so a killed run leaves no training behind it.
+data-dependent start) to a private temporary folder and sends the paths and the thread
+count on the child's standard input; the child trains the member exactly as the parent
+would (:func:`geneae.model_training.train_one`) and writes back the trained weights,
+history and metrics, or the error that stopped it. A plain subprocess rather than
+:mod:`multiprocessing`: nothing of the caller's ``__main__`` is run again in the child (a
+user's script without a main guard stays safe). The child dies with its parent (Linux), so
+a killed run leaves no training behind it.
+
+Since a child imports before it has a job, ``geneae train`` starts its members' processes
+first thing (:func:`spares`), so that their imports run beside its own imports and its
+reading of the data instead of beside member 0's training; :func:`take` hands them out, and
+those a run does not use are ended.
 """
 
 from __future__ import annotations
@@ -20,18 +27,18 @@ import pickle
 import signal
 import subprocess
 import sys
+import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import torch
+from typing import IO, TYPE_CHECKING, Any
 
 from geneae._atomic import atomic_path
 
 if TYPE_CHECKING:
     import pandas as pd
+    import torch
 
     from geneae.config import RunConfig
     from geneae.model_training import DataStart, TrainedModule
@@ -70,54 +77,62 @@ class MemberResult:
 
 
 class MemberProcess:
-    """One member training in a child process; :meth:`result` waits for it.
+    """A child process that trains one member: started first, then sent its job.
 
-    Parameters
-    ----------
-    job
-        The member's job (its data are sent as :meth:`Prepared.for_worker` gives them).
-    folder
-        A private folder for the job and result files (the parent's temporary folder).
-    threads
-        The threads the member trains with (:func:`geneae.threads.member_waves`).
+    The child imports what training needs as soon as it starts; :meth:`send` gives it a
+    member to train and :meth:`result` waits for it.
     """
 
-    def __init__(self, job: MemberJob, folder: Path, threads: int) -> None:
-        self.member = job.member
-        self.job_path = folder / f"member{job.member}.job"
-        self.result_path = folder / f"member{job.member}.result"
-        self.stderr_path = folder / f"member{job.member}.stderr"
-        sent = dataclasses.replace(job, prepared=job.prepared.for_worker())
-        with open(self.job_path, "wb") as fh:
-            pickle.dump(sent, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    def __init__(self) -> None:
+        self.member: int | None = None
+        self.result_path: Path | None = None
+        # Unnamed: nothing to clean up, whatever ends the parent.
+        self.stderr: IO[bytes] = tempfile.TemporaryFile()
         # The child imports the geneae this process runs, wherever it was imported from.
         package_root = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             [package_root, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
         )
-        with open(self.stderr_path, "wb") as err:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    __name__,
-                    str(self.job_path),
-                    str(self.result_path),
-                    str(threads),
-                    str(os.getpid()),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-                env=env,
-            )
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", __name__, str(os.getpid())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=self.stderr,
+            env=env,
+        )
+
+    @property
+    def waiting(self) -> bool:
+        """Whether the child is alive and has no job yet."""
+        return self.member is None and self.process.poll() is None
+
+    def send(self, job: MemberJob, folder: Path, threads: int) -> None:
+        """Have the child train ``job``'s member with ``threads`` (files in ``folder``).
+
+        The data go as :meth:`Prepared.for_worker` gives them.
+        """
+        self.member = job.member
+        job_path = folder / f"member{job.member}.job"
+        self.result_path = folder / f"member{job.member}.result"
+        sent = dataclasses.replace(job, prepared=job.prepared.for_worker())
+        with open(job_path, "wb") as fh:
+            pickle.dump(sent, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(f"{job_path}\t{self.result_path}\t{threads}\n".encode())
+            self.process.stdin.close()
+        except BrokenPipeError:  # the child has died: result() says how
+            pass
 
     def result(self) -> MemberResult:
         """The trained member; re-raises the child's error, or says how the child ended."""
+        assert self.result_path is not None, "send() a job first"
         code = self.process.wait()
         if not self.result_path.exists():
-            tail = self.stderr_path.read_text(errors="replace").splitlines()[-STDERR_TAIL_LINES:]
+            self.stderr.seek(0)
+            text = self.stderr.read().decode(errors="replace")
+            tail = text.splitlines()[-STDERR_TAIL_LINES:]
             raise RuntimeError(
                 f"the process training member {self.member} of the ensemble ended with "
                 f"exit code {code} before it finished"
@@ -132,10 +147,74 @@ class MemberProcess:
         return payload
 
     def stop(self) -> None:
-        """End the child if it still runs (the parent stops early: an error, a signal)."""
+        """End the child if it still runs (unused, or the parent stops early)."""
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            self.process.stdin.close()
+        self.stderr.close()
+
+
+# Member processes started ahead of their jobs by spares(), handed out by take().
+_spares: list[MemberProcess] = []
+
+
+def take() -> MemberProcess:
+    """A member process: a spare still waiting for a job if there is one, else a new one."""
+    while _spares:
+        spare = _spares.pop(0)
+        if spare.waiting:
+            return spare
+        spare.stop()
+    return MemberProcess()
+
+
+def end_spares() -> None:
+    """End the spares no one took (the run trains its members another way)."""
+    while _spares:
+        _spares.pop().stop()
+
+
+@contextlib.contextmanager
+def spares(config: RunConfig) -> Iterator[int]:
+    """Start, before anything else of a run of ``config``, the member processes it will use.
+
+    As many as the ensemble's members beside the first when they may train side by side,
+    as far as the configuration tells (:func:`allows_side_by_side`; the data and the
+    device may still say no: then they are ended, unused). The idle cores are measured
+    before, and that measurement holds for the whole run
+    (:func:`geneae.threads.hold_idle_cores`). Yields the number started.
+    """
+    from geneae.resolve import members
+    from geneae.threads import choose_threads, hold_idle_cores, usable_cores
+
+    with hold_idle_cores():
+        count = 0
+        if allows_side_by_side(config.train) and members(config) > 1:
+            threads, _ = choose_threads(config.train.num_threads, usable_cores())
+            count = members(config) - 1 if threads > 1 else 0
+        _spares.extend(MemberProcess() for _ in range(count))
+        try:
+            yield count
+        finally:
+            end_spares()
+
+
+def allows_side_by_side(train: Any) -> bool:
+    """Whether the training settings ``train`` let an ensemble's members train at once.
+
+    ``train.members_side_by_side`` on, no GPU asked for, one device and node, no
+    data-parallel strategy (:func:`geneae.model_training.side_by_side` adds what the data
+    and the device in use tell).
+    """
+    return (
+        train.members_side_by_side
+        and train.accelerator not in ("cuda", "gpu", "mps")
+        and str(train.devices) in ("1", "auto")
+        and train.strategy == "auto"
+        and train.num_nodes == 1
+    )
 
 
 def train_here(job: MemberJob, callbacks: Sequence[Any] = ()) -> TrainedModule:
@@ -157,6 +236,8 @@ def train_here(job: MemberJob, callbacks: Sequence[Any] = ()) -> TrainedModule:
 
 def run(job: MemberJob, threads: int) -> MemberResult:
     """Train ``job``'s member in this (child) process with ``threads``."""
+    import torch
+
     torch.set_num_threads(threads)
     trained = train_here(job)
     state = {k: v.detach().to("cpu") for k, v in trained.module.state_dict().items()}
@@ -172,16 +253,31 @@ def _die_with_parent(parent: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """``JOB RESULT THREADS PARENT_PID``: train the job's member, write its result."""
-    job_path, result_path, threads, parent = Path(argv[0]), Path(argv[1]), *map(int, argv[2:4])
-    _die_with_parent(parent)
+    """``PARENT_PID``; then ``JOB RESULT THREADS`` on stdin: train the member, write its result.
+
+    No job (stdin closed first: the parent did not need this process) ends it quietly.
+    """
+    _die_with_parent(int(argv[0]))
+    # What reading the job and training import (torch, Lightning, AnnData: seconds of CPU),
+    # imported while no job is here yet.
+    import geneae.model_training
+    import geneae.prepared
+    import geneae.train.cluster_phase
+    import geneae.train.plan
+    import geneae.train.trainer  # noqa: F401
+
+    line = sys.stdin.readline().strip()
+    if not line:
+        return 0
+    job_file, result_file, threads = line.split("\t")
+    job_path, result_path = Path(job_file), Path(result_file)
     with open(job_path, "rb") as fh:
         job: MemberJob = pickle.load(fh)
     # Read once: gone at once, so that a parent killed before its clean-up leaves no copy
     # of the data behind.
     job_path.unlink()
     try:
-        outcome: tuple[str, Any] = ("ok", run(job, threads))
+        outcome: tuple[str, Any] = ("ok", run(job, int(threads)))
     except Exception as error:  # handed to the parent, which raises it
         outcome = ("error", (error, traceback.format_exc()))
         try:
