@@ -4,6 +4,9 @@ back to the caller."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -193,3 +196,21 @@ def test_the_idle_cores_are_measured_once_while_held(monkeypatch) -> None:
         assert geneae.threads.choose_threads(None, 8) == first == (1, "1 of the usable cores idle")
     assert len(calls) == 1
     assert geneae.threads.choose_threads(None, 8)[0] == 2  # measured again outside
+
+
+def test_the_folders_of_killed_runs_are_removed_and_no_other(tmp_path) -> None:
+    # A SIGKILLed run cannot remove its members' folder; the next run that trains members
+    # removes every folder whose run no longer runs.
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    prefix = geneae.train.member_process.FOLDER_PREFIX
+    killed = tmp_path / f"{prefix}{ended.pid}-abc"
+    running = tmp_path / f"{prefix}{os.getpid()}-def"
+    other = tmp_path / f"{prefix}xyz"  # not a name of ours with a pid: left alone
+    for folder in (killed, running, other):
+        folder.mkdir()
+        (folder / "member1.result").write_bytes(b"x")
+    removed = geneae.train.member_process.sweep_folders(tmp_path)
+    assert removed == [killed]
+    assert not killed.exists() and running.exists() and other.exists()
+    assert geneae.train.member_process.folder_prefix() == f"{prefix}{os.getpid()}-"

@@ -38,6 +38,8 @@ from geneae.train.member_process import (
     MemberProcess,
     allows_side_by_side,
     end_spares,
+    folder_prefix,
+    sweep_folders,
     take,
     train_here,
 )
@@ -277,7 +279,8 @@ def _train_wave(
         return {first.member: train_here(first, first_callbacks)}
     previous = torch.get_num_threads()
     children: list[MemberProcess] = []
-    with tempfile.TemporaryDirectory(prefix="geneae-members-") as folder:
+    sweep_folders()  # what killed runs left
+    with tempfile.TemporaryDirectory(prefix=folder_prefix()) as folder:
         try:
             for job in others:
                 children.append(take())

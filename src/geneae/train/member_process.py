@@ -24,6 +24,7 @@ import ctypes
 import dataclasses
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -154,6 +155,41 @@ class MemberProcess:
         if self.process.stdin is not None and not self.process.stdin.closed:
             self.process.stdin.close()
         self.stderr.close()
+
+
+#: Name of a run's private folder for its members' files: the prefix, then its pid.
+FOLDER_PREFIX = "geneae-members-"
+
+
+def folder_prefix() -> str:
+    """The prefix of this process's member folders (``tempfile.TemporaryDirectory``)."""
+    return f"{FOLDER_PREFIX}{os.getpid()}-"
+
+
+def sweep_folders(where: str | Path | None = None) -> list[Path]:
+    """Remove the member folders of runs that were killed (their pid no longer runs).
+
+    A SIGKILLed run cannot remove its folder; the next run that trains members does.
+    A folder whose pid runs (or was taken by another process) is kept. Returns those removed.
+    """
+    removed = []
+    for folder in Path(where or tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*-*"):
+        pid = folder.name[len(FOLDER_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or _runs(int(pid)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 # Member processes started ahead of their jobs by spares(), handed out by take().
