@@ -214,3 +214,10 @@ def test_the_folders_of_killed_runs_are_removed_and_no_other(tmp_path) -> None:
     assert removed == [killed]
     assert not killed.exists() and running.exists() and other.exists()
     assert geneae.train.member_process.folder_prefix() == f"{prefix}{os.getpid()}-"
+
+
+@pytest.mark.parametrize("accelerator", ["cuda", "gpu", "mps"])
+def test_no_spares_when_a_gpu_is_asked_for(accelerator) -> None:
+    config = quick_config(**ENSEMBLE, **{"train.num_threads": 2, "train.accelerator": accelerator})
+    with member_spares(config) as started:
+        assert started == 0 and not geneae.train.member_process._spares

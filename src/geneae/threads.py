@@ -55,9 +55,8 @@ def idle_cores(seconds: float = SAMPLE_SECONDS) -> int | None:
     A core counts as idle when at least 60% of its time was idle. None where
     ``/proc/stat`` cannot be read (other systems).
     """
-    try:
-        usable = sorted(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
+    usable = _usable_cpus()
+    if usable is None:
         return None
     first = _cpu_times()
     if first is None:
@@ -122,11 +121,17 @@ def hold_idle_cores() -> Iterator[None]:
 
 
 def usable_cores() -> int:
-    """The cores this process may run on (without importing torch)."""
+    """How many cores this process may run on (without importing torch)."""
+    usable = _usable_cpus()
+    return len(usable) if usable is not None else os.cpu_count() or 1
+
+
+def _usable_cpus() -> list[int] | None:
+    """The CPUs this process may run on; None where the system does not say (not Linux)."""
     try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        return None
 
 
 # torch's default: the number of usable cores, remembered before anything here changes it.

@@ -14,7 +14,6 @@ gives the same map run after run.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from geneae.errors import InputError
+from geneae.threads import usable_cores
 from geneae.tl._common import as_matrix, geneae_uns
 from geneae.tl._umap import umap_layout
 
@@ -121,7 +121,7 @@ def maps(
         return _coordinates(inputs[space], mapped, seed, what=f"space {space!r}")
 
     if workers is None:
-        workers = len(os.sched_getaffinity(0))
+        workers = usable_cores()
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(inputs)))) as pool:
         by_space = dict(zip(inputs, pool.map(one_space, inputs), strict=True))
     computed: dict[str, np.ndarray] = {}

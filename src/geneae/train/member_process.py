@@ -188,7 +188,7 @@ def _runs(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process
-        return True
+        pass
     return True
 
 
@@ -226,10 +226,9 @@ def spares(config: RunConfig) -> Iterator[int]:
     from geneae.threads import choose_threads, hold_idle_cores, usable_cores
 
     with hold_idle_cores():
-        count = 0
-        if allows_side_by_side(config.train) and members(config) > 1:
-            threads, _ = choose_threads(config.train.num_threads, usable_cores())
-            count = members(config) - 1 if threads > 1 else 0
+        count = members(config) - 1 if allows_side_by_side(config.train) else 0
+        if count > 0 and choose_threads(config.train.num_threads, usable_cores())[0] < 2:
+            count = 0  # one thread: the members train one after the other, here
         _spares.extend(MemberProcess() for _ in range(count))
         try:
             yield count
@@ -240,13 +239,13 @@ def spares(config: RunConfig) -> Iterator[int]:
 def allows_side_by_side(train: Any) -> bool:
     """Whether the training settings ``train`` let an ensemble's members train at once.
 
-    ``train.members_side_by_side`` on, no GPU asked for, one device and node, no
-    data-parallel strategy (:func:`geneae.model_training.side_by_side` adds what the data
-    and the device in use tell).
+    ``train.members_side_by_side`` on, an accelerator that may be the CPU, one device and
+    node, no data-parallel strategy (:func:`geneae.model_training.side_by_side` adds what
+    the data and the device in use tell).
     """
     return (
         train.members_side_by_side
-        and train.accelerator not in ("cuda", "gpu", "mps")
+        and train.accelerator in ("auto", "cpu")
         and str(train.devices) in ("1", "auto")
         and train.strategy == "auto"
         and train.num_nodes == 1
