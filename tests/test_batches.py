@@ -158,6 +158,14 @@ def test_sparse_batches_carry_the_flat_positions_of_their_stored_entries():
     # A dense input beside a sparse target: the target's own positions.
     t = ExpressionTensors(x=RowMatrix(counts.shape, dense=torch.ones(counts.shape)), target=x)
     assert torch.equal(t.batch(idx)["target_nonzero"], batch["target_nonzero"])
+    # A sparse input of another pattern: the target's positions and values, not the input's.
+    other = _matrix(9)
+    t = ExpressionTensors(x=RowMatrix.from_array(other), target=x)
+    assert not t.shared_pattern
+    batch = t.batch(idx)
+    np.testing.assert_array_equal(batch["target"].numpy(), dense)
+    np.testing.assert_array_equal(batch["x"].numpy(), other.toarray()[idx.numpy()])
+    np.testing.assert_array_equal(np.sort(batch["target_nonzero"].numpy()), expected)
 
 
 def test_dense_batches_carry_no_positions():

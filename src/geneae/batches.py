@@ -101,9 +101,11 @@ class RowMatrix:
         row_of_entry = torch.repeat_interleave(
             torch.arange(idx.numel(), device=idx.device), lengths
         )
-        first_entry = torch.cumsum(lengths, 0) - lengths
-        offset = torch.arange(total, device=idx.device) - first_entry.index_select(0, row_of_entry)
-        return row_of_entry, starts.index_select(0, row_of_entry) + offset
+        # Entry k of the batch lies at its row's start + (k - the row's first k): one
+        # per-row shift, gathered once per entry.
+        shift = starts - (torch.cumsum(lengths, 0) - lengths)
+        entry = torch.arange(total, device=idx.device)
+        return row_of_entry, entry + shift.index_select(0, row_of_entry)
 
     def rows_and_stored(
         self, idx: torch.Tensor, positions: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -117,13 +119,22 @@ class RowMatrix:
         """
         if self.dense is not None:
             return self.dense.index_select(0, idx), None
-        assert self.indices is not None and self.data is not None
+        assert self.indices is not None
         row_of_entry, pos = positions if positions is not None else self.positions(idx)
+        flat = row_of_entry * self.shape[1] + self.indices.index_select(0, pos).to(torch.int64)
+        return self.scatter_rows(idx.numel(), pos, flat), flat
+
+    def scatter_rows(self, n_rows: int, pos: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
+        """The (n_rows, g) dense rows holding the stored entries ``pos`` at ``flat``.
+
+        ``pos`` and ``flat`` as :meth:`rows_and_stored` builds them; a matrix of the same
+        pattern reuses them as they are.
+        """
+        assert self.data is not None
         n_genes = self.shape[1]
-        flat = row_of_entry * n_genes + self.indices.index_select(0, pos).to(torch.int64)
-        out = torch.zeros(idx.numel() * n_genes, dtype=torch.float32, device=self.data.device)
+        out = torch.zeros(n_rows * n_genes, dtype=torch.float32, device=self.data.device)
         out.index_copy_(0, flat, self.data.index_select(0, pos))
-        return out.view(idx.numel(), n_genes), flat
+        return out.view(n_rows, n_genes)
 
     def row_sums(self) -> torch.Tensor:
         if self.dense is not None:
@@ -207,11 +218,11 @@ class ExpressionTensors:
         positions = self.x.positions(idx) if self.x.is_sparse else None
         x, stored = self.x.rows_and_stored(idx, positions)
         out: Batch = {"x": x}
-        if self.target is not None:  # the positions must describe the target, not x
-            target, stored = self.target.rows_and_stored(
-                idx, positions if self.shared_pattern else None
-            )
-            out["target"] = target
+        if self.target is not None and self.shared_pattern:
+            assert positions is not None and stored is not None
+            out["target"] = self.target.scatter_rows(idx.numel(), positions[1], stored)
+        elif self.target is not None:  # the positions must describe the target, not x
+            out["target"], stored = self.target.rows_and_stored(idx)
         if stored is not None:
             out["target_nonzero"] = stored
         if self.library is not None:
