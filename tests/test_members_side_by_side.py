@@ -203,17 +203,36 @@ def test_the_folders_of_killed_runs_are_removed_and_no_other(tmp_path) -> None:
     # removes every folder whose run no longer runs.
     ended = subprocess.Popen([sys.executable, "-c", "pass"])
     ended.wait()
-    prefix = geneae.train.member_process.FOLDER_PREFIX
-    killed = tmp_path / f"{prefix}{ended.pid}-abc"
-    running = tmp_path / f"{prefix}{os.getpid()}-def"
-    other = tmp_path / f"{prefix}xyz"  # not a name of ours with a pid: left alone
-    for folder in (killed, running, other):
+    # Only in this pid namespace: elsewhere (another container sharing the folder) the same
+    # pid may be a live run.
+    base = geneae.train.member_process.FOLDER_PREFIX
+    prefix = geneae.train.member_process.folder_prefix()
+    assert prefix.startswith(base) and prefix.endswith(f"-{os.getpid()}-")
+    ours = prefix[: -len(f"{os.getpid()}-")]
+    killed = tmp_path / f"{ours}{ended.pid}-abc"
+    running = tmp_path / f"{ours}{os.getpid()}-def"
+    other = tmp_path / f"{ours}xyz"  # not a name of ours with a pid: left alone
+    elsewhere = tmp_path / f"{base}0123456789ab-{ended.pid}-ghi"  # another namespace
+    for folder in (killed, running, other, elsewhere):
         folder.mkdir()
         (folder / "member1.result").write_bytes(b"x")
     removed = geneae.train.member_process.sweep_folders(tmp_path)
     assert removed == [killed]
-    assert not killed.exists() and running.exists() and other.exists()
-    assert geneae.train.member_process.folder_prefix() == f"{prefix}{os.getpid()}-"
+    assert not killed.exists() and running.exists() and other.exists() and elsewhere.exists()
+
+
+def test_the_pid_namespace_key_follows_the_namespace(monkeypatch) -> None:
+    key = geneae.train.member_process.pid_namespace()
+    assert key == geneae.train.member_process.pid_namespace()  # stable within a process
+    real_stat = os.stat
+
+    def other_namespace(path, *args, **kwargs):
+        if str(path) == "/proc/self/ns/pid":
+            return os.stat_result((0, 12345, 0, 0, 0, 0, 0, 0, 0, 0))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", other_namespace)
+    assert geneae.train.member_process.pid_namespace() != key
 
 
 @pytest.mark.parametrize("accelerator", ["cuda", "gpu", "mps"])
