@@ -235,6 +235,31 @@ def test_the_pid_namespace_key_follows_the_namespace(monkeypatch) -> None:
     assert geneae.train.member_process.pid_namespace() != key
 
 
+def test_no_spares_where_auto_will_probably_pick_a_gpu(monkeypatch) -> None:
+    monkeypatch.setattr(geneae.train.member_process, "gpu_likely", lambda: True)
+    auto = quick_config(**ENSEMBLE, **{"train.num_threads": 2})
+    with member_spares(auto) as started:
+        assert started == 0 and not geneae.train.member_process._spares
+    # The CPU asked for: the guess does not matter.
+    cpu = quick_config(**ENSEMBLE, **{"train.num_threads": 2, "train.accelerator": "cpu"})
+    with member_spares(cpu) as started:
+        assert started == 1
+
+
+def test_the_gpu_guess_reads_the_platform(monkeypatch) -> None:
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.setattr(geneae.train.member_process.platform, "machine", lambda: "arm64")
+    assert geneae.train.member_process.gpu_likely()
+    monkeypatch.setattr(sys, "platform", "linux")
+    real_exists = os.path.exists
+    nvidia = "/proc/driver/nvidia/version"
+    for driver in (True, False):
+        monkeypatch.setattr(
+            os.path, "exists", lambda p, d=driver: d if p == nvidia else real_exists(p)
+        )
+        assert geneae.train.member_process.gpu_likely() is driver
+
+
 @pytest.mark.parametrize("accelerator", ["cuda", "gpu", "mps"])
 def test_no_spares_when_a_gpu_is_asked_for(accelerator) -> None:
     config = quick_config(**ENSEMBLE, **{"train.num_threads": 2, "train.accelerator": accelerator})

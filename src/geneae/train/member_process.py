@@ -25,6 +25,7 @@ import dataclasses
 import hashlib
 import os
 import pickle
+import platform
 import shutil
 import signal
 import socket
@@ -236,8 +237,9 @@ def spares(config: RunConfig) -> Iterator[int]:
     """Start, before anything else of a run of ``config``, the member processes it will use.
 
     As many as the ensemble's members beside the first when they may train side by side,
-    as far as the configuration tells (:func:`allows_side_by_side`; the data and the
-    device may still say no: then they are ended, unused). The idle cores are measured
+    as far as the configuration tells (:func:`allows_side_by_side`; none where ``auto``
+    will probably pick a GPU, :func:`gpu_likely`; the data and the device may still say
+    no: then they are ended, unused). The idle cores are measured
     before, and that measurement holds for the whole run
     (:func:`geneae.threads.hold_idle_cores`). Yields the number started.
     """
@@ -245,7 +247,9 @@ def spares(config: RunConfig) -> Iterator[int]:
     from geneae.threads import choose_threads, hold_idle_cores, usable_cores
 
     with hold_idle_cores():
-        count = members(config) - 1 if allows_side_by_side(config.train) else 0
+        train = config.train
+        serve = allows_side_by_side(train) and not (train.accelerator == "auto" and gpu_likely())
+        count = members(config) - 1 if serve else 0
         if count > 0 and choose_threads(config.train.num_threads, usable_cores())[0] < 2:
             count = 0  # one thread: the members train one after the other, here
         _spares.extend(MemberProcess() for _ in range(count))
@@ -253,6 +257,19 @@ def spares(config: RunConfig) -> Iterator[int]:
             yield count
         finally:
             end_spares()
+
+
+def gpu_likely() -> bool:
+    """Whether ``accelerator: auto`` will probably train on a GPU here, told without torch.
+
+    Apple silicon has MPS; a loaded NVIDIA driver shows in ``/proc/driver/nvidia``. Only the
+    spares follow this guess (a GPU run never uses them, and they hold ~1 GB while they
+    import): a wrong guess on a CPU run costs the head start, not the members side by
+    side, which training decides from the device torch reports.
+    """
+    if sys.platform == "darwin" and platform.machine() == "arm64":
+        return True
+    return os.path.exists("/proc/driver/nvidia/version")
 
 
 def allows_side_by_side(train: Any) -> bool:
