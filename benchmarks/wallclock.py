@@ -71,7 +71,14 @@ def geneae_config(
 
 
 def _spinner(cpu: int) -> subprocess.Popen:
-    code = "import os, sys; os.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True: pass"
+    # Dies with the benchmark (Linux PR_SET_PDEATHSIG = 1, SIGKILL = 9), even when the
+    # benchmark is killed before it can end the spinner itself.
+    code = (
+        "import ctypes, os, sys\n"
+        "ctypes.CDLL(None).prctl(1, 9)\n"
+        "os.sched_setaffinity(0, {int(sys.argv[1])})\n"
+        "while True: pass"
+    )
     return subprocess.Popen([sys.executable, "-c", code, str(cpu)])
 
 
