@@ -92,6 +92,21 @@ def _time(cmd: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
+def host_rates(min_time: float = 0.5) -> dict[str, float]:
+    """GFLOP/s of a 2048^3 matmul now, in float32 and bfloat16, at torch's threads here.
+
+    This machine's vector throughput moves with its host's load without showing in its own
+    load average (one session's bfloat16 rate read 350 where the step benchmark had read
+    727): measured beside each part, it says whether two runs' seconds are comparable.
+    """
+    from benchmarks.speed import matmul_gflops
+
+    return {
+        dtype: round(matmul_gflops(2048, 2048, 2048, "cpu", min_time, dtype), 1)
+        for dtype in ("float32", "bfloat16")
+    }
+
+
 def _commands(
     data: Path,
     work: Path,
@@ -242,7 +257,11 @@ def run_wallclock(
         loadavg_start=loadavg(),
     )
     measured: dict[str, str] = dict(doc.get("measured") or {})
+    rates: dict[str, dict[str, Any]] = dict(doc.get("host_rates") or {})
+    for part in parts:  # before and after each part (the busy part's spinner not running)
+        rates[part] = {"start": None, "end": None}
     if "epoch" in parts:
+        rates["epoch"]["start"] = host_rates()
         doc["idle"] = per_epoch(data, epochs, repeats, busy=False, with_scvi=with_scvi)
         own = per_epoch(data, epochs, repeats, busy=False, with_scvi=False, batch_size=None)
         scvi_idle = doc["idle"].get("scvi", {}).get("per_epoch_s")
@@ -255,9 +274,13 @@ def run_wallclock(
             if scvi_idle:
                 full["speedup"] = scvi_idle / full["geneae"]["per_epoch_s"]
             doc["idle_float32"] = full
+        rates["epoch"]["end"] = host_rates()
     if "busy" in parts:
+        rates["busy"]["start"] = host_rates()
         doc["busy"] = per_epoch(data, busy_epochs, repeats, busy=True, with_scvi=with_scvi)
+        rates["busy"]["end"] = host_rates()
     if "to-model" in parts:
+        rates["to-model"]["start"] = host_rates()
         # Datasets not timed now keep their earlier timings (each with its date).
         earlier = measured.get("to-model")
         for t in (doc.get("time_to_model") or {}).values():
@@ -266,6 +289,8 @@ def run_wallclock(
         for t in timed.values():
             t["measured"] = doc["updated"]
         doc["time_to_model"] = {**(doc.get("time_to_model") or {}), **timed}
+        rates["to-model"]["end"] = host_rates()
+    doc["host_rates"] = rates
     for part in parts:
         measured[part] = doc["updated"]
     doc["measured"] = measured
@@ -296,6 +321,29 @@ def mean_ari(quality: dict[str, Any] | None, dataset: str, method: str) -> float
         if r.get("dataset") == dataset and r.get("method") == method and "ari" in r
     ]
     return statistics.mean(scores) if scores else None
+
+
+def host_rate_lines(rates: dict[str, Any] | None) -> list[str]:
+    """One sentence: the 2048^3 matmul rate before and after each part (:func:`host_rates`)."""
+    if not rates:
+        return []
+
+    def pair(when: dict[str, float] | None) -> str:
+        if not when:
+            return "–"
+        return f"{when['float32']:.0f} / {when['bfloat16']:.0f}"
+
+    parts = "; ".join(
+        f"{part} {pair(r.get('start'))} before, {pair(r.get('end'))} after"
+        for part, r in rates.items()
+    )
+    return [
+        "The host's state during these runs: a 2048^3 matmul (float32 / bfloat16 GFLOP/s, "
+        f"the benchmark's threads), {parts}. This machine's vector throughput moves with "
+        "its host's load without showing in its load average; parts whose rates differ "
+        "ran on a different machine, in effect.",
+        "",
+    ]
 
 
 def markdown(doc: dict[str, Any] | None, quality: dict[str, Any] | None = None) -> list[str]:
@@ -333,6 +381,7 @@ def markdown(doc: dict[str, Any] | None, quality: dict[str, Any] | None = None) 
         row("one core busy", busy),
         "",
     ]
+    lines += host_rate_lines(doc.get("host_rates"))
     g_idle = idle.get("geneae", {}).get("per_epoch_s")
     g_busy = busy.get("geneae", {}).get("per_epoch_s")
     measured = doc.get("measured") or {}
