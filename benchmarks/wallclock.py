@@ -16,12 +16,14 @@ virtual environment of its own.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -258,38 +260,41 @@ def run_wallclock(
     )
     measured: dict[str, str] = dict(doc.get("measured") or {})
     rates: dict[str, dict[str, Any]] = dict(doc.get("host_rates") or {})
-    for part in parts:  # before and after each part (the busy part's spinner not running)
-        rates[part] = {"start": None, "end": None}
+
+    @contextlib.contextmanager
+    def bracketed(part: str) -> Iterator[None]:
+        # The host's rates before and after a part (the busy part's spinner not running).
+        start = host_rates()
+        yield
+        rates[part] = {"start": start, "end": host_rates()}
+
     if "epoch" in parts:
-        rates["epoch"]["start"] = host_rates()
-        doc["idle"] = per_epoch(data, epochs, repeats, busy=False, with_scvi=with_scvi)
-        own = per_epoch(data, epochs, repeats, busy=False, with_scvi=False, batch_size=None)
-        scvi_idle = doc["idle"].get("scvi", {}).get("per_epoch_s")
-        if scvi_idle:
-            own["speedup"] = scvi_idle / own["geneae"]["per_epoch_s"]
-        doc["idle_default_batch"] = own
-        doc.pop("idle_float32", None)  # from an earlier run: not of this machine state
-        if choose_precision("auto", "cpu")[0] != "32":  # geneae in float32 beside it
-            full = per_epoch(data, epochs, repeats, busy=False, with_scvi=False, precision="32")
+        with bracketed("epoch"):
+            doc["idle"] = per_epoch(data, epochs, repeats, busy=False, with_scvi=with_scvi)
+            own = per_epoch(data, epochs, repeats, busy=False, with_scvi=False, batch_size=None)
+            scvi_idle = doc["idle"].get("scvi", {}).get("per_epoch_s")
             if scvi_idle:
-                full["speedup"] = scvi_idle / full["geneae"]["per_epoch_s"]
-            doc["idle_float32"] = full
-        rates["epoch"]["end"] = host_rates()
+                own["speedup"] = scvi_idle / own["geneae"]["per_epoch_s"]
+            doc["idle_default_batch"] = own
+            doc.pop("idle_float32", None)  # from an earlier run: not of this machine state
+            if choose_precision("auto", "cpu")[0] != "32":  # geneae in float32 beside it
+                full = per_epoch(data, epochs, repeats, busy=False, with_scvi=False, precision="32")
+                if scvi_idle:
+                    full["speedup"] = scvi_idle / full["geneae"]["per_epoch_s"]
+                doc["idle_float32"] = full
     if "busy" in parts:
-        rates["busy"]["start"] = host_rates()
-        doc["busy"] = per_epoch(data, busy_epochs, repeats, busy=True, with_scvi=with_scvi)
-        rates["busy"]["end"] = host_rates()
+        with bracketed("busy"):
+            doc["busy"] = per_epoch(data, busy_epochs, repeats, busy=True, with_scvi=with_scvi)
     if "to-model" in parts:
-        rates["to-model"]["start"] = host_rates()
-        # Datasets not timed now keep their earlier timings (each with its date).
-        earlier = measured.get("to-model")
-        for t in (doc.get("time_to_model") or {}).values():
-            t.setdefault("measured", earlier)
-        timed = time_to_models(to_model_datasets, with_scvi=with_scvi)
-        for t in timed.values():
-            t["measured"] = doc["updated"]
-        doc["time_to_model"] = {**(doc.get("time_to_model") or {}), **timed}
-        rates["to-model"]["end"] = host_rates()
+        with bracketed("to-model"):
+            # Datasets not timed now keep their earlier timings (each with its date).
+            earlier = measured.get("to-model")
+            for t in (doc.get("time_to_model") or {}).values():
+                t.setdefault("measured", earlier)
+            timed = time_to_models(to_model_datasets, with_scvi=with_scvi)
+            for t in timed.values():
+                t["measured"] = doc["updated"]
+            doc["time_to_model"] = {**(doc.get("time_to_model") or {}), **timed}
     doc["host_rates"] = rates
     for part in parts:
         measured[part] = doc["updated"]

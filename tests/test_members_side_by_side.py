@@ -22,6 +22,14 @@ from geneae.threads import member_waves
 from geneae.train.member_process import spares as member_spares
 
 ENSEMBLE = {"model.members": 2, "train.cluster_epochs": 2}
+# The guess itself, before the fixture below replaces it.
+GPU_LIKELY = geneae.train.member_process.gpu_likely
+
+
+@pytest.fixture(autouse=True)
+def no_gpu_guessed(monkeypatch):
+    """These tests train on the CPU wherever they run (a Mac or a GPU host included)."""
+    monkeypatch.setattr(geneae.train.member_process, "gpu_likely", lambda: False)
 
 
 def test_member_waves_share_the_threads_and_take_every_member_once() -> None:
@@ -249,7 +257,7 @@ def test_no_spares_where_auto_will_probably_pick_a_gpu(monkeypatch) -> None:
 def test_the_gpu_guess_reads_the_platform(monkeypatch) -> None:
     monkeypatch.setattr(sys, "platform", "darwin")
     monkeypatch.setattr(geneae.train.member_process.platform, "machine", lambda: "arm64")
-    assert geneae.train.member_process.gpu_likely()
+    assert GPU_LIKELY()
     monkeypatch.setattr(sys, "platform", "linux")
     real_exists = os.path.exists
     nvidia = "/proc/driver/nvidia/version"
@@ -257,7 +265,7 @@ def test_the_gpu_guess_reads_the_platform(monkeypatch) -> None:
         monkeypatch.setattr(
             os.path, "exists", lambda p, d=driver: d if p == nvidia else real_exists(p)
         )
-        assert geneae.train.member_process.gpu_likely() is driver
+        assert GPU_LIKELY() is driver
 
 
 @pytest.mark.parametrize("accelerator", ["cuda", "gpu", "mps"])

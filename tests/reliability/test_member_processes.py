@@ -12,6 +12,7 @@ import pytest
 import yaml
 from reliability_helpers import (
     FAST,
+    alive,
     assert_complete_run,
     counts_table,
     geneae_cli,
@@ -43,15 +44,6 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie waiting to be reaped has ended)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_killed_run_takes_its_member_processes_and_resumes(tmp_path) -> None:

@@ -244,14 +244,15 @@ def spares(config: RunConfig) -> Iterator[int]:
     (:func:`geneae.threads.hold_idle_cores`). Yields the number started.
     """
     from geneae.resolve import members
-    from geneae.threads import choose_threads, hold_idle_cores, usable_cores
+    from geneae.threads import choose_threads, hold_idle_cores, member_waves, usable_cores
 
     with hold_idle_cores():
         train = config.train
-        serve = allows_side_by_side(train) and not (train.accelerator == "auto" and gpu_likely())
-        count = members(config) - 1 if serve else 0
-        if count > 0 and choose_threads(config.train.num_threads, usable_cores())[0] < 2:
-            count = 0  # one thread: the members train one after the other, here
+        count = 0
+        if allows_side_by_side(train) and not (train.accelerator == "auto" and gpu_likely()):
+            # The members beside the first in training's first wave (none at one thread).
+            threads = choose_threads(train.num_threads, usable_cores())[0]
+            count = len(member_waves(members(config), threads)[0][0]) - 1
         _spares.extend(MemberProcess() for _ in range(count))
         try:
             yield count
