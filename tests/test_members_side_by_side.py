@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -19,6 +20,7 @@ import geneae.threads
 import geneae.train.member_process
 from geneae import GeneAE
 from geneae.threads import member_waves
+from geneae.train.member_process import FORKS, processes_for
 from geneae.train.member_process import spares as member_spares
 
 ENSEMBLE = {"model.members": 2, "train.cluster_epochs": 2}
@@ -54,9 +56,9 @@ def counted(monkeypatch):
     sent: list[int] = []
     send = geneae.train.member_process.MemberProcess.send
 
-    def counted_send(self, job, folder, threads):
-        sent.append(job.member)
-        return send(self, job, folder, threads)
+    def counted_send(self, jobs, folder, threads):
+        sent.extend(job.member for job in jobs)
+        return send(self, jobs, folder, threads)
 
     monkeypatch.setattr(geneae.train.member_process.MemberProcess, "send", counted_send)
     return sent
@@ -81,6 +83,65 @@ def test_members_side_by_side_are_the_members_one_after_the_other(counted) -> No
             alone_value = {k: v for k, v in alone_value.items() if k != "seconds"}
         assert side_value == alone_value
     assert side.metrics["model"]["cpu_threads"] == 2  # the run's count, as it was asked
+
+
+def test_one_process_forks_a_copy_per_member_and_they_train_as_one_after_the_other(
+    monkeypatch, counted
+) -> None:
+    # Three members at two threads: all at once, one thread each; members 1 and 2 go to
+    # one process, which forks a copy per member on Linux (two processes elsewhere).
+    started = []
+    init = geneae.train.member_process.MemberProcess.__init__
+
+    def remembered(self):
+        init(self)
+        started.append(self)
+
+    monkeypatch.setattr(geneae.train.member_process.MemberProcess, "__init__", remembered)
+    three = {**ENSEMBLE, "model.members": 3}
+    adata = tiny_counts()
+    config = quick_config(**three, **{"train.num_threads": 2})
+    with member_spares(config) as count:
+        assert count == len(started) == processes_for(2)
+        side = GeneAE(config).fit(adata)
+    assert counted == [1, 2] and len(started) == processes_for(2)
+    if FORKS:
+        assert started[0].members == [1, 2]
+    alone = GeneAE(quick_config(**three, **{"train.num_threads": 1})).fit(adata)
+    state = alone.module.state_dict()
+    for name, value in side.module.state_dict().items():
+        torch.testing.assert_close(value, state[name], rtol=0, atol=0)
+    pd.testing.assert_frame_equal(side.history, alone.history)
+
+
+class ExitOnLoad:
+    """A job part whose unpickling ends the process that reads it, with exit code 3."""
+
+    def __reduce__(self):
+        return os._exit, (3,)
+
+
+def test_a_member_process_that_dies_is_named_with_how_it_ended(tmp_path) -> None:
+    # The process (or, where it forks, the copy) that reads this job exits before training:
+    # the parent's error names the member and the exit code.
+    job = geneae.train.member_process.MemberJob(
+        member=1,
+        module=ExitOnLoad(),
+        config=None,
+        prepared=SimpleNamespace(for_worker=lambda: None),
+        start=None,
+        n_genes=1,
+        threads=1,
+        run_dir=None,
+        resume=False,
+    )
+    (process,) = geneae.train.member_process.send_wave([job], tmp_path, 1)
+    try:
+        with pytest.raises(RuntimeError, match="training member 1 .* exit code 3"):
+            process.result(1)
+    finally:
+        process.stop()
+    assert process.process.returncode == (0 if FORKS else 3)
 
 
 @pytest.mark.parametrize(
@@ -121,10 +182,10 @@ def test_a_member_process_removes_its_copy_of_the_data_once_read(tmp_path, monke
     seen = []
     result = geneae.train.member_process.MemberProcess.result
 
-    def look_then_wait(self):
+    def look_then_wait(self, member):
         self.process.wait()
-        seen.append(sorted(p.name for p in self.result_path.parent.iterdir()))
-        return result(self)
+        seen.append(sorted(p.name for p in self.folder.iterdir()))
+        return result(self, member)
 
     monkeypatch.setattr(geneae.train.member_process.MemberProcess, "result", look_then_wait)
     GeneAE(quick_config(**ENSEMBLE, **{"train.num_threads": 2})).fit(tiny_counts())
@@ -149,7 +210,7 @@ def test_a_run_takes_the_member_processes_it_started_first(monkeypatch) -> None:
         spare = started[0]
         model = GeneAE(config).fit(tiny_counts())
         assert len(started) == 1  # no process but the spare
-        assert spare.member == 1 and spare.process.returncode == 0
+        assert spare.members == [1] and spare.process.returncode == 0
     assert model.metrics["model"]["members"] == 2
 
 

@@ -39,8 +39,8 @@ from geneae.train.member_process import (
     allows_side_by_side,
     end_spares,
     folder_prefix,
+    send_wave,
     sweep_folders,
-    take,
     train_here,
 )
 
@@ -280,20 +280,20 @@ def _train_wave(
     previous = torch.get_num_threads()
     children: list[MemberProcess] = []
     sweep_folders()  # what killed runs left
+    by_member = {job.member: job for job in others}
     with tempfile.TemporaryDirectory(prefix=folder_prefix()) as folder:
         try:
-            for job in others:
-                children.append(take())
-                children[-1].send(job, Path(folder), threads)
+            children = send_wave(others, Path(folder), threads)
             torch.set_num_threads(threads)
             done = {first.member: train_here(first, first_callbacks)}
-            for child, job in zip(children, others, strict=True):
-                result = child.result()
-                job.module.load_state_dict(result.state)
-                job.module.to("cpu").eval()
-                done[job.member] = TrainedModule(
-                    job.module, result.history, True, result.model_metrics, result.train_s
-                )
+            for child in children:
+                for member in child.members:
+                    result, job = child.result(member), by_member[member]
+                    job.module.load_state_dict(result.state)
+                    job.module.to("cpu").eval()
+                    done[member] = TrainedModule(
+                        job.module, result.history, True, result.model_metrics, result.train_s
+                    )
         finally:
             for child in children:
                 child.stop()
