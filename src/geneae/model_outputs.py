@@ -170,17 +170,20 @@ def decoder_loadings(
     with torch.no_grad():
         # d log1p(mean) = d mean / (1 + mean), at the mean of the members' means.
         mean = sum(mean_of(member)(code) for member, code, _ in parts) / len(parts)
-        for member, code, scale in parts:
-            # Forward mode: one Jacobian-vector product per latent dimension, for all cells
-            # at once (reverse mode would need one backward pass per gene).
-            for dim in range(code.shape[1]):
-                tangent = torch.zeros_like(code)
-                tangent[:, dim] = 1.0
-                _, derivative = torch.func.jvp(mean_of(member), (code,), (tangent,))
-                if counts_model:
-                    derivative = derivative / (1.0 + mean)
-                # Each member's mean counts 1/K in the ensemble's; its code moves by scale.
-                columns.append(derivative.mean(0) * (scale / len(parts)))
+    for member, code, scale in parts:
+        # One Jacobian-vector product per latent dimension, for all cells at once (one
+        # backward pass per gene otherwise). By autograd's double backward, not forward
+        # mode: torch's forward mode of a linear layer imports torch._dynamo (~2 s of CPU
+        # in a process that has no other use for it).
+        for dim in range(code.shape[1]):
+            tangent = torch.zeros_like(code)
+            tangent[:, dim] = 1.0
+            _, derivative = torch.autograd.functional.jvp(mean_of(member), code, tangent)
+            derivative = derivative.detach()
+            if counts_model:
+                derivative = derivative / (1.0 + mean)
+            # Each member's mean counts 1/K in the ensemble's; its code moves by scale.
+            columns.append(derivative.mean(0) * (scale / len(parts)))
     return torch.stack(columns, dim=1).numpy()
 
 

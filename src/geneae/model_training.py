@@ -37,8 +37,10 @@ from geneae.train.member_process import (
     MemberJob,
     MemberProcess,
     allows_side_by_side,
+    delegates_all,
     end_spares,
     folder_prefix,
+    processes_for,
     send_wave,
     sweep_folders,
     train_here,
@@ -253,16 +255,18 @@ def side_by_side(config: RunConfig, prepared: Prepared | OnDisk, members: int) -
     """Whether an ensemble's ``members`` may train at once, in processes of their own.
 
     Only on the CPU, in one process, with the data in memory, and unless
-    ``train.members_side_by_side`` is off; each extra process holds a copy of the data, and
-    the copies together stay within ``train.memory_budget_gb``. A GPU, data-parallel
-    training or data on disk keep one member at a time on everything.
+    ``train.members_side_by_side`` is off; each member process holds a copy of the data
+    (one in all where it forks, :func:`~geneae.train.member_process.processes_for`), and the
+    copies together stay within ``train.memory_budget_gb``. A GPU, data-parallel training or
+    data on disk keep one member at a time on everything.
     """
     train = config.train
+    copies = processes_for(members - 1)
     return (
         allows_side_by_side(train)
         and training_device_type(train.accelerator) == "cpu"
         and prepared is prepared.in_memory
-        and prepared.tensors.nbytes * (members - 1) <= train.memory_budget_gb * 2**30
+        and prepared.tensors.nbytes * copies <= train.memory_budget_gb * 2**30
     )
 
 
@@ -271,21 +275,25 @@ def _train_wave(
 ) -> dict[int, TrainedModule]:
     """Train ``jobs`` at once with ``threads`` each: the first here, the others in children.
 
-    ``callbacks`` follow member 0. On any error (or a signal) the children are ended.
+    Every one in children where a member process was started for them ahead
+    (:func:`~geneae.train.member_process.delegates_all`). ``callbacks`` follow member 0. On
+    any error (or a signal) the children are ended.
     """
-    first, others = jobs[0], jobs[1:]
-    first_callbacks = callbacks if first.member == 0 else ()
-    if not others:
-        return {first.member: train_here(first, first_callbacks)}
+    first_callbacks = callbacks if jobs[0].member == 0 else ()
+    if len(jobs) == 1:
+        return {jobs[0].member: train_here(jobs[0], first_callbacks)}
+    here, away = (None, jobs) if delegates_all(first_callbacks) else (jobs[0], jobs[1:])
     previous = torch.get_num_threads()
     children: list[MemberProcess] = []
     sweep_folders()  # what killed runs left
-    by_member = {job.member: job for job in others}
+    by_member = {job.member: job for job in away}
     with tempfile.TemporaryDirectory(prefix=folder_prefix()) as folder:
         try:
-            children = send_wave(others, Path(folder), threads)
-            torch.set_num_threads(threads)
-            done = {first.member: train_here(first, first_callbacks)}
+            children = send_wave(away, Path(folder), threads)
+            done = {}
+            if here is not None:
+                torch.set_num_threads(threads)
+                done[here.member] = train_here(here, first_callbacks)
             for child in children:
                 for member in child.members:
                     result, job = child.result(member), by_member[member]

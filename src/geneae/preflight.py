@@ -22,12 +22,34 @@ HARDWARE_KEYS = ("accelerator", "devices", "strategy", "num_nodes", "precision")
 FLAGS = {"accelerator": "--device (train.accelerator)"}
 
 
+def one_device_defaults(train: TrainConfig) -> bool:
+    """Whether ``train`` asks for one device (the CPU, or ``auto``'s choice) on one node.
+
+    With Lightning's default strategy.
+    """
+    return (
+        train.accelerator in ("auto", "cpu")
+        and str(train.devices) in ("1", "auto")
+        and train.strategy == "auto"
+        and train.num_nodes == 1
+    )
+
+
 def check_hardware(train: TrainConfig) -> None:
     """Ask Lightning whether it can train with these device settings (nothing starts).
 
     A Trainer is built and thrown away: it checks that the accelerator exists here (no
     ``--device cuda`` without a GPU), that ``devices`` fits it, and the strategy's name.
+    Settings it cannot refuse are not asked about, since asking imports Lightning (seconds
+    of CPU before the data are read, in a run whose members may train in processes that
+    import it anyway): one device of the CPU, asked for or chosen by ``auto`` where no GPU
+    is likely (:func:`geneae.train.member_process.gpu_likely`), takes every precision the
+    configuration accepts.
     """
+    from geneae.train.member_process import gpu_likely
+
+    if one_device_defaults(train) and (train.accelerator == "cpu" or not gpu_likely()):
+        return
     import lightning.pytorch as pl
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 

@@ -3,7 +3,11 @@ the run resumes to completion (geneae.train.member_process)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pty
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,6 +18,8 @@ from reliability_helpers import (
     FAST,
     alive,
     assert_complete_run,
+    child_env,
+    command,
     counts_table,
     geneae_cli,
     refused,
@@ -96,3 +102,30 @@ def test_killed_run_takes_its_member_processes_and_resumes(tmp_path) -> None:
         assert fresh.code == 0, fresh
     assert_complete_run(out)
     assert not out.with_name(out.name + ".lock").exists()
+
+
+def test_the_first_members_progress_shows_on_the_runs_terminal(tmp_path) -> None:
+    # On Linux every member trains in a copy of the member process; member 0's copy draws
+    # the progress bar on the run's terminal, as the run's own process would.
+    cells = tmp_path / "cells.csv"
+    counts_table(n_cells=200, n_genes=30).to_csv(cells)
+    settings = {
+        **FAST,
+        "train": {**FAST["train"], "max_epochs": 3, "num_threads": 2, "quiet": False},
+        "model": {**FAST["model"], "members": 2},
+    }
+    config = tmp_path / "members.yaml"
+    config.write_text(yaml.safe_dump(settings))
+    leader, follower = pty.openpty()
+    env = {**child_env(), "COLUMNS": "120"}
+    env.pop("CI", None)  # CI=true switches the bar off
+    args = ["train", cells, "--out", tmp_path / "run", "--config", config]
+    proc = subprocess.Popen(command(*args), env=env, stdout=follower, stderr=follower)
+    os.close(follower)
+    shown = bytearray()
+    with contextlib.suppress(OSError):  # EIO once every writer has closed the terminal
+        while chunk := os.read(leader, 65536):
+            shown += chunk
+    os.close(leader)
+    assert proc.wait(timeout=300) == 0, shown.decode(errors="replace")[-2000:]
+    assert b"Epoch 2/2" in shown

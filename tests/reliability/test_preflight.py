@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -132,3 +134,20 @@ def test_all_zero_table_says_the_data_are_empty(fast_yaml, tmp_path):
     assert "every value is 0" in line and "zeros.csv" in line
     assert "lower" not in line
     assert leaves_nothing(tmp_path)
+
+
+def test_settings_lightning_cannot_refuse_are_not_checked_by_importing_it():
+    # One device of the CPU, at every precision geneae offers, is taken by Lightning; asking
+    # would import it (seconds) in a run whose members train in processes of their own.
+    code = (
+        "import sys\n"
+        "from geneae.config import TrainConfig\n"
+        "from geneae.preflight import check_hardware\n"
+        "for precision in ('auto', '32', 'bf16-mixed', '16-mixed'):\n"
+        "    check_hardware(TrainConfig(accelerator='cpu', precision=precision))\n"
+        "assert 'lightning' not in sys.modules\n"
+        "check_hardware(TrainConfig(accelerator='cpu', devices=2))\n"
+        "assert 'lightning' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

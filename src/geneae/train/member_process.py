@@ -2,22 +2,24 @@
 
 A member process is a plain ``python -m geneae.train.member_process PARENT_PID``: it
 imports what training needs (torch, Lightning: seconds of CPU) and then waits for its jobs.
-The parent writes each member's job (its untrained module, configuration, data tensors and
-data-dependent start) to a private temporary folder and sends the paths and the thread
-count, one line per member, on the process's standard input; each member is trained
+The parent writes the data tensors and each member's job (its untrained module,
+configuration and data-dependent start) to a private temporary folder and sends their paths
+and the thread count, one line each, on the process's standard input; each member is trained
 exactly as the parent would (:func:`geneae.model_training.train_one`), and its trained
 weights, history and metrics, or the error that stopped it, are written back. A plain
 subprocess rather than :mod:`multiprocessing`: nothing of the caller's ``__main__`` is run
 again (a user's script without a main guard stays safe). Every process dies with its
 parent (Linux), so a killed run leaves no training behind it.
 
-On Linux one process serves all the members of a wave: it forks a copy of itself per job,
-and the copies share its imports instead of each paying for them (on the project's 2-core
-machine, one import of ~7.5 s of CPU fewer per extra member, and the memory the imports
-hold shared). Forking is safe there because the process has run no torch operation before
-it forks: OpenMP's threads are made in each copy, at its first parallel operation, never
-inherited. Elsewhere (macOS forks unsafely once its system frameworks are loaded, Windows
-cannot fork) each member has a process of its own (:data:`FORKS`).
+On Linux one process serves all the members of a wave: it reads the data once and forks a
+copy of itself per job, and the copies share its imports and its data instead of each
+paying for them (on the project's 2-core machine an import is ~7.5 s of CPU). A run that
+started such a process ahead (``geneae train``) hands it every member, the first included,
+so that the run's own process never imports Lightning (:func:`delegates_all`). Forking is
+safe there because the process has run no torch operation before it forks: OpenMP's
+threads are made in each copy, at its first parallel operation, never inherited. Elsewhere
+(macOS forks unsafely once its system frameworks are loaded, Windows cannot fork) each
+member has a process of its own (:data:`FORKS`).
 
 Since a process imports before it has a job, ``geneae train`` starts its member processes
 first thing (:func:`spares`), so that their imports run beside its own imports and its
@@ -77,6 +79,8 @@ class MemberJob:
     module: torch.nn.Module
     config: RunConfig  # the member's own (geneae.model_training.member_config)
     prepared: Prepared  # its AnnData reduced to the cell names (Prepared.for_worker)
+    """The data: in a process, read once from the file the parent wrote them to, shared by
+    its copies."""
     start: DataStart
     n_genes: int
     threads: int
@@ -114,13 +118,21 @@ class MemberProcess:
         env["PYTHONPATH"] = os.pathsep.join(
             [package_root, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
         )
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", __name__, str(os.getpid())],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=self.stderr,
-            env=env,
-        )
+        # Member 0's progress bar goes to this run's terminal, as if it trained here.
+        terminal = os.dup(sys.stderr.fileno()) if _on_terminal() else None
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(os.getpid())]
+                + ([] if terminal is None else [str(terminal)]),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=self.stderr,
+                env=env,
+                pass_fds=() if terminal is None else (terminal,),
+            )
+        finally:
+            if terminal is not None:
+                os.close(terminal)
 
     @property
     def waiting(self) -> bool:
@@ -134,14 +146,15 @@ class MemberProcess:
         :meth:`Prepared.for_worker` gives them.
         """
         assert jobs and (FORKS or len(jobs) == 1), "one job per process where it cannot fork"
+        assert all(job.prepared is jobs[0].prepared for job in jobs), "one data set per wave"
         self.members = [job.member for job in jobs]
         self.folder = folder
-        lines = []
+        data_path = folder / f"data-{self.process.pid}.pickle"
+        _write(data_path, jobs[0].prepared.for_worker())
+        lines = [f"data\t{data_path}\n"]
         for job in jobs:
             job_path = folder / f"member{job.member}.job"
-            sent = dataclasses.replace(job, prepared=job.prepared.for_worker())
-            with open(job_path, "wb") as fh:
-                pickle.dump(sent, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            _write(job_path, dataclasses.replace(job, prepared=None))
             result_path = self.result_path(job.member)
             lines.append(f"{job.member}\t{job_path}\t{result_path}\t{threads}\n")
         assert self.process.stdin is not None
@@ -188,6 +201,41 @@ class MemberProcess:
         if self.process.stdin is not None and not self.process.stdin.closed:
             self.process.stdin.close()
         self.stderr.close()
+
+
+def _on_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced, or closed
+        return False
+
+
+def _write(path: Path, value: Any) -> None:
+    with open(path, "wb") as fh:
+        pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _read_once(path: Path) -> Any:
+    """Unpickle ``path`` and remove it at once.
+
+    Gone at once, so that a parent killed before its clean-up leaves no copy of the data
+    behind.
+    """
+    with open(path, "rb") as fh:
+        value = pickle.load(fh)
+    path.unlink()
+    return value
+
+
+def delegates_all(callbacks: Sequence[Any]) -> bool:
+    """Whether a wave's first member also goes to a member process, not only the others.
+
+    Where one process trains them all (:data:`FORKS`) and it was started ahead of its jobs
+    (:func:`spares`), its imports are done: the caller then need not import Lightning, and
+    keeps its own data in memory only. Callbacks (a tuning trial pruned on member 0) keep
+    the first member in the caller's process.
+    """
+    return FORKS and not callbacks and any(spare.waiting for spare in _spares)
 
 
 def send_wave(jobs: Sequence[MemberJob], folder: Path, threads: int) -> list[MemberProcess]:
@@ -325,13 +373,9 @@ def allows_side_by_side(train: Any) -> bool:
     node, no data-parallel strategy (:func:`geneae.model_training.side_by_side` adds what
     the data and the device in use tell).
     """
-    return (
-        train.members_side_by_side
-        and train.accelerator in ("auto", "cpu")
-        and str(train.devices) in ("1", "auto")
-        and train.strategy == "auto"
-        and train.num_nodes == 1
-    )
+    from geneae.preflight import one_device_defaults
+
+    return train.members_side_by_side and one_device_defaults(train)
 
 
 def train_here(job: MemberJob, callbacks: Sequence[Any] = ()) -> TrainedModule:
@@ -369,13 +413,19 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _train_job(job_path: Path, result_path: Path, threads: int) -> None:
-    """Train the member of the job in ``job_path`` and write its outcome to ``result_path``."""
-    with open(job_path, "rb") as fh:
-        job: MemberJob = pickle.load(fh)
-    # Read once: gone at once, so that a parent killed before its clean-up leaves no copy
-    # of the data behind.
-    job_path.unlink()
+def _train_job(
+    job_path: Path, result_path: Path, threads: int, data: Prepared, terminal: int | None
+) -> None:
+    """Train the member of the job in ``job_path`` on ``data``; its outcome to ``result_path``.
+
+    Member 0 writes to ``terminal`` (the run's, where it has one): its progress bar (on
+    standard output, shown when standard error is a terminal) shows there as it would in the
+    run's own process.
+    """
+    job: MemberJob = dataclasses.replace(_read_once(job_path), prepared=data)
+    if job.member == 0 and terminal is not None:
+        for stream in (sys.stdout, sys.stderr):
+            os.dup2(terminal, stream.fileno())
     try:
         outcome: tuple[str, Any] = ("ok", run(job, threads))
     except Exception as error:  # handed to the parent, which raises it
@@ -392,7 +442,9 @@ def _write_outcome(result_path: Path, outcome: tuple[str, Any]) -> None:
         pickle.dump(outcome, fh, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _fork_job(job_path: Path, result_path: Path, threads: int) -> int:
+def _fork_job(
+    job_path: Path, result_path: Path, threads: int, data: Prepared, terminal: int | None
+) -> int:
     """Train the job in a forked copy of this process, which dies with it; the copy's pid."""
     server = os.getpid()
     pid = os.fork()
@@ -401,7 +453,7 @@ def _fork_job(job_path: Path, result_path: Path, threads: int) -> int:
     code = 1
     try:  # the copy: never returns into its parent's loop
         _die_with_parent(server)
-        _train_job(job_path, result_path, threads)
+        _train_job(job_path, result_path, threads, data, terminal)
         code = 0
     finally:
         sys.stderr.flush()
@@ -409,13 +461,16 @@ def _fork_job(job_path: Path, result_path: Path, threads: int) -> int:
 
 
 def main(argv: list[str]) -> int:
-    """``PARENT_PID``; then ``MEMBER JOB RESULT THREADS`` lines on stdin: train, write results.
+    """``PARENT_PID [TERMINAL_FD]``; then ``data PATH`` and ``MEMBER JOB RESULT THREADS`` lines.
+
+    Trains each member on the data and writes its result.
 
     Where this process forks (:data:`FORKS`) each member trains in a copy of it, all at
     once; a copy that dies without its result gets one that says how it ended. No job
     (stdin closed first: the parent did not need this process) ends it quietly.
     """
     _die_with_parent(int(argv[0]))
+    terminal = int(argv[1]) if len(argv) > 1 else None
     # What reading the jobs and training import (torch, Lightning, AnnData: seconds of
     # CPU), imported while no job is here yet, and shared by the forked copies.
     import geneae.model_training
@@ -425,15 +480,21 @@ def main(argv: list[str]) -> int:
     import geneae.train.trainer  # noqa: F401
 
     copies: dict[int, tuple[int, Path]] = {}
+    data = None
     for line in sys.stdin:
         if not line.strip():
             continue
-        member, job_file, result_file, threads = line.rstrip("\n").split("\t")
+        fields = line.rstrip("\n").split("\t")
+        if fields[0] == "data":
+            data = _read_once(Path(fields[1]))
+            continue
+        member, job_file, result_file, threads = fields
         job_path, result_path = Path(job_file), Path(result_file)
         if not FORKS:
-            _train_job(job_path, result_path, int(threads))
+            _train_job(job_path, result_path, int(threads), data, terminal)
             continue
-        copies[_fork_job(job_path, result_path, int(threads))] = (int(member), result_path)
+        pid = _fork_job(job_path, result_path, int(threads), data, terminal)
+        copies[pid] = (int(member), result_path)
     for pid, (member, result_path) in copies.items():
         _, status = os.waitpid(pid, 0)
         if not result_path.exists():
