@@ -64,6 +64,20 @@ def counted(monkeypatch):
     return sent
 
 
+@pytest.fixture
+def started(monkeypatch):
+    """The member processes started, in order."""
+    made: list = []
+    init = geneae.train.member_process.MemberProcess.__init__
+
+    def remembered(self):
+        init(self)
+        made.append(self)
+
+    monkeypatch.setattr(geneae.train.member_process.MemberProcess, "__init__", remembered)
+    return made
+
+
 def test_members_side_by_side_are_the_members_one_after_the_other(counted) -> None:
     adata = tiny_counts()
     # Two threads: both members at once, one thread each, member 1 in a child process.
@@ -86,19 +100,11 @@ def test_members_side_by_side_are_the_members_one_after_the_other(counted) -> No
 
 
 def test_one_process_forks_a_copy_per_member_and_they_train_as_one_after_the_other(
-    monkeypatch, counted
+    started, counted
 ) -> None:
     # Three members at two threads: all at once, one thread each. On Linux one process,
     # started ahead, takes all three (this process imports no Lightning) and forks a copy
     # per member; elsewhere members 1 and 2 go to two processes, member 0 trains here.
-    started = []
-    init = geneae.train.member_process.MemberProcess.__init__
-
-    def remembered(self):
-        init(self)
-        started.append(self)
-
-    monkeypatch.setattr(geneae.train.member_process.MemberProcess, "__init__", remembered)
     three = {**ENSEMBLE, "model.members": 3}
     adata = tiny_counts()
     config = quick_config(**three, **{"train.num_threads": 2})
@@ -194,17 +200,9 @@ def test_a_member_process_removes_its_copy_of_the_data_once_read(tmp_path, monke
     assert folders and not any(Path(f).exists() for f in folders)
 
 
-def test_a_run_takes_the_member_processes_it_started_first(monkeypatch) -> None:
+def test_a_run_takes_the_member_processes_it_started_first(started) -> None:
     # geneae train starts its members' processes before reading the data (their imports
     # then run beside its own); training hands the job to them, not to new processes.
-    started = []
-    init = geneae.train.member_process.MemberProcess.__init__
-
-    def remembered(self):
-        init(self)
-        started.append(self)
-
-    monkeypatch.setattr(geneae.train.member_process.MemberProcess, "__init__", remembered)
     config = quick_config(**ENSEMBLE, **{"train.num_threads": 2})
     with member_spares(config) as count:
         assert count == 1 and len(started) == 1

@@ -231,9 +231,9 @@ def delegates_all(callbacks: Sequence[Any]) -> bool:
     """Whether a wave's first member also goes to a member process, not only the others.
 
     Where one process trains them all (:data:`FORKS`) and it was started ahead of its jobs
-    (:func:`spares`), its imports are done: the caller then need not import Lightning, and
-    keeps its own data in memory only. Callbacks (a tuning trial pruned on member 0) keep
-    the first member in the caller's process.
+    (:func:`spares`), its imports are done: the caller then need not import Lightning
+    (seconds of CPU before its members could start). Callbacks (a tuning trial pruned on
+    member 0) keep the first member in the caller's process.
     """
     return FORKS and not callbacks and any(spare.waiting for spare in _spares)
 
