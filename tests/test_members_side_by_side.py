@@ -333,3 +333,19 @@ def test_no_spares_when_a_gpu_is_asked_for(accelerator) -> None:
     config = quick_config(**ENSEMBLE, **{"train.num_threads": 2, "train.accelerator": accelerator})
     with member_spares(config) as started:
         assert started == 0 and not geneae.train.member_process._spares
+
+
+def test_the_member_process_is_started_before_torch_is_imported() -> None:
+    # Its imports run beside the run's own only if starting it needs none of them.
+    code = (
+        "import sys\n"
+        "from geneae.config import RunConfig\n"
+        "from geneae.train.member_process import spares\n"
+        "train = {'num_threads': 2, 'accelerator': 'cpu'}\n"
+        "config = RunConfig.model_validate({'train': train})\n"
+        "with spares(config) as started:\n"
+        "    assert started == 1, started\n"
+        "    assert 'torch' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

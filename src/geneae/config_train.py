@@ -123,3 +123,16 @@ class TrainConfig(Section):
         "buffer_chunks rows in memory at a time)",
     )
     quiet: bool = Field(default=False, description="no progress bar")
+
+    @property
+    def one_device(self) -> bool:
+        """Whether these settings ask for one device (the CPU, or ``auto``'s choice).
+
+        On one node, with Lightning's default strategy.
+        """
+        return (
+            self.accelerator in ("auto", "cpu")
+            and str(self.devices) in ("1", "auto")
+            and self.strategy == "auto"
+            and self.num_nodes == 1
+        )

@@ -22,19 +22,6 @@ HARDWARE_KEYS = ("accelerator", "devices", "strategy", "num_nodes", "precision")
 FLAGS = {"accelerator": "--device (train.accelerator)"}
 
 
-def one_device_defaults(train: TrainConfig) -> bool:
-    """Whether ``train`` asks for one device (the CPU, or ``auto``'s choice) on one node.
-
-    With Lightning's default strategy.
-    """
-    return (
-        train.accelerator in ("auto", "cpu")
-        and str(train.devices) in ("1", "auto")
-        and train.strategy == "auto"
-        and train.num_nodes == 1
-    )
-
-
 def check_hardware(train: TrainConfig) -> None:
     """Ask Lightning whether it can train with these device settings (nothing starts).
 
@@ -48,7 +35,7 @@ def check_hardware(train: TrainConfig) -> None:
     """
     from geneae.train.member_process import gpu_likely
 
-    if one_device_defaults(train) and (train.accelerator == "cpu" or not gpu_likely()):
+    if train.one_device and (train.accelerator == "cpu" or not gpu_likely()):
         return
     import lightning.pytorch as pl
     from lightning.fabric.utilities.exceptions import MisconfigurationException

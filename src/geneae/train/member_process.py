@@ -373,9 +373,7 @@ def allows_side_by_side(train: Any) -> bool:
     node, no data-parallel strategy (:func:`geneae.model_training.side_by_side` adds what
     the data and the device in use tell).
     """
-    from geneae.preflight import one_device_defaults
-
-    return train.members_side_by_side and one_device_defaults(train)
+    return train.members_side_by_side and train.one_device
 
 
 def train_here(job: MemberJob, callbacks: Sequence[Any] = ()) -> TrainedModule:
