@@ -295,6 +295,10 @@ def run_wallclock(
             for t in timed.values():
                 t["measured"] = doc["updated"]
             doc["time_to_model"] = {**(doc.get("time_to_model") or {}), **timed}
+        # Each dataset keeps the rates of the run that timed it (a later run of other
+        # datasets replaces the part's).
+        for t in timed.values():
+            t["host_rates"] = rates["to-model"]
     doc["host_rates"] = rates
     for part in parts:
         measured[part] = doc["updated"]
@@ -349,6 +353,14 @@ def host_rate_lines(rates: dict[str, Any] | None) -> list[str]:
         "ran on a different machine, in effect.",
         "",
     ]
+
+
+def _rate_span(rates: dict[str, Any] | None) -> str:
+    """``"f32 / bf16 -> f32 / bf16"``: a run's host rates before and after, or "–"."""
+    if not rates:
+        return "–"
+    ends = [rates.get(when) for when in ("start", "end")]
+    return " → ".join(f"{r['float32']:.0f} / {r['bfloat16']:.0f}" if r else "–" for r in ends)
 
 
 def markdown(doc: dict[str, Any] | None, quality: dict[str, Any] | None = None) -> list[str]:
@@ -433,10 +445,12 @@ def markdown(doc: dict[str, Any] | None, quality: dict[str, Any] | None = None) 
             "scvi-tools: `SCVI()` defaults (ZINB) and its default epochs, batch 128), with "
             "each default's mean ARI over 3 seeds from the quality section (scvi-tools "
             "scored there at 100 epochs, which BASELINES.md found better than its default "
-            "400):",
+            "400), and the host's 2048^3 matmul rates before and after the run that timed "
+            "the dataset (see above: ratios of runs at other rates are not comparable):",
             "",
-            "| dataset | geneae s | scvi-tools s | speed-up | geneae ARI | scvi-tools ARI |",
-            "|---|---|---|---|---|---|",
+            "| dataset | geneae s | scvi-tools s | speed-up | geneae ARI | scvi-tools ARI "
+            "| host float32 / bfloat16 GFLOP/s |",
+            "|---|---|---|---|---|---|---|",
         ]
         for name, t in ttm.items():
             g_ari, s_ari = mean_ari(quality, name, "recommended"), mean_ari(quality, name, "scvi")
@@ -445,7 +459,7 @@ def markdown(doc: dict[str, Any] | None, quality: dict[str, Any] | None = None) 
                 f"{t.get('scvi', float('nan')):.1f} | "
                 + (f"**{t['speedup']:.2f}x**" if t.get("speedup") else "–")
                 + f" | {'–' if g_ari is None else f'{g_ari:.3f}'} | "
-                f"{'–' if s_ari is None else f'{s_ari:.3f}'} |"
+                f"{'–' if s_ari is None else f'{s_ari:.3f}'} | {_rate_span(t.get('host_rates'))} |"
             )
         lines.append("")
         measured = doc.get("measured") or {}

@@ -67,6 +67,17 @@ def test_each_part_is_bracketed_by_host_rates_and_reported(monkeypatch, tmp_path
     )
     assert again["host_rates"]["busy"] == doc["host_rates"]["busy"]
     assert again["host_rates"]["to-model"]["start"] == {"float32": 50.0, "bfloat16": 500.0}
+    # Each timed dataset keeps the rates of the run that timed it.
+    assert doc["time_to_model"]["mouse_bladder"]["host_rates"] == doc["host_rates"]["to-model"]
+    assert again["time_to_model"]["mouse_bladder"]["host_rates"]["start"]["float32"] == 50.0
+    later = wallclock.run_wallclock(
+        parts=("to-model",), to_model_datasets=("worm_neuron",), previous=again
+    )
+    ttm = later["time_to_model"]
+    assert ttm["mouse_bladder"]["host_rates"] == again["host_rates"]["to-model"]
+    assert ttm["worm_neuron"]["host_rates"] == later["host_rates"]["to-model"]
+    table = "\n".join(wallclock.markdown({**later, "idle": later["busy"]}))  # a busy-only file
+    assert "| mouse_bladder | 1.0 | 3.0 | **3.00x** | – | – | 50 / 500 → 51 / 510 |" in table
     text = " ".join(wallclock.host_rate_lines(again["host_rates"]))
     assert "busy 0 / 0 before, 1 / 10 after" in text
     assert "to-model 50 / 500 before, 51 / 510 after" in text
