@@ -17,6 +17,7 @@ from test_model import quick_config, tiny_counts
 
 import geneae.model_training
 import geneae.threads
+import geneae.train.member_folders
 import geneae.train.member_process
 from geneae import GeneAE
 from geneae.threads import member_waves
@@ -273,8 +274,8 @@ def test_the_folders_of_killed_runs_are_removed_and_no_other(tmp_path) -> None:
     ended.wait()
     # Only in this pid namespace: elsewhere (another container sharing the folder) the same
     # pid may be a live run.
-    base = geneae.train.member_process.FOLDER_PREFIX
-    prefix = geneae.train.member_process.folder_prefix()
+    base = geneae.train.member_folders.FOLDER_PREFIX
+    prefix = geneae.train.member_folders.folder_prefix()
     assert prefix.startswith(base) and prefix.endswith(f"-{os.getpid()}-")
     ours = prefix[: -len(f"{os.getpid()}-")]
     killed = tmp_path / f"{ours}{ended.pid}-abc"
@@ -284,14 +285,14 @@ def test_the_folders_of_killed_runs_are_removed_and_no_other(tmp_path) -> None:
     for folder in (killed, running, other, elsewhere):
         folder.mkdir()
         (folder / "member1.result").write_bytes(b"x")
-    removed = geneae.train.member_process.sweep_folders(tmp_path)
+    removed = geneae.train.member_folders.sweep_folders(tmp_path)
     assert removed == [killed]
     assert not killed.exists() and running.exists() and other.exists() and elsewhere.exists()
 
 
 def test_the_pid_namespace_key_follows_the_namespace(monkeypatch) -> None:
-    key = geneae.train.member_process.pid_namespace()
-    assert key == geneae.train.member_process.pid_namespace()  # stable within a process
+    key = geneae.train.member_folders.pid_namespace()
+    assert key == geneae.train.member_folders.pid_namespace()  # stable within a process
     real_stat = os.stat
 
     def other_namespace(path, *args, **kwargs):
@@ -300,7 +301,7 @@ def test_the_pid_namespace_key_follows_the_namespace(monkeypatch) -> None:
         return real_stat(path, *args, **kwargs)
 
     monkeypatch.setattr(os, "stat", other_namespace)
-    assert geneae.train.member_process.pid_namespace() != key
+    assert geneae.train.member_folders.pid_namespace() != key
 
 
 def test_no_spares_where_auto_will_probably_pick_a_gpu(monkeypatch) -> None:

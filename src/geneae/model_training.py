@@ -29,20 +29,20 @@ import torch
 
 from geneae.batches import split_indices
 from geneae.config import RunConfig
+from geneae.data_start import DataStart, data_start, start_from_data
 from geneae.module import Ensemble, build_module, members_of
 from geneae.precision import choose_precision, training_device_type
 from geneae.prepared import Prepared
 from geneae.threads import apply_threads, member_waves
+from geneae.train.member_folders import folder_prefix, sweep_folders
 from geneae.train.member_process import (
     MemberJob,
     MemberProcess,
     allows_side_by_side,
     delegates_all,
     end_spares,
-    folder_prefix,
     processes_for,
     send_wave,
-    sweep_folders,
     train_here,
 )
 
@@ -401,56 +401,3 @@ def train_one(
     if phase is not None:
         model_metrics["cluster_phase"] = phase
     return TrainedModule(module, history, result.is_global_zero, model_metrics, train_s)
-
-
-@dataclass(frozen=True)
-class DataStart:
-    """What a fresh module takes from the training data: the same for every member.
-
-    Computed once per training (:func:`data_start`): an ensemble's members share the data,
-    and the null deviance behind the scale is a full pass over it (0.2 s on 10x PBMC's
-    4,271 cells x 2,000 genes, 0.7 s the first time in a process).
-    """
-
-    gene_means: torch.Tensor
-    """(genes,) means of the encoder input: where heads that model it start."""
-    standardized_scale: float | None
-    """The standardised term's scale (:func:`geneae.balance.balance_scale`); None where the
-    module has no such term."""
-
-
-def data_start(module: torch.nn.Module, likelihood: str, prepared: Prepared) -> DataStart:
-    """:class:`DataStart` of ``module`` (one member of an ensemble) on ``prepared``.
-
-    Parameters
-    ----------
-    module
-        A freshly built module (a single one, or an ensemble's first member).
-    likelihood
-        The configuration's ``model.likelihood``.
-    prepared
-        The training data.
-    """
-    from geneae.balance import balance_scale, column_moments
-
-    data = prepared.data
-    mean, _ = column_moments(data.X)
-    scale = None
-    if module.decoder.standardized is not None:
-        scale = balance_scale(likelihood, data.X, data.layers.get("counts"))
-    return DataStart(torch.as_tensor(mean, dtype=torch.float32), scale)
-
-
-def start_from_data(module: torch.nn.Module, start: DataStart) -> float | None:
-    """Set a freshly built module up from the data; returns the standardised term's scale.
-
-    The heads that model the input start at its gene means, and the standardised term
-    gets its scale (None where the module has no such term).
-    """
-    module.decoder.start_at(start.gene_means)
-    term = module.decoder.standardized
-    if term is None:
-        return None
-    assert start.standardized_scale is not None  # data_start of a module of this config
-    term.scale.fill_(start.standardized_scale)
-    return start.standardized_scale

@@ -38,7 +38,7 @@ def member_processes(parent: int) -> list[int]:
     and the copies they forked for their members."""
     found = []
     for pid in _children(parent):
-        if b"geneae.train.member_process" in _cmdline(pid) and alive(pid):
+        if b"geneae.train.member_child" in _cmdline(pid) and alive(pid):
             found.append(pid)
             found.extend(copy for copy in _children(pid) if alive(copy))
     return found

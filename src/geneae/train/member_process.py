@@ -1,6 +1,7 @@
 """Training the members of an ensemble in processes of their own, beside each other.
 
-A member process is a plain ``python -m geneae.train.member_process PARENT_PID``: it
+A member process is a plain ``python -m geneae.train.member_child PARENT_PID`` (its side
+of the exchange: :mod:`geneae.train.member_child`): it
 imports what training needs (torch, Lightning: seconds of CPU) and then waits for its jobs.
 The parent writes the data tensors and each member's job (its untrained module,
 configuration and data-dependent start) to a private temporary folder and sends their paths
@@ -30,36 +31,27 @@ those a run does not use are ended.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
-import hashlib
 import os
 import pickle
 import platform
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
-
-from geneae._atomic import atomic_path
 
 if TYPE_CHECKING:
     import pandas as pd
     import torch
 
     from geneae.config import RunConfig
-    from geneae.model_training import DataStart, TrainedModule
+    from geneae.data_start import DataStart
+    from geneae.model_training import TrainedModule
     from geneae.prepared import Prepared
 
-#: prctl(2) option: the signal this process gets when its parent dies (Linux).
-PR_SET_PDEATHSIG = 1
 #: Lines of a failed child's stderr quoted in the parent's error.
 STDERR_TAIL_LINES = 20
 #: Whether one member process forks a copy of itself per member it is sent (see above).
@@ -122,7 +114,7 @@ class MemberProcess:
         terminal = os.dup(sys.stderr.fileno()) if _on_terminal() else None
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(os.getpid())]
+                [sys.executable, "-m", "geneae.train.member_child", str(os.getpid())]
                 + ([] if terminal is None else [str(terminal)]),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
@@ -215,18 +207,6 @@ def _write(path: Path, value: Any) -> None:
         pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _read_once(path: Path) -> Any:
-    """Unpickle ``path`` and remove it at once.
-
-    Gone at once, so that a parent killed before its clean-up leaves no copy of the data
-    behind.
-    """
-    with open(path, "rb") as fh:
-        value = pickle.load(fh)
-    path.unlink()
-    return value
-
-
 def delegates_all(callbacks: Sequence[Any]) -> bool:
     """Whether a wave's first member also goes to a member process, not only the others.
 
@@ -251,58 +231,6 @@ def send_wave(jobs: Sequence[MemberJob], folder: Path, threads: int) -> list[Mem
             process.stop()
         raise
     return processes
-
-
-#: Name of a run's private folder for its members' files: the prefix, the key of the pid
-#: namespace it ran in (:func:`pid_namespace`), then its pid.
-FOLDER_PREFIX = "geneae-members-"
-
-
-def pid_namespace() -> str:
-    """A short key of where this process's pid means something: its host and PID namespace.
-
-    Runs in containers (or on hosts) that share one temporary folder see each other's
-    folders, but a pid names a process only in its own namespace: a folder of another key
-    is never taken for a killed run's. The host's own namespace keeps its key across
-    reboots; a container's changes with each container.
-    """
-    parts = [socket.gethostname()]
-    with contextlib.suppress(OSError):  # Linux: the namespace's inode
-        parts.append(str(os.stat("/proc/self/ns/pid").st_ino))
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
-
-
-def folder_prefix() -> str:
-    """The prefix of this process's member folders (``tempfile.TemporaryDirectory``)."""
-    return f"{FOLDER_PREFIX}{pid_namespace()}-{os.getpid()}-"
-
-
-def sweep_folders(where: str | Path | None = None) -> list[Path]:
-    """Remove the member folders of runs that were killed (their pid no longer runs).
-
-    A SIGKILLed run cannot remove its folder; the next run that trains members does. Only
-    folders of this pid namespace are looked at; one whose pid runs (or was taken by
-    another process) is kept. Returns those removed.
-    """
-    ours = f"{FOLDER_PREFIX}{pid_namespace()}-"
-    removed = []
-    for folder in Path(where or tempfile.gettempdir()).glob(f"{ours}*-*"):
-        pid = folder.name[len(ours) :].split("-", 1)[0]
-        if not pid.isdigit() or _runs(int(pid)):
-            continue
-        shutil.rmtree(folder, ignore_errors=True)
-        removed.append(folder)
-    return removed
-
-
-def _runs(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        pass
-    return True
 
 
 # Member processes started ahead of their jobs by spares(), handed out by take().
@@ -391,124 +319,3 @@ def train_here(job: MemberJob, callbacks: Sequence[Any] = ()) -> TrainedModule:
         resume=job.resume,
         callbacks=callbacks,
     )
-
-
-def run(job: MemberJob, threads: int) -> MemberResult:
-    """Train ``job``'s member in this (child) process with ``threads``."""
-    import torch
-
-    torch.set_num_threads(threads)
-    trained = train_here(job)
-    state = {k: v.detach().to("cpu") for k, v in trained.module.state_dict().items()}
-    return MemberResult(state, trained.history, trained.model_metrics, trained.train_s)
-
-
-def _die_with_parent(parent: int) -> None:
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):  # best effort
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before the line above took effect
-        os._exit(1)
-
-
-def _train_job(
-    job_path: Path, result_path: Path, threads: int, data: Prepared, terminal: int | None
-) -> None:
-    """Train the member of the job in ``job_path`` on ``data``; its outcome to ``result_path``.
-
-    Member 0 writes to ``terminal`` (the run's, where it has one): its progress bar (on
-    standard output, shown when standard error is a terminal) shows there as it would in the
-    run's own process.
-    """
-    job: MemberJob = dataclasses.replace(_read_once(job_path), prepared=data)
-    if job.member == 0 and terminal is not None:
-        for stream in (sys.stdout, sys.stderr):
-            os.dup2(terminal, stream.fileno())
-    try:
-        outcome: tuple[str, Any] = ("ok", run(job, threads))
-    except Exception as error:  # handed to the parent, which raises it
-        outcome = ("error", (error, traceback.format_exc()))
-        try:
-            pickle.dumps(error)
-        except Exception:
-            outcome = ("error", (RuntimeError(str(error)), traceback.format_exc()))
-    _write_outcome(result_path, outcome)
-
-
-def _write_outcome(result_path: Path, outcome: tuple[str, Any]) -> None:
-    with atomic_path(result_path) as tmp, open(tmp, "wb") as fh:
-        pickle.dump(outcome, fh, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def _fork_job(
-    job_path: Path, result_path: Path, threads: int, data: Prepared, terminal: int | None
-) -> int:
-    """Train the job in a forked copy of this process, which dies with it; the copy's pid."""
-    server = os.getpid()
-    pid = os.fork()
-    if pid:
-        return pid
-    code = 1
-    try:  # the copy: never returns into its parent's loop
-        _die_with_parent(server)
-        _train_job(job_path, result_path, threads, data, terminal)
-        code = 0
-    finally:
-        sys.stderr.flush()
-        os._exit(code)
-
-
-def main(argv: list[str]) -> int:
-    """``PARENT_PID [TERMINAL_FD]``; then ``data PATH`` and ``MEMBER JOB RESULT THREADS`` lines.
-
-    Trains each member on the data and writes its result.
-
-    Where this process forks (:data:`FORKS`) each member trains in a copy of it, all at
-    once; a copy that dies without its result gets one that says how it ended. No job
-    (stdin closed first: the parent did not need this process) ends it quietly.
-    """
-    _die_with_parent(int(argv[0]))
-    terminal = int(argv[1]) if len(argv) > 1 else None
-    # What reading the jobs and training import (torch, Lightning, AnnData: seconds of
-    # CPU), imported while no job is here yet, and shared by the forked copies.
-    import geneae.model_training
-    import geneae.prepared
-    import geneae.train.cluster_phase
-    import geneae.train.plan
-    import geneae.train.trainer  # noqa: F401
-
-    copies: dict[int, tuple[int, Path]] = {}
-    data = None
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        fields = line.rstrip("\n").split("\t")
-        if fields[0] == "data":
-            data = _read_once(Path(fields[1]))
-            continue
-        member, job_file, result_file, threads = fields
-        job_path, result_path = Path(job_file), Path(result_file)
-        if not FORKS:
-            _train_job(job_path, result_path, int(threads), data, terminal)
-            continue
-        pid = _fork_job(job_path, result_path, int(threads), data, terminal)
-        copies[pid] = (int(member), result_path)
-    for pid, (member, result_path) in copies.items():
-        _, status = os.waitpid(pid, 0)
-        if not result_path.exists():
-            code = os.waitstatus_to_exitcode(status)
-            how = f"signal {-code}" if code < 0 else f"exit code {code}"
-            error = RuntimeError(
-                f"the process training member {member} of the ensemble ended with {how} "
-                "before it finished"
-            )
-            _write_outcome(result_path, ("error", (error, "")))
-    return 0
-
-
-if __name__ == "__main__":
-    # Run as the imported module, so that what it pickles names geneae.train.member_process
-    # (not __main__) and the parent can load it.
-    from geneae.train import member_process
-
-    sys.exit(member_process.main(sys.argv[1:]))
