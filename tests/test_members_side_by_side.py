@@ -214,36 +214,12 @@ def test_a_run_takes_the_member_processes_it_started_first(started) -> None:
     assert model.metrics["model"]["members"] == 2
 
 
-def test_a_lone_model_trains_in_the_process_started_first(started, monkeypatch) -> None:
-    # Where it forks, geneae train's one model goes to the process started ahead too (the
-    # run's own process then never imports Lightning), and comes back as trained here.
-    config = quick_config(**{"model.members": 1, "train.num_threads": 2})
-    monkeypatch.setattr(geneae.train.member_process, "lightning_imported", lambda: True)
-    with member_spares(config) as count:
-        assert count == 0  # a caller with Lightning imported trains its lone model itself
-    monkeypatch.setattr(geneae.train.member_process, "lightning_imported", lambda: False)
-    with member_spares(config) as count:
-        assert count == int(FORKS) and len(started) == count
-        away = GeneAE(config).fit(tiny_counts())
-        assert len(started) == count  # no process but the spare
-        if FORKS:
-            assert started[0].members == [0] and started[0].process.returncode == 0
-    home = GeneAE(config).fit(tiny_counts())
-    for key, value in home.module.state_dict().items():
-        assert torch.equal(away.module.state_dict()[key], value), key
-    assert away.history.equals(home.history)
-
-    def phase(model: GeneAE) -> dict:  # what the clustering phase did; its seconds differ
-        return {k: v for k, v in model.metrics["model"]["cluster_phase"].items() if k != "seconds"}
-
-    assert phase(away) == phase(home)
-
-
 @pytest.mark.parametrize(
     "setting, count",
     [
         ({"train.num_threads": 1}, 0),  # one thread: members one after the other
         ({"train.num_threads": 2, "train.members_side_by_side": False}, 0),
+        ({"train.num_threads": 2, "model.members": 1}, 0),
         ({"train.num_threads": 2, "train.memory_budget_gb": 1e-6}, 1),  # the data say no
     ],
 )

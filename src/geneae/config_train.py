@@ -64,9 +64,8 @@ class TrainConfig(Section):
     members_side_by_side: bool = Field(
         default=True,
         description="train an ensemble's members at once, one process each, sharing the "
-        "CPU threads (geneae.threads.member_waves), and `geneae train`'s lone model in a "
-        "process started ahead (Linux); CPU training in memory only; false: one after the "
-        "other on all the threads, in the run's own process",
+        "CPU threads (geneae.threads.member_waves); CPU training in memory only; false: "
+        "one after the other on all the threads",
     )
     cluster_epochs: int | None = Field(
         default=None,

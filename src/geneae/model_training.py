@@ -162,7 +162,7 @@ def train_module(
     """Train ``module`` on ``prepared`` and keep its best weights.
 
     An :class:`~geneae.module.Ensemble`'s members are trained each as the single model of
-    its seed, side by side where :func:`in_member_processes` allows, with their resume points in
+    its seed, side by side where :func:`side_by_side` allows, with their resume points in
     ``run_dir/checkpoints/member<i>/``; ``callbacks`` follow the first member (a tuning
     trial is pruned on it). The history stacks the members' rows (column ``member``).
 
@@ -193,12 +193,17 @@ def train_module(
     members = members_of(module)
     start = data_start(members[0], config.model.likelihood, prepared.in_memory)
     if len(members) == 1:
-        where = None if run_dir is None else Path(run_dir)
-        alone = MemberJob(0, module, config, prepared, start, n_genes, threads, where, resume)
-        if in_member_processes(config, prepared, 1):
-            return _train_wave([alone], threads, callbacks)[0]
-        end_spares()  # started ahead for nothing: free their memory now
-        return train_here(alone, callbacks)
+        return train_one(
+            module,
+            config,
+            prepared,
+            start,
+            n_genes=n_genes,
+            threads=threads,
+            run_dir=run_dir,
+            resume=resume,
+            callbacks=callbacks,
+        )
     assert isinstance(module, Ensemble)
     jobs = []
     for i, member in enumerate(members):
@@ -215,7 +220,7 @@ def train_module(
             resume=resume and where is not None and where.exists(),
         )
         jobs.append(job)
-    if in_member_processes(config, prepared, len(members)):
+    if side_by_side(config, prepared, len(members)):
         waves = member_waves(len(members), threads)
     else:
         waves = [([i], threads) for i in range(len(members))]
@@ -246,20 +251,17 @@ def train_module(
     )
 
 
-def in_member_processes(config: RunConfig, prepared: Prepared | OnDisk, members: int) -> bool:
-    """Whether ``members`` members may train in member processes.
+def side_by_side(config: RunConfig, prepared: Prepared | OnDisk, members: int) -> bool:
+    """Whether an ensemble's ``members`` may train at once, in processes of their own.
 
-    An ensemble's side by side; a lone model in the process ``geneae train`` started ahead
-    for it (:func:`~geneae.train.member_process.delegates_all`). Only on the CPU, in one
-    process, with the data in memory, and unless ``train.members_side_by_side`` is off;
-    each member process holds a copy of the data (one in all where it forks,
-    :func:`~geneae.train.member_process.processes_for`), and the copies together stay within
-    ``train.memory_budget_gb``. A GPU, data-parallel training or data on disk keep one
-    member at a time on everything, in the run's own process.
+    Only on the CPU, in one process, with the data in memory, and unless
+    ``train.members_side_by_side`` is off; each member process holds a copy of the data
+    (one in all where it forks, :func:`~geneae.train.member_process.processes_for`), and the
+    copies together stay within ``train.memory_budget_gb``. A GPU, data-parallel training or
+    data on disk keep one member at a time on everything.
     """
     train = config.train
-    # An ensemble's first member trains here unless every member is delegated.
-    copies = processes_for(max(members - 1, 1))
+    copies = processes_for(members - 1)
     return (
         allows_side_by_side(train)
         and training_device_type(train.accelerator) == "cpu"
@@ -278,10 +280,9 @@ def _train_wave(
     any error (or a signal) the children are ended.
     """
     first_callbacks = callbacks if jobs[0].member == 0 else ()
+    if len(jobs) == 1:
+        return {jobs[0].member: train_here(jobs[0], first_callbacks)}
     here, away = (None, jobs) if delegates_all(first_callbacks) else (jobs[0], jobs[1:])
-    if not away:
-        assert here is not None
-        return {here.member: train_here(here, first_callbacks)}
     previous = torch.get_num_threads()
     children: list[MemberProcess] = []
     sweep_folders()  # what killed runs left

@@ -129,24 +129,3 @@ def test_the_first_members_progress_shows_on_the_runs_terminal(tmp_path) -> None
     os.close(leader)
     assert proc.wait(timeout=300) == 0, shown.decode(errors="replace")[-2000:]
     assert b"Epoch 2/2" in shown
-
-
-def test_a_lone_models_run_never_imports_lightning(tmp_path) -> None:
-    # geneae train's one model trains in the process started ahead (Linux), which imports
-    # Lightning beside the run's own imports and reading; the run's process never does.
-    cells = tmp_path / "cells.csv"
-    counts_table(n_cells=120, n_genes=30).to_csv(cells)
-    config = tmp_path / "lone.yaml"
-    config.write_text(yaml.safe_dump({**FAST, "train": {**FAST["train"], "num_threads": 2}}))
-    args = ["train", str(cells), "--out", str(tmp_path / "run"), "--config", str(config)]
-    code = (
-        "import sys\n"
-        "from geneae.cli import main\n"
-        f"assert main({args!r}) == 0\n"
-        "assert 'lightning' not in sys.modules, 'the run imported Lightning'\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=child_env(), capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert_complete_run(tmp_path / "run")

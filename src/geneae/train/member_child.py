@@ -147,7 +147,8 @@ def main(argv: list[str]) -> int:
             code = os.waitstatus_to_exitcode(status)
             how = f"signal {-code}" if code < 0 else f"exit code {code}"
             error = RuntimeError(
-                f"the process training member {member} ended with {how} before it finished"
+                f"the process training member {member} of the ensemble ended with {how} "
+                "before it finished"
             )
             _write_outcome(result_path, ("error", (error, "")))
     return 0

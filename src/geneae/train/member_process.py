@@ -16,8 +16,7 @@ On Linux one process serves all the members of a wave: it reads the data once an
 copy of itself per job, and the copies share its imports and its data instead of each
 paying for them (on the project's 2-core machine an import is ~7.5 s of CPU). A run that
 started such a process ahead (``geneae train``) hands it every member, the first included,
-and a lone model too, so that the run's own process never imports Lightning
-(:func:`delegates_all`). Forking is
+so that the run's own process never imports Lightning (:func:`delegates_all`). Forking is
 safe there because the process has run no torch operation before it forks: OpenMP's
 threads are made in each copy, at its first parallel operation, never inherited. Elsewhere
 (macOS forks unsafely once its system frameworks are loaded, Windows cannot fork) each
@@ -174,7 +173,7 @@ class MemberProcess:
             text = self.stderr.read().decode(errors="replace")
             tail = text.splitlines()[-STDERR_TAIL_LINES:]
             raise RuntimeError(
-                f"the process training member {member} ended with "
+                f"the process training member {member} of the ensemble ended with "
                 f"exit code {code} before it finished"
                 + ("; its last output:\n" + "\n".join(tail) if tail else "")
             )
@@ -258,9 +257,8 @@ def end_spares() -> None:
 def spares(config: RunConfig) -> Iterator[int]:
     """Start, before anything else of a run of ``config``, the member processes it will use.
 
-    Those that train the ensemble's members beside the first (:func:`processes_for`), or
-    where it forks the one that trains a lone model (unless :func:`lightning_imported`),
-    when they may train in member processes, as far as the configuration tells
+    Those that train the ensemble's members beside the first (:func:`processes_for`) when
+    they may train side by side, as far as the configuration tells
     (:func:`allows_side_by_side`; none where ``auto`` will probably pick a GPU,
     :func:`gpu_likely`; the data and the device may still say no: then they are ended,
     unused). The idle cores are measured before, and that measurement holds for the whole
@@ -273,28 +271,14 @@ def spares(config: RunConfig) -> Iterator[int]:
         train = config.train
         count = 0
         if allows_side_by_side(train) and not (train.accelerator == "auto" and gpu_likely()):
-            n = members(config)
-            # The members beside the first in training's first wave (none at one thread);
-            # where it forks, one for a lone model (trained there: delegates_all).
+            # The members beside the first in training's first wave (none at one thread).
             threads = choose_threads(train.num_threads, usable_cores())[0]
-            beside = len(member_waves(n, threads)[0][0]) - 1
-            count = processes_for(beside) if n > 1 else int(FORKS and not lightning_imported())
+            count = processes_for(len(member_waves(members(config), threads)[0][0]) - 1)
         _spares.extend(MemberProcess() for _ in range(count))
         try:
             yield count
         finally:
             end_spares()
-
-
-def lightning_imported() -> bool:
-    """Whether this process has imported Lightning already.
-
-    A lone model's process started ahead pays off only by importing Lightning beside the
-    run's reading (~3 s of a run's start here); where the caller has it already (a script
-    that trained before, the test suite), the process would add an import and a copy of
-    the data for nothing, and the model trains here.
-    """
-    return "lightning" in sys.modules
 
 
 def gpu_likely() -> bool:
