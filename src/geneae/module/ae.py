@@ -58,7 +58,7 @@ class AE(ExpressionModule):
 
         ``kl_weight`` is accepted for a uniform interface and has no effect.
         """
-        x, target, _, params = self.encode_and_decode(batch, mask_rate)
+        x, target, inference, params = self.encode_and_decode(batch, mask_rate)
         reconstruction = self.reconstruction_loss(target, params, batch.get("target_nonzero"), x)
         total = reconstruction.mean()
         metrics = {
@@ -66,4 +66,5 @@ class AE(ExpressionModule):
             **logged_squared_error(target, params),
         }
         total = self.with_contrastive(total, metrics, x, mask_rate)
-        return LossOutput(total, reconstruction, torch.zeros_like(reconstruction), metrics)
+        zeros = torch.zeros_like(reconstruction)
+        return LossOutput(total, reconstruction, zeros, metrics, inference)

@@ -38,12 +38,17 @@ class LossOutput:
         (n,) per-sample KL divergence (zeros for deterministic autoencoders).
     metrics
         Extra detached scalars for logging (``"mse"``, ``"elbo"``, ``"kl_y"``, ...).
+    inference
+        The encoder's outputs for the batch this loss encoded (its possibly corrupted
+        input), in the graph: a term on the latent (:meth:`ExpressionModule.posterior`)
+        can join the loss without encoding the batch again.
     """
 
     loss: Tensor
     reconstruction: Tensor
     kl: Tensor
     metrics: dict[str, Tensor] = field(default_factory=dict)
+    inference: dict[str, Tensor] = field(default_factory=dict)
 
 
 class ExpressionModule(nn.Module):

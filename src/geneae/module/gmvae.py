@@ -144,7 +144,7 @@ class GMVAE(ExpressionModule):
             with torch.no_grad():
                 metrics["mse"] = squared_error(target, _mix(qy, params["mean"]))
         total = self.with_contrastive(total, metrics, x, mask_rate)
-        return LossOutput(total, reconstruction, kl, metrics)
+        return LossOutput(total, reconstruction, kl, metrics, inference)
 
     def _responsibilities(self, logits: Tensor) -> tuple[Tensor, Tensor | None]:
         """``(q(y|x) on its support, support)``; the support is None for all K in order.

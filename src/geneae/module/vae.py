@@ -81,4 +81,4 @@ class VAE(ExpressionModule):
             **logged_squared_error(target, params),
         }
         total = self.with_contrastive(total, metrics, x, mask_rate)
-        return LossOutput(total, reconstruction, kl, metrics)
+        return LossOutput(total, reconstruction, kl, metrics, inference)

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from geneae.batches import ExpressionTensors
 from geneae.config import TrainConfig
-from geneae.module.base import ExpressionModule
+from geneae.module.base import ExpressionModule, LossOutput
 from geneae.precision import autocast_for
 from geneae.train.optimizers import adam
 
@@ -60,6 +60,18 @@ def latent_means(module: ExpressionModule, tensors: ExpressionTensors, block: in
         batch = tensors.batch(torch.arange(start, min(start + block, tensors.n_obs)))
         parts.append(module.encode(batch["x"], batch.get("covariate")))
     return torch.cat(parts)
+
+
+def step_latent(module: ExpressionModule, batch: dict[str, Tensor], out: LossOutput) -> Tensor:
+    """The latent summary of a phase step's batch, in the graph.
+
+    The loss's own encoding when its input was the batch itself (no corruption): one
+    encoder pass serves both terms (a second pass cost ~20 % of the phase); a corrupting
+    family's clustering term reads the uncorrupted input, encoded again.
+    """
+    if module.cfg.noise == "none" and out.inference:
+        return module.posterior(out.inference)["latent"]
+    return module.encode(batch["x"], batch.get("covariate"))
 
 
 def refine_clusters(
@@ -112,7 +124,7 @@ def refine_clusters(
             batch = tensors.batch(idx)
             with mixed:
                 out = module.loss(batch, kl_weight=kl_weight)
-                q = soft_assign(module.encode(batch["x"], batch.get("covariate")), centroids)
+                q = soft_assign(step_latent(module, batch, out), centroids)
                 clustering = kl_to_target(target[idx], q)
             optimizer.zero_grad(set_to_none=True)
             (out.loss + weight * clustering).backward()
