@@ -12,6 +12,7 @@ from geneae.train.cluster_phase import (
     latent_means,
     refine_clusters,
     soft_assign,
+    step_latent,
     target_distribution,
 )
 from tests.module.conftest import nb_clusters, train
@@ -108,3 +109,41 @@ def test_the_optimizer_is_fused_and_steps_as_the_reference_adam():
                 o.step()
         for a, b in zip(ours, theirs, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def _encoder_passes(noise: str) -> tuple[int, int]:
+    """(encoder forward passes in one phase epoch, rows of the data) for a VAE of ``noise``."""
+    batch = nb_clusters(n=200, n_genes=30, k=3, seed=1)
+    settings = {"model.likelihood": "nb", "model.hidden": [16], "model.latent_dim": 4}
+    cfg = RunConfig().updated({**settings, "model.noise": noise})
+    module = build_module(cfg.model, 30)
+    passes = []
+    module.encoder.register_forward_hook(lambda mod, args, out: passes.append(len(args[0])))
+    train_cfg = cfg.train.model_copy(
+        update={"cluster_epochs": 1, "cluster_batch_size": 50, "precision": "32"}
+    )
+    refine_clusters(module, tensors_of(batch), train_cfg, 30, kl_weight=0.3)
+    # The encodings of all rows for Leiden's start and DEC's target are in blocks of 4,096.
+    return len([n for n in passes if n == 50]), 200
+
+
+def test_a_phase_step_encodes_its_batch_once_unless_the_input_is_corrupted():
+    once, rows = _encoder_passes("none")
+    assert once == rows // 50  # the term reads the loss's own encoding
+    twice, _ = _encoder_passes("mask")
+    assert twice == 2 * rows // 50  # the term reads the clean input, encoded apart
+
+
+def test_the_term_reads_the_latent_summary_of_the_losss_encoding():
+    torch.manual_seed(0)
+    batch = nb_clusters(n=64, n_genes=20, k=2, seed=2)
+    for family in ("ae", "vae", "gmvae"):
+        settings = {"model.likelihood": "nb", "model.hidden": [8], "model.latent_dim": 3}
+        cfg = RunConfig().updated({**settings, "model.family": family, "model.dropout": 0.0})
+        module = build_module(cfg.model, 20).train()
+        out = module.loss(batch, kl_weight=0.3)
+        latent = step_latent(module, batch, out)
+        # Without dropout or corruption, the clean input encoded again (batch statistics of
+        # the same rows) gives the same summary.
+        torch.testing.assert_close(latent, module.encode(batch["x"]), msg=family)
+        assert latent.requires_grad, family
