@@ -1,8 +1,10 @@
-"""Fixtures shared by all tests: where the shared real data live."""
+"""Fixtures shared by all tests: where the shared real data live; a fresh interpreter."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,6 +32,18 @@ def require(path: Path) -> Path:
 def shared_data() -> Path:
     """The shared data folder (see :func:`require` for what happens when it is missing)."""
     return require(shared_data_dir())
+
+
+@pytest.fixture(scope="session")
+def in_fresh_interpreter() -> Callable[[str], None]:
+    """``in_fresh_interpreter(code)``: run ``code`` in a new Python process; fail with its
+    stderr unless it succeeds (for what a test process has imported already, say)."""
+
+    def run(code: str) -> None:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+
+    return run
 
 
 @pytest.fixture(scope="session")

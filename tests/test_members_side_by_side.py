@@ -336,7 +336,7 @@ def test_no_spares_when_a_gpu_is_asked_for(accelerator) -> None:
         assert started == 0 and not geneae.train.member_process._spares
 
 
-def test_the_member_process_is_started_before_torch_is_imported() -> None:
+def test_the_member_process_is_started_before_torch_is_imported(in_fresh_interpreter) -> None:
     # Its imports run beside the run's own only if starting it needs none of them.
     code = (
         "import sys\n"
@@ -348,5 +348,4 @@ def test_the_member_process_is_started_before_torch_is_imported() -> None:
         "    assert started == 1, started\n"
         "    assert 'torch' not in sys.modules\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    in_fresh_interpreter(code)

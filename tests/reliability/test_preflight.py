@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -136,7 +134,7 @@ def test_all_zero_table_says_the_data_are_empty(fast_yaml, tmp_path):
     assert leaves_nothing(tmp_path)
 
 
-def test_settings_lightning_cannot_refuse_are_not_checked_by_importing_it():
+def test_settings_lightning_cannot_refuse_are_not_checked_by_importing_it(in_fresh_interpreter):
     # One device of the CPU, at every precision geneae offers, is taken by Lightning; asking
     # would import it (seconds) in a run whose members train in processes of their own.
     code = (
@@ -149,5 +147,4 @@ def test_settings_lightning_cannot_refuse_are_not_checked_by_importing_it():
         "check_hardware(TrainConfig(accelerator='cpu', devices=2))\n"
         "assert 'lightning' in sys.modules\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    in_fresh_interpreter(code)

@@ -66,10 +66,10 @@ def step_latent(module: ExpressionModule, batch: dict[str, Tensor], out: LossOut
     """The latent summary of a phase step's batch, in the graph.
 
     The loss's own encoding when its input was the batch itself (no corruption): one
-    encoder pass serves both terms (a second pass cost ~20 % of the phase); a corrupting
-    family's clustering term reads the uncorrupted input, encoded again.
+    encoder pass serves both terms (a second one cost 3-20 % of the phase, design round
+    25); a corrupting family's clustering term reads the uncorrupted input, encoded again.
     """
-    if module.cfg.noise == "none" and out.inference:
+    if module.cfg.noise == "none":
         return module.posterior(out.inference)["latent"]
     return module.encode(batch["x"], batch.get("covariate"))
 
