@@ -103,6 +103,33 @@ def test_train_prints_the_summary(data_file, report_yaml, tmp_path, capsys):
     assert "ARI" in out and "PCA (4 components)" in out and "report:" in out
 
 
+@pytest.mark.parametrize(
+    ("model", "timings", "line"),
+    [
+        (
+            {"epochs_trained": 2, "device": "cpu", "cluster_phase": {"seconds": 7.8}},
+            {"train_s": 8.9, "seconds_per_epoch": 0.55},
+            "trained 2 epochs in 8.9 s (0.550 s per epoch; clustering phase 7.8 s) on cpu",
+        ),
+        (
+            {"epochs_trained": [94, 90], "device": "cpu", "cluster_phase": {"seconds": 16.0}},
+            {"train_s": 121.0, "seconds_per_epoch": 0.41},
+            "trained 2 members (94, 90 epochs) in 121.0 s (0.410 s per epoch of a member; "
+            "clustering phases 16.0 s) on cpu",
+        ),
+        (  # resumed after its last epoch: no epoch timed, no phase configured
+            {"epochs_trained": 3, "device": "cpu"},
+            {"train_s": 0.2},
+            "trained 3 epochs in 0.2 s on cpu",
+        ),
+    ],
+)
+def test_the_training_line_times_epochs_apart_from_the_clustering_phase(model, timings, line):
+    from geneae.cli.commands import training_line
+
+    assert training_line({"model": model, "timings": timings}) == line
+
+
 def _summary_text(sides):
     from rich.console import Console
 

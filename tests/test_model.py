@@ -53,6 +53,10 @@ def test_fit_resolves_defaults_from_the_data(fitted):
     for column in ("train_loss", "val_loss", "train_kl", "val_elbo", "kl_weight", "lr"):
         assert column in model.history, column
     assert np.isfinite(model.history["val_loss"]).all()
+    # Training's seconds are its epochs' and the clustering phase's (20 epochs, timed apart).
+    timings, phase = model.metrics["timings"], model.metrics["model"]["cluster_phase"]
+    assert phase["epochs"] == 20 and phase["seconds"] > 0
+    assert timings["train_s"] == pytest.approx(3 * timings["seconds_per_epoch"] + phase["seconds"])
 
 
 def test_continuous_data_get_squared_error_beside_the_standardised_term():
@@ -182,6 +186,12 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path, monke
     for key, value in full_last["state_dict"].items():
         torch.testing.assert_close(cut_last["state_dict"][key], value, rtol=1e-5, atol=1e-6)
     assert list(resumed.history["epoch"]) == [0, 1, 2, 3, 4]
+    # The time per epoch is this call's: the epochs it replayed, its clustering phase apart.
+    replayed = 2 if interval == 0 else 4
+    timings, phase = resumed.metrics["timings"], resumed.metrics["model"]["cluster_phase"]
+    assert timings["train_s"] - phase["seconds"] == pytest.approx(
+        replayed * timings["seconds_per_epoch"]
+    )
 
 
 def test_an_ensemble_cut_in_its_second_member_resumes_to_the_same_model(tmp_path, monkeypatch):

@@ -100,7 +100,11 @@ class TrainedModule:
     model_metrics
         The ``model`` section of metrics.json.
     train_s
-        Seconds spent training (with the clustering phase, if any).
+        Seconds spent training (wall time, with the clustering phase, if any).
+    epoch_s
+        Seconds per training epoch, the clustering phase left out (its 20 epochs would
+        otherwise read as the cost of a short run's few); an ensemble: its members' mean;
+        None where this call trained no epoch (a run resumed after its last).
     """
 
     module: torch.nn.Module
@@ -108,12 +112,13 @@ class TrainedModule:
     is_global_zero: bool
     model_metrics: dict[str, Any]
     train_s: float
+    epoch_s: float | None
 
     @property
     def timings(self) -> dict[str, float]:
         """The training's entries in metrics.json's ``timings``: seconds, and per epoch."""
-        epochs = max(1, len(self.history))
-        return {"train_s": self.train_s, "seconds_per_epoch": self.train_s / epochs}
+        per_epoch = {} if self.epoch_s is None else {"seconds_per_epoch": self.epoch_s}
+        return {"train_s": self.train_s, **per_epoch}
 
 
 def build_for_training(
@@ -232,7 +237,7 @@ def train_module(
         trained.update(_train_wave([jobs[i] for i in wave], each, callbacks))
     parts = [trained[i] for i in range(len(members))]
     if not parts[0].is_global_zero:
-        return TrainedModule(module, parts[0].history, False, {}, 0.0)
+        return TrainedModule(module, parts[0].history, False, {}, 0.0, None)
     from geneae.train.cluster_phase import latent_means
 
     # Data on disk: calibrated on the cells held in memory (OnDisk.hold_sample).
@@ -248,7 +253,14 @@ def train_module(
         True,
         merge_member_metrics([part.model_metrics for part in parts], module),
         time.perf_counter() - t0,  # wall time: members may train side by side
+        mean_of([part.epoch_s for part in parts]),
     )
+
+
+def mean_of(values: Sequence[float | None]) -> float | None:
+    """The mean of the values that are known; None where none is."""
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
 
 
 def side_by_side(config: RunConfig, prepared: Prepared | OnDisk, members: int) -> bool:
@@ -300,7 +312,12 @@ def _train_wave(
                     job.module.load_state_dict(result.state)
                     job.module.to("cpu").eval()
                     done[member] = TrainedModule(
-                        job.module, result.history, True, result.model_metrics, result.train_s
+                        job.module,
+                        result.history,
+                        True,
+                        result.model_metrics,
+                        result.train_s,
+                        result.epoch_s,
                     )
         finally:
             for child in children:
@@ -370,6 +387,7 @@ def train_one(
         extra_callbacks=callbacks,
     )
     train_s = time.perf_counter() - t1
+    epoch_s = train_s / result.epochs_run if result.epochs_run else None
     module.load_state_dict(result.best_state)
     module.to("cpu").eval()
     phase = None
@@ -400,4 +418,4 @@ def train_one(
         model_metrics["standardized_scale"] = balance
     if phase is not None:
         model_metrics["cluster_phase"] = phase
-    return TrainedModule(module, history, result.is_global_zero, model_metrics, train_s)
+    return TrainedModule(module, history, result.is_global_zero, model_metrics, train_s, epoch_s)

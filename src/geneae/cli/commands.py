@@ -58,6 +58,28 @@ def _refuse_existing(path: Path, overwrite: bool) -> None:
 
 
 # -- commands ------------------------------------------------------------------------------
+def training_line(metrics: dict[str, Any]) -> str:
+    """One line on what training did and what it took, from metrics.json's sections.
+
+    The time per epoch leaves the clustering phase out (its fixed 20 epochs would read as
+    the cost of a short run's epochs); the phase's seconds are said beside it.
+    """
+    t, m = metrics.get("timings", {}), metrics.get("model", {})
+    epochs = m.get("epochs_trained")
+    ensemble = isinstance(epochs, list)  # one count per member
+    counts = ", ".join(map(str, epochs)) if ensemble else ""
+    what = f"{len(epochs)} members ({counts} epochs)" if ensemble else f"{epochs} epochs"
+    details = []
+    if "seconds_per_epoch" in t:
+        of = " of a member" if ensemble else ""
+        details.append(f"{t['seconds_per_epoch']:.3f} s per epoch{of}")
+    phase = m.get("cluster_phase", {}).get("seconds")
+    if phase is not None:
+        details.append(f"clustering phase{'s' if ensemble else ''} {phase:.1f} s")
+    inside = f" ({'; '.join(details)})" if details else ""
+    return f"trained {what} in {t.get('train_s', 0):.1f} s{inside} on {m.get('device')}"
+
+
 @app.command()
 def info(
     data: Annotated[Path, typer.Argument(help="expression file or 10x directory")],
@@ -150,12 +172,7 @@ def _print_run(result: Any) -> None:
             result.metrics, f"geneae vs PCA on {result.metrics.get('data', {}).get('path', '')}"
         )
     )
-    t = result.metrics.get("timings", {})
-    m = result.metrics.get("model", {})
-    out.print(
-        f"trained {m.get('epochs_trained')} epochs in {t.get('train_s', 0):.1f} s "
-        f"({t.get('seconds_per_epoch', 0):.3f} s/epoch) on {m.get('device')}"
-    )
+    out.print(training_line(result.metrics))
     out.print(f"run directory: {result.run_dir}")
     report = result.run_dir / "report.html"
     if report.exists():

@@ -48,7 +48,9 @@ def run(job: MemberJob, threads: int) -> MemberResult:
     torch.set_num_threads(threads)
     trained = train_here(job)
     state = {k: v.detach().to("cpu") for k, v in trained.module.state_dict().items()}
-    return MemberResult(state, trained.history, trained.model_metrics, trained.train_s)
+    return MemberResult(
+        state, trained.history, trained.model_metrics, trained.train_s, trained.epoch_s
+    )
 
 
 def _die_with_parent(parent: int) -> None:

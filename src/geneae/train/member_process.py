@@ -89,6 +89,7 @@ class MemberResult:
     history: pd.DataFrame
     model_metrics: dict[str, Any]
     train_s: float
+    epoch_s: float | None
 
 
 class MemberProcess:

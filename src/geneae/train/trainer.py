@@ -75,6 +75,7 @@ class HistoryWriter(Callback):
 
     def __init__(self, previous: pd.DataFrame | None = None) -> None:
         self.rows: list[dict[str, float]] = [] if previous is None else previous.to_dict("records")
+        self.epochs_run = 0  # by this run (a resumed one's rows include earlier epochs)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, plan: pl.LightningModule) -> None:
         # Runs after this epoch's validation, so val_* metrics are in callback_metrics.
@@ -84,6 +85,7 @@ class HistoryWriter(Callback):
         for key, value in trainer.callback_metrics.items():
             row[key] = float(value)
         self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
+        self.epochs_run += 1
 
     def write(self, path: Path) -> None:
         with atomic_path(path) as tmp:
@@ -267,6 +269,8 @@ class FitResult:
     device: str
     stopped_early: bool
     is_global_zero: bool = True
+    #: Epochs this call trained (a resumed run's history holds earlier ones too).
+    epochs_run: int = 0
 
 
 def _progress_enabled(config: TrainConfig) -> bool:
@@ -360,6 +364,7 @@ def fit_module(
         device=str(trainer.strategy.root_device),
         stopped_early=bool(trainer.should_stop and trainer.current_epoch < max_epochs),
         is_global_zero=trainer.is_global_zero,
+        epochs_run=history.epochs_run,
     )
 
 
