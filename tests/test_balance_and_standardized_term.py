@@ -17,7 +17,7 @@ from geneae.balance import (
 from geneae.facts import describe
 from geneae.module import build_module
 from geneae.presets import preset_config
-from geneae.resolve import CLUSTER_EPOCHS, MEMBERS, STANDARDIZED_WEIGHT, resolve
+from geneae.resolve import MEMBERS, STANDARDIZED_WEIGHT, default_cluster_epochs, resolve
 from tests.module.conftest import nb_clusters
 
 
@@ -121,6 +121,18 @@ def facts_of(adata):
     return describe(adata)
 
 
+@pytest.mark.parametrize(
+    ("n_obs", "epochs"),
+    [(100_000, 20), (4_271, 20), (4_000, 20), (3_999, 21), (2_746, 30), (2_100, 39), (600, 134),
+     (200, 400), (1, 400)],
+)  # fmt: skip
+def test_the_clustering_phase_sees_20_epochs_and_80k_samples_at_least(n_obs, epochs):
+    assert default_cluster_epochs(n_obs) == epochs
+    if epochs < 400:  # below the cap: the fewest epochs that reach 20 and 80,000 samples
+        assert epochs >= 20 and epochs * n_obs >= 80_000
+        assert epochs == 20 or (epochs - 1) * n_obs < 80_000
+
+
 def test_defaults_resolve_from_the_likelihood(tmp_path):
     from geneae import datasets
 
@@ -128,7 +140,7 @@ def test_defaults_resolve_from_the_likelihood(tmp_path):
     config = resolve(RunConfig(), describe(counts))
     assert config.model.likelihood == "nb"
     assert config.model.standardized_weight == STANDARDIZED_WEIGHT
-    assert config.train.cluster_epochs == CLUSTER_EPOCHS
+    assert config.train.cluster_epochs == default_cluster_epochs(100) == 400
     assert config.model.members == MEMBERS
     assert config.preprocess.scale  # counts: z-scored log input, modelled by the term
 

@@ -29,6 +29,7 @@ def quick_config(**overrides):
         "model.hidden": [32],
         "model.latent_dim": 4,
         "model.members": 1,
+        "train.cluster_epochs": 2,  # its default grows as data shrink: 267 on 300 cells
         "preprocess.n_top_genes": 0,
         # Numbers repeat bit for bit only at one thread count; the idle cores (the default
         # count) change with what else runs beside the tests.
@@ -53,15 +54,15 @@ def test_fit_resolves_defaults_from_the_data(fitted):
     for column in ("train_loss", "val_loss", "train_kl", "val_elbo", "kl_weight", "lr"):
         assert column in model.history, column
     assert np.isfinite(model.history["val_loss"]).all()
-    # Training's seconds are its epochs' and the clustering phase's (20 epochs, timed apart).
+    # Training's seconds are its epochs' and the clustering phase's (timed apart).
     timings, phase = model.metrics["timings"], model.metrics["model"]["cluster_phase"]
-    assert phase["epochs"] == 20 and phase["seconds"] > 0
+    assert phase["epochs"] > 0 and phase["seconds"] > 0
     assert timings["train_s"] == pytest.approx(3 * timings["seconds_per_epoch"] + phase["seconds"])
 
 
 def test_continuous_data_get_squared_error_beside_the_standardised_term():
     adata = datasets.bulk_conditions(n_samples=120, n_genes=80, n_informative=20)
-    model = GeneAE(quick_config()).fit(adata)
+    model = GeneAE(quick_config(**{"train.cluster_epochs": None})).fit(adata)
     assert model.config.model.likelihood == "mse"
     assert model.config.model.standardized_weight > 0
     assert model.config.preprocess.preset == "standardize" and not model.config.preprocess.scale
@@ -70,7 +71,8 @@ def test_continuous_data_get_squared_error_beside_the_standardised_term():
     x = np.asarray(prepared.data.X, dtype=np.float64)
     assert model.metrics["model"]["standardized_scale"] == pytest.approx(2 * x.var(0).mean())
     assert float(model.module.decoder.standardized.scale) == pytest.approx(2 * x.var(0).mean())
-    assert model.metrics["model"]["cluster_phase"]["epochs"] == 20
+    # 120 samples: the phase's epochs reach its 80,000 samples only at the cap.
+    assert model.metrics["model"]["cluster_phase"]["epochs"] == 400
     assert model.encode(adata).shape == (120, 4)
 
 

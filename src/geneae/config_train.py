@@ -71,8 +71,9 @@ class TrainConfig(Section):
         default=None,
         ge=0,
         description="epochs of the clustering phase after training, which makes the "
-        "latent's groups compact (geneae.train.cluster_phase); 0: off; None: 20 "
-        "(0 for genes as samples)",
+        "latent's groups compact (geneae.train.cluster_phase); 0: off; None: at least 20 "
+        "and at least 80,000 samples seen (geneae.resolve.default_cluster_epochs; 0 for "
+        "genes as samples)",
     )
     cluster_resolution: float = Field(
         default=1.0, gt=0.0, description="Leiden resolution that finds the phase's centroids"

@@ -67,10 +67,9 @@ AUTO_VALUES = {"scale": False, "clip": 0.0}
 
 # The defaults of geneae's additions, chosen across every development dataset at once
 # (BENCHMARKS.md "Choosing the default"): the standardised term's weight relative to the
-# likelihood, the epochs of the clustering phase, and the members of an ensemble (three
-# models of derived seeds, latents side by side: docs/design/default-model.md, round 8).
+# likelihood and the members of an ensemble (three models of derived seeds, latents side
+# by side: docs/design/default-model.md, round 8); the clustering phase's epochs below.
 STANDARDIZED_WEIGHT = 1.5
-CLUSTER_EPOCHS = 20
 MEMBERS = 3
 # Samples each model (each member of an ensemble) sees in training by default; half of it
 # loses 0.04 ARI on mouse bladder even with three members (design record, round 9).
@@ -88,6 +87,23 @@ def default_epochs(n_obs: int, samples_seen: float = SAMPLES_SEEN) -> int:
     190 epochs for 2,100 cells, 94 for 4,271, 40 for 10k, 20 from 20k cells on.
     """
     return int(min(400, max(20, round(samples_seen / max(n_obs, 1)))))
+
+
+# The clustering phase: at least this many epochs, and at least this many samples seen (on
+# a small set 20 epochs are few steps: 60 on 600 bulk samples, where KMeans then cut one
+# seed's lineage of close types; design record, round 26).
+CLUSTER_EPOCHS = 20
+CLUSTER_SAMPLES_SEEN = 8e4
+
+
+def default_cluster_epochs(n_obs: int) -> int:
+    """Default epochs of the clustering phase over ``n_obs`` samples (all of them).
+
+    ``clip(ceil(CLUSTER_SAMPLES_SEEN / n_obs), CLUSTER_EPOCHS, 400)``: 20 from 4,000
+    samples on (10x PBMC, worm neurons, CBMC), 30 for 2,746 (mouse bladder), 39 for 2,100
+    (bundled PBMC), 134 for 600 (a bulk table).
+    """
+    return int(min(400, max(CLUSTER_EPOCHS, math.ceil(CLUSTER_SAMPLES_SEEN / max(n_obs, 1)))))
 
 
 def members(config: RunConfig) -> int:
@@ -138,7 +154,7 @@ def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
             STANDARDIZED_WEIGHT if weighs_by_scale and not genes_as_samples else 0.0
         )
     if config.train.cluster_epochs is None:
-        config.train.cluster_epochs = 0 if genes_as_samples else CLUSTER_EPOCHS
+        config.train.cluster_epochs = 0 if genes_as_samples else default_cluster_epochs(facts.n_obs)
     model.members = members(config)
     config.preprocess = resolve_preprocess(
         config.preprocess, facts, standardized_term=model.standardized_weight > 0

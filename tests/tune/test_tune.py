@@ -61,7 +61,7 @@ LATENT_STUDY = {
 QUICK = {
     "preprocess": {"preset": "none"},
     "model": {"hidden": [16], "norm": "none", "members": 1},
-    "train": {"max_epochs": 6, "batch_size": 64, "validation": 0.25},
+    "train": {"max_epochs": 6, "batch_size": 64, "validation": 0.25, "cluster_epochs": 2},
     "evaluate": {"tsne": False, "umap": False},
 }
 QUICK_SPACE = "model.latent_dim=int:1:8 train.lr=log:1e-3:3e-2"
@@ -303,7 +303,9 @@ def test_a_trial_whose_worker_died_before_stamping_it_is_replaced(quick, tmp_pat
     assert main([str(a) for a in [*args, 2]]) == 0
     storage = f"sqlite:///{out / 'study.db'}"
     orphan = optuna.load_study(study_name="geneae", storage=storage).ask()  # never stamped
-    monkeypatch.setattr(st, "UNSTAMPED_GRACE_S", 1.0)
+    # A grace that outlasts the run's start (reading the data, loading the study: over a
+    # second on a loaded machine), so that the run finds the orphan still in it.
+    monkeypatch.setattr(st, "UNSTAMPED_GRACE_S", 4.0)
     monkeypatch.setattr(worker, "UNSTAMPED_POLL_S", 0.2)
 
     assert main([str(a) for a in [*args, 3]]) == 0
@@ -375,6 +377,8 @@ def test_label_objective_warns_and_maximises(tmp_path, capsys):
     out = tmp_path / "study"
     args = ["tune", str(data), "--out", str(out), "--space", "model.latent_dim=2,4"]
     args += ["--objective", "ari", "--trials", "2", "--epochs", "3", "--quiet"]
+    # The clustering phase's default epochs grow as data shrink (334 on these 240 cells).
+    args += ["--config", str(write_yaml(tmp_path / "quick.yaml", {"train": {"cluster_epochs": 2}}))]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "warning: --objective ari tunes the model to the known labels" in text
