@@ -102,8 +102,8 @@ class TrainedModule:
     train_s
         Seconds spent training (wall time, with the clustering phase, if any).
     epoch_s
-        Seconds per training epoch, the clustering phase left out (its 20 epochs would
-        otherwise read as the cost of a short run's few); an ensemble: its members' mean;
+        Seconds per training epoch, the clustering phase left out (its 20 or more epochs
+        would otherwise read as the cost of a short run's few); an ensemble: its members' mean;
         None where this call trained no epoch (a run resumed after its last).
     """
 

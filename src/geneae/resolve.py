@@ -86,7 +86,12 @@ def default_epochs(n_obs: int, samples_seen: float = SAMPLES_SEEN) -> int:
     ``clip(round(samples_seen / n_obs), 20, 400)``: with the default ``SAMPLES_SEEN``,
     190 epochs for 2,100 cells, 94 for 4,271, 40 for 10k, 20 from 20k cells on.
     """
-    return int(min(400, max(20, round(samples_seen / max(n_obs, 1)))))
+    return clip_epochs(round(samples_seen / max(n_obs, 1)), at_least=20)
+
+
+def clip_epochs(epochs: float, at_least: int) -> int:
+    """``epochs`` within [``at_least``, 400], as every data-sized default of epochs is."""
+    return int(min(400, max(at_least, epochs)))
 
 
 # The clustering phase: at least this many epochs, and at least this many samples seen (on
@@ -103,7 +108,7 @@ def default_cluster_epochs(n_obs: int) -> int:
     samples on (10x PBMC, worm neurons, CBMC), 30 for 2,746 (mouse bladder), 39 for 2,100
     (bundled PBMC), 134 for 600 (a bulk table).
     """
-    return int(min(400, max(CLUSTER_EPOCHS, math.ceil(CLUSTER_SAMPLES_SEEN / max(n_obs, 1)))))
+    return clip_epochs(math.ceil(CLUSTER_SAMPLES_SEEN / max(n_obs, 1)), at_least=CLUSTER_EPOCHS)
 
 
 def members(config: RunConfig) -> int:

@@ -61,7 +61,7 @@ def _refuse_existing(path: Path, overwrite: bool) -> None:
 def training_line(metrics: dict[str, Any]) -> str:
     """One line on what training did and what it took, from metrics.json's sections.
 
-    The time per epoch leaves the clustering phase out (its fixed 20 epochs would read as
+    The time per epoch leaves the clustering phase out (its 20 or more epochs would read as
     the cost of a short run's epochs); the phase's seconds are said beside it.
     """
     t, m = metrics.get("timings", {}), metrics.get("model", {})
