@@ -316,3 +316,26 @@ def test_backward_inside_autocast_keeps_float32_gradients(rng):
                 continue
             assert mixed.dtype == torch.float32, name
             torch.testing.assert_close(mixed, plain, msg=name)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_digamma_matches_scipy_to_single_precision(rng, dtype):
+    # From 1e-8 (an inverse dispersion at its floor) to 1e6 (a far count), and densely over
+    # (0, 20] where the shift and the series meet; float32 is what training runs it in.
+    z = np.concatenate(
+        [
+            np.exp(rng.uniform(np.log(1e-8), np.log(1e6), 20_000)),
+            rng.uniform(0.0, 20.0, 20_000) + 1e-6,
+        ]
+    )
+    t = torch.tensor(z, dtype=dtype)
+    expected = special.digamma(t.double().numpy())  # at the inputs as the dtype holds them
+    got = fused_nll.digamma(t).double().numpy()
+    resolution = {torch.float32: 2.0**-23, torch.bfloat16: 2.0**-8}[dtype]
+    scale = np.maximum(np.abs(expected), 1.0)
+    assert np.all(np.abs(got - expected) <= 4 * resolution * scale)
+
+
+def test_digamma_keeps_torch_in_float64(rng):
+    z = torch.tensor(np.exp(rng.uniform(np.log(1e-6), np.log(1e5), 1000)))
+    torch.testing.assert_close(fused_nll.digamma(z), torch.digamma(z), rtol=0, atol=0)

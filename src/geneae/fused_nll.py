@@ -99,9 +99,43 @@ def _entries(
     return xn, an, rows, genes, thetan, coef - torch.lgamma(xn + 1.0)
 
 
+# Coefficients of digamma's asymptotic series, B_2k / (2k), k = 1..6: psi(w) ~ log(w)
+# - 1/(2w) - sum_k B_2k / (2k w^2k).
+_DIGAMMA_SERIES = (1 / 12, -1 / 120, 1 / 252, -1 / 240, 1 / 132, -691 / 32760)
+# Shift before the series: psi(z) = psi(z + 3) - 1/z - 1/(z + 1) - 1/(z + 2).
+_DIGAMMA_SHIFT = 3
+
+
+def digamma(z: Tensor) -> Tensor:
+    """``torch.digamma`` of positive ``z``, as exact in float32 and narrower, faster on a CPU.
+
+    torch's CPU digamma recurses one element at a time up to 10: on the ~25,000 non-zero
+    counts of a 128-cell batch it took 0.53 ms, 6% of the default model's step, against
+    0.24 ms for this (14 whole-tensor passes). The argument is raised by 3 with the
+    recurrence ``psi(z) = psi(z + 1) - 1/z`` and ``psi`` at ``w = z + 3 >= 3`` taken from
+    its asymptotic series through ``w^-12``, whose next term is below 2e-8 there: under
+    float32's resolution of ``psi`` (tests/test_fused_nll.py compares both with float64).
+    Float64 keeps ``torch.digamma``; half precisions are computed in float32.
+    """
+    if z.dtype == torch.float64:
+        return torch.digamma(z)
+    if z.dtype != torch.float32:
+        return digamma(z.float()).to(z.dtype)
+    shift = z.reciprocal()
+    for k in range(1, _DIGAMMA_SHIFT):
+        shift = shift + (z + k).reciprocal()
+    w = z + _DIGAMMA_SHIFT
+    inv = w.reciprocal()
+    inv2 = inv * inv
+    series = torch.full_like(inv2, _DIGAMMA_SERIES[-1])
+    for c in reversed(_DIGAMMA_SERIES[:-1]):
+        series = series * inv2 + c
+    return w.log() - 0.5 * inv - series * inv2 - shift
+
+
 def _coef_theta_grad(xn: Tensor, thetan: Tensor, theta: Tensor, genes: Tensor) -> Tensor:
     """The coefficient's theta derivative at the non-zero entries (a digamma difference)."""
-    return torch.digamma(xn + thetan) - torch.digamma(theta).index_select(0, genes)
+    return digamma(xn + thetan) - digamma(theta).index_select(0, genes)
 
 
 class _NBRows(torch.autograd.Function):
