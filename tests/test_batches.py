@@ -207,3 +207,18 @@ def test_float32_csr_is_wrapped_without_copies():
     # A pattern that only looks the same (equal values, other memory) is still shared.
     copied = sp.csr_matrix((x.data, x.indices.copy(), x.indptr.copy()), shape=x.shape)
     assert RowMatrix.from_array(copied, like=m).indices is m.indices
+
+
+def test_inputs_are_the_batch_without_its_target():
+    # A dense input (z-scored: no zeros) and a sparse one (log values of the counts).
+    x = _matrix()
+    dense = _tensors(x)
+    dense.x = RowMatrix.from_array(np.log1p(x.toarray()) - 0.5)
+    for tensors in (dense, _tensors(x)):
+        assert tensors.x.is_sparse == (tensors is not dense)
+        for start, stop in ((0, 53), (10, 31), (52, 53)):
+            expected = tensors.batch(torch.arange(start, stop))
+            got = tensors.inputs(start, stop)
+            assert set(got) == {"x", "library", "covariate"}
+            for key, value in got.items():
+                torch.testing.assert_close(value, expected[key], rtol=0, atol=0)

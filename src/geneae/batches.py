@@ -218,6 +218,7 @@ class ExpressionTensors:
         positions = self.x.positions(idx) if self.x.is_sparse else None
         x, stored = self.x.rows_and_stored(idx, positions)
         out: Batch = {"x": x}
+        out.update(self._per_row(idx))
         if self.target is not None and self.shared_pattern:
             assert positions is not None and stored is not None
             out["target"] = self.target.scatter_rows(idx.numel(), positions[1], stored)
@@ -225,6 +226,24 @@ class ExpressionTensors:
             out["target"], stored = self.target.rows_and_stored(idx)
         if stored is not None:
             out["target_nonzero"] = stored
+        return out
+
+    def inputs(self, start: int, stop: int) -> Batch:
+        """Rows ``start:stop`` without the target: what encoding and prediction read.
+
+        A full-data pass (the clustering phase's targets every epoch, the outputs after
+        training) needs no count target, and a dense input's block of rows is a view, not
+        a copy: one full-data encoding of 10x PBMC took 33 ms against 182 ms when gathered
+        as a training batch (mouse bladder: 28 against 56 ms; one thread, beside another
+        job; the same encodings).
+        """
+        idx = torch.arange(start, stop)
+        x = self.x.dense[start:stop] if self.x.dense is not None else self.x.rows_and_stored(idx)[0]
+        return {"x": x, **self._per_row(idx)}
+
+    def _per_row(self, idx: torch.Tensor) -> Batch:
+        """The library and the covariate of rows ``idx``, where the data have them."""
+        out: Batch = {}
         if self.library is not None:
             out["library"] = self.library.index_select(0, idx)
         if self.covariate is not None:

@@ -97,7 +97,7 @@ def forward_pass(
     parts: dict[str, list[np.ndarray]] = {}
     for start in range(0, tensors.n_obs, batch_size):
         stop = min(start + batch_size, tensors.n_obs)
-        batch = {k: v.to(device) for k, v in tensors.batch(torch.arange(start, stop)).items()}
+        batch = {k: v.to(device) for k, v in tensors.inputs(start, stop).items()}
         out = module.predict(
             batch["x"], batch.get("library"), batch.get("covariate"), decode=decode
         )

@@ -57,7 +57,7 @@ def latent_means(module: ExpressionModule, tensors: ExpressionTensors, block: in
     module.eval()
     parts = []
     for start in range(0, tensors.n_obs, block):
-        batch = tensors.batch(torch.arange(start, min(start + block, tensors.n_obs)))
+        batch = tensors.inputs(start, min(start + block, tensors.n_obs))
         parts.append(module.encode(batch["x"], batch.get("covariate")))
     return torch.cat(parts)
 
