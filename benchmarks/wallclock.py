@@ -17,6 +17,7 @@ virtual environment of its own.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import statistics
 import subprocess
@@ -150,6 +151,7 @@ def per_epoch(
     env = dict(os.environ)
     spinner = _spinner(sorted(os.sched_getaffinity(0))[-1]) if busy else None
     times: dict[str, dict[int, list[float]]] = {"geneae": {}, "scvi": {}}
+    geneae_threads: dict[int, list[int | None]] = {}
     try:
         if spinner is not None:
             time.sleep(1.0)
@@ -162,8 +164,13 @@ def per_epoch(
                             continue
                         seconds = _time(cmd, env)
                         times[tool].setdefault(n, []).append(seconds)
+                        threads = ""
+                        if tool == "geneae":
+                            used = run_threads(Path(cmd[cmd.index("--out") + 1]))
+                            geneae_threads.setdefault(n, []).append(used)
+                            threads = f", {used} threads"
                         print(
-                            f"[wallclock] {tool} {n} epochs busy={busy}: {seconds:.1f} s",
+                            f"[wallclock] {tool} {n} epochs busy={busy}: {seconds:.1f} s{threads}",
                             flush=True,
                         )
     finally:
@@ -187,9 +194,45 @@ def per_epoch(
             "per_epoch_s": (long - short) / epochs,
             "fixed_s": short - epochs * (long - short) / epochs,
         }
+    if "geneae" in out:
+        # The CPU threads each geneae run chose (geneae.threads: the cores idle when it
+        # started); runs that chose differently are not repeats of one another.
+        out["geneae"]["threads"] = {str(n): v for n, v in geneae_threads.items()}
     if "scvi" in out and "geneae" in out:
         out["speedup"] = out["scvi"]["per_epoch_s"] / out["geneae"]["per_epoch_s"]
     return out
+
+
+def run_threads(run_dir: Path) -> int | None:
+    """The CPU threads a finished ``geneae train`` run trained with (its metrics.json)."""
+    try:
+        metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return (metrics.get("model") or {}).get("cpu_threads")
+
+
+def thread_note(doc: dict[str, Any]) -> list[str]:
+    """A line naming the rows whose geneae runs chose different thread counts (else none)."""
+    mixed = []
+    for key, label in (
+        ("idle", "idle"),
+        ("busy", "one core busy"),
+        ("idle_default_batch", "default batch"),
+        ("idle_float32", "float32"),
+    ):
+        by_n = ((doc.get(key) or {}).get("geneae") or {}).get("threads") or {}
+        counts = sorted({t for runs in by_n.values() for t in runs if t is not None})
+        if len(counts) > 1:
+            per = "; ".join(f"{n} epochs: {', '.join(map(str, runs))}" for n, runs in by_n.items())
+            mixed.append(f"{label} ({per})")
+    if not mixed:
+        return []
+    return [
+        "Runs of one row chose different CPU thread counts (geneae.threads counts the cores "
+        f"idle when a run starts), so its medians mix two settings: {'; '.join(mixed)}.",
+        "",
+    ]
 
 
 def time_to_model(data: Path, *, with_scvi: bool = True) -> dict[str, Any]:
@@ -399,6 +442,7 @@ def markdown(doc: dict[str, Any] | None, quality: dict[str, Any] | None = None) 
         "",
     ]
     lines += host_rate_lines(doc.get("host_rates"))
+    lines += thread_note(doc)
     g_idle = idle.get("geneae", {}).get("per_epoch_s")
     g_busy = busy.get("geneae", {}).get("per_epoch_s")
     measured = doc.get("measured") or {}

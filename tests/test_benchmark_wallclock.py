@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import benchmarks.wallclock as wallclock
@@ -82,3 +84,26 @@ def test_each_part_is_bracketed_by_host_rates_and_reported(monkeypatch, tmp_path
     assert "busy 0 / 0 before, 1 / 10 after" in text
     assert "to-model 50 / 500 before, 51 / 510 after" in text
     assert wallclock.host_rate_lines(None) == []
+
+
+def test_per_epoch_records_the_threads_each_geneae_run_chose(monkeypatch, tmp_path) -> None:
+    chosen = iter([2, 2, 1, 2])  # the runs in the order they start: 4, 8, 4, 8 epochs
+
+    def fake_time(cmd: list[str], env: dict[str, str]) -> float:
+        if "--out" in cmd:  # geneae: a finished run writes its metrics
+            run = Path(cmd[cmd.index("--out") + 1])
+            run.mkdir(parents=True)
+            threads = next(chosen)
+            (run / "metrics.json").write_text(json.dumps({"model": {"cpu_threads": threads}}))
+            return 10.0 + int(cmd[cmd.index("--epochs") + 1])
+        return 5.0 + 2 * int(cmd[-2])  # scvi-tools: epochs are its second-last argument
+
+    monkeypatch.setattr(wallclock, "_time", fake_time)
+    out = wallclock.per_epoch(tmp_path / "cells.h5", 4, 2, busy=False)
+    assert out["geneae"]["threads"] == {"4": [2, 1], "8": [2, 2]}
+    assert out["geneae"]["per_epoch_s"] == 1.0 and out["scvi"]["per_epoch_s"] == 2.0
+    note = " ".join(wallclock.thread_note({"idle": out}))
+    assert "idle (4 epochs: 2, 1; 8 epochs: 2, 2)" in note
+    # A row whose runs all chose one count needs no note; a run without metrics is None.
+    assert wallclock.thread_note({"idle": {"geneae": {"threads": {"4": [2, 2]}}}}) == []
+    assert wallclock.run_threads(tmp_path / "absent") is None
