@@ -32,7 +32,8 @@ from benchmarks.common import dataset_path, loadavg, machine_info, now, versions
 from geneae.precision import choose_precision
 
 SCVI_SCRIPT = """
-import sys, h5py, numpy as np, anndata as ad, scipy.sparse as sp, scvi
+import json, os, sys, time
+import h5py, numpy as np, anndata as ad, scipy.sparse as sp, scvi
 path, out, epochs, same_architecture = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
 with h5py.File(path, "r") as f:
     x = sp.csr_matrix(np.asarray(f["X"][()], dtype=np.float32))
@@ -44,8 +45,12 @@ model = scvi.model.SCVI(a, **kwargs)
 train = dict(batch_size=128, enable_progress_bar=False)
 if epochs != "default":
     train.update(max_epochs=int(epochs), early_stopping=False)
+t0 = time.perf_counter()
 model.train(**train)
+train_s = time.perf_counter() - t0
 model.save(out, overwrite=True)
+with open(os.path.join(out, "timing.json"), "w") as fh:
+    json.dump({"train_s": train_s}, fh)
 """
 
 #: The shared datasets timed from file to trained model.
@@ -151,6 +156,7 @@ def per_epoch(
     env = dict(os.environ)
     spinner = _spinner(sorted(os.sched_getaffinity(0))[-1]) if busy else None
     times: dict[str, dict[int, list[float]]] = {"geneae": {}, "scvi": {}}
+    loops: dict[str, dict[int, list[float | None]]] = {"geneae": {}, "scvi": {}}
     geneae_threads: dict[int, list[int | None]] = {}
     try:
         if spinner is not None:
@@ -164,11 +170,12 @@ def per_epoch(
                             continue
                         seconds = _time(cmd, env)
                         times[tool].setdefault(n, []).append(seconds)
+                        facts = run_facts(tool, cmd)
+                        loops[tool].setdefault(n, []).append(facts.get("train_s"))
                         threads = ""
                         if tool == "geneae":
-                            used = run_threads(Path(cmd[cmd.index("--out") + 1]))
-                            geneae_threads.setdefault(n, []).append(used)
-                            threads = f", {used} threads"
+                            geneae_threads.setdefault(n, []).append(facts.get("threads"))
+                            threads = f", {facts.get('threads')} threads"
                         print(
                             f"[wallclock] {tool} {n} epochs busy={busy}: {seconds:.1f} s{threads}",
                             flush=True,
@@ -193,23 +200,68 @@ def per_epoch(
             "median_s": {str(epochs): short, str(2 * epochs): long},
             "per_epoch_s": (long - short) / epochs,
             "fixed_s": short - epochs * (long - short) / epochs,
+            # Each repeat's own difference: the repeats' spread is the measurement's noise.
+            "per_epoch_by_repeat_s": _by_repeat(by_n, epochs),
         }
+        by_loop = loops[tool]
+        if all(v is not None for runs in by_loop.values() for v in runs):
+            loop_short = statistics.median(by_loop[epochs])  # type: ignore[type-var]
+            loop_long = statistics.median(by_loop[2 * epochs])  # type: ignore[type-var]
+            out[tool]["train_seconds"] = {str(n): v for n, v in by_loop.items()}
+            out[tool]["loop_per_epoch_s"] = (loop_long - loop_short) / epochs
+            out[tool]["loop_per_epoch_by_repeat_s"] = _by_repeat(by_loop, epochs)
     if "geneae" in out:
         # The CPU threads each geneae run chose (geneae.threads: the cores idle when it
         # started); runs that chose differently are not repeats of one another.
         out["geneae"]["threads"] = {str(n): v for n, v in geneae_threads.items()}
     if "scvi" in out and "geneae" in out:
-        out["speedup"] = out["scvi"]["per_epoch_s"] / out["geneae"]["per_epoch_s"]
+        g, sc = out["geneae"], out["scvi"]
+        out["speedup"] = sc["per_epoch_s"] / g["per_epoch_s"]
+        # The two tools' runs of a repeat ran one after the other: paired ratios.
+        out["speedup_by_repeat"] = _ratios(sc["per_epoch_by_repeat_s"], g["per_epoch_by_repeat_s"])
+        if "loop_per_epoch_s" in g and "loop_per_epoch_s" in sc:
+            out["loop_speedup"] = sc["loop_per_epoch_s"] / g["loop_per_epoch_s"]
+            out["loop_speedup_by_repeat"] = _ratios(
+                sc["loop_per_epoch_by_repeat_s"], g["loop_per_epoch_by_repeat_s"]
+            )
     return out
 
 
-def run_threads(run_dir: Path) -> int | None:
-    """The CPU threads a finished ``geneae train`` run trained with (its metrics.json)."""
+def _by_repeat(by_n: dict[int, list[Any]], epochs: int) -> list[float]:
+    """Per-epoch seconds of each repeat alone: (its 2N run - its N run) / N."""
+    return [
+        (long - short) / epochs for short, long in zip(by_n[epochs], by_n[2 * epochs], strict=True)
+    ]
+
+
+def _ratios(numerators: list[float], denominators: list[float]) -> list[float | None]:
+    return [a / b if b > 0 else None for a, b in zip(numerators, denominators, strict=True)]
+
+
+def run_facts(tool: str, cmd: list[str]) -> dict[str, Any]:
+    """What a finished run says of itself: its training seconds by its own clock
+    (``train_s``: geneae's metrics.json, training without the clustering phase; the
+    scvi-tools script's timing.json, ``model.train``) and, for geneae, its CPU threads
+    (``threads``). Empty where the run wrote none."""
+    if tool == "geneae":
+        path = Path(cmd[cmd.index("--out") + 1]) / "metrics.json"
+    else:
+        path = Path(cmd[3]) / "timing.json"  # the script's output folder
     try:
-        metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+        facts = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
-    return (metrics.get("model") or {}).get("cpu_threads")
+        return {}
+    if tool != "geneae":
+        return {"train_s": facts.get("train_s")}
+    model = facts.get("model") or {}
+    train_s = (facts.get("timings") or {}).get("train_s")
+    phase_s = (model.get("cluster_phase") or {}).get("seconds", 0.0)
+    return {
+        # The clustering phase's seconds are the same work at N and 2N epochs, and vary
+        # by seconds run to run: left out, not left to cancel.
+        "train_s": None if train_s is None else train_s - phase_s,
+        "threads": model.get("cpu_threads"),
+    }
 
 
 def thread_note(doc: dict[str, Any]) -> list[str]:
@@ -231,6 +283,37 @@ def thread_note(doc: dict[str, Any]) -> list[str]:
     return [
         "Runs of one row chose different CPU thread counts (geneae.threads counts the cores "
         f"idle when a run starts), so its medians mix two settings: {'; '.join(mixed)}.",
+        "",
+    ]
+
+
+def spread_lines(rows: dict[str, dict[str, Any]]) -> list[str]:
+    """Each row's speed-up repeat by repeat, and the training loops' own (where recorded)."""
+
+    def listed(values: list[float | None]) -> str:
+        return ", ".join("–" if v is None else f"{v:.2f}x" for v in values)
+
+    parts = []
+    for label, part in rows.items():
+        if not part.get("speedup_by_repeat"):
+            continue  # a file from before the repeats were kept
+        text = f"{label}: whole process {listed(part['speedup_by_repeat'])}"
+        if part.get("loop_speedup") is not None:
+            g, sc = part["geneae"], part["scvi"]
+            text += (
+                f"; training loop alone {g['loop_per_epoch_s']:.3f} against "
+                f"{sc['loop_per_epoch_s']:.3f} s per epoch, **{part['loop_speedup']:.2f}x** "
+                f"({listed(part['loop_speedup_by_repeat'])})"
+            )
+        parts.append(text)
+    if not parts:
+        return []
+    return [
+        "Speed-up of each repeat alone (its two tools' runs ran one after the other; the "
+        "spread is this machine's noise), and of the training loops as each run timed "
+        "them itself (geneae's metrics.json `train_s` less its clustering phase, the "
+        "script's clock around `model.train`: start-up, reading, evaluation and saving "
+        f"left out): {'; '.join(parts)}.",
         "",
     ]
 
@@ -443,6 +526,7 @@ def markdown(doc: dict[str, Any] | None, quality: dict[str, Any] | None = None) 
     ]
     lines += host_rate_lines(doc.get("host_rates"))
     lines += thread_note(doc)
+    lines += spread_lines({"idle": idle, "one core busy": busy})
     g_idle = idle.get("geneae", {}).get("per_epoch_s")
     g_busy = busy.get("geneae", {}).get("per_epoch_s")
     measured = doc.get("measured") or {}

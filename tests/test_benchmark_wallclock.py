@@ -86,24 +86,40 @@ def test_each_part_is_bracketed_by_host_rates_and_reported(monkeypatch, tmp_path
     assert wallclock.host_rate_lines(None) == []
 
 
-def test_per_epoch_records_the_threads_each_geneae_run_chose(monkeypatch, tmp_path) -> None:
-    chosen = iter([2, 2, 1, 2])  # the runs in the order they start: 4, 8, 4, 8 epochs
+def test_per_epoch_records_threads_repeats_and_the_runs_own_clocks(monkeypatch, tmp_path) -> None:
+    chosen = iter([2, 2, 1, 2])  # geneae's runs in the order they start: 4, 8, 4, 8 epochs
+    whole = {"geneae": iter([14.0, 18.0, 15.0, 23.0]), "scvi": iter([13.0, 21.0, 14.0, 22.0])}
+    loop = {"geneae": iter([6.0, 8.0, 6.0, 9.0]), "scvi": iter([8.0, 16.0, 9.0, 17.0])}
 
     def fake_time(cmd: list[str], env: dict[str, str]) -> float:
         if "--out" in cmd:  # geneae: a finished run writes its metrics
             run = Path(cmd[cmd.index("--out") + 1])
             run.mkdir(parents=True)
-            threads = next(chosen)
-            (run / "metrics.json").write_text(json.dumps({"model": {"cpu_threads": threads}}))
-            return 10.0 + int(cmd[cmd.index("--epochs") + 1])
-        return 5.0 + 2 * int(cmd[-2])  # scvi-tools: epochs are its second-last argument
+            model = {"cpu_threads": next(chosen), "cluster_phase": {"seconds": 5.0}}
+            timings = {"train_s": next(loop["geneae"]) + 5.0}  # the phase's 5 s left out
+            metrics = {"model": model, "timings": timings}
+            (run / "metrics.json").write_text(json.dumps(metrics))
+            return next(whole["geneae"])
+        out = Path(cmd[3])  # the scvi-tools script's output folder
+        out.mkdir(parents=True)
+        (out / "timing.json").write_text(json.dumps({"train_s": next(loop["scvi"])}))
+        return next(whole["scvi"])
 
     monkeypatch.setattr(wallclock, "_time", fake_time)
     out = wallclock.per_epoch(tmp_path / "cells.h5", 4, 2, busy=False)
-    assert out["geneae"]["threads"] == {"4": [2, 1], "8": [2, 2]}
-    assert out["geneae"]["per_epoch_s"] == 1.0 and out["scvi"]["per_epoch_s"] == 2.0
+    g, s = out["geneae"], out["scvi"]
+    assert g["threads"] == {"4": [2, 1], "8": [2, 2]}
+    # Medians: geneae 14.5 -> 20.5, scvi 13.5 -> 21.5 (whole); 6 -> 8.5, 8.5 -> 16.5 (loop).
+    assert g["per_epoch_s"] == 1.5 and s["per_epoch_s"] == 2.0
+    assert g["per_epoch_by_repeat_s"] == [1.0, 2.0] and s["per_epoch_by_repeat_s"] == [2.0, 2.0]
+    assert out["speedup_by_repeat"] == [2.0, 1.0]
+    assert g["loop_per_epoch_s"] == 0.625 and s["loop_per_epoch_s"] == 2.0
+    assert out["loop_speedup"] == 3.2 and out["loop_speedup_by_repeat"] == [4.0, 8 / 3]
     note = " ".join(wallclock.thread_note({"idle": out}))
     assert "idle (4 epochs: 2, 1; 8 epochs: 2, 2)" in note
-    # A row whose runs all chose one count needs no note; a run without metrics is None.
+    spread = " ".join(wallclock.spread_lines({"idle": out}))
+    assert "idle: whole process 2.00x, 1.00x; training loop alone 0.625 against 2.000" in spread
+    assert "**3.20x** (4.00x, 2.67x)" in spread
+    # A row whose runs all chose one count needs no note; a run without its file, no facts.
     assert wallclock.thread_note({"idle": {"geneae": {"threads": {"4": [2, 2]}}}}) == []
-    assert wallclock.run_threads(tmp_path / "absent") is None
+    assert wallclock.run_facts("scvi", ["python", "script", "data", str(tmp_path / "no")]) == {}
