@@ -3,7 +3,11 @@
 Per-epoch cost by difference: each command runs at N and 2N epochs (report off, no early
 stopping, the same architecture: NB, 1 x 128, latent 10, batch 128), interleaved
 geneae / scvi-tools, ``repeats`` times; per epoch = (median t(2N) - median t(N)) / N, so
-start-up, reading, preprocessing and saving cancel. ``busy=True`` first starts a process
+start-up, reading, preprocessing and saving cancel. Each repeat's own difference and the
+paired speed-up of each repeat are kept (their spread is the machine's noise), and so is a
+second estimate from each run's own clock around its training (geneae's metrics.json, the
+script's timing.json), start-up left out; each geneae run's CPU threads are recorded.
+``busy=True`` first starts a process
 that spins on one core (the last usable one) for the whole measurement: a laptop or a
 shared login node. Time to a trained model: both tools' defaults from the file to a saved
 model (geneae: `geneae train` with its default epochs, report off; scvi-tools: SCVI()
@@ -138,6 +142,12 @@ def _commands(
     return {"geneae": geneae, "scvi": scvi}
 
 
+def run_folder(tool: str, cmd: list[str]) -> Path:
+    """Where a command of :func:`_commands` writes its run (geneae's ``--out``, the script's
+    second argument)."""
+    return Path(cmd[cmd.index("--out") + 1] if tool == "geneae" else cmd[3])
+
+
 def per_epoch(
     data: Path,
     epochs: int,
@@ -156,8 +166,7 @@ def per_epoch(
     env = dict(os.environ)
     spinner = _spinner(sorted(os.sched_getaffinity(0))[-1]) if busy else None
     times: dict[str, dict[int, list[float]]] = {"geneae": {}, "scvi": {}}
-    loops: dict[str, dict[int, list[float | None]]] = {"geneae": {}, "scvi": {}}
-    geneae_threads: dict[int, list[int | None]] = {}
+    facts: dict[str, dict[int, list[dict[str, Any]]]] = {"geneae": {}, "scvi": {}}
     try:
         if spinner is not None:
             time.sleep(1.0)
@@ -170,12 +179,9 @@ def per_epoch(
                             continue
                         seconds = _time(cmd, env)
                         times[tool].setdefault(n, []).append(seconds)
-                        facts = run_facts(tool, cmd)
-                        loops[tool].setdefault(n, []).append(facts.get("train_s"))
-                        threads = ""
-                        if tool == "geneae":
-                            geneae_threads.setdefault(n, []).append(facts.get("threads"))
-                            threads = f", {facts.get('threads')} threads"
+                        said = run_facts(tool, run_folder(tool, cmd))
+                        facts[tool].setdefault(n, []).append(said)
+                        threads = f", {said.get('threads')} threads" if tool == "geneae" else ""
                         print(
                             f"[wallclock] {tool} {n} epochs busy={busy}: {seconds:.1f} s{threads}",
                             flush=True,
@@ -194,26 +200,27 @@ def per_epoch(
     for tool, by_n in times.items():
         if not by_n:
             continue
-        short, long = statistics.median(by_n[epochs]), statistics.median(by_n[2 * epochs])
+        per_epoch_s, by_repeat = _difference(by_n, epochs)
         out[tool] = {
             "seconds": {str(n): v for n, v in by_n.items()},
-            "median_s": {str(epochs): short, str(2 * epochs): long},
-            "per_epoch_s": (long - short) / epochs,
-            "fixed_s": short - epochs * (long - short) / epochs,
+            "median_s": {str(n): statistics.median(by_n[n]) for n in (epochs, 2 * epochs)},
+            "per_epoch_s": per_epoch_s,
+            "fixed_s": statistics.median(by_n[epochs]) - epochs * per_epoch_s,
             # Each repeat's own difference: the repeats' spread is the measurement's noise.
-            "per_epoch_by_repeat_s": _by_repeat(by_n, epochs),
+            "per_epoch_by_repeat_s": by_repeat,
         }
-        by_loop = loops[tool]
-        if all(v is not None for runs in by_loop.values() for v in runs):
-            loop_short = statistics.median(by_loop[epochs])  # type: ignore[type-var]
-            loop_long = statistics.median(by_loop[2 * epochs])  # type: ignore[type-var]
-            out[tool]["train_seconds"] = {str(n): v for n, v in by_loop.items()}
-            out[tool]["loop_per_epoch_s"] = (loop_long - loop_short) / epochs
-            out[tool]["loop_per_epoch_by_repeat_s"] = _by_repeat(by_loop, epochs)
+        loops = {n: [f.get("train_s") for f in runs] for n, runs in facts[tool].items()}
+        if all(v is not None for runs in loops.values() for v in runs):
+            out[tool]["train_seconds"] = {str(n): v for n, v in loops.items()}
+            loop_s, loop_by_repeat = _difference(loops, epochs)  # type: ignore[arg-type]
+            out[tool]["loop_per_epoch_s"] = loop_s
+            out[tool]["loop_per_epoch_by_repeat_s"] = loop_by_repeat
     if "geneae" in out:
         # The CPU threads each geneae run chose (geneae.threads: the cores idle when it
         # started); runs that chose differently are not repeats of one another.
-        out["geneae"]["threads"] = {str(n): v for n, v in geneae_threads.items()}
+        out["geneae"]["threads"] = {
+            str(n): [f.get("threads") for f in runs] for n, runs in facts["geneae"].items()
+        }
     if "scvi" in out and "geneae" in out:
         g, sc = out["geneae"], out["scvi"]
         out["speedup"] = sc["per_epoch_s"] / g["per_epoch_s"]
@@ -227,26 +234,24 @@ def per_epoch(
     return out
 
 
-def _by_repeat(by_n: dict[int, list[Any]], epochs: int) -> list[float]:
-    """Per-epoch seconds of each repeat alone: (its 2N run - its N run) / N."""
-    return [
-        (long - short) / epochs for short, long in zip(by_n[epochs], by_n[2 * epochs], strict=True)
-    ]
+def _difference(by_n: dict[int, list[float]], epochs: int) -> tuple[float, list[float]]:
+    """Per-epoch seconds by difference: of the medians, ``(median t(2N) - median t(N)) / N``,
+    and of each repeat alone."""
+    short, long = by_n[epochs], by_n[2 * epochs]
+    median = (statistics.median(long) - statistics.median(short)) / epochs
+    return median, [(b - a) / epochs for a, b in zip(short, long, strict=True)]
 
 
 def _ratios(numerators: list[float], denominators: list[float]) -> list[float | None]:
     return [a / b if b > 0 else None for a, b in zip(numerators, denominators, strict=True)]
 
 
-def run_facts(tool: str, cmd: list[str]) -> dict[str, Any]:
-    """What a finished run says of itself: its training seconds by its own clock
-    (``train_s``: geneae's metrics.json, training without the clustering phase; the
+def run_facts(tool: str, folder: Path) -> dict[str, Any]:
+    """What a finished run in ``folder`` says of itself: its training seconds by its own
+    clock (``train_s``: geneae's metrics.json, training without the clustering phase; the
     scvi-tools script's timing.json, ``model.train``) and, for geneae, its CPU threads
     (``threads``). Empty where the run wrote none."""
-    if tool == "geneae":
-        path = Path(cmd[cmd.index("--out") + 1]) / "metrics.json"
-    else:
-        path = Path(cmd[3]) / "timing.json"  # the script's output folder
+    path = folder / ("metrics.json" if tool == "geneae" else "timing.json")
     try:
         facts = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

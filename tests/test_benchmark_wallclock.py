@@ -122,4 +122,4 @@ def test_per_epoch_records_threads_repeats_and_the_runs_own_clocks(monkeypatch, 
     assert "**3.20x** (4.00x, 2.67x)" in spread
     # A row whose runs all chose one count needs no note; a run without its file, no facts.
     assert wallclock.thread_note({"idle": {"geneae": {"threads": {"4": [2, 2]}}}}) == []
-    assert wallclock.run_facts("scvi", ["python", "script", "data", str(tmp_path / "no")]) == {}
+    assert wallclock.run_facts("scvi", tmp_path / "absent") == {}
