@@ -6,7 +6,9 @@ geneae / scvi-tools, ``repeats`` times; per epoch = (median t(2N) - median t(N))
 start-up, reading, preprocessing and saving cancel. Each repeat's own difference and the
 paired speed-up of each repeat are kept (their spread is the machine's noise), and so is a
 second estimate from each run's own clock around its training (geneae's metrics.json, the
-script's timing.json), start-up left out; each geneae run's CPU threads are recorded.
+script's timing.json), start-up left out; each geneae run's CPU threads are recorded, and
+its fixed cost is split into parts (:func:`fixed_parts`: imports, reading, the clustering
+phase, evaluation, the rest).
 ``busy=True`` first starts a process
 that spins on one core (the last usable one) for the whole measurement: a laptop or a
 shared login node. Time to a trained model: both tools' defaults from the file to a saved
@@ -186,6 +188,8 @@ def per_epoch(
                             f"[wallclock] {tool} {n} epochs busy={busy}: {seconds:.1f} s{threads}",
                             flush=True,
                         )
+        # In the same conditions as the runs (the spinner still on for a busy row).
+        imports_s = _import_seconds(env)
     finally:
         if spinner is not None:
             spinner.kill()
@@ -216,6 +220,9 @@ def per_epoch(
             out[tool]["loop_per_epoch_s"] = loop_s
             out[tool]["loop_per_epoch_by_repeat_s"] = loop_by_repeat
     if "geneae" in out:
+        out["geneae"]["fixed_parts"] = fixed_parts(
+            out["geneae"]["fixed_s"], facts["geneae"][epochs], imports_s
+        )
         # The CPU threads each geneae run chose (geneae.threads: the cores idle when it
         # started); runs that chose differently are not repeats of one another.
         out["geneae"]["threads"] = {
@@ -232,6 +239,38 @@ def per_epoch(
                 sc["loop_per_epoch_by_repeat_s"], g["loop_per_epoch_by_repeat_s"]
             )
     return out
+
+
+#: What `geneae train` imports before it trains (the CLI, the run, Lightning's trainer).
+_IMPORTS = "import geneae.cli, geneae.run, geneae.train.trainer"
+
+
+def _import_seconds(env: dict[str, str], repeats: int = 3) -> float:
+    """Median seconds of a bare interpreter that imports what `geneae train` imports."""
+    return statistics.median(_time([sys.executable, "-c", _IMPORTS], env) for _ in range(repeats))
+
+
+def fixed_parts(
+    fixed_s: float, runs: list[dict[str, Any]], imports_s: float
+) -> dict[str, float | None]:
+    """geneae's fixed cost (``fixed_s``) by part: the medians over ``runs`` (the N-epoch
+    runs' :func:`run_facts`) of what each run timed itself, the imports as a bare
+    interpreter took them (``imports_s``), and the rest by difference (the Trainer's set-up,
+    the model's start from the data, saving; and the noise of N x the per-epoch figure)."""
+
+    def median(key: str) -> float | None:
+        values = [r[key] for r in runs if r.get(key) is not None]
+        return statistics.median(values) if values else None
+
+    parts: dict[str, float | None] = {
+        "start_up_and_imports_s": imports_s,
+        "reading_s": median("reading_s"),
+        "phase_s": median("phase_s"),
+        "evaluation_s": median("evaluation_s"),
+    }
+    known = [v for v in parts.values() if v is not None]
+    parts["rest_s"] = fixed_s - sum(known) if len(known) == len(parts) else None
+    return parts
 
 
 def _difference(by_n: dict[int, list[float]], epochs: int) -> tuple[float, list[float]]:
@@ -259,13 +298,20 @@ def run_facts(tool: str, folder: Path) -> dict[str, Any]:
     if tool != "geneae":
         return {"train_s": facts.get("train_s")}
     model = facts.get("model") or {}
-    train_s = (facts.get("timings") or {}).get("train_s")
+    timings = facts.get("timings") or {}
+    train_s = timings.get("train_s")
+    # One member in the per-epoch runs; an ensemble's figure is its members' sum.
     phase_s = (model.get("cluster_phase") or {}).get("seconds", 0.0)
+    reading = [timings.get(k) for k in ("read_s", "preprocess_s")]
     return {
         # The clustering phase's seconds are the same work at N and 2N epochs, and vary
         # by seconds run to run: left out, not left to cancel.
         "train_s": None if train_s is None else train_s - phase_s,
         "threads": model.get("cpu_threads"),
+        # The parts of the fixed cost that the run times itself (fixed_parts).
+        "phase_s": phase_s,
+        "reading_s": None if None in reading else sum(reading),  # type: ignore[arg-type]
+        "evaluation_s": timings.get("evaluate_s"),
     }
 
 
@@ -319,6 +365,42 @@ def spread_lines(rows: dict[str, dict[str, Any]]) -> list[str]:
         "them itself (geneae's metrics.json `train_s` less its clustering phase, the "
         "script's clock around `model.train`: start-up, reading, evaluation and saving "
         f"left out): {'; '.join(parts)}.",
+        "",
+    ]
+
+
+#: fixed_parts' keys, in the order and words of BENCHMARKS.md.
+_FIXED_PART_NAMES = (
+    ("start_up_and_imports_s", "start-up and imports"),
+    ("reading_s", "reading and preprocessing"),
+    ("phase_s", "clustering phase"),
+    ("evaluation_s", "evaluation"),
+    ("rest_s", "the rest"),
+)
+
+
+def fixed_part_lines(rows: dict[str, dict[str, Any]]) -> list[str]:
+    """geneae's fixed cost by part for each row that recorded its parts (else none)."""
+    parts = []
+    for label, part in rows.items():
+        g = part.get("geneae") or {}
+        split = g.get("fixed_parts")
+        if not split:
+            continue  # a file from before the parts were kept
+        named = ", ".join(
+            f"{name} {split[key]:.1f}"
+            for key, name in _FIXED_PART_NAMES
+            if split.get(key) is not None
+        )
+        parts.append(f"{label}: {g['fixed_s']:.1f} s = {named}")
+    if not parts:
+        return []
+    return [
+        "geneae's fixed cost by part (seconds; each run's own timings from its metrics.json, "
+        "median over the N-epoch runs; start-up and imports: a bare interpreter importing "
+        "what `geneae train` imports, median of 3, in the row's conditions; the rest by "
+        "difference: the trainer's set-up, the model's start from the data, saving, and "
+        f"the noise of N x the per-epoch figure): {'; '.join(parts)}.",
         "",
     ]
 
@@ -532,6 +614,7 @@ def markdown(doc: dict[str, Any] | None, quality: dict[str, Any] | None = None) 
     lines += host_rate_lines(doc.get("host_rates"))
     lines += thread_note(doc)
     lines += spread_lines({"idle": idle, "one core busy": busy})
+    lines += fixed_part_lines({"idle": idle, "one core busy": busy})
     g_idle = idle.get("geneae", {}).get("per_epoch_s")
     g_busy = busy.get("geneae", {}).get("per_epoch_s")
     measured = doc.get("measured") or {}

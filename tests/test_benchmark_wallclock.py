@@ -90,13 +90,23 @@ def test_per_epoch_records_threads_repeats_and_the_runs_own_clocks(monkeypatch, 
     chosen = iter([2, 2, 1, 2])  # geneae's runs in the order they start: 4, 8, 4, 8 epochs
     whole = {"geneae": iter([14.0, 18.0, 15.0, 23.0]), "scvi": iter([13.0, 21.0, 14.0, 22.0])}
     loop = {"geneae": iter([6.0, 8.0, 6.0, 9.0]), "scvi": iter([8.0, 16.0, 9.0, 17.0])}
+    evaluation = iter([2.0, 9.0, 3.0, 9.0])  # 2.0 and 3.0 at 4 epochs
+    imports = iter([3.5, 4.0, 9.0])
 
     def fake_time(cmd: list[str], env: dict[str, str]) -> float:
+        if cmd[1] == "-c":  # the bare interpreter importing what geneae train imports
+            assert "geneae.train.trainer" in cmd[2]
+            return next(imports)
         if "--out" in cmd:  # geneae: a finished run writes its metrics
             run = Path(cmd[cmd.index("--out") + 1])
             run.mkdir(parents=True)
-            model = {"cpu_threads": next(chosen), "cluster_phase": {"seconds": 5.0}}
-            timings = {"train_s": next(loop["geneae"]) + 5.0}  # the phase's 5 s left out
+            model = {"cpu_threads": next(chosen), "cluster_phase": {"seconds": 1.0}}
+            timings = {
+                "train_s": next(loop["geneae"]) + 1.0,  # the phase's 1 s left out
+                "read_s": 0.5,
+                "preprocess_s": 0.25,
+                "evaluate_s": next(evaluation),
+            }
             metrics = {"model": model, "timings": timings}
             (run / "metrics.json").write_text(json.dumps(metrics))
             return next(whole["geneae"])
@@ -120,6 +130,22 @@ def test_per_epoch_records_threads_repeats_and_the_runs_own_clocks(monkeypatch, 
     spread = " ".join(wallclock.spread_lines({"idle": out}))
     assert "idle: whole process 2.00x, 1.00x; training loop alone 0.625 against 2.000" in spread
     assert "**3.20x** (4.00x, 2.67x)" in spread
+    # The fixed cost (14.5 - 4 x 1.5 = 8.5 s) by part: medians of the 4-epoch runs' own
+    # timings, the imports' median, the rest by difference.
+    assert g["fixed_s"] == 8.5
+    assert g["fixed_parts"] == {
+        "start_up_and_imports_s": 4.0,
+        "reading_s": 0.75,
+        "phase_s": 1.0,
+        "evaluation_s": 2.5,
+        "rest_s": 0.25,
+    }
+    fixed = " ".join(wallclock.fixed_part_lines({"idle": out, "old": {"geneae": {}}}))
+    assert (
+        "idle: 8.5 s = start-up and imports 4.0, reading and preprocessing 0.8, clustering "
+        "phase 1.0, evaluation 2.5, the rest 0.2." in fixed
+    )
+    assert "old" not in fixed  # a file from before the parts were kept: no line
     # A row whose runs all chose one count needs no note; a run without its file, no facts.
     assert wallclock.thread_note({"idle": {"geneae": {"threads": {"4": [2, 2]}}}}) == []
     assert wallclock.run_facts("scvi", tmp_path / "absent") == {}
