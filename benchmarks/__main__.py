@@ -29,7 +29,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
         nargs="+",
         default=list(DATASETS),
         choices=list(ALL_DATASETS),
-        help="default: the count sets; also *_lognorm (log-normalised) and bulk_tcga_like",
+        help="default: the count sets; also *_lognorm (log-normalised), bulk_tcga_like and "
+        "fine_subtypes (synthetic counts)",
     )
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])

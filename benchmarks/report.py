@@ -17,6 +17,7 @@ from benchmarks.common import (
     BENCHMARKS_MD,
     DATASETS,
     PUBLISHED,
+    SYNTHETIC_COUNT_DATASETS,
     dataset_kind,
     mean_std,
     now,
@@ -112,6 +113,12 @@ def _best_peer(by_method: dict[str, dict[str, Any]], metric: str = "ari") -> tup
 
 def _cmd(part: str) -> str:
     return f"`python -m benchmarks {part}`"
+
+
+def _count_set(dataset: str) -> bool:
+    """Whether ``dataset`` belongs in the count sets' tables (real counts, not a synthetic
+    probe of one property, which has a section of its own)."""
+    return dataset_kind(dataset) == "counts" and dataset not in SYNTHETIC_COUNT_DATASETS
 
 
 def _shared(datasets: Any) -> list[str]:
@@ -269,7 +276,7 @@ def _quality_sections(doc: dict[str, Any] | None, fig_link: str | None) -> list[
     from benchmarks.report_values import values_sections
 
     everything = aggregate(doc["records"])
-    agg = {d: by for d, by in everything.items() if dataset_kind(d) == "counts"}
+    agg = {d: by for d, by in everything.items() if _count_set(d)}
     lines = [
         "## Clustering quality",
         "",
@@ -780,7 +787,7 @@ def plot_quality_vs_time(doc: dict[str, Any] | None, path: Path) -> Path | None:
         return None
     agg = aggregate(doc["records"])
     panels = [d for d in [*DATASETS, *sorted(set(agg) - set(DATASETS))] if d in agg]
-    panels = [d for d in panels if dataset_kind(d) == "counts"]
+    panels = [d for d in panels if _count_set(d)]
     panels = [d for d in panels if any(a["ok"] for a in agg[d].values())]
     if not panels:
         return None
