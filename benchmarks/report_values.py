@@ -52,7 +52,9 @@ def values_sections(agg: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
             "on the count sets. It asks what happens when the labels are finer than the groups "
             "a clustering finds first — geneae's clustering phase sharpens the groups Leiden "
             "finds at resolution 1 (on this set, the 5 lineages). The table scores the 40 "
-            "subtypes.",
+            "subtypes. Which of the default's parts costs here, and what to set instead "
+            "(`--preset scvi-like`, or the default without its clustering phase and "
+            "standardised term): docs/design/default-model.md, round 29.",
             "",
         ),
     )
