@@ -1,6 +1,7 @@
 """The clustering phase after training (geneae.train.cluster_phase)."""
 
 import numpy as np
+import pytest
 import torch
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
@@ -8,6 +9,8 @@ from geneae import RunConfig
 from geneae.batches import ExpressionTensors, RowMatrix
 from geneae.module import build_module
 from geneae.train.cluster_phase import (
+    ClusterPhaseWarning,
+    finer_than_phase,
     kl_to_target,
     latent_means,
     refine_clusters,
@@ -146,3 +149,54 @@ def test_the_term_reads_the_latent_summary_of_the_losss_encoding():
         # the same rows) gives the same summary.
         torch.testing.assert_close(latent, module.encode(batch["x"]), msg=family)
         assert latent.requires_grad, family
+
+
+@pytest.mark.parametrize(
+    ("found", "n_clusters", "asked_by", "warns"),
+    [
+        ([5, 5, 5], 40, "labels", True),  # fine subtypes in lineages (design round 29)
+        (5, 10, "given", True),  # one member; exactly the ratio
+        ([4, 5, 5], 9, "labels", False),  # the largest member's groups count
+        ([11, 11, 11], 16, "labels", False),  # mouse bladder: 16 classes, 11 groups
+        ([24, 25, 26], 10, "labels", False),  # worm neurons: coarser than the groups
+        ([5, 5, 5], 40, "leiden on geneae latent", False),  # a count no user asked for
+        ([5, 5, 5], None, "leiden resolution 1", False),
+    ],
+)
+def test_finer_clusters_than_the_phase_sharpened_are_warned_of(found, n_clusters, asked_by, warns):
+    phase = {"clusters": found, "epochs": 20}
+    message = finer_than_phase(phase, n_clusters, asked_by)
+    assert (message is not None) == warns
+    if warns:
+        groups = max(found) if isinstance(found, list) else found
+        assert f"sharpened {groups} groups" in message and f"{n_clusters} " in message
+        assert "train.cluster_epochs: 0" in message and "--config" in message
+    assert finer_than_phase(None, n_clusters, asked_by) is None  # no phase ran
+
+
+def test_an_evaluation_asking_for_finer_clusters_warns_and_records_it():
+    from geneae import GeneAE, datasets
+    from geneae.run import evaluate_file
+
+    adata = datasets.synthetic_counts(n_cells=300, n_genes=60, n_clusters=3, seed=0)
+    config = RunConfig().updated(
+        {
+            "train.max_epochs": 3,
+            "train.quiet": True,
+            "model.hidden": [32],
+            "model.latent_dim": 4,
+            "model.members": 1,
+            "train.cluster_epochs": 2,
+            "preprocess.n_top_genes": 0,
+            "train.num_threads": 1,
+            "evaluate.n_clusters": 40,
+            "evaluate.stability_repeats": 0,
+        }
+    )
+    model = GeneAE(config).fit(adata)
+    groups = model.metrics["model"]["cluster_phase"]["clusters"]
+    assert 2 * groups <= 40  # a few groups in 3 clusters' cells
+    with pytest.warns(ClusterPhaseWarning, match=f"sharpened {groups} groups"):
+        metrics = evaluate_file(model, adata)
+    recorded = metrics["comparison"]["clustering"]["finer_than_phase"]
+    assert "40 clusters asked for (evaluate.n_clusters)" in recorded

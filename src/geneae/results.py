@@ -11,6 +11,7 @@ clusters, embeddings, loadings, metrics, and the 2-D maps and summaries computed
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,6 +119,17 @@ def evaluate_model(model: GeneAE, prepared: Prepared) -> Evaluation:
         stability_repeats=cfg.evaluate.stability_repeats,
         stability_fraction=cfg.evaluate.stability_fraction,
     )
+    from geneae.train.cluster_phase import ClusterPhaseWarning, finer_than_phase
+
+    clustering = comparison.metrics["clustering"]
+    finer = finer_than_phase(
+        model.metrics.get("model", {}).get("cluster_phase"),
+        clustering["n_clusters"],
+        clustering["n_clusters_from"],
+    )
+    if finer is not None:
+        clustering["finer_than_phase"] = finer  # the report's clusters section says it too
+        warnings.warn(finer, ClusterPhaseWarning, stacklevel=2)
     metrics = dict(model.metrics)
     metrics["comparison"] = comparison.metrics
     metrics["latent_usage"] = evaluate.latent_usage(outputs.latent, outputs.latent_var)

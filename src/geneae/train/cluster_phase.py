@@ -18,6 +18,7 @@ spread down on the bundled PBMC).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -26,12 +27,23 @@ from torch import Tensor
 
 from geneae.batches import ExpressionTensors
 from geneae.config import TrainConfig
+from geneae.errors import GeneaeWarning
 from geneae.module.base import ExpressionModule, LossOutput
 from geneae.precision import autocast_for
 from geneae.train.optimizers import adam
 
 # Keeps log() finite for assignments that underflow.
 TINY = 1e-12
+
+#: A run that asks for at least this many times as many clusters as the phase sharpened
+#: groups is warned: the phase pulls types finer than its groups together (on 40 subtypes in
+#: 5 lineages it found and sharpened the 5 lineages; docs/design/default-model.md, round 29).
+#: On the benchmark's real sets the clusters asked for are 0.4-1.5x the groups.
+FINER_THAN_PHASE = 2
+
+
+class ClusterPhaseWarning(GeneaeWarning):
+    """The clusters asked for are much finer than the groups the clustering phase sharpened."""
 
 
 def soft_assign(z: Tensor, centroids: Tensor) -> Tensor:
@@ -140,3 +152,37 @@ def refine_clusters(
         "final_kl": last,
         "seconds": time.perf_counter() - start_time,
     }
+
+
+def finer_than_phase(
+    phase: Mapping[str, Any] | None, n_clusters: int | None, asked_by: str
+) -> str | None:
+    """Why clusters of ``n_clusters`` may be hurt by the phase, or None where they are not.
+
+    Parameters
+    ----------
+    phase
+        The run's ``metrics["model"]["cluster_phase"]`` (its ``clusters``: the groups each
+        member's phase sharpened, an int or one per member); None where no phase ran.
+    n_clusters
+        The clusters the evaluation asked for.
+    asked_by
+        Where that number came from (``compare_with_pca``'s ``n_clusters_from``): only a
+        number the user gave (their labels' classes, or ``evaluate.n_clusters``) says what
+        they want; one found by Leiden does not.
+    """
+    if not phase or n_clusters is None or asked_by not in ("labels", "given"):
+        return None
+    found = phase.get("clusters")
+    groups = max(found) if isinstance(found, list) else found
+    if not groups or n_clusters < FINER_THAN_PHASE * groups:
+        return None
+    wanted = "label classes" if asked_by == "labels" else "clusters asked for (evaluate.n_clusters)"
+    return (
+        f"the clustering phase sharpened {groups} groups, and there are {n_clusters} "
+        f"{wanted}: where the wanted types are finer than the groups the latent shows first, "
+        "the phase pulls them together. To keep finer types, set train.cluster_epochs: 0 in "
+        "the run's YAML (--config; with model.standardized_weight: 0 as well, which weighs the "
+        "few genes of a fine type more), or use --preset scvi-like "
+        "(docs/design/default-model.md, round 29)."
+    )
