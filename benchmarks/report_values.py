@@ -13,6 +13,9 @@ from typing import Any
 
 from benchmarks.common import BULK_DATASETS, LOGNORM_DATASETS, SYNTHETIC_COUNT_DATASETS
 
+# Who the values' sections compare with: scvi-tools needs counts.
+PCA_PEERS = "Peers here: the four PCA variants. "
+
 
 def values_sections(agg: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     """The three sections, from :func:`benchmarks.report.aggregate` of every record."""
@@ -29,7 +32,7 @@ def values_sections(agg: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
             "seurat_v3 genes); `pbmc68k_lognorm` is scanpy's bundled pbmc68k_reduced "
             "(`raw.X`, 700 x 765, 10 labels). geneae gets the values with nothing said "
             "about them (`geneae train` defaults); PCA runs on the same values.",
-            "Peers here: the four PCA variants. ",
+            PCA_PEERS,
         ),
         (
             "Bulk RNA-seq",
@@ -40,7 +43,7 @@ def values_sections(agg: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
             "the unlogged values and log-transforms them; PCA gets log1p(TPM). No public bulk "
             "set ships in a PyPI package that this harness can use offline, so the real bulk "
             "test remains the held-out one.",
-            "Peers here: the four PCA variants. ",
+            PCA_PEERS,
         ),
         (
             "Fine subtypes within lineages",

@@ -8,6 +8,7 @@ generator (``[seed, chunk index]``), so the same seed gives the same matrix.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,18 +27,42 @@ def make_profiles(n_genes: int, n_clusters: int, seed: int) -> Profiles:
     rng = np.random.default_rng([seed, 0])
     base = rng.normal(0.0, 2.0, n_genes)  # gene abundance, log scale (heavy-tailed in counts)
     logits = np.tile(base, (n_clusters, 1))
-    n_markers = max(1, n_genes // 20)
-    for k in range(n_clusters):
-        markers = rng.choice(n_genes, size=n_markers, replace=False)
-        logits[k, markers] += rng.normal(1.8, 0.5, n_markers)  # up in cluster k
-        down = rng.choice(n_genes, size=n_markers, replace=False)
-        logits[k, down] -= rng.normal(1.0, 0.3, n_markers)  # and some genes down
-    logits -= logits.max(axis=1, keepdims=True)
-    prop = np.exp(logits)
-    prop /= prop.sum(axis=1, keepdims=True)
-    theta = np.exp(rng.normal(np.log(2.0), 0.5, n_genes))
-    weights = rng.dirichlet(np.full(n_clusters, 3.0))
-    return Profiles(prop, theta, weights)
+    for row in logits:
+        _mark_genes(rng, row, max(1, n_genes // 20))
+    return _profiles(rng, logits)
+
+
+def _mark_genes(rng: np.random.Generator, logits: np.ndarray, n_markers: int) -> None:
+    """Move ``n_markers`` random genes of ``logits`` (one type's row) up, log fold change
+    N(1.8, 0.5), and another ``n_markers`` down, N(1.0, 0.3); in place."""
+    up = rng.choice(logits.size, size=n_markers, replace=False)
+    logits[up] += rng.normal(1.8, 0.5, n_markers)
+    down = rng.choice(logits.size, size=n_markers, replace=False)
+    logits[down] -= rng.normal(1.0, 0.3, n_markers)
+
+
+def _proportions(logits: np.ndarray) -> np.ndarray:
+    """Rows of ``logits`` (log scale) as expression proportions summing to 1 (a softmax)."""
+    proportions = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return proportions / proportions.sum(axis=1, keepdims=True)
+
+
+def _profiles(rng: np.random.Generator, logits: np.ndarray) -> Profiles:
+    """The types' profiles from their logits, with a log-normal NB inverse dispersion per gene
+    (around 2) and Dirichlet(3) type frequencies."""
+    theta = np.exp(rng.normal(np.log(2.0), 0.5, logits.shape[1]))
+    weights = rng.dirichlet(np.full(len(logits), 3.0))
+    return Profiles(_proportions(logits), theta, weights)
+
+
+def _library_sizes(rng: np.random.Generator, mean: float, n: int) -> np.ndarray:
+    """``n`` log-normal library sizes (log sd 0.5) whose mean is ``mean``."""
+    return np.exp(rng.normal(np.log(mean) - 0.125, 0.5, n))
+
+
+def _nb_counts(rng: np.random.Generator, mean: np.ndarray, theta: Any) -> np.ndarray:
+    """Negative-binomial draws of ``mean`` with inverse dispersion ``theta`` (gamma-Poisson)."""
+    return rng.poisson(rng.gamma(theta, mean / theta))
 
 
 def synthetic_counts(
@@ -62,11 +87,9 @@ def synthetic_counts(
         m = min(chunk_size, n_cells - start)
         rng = np.random.default_rng([seed, 1, i])
         lab = rng.choice(n_clusters, size=m, p=prof.weights)
-        lib = np.exp(rng.normal(np.log(mean_library) - 0.125, 0.5, m))
-        mu = lib[:, None] * prof.proportions[lab]
-        lam = rng.gamma(prof.theta[None, :], mu / prof.theta[None, :])
-        counts = rng.poisson(lam).astype(np.float32)
-        del mu, lam
+        mu = _library_sizes(rng, mean_library, m)[:, None] * prof.proportions[lab]
+        counts = _nb_counts(rng, mu, prof.theta).astype(np.float32)
+        del mu
         block = sp.csr_matrix(counts)
         del counts
         labels[start : start + m] = lab
@@ -136,12 +159,8 @@ def synthetic_bulk(
         + scores @ loadings
         + rng.normal(0.0, 0.4, (n_samples, n_genes))
     )
-    proportions = np.exp(log_mu - log_mu.max(axis=1, keepdims=True))
-    proportions /= proportions.sum(axis=1, keepdims=True)
     depth = np.exp(rng.normal(np.log(3e7), 0.3, n_samples))
-    theta = 20.0
-    mean = depth[:, None] * proportions
-    reads = rng.poisson(rng.gamma(theta, mean / theta)).astype(np.float64)
+    reads = _nb_counts(rng, depth[:, None] * _proportions(log_mu), 20.0).astype(np.float64)
     tpm = reads / depth[:, None] * 1e6
     return tpm.astype(np.float32), types
 
@@ -171,23 +190,15 @@ def synthetic_hierarchy(
     logits = []
     for _ in range(n_lineages):
         lineage = base.copy()
-        up = rng.choice(n_genes, n_genes // 20, replace=False)
-        lineage[up] += rng.normal(1.8, 0.5, up.size)
-        down = rng.choice(n_genes, n_genes // 20, replace=False)
-        lineage[down] -= rng.normal(1.0, 0.3, down.size)
+        _mark_genes(rng, lineage, n_genes // 20)
         for _ in range(subtypes):
             subtype = lineage.copy()
             own = rng.choice(n_genes, 25, replace=False)
             subtype[own] += rng.normal(1.2, 0.3, own.size)
             logits.append(subtype)
-    stacked = np.array(logits)
-    proportions = np.exp(stacked - stacked.max(axis=1, keepdims=True))
-    proportions /= proportions.sum(axis=1, keepdims=True)
-    theta = np.exp(rng.normal(np.log(2.0), 0.5, n_genes))
-    weights = rng.dirichlet(np.full(len(stacked), 3.0))
-    types = rng.choice(len(stacked), n_cells, p=weights)
-    library = np.exp(rng.normal(np.log(800.0) - 0.125, 0.5, n_cells))
-    mean = library[:, None] * proportions[types]
-    counts = rng.poisson(rng.gamma(theta[None, :], mean / theta[None, :])).astype(np.float32)
+    prof = _profiles(rng, np.array(logits))
+    types = rng.choice(len(logits), n_cells, p=prof.weights)
+    mean = _library_sizes(rng, 800.0, n_cells)[:, None] * prof.proportions[types]
+    counts = _nb_counts(rng, mean, prof.theta).astype(np.float32)
     labels = np.array([f"L{t // subtypes}_{t % subtypes}" for t in types])
     return counts, labels

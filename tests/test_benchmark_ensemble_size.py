@@ -1,8 +1,10 @@
 """Ensembles formed after the fact from saved design runs (benchmarks/ensemble_size.py)."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import benchmarks.ensemble_size as ensemble_size
@@ -38,10 +40,8 @@ def test_sizes_scored_as_the_harness_scores_and_recorded(tmp_path, monkeypatch):
     for seed in (0, 1):
         np.save(folder / f"trial__toy__seed{seed}.npy", np.hstack([signal, noise]))
 
-    class Data:
-        obs = {"label": type("Column", (), {"to_numpy": lambda self: labels})()}
-
-    monkeypatch.setattr(ensemble_size, "load_dataset", lambda name: Data())
+    data = SimpleNamespace(obs=pd.DataFrame({"label": labels}))
+    monkeypatch.setattr(ensemble_size, "load_dataset", lambda name: data)
     records = ensemble_size.run(
         "trial", ["toy"], tmp_path, sizes=[1, 2, 4, 5], per_size=30, member_dims=2
     )

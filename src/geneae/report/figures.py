@@ -246,7 +246,7 @@ def _clusters(results: Results, figs: FigureSet) -> None:
     ours, theirs = results.obs("geneae_cluster"), results.obs("pca_cluster")
     clustering = results.comparison.get("clustering")
     if isinstance(clustering, dict) and clustering.get("finer_than_phase"):
-        figs.note("clusters", "Note: " + str(clustering["finer_than_phase"]))
+        figs.note("clusters", f"Note: {clustering['finer_than_phase']}")
     if ours is None:
         figs.note("clusters", f"{RESULTS} has no obs['geneae_cluster'].")
     if labels is None:
