@@ -98,6 +98,12 @@ class TrainConfig(Section):
     accelerator: Literal["auto", "cpu", "cuda", "gpu", "mps"] = Field(
         default="auto", description="training device (auto: a GPU when there is one)"
     )
+    cuda_graph: bool = Field(
+        default=True,
+        description="on a GPU, capture a training step's forward and backward once as a "
+        "CUDA graph and replay it for every batch of that shape: one launch instead of "
+        "hundreds (geneae.train.cuda_graph); false: launch them one by one",
+    )
     devices: int | str = 1
     strategy: str = "auto"
     num_nodes: int = Field(default=1, ge=1)

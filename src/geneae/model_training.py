@@ -414,6 +414,8 @@ def train_one(
         "cpu_threads": threads,
         "precision": precision,
     }
+    if plan.cuda_graph() is not None:
+        model_metrics["cuda_graph"] = plan.cuda_graph()
     if balance is not None:
         model_metrics["standardized_scale"] = balance
     if phase is not None:

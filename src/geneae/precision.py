@@ -11,8 +11,11 @@ be emulated (other CPUs), ``auto`` keeps float32. Out of core too: there batches
 many sizes, oneDNN keeps a bfloat16 kernel (with its buffers) per shape, and a fit's peak
 memory grew with the data (tests/reliability/test_out_of_core_limits.py: +138 MB from 3,000
 to 30,000 cells against +25 MB in float32) on the route whose point is that it does not.
-On GPUs ``auto`` keeps float32 until the bfloat16 path is measured there (issue 16);
-``bf16-mixed`` asks for it.
+On GPUs ``auto`` keeps float32: measured on an H200, bf16-mixed trained these networks
+more slowly than float32 at every batch from 128 to 4096 (0.67-0.98x the cells per
+second; BENCHMARKS.md, GPU), their products too small for the matrix units to repay
+autocast's casts, and float32 steps are captured as CUDA graphs
+(geneae.train.cuda_graph), mixed-precision ones are not. ``bf16-mixed`` asks for it.
 """
 
 from __future__ import annotations

@@ -15,15 +15,43 @@ import torch
 
 from geneae.config import ModelConfig, TrainConfig
 from geneae.train import schedules
+from geneae.train.cuda_graph import GraphedStep
 from geneae.train.mask_rate import dynamic_mask_rate
 from geneae.train.optimizers import adam
 
 Batch = dict[str, torch.Tensor]
 
 
+#: Eager steps before a CUDA graph is captured: what is set up lazily on a first step (the
+#: learned library's start, the optimizer's state) is set up by then.
+EAGER_STEPS_BEFORE_GRAPH = 2
+
+
 def scales_gradients(config: TrainConfig) -> bool:
     """Whether training scales its gradients (float16 mixed precision's loss scaling)."""
     return config.precision == "16-mixed"
+
+
+def why_no_graph(
+    train_config: TrainConfig, model_config: ModelConfig, world_size: int
+) -> str | None:
+    """Why a GPU run's steps are not captured as a CUDA graph (None: they are).
+
+    Mixed precision's autocast keeps the casts of the weights it made in a cache, which
+    a graph would replay stale (on a GPU geneae trains in float32 unless asked; bfloat16
+    was slower there, BENCHMARKS.md); data-parallel training reduces gradients between
+    processes inside the backward pass; the dynamic masking rate is a Python number
+    inside the step.
+    """
+    if not train_config.cuda_graph:
+        return "train.cuda_graph is off"
+    if train_config.precision != "32":
+        return f"mixed precision ({train_config.precision})"
+    if world_size > 1:
+        return "data-parallel training"
+    if model_config.noise == "dynamic_mask":
+        return "dynamic masking"
+    return None
 
 
 class TrainingPlan(pl.LightningModule):
@@ -54,6 +82,9 @@ class TrainingPlan(pl.LightningModule):
         self.model_config = model_config
         self.train_config = train_config
         self.max_epochs = max_epochs
+        self._graph: GraphedStep | None = None
+        self._graph_note: str | None = None
+        self._eager_steps = 0
         self._sums: dict[str, dict[str, torch.Tensor]] = {"train": {}, "val": {}}
         self._counts: dict[str, int] = {"train": 0, "val": 0}
         self.warmup_end = (
@@ -83,13 +114,40 @@ class TrainingPlan(pl.LightningModule):
         # uninterrupted one (Lightning's checkpoints do not carry generator states).
         torch.manual_seed(self.train_config.seed * 1_000_003 + self.current_epoch + 1)
 
+    def on_fit_start(self) -> None:
+        if self.device.type != "cuda":
+            return
+        why = why_no_graph(self.train_config, self.model_config, self.trainer.world_size)
+        if why is None:
+            self._graph = GraphedStep(self.module, self.train_config.gradient_clip)
+        else:
+            self._graph_note = f"off: {why}"
+
+    def cuda_graph(self) -> str | None:
+        """How the steps ran on a GPU (metrics.json ``model.cuda_graph``); None elsewhere."""
+        return self._graph.summary() if self._graph is not None else self._graph_note
+
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         steps = max(1, self._steps_per_epoch())
         kl_weight = self.kl_weight(self.current_epoch + batch_idx / steps)
         mask_rate = self.mask_rate(self.global_step)
-        out = self.module.loss(batch, kl_weight=kl_weight, mask_rate=mask_rate)
         optimizer = self.optimizers()
-        optimizer.zero_grad(set_to_none=True)
+        out = self._graph_outputs(batch, kl_weight, mask_rate)
+        if out is not None:
+            assert self._graph is not None
+            optimizer.step(closure=self._graph.replay)  # the graph's gradients, then Adam
+        else:
+            out = self._eager_step(batch, kl_weight, mask_rate, optimizer)
+        self._accumulate("train", out, batch["x"].shape[0])
+        self._last_schedule = (kl_weight, mask_rate)
+        return out.loss.detach()
+
+    def _eager_step(
+        self, batch: Batch, kl_weight: float, mask_rate: float | None, optimizer: Any
+    ) -> Any:
+        out = self.module.loss(batch, kl_weight=kl_weight, mask_rate=mask_rate)
+        # Once a graph is captured, the gradients are the tensors it writes: keep them.
+        optimizer.zero_grad(set_to_none=not (self._graph is not None and self._graph.captured))
         self.manual_backward(out.loss)
         clip = self.train_config.gradient_clip
         if clip is not None:
@@ -102,9 +160,39 @@ class TrainingPlan(pl.LightningModule):
                     optimizer, gradient_clip_val=clip, gradient_clip_algorithm="norm"
                 )
         optimizer.step()
-        self._accumulate("train", out, batch["x"].shape[0])
-        self._last_schedule = (kl_weight, mask_rate)
-        return out.loss.detach()
+        self._eager_steps += 1
+        return out
+
+    def _graph_outputs(self, batch: Batch, kl_weight: float, mask_rate: float | None) -> Any:
+        """The graph's outputs with ``batch`` loaded, or None where this step runs eagerly.
+
+        The graph is captured on the first batch of the training batch size after
+        :data:`EAGER_STEPS_BEFORE_GRAPH` eager steps; batches of other shapes run eagerly.
+        """
+        graph = self._graph
+        if graph is None or mask_rate is not None:
+            return None
+        if not graph.captured:
+            full = batch["x"].shape[0] == self.train_config.batch_size
+            if self._eager_steps < EAGER_STEPS_BEFORE_GRAPH or not full:
+                return None
+            try:
+                graph.capture(batch, kl_weight)
+            except Exception as exc:  # a step that cannot be captured trains eagerly
+                graph.failure = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                self._graph, self._graph_note = None, graph.summary()
+                for p in self.module.parameters():
+                    p.grad = None
+                return None
+        elif not graph.matches(batch):
+            return None
+        return graph.load(batch, kl_weight)
+
+    def on_validation_model_zero_grad(self) -> None:
+        # Lightning drops the gradients before validating; a captured graph's must stay
+        # (each replay overwrites them, so they need no zeroing either).
+        if self._graph is None or not self._graph.captured:
+            super().on_validation_model_zero_grad()
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         # Validation always uses the final KL weight, so its loss is one fixed objective
