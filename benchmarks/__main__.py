@@ -88,9 +88,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--speed-parts",
         nargs="+",
-        default=["step", "epoch", "busy", "to-model", "profile"],
-        choices=["step", "epoch", "busy", "to-model", "profile"],
-        help="speed: which measurements to (re)run; the others keep their last results",
+        default=["step", "epoch", "busy", "to-model", "profile", "gpu"],
+        choices=["step", "epoch", "busy", "to-model", "profile", "gpu"],
+        help="speed: which measurements to (re)run; the others keep their last results "
+        "(gpu: only where there is a GPU; benchmarks.gpu)",
     )
     p.add_argument(
         "--to-model-datasets",
@@ -196,7 +197,11 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks.profile_step import run_profile
 
             run_profile(out, dataset=args.speed_dataset, timeout=args.timeout)
-        wall_parts = tuple(p for p in args.speed_parts if p not in ("step", "profile"))
+        if "gpu" in args.speed_parts:
+            from benchmarks.gpu import run_gpu
+
+            run_gpu(out, timeout=args.timeout)
+        wall_parts = tuple(p for p in args.speed_parts if p not in ("step", "profile", "gpu"))
         if wall_parts:
             write_wallclock(
                 out,

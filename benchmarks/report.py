@@ -25,6 +25,7 @@ from benchmarks.common import (
     save_figure_atomic,
     write_text_atomic,
 )
+from benchmarks.gpu import gpu_markdown
 from benchmarks.outofcore import markdown as outofcore_markdown
 from benchmarks.profile_step import profile_markdown
 from benchmarks.quality import GENEAE_PRESETS, METHODS, PCA_METHODS, PEERS
@@ -602,33 +603,6 @@ def _speed_section(doc: dict[str, Any] | None) -> list[str]:
         "",
     ]
     lines += _speed_table("CPU", doc.get("cpu"), doc.get("matmul_cpu"))
-    gpu = doc.get("gpu")
-    if gpu and gpu.get("status") != "failed":
-        lines += _speed_table(
-            f"GPU ({gpu.get('device_name')})", gpu.get("batch_128"), gpu.get("matmul")
-        )
-        rows = gpu.get("throughput") or []
-        if rows:
-            td = gpu.get("throughput_data", {})
-            lines += [
-                f"GPU throughput on {td.get('name')} data ({td.get('n_cells'):,} cells x "
-                f"{td.get('n_genes'):,} genes), cells per second of training:",
-                "",
-                "| batch | geneae cells/s | scvi cells/s | geneae s/epoch | scvi s/epoch |",
-                "|---|---|---|---|---|",
-            ]
-            for r in rows:
-                lines.append(
-                    f"| {r['batch_size']} | {_num(r.get('geneae_cells_per_s'))} | "
-                    f"{_num(r.get('scvi_cells_per_s'))} | "
-                    f"{_num(r.get('geneae_seconds_per_epoch'))} | "
-                    f"{_num(r.get('scvi_seconds_per_epoch'))} |"
-                )
-            lines.append("")
-    elif gpu and gpu.get("status") == "failed":
-        lines += [f"GPU part failed: {gpu.get('error')}", ""]
-    else:
-        lines += [f"GPU: {doc.get('gpu_note') or 'not run'}.", ""]
     return lines
 
 
@@ -858,6 +832,7 @@ def write_report(out_dir: Path, path: Path | None = None) -> Path:
         "wallclock": read_json(out_dir / "wallclock.json"),
         "outofcore": read_json(out_dir / "outofcore.json"),
         "profile": read_json(out_dir / "profile.json"),
+        "gpu": read_json(out_dir / "gpu.json"),
     }
 
     def link(p: Path | None) -> str | None:
@@ -874,11 +849,13 @@ def write_report(out_dir: Path, path: Path | None = None) -> Path:
         "which are quoted with their source.",
         "",
     ]
-    lines += _machine_section([d for d in docs.values() if d])
+    # The GPU part ran on another machine: its own section names it.
+    lines += _machine_section([d for name, d in docs.items() if d and name != "gpu"])
     lines += _commands_section(docs)
     lines += _quality_sections(docs["quality"], qfig)
     lines += _speed_section(docs["speed"])
     lines += profile_markdown(docs["profile"])
+    lines += gpu_markdown(docs["gpu"])
     lines += wallclock_markdown(docs["wallclock"], docs.get("quality"))
     lines += _scaling_section(docs["scaling"], sfig)
     lines += _ablation_section(docs["ablation"])

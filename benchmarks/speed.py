@@ -7,8 +7,7 @@ gets (``train.precision: auto``); where that is not float32, geneae in float32 i
 it. The same process measures a 2048^3 matmul in float32 and bfloat16 and the models' own
 GEMM shapes at batch 128 (in each row's precision) with the same thread count, and each
 model's achieved GFLOP/s (6 x cells x sum(in x out) of the linear layers actually executed
-per cell, per epoch) as a fraction of them. With a GPU the comparison repeats there, plus
-throughput (cells/s) at batch sizes 256-4096 on a 100k-cell synthetic matrix.
+per cell, per epoch) as a fraction of them. The GPU's part is benchmarks.gpu.
 """
 
 from __future__ import annotations
@@ -31,10 +30,9 @@ from benchmarks.common import (
 
 HIDDEN, LATENT, BATCH = 128, 10, 128
 #: The rows of a comparison: geneae as a user's run trains it (its precision: ``auto``),
-#: geneae in float32 where ``auto`` chose otherwise, scvi-tools (float32, its default).
-SPEED_ROWS = ("geneae", "geneae-float32", "scvi")
-GPU_BATCHES = (256, 512, 1024, 2048, 4096)
-GPU_THROUGHPUT_CELLS = 100_000
+#: geneae in float32 where ``auto`` chose otherwise, geneae without CUDA graphs and in
+#: bf16-mixed (GPU part), scvi-tools (float32, its default).
+SPEED_ROWS = ("geneae", "geneae-float32", "geneae-eager", "geneae-bf16", "scvi")
 
 
 # -- micro-benchmarks -----------------------------------------------------------------------------
@@ -152,8 +150,9 @@ def geneae_linear_layers(model: Any, adata: Any, batch: int) -> tuple[list[tuple
             a = a.toarray() if sp.issparse(a) else np.asarray(a)
             return torch.as_tensor(a, dtype=torch.float32)
 
-        target = dense(pre.layers["counts"])
-        b = {"x": dense(pre.X), "target": target, "library": target.sum(1)}
+        device = next(module.parameters()).device
+        target = dense(pre.layers["counts"]).to(device)
+        b = {"x": dense(pre.X).to(device), "target": target, "library": target.sum(1)}
         with torch.no_grad():
             calls = _linear_calls(module, lambda: module.loss(b))
         n = len(b["x"])
@@ -183,9 +182,15 @@ def scvi_linear_layers(model: Any, batch: int) -> tuple[list[tuple[int, int]], s
 
 # -- the two models ---------------------------------------------------------------------------
 def geneae_fit(
-    adata: Any, epochs: int, batch: int, accelerator: str, precision: str = "auto"
+    adata: Any,
+    epochs: int,
+    batch: int,
+    accelerator: str,
+    precision: str = "auto",
+    settings: dict[str, Any] | None = None,
 ) -> tuple[float, Any]:
-    """geneae's model of the comparison at ``precision`` (auto: what a user's run uses)."""
+    """geneae's model of the comparison at ``precision`` (auto: what a user's run uses),
+    with ``settings`` (e.g. ``{"train.cuda_graph": False}``) over the comparison's own."""
     from geneae.config import RunConfig
     from geneae.model import GeneAE
 
@@ -206,6 +211,7 @@ def geneae_fit(
             "train.quiet": True,
             "train.accelerator": accelerator,
             "train.precision": precision,
+            **(settings or {}),
         }
     )
     model = GeneAE(cfg).fit(adata)
@@ -240,15 +246,29 @@ def _hvg_counts(adata: Any) -> Any:
 
 
 def compare_pair(
-    adata: Any, epochs: int, batch: int, accelerator: str, *, with_scvi: bool
+    adata: Any,
+    epochs: int,
+    batch: int,
+    accelerator: str,
+    *,
+    with_scvi: bool,
+    geneae_rows: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Per-epoch time of both models (N and 2N epochs, interleaved), FLOP rates."""
+    """Per-epoch time of both models (N and 2N epochs, interleaved), FLOP rates.
+
+    ``geneae_rows`` maps geneae's rows to their settings; by default ``geneae`` (as a
+    user's run trains) and, where ``auto`` precision is not float32, ``geneae-float32``.
+    """
     from geneae.precision import choose_precision
 
+    if geneae_rows is None:
+        geneae_rows = {"geneae": {}}
+        if choose_precision("auto", accelerator)[0] != "32":
+            geneae_rows["geneae-float32"] = {"train.precision": "32"}
     out: dict[str, Any] = {"batch_size": batch, "epochs": [epochs, 2 * epochs]}
-    fits: dict[str, Any] = {"geneae": geneae_fit}
-    if choose_precision("auto", accelerator)[0] != "32":  # and geneae in float32, beside it
-        fits["geneae-float32"] = partial(geneae_fit, precision="32")
+    fits: dict[str, Any] = {
+        name: partial(geneae_fit, settings=settings) for name, settings in geneae_rows.items()
+    }
     if with_scvi:
         fits["scvi"] = scvi_fit
     times: dict[str, dict[int, float]] = {name: {} for name in fits}
@@ -278,14 +298,16 @@ def compare_pair(
         if name.startswith("geneae"):
             layers, how = geneae_linear_layers(models[name], adata, batch)
             precision = models[name].metrics["model"]["precision"]
+            graph = models[name].metrics["model"].get("cuda_graph")
         else:
             layers, how = scvi_linear_layers(models[name], batch)
-            precision = "32"
+            precision, graph = "32", None
         macs = sum(i * o for i, o in layers)
         gflops = 6.0 * macs * n_cells / spe / 1e9 if spe > 0 else None
         out[name] = {
             "status": "ok",
             "precision": precision,
+            **({"cuda_graph": graph} if graph is not None else {}),
             "train_s": {str(epochs): t1, str(2 * epochs): t2},
             "seconds_per_epoch": spe,
             "seconds_per_epoch_naive": t2 / (2 * epochs),
@@ -358,15 +380,6 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     cpu = compare_pair(adata, epochs, BATCH, "cpu", with_scvi=has_scvi)
     _add_fractions(cpu, cpu_mm, BATCH, "cpu")
     doc["cpu"] = cpu
-    doc["gpu"] = None
-    if torch.cuda.is_available():
-        try:
-            doc["gpu"] = _gpu_part(adata, epochs, has_scvi)
-        except Exception as exc:
-            traceback.print_exc()
-            doc["gpu"] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-    else:
-        doc["gpu_note"] = "no CUDA device (torch.cuda.is_available() is False): GPU part not run"
     doc["loadavg_end"] = loadavg()
     doc["total_s"] = time.perf_counter() - t_start
     doc["updated"] = now()
@@ -390,52 +403,6 @@ def _add_fractions(part: dict[str, Any], mm: dict[str, Any], batch: int, device:
             rec["fraction_of_matmul_2048_own_precision"] = rec["achieved_gflops"] / own
         if gemm.get("gflops"):
             rec["fraction_of_gemm_at_batch"] = rec["achieved_gflops"] / gemm["gflops"]
-
-
-def _gpu_part(adata: Any, epochs: int, has_scvi: bool) -> dict[str, Any]:
-    import anndata as ad
-    import pandas as pd
-    import torch
-
-    from benchmarks.synthetic import synthetic_counts
-
-    gpu: dict[str, Any] = {"device_name": torch.cuda.get_device_name(0)}
-    mm = {"gflops_2048": matmul_gflops(2048, 2048, 2048, "cuda")}
-    gpu["matmul"] = mm
-    print(f"[speed] GPU {gpu['device_name']}: geneae vs scvi at batch {BATCH}", flush=True)
-    pair = compare_pair(adata, epochs, BATCH, "cuda", with_scvi=has_scvi)
-    _add_fractions(pair, mm, BATCH, "cuda")
-    gpu["batch_128"] = pair
-    x, labels = synthetic_counts(GPU_THROUGHPUT_CELLS, 2000, 10, seed=0)
-    syn = ad.AnnData(
-        X=x,
-        obs=pd.DataFrame(
-            {"label": labels.astype(str)}, index=pd.RangeIndex(len(labels)).astype(str)
-        ),
-        var=pd.DataFrame(index=[f"g{i}" for i in range(x.shape[1])]),
-    )
-    syn.layers["counts"] = x
-    gpu["throughput_data"] = {"name": "synthetic", "n_cells": GPU_THROUGHPUT_CELLS, "n_genes": 2000}
-    rows = []
-    for b in GPU_BATCHES:
-        print(f"[speed] GPU throughput at batch {b}", flush=True)
-        res = compare_pair(syn, max(2, epochs // 2), b, "cuda", with_scvi=has_scvi)
-        rows.append(
-            {
-                "batch_size": b,
-                **{
-                    f"{name}_cells_per_s": (res.get(name) or {}).get("cells_per_s")
-                    for name in ("geneae", "scvi")
-                },
-                **{
-                    f"{name}_seconds_per_epoch": (res.get(name) or {}).get("seconds_per_epoch")
-                    for name in ("geneae", "scvi")
-                },
-                "raw": res,
-            }
-        )
-    gpu["throughput"] = rows
-    return gpu
 
 
 def _print_speed(doc: dict[str, Any]) -> None:

@@ -27,6 +27,8 @@ def main(argv: list[str]) -> int:
             from benchmarks.scaling import run_one
         elif spec["task"] == "speed":
             from benchmarks.speed import run_one
+        elif spec["task"] == "gpu":
+            from benchmarks.gpu import run_one
         elif spec["task"] == "profile":
             from benchmarks.profile_step import run_one
         elif spec["task"] == "outofcore":
