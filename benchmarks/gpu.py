@@ -24,6 +24,8 @@ lent GPU's time is short), each recorded as it finishes:
 
 from __future__ import annotations
 
+import shlex
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -501,7 +503,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", nargs="+", default=list(GPU_ROWS), choices=list(GPU_ROWS))
     p.add_argument("--throughput-needs-s", type=float, default=25.0)
     p.add_argument("--dry-run-on-cpu", action="store_true", help="the same code on the CPU")
-    args = p.parse_args(argv)
+    raw = sys.argv[1:] if argv is None else list(argv)
+    args = p.parse_args(raw)
+    # As typed, but --out by its name alone (a lent machine's folder means nothing later).
+    shown = [
+        Path(a).name if before == "--out" else a
+        for before, a in zip(["", *raw[:-1]], raw, strict=True)
+    ]
+    command = " ".join(["python -m benchmarks.gpu", *(shlex.quote(a) for a in shown)])
     if args.dry_run_on_cpu:
         global DEVICE
         DEVICE = "cpu"
@@ -513,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
         "skip": args.skip,
         "rows": args.rows,
         "throughput_needs_s": args.throughput_needs_s,
-        "command": command_line(),
+        "command": command,
     }
     doc = run_one(spec)
     write_json_atomic(args.out, doc)
