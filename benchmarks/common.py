@@ -105,7 +105,7 @@ def load_dataset(name: str) -> Any:
         from benchmarks.synthetic import synthetic_hierarchy
 
         counts, types = synthetic_hierarchy()
-        return _counts_anndata(sp.csr_matrix(counts), types)
+        return counts_anndata(sp.csr_matrix(counts), types)
     if name not in DATASETS:
         raise SystemExit(f"unknown dataset {name!r}; choose from {', '.join(ALL_DATASETS)}")
     path = dataset_path(name)
@@ -130,7 +130,7 @@ def load_dataset(name: str) -> Any:
     )
     if label_key is None:
         raise ValueError(f"{name}: no labels found in obs ({list(raw.obs.columns)})")
-    adata = _counts_anndata(
+    adata = counts_anndata(
         counts, raw.obs[label_key].astype(str).to_numpy(), raw.obs_names, raw.var_names
     )
     adata.obs_names_make_unique()
@@ -138,7 +138,7 @@ def load_dataset(name: str) -> Any:
     return adata
 
 
-def _counts_anndata(counts: Any, labels: Any, cells: Any = None, genes: Any = None) -> Any:
+def counts_anndata(counts: Any, labels: Any, cells: Any = None, genes: Any = None) -> Any:
     """Counts in ``X`` and ``layers["counts"]``, labels in ``obs["label"]``, nothing else."""
     import anndata as ad
     import pandas as pd

@@ -35,6 +35,7 @@ from typing import Any
 
 from benchmarks.common import (
     command_line,
+    counts_anndata,
     load_dataset,
     loadavg,
     machine_info,
@@ -109,31 +110,17 @@ def ceilings() -> dict[str, Any]:
 # -- 2. the same loss trajectory -------------------------------------------------------------
 def _trajectory(
     adata: Any, accelerator: str, precision: str, seed: int, family: str, graph: bool = True
-) -> list:
-    from geneae.config import RunConfig
-    from geneae.model import GeneAE
-
+) -> list[float]:
+    """Per-epoch training loss of the comparison's model (``family``, no validation)."""
     settings: dict[str, Any] = {
-        "preprocess.preset": "counts",
         "model.family": family,
-        "model.likelihood": "nb",
-        "model.members": 1,
-        "model.hidden": [HIDDEN],
-        "model.latent_dim": LATENT,
-        "train.batch_size": BATCH,
-        "train.validation": 0.0,
-        "train.early_stopping": False,
-        "train.cluster_epochs": 0,
-        "train.max_epochs": TRAJECTORY_EPOCHS,
         "train.seed": seed,
-        "train.quiet": True,
-        "train.accelerator": accelerator,
         "train.precision": precision,
         "train.cuda_graph": graph,
     }
     if family == "ae":
         settings["model.dropout"] = 0.0  # nothing random but the (CPU-drawn) batch order
-    model = GeneAE(RunConfig().updated(settings)).fit(adata)
+    _, model = geneae_fit(adata, TRAJECTORY_EPOCHS, BATCH, accelerator, settings)
     return [float(v) for v in model.history["train_loss"]]
 
 
@@ -183,16 +170,9 @@ def trajectories(adata: Any) -> dict[str, Any]:
 
 # -- 3. throughput ---------------------------------------------------------------------------
 def synthetic_adata(n_cells: int) -> Any:
-    import anndata as ad
-    import pandas as pd
-
     from benchmarks.synthetic import synthetic_counts
 
-    x, labels = synthetic_counts(n_cells, 2000, 10, seed=0)
-    obs = pd.DataFrame({"label": labels.astype(str)}, index=pd.RangeIndex(n_cells).astype(str))
-    adata = ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(2000)]))
-    adata.layers["counts"] = x
-    return adata
+    return counts_anndata(*synthetic_counts(n_cells, 2000, 10, seed=0))
 
 
 def throughput_row(

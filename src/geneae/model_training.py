@@ -414,8 +414,9 @@ def train_one(
         "cpu_threads": threads,
         "precision": precision,
     }
-    if plan.cuda_graph() is not None:
-        model_metrics["cuda_graph"] = plan.cuda_graph()
+    graph = plan.cuda_graph()
+    if graph is not None:  # a GPU run: how its steps ran
+        model_metrics["cuda_graph"] = graph
     if balance is not None:
         model_metrics["standardized_scale"] = balance
     if phase is not None:

@@ -15,7 +15,7 @@ What a graph asks of the step, and how it is met here:
   device scalar filled before each replay (the dynamic masking rate, a Python number
   inside the corruption, keeps those runs eager);
 - the gradients stay the tensors the graph writes: once captured, eager steps zero them
-  in place instead of dropping them (``keeps_gradients``);
+  in place instead of dropping them (geneae.train.plan);
 - nothing in the step may wait for the GPU: the likelihood evaluates densely (a batch's
   ``"target_nonzero"`` changes length from batch to batch, so the graph does not take it);
   a capture that fails all the same leaves the run eager and says why;
@@ -25,8 +25,9 @@ What a graph asks of the step, and how it is met here:
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 import torch
@@ -51,6 +52,19 @@ def graph_inputs(batch: Batch) -> Batch:
     return {k: v for k, v in batch.items() if k != "target_nonzero"}
 
 
+@contextlib.contextmanager
+def _stream_mismatch_quiet() -> Iterator[None]:
+    """Silence torch's warning about the gradient accumulators' stream.
+
+    The accumulators were made on the default stream by the eager steps before, and torch
+    warns once that the side stream's passes meet them there: the capture succeeds, and
+    the graph replays on the default stream.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The AccumulateGrad node's stream")
+        yield
+
+
 def cuda_capture(body: Callable[[], Any], module: torch.nn.Module) -> tuple[Replayable, Any]:
     """Capture ``body`` (a forward and backward of ``module``) as a CUDA graph.
 
@@ -62,11 +76,7 @@ def cuda_capture(body: Callable[[], Any], module: torch.nn.Module) -> tuple[Repl
     saved_rng = torch.cuda.get_rng_state()
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side), warnings.catch_warnings():
-        # The parameters' gradient accumulators were made on the default stream by the
-        # eager steps before; torch warns once that the side stream's passes meet them
-        # there. The capture succeeds, and the graph replays on the default stream.
-        warnings.filterwarnings("ignore", message="The AccumulateGrad node's stream")
+    with torch.cuda.stream(side), _stream_mismatch_quiet():
         for _ in range(WARMUP_PASSES):
             for p in params:
                 p.grad = None
@@ -79,8 +89,7 @@ def cuda_capture(body: Callable[[], Any], module: torch.nn.Module) -> tuple[Repl
     for p in params:
         p.grad = None  # the capture allocates the gradients the graph will write
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The AccumulateGrad node's stream")
+    with torch.cuda.graph(graph), _stream_mismatch_quiet():
         outputs = body()
     return graph, outputs
 
@@ -118,6 +127,11 @@ class GraphedStep:
     def captured(self) -> bool:
         return self._graph is not None
 
+    @property
+    def usable(self) -> bool:
+        """Whether steps may still replay (nothing failed to capture)."""
+        return self.failure is None
+
     def matches(self, batch: Batch) -> bool:
         """Whether ``batch`` fits the captured buffers (same keys, shapes and dtypes)."""
         inputs = graph_inputs(batch)
@@ -128,8 +142,12 @@ class GraphedStep:
             for k, v in inputs.items()
         )
 
-    def capture(self, batch: Batch, kl_weight: float) -> None:
-        """Capture the step on ``batch``'s shape (raises where the step cannot be captured)."""
+    def capture(self, batch: Batch, kl_weight: float) -> bool:
+        """Capture the step on ``batch``'s shape; False where it cannot be captured.
+
+        Then :attr:`failure` says why, the gradients are dropped (the next eager step
+        makes them again), and training goes on eagerly.
+        """
         self._inputs = {k: v.clone() for k, v in graph_inputs(batch).items()}
         device = next(iter(self._inputs.values())).device
         self._kl_weight = torch.tensor(float(kl_weight), device=device)
@@ -142,7 +160,14 @@ class GraphedStep:
                 torch.nn.utils.clip_grad_norm_(params, self.gradient_clip, foreach=True)
             return out
 
-        self._graph, self._outputs = self._capture(body, self.module)
+        try:
+            self._graph, self._outputs = self._capture(body, self.module)
+        except Exception as exc:  # e.g. an operation that waits for the GPU inside the step
+            self.failure = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            for p in self.module.parameters():
+                p.grad = None
+            return False
+        return True
 
     def load(self, batch: Batch, kl_weight: float) -> Any:
         """Copy ``batch`` and ``kl_weight`` into the graph's inputs; returns its outputs.

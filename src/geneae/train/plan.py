@@ -132,7 +132,7 @@ class TrainingPlan(pl.LightningModule):
         kl_weight = self.kl_weight(self.current_epoch + batch_idx / steps)
         mask_rate = self.mask_rate(self.global_step)
         optimizer = self.optimizers()
-        out = self._graph_outputs(batch, kl_weight, mask_rate)
+        out = self._graph_outputs(batch, kl_weight)
         if out is not None:
             assert self._graph is not None
             optimizer.step(closure=self._graph.replay)  # the graph's gradients, then Adam
@@ -163,26 +163,21 @@ class TrainingPlan(pl.LightningModule):
         self._eager_steps += 1
         return out
 
-    def _graph_outputs(self, batch: Batch, kl_weight: float, mask_rate: float | None) -> Any:
+    def _graph_outputs(self, batch: Batch, kl_weight: float) -> Any:
         """The graph's outputs with ``batch`` loaded, or None where this step runs eagerly.
 
         The graph is captured on the first batch of the training batch size after
-        :data:`EAGER_STEPS_BEFORE_GRAPH` eager steps; batches of other shapes run eagerly.
+        :data:`EAGER_STEPS_BEFORE_GRAPH` eager steps; batches of other shapes run eagerly,
+        and every step does once a capture has failed.
         """
         graph = self._graph
-        if graph is None or mask_rate is not None:
+        if graph is None or not graph.usable:
             return None
         if not graph.captured:
             full = batch["x"].shape[0] == self.train_config.batch_size
             if self._eager_steps < EAGER_STEPS_BEFORE_GRAPH or not full:
                 return None
-            try:
-                graph.capture(batch, kl_weight)
-            except Exception as exc:  # a step that cannot be captured trains eagerly
-                graph.failure = f"{type(exc).__name__}: {exc}".splitlines()[0]
-                self._graph, self._graph_note = None, graph.summary()
-                for p in self.module.parameters():
-                    p.grad = None
+            if not graph.capture(batch, kl_weight):
                 return None
         elif not graph.matches(batch):
             return None
