@@ -48,6 +48,7 @@ from benchmarks.speed import (
     BATCH,
     HIDDEN,
     LATENT,
+    TF32_SWITCH,
     _hvg_counts,
     compare_pair,
     geneae_fit,
@@ -67,6 +68,7 @@ GPU_ROWS: dict[str, dict[str, Any]] = {
     "geneae": {},
     "geneae-eager": {"train.cuda_graph": False},
     "geneae-bf16": {"train.precision": "bf16-mixed"},
+    "geneae-tf32": {TF32_SWITCH: True},
 }
 DEFAULT_BUDGET_S = 420.0
 #: The device the part measures; ``--dry-run-on-cpu`` runs the same code on the CPU, to check
@@ -109,7 +111,13 @@ def ceilings() -> dict[str, Any]:
 
 # -- 2. the same loss trajectory -------------------------------------------------------------
 def _trajectory(
-    adata: Any, accelerator: str, precision: str, seed: int, family: str, graph: bool = True
+    adata: Any,
+    accelerator: str,
+    precision: str,
+    seed: int,
+    family: str,
+    graph: bool = True,
+    tf32: bool = False,
 ) -> list[float]:
     """Per-epoch training loss of the comparison's model (``family``, no validation)."""
     settings: dict[str, Any] = {
@@ -117,6 +125,7 @@ def _trajectory(
         "train.seed": seed,
         "train.precision": precision,
         "train.cuda_graph": graph,
+        TF32_SWITCH: tf32,
     }
     if family == "ae":
         settings["model.dropout"] = 0.0  # nothing random but the (CPU-drawn) batch order
@@ -135,6 +144,7 @@ def trajectories(adata: Any) -> dict[str, Any]:
     ae_gpu = _trajectory(adata, DEVICE, "32", 0, "ae")
     ae_eager = _trajectory(adata, DEVICE, "32", 0, "ae", graph=False)
     ae_bf16 = _trajectory(adata, DEVICE, "bf16-mixed", 0, "ae")
+    ae_tf32 = _trajectory(adata, DEVICE, "32", 0, "ae", tf32=True)
     vae_cpu = _trajectory(adata, "cpu", "32", 0, "vae")
     vae_cpu_seed1 = _trajectory(adata, "cpu", "32", 1, "vae")
     vae_gpu = _trajectory(adata, DEVICE, "32", 0, "vae")
@@ -153,6 +163,8 @@ def trajectories(adata: Any) -> dict[str, Any]:
         "ae_float32_gap": ae_gap,
         "ae_eager_gap": relative_gaps(ae_eager, ae_cpu),
         "ae_bf16_gap": relative_gaps(ae_bf16, ae_cpu),
+        "ae_gpu_tf32": ae_tf32,
+        "ae_tf32_gap": relative_gaps(ae_tf32, ae_cpu),
         "ae_float32_within_tolerance": max(ae_gap) <= FLOAT32_TOLERANCE,
         "float32_tolerance": FLOAT32_TOLERANCE,
         "vae_cpu": vae_cpu,
@@ -176,11 +188,13 @@ def synthetic_adata(n_cells: int) -> Any:
 
 
 def throughput_row(
-    adata: Any, batch: int, has_scvi: bool, rows: dict[str, dict[str, Any]]
+    adata: Any,
+    batch: int,
+    has_scvi: bool,
+    rows: dict[str, dict[str, Any]],
+    epochs: int = THROUGHPUT_EPOCHS,
 ) -> dict[str, Any]:
-    res = compare_pair(
-        adata, THROUGHPUT_EPOCHS, batch, DEVICE, with_scvi=has_scvi, geneae_rows=rows
-    )
+    res = compare_pair(adata, epochs, batch, DEVICE, with_scvi=has_scvi, geneae_rows=rows)
     row: dict[str, Any] = {"batch_size": batch}
     for name in (*rows, "scvi"):
         rec = res.get(name) or {}
@@ -209,40 +223,99 @@ def default_runs(has_scvi: bool) -> dict[str, Any]:
 
 
 # -- 5. anatomy of a step --------------------------------------------------------------------
+#: Kernels listed by their time per step in the anatomy.
+TOP_KERNELS = 12
+
+
 def step_anatomy(adata: Any, batch: int = ANATOMY_BATCH, epochs: int = 2) -> dict[str, Any]:
-    """Kernel time and kernel launches per step of a whole fit, under torch.profiler."""
+    """Where a step's time goes: wall time per step, the GPU's kernels, the host's waits.
+
+    Everything by difference of a fit of one epoch and one of ``1 + epochs`` epochs, per
+    step of the extra epochs, so that the fit's start (the data's copy to the device, the
+    graph's capture) cancels: the step's wall time, the GPU's kernels and copies by name
+    (torch.profiler; the profiler's own annotations left out), and the host's waits for
+    the GPU (the operations that synchronise, torch.cuda's sync debug mode) by the line
+    that waited.
+    """
+    geneae_fit(adata, 1, batch, DEVICE)  # warm: kernels chosen, allocator grown
+    steps = epochs * -(-adata.n_obs // batch)
+    t_one, _ = geneae_fit(adata, 1, batch, DEVICE)
+    t_more, _ = geneae_fit(adata, 1 + epochs, batch, DEVICE)
+    step_s = (t_more - t_one) / steps
+    base, more = _device_work(adata, batch, 1), _device_work(adata, batch, 1 + epochs)
+    per_kernel = {
+        name: ((t - base.get(name, (0.0, 0))[0]) / steps, (n - base.get(name, (0.0, 0))[1]) / steps)
+        for name, (t, n) in more.items()
+    }
+    kernel_us = sum(t for t, _ in per_kernel.values())
+    top = sorted(per_kernel.items(), key=lambda kv: -kv[1][0])[:TOP_KERNELS]
+    return {
+        "batch_size": batch,
+        "steps": steps,
+        "step_ms": 1000 * step_s,
+        "kernel_ms_per_step": kernel_us / 1000,
+        "kernels_per_step": sum(n for _, n in per_kernel.values()),
+        "gpu_busy_fraction": (kernel_us / 1e6) / step_s if step_s > 0 else None,
+        "top_kernels": [
+            {"kernel": name[:100], "us_per_step": t, "calls_per_step": n} for name, (t, n) in top
+        ],
+        "host_waits_per_step": host_waits(adata, batch, epochs),
+    }
+
+
+def _device_work(adata: Any, batch: int, n_epochs: int) -> dict[str, tuple[float, int]]:
+    """Microseconds and launches of each kernel (or copy) of a fit, under torch.profiler."""
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    geneae_fit(adata, 1, batch, DEVICE)  # warm: kernels chosen, allocator grown
-    t_plain, _ = geneae_fit(adata, epochs, batch, DEVICE)
     activities = [ProfilerActivity.CPU]
     if DEVICE == "cuda":
         activities.append(ProfilerActivity.CUDA)
     with profile(activities=activities) as prof:
-        t_prof, _ = geneae_fit(adata, epochs, batch, DEVICE)
+        geneae_fit(adata, n_epochs, batch, DEVICE)
     if DEVICE == "cuda":
         torch.cuda.synchronize()
-    kernel_us, kernels = 0.0, 0
-    for evt in prof.events():  # the device's activities: kernels, copies, memsets
-        if str(getattr(evt, "device_type", "")).endswith("CUDA"):
-            kernel_us += evt.time_range.elapsed_us()
-            kernels += 1
-    device_us = sum(  # the same total as the operators see it, a cross-check
-        float(getattr(e, "self_device_time_total", 0.0) or 0.0) for e in prof.key_averages()
-    )
+    out: dict[str, tuple[float, int]] = {}
+    for evt in prof.events():
+        on_device = str(getattr(evt, "device_type", "")).endswith("CUDA")
+        if on_device and not getattr(evt, "is_user_annotation", False):
+            t, n = out.get(evt.name, (0.0, 0))
+            out[evt.name] = (t + evt.time_range.elapsed_us(), n + 1)
+    return out
+
+
+def host_waits(adata: Any, batch: int, epochs: int) -> dict[str, float] | None:
+    """Operations that made the host wait for the GPU, per training step, by source line.
+
+    Counted by torch.cuda's sync debug mode over fits of 1 and ``1 + epochs`` epochs; the
+    difference leaves what the steps (and epochs) add, not the fit's start.
+    """
+    import collections
+    import warnings
+
+    import torch
+
+    if DEVICE != "cuda":
+        return None
+
+    def sites(n_epochs: int) -> collections.Counter[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                geneae_fit(adata, n_epochs, batch, DEVICE)
+            finally:
+                torch.cuda.set_sync_debug_mode(0)
+        return collections.Counter(
+            f"{Path(w.filename).parent.name}/{Path(w.filename).name}:{w.lineno}"
+            for w in caught
+            if "synchroniz" in str(w.message)
+        )
+
+    base, more = sites(1), sites(1 + epochs)
     steps = epochs * -(-adata.n_obs // batch)
-    return {
-        "batch_size": batch,
-        "steps": steps,
-        "train_s": t_plain,
-        "train_s_profiled": t_prof,
-        "step_ms": 1000 * t_plain / steps,
-        "kernel_ms_per_step": kernel_us / 1000 / steps,
-        "kernels_per_step": kernels / steps,
-        "device_ms_per_step_by_operators": device_us / 1000 / steps,
-        "gpu_busy_fraction": (kernel_us / 1e6) / t_plain if t_plain > 0 else None,
-    }
+    diff = {k: (more[k] - base[k]) / steps for k in more}
+    return {k: v for k, v in sorted(diff.items(), key=lambda kv: -kv[1]) if v > 0}
 
 
 # -- the part ------------------------------------------------------------------------------------
@@ -304,13 +377,19 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     rows = {name: GPU_ROWS[name] for name in spec.get("rows") or GPU_ROWS}
     doc["throughput_rows"] = rows
     doc["throughput"] = []
+    epochs = int(spec.get("throughput_epochs") or THROUGHPUT_EPOCHS)
+    doc["throughput_epochs"] = epochs
     for batch in spec.get("batches") or GPU_BATCHES:
-        work = partial(throughput_row, syn, batch, has_scvi, rows)
+        work = partial(throughput_row, syn, batch, has_scvi, rows, epochs)
         step(f"throughput_{batch}", work, float(spec.get("throughput_needs_s") or 25))
         row = doc.pop(f"throughput_{batch}", None)
         if row is not None:
             doc["throughput"].append(row)
-    step("anatomy", lambda: step_anatomy(syn), 15)
+    for batch in spec.get("anatomy_batches") or (ANATOMY_BATCH,):
+        step(f"anatomy_{batch}", partial(step_anatomy, syn, batch), 15)
+        found = doc.pop(f"anatomy_{batch}", None)
+        if found is not None:
+            doc.setdefault("anatomies", []).append(found)
     step("default_runs", lambda: default_runs(has_scvi), 90)
     doc["loadavg_end"] = loadavg()
     doc["total_s"] = time.perf_counter() - t_start
@@ -339,6 +418,7 @@ ROW_TITLES = {
     "geneae": "geneae as a user's run trains",
     "geneae-eager": "geneae without the graph",
     "geneae-bf16": "geneae bf16-mixed",
+    "geneae-tf32": "geneae, TF32 products",
     "scvi": "scvi-tools",
 }
 
@@ -366,7 +446,7 @@ def gpu_markdown(doc: dict[str, Any] | None) -> list[str]:
         f"{c.get('device_name', 'GPU')} ({doc['updated']}; torch {doc['versions'].get('torch')}"
         f", scvi-tools {doc['versions'].get('scvi-tools')}; a lent machine's time is short, so "
         "the part runs as `python -m benchmarks.gpu` with a time budget, its steps in the "
-        "order below; commands in the list above). Ceilings measured in the same run: "
+        "order below; commands in the list above). " + _parts_when(doc) + "Ceilings: "
         f"matrix product 8192^3 {_n(c.get('gflops_8192_bf16'))} GFLOP/s in bfloat16, "
         f"{_n(c.get('gflops_8192'))} in float32 (TF32 {'on' if c.get('tf32_matmul') else 'off'}); "
         f"2048^3 {_n(c.get('gflops_2048_bf16'))} and {_n(c.get('gflops_2048'))}; "
@@ -374,25 +454,15 @@ def gpu_markdown(doc: dict[str, Any] | None) -> list[str]:
         "",
     ]
     lines += _trajectory_lines(doc.get("trajectories"))
-    lines += _throughput_lines(doc.get("throughput") or [], doc.get("throughput_data") or {})
-    a, before = doc.get("anatomy"), (doc.get("earlier") or {}).get("anatomy")
-    if a:
-        lines += [
-            f"**Anatomy of a step** at batch {a['batch_size']} (a whole fit under "
-            f"torch.profiler): **{a['step_ms']:.2f} ms** a step, of which the GPU's kernels "
-            f"take {a['kernel_ms_per_step']:.2f} ms ({a['kernels_per_step']:.0f} kernels; the "
-            f"GPU busy {100 * (a['gpu_busy_fraction'] or 0):.0f}% of the time)"
-            + (
-                f"; before CUDA graphs {before['step_ms']:.2f} ms, of which kernels "
-                f"{before['kernel_ms_per_step']:.2f} ms (busy "
-                f"{100 * (before['gpu_busy_fraction'] or 0):.0f}%): the host's launches, "
-                "not the GPU, set the pace of these small networks' steps"
-                if before
-                else ""
-            )
-            + ".",
-            "",
-        ]
+    lines += _throughput_lines(
+        doc.get("throughput") or [],
+        doc.get("throughput_data") or {},
+        epochs=doc.get("throughput_epochs") or THROUGHPUT_EPOCHS,
+    )
+    earlier = _earlier_runs(doc)
+    eager = next((e.get("anatomy") for e in reversed(earlier) if e.get("anatomy")), None)
+    for a in doc.get("anatomies") or ([doc["anatomy"]] if doc.get("anatomy") else []):
+        lines += _anatomy_lines(a, eager if a["batch_size"] == ANATOMY_BATCH else None)
     d = doc.get("default_runs")
     if d:
         parts = [
@@ -405,20 +475,83 @@ def gpu_markdown(doc: dict[str, Any] | None) -> list[str]:
             f"{d.get('updated', doc['updated'])}): " + "; ".join(parts) + ".",
             "",
         ]
-    earlier = doc.get("earlier")
-    if earlier:
-        lines += [
-            f"Earlier the same day ({earlier['updated']}), {earlier['note']}:",
-            "",
-        ]
-        eager = {"geneae": "geneae float32 (eager, as runs trained then)"}
-        lines += _throughput_lines(earlier["throughput"], earlier["throughput_data"], eager)
+    for run in earlier:
+        lines += [f"Earlier the same day ({run['updated']}), {run['note']}:", ""]
+        titles = {"geneae": "geneae float32 (eager, as runs trained then)"}
+        if "geneae-eager" in (run.get("throughput_rows") or {}):
+            titles = {"geneae": "geneae (graph; as runs trained then)"}
+        lines += _throughput_lines(run["throughput"], run["throughput_data"], titles)
+        if run.get("anatomy") and run is not earlier[-1]:
+            lines += _anatomy_lines(run["anatomy"], None)
     for what, err in (doc.get("errors") or {}).items():
         lines += [f"- {what} failed: {err}"]
     for what in doc.get("skipped") or []:
         lines += [f"- skipped: {what}"]
     if doc.get("errors") or doc.get("skipped"):
         lines.append("")
+    return lines
+
+
+def _parts_when(doc: dict[str, Any]) -> str:
+    """Which runs the parts come from, where they came from more than one."""
+    parts = doc.get("parts_updated") or {}
+    if len(set(parts.values())) < 2:
+        return "Every part from this one run. "
+    by_time: dict[str, list[str]] = {}
+    for part, when in parts.items():
+        by_time.setdefault(when, []).append(part.replace("_", " "))
+    runs = "; ".join(f"{', '.join(p)} at {when}" for when, p in sorted(by_time.items()))
+    return f"The parts come from several runs: {runs}. "
+
+
+def _earlier_runs(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The part's earlier runs kept beside the latest, newest first (one dict before)."""
+    earlier = doc.get("earlier") or []
+    return [earlier] if isinstance(earlier, dict) else list(earlier)
+
+
+def _anatomy_lines(a: dict[str, Any] | None, before: dict[str, Any] | None) -> list[str]:
+    if not a:
+        return []
+    step_scope = a.get("step_scope", "fits of 1 and more epochs, by difference")
+    kernel_scope = a.get("kernel_scope", "the same difference")
+    lines = [
+        f"**Anatomy of a step** at batch {a['batch_size']}: **{a['step_ms']:.2f} ms** a step "
+        f"({step_scope}), of which the GPU's kernels and copies take "
+        f"{a['kernel_ms_per_step']:.2f} ms ({kernel_scope}; "
+        f"{a['kernels_per_step']:.0f} launches, torch.profiler; the GPU busy "
+        f"{100 * (a['gpu_busy_fraction'] or 0):.0f}% of the time)"
+        + (
+            f"; before CUDA graphs {before['step_ms']:.2f} ms ({before.get('step_scope')}), "
+            f"of which kernels {before['kernel_ms_per_step']:.2f} ms (busy "
+            f"{100 * (before['gpu_busy_fraction'] or 0):.0f}%)"
+            if before
+            else ""
+        )
+        + ".",
+        "",
+    ]
+    waits = a.get("host_waits_per_step")
+    if waits is not None:
+        listed = ", ".join(f"`{site}` {n:.2f}" for site, n in list(waits.items())[:6])
+        lines += [
+            "Where the host waited for the GPU (torch.cuda's sync debug mode, per step, by "
+            "source line; the difference of two fits): "
+            + (listed or "nowhere")
+            + (f" ({a['host_waits_note']})" if a.get("host_waits_note") else "")
+            + ".",
+            "",
+        ]
+    if a.get("top_kernels"):
+        lines += [
+            "| kernel | µs per step | launches per step |",
+            "|---|---|---|",
+            *(
+                f"| `{k['kernel'][:70]}` | {k['us_per_step']:.1f} | {k['calls_per_step']:.1f} |"
+                for k in a["top_kernels"]
+            ),
+            "",
+        ]
     return lines
 
 
@@ -436,7 +569,9 @@ def _trajectory_lines(t: dict[str, Any] | None) -> list[str]:
         f"autoencoder {_gaps(t['ae_float32_gap'])}{graph} (tolerance "
         f"{t['float32_tolerance']:.0e}: "
         f"{'within' if t['ae_float32_within_tolerance'] else 'OUTSIDE'}); in bf16-mixed "
-        f"{_gaps(t['ae_bf16_gap'])}; the VAE, whose noise comes from the device's own "
+        f"{_gaps(t['ae_bf16_gap'])}"
+        + (f"; with TF32 products {_gaps(t['ae_tf32_gap'])}" if t.get("ae_tf32_gap") else "")
+        + "; the VAE, whose noise comes from the device's own "
         f"generator, {_gaps(t['vae_gap'])}{vae_eager} against {_gaps(t['vae_seed_gap'])} "
         "between two seeds on the CPU ("
         + ("within" if t["vae_within_seed_band"] else "OUTSIDE")
@@ -446,7 +581,10 @@ def _trajectory_lines(t: dict[str, Any] | None) -> list[str]:
 
 
 def _throughput_lines(
-    rows: list[dict[str, Any]], data: dict[str, Any], titles: dict[str, str] | None = None
+    rows: list[dict[str, Any]],
+    data: dict[str, Any],
+    titles: dict[str, str] | None = None,
+    epochs: int = THROUGHPUT_EPOCHS,
 ) -> list[str]:
     titles = {**ROW_TITLES, **(titles or {})}
     if not rows:
@@ -456,7 +594,7 @@ def _throughput_lines(
         f"**Throughput**, cells per second of training on synthetic counts "
         f"({data['n_cells']:,} cells x {data['n_genes']:,} genes, sparse; geneae's data "
         "resident on the GPU, scvi-tools with its own loader), per-epoch by difference "
-        f"(t(2N) - t(N)) / N with N = {THROUGHPUT_EPOCHS}, every row in one process:",
+        f"(t(2N) - t(N)) / N with N = {epochs}, every row in one process:",
         "",
         "| batch | " + " | ".join(titles[n] for n in names) + " | geneae / scvi-tools |",
         "|---" * (len(names) + 2) + "|",
@@ -482,6 +620,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip", nargs="*", default=[], help="steps to leave out, by name")
     p.add_argument("--rows", nargs="+", default=list(GPU_ROWS), choices=list(GPU_ROWS))
     p.add_argument("--throughput-needs-s", type=float, default=25.0)
+    p.add_argument("--anatomy-batches", type=int, nargs="+", default=[ANATOMY_BATCH])
+    p.add_argument("--epochs", type=int, default=THROUGHPUT_EPOCHS, help="N of the throughput")
     p.add_argument("--dry-run-on-cpu", action="store_true", help="the same code on the CPU")
     raw = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(raw)
@@ -502,6 +642,8 @@ def main(argv: list[str] | None = None) -> int:
         "skip": args.skip,
         "rows": args.rows,
         "throughput_needs_s": args.throughput_needs_s,
+        "throughput_epochs": args.epochs,
+        "anatomy_batches": args.anatomy_batches,
         "command": command,
     }
     doc = run_one(spec)

@@ -12,8 +12,10 @@ per cell, per epoch) as a fraction of them. The GPU's part is benchmarks.gpu.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -188,6 +190,9 @@ def geneae_fit(
     from geneae.config import RunConfig
     from geneae.model import GeneAE
 
+    settings = dict(settings or {})
+    # A benchmark-only switch: TF32 matrix products for the whole fit (GPU rows).
+    tf32 = settings.pop(TF32_SWITCH, False)
     cfg = RunConfig().updated(
         {
             "preprocess.preset": "counts",
@@ -207,8 +212,25 @@ def geneae_fit(
             **(settings or {}),
         }
     )
-    model = GeneAE(cfg).fit(adata)
+    with _tf32_products() if tf32 else contextlib.nullcontext():
+        model = GeneAE(cfg).fit(adata)
     return float(model.metrics["timings"]["train_s"]), model
+
+
+#: A row setting of :func:`geneae_fit` (not a geneae setting): train with TF32 products.
+TF32_SWITCH = "benchmark.tf32_products"
+
+
+@contextlib.contextmanager
+def _tf32_products() -> Iterator[None]:
+    import torch
+
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
 
 
 def scvi_fit(adata: Any, epochs: int, batch: int, accelerator: str) -> tuple[float, Any]:

@@ -115,6 +115,44 @@ def test_batches_split_across_processes_are_disjoint():
     assert len(libs[0]) + len(libs[1]) == 64
 
 
+def test_batches_counted_on_the_host_equal_gathers_counted_on_the_data(monkeypatch):
+    # Batches tells each gather its number of stored entries (so a GPU need not wait);
+    # the batches must be those the gather makes when it counts them itself, including a
+    # folded last batch (53 = 6 x 8 + 5 rows; 50 = 7 x 7 + 1 folds) and a share per process.
+    x = _matrix(5)
+    t = _tensors(x)
+    counted: list[int | None] = []
+    positions = RowMatrix.positions
+
+    def spy(self, idx, n_stored=None):
+        if self is t.x:  # (this target has a pattern of its own, gathered apart)
+            counted.append(n_stored)
+        return positions(self, idx, n_stored)
+
+    monkeypatch.setattr(RowMatrix, "positions", spy)
+    cases = [(np.arange(53), 8, 1, 0), (np.arange(50), 7, 1, 0), (np.arange(53), 6, 2, 1)]
+    for rows, size, world, rank in cases:
+        b = Batches(
+            t, rows, batch_size=size, device=torch.device("cpu"), shuffle=True, seed=3,
+            rank=rank, world_size=world,
+        )
+        counted.clear()
+        b.set_epoch(1)
+        got, told = list(b), list(counted)
+        assert len(told) == len(got) and all(n is not None for n in told)
+        order = torch.as_tensor(rows).index_select(0, epoch_permutation(len(rows), 3, 1))
+        if world > 1:
+            size_each = len(rows) // world
+            order = order[rank * size_each : (rank + 1) * size_each]
+        for (start, stop), batch, n in zip(b._bounds(), got, told, strict=True):
+            idx = order[start:stop]
+            expected = ExpressionTensors.batch(t, idx)  # counts its entries itself
+            assert n == int(np.diff(x.indptr)[idx.numpy()].sum())
+            assert batch.keys() == expected.keys()
+            for key in batch:
+                assert torch.equal(batch[key], expected[key])
+
+
 def test_validation_batches_keep_order():
     x = _matrix(4)
     t = _tensors(x)

@@ -49,6 +49,8 @@ def test_the_committed_results_render():
     doc = json.loads((RESULTS / "gpu.json").read_text())
     text = "\n".join(gpu_markdown(doc))
     assert "**Throughput**" in text and "**The same loss trajectory**" in text
+    runs = json.loads((RESULTS / "gpu.json").read_text()).get("earlier") or []
+    assert text.count("Earlier the same day") == (len(runs) if isinstance(runs, list) else 1)
 
 
 def test_without_a_gpu_the_last_results_stay(tmp_path, monkeypatch):

@@ -90,16 +90,23 @@ class RowMatrix:
             self.shape, move(self.dense), move(self.indptr), move(self.indices), move(self.data)
         )
 
-    def positions(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """For sparse rows ``idx``: (batch row, storage position) of every stored entry."""
+    def positions(
+        self, idx: torch.Tensor, n_stored: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """For sparse rows ``idx``: (batch row, storage position) of every stored entry.
+
+        ``n_stored``, the rows' number of stored entries when the caller knows it, spares
+        a GPU the wait for the previous step to finish before the output size is known
+        (:class:`Batches` counts it on the host).
+        """
         assert self.indptr is not None
         starts = self.indptr.index_select(0, idx)
         lengths = self.indptr.index_select(0, idx + 1) - starts
-        total = int(lengths.sum())
+        total = int(lengths.sum()) if n_stored is None else n_stored
         # The row's start plus the entry's offset within the row, built without a Python
         # loop over rows.
         row_of_entry = torch.repeat_interleave(
-            torch.arange(idx.numel(), device=idx.device), lengths
+            torch.arange(idx.numel(), device=idx.device), lengths, output_size=total
         )
         # Entry k of the batch lies at its row's start + (k - the row's first k): one
         # per-row shift, gathered once per entry.
@@ -213,9 +220,13 @@ class ExpressionTensors:
         t = self.target
         return t is not None and t.indptr is not None and t.indptr is self.x.indptr
 
-    def batch(self, idx: torch.Tensor) -> Batch:
-        """Gather rows ``idx`` into a batch dict (see docs/architecture.md)."""
-        positions = self.x.positions(idx) if self.x.is_sparse else None
+    def batch(self, idx: torch.Tensor, n_stored: int | None = None) -> Batch:
+        """Gather rows ``idx`` into a batch dict (see docs/architecture.md).
+
+        ``n_stored``: the rows' number of stored entries in a sparse ``x``, if known
+        (see :meth:`RowMatrix.positions`).
+        """
+        positions = self.x.positions(idx, n_stored) if self.x.is_sparse else None
         x, stored = self.x.rows_and_stored(idx, positions)
         out: Batch = {"x": x}
         out.update(self._per_row(idx))
@@ -309,6 +320,10 @@ class Batches:
         self._streaming = tensors.x.dense is not None and tensors.x.dense.device != device
         self._streaming |= tensors.x.indptr is not None and tensors.x.indptr.device != device
         self._rows_on_source = self.rows.to(self._source_device())
+        # Stored entries per row, on the host: each batch's count is known before it is
+        # gathered, so that gathering on a GPU never waits for the GPU (RowMatrix.positions).
+        indptr = tensors.x.indptr
+        self._row_nnz = None if indptr is None else torch.diff(indptr.cpu()).numpy()
 
     def _source_device(self) -> torch.device:
         ref = self.tensors.x.dense if self.tensors.x.dense is not None else self.tensors.x.indptr
@@ -339,16 +354,23 @@ class Batches:
         return len(self._bounds())
 
     def __iter__(self) -> Iterator[Batch]:
-        order = self._rows_on_source
+        order, host_order = self._rows_on_source, self.rows
         if self.shuffle:
             perm = epoch_permutation(len(self.rows), self.seed, self.epoch)
             order = order.index_select(0, perm.to(order.device))
+            host_order = host_order.index_select(0, perm)
         if self.world_size > 1:
             size = self._local_size()
             start = (self.rank * size) % max(1, len(order))
             order = order[start : start + size]
-        for start, stop in self._bounds():
-            batch = self.tensors.batch(order[start:stop])
+            host_order = host_order[start : start + size]
+        bounds = self._bounds()
+        stored: list[int | None] = [None] * len(bounds)
+        if self._row_nnz is not None and bounds:
+            per_row = self._row_nnz[host_order.numpy()]
+            stored = np.add.reduceat(per_row, [b[0] for b in bounds]).tolist()
+        for (start, stop), n_stored in zip(bounds, stored, strict=True):
+            batch = self.tensors.batch(order[start:stop], n_stored)
             if self._streaming:
                 batch = {k: to_device(v, self.device) for k, v in batch.items()}
             yield batch

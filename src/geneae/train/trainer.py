@@ -356,9 +356,10 @@ def fit_module(
             weights_only=True,
         )
     table = history.table()
+    best_state = best.state
     return FitResult(
         history=table,
-        best_state=best.state if best.state is not None else _cpu_state(plan.module),
+        best_state=best_state if best_state is not None else _cpu_state(plan.module),
         epochs_trained=int(trainer.current_epoch),
         best_epoch=best.epoch,
         device=str(trainer.strategy.root_device),
@@ -369,13 +370,25 @@ def fit_module(
 
 
 class BestWeights(Callback):
-    """Keeps a CPU copy of the module's weights at the best monitored epoch."""
+    """Keeps a copy of the module's weights at the best monitored epoch.
+
+    The copy stays on the training device until it is read (:attr:`state`, on the CPU): on
+    a GPU, copying each tensor to the host at every better epoch made the host wait for
+    the GPU once per tensor (25 waits an epoch for the default member; BENCHMARKS.md, GPU).
+    """
 
     def __init__(self, monitor: str) -> None:
         self.monitor = monitor
         self.best = math.inf
         self.epoch: int | None = None
-        self.state: dict[str, torch.Tensor] | None = None
+        self._state: dict[str, torch.Tensor] | None = None
+
+    @property
+    def state(self) -> dict[str, torch.Tensor] | None:
+        """The best epoch's weights, on the CPU (None before any epoch was monitored)."""
+        if self._state is None:
+            return None
+        return {k: v.to("cpu") for k, v in self._state.items()}
 
     def on_train_epoch_end(self, trainer: pl.Trainer, plan: pl.LightningModule) -> None:
         value = trainer.callback_metrics.get(self.monitor)
@@ -384,13 +397,13 @@ class BestWeights(Callback):
         if float(value) < self.best:
             self.best = float(value)
             self.epoch = int(trainer.current_epoch)
-            self.state = _cpu_state(plan.module)
+            self._state = {k: v.detach().clone() for k, v in plan.module.state_dict().items()}
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "epoch": self.epoch, "state": self.state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best, self.epoch, self.state = state["best"], state["epoch"], state["state"]
+        self.best, self.epoch, self._state = state["best"], state["epoch"], state["state"]
 
 
 LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric")
