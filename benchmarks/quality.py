@@ -424,6 +424,10 @@ def _geneae(
         "best_epoch": minfo.get("best_epoch"),
         "stopped_early": minfo.get("stopped_early"),
         "device": minfo.get("device"),
+        # Where a run's time goes besides the members' epochs (the GPU part reads these).
+        "phase_s": (minfo.get("cluster_phase") or {}).get("seconds"),
+        "cpu_threads": minfo.get("cpu_threads"),
+        **({"cuda_graph": minfo["cuda_graph"]} if minfo.get("cuda_graph") else {}),
         "n_parameters": minfo.get("n_parameters"),
         "n_genes_model": model.metrics.get("data", {}).get("n_genes_model"),
         "config": model.config.model_dump(mode="json"),
