@@ -133,8 +133,14 @@ def test_batches_counted_on_the_host_equal_gathers_counted_on_the_data(monkeypat
     cases = [(np.arange(53), 8, 1, 0), (np.arange(50), 7, 1, 0), (np.arange(53), 6, 2, 1)]
     for rows, size, world, rank in cases:
         b = Batches(
-            t, rows, batch_size=size, device=torch.device("cpu"), shuffle=True, seed=3,
-            rank=rank, world_size=world,
+            t,
+            rows,
+            batch_size=size,
+            device=torch.device("cpu"),
+            shuffle=True,
+            seed=3,
+            rank=rank,
+            world_size=world,
         )
         counted.clear()
         b.set_epoch(1)
