@@ -82,6 +82,36 @@ def test_phase_is_reproducible_for_a_seed():
     torch.testing.assert_close(latents[0], latents[1])
 
 
+def test_phase_gathers_are_told_their_stored_entries(monkeypatch):
+    # On a GPU a gather that counts its batch's stored entries itself waits for the GPU
+    # every step; the phase counts them on the host, for the same batches.
+    import scipy.sparse as sp
+
+    batch = nb_clusters(n=200, n_genes=30, k=3, seed=1)
+    counts = sp.csr_matrix(batch["target"].numpy())
+    tensors = ExpressionTensors(
+        x=RowMatrix.from_array(sp.csr_matrix(np.log1p(counts.toarray()))),
+        target=RowMatrix.from_array(counts),
+        library=batch["library"],
+    )
+    assert tensors.x.is_sparse
+    told = []
+    gather = ExpressionTensors.batch
+
+    def spy(self, idx, n_stored=None):
+        told.append((n_stored, int(np.diff(counts.indptr)[idx.numpy()].sum())))
+        return gather(self, idx, n_stored)
+
+    monkeypatch.setattr(ExpressionTensors, "batch", spy)
+    cfg = RunConfig().updated({"model.likelihood": "nb", "model.hidden": [16]})
+    torch.manual_seed(0)
+    module = build_module(cfg.model, 30)
+    train_cfg = cfg.train.model_copy(update={"cluster_epochs": 2, "cluster_batch_size": 64})
+    summary = refine_clusters(module, tensors, train_cfg, 30, kl_weight=1.0)
+    assert summary["device"] == "cpu" and np.isfinite(summary["final_kl"])
+    assert len(told) == 2 * 4 and all(given == actual for given, actual in told)
+
+
 def test_seeds_are_non_negative_integers_as_every_generator_takes():
     import pytest
 

@@ -76,6 +76,20 @@ class RowMatrix:
         return self.dense is None
 
     @property
+    def device(self) -> torch.device:
+        stored = self.dense if self.dense is not None else self.data
+        assert stored is not None
+        return stored.device
+
+    def stored_per_row(self) -> np.ndarray | None:
+        """Each row's number of stored entries, on the host (None for a dense matrix).
+
+        With it a batch's count is known before the batch is gathered, so that gathering on
+        a GPU never waits for the GPU (:meth:`positions`).
+        """
+        return None if self.indptr is None else torch.diff(self.indptr.cpu()).numpy()
+
+    @property
     def nbytes(self) -> int:
         parts = (self.dense, self.indptr, self.indices, self.data)
         return sum(t.numel() * t.element_size() for t in parts if t is not None)
@@ -320,10 +334,7 @@ class Batches:
         self._streaming = tensors.x.dense is not None and tensors.x.dense.device != device
         self._streaming |= tensors.x.indptr is not None and tensors.x.indptr.device != device
         self._rows_on_source = self.rows.to(self._source_device())
-        # Stored entries per row, on the host: each batch's count is known before it is
-        # gathered, so that gathering on a GPU never waits for the GPU (RowMatrix.positions).
-        indptr = tensors.x.indptr
-        self._row_nnz = None if indptr is None else torch.diff(indptr.cpu()).numpy()
+        self._row_nnz = tensors.x.stored_per_row()
 
     def _source_device(self) -> torch.device:
         ref = self.tensors.x.dense if self.tensors.x.dense is not None else self.tensors.x.indptr

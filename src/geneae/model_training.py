@@ -389,16 +389,20 @@ def train_one(
     train_s = time.perf_counter() - t1
     epoch_s = train_s / result.epochs_run if result.epochs_run else None
     module.load_state_dict(result.best_state)
-    module.to("cpu").eval()
     phase = None
     if train_cfg.cluster_epochs and result.is_global_zero:
         from geneae.train.cluster_phase import refine_clusters
 
         final_kl = train_cfg.kl_weight if config.model.is_variational else 0.0
-        # Data on disk: on the cells held in memory (geneae.ondisk.OnDisk.hold_sample).
-        held = prepared.in_memory.tensors
+        # Where training's data were: on its device (a GPU's phase runs there), else the
+        # host; data on disk, on the cells held in memory (geneae.ondisk.OnDisk.hold_sample).
+        held = datamodule.on_device()
+        if held is None:
+            held = prepared.in_memory.tensors
+        module.to(held.x.device)
         phase = refine_clusters(module, held, train_cfg, n_genes, final_kl)
         train_s += phase["seconds"]
+    module.to("cpu").eval()
     history = result.history
     model_metrics: dict[str, Any] = {
         "family": config.model.family,

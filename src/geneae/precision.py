@@ -81,9 +81,13 @@ def native_bf16_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
     return frozenset()
 
 
-def autocast_for(precision: str) -> torch.autocast:
-    """The CPU autocast region of a resolved precision.
+def autocast_for(precision: str, device_type: str = "cpu") -> torch.autocast:
+    """The autocast region of a resolved precision, for a loop geneae runs itself.
 
     Both mixed settings are bfloat16 on a CPU, as Lightning runs them; ``32`` disables it.
+    On a GPU ``bf16-mixed`` is bfloat16 too, and ``16-mixed`` runs in float32: float16
+    needs Lightning's gradient scaling, which a loop of geneae's own does not have.
     """
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision != "32")
+    if device_type == "cpu":
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision != "32")
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")

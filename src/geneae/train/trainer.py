@@ -198,6 +198,10 @@ class RowsDataModule(pl.LightningDataModule):
         """The batch iterable of ``rows`` for ``trainer``."""
         raise NotImplementedError
 
+    def on_device(self) -> ExpressionTensors | None:
+        """All the data on the training device, where training put them there (else None)."""
+        return None
+
     def setup(self, stage: str) -> None:
         if self.train_batches is not None:
             return
@@ -230,6 +234,9 @@ class ExpressionDataModule(RowsDataModule):
         self.tensors = tensors
         self.source: ExpressionTensors | None = None
         self.resident = True
+
+    def on_device(self) -> ExpressionTensors | None:
+        return self.source if self.resident else None
 
     def make_batches(self, trainer: pl.Trainer, rows: np.ndarray, *, shuffle: bool) -> Batches:
         device = trainer.strategy.root_device
