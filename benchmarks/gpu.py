@@ -14,10 +14,13 @@ lent GPU's time is short), each recorded as it finishes:
    GPU trajectory must stay as close to the CPU's as a second CPU seed is;
 3. **throughput**: cells per second of training, per-epoch by difference (t(2N) - t(N)) / N
    as on the CPU, at batches 128-4096 on a synthetic count matrix resident on the device,
-   geneae in float32 (``auto`` on a GPU) and in bf16-mixed against scvi-tools (float32, its
+   geneae as a user's run trains (float32, CUDA graphs), without the graph, in bf16-mixed
+   and with TF32 matrix products (a benchmark-only switch) against scvi-tools (float32, its
    own data loader) in the same process;
-4. **anatomy of a step**: at batch 1024, the GPU's kernel time per step (torch.profiler)
-   against the step's wall time: how far a step is from being bound by the GPU's work;
+4. **anatomy of a step**: at batch 1024 (``--anatomy-batches``), by difference of fits of
+   one and more epochs: a step's wall time, the GPU's kernels by name (torch.profiler) and
+   the operations that made the host wait for the GPU, by source line (sync debug mode):
+   how far a step is from being bound by the GPU's work, and what stands in the way;
 5. **the default run**: benchmarks.quality's ``recommended`` and ``scvi`` records on 10x
    PBMC (seed 0) on the GPU: fit time and ARI beside the CPU's records in quality.json.
 """
@@ -57,7 +60,7 @@ from benchmarks.speed import (
 
 GPU_BATCHES = (4096, 2048, 1024, 512, 256, 128)  # the quick ones first
 THROUGHPUT_CELLS = 32_768
-THROUGHPUT_EPOCHS = 2  # N of the per-epoch difference; 1 + N + 2N epochs per row and batch
+THROUGHPUT_EPOCHS = 3  # N of the per-epoch difference; 1 + N + 2N epochs per row and batch
 TRAJECTORY_EPOCHS = 5
 #: Largest relative per-epoch loss difference, deterministic model, float32 on both.
 FLOAT32_TOLERANCE = 1e-3
@@ -483,7 +486,9 @@ def gpu_markdown(doc: dict[str, Any] | None) -> list[str]:
         titles = {"geneae": "geneae float32 (eager, as runs trained then)"}
         if "geneae-eager" in (run.get("throughput_rows") or {}):
             titles = {"geneae": "geneae (graph; as runs trained then)"}
-        lines += _throughput_lines(run["throughput"], run["throughput_data"], titles)
+        lines += _throughput_lines(
+            run["throughput"], run["throughput_data"], titles, epochs=run["throughput_epochs"]
+        )
         if run.get("anatomy") and run is not earlier[-1]:
             lines += _anatomy_lines(run["anatomy"], None)
     for what, err in (doc.get("errors") or {}).items():
