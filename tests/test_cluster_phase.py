@@ -230,3 +230,51 @@ def test_an_evaluation_asking_for_finer_clusters_warns_and_records_it():
         metrics = evaluate_file(model, adata)
     recorded = metrics["comparison"]["clustering"]["finer_than_phase"]
     assert "40 clusters asked for (evaluate.n_clusters)" in recorded
+
+
+class _Moved(torch.nn.Module):
+    """A stand-in module that records where it is moved and what it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.devices, self.loaded = [], []
+
+    def to(self, device):
+        self.devices.append(str(device))
+        return self
+
+    def load_state_dict(self, state, strict=True, assign=False):
+        self.loaded.append(state)
+
+
+def test_a_phase_that_fails_on_a_gpu_runs_again_on_the_host(monkeypatch):
+    # The phase runs where training's data were; on a GPU a failure (its memory, an
+    # operation it lacks) must not lose the run: the phase starts again on the host, from
+    # the best weights, and says why. On the host itself a failure is a failure.
+    from types import SimpleNamespace
+
+    import geneae.train.cluster_phase as cluster_phase
+    from geneae.model_training import _phase_where
+
+    calls = []
+
+    def fake_phase(module, tensors, cfg, n_genes, kl_weight):
+        calls.append(tensors)
+        if len(calls) == 1:
+            raise RuntimeError("CUDA error: out of memory\nmore lines")
+        return {"seconds": 1.0, "device": "cpu"}
+
+    monkeypatch.setattr(cluster_phase, "refine_clusters", fake_phase)
+    held = SimpleNamespace(x=SimpleNamespace(device=torch.device("cuda", 0)))
+    host, best = object(), {"w": torch.zeros(1)}
+    module = _Moved()
+    phase = _phase_where(held, host, best, module, RunConfig().train, 30, 1.0)
+    assert calls == [held, host]
+    assert module.devices == ["cuda:0", "cpu"] and module.loaded == [best]
+    assert phase["device"] == "cpu (on cuda:0 it failed: RuntimeError: CUDA error: out of memory)"
+
+    calls.clear()
+    on_host = SimpleNamespace(x=SimpleNamespace(device=torch.device("cpu")))
+    with pytest.raises(RuntimeError, match="out of memory"):
+        _phase_where(on_host, host, best, _Moved(), RunConfig().train, 30, 1.0)
+    assert calls == [on_host]
