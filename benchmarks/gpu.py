@@ -472,7 +472,7 @@ def gpu_markdown(doc: dict[str, Any] | None) -> list[str]:
     d = doc.get("default_runs")
     if d:
         parts = [
-            f"`{m}` ARI {r['ari']:.3f}, NMI {r['nmi']:.3f}, fit {r['fit_s']:.1f} s"
+            f"`{m}` ARI {r['ari']:.3f}, NMI {r['nmi']:.3f}, fit {r['fit_s']:.1f} s" + _fit_parts(r)
             for m, r in ((m, d.get(m)) for m in ("recommended", "scvi"))
             if r and r.get("ari") is not None
         ]
@@ -498,6 +498,17 @@ def gpu_markdown(doc: dict[str, Any] | None) -> list[str]:
     if doc.get("errors") or doc.get("skipped"):
         lines.append("")
     return lines
+
+
+def _fit_parts(record: dict[str, Any]) -> str:
+    """Where a default run's fit went, where its record says (records from 2026-12-04 on)."""
+    if record.get("phase_s") is None:
+        return ""
+    return (
+        f" (preprocessing {record.get('preprocess_s') or 0:.1f} s, training "
+        f"{record.get('train_s') or 0:.1f} s; the members' clustering phases "
+        f"{record['phase_s']:.1f} s together)"
+    )
 
 
 def _parts_when(doc: dict[str, Any]) -> str:
