@@ -254,7 +254,6 @@ def test_a_phase_that_fails_on_a_gpu_runs_again_on_the_host(monkeypatch):
     from types import SimpleNamespace
 
     import geneae.train.cluster_phase as cluster_phase
-    from geneae.model_training import _phase_where
 
     calls = []
 
@@ -268,7 +267,7 @@ def test_a_phase_that_fails_on_a_gpu_runs_again_on_the_host(monkeypatch):
     held = SimpleNamespace(x=SimpleNamespace(device=torch.device("cuda", 0)))
     host, best = object(), {"w": torch.zeros(1)}
     module = _Moved()
-    phase = _phase_where(held, host, best, module, RunConfig().train, 30, 1.0)
+    phase = cluster_phase.refine_where_trained(module, held, host, best, RunConfig().train, 30, 1.0)
     assert calls == [held, host]
     assert module.devices == ["cuda:0", "cpu"] and module.loaded == [best]
     assert phase["device"] == "cpu (on cuda:0 it failed: RuntimeError: CUDA error: out of memory)"
@@ -276,5 +275,7 @@ def test_a_phase_that_fails_on_a_gpu_runs_again_on_the_host(monkeypatch):
     calls.clear()
     on_host = SimpleNamespace(x=SimpleNamespace(device=torch.device("cpu")))
     with pytest.raises(RuntimeError, match="out of memory"):
-        _phase_where(on_host, host, best, _Moved(), RunConfig().train, 30, 1.0)
+        cluster_phase.refine_where_trained(
+            _Moved(), on_host, host, best, RunConfig().train, 30, 1.0
+        )
     assert calls == [on_host]

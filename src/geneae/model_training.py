@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import torch
 
-from geneae.batches import ExpressionTensors, split_indices
-from geneae.config import RunConfig, TrainConfig
+from geneae.batches import split_indices
+from geneae.config import RunConfig
 from geneae.data_start import DataStart, data_start, start_from_data
 from geneae.module import Ensemble, build_module, members_of
 from geneae.precision import choose_precision, training_device_type
@@ -326,38 +326,6 @@ def _train_wave(
     return done
 
 
-def _phase_where(
-    held: ExpressionTensors,
-    host: ExpressionTensors,
-    best_state: dict[str, torch.Tensor],
-    module: torch.nn.Module,
-    train_cfg: TrainConfig,
-    n_genes: int,
-    kl_weight: float,
-) -> dict[str, Any]:
-    """The clustering phase on ``held``'s device; on the host if it fails on an accelerator.
-
-    A phase that fails on a GPU (out of its memory, or an operation the device lacks) starts
-    again on the host from the best weights, and its metrics say why
-    (``cluster_phase.device``), as a failed CUDA-graph capture leaves training eager.
-    """
-    from geneae.train.cluster_phase import refine_clusters
-
-    device = held.x.device
-    module.to(device)
-    try:
-        return refine_clusters(module, held, train_cfg, n_genes, kl_weight)
-    except RuntimeError as exc:
-        if device.type == "cpu":
-            raise
-        why = f"{type(exc).__name__}: {exc}".splitlines()[0]
-    module.to("cpu")
-    module.load_state_dict(best_state)
-    phase = refine_clusters(module, host, train_cfg, n_genes, kl_weight)
-    phase["device"] = f"cpu (on {device} it failed: {why})"
-    return phase
-
-
 def merge_member_metrics(parts: list[dict[str, Any]], module: torch.nn.Module) -> dict[str, Any]:
     """metrics.json's ``model`` section of an ensemble from its members' sections.
 
@@ -423,14 +391,17 @@ def train_one(
     module.load_state_dict(result.best_state)
     phase = None
     if train_cfg.cluster_epochs and result.is_global_zero:
+        from geneae.train.cluster_phase import refine_where_trained
+
         final_kl = train_cfg.kl_weight if config.model.is_variational else 0.0
         # Where training's data were: on its device (a GPU's phase runs there), else the
         # host; data on disk, on the cells held in memory (geneae.ondisk.OnDisk.hold_sample).
-        held = datamodule.on_device()
-        if held is None:
-            held = prepared.in_memory.tensors
         host = prepared.in_memory.tensors
-        phase = _phase_where(held, host, result.best_state, module, train_cfg, n_genes, final_kl)
+        on_device = datamodule.on_device()
+        held = host if on_device is None else on_device
+        phase = refine_where_trained(
+            module, held, host, result.best_state, train_cfg, n_genes, final_kl
+        )
         train_s += phase["seconds"]
     module.to("cpu").eval()
     history = result.history

@@ -160,6 +160,37 @@ def refine_clusters(
     }
 
 
+def refine_where_trained(
+    module: ExpressionModule,
+    held: ExpressionTensors,
+    host: ExpressionTensors,
+    best_state: Mapping[str, Tensor],
+    cfg: TrainConfig,
+    n_genes: int,
+    kl_weight: float,
+) -> dict[str, Any]:
+    """:func:`refine_clusters` on ``held``'s device; on the host if it fails on another.
+
+    ``held`` is where training's data were (a GPU's copy, or ``host``). A phase that fails
+    on a GPU (out of its memory, or an operation the device lacks) starts again on the host
+    from ``best_state``, and its summary says why (``device``), as a failed CUDA-graph
+    capture leaves training eager.
+    """
+    device = held.x.device
+    module.to(device)
+    try:
+        return refine_clusters(module, held, cfg, n_genes, kl_weight)
+    except RuntimeError as exc:
+        if device.type == "cpu":
+            raise
+        why = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    module.to("cpu")
+    module.load_state_dict(best_state)
+    phase = refine_clusters(module, host, cfg, n_genes, kl_weight)
+    phase["device"] = f"cpu (on {device} it failed: {why})"
+    return phase
+
+
 def finer_than_phase(
     phase: Mapping[str, Any] | None, n_clusters: int | None, asked_by: str
 ) -> str | None:
