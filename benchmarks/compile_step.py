@@ -18,56 +18,33 @@ import argparse
 import time
 from typing import Any
 
-from benchmarks.common import load_dataset
-from benchmarks.profile_step import alternate_ms
+from benchmarks.profile_step import alternate_ms, default_member
 
 
 def compare(dataset: str, batch_size: int, steps: int = 120) -> dict[str, Any]:
     """Compile seconds and ms per step, eager and compiled, of the default member's step."""
     import torch
 
-    from geneae import GeneAE, RunConfig
-    from geneae.precision import autocast_for, choose_precision
-    from geneae.train.plan import TrainingPlan
-
-    adata = load_dataset(dataset)
-    settings = {"train.max_epochs": 1, "train.quiet": True, "model.members": 1}
-    model = GeneAE(RunConfig().updated(settings))
-    model.fit(adata)  # builds and sets up the default model as a user's run does
-    module = model.module.train()
-    tensors = model.preprocess(adata).tensors
-    plan = TrainingPlan(module, model.config.model, model.config.train, 1)
-    configured = plan.configure_optimizers()
-    optimizer = configured["optimizer"] if isinstance(configured, dict) else configured
-    precision = choose_precision(model.config.train.precision, "cpu")[0]
-    gen = torch.Generator().manual_seed(0)
+    member = default_member(dataset)
+    module = member.module
 
     def loss(batch: Any) -> Any:
         return module.loss(batch, kl_weight=0.3).loss
 
     compiled = torch.compile(loss, dynamic=True)
-
-    def step_with(fn: Any) -> Any:
-        def step() -> None:
-            idx = torch.randint(0, tensors.n_obs, (batch_size,), generator=gen)
-            with autocast_for(precision):
-                value = fn(tensors.batch(idx))
-            optimizer.zero_grad(set_to_none=True)
-            value.backward()
-            optimizer.step()
-
-        return step
+    eager_step = member.step(member.precision, loss, batch_size)
+    compiled_step = member.step(member.precision, compiled, batch_size)
 
     t0 = time.perf_counter()
     for _ in range(3):  # compiles (a batch of new size may compile once more)
-        step_with(compiled)()
+        compiled_step()
     compile_s = time.perf_counter() - t0
     variants = {
-        "eager": lambda: (step_with(loss), lambda: None),
-        "compiled": lambda: (step_with(compiled), lambda: None),
+        "eager": lambda: (eager_step, lambda: None),
+        "compiled": lambda: (compiled_step, lambda: None),
     }
     ms = {name: 1000 * s for name, s in alternate_ms(variants, steps).items()}
-    return {"compile_s": compile_s, "ms_per_step": ms, "precision": precision}
+    return {"compile_s": compile_s, "ms_per_step": ms, "precision": member.precision}
 
 
 def main() -> None:

@@ -21,6 +21,8 @@ import re
 import statistics
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +121,73 @@ def _elementwise_losses() -> Any:
     return undo
 
 
+@dataclass
+class DefaultMember:
+    """The default model's one member, set up on a dataset as a user's run sets it up."""
+
+    model: Any  # the fitted GeneAE (its configuration)
+    module: Any
+    tensors: Any
+    optimizer: Any  # the one training uses (fused Adam)
+    precision: str  # what ``auto`` gives this CPU
+    n_obs: int
+    n_vars: int
+
+    def step(
+        self,
+        precision: str,
+        loss: Callable[[Any], Any] | None = None,
+        batch_size: int | None = None,
+    ) -> Callable[[], None]:
+        """A training step on random rows, in ``precision``.
+
+        ``loss`` maps a batch to the loss to minimise (the module's own by default);
+        ``batch_size``: the default's unless given.
+        """
+        import torch
+
+        from geneae.precision import autocast_for
+
+        gen = torch.Generator().manual_seed(0)
+        rows = batch_size or self.model.config.train.batch_size
+        loss = loss or (lambda batch: self.module.loss(batch, kl_weight=0.3).loss)
+
+        def step() -> None:
+            idx = torch.randint(0, self.n_obs, (rows,), generator=gen)
+            with autocast_for(precision):  # as Lightning runs the step at that precision
+                value = loss(self.tensors.batch(idx))
+            self.optimizer.zero_grad(set_to_none=True)
+            value.backward()
+            self.optimizer.step()
+
+        return step
+
+
+def default_member(dataset: str) -> DefaultMember:
+    """:class:`DefaultMember` on ``dataset`` (one fitted epoch builds and sets it up)."""
+    from geneae import GeneAE, RunConfig
+    from geneae.precision import choose_precision
+    from geneae.train.plan import TrainingPlan
+
+    adata = load_dataset(dataset)
+    settings = {"train.max_epochs": 1, "train.quiet": True, "model.members": 1}
+    model = GeneAE(RunConfig().updated(settings))
+    model.fit(adata)  # builds and sets up the default model as a user's run does
+    module = model.module.train()
+    plan = TrainingPlan(module, model.config.model, model.config.train, 1)
+    configured = plan.configure_optimizers()
+    optimizer = configured["optimizer"] if isinstance(configured, dict) else configured
+    return DefaultMember(
+        model=model,
+        module=module,
+        tensors=model.preprocess(adata).tensors,
+        optimizer=optimizer,
+        precision=choose_precision(model.config.train.precision, "cpu")[0],
+        n_obs=int(adata.n_obs),
+        n_vars=int(adata.n_vars),
+    )
+
+
 def profile_default_step(dataset: str, steps: int = 60, warmup: int = 10) -> dict[str, Any]:
     """Profile ``steps`` training steps of the default model on ``dataset``.
 
@@ -128,36 +197,10 @@ def profile_default_step(dataset: str, steps: int = 60, warmup: int = 10) -> dic
     """
     import torch
 
-    from geneae import GeneAE, RunConfig
-    from geneae.precision import autocast_for, choose_precision
-    from geneae.train.plan import TrainingPlan
-
-    adata = load_dataset(dataset)
-    settings = {"train.max_epochs": 1, "train.quiet": True, "model.members": 1}
-    model = GeneAE(RunConfig().updated(settings))
-    model.fit(adata)  # builds and sets up the default model as a user's run does
-    module = model.module.train()
-    tensors = model.preprocess(adata).tensors
+    member = default_member(dataset)
+    model, precision = member.model, member.precision
     batch_size = model.config.train.batch_size
-    plan = TrainingPlan(module, model.config.model, model.config.train, 1)
-    configured = plan.configure_optimizers()  # the optimizer training uses (fused Adam)
-    optimizer = configured["optimizer"] if isinstance(configured, dict) else configured
-    gen = torch.Generator().manual_seed(0)
-
-    precision = choose_precision(model.config.train.precision, "cpu")[0]
-
-    def step_in(chosen: str) -> Any:
-        def step() -> None:
-            idx = torch.randint(0, tensors.n_obs, (batch_size,), generator=gen)
-            with autocast_for(chosen):  # as Lightning runs the step at that precision
-                loss = module.loss(tensors.batch(idx), kl_weight=0.3).loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-
-        return step
-
-    default_step = step_in(precision)
+    default_step = member.step(precision)
 
     def plain() -> Any:
         return default_step, lambda: None
@@ -166,7 +209,7 @@ def profile_default_step(dataset: str, steps: int = 60, warmup: int = 10) -> dic
         return default_step, _elementwise_losses()
 
     def float32() -> Any:
-        return step_in("32"), lambda: None
+        return member.step("32"), lambda: None
 
     variants = {"default": plain, "elementwise": elementwise}
     if precision != "32":
@@ -189,7 +232,7 @@ def profile_default_step(dataset: str, steps: int = 60, warmup: int = 10) -> dic
         ops.append((evt.key, ms, evt.count // steps))
     ops_ms = sum(groups.values())
     return {
-        "dataset": {"name": dataset, "n_cells": int(adata.n_obs), "n_genes": int(adata.n_vars)},
+        "dataset": {"name": dataset, "n_cells": member.n_obs, "n_genes": member.n_vars},
         "model": {
             "family": model.config.model.family,
             "likelihood": model.config.model.likelihood,
