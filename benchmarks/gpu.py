@@ -23,6 +23,9 @@ lent GPU's time is short), each recorded as it finishes:
    how far a step is from being bound by the GPU's work, and what stands in the way;
 5. **the default run**: benchmarks.quality's ``recommended`` and ``scvi`` records on 10x
    PBMC (seed 0) on the GPU: fit time and ARI beside the CPU's records in quality.json.
+
+The anatomy's measurements live in :mod:`benchmarks.gpu_anatomy`, BENCHMARKS.md's section in
+:mod:`benchmarks.gpu_markdown`.
 """
 
 from __future__ import annotations
@@ -47,10 +50,9 @@ from benchmarks.common import (
     versions,
     write_json_atomic,
 )
+from benchmarks.gpu_anatomy import step_anatomy
 from benchmarks.speed import (
     BATCH,
-    HIDDEN,
-    LATENT,
     TF32_SWITCH,
     _hvg_counts,
     compare_pair,
@@ -228,102 +230,6 @@ def default_runs(has_scvi: bool) -> dict[str, Any]:
     return out
 
 
-# -- 5. anatomy of a step --------------------------------------------------------------------
-#: Kernels listed by their time per step in the anatomy.
-TOP_KERNELS = 12
-
-
-def step_anatomy(adata: Any, batch: int = ANATOMY_BATCH, epochs: int = 2) -> dict[str, Any]:
-    """Where a step's time goes: wall time per step, the GPU's kernels, the host's waits.
-
-    Everything by difference of a fit of one epoch and one of ``1 + epochs`` epochs, per
-    step of the extra epochs, so that the fit's start (the data's copy to the device, the
-    graph's capture) cancels: the step's wall time, the GPU's kernels and copies by name
-    (torch.profiler; the profiler's own annotations left out), and the host's waits for
-    the GPU (the operations that synchronise, torch.cuda's sync debug mode) by the line
-    that waited.
-    """
-    geneae_fit(adata, 1, batch, DEVICE)  # warm: kernels chosen, allocator grown
-    steps = epochs * -(-adata.n_obs // batch)
-    t_one, _ = geneae_fit(adata, 1, batch, DEVICE)
-    t_more, _ = geneae_fit(adata, 1 + epochs, batch, DEVICE)
-    step_s = (t_more - t_one) / steps
-    base, more = _device_work(adata, batch, 1), _device_work(adata, batch, 1 + epochs)
-    per_kernel = {
-        name: ((t - base.get(name, (0.0, 0))[0]) / steps, (n - base.get(name, (0.0, 0))[1]) / steps)
-        for name, (t, n) in more.items()
-    }
-    kernel_us = sum(t for t, _ in per_kernel.values())
-    top = sorted(per_kernel.items(), key=lambda kv: -kv[1][0])[:TOP_KERNELS]
-    return {
-        "batch_size": batch,
-        "steps": steps,
-        "step_ms": 1000 * step_s,
-        "kernel_ms_per_step": kernel_us / 1000,
-        "kernels_per_step": sum(n for _, n in per_kernel.values()),
-        "gpu_busy_fraction": (kernel_us / 1e6) / step_s if step_s > 0 else None,
-        "top_kernels": [
-            {"kernel": name[:100], "us_per_step": t, "calls_per_step": n} for name, (t, n) in top
-        ],
-        "host_waits_per_step": host_waits(adata, batch, epochs),
-    }
-
-
-def _device_work(adata: Any, batch: int, n_epochs: int) -> dict[str, tuple[float, int]]:
-    """Microseconds and launches of each kernel (or copy) of a fit, under torch.profiler."""
-    import torch
-    from torch.profiler import ProfilerActivity, profile
-
-    activities = [ProfilerActivity.CPU]
-    if DEVICE == "cuda":
-        activities.append(ProfilerActivity.CUDA)
-    with profile(activities=activities) as prof:
-        geneae_fit(adata, n_epochs, batch, DEVICE)
-    if DEVICE == "cuda":
-        torch.cuda.synchronize()
-    out: dict[str, tuple[float, int]] = {}
-    for evt in prof.events():
-        on_device = str(getattr(evt, "device_type", "")).endswith("CUDA")
-        if on_device and not getattr(evt, "is_user_annotation", False):
-            t, n = out.get(evt.name, (0.0, 0))
-            out[evt.name] = (t + evt.time_range.elapsed_us(), n + 1)
-    return out
-
-
-def host_waits(adata: Any, batch: int, epochs: int) -> dict[str, float] | None:
-    """Operations that made the host wait for the GPU, per training step, by source line.
-
-    Counted by torch.cuda's sync debug mode over fits of 1 and ``1 + epochs`` epochs; the
-    difference leaves what the steps (and epochs) add, not the fit's start.
-    """
-    import collections
-    import warnings
-
-    import torch
-
-    if DEVICE != "cuda":
-        return None
-
-    def sites(n_epochs: int) -> collections.Counter[str]:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            torch.cuda.set_sync_debug_mode("warn")
-            try:
-                geneae_fit(adata, n_epochs, batch, DEVICE)
-            finally:
-                torch.cuda.set_sync_debug_mode(0)
-        return collections.Counter(
-            f"{Path(w.filename).parent.name}/{Path(w.filename).name}:{w.lineno}"
-            for w in caught
-            if "synchroniz" in str(w.message)
-        )
-
-    base, more = sites(1), sites(1 + epochs)
-    steps = epochs * -(-adata.n_obs // batch)
-    diff = {k: (more[k] - base[k]) / steps for k in more}
-    return {k: v for k, v in sorted(diff.items(), key=lambda kv: -kv[1]) if v > 0}
-
-
 # -- the part ------------------------------------------------------------------------------------
 def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     """The GPU measurements (in a worker process), each step inside the time budget."""
@@ -392,7 +298,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         if row is not None:
             doc["throughput"].append(row)
     for batch in spec.get("anatomy_batches") or (ANATOMY_BATCH,):
-        step(f"anatomy_{batch}", partial(step_anatomy, syn, batch), 15)
+        step(f"anatomy_{batch}", partial(step_anatomy, syn, batch, DEVICE), 15)
         found = doc.pop(f"anatomy_{batch}", None)
         if found is not None:
             doc.setdefault("anatomies", []).append(found)
@@ -414,217 +320,11 @@ def run_gpu(out_dir: Path, *, timeout: float | None = None) -> dict[str, Any] | 
     spec = {"task": "gpu", "command": command_line()}
     result = run_part(spec, out_dir, "gpu", timeout)
     if result is not None:
+        from benchmarks.gpu_markdown import gpu_markdown
+
         print("\n".join(gpu_markdown(result)))
         print(f"wrote {out_dir / 'gpu.json'}")
     return result
-
-
-# -- BENCHMARKS.md -------------------------------------------------------------------------------
-ROW_TITLES = {
-    "geneae": "geneae as a user's run trains",
-    "geneae-eager": "geneae without the graph",
-    "geneae-bf16": "geneae bf16-mixed",
-    "geneae-tf32": "geneae, TF32 products",
-    "scvi": "scvi-tools",
-}
-
-
-def _n(v: Any, fmt: str = ",.0f") -> str:
-    return "–" if v is None else format(v, fmt)
-
-
-def _gaps(values: list[float]) -> str:
-    return ", ".join(f"{v:.1e}" for v in values)
-
-
-def gpu_markdown(doc: dict[str, Any] | None) -> list[str]:
-    """BENCHMARKS.md's GPU section."""
-    title = "### GPU"
-    if doc is None:
-        run = "`python -m benchmarks speed --speed-parts gpu`"
-        return [title, "", f"Not run. Run {run} on a machine with a GPU.", ""]
-    if doc.get("note"):
-        return [title, "", f"Not measured: {doc['note']}.", ""]
-    c = doc.get("ceilings") or {}
-    lines = [
-        title,
-        "",
-        f"{c.get('device_name', 'GPU')} ({doc['updated']}; torch {doc['versions'].get('torch')}"
-        f", scvi-tools {doc['versions'].get('scvi-tools')}; a lent machine's time is short, so "
-        "the part runs as `python -m benchmarks.gpu` with a time budget, its steps in the "
-        "order below; commands in the list above). " + _parts_when(doc) + "Ceilings: "
-        f"matrix product 8192^3 {_n(c.get('gflops_8192_bf16'))} GFLOP/s in bfloat16, "
-        f"{_n(c.get('gflops_8192'))} in float32 (TF32 {'on' if c.get('tf32_matmul') else 'off'}); "
-        f"2048^3 {_n(c.get('gflops_2048_bf16'))} and {_n(c.get('gflops_2048'))}; "
-        f"device-to-device copy {_n(c.get('copy_gbps'))} GB/s.",
-        "",
-    ]
-    lines += _trajectory_lines(doc.get("trajectories"))
-    lines += _throughput_lines(
-        doc.get("throughput") or [],
-        doc.get("throughput_data") or {},
-        epochs=doc.get("throughput_epochs") or THROUGHPUT_EPOCHS,
-    )
-    earlier = _earlier_runs(doc)
-    eager = next((e.get("anatomy") for e in reversed(earlier) if e.get("anatomy")), None)
-    for a in doc.get("anatomies") or ([doc["anatomy"]] if doc.get("anatomy") else []):
-        lines += _anatomy_lines(a, eager if a["batch_size"] == ANATOMY_BATCH else None)
-    d = doc.get("default_runs")
-    if d:
-        parts = [
-            f"`{m}` ARI {r['ari']:.3f}, NMI {r['nmi']:.3f}, fit {r['fit_s']:.1f} s" + _fit_parts(r)
-            for m, r in ((m, d.get(m)) for m in ("recommended", "scvi"))
-            if r and r.get("ari") is not None
-        ]
-        lines += [
-            "**The default run on the GPU** (benchmarks.quality's records, 10x PBMC, seed 0, "
-            f"{d.get('updated', doc['updated'])}): " + "; ".join(parts) + ".",
-            "",
-        ]
-    for run in earlier:
-        lines += [f"Earlier the same day ({run['updated']}), {run['note']}:", ""]
-        titles = {"geneae": "geneae float32 (eager, as runs trained then)"}
-        if "geneae-eager" in (run.get("throughput_rows") or {}):
-            titles = {"geneae": "geneae (graph; as runs trained then)"}
-        lines += _throughput_lines(
-            run["throughput"], run["throughput_data"], titles, epochs=run["throughput_epochs"]
-        )
-        if run.get("anatomy") and run is not earlier[-1]:
-            lines += _anatomy_lines(run["anatomy"], None)
-    for what, err in (doc.get("errors") or {}).items():
-        lines += [f"- {what} failed: {err}"]
-    for what in doc.get("skipped") or []:
-        lines += [f"- skipped: {what}"]
-    if doc.get("errors") or doc.get("skipped"):
-        lines.append("")
-    return lines
-
-
-def _fit_parts(record: dict[str, Any]) -> str:
-    """Where a default run's fit went, where its record says (records from 2026-12-04 on)."""
-    if record.get("phase_s") is None:
-        return ""
-    return (
-        f" (preprocessing {record.get('preprocess_s') or 0:.1f} s, training "
-        f"{record.get('train_s') or 0:.1f} s; the members' clustering phases "
-        f"{record['phase_s']:.1f} s together)"
-    )
-
-
-def _parts_when(doc: dict[str, Any]) -> str:
-    """Which runs the parts come from, where they came from more than one."""
-    parts = doc.get("parts_updated") or {}
-    if len(set(parts.values())) < 2:
-        return "Every part from this one run. "
-    by_time: dict[str, list[str]] = {}
-    for part, when in parts.items():
-        by_time.setdefault(when, []).append(part.replace("_", " "))
-    runs = "; ".join(f"{', '.join(p)} at {when}" for when, p in sorted(by_time.items()))
-    return f"The parts come from several runs: {runs}. "
-
-
-def _earlier_runs(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """The part's earlier runs kept beside the latest, newest first (one dict before)."""
-    earlier = doc.get("earlier") or []
-    return [earlier] if isinstance(earlier, dict) else list(earlier)
-
-
-def _anatomy_lines(a: dict[str, Any] | None, before: dict[str, Any] | None) -> list[str]:
-    if not a:
-        return []
-    step_scope = a.get("step_scope", "fits of 1 and more epochs, by difference")
-    kernel_scope = a.get("kernel_scope", "the same difference")
-    lines = [
-        f"**Anatomy of a step** at batch {a['batch_size']}: **{a['step_ms']:.2f} ms** a step "
-        f"({step_scope}), of which the GPU's kernels and copies take "
-        f"{a['kernel_ms_per_step']:.2f} ms ({kernel_scope}; "
-        f"{a['kernels_per_step']:.0f} launches, torch.profiler; the GPU busy "
-        f"{100 * (a['gpu_busy_fraction'] or 0):.0f}% of the time)"
-        + (
-            f"; before CUDA graphs {before['step_ms']:.2f} ms ({before.get('step_scope')}), "
-            f"of which kernels {before['kernel_ms_per_step']:.2f} ms (busy "
-            f"{100 * (before['gpu_busy_fraction'] or 0):.0f}%)"
-            if before
-            else ""
-        )
-        + ".",
-        "",
-    ]
-    waits = a.get("host_waits_per_step")
-    if waits is not None:
-        listed = ", ".join(f"`{site}` {n:.2f}" for site, n in list(waits.items())[:6])
-        lines += [
-            "Where the host waited for the GPU (torch.cuda's sync debug mode, per step, by "
-            "source line; the difference of two fits): "
-            + (listed or "nowhere")
-            + (f" ({a['host_waits_note']})" if a.get("host_waits_note") else "")
-            + ".",
-            "",
-        ]
-    if a.get("top_kernels"):
-        lines += [
-            "| kernel | µs per step | launches per step |",
-            "|---|---|---|",
-            *(
-                f"| `{k['kernel'][:70]}` | {k['us_per_step']:.1f} | {k['calls_per_step']:.1f} |"
-                for k in a["top_kernels"]
-            ),
-            "",
-        ]
-    return lines
-
-
-def _trajectory_lines(t: dict[str, Any] | None) -> list[str]:
-    if not t:
-        return []
-    graph = f"; without the graph {_gaps(t['ae_eager_gap'])}" if t.get("ae_eager_gap") else ""
-    vae_eager = (
-        f" (without the graph {_gaps(t['vae_eager_gap'])})" if t.get("vae_eager_gap") else ""
-    )
-    return [
-        f"**The same loss trajectory** (10x PBMC, NB, 1 x {HIDDEN}, latent {LATENT}, batch "
-        f"{BATCH}, the first {t['epochs']} epochs, seed 0). Relative gap of the per-epoch "
-        "training loss on the GPU to the CPU's (float32 on both): the deterministic "
-        f"autoencoder {_gaps(t['ae_float32_gap'])}{graph} (tolerance "
-        f"{t['float32_tolerance']:.0e}: "
-        f"{'within' if t['ae_float32_within_tolerance'] else 'OUTSIDE'}); in bf16-mixed "
-        f"{_gaps(t['ae_bf16_gap'])}"
-        + (f"; with TF32 products {_gaps(t['ae_tf32_gap'])}" if t.get("ae_tf32_gap") else "")
-        + "; the VAE, whose noise comes from the device's own "
-        f"generator, {_gaps(t['vae_gap'])}{vae_eager} against {_gaps(t['vae_seed_gap'])} "
-        "between two seeds on the CPU ("
-        + ("within" if t["vae_within_seed_band"] else "OUTSIDE")
-        + " twice that band on average).",
-        "",
-    ]
-
-
-def _throughput_lines(
-    rows: list[dict[str, Any]],
-    data: dict[str, Any],
-    titles: dict[str, str] | None = None,
-    epochs: int = THROUGHPUT_EPOCHS,
-) -> list[str]:
-    titles = {**ROW_TITLES, **(titles or {})}
-    if not rows:
-        return []
-    names = [n for n in (*GPU_ROWS, "scvi") if any(r.get(f"{n}_cells_per_s") for r in rows)]
-    lines = [
-        f"**Throughput**, cells per second of training on synthetic counts "
-        f"({data['n_cells']:,} cells x {data['n_genes']:,} genes, sparse; geneae's data "
-        "resident on the GPU, scvi-tools with its own loader), per-epoch by difference "
-        f"(t(2N) - t(N)) / N with N = {epochs}, every row in one process:",
-        "",
-        "| batch | " + " | ".join(titles[n] for n in names) + " | geneae / scvi-tools |",
-        "|---" * (len(names) + 2) + "|",
-    ]
-    for r in sorted(rows, key=lambda r: r["batch_size"]):
-        cells = " | ".join(_n(r.get(f"{n}_cells_per_s")) for n in names)
-        g, s = r.get("geneae_cells_per_s"), r.get("scvi_cells_per_s")
-        ratio = f"**{g / s:.1f}x**" if g and s else "–"
-        lines.append(f"| {r['batch_size']} | {cells} | {ratio} |")
-    lines.append("")
-    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -665,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
         "anatomy_batches": args.anatomy_batches,
         "command": command,
     }
+    from benchmarks.gpu_markdown import gpu_markdown
+
     doc = run_one(spec)
     write_json_atomic(args.out, doc)
     print("\n".join(gpu_markdown(doc)))

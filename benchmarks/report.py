@@ -25,7 +25,7 @@ from benchmarks.common import (
     save_figure_atomic,
     write_text_atomic,
 )
-from benchmarks.gpu import gpu_markdown
+from benchmarks.gpu_markdown import gpu_markdown
 from benchmarks.outofcore import markdown as outofcore_markdown
 from benchmarks.profile_step import profile_markdown
 from benchmarks.quality import GENEAE_PRESETS, METHODS, PCA_METHODS, PEERS

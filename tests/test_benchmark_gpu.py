@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.gpu import gpu_markdown, relative_gaps, run_gpu
+from benchmarks.gpu import relative_gaps, run_gpu
+from benchmarks.gpu_markdown import gpu_markdown
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
