@@ -389,6 +389,7 @@ def test_members_are_single_models_of_their_seeds_and_survive_save_and_load(tmp_
     assert model.metrics["model"]["epochs_trained"] == [3, 3]
     phase = model.metrics["model"]["cluster_phase"]
     assert len(phase["clusters"]) == 2 and len(phase["initial_sizes"]) == 2
+    assert phase["device"] == ["cpu", "cpu"]  # where each member's phase ran
     assert list(model.history["member"]) == [0, 0, 0, 1, 1, 1]
     # Member 0 is the single model of the run's seed (at its thread count); member 1 another.
     single_config = quick_config(**{"train.cluster_epochs": 2, "train.num_threads": 1})

@@ -331,7 +331,7 @@ def merge_member_metrics(parts: list[dict[str, Any]], module: torch.nn.Module) -
 
     What the members share once; ``members``; the ensemble's parameter count; per member
     (lists in member order) what differs: epochs, best epoch, early stop and the
-    clustering phase's clusters.
+    clustering phase's clusters and where it ran.
     """
     per_member = ("epochs_trained", "best_epoch", "stopped_early")
     merged = {k: v for k, v in parts[0].items() if k not in (*per_member, "cluster_phase")}
@@ -343,7 +343,10 @@ def merge_member_metrics(parts: list[dict[str, Any]], module: torch.nn.Module) -
     if phases:
         merged["cluster_phase"] = {
             **{k: phases[0][k] for k in ("epochs", "resolution", "weight")},
-            **{k: [ph[k] for ph in phases] for k in ("clusters", "initial_sizes", "final_kl")},
+            **{
+                k: [ph[k] for ph in phases]
+                for k in ("clusters", "initial_sizes", "final_kl", "device")
+            },
             "seconds": sum(ph["seconds"] for ph in phases),
         }
     return merged
