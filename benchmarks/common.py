@@ -37,16 +37,26 @@ DATASETS: dict[str, str | None] = {
 # data). name -> how it is made: the ``*_lognorm`` sets are the same cells as the count
 # set of that name as log1p(normalize_total(1e4)) of its 2,000 HVGs (seurat_v3 on counts,
 # as every method's input), with no counts anywhere; ``pbmc68k_lognorm`` is scanpy's
-# bundled pbmc68k_reduced (its log-normalised ``raw.X``, 700 x 765, 10 labels);
-# ``bulk_tcga_like`` is benchmarks.synthetic.synthetic_bulk (600 samples x 20,000 genes
-# in TPM, 8 tumour types).
+# bundled pbmc68k_reduced (its log-normalised ``raw.X``, 700 x 765, 10 labels); the
+# ``*_allgenes_lognorm`` sets are whole-genome matrices of shared/data (every gene seen in a
+# cell, see ALLGENES_FILES) as log1p(normalize_total(1e4)), the shape a scanpy user holds
+# before any gene selection; ``bulk_tcga_like`` is benchmarks.synthetic.synthetic_bulk
+# (600 samples x 20,000 genes in TPM, 8 tumour types).
 LOGNORM_DATASETS: tuple[str, ...] = (
     "pbmc_10x_lognorm",
     "worm_neuron_lognorm",
     "mouse_bladder_lognorm",
     "cite_cbmc_lognorm",
     "pbmc68k_lognorm",
+    "worm_neuron_allgenes_lognorm",
+    "mouse_bladder_allgenes_lognorm",
 )
+# The whole-genome files behind the ``*_allgenes_lognorm`` sets (the bladder file is the
+# source's selection of 2,100 cells).
+ALLGENES_FILES: dict[str, str] = {
+    "worm_neuron_allgenes_lognorm": "worm_neuron/worm_neuron_cell.h5",
+    "mouse_bladder_allgenes_lognorm": "mouse_bladder/mouse_bladder_cell_select_2100.h5",
+}
 BULK_DATASETS: tuple[str, ...] = ("bulk_tcga_like",)
 # Synthetic counts that probe one property, reported in a section of their own (not in the
 # count sets' tables across datasets): ``fine_subtypes`` is
@@ -184,13 +194,37 @@ def _load_values(name: str) -> Any:
 
     from benchmarks.quality import select_genes
 
-    a = select_genes(load_dataset(name.removesuffix("_lognorm")))
+    if name in ALLGENES_FILES:
+        a = _whole_genome(name)
+        sc.pp.filter_genes(a, min_cells=1)
+    else:
+        a = select_genes(load_dataset(name.removesuffix("_lognorm")))
     sc.pp.normalize_total(a, target_sum=1e4)
     sc.pp.log1p(a)
     x = a.X.toarray() if sp.issparse(a.X) else np.asarray(a.X)
     return ad.AnnData(
         X=x.astype(np.float32), obs=a.obs[["label"]].copy(), var=pd.DataFrame(index=a.var_names)
     )
+
+
+def _whole_genome(name: str) -> Any:
+    """The counts and labels of an ``*_allgenes_lognorm`` set's file (see ALLGENES_FILES)."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from geneae.io import read
+
+    path = shared_data_dir() / ALLGENES_FILES[name]
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: dataset file not found; set GENEAE_SHARED_DATA to the shared data folder"
+        )
+    raw = read(path)
+    counts = sp.csr_matrix(raw.X.astype(np.float32))
+    adata = counts_anndata(counts, raw.obs["Y"].astype(str).to_numpy())
+    adata.var_names = [str(g) for g in raw.var_names]
+    adata.var_names_make_unique()
+    return adata
 
 
 # -- facts about the run -------------------------------------------------------------------

@@ -319,18 +319,22 @@ def _pca_of_values(
     adata: Any, n_comps: int, scale: bool, seed: int, *, log: bool
 ) -> tuple[Any, dict[str, Any]]:
     """PCA of values that are not counts: log1p first where they are unlogged (bulk TPM),
-    every gene kept (the log-normalised sets hold their 2,000 HVGs already)."""
+    then scanpy's selection for log values (seurat flavour, 2,000 genes) where the table has
+    more genes (the ``*_lognorm`` sets of count sets hold their 2,000 HVGs already)."""
     import scanpy as sc
 
     t0 = time.perf_counter()
     a = adata.copy()
+    pipeline = ["log1p"] if log else ["values as given"]
     if log:
         sc.pp.log1p(a)
+    if a.n_vars > N_TOP_GENES:
+        sc.pp.highly_variable_genes(a, flavor="seurat", n_top_genes=N_TOP_GENES, subset=True)
+        pipeline.append(f"hvg seurat {N_TOP_GENES}")
     if scale:
         sc.pp.scale(a, max_value=10)
     sc.pp.pca(a, n_comps=min(n_comps, min(a.shape) - 1), random_state=seed)
-    pipeline = "log1p" if log else "values as given"
-    return a.obsm["X_pca"], _pca_info(a, time.perf_counter() - t0, pipeline, scale)
+    return a.obsm["X_pca"], _pca_info(a, time.perf_counter() - t0, ", ".join(pipeline), scale)
 
 
 def _pca_info(a: Any, fit_s: float, pipeline: str, scale: bool) -> dict[str, Any]:

@@ -437,6 +437,42 @@ def test_unlogged_expression_is_logged_before_standardising(caplog) -> None:
     np.testing.assert_allclose(out.X, np.clip(expected, -10, 10), rtol=1e-4, atol=1e-4)
 
 
+def whole_genome_values(unlogged: bool = False) -> ad.AnnData:
+    """Log-normalised values (no counts) of more genes than the counts preset keeps; TPM-like
+    unlogged values (``expm1`` x 100) with ``unlogged``."""
+    n_genes = PRESET_STEPS["counts"]["n_top_genes"] + 300
+    adata = scanpy_lognorm(make_counts(n_cells=120, n_genes=n_genes, seed=3))
+    x = dense(adata.X)
+    adata.X = (np.expm1(x) * 100 if unlogged else x).astype(np.float32)
+    return adata
+
+
+@pytest.mark.parametrize("unlogged", [False, True])
+def test_auto_keeps_the_seurat_top_genes_of_a_whole_genome_log_matrix(unlogged, caplog) -> None:
+    adata = whole_genome_values(unlogged)
+    n_top = PRESET_STEPS["counts"]["n_top_genes"]
+    pre = Preprocessor("auto")
+    with caplog.at_level("INFO", logger="geneae.pp.selection"):
+        pre.fit(adata)
+    ref = adata.copy()
+    if unlogged:
+        sc.pp.log1p(ref)
+    table = sc.pp.highly_variable_genes(ref, flavor="seurat", n_top_genes=n_top, inplace=False)
+    assert pre.genes_ == list(adata.var_names[table["highly_variable"].to_numpy()])
+    assert f"kept the {n_top} most variable of {adata.n_vars} genes" in caplog.text
+    assert "n_top_genes: 0 keeps them all" in caplog.text
+
+
+def test_auto_keeps_every_gene_when_told_or_when_values_are_scaled() -> None:
+    adata = whole_genome_values()
+    every = Preprocessor("auto", n_top_genes=0).fit(adata)
+    assert every.genes_ == list(adata.var_names)
+    # z-scores: every gene's variance is one, nothing to rank by
+    scaled = adata.copy()
+    scaled.X = StandardScaler().fit_transform(scaled.X).astype(np.float32)
+    assert Preprocessor("auto").fit(scaled).genes_ == list(adata.var_names)
+
+
 def test_why_counts_with_a_negative_entry_are_not_counts_is_said() -> None:
     from geneae.facts import describe
 

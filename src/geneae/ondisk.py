@@ -39,7 +39,7 @@ from geneae.model_outputs import forward_pass
 from geneae.pp import Preprocessor
 from geneae.pp.streaming import fit_streaming
 from geneae.prepared import Outputs, Prepared, covariate_codes, covariate_levels, to_tensors
-from geneae.resolve import PRESET_STEPS, auto_preset, resolve
+from geneae.resolve import n_top_genes_for, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -74,18 +74,16 @@ def use_out_of_core(train: TrainConfig, nbytes: int) -> bool:
 def model_genes_at_most(data: BackedData, config: RunConfig) -> int:
     """The most genes the preprocessing can keep of ``data``, known before it is fitted.
 
-    ``preprocess.n_top_genes`` when set, else the preset's; ``auto`` becomes the counts preset
-    (2,000 highly variable genes) on raw counts and ``standardize`` (every gene) on other
-    values, told here from the store's first chunk (the route is decided before the full
-    pass that describes the data); 0 keeps every gene.
+    ``preprocess.n_top_genes`` when set, else the preset's; under ``auto`` what
+    :func:`geneae.resolve.n_top_genes_for` gives for the store's values (2,000 highly
+    variable genes of raw counts and of log-normalised or unlogged values, every gene of
+    scaled ones), told here from the store's first chunk (the route is decided before the
+    full pass that describes the data); 0 keeps every gene.
     """
-    preset = config.preprocess.preset
-    n_top = config.preprocess.n_top_genes
-    if n_top is None:
-        if preset == "auto":
-            sample = _facts(data, config.train.chunk_rows, first_chunk_only=True)
-            preset = auto_preset(sample.has_counts)
-        n_top = PRESET_STEPS[preset]["n_top_genes"]
+    cfg = config.preprocess
+    looks = cfg.n_top_genes is None and cfg.preset == "auto"
+    sample = _facts(data, config.train.chunk_rows, first_chunk_only=True) if looks else None
+    n_top = n_top_genes_for(cfg, sample)
     return min(data.n_vars, n_top) if n_top else data.n_vars
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -15,6 +16,8 @@ import pandas as pd
 from geneae.errors import DataWarning, InputError
 from geneae.pp.blocks import Matrix, nonzero_per, row_blocks, row_sums, take
 from geneae.pp.checks import needs_counts, preview
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from geneae.config import PreprocessConfig
@@ -210,7 +213,15 @@ def select_cells_and_genes(
     if 0 < steps.n_top_genes < kept.genes.size:
         if steps.hvg_flavor == "seurat_v3" and not has_counts:
             raise needs_counts("hvg_flavor='seurat_v3'", why_not_counts)
+        n_before = kept.genes.size
         kept.genes = kept.genes[hvg()]
+        logger.info(
+            "kept the %d most variable of %d genes (hvg_flavor %s; preprocess.n_top_genes: 0 "
+            "keeps them all)",
+            kept.genes.size,
+            n_before,
+            steps.hvg_flavor,
+        )
     if steps.drop_empty:
         drop_empty_cells(kept, base, "all zero in the selected genes")
     warn_dropped(kept, kept.cells.size, len(var_names))

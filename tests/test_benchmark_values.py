@@ -1,0 +1,32 @@
+"""The benchmark's PCA peers on values that are not counts (benchmarks/quality.py)."""
+
+import anndata as ad
+import numpy as np
+import scanpy as sc
+
+from benchmarks.quality import N_TOP_GENES, _pca_of_values
+
+
+def _log_values(n_genes: int, seed: int = 0) -> ad.AnnData:
+    rng = np.random.default_rng(seed)
+    counts = rng.poisson(rng.lognormal(-1.0, 1.0, size=n_genes), size=(150, n_genes))
+    x = np.log1p(counts / np.maximum(counts.sum(1, keepdims=True), 1) * 1e4)
+    return ad.AnnData(X=x.astype(np.float32))
+
+
+def test_pca_of_a_whole_genome_log_matrix_takes_scanpy_hvgs_first():
+    adata = _log_values(N_TOP_GENES + 300)
+    latent, info = _pca_of_values(adata, 10, True, 0, log=False)
+    ref = adata.copy()
+    sc.pp.highly_variable_genes(ref, flavor="seurat", n_top_genes=N_TOP_GENES, subset=True)
+    sc.pp.scale(ref, max_value=10)
+    sc.pp.pca(ref, n_comps=10, random_state=0)
+    assert info["n_genes_model"] == N_TOP_GENES
+    assert "hvg seurat" in info["config"]["pipeline"]
+    np.testing.assert_allclose(np.abs(latent), np.abs(ref.obsm["X_pca"]), rtol=1e-4, atol=1e-4)
+
+
+def test_pca_of_a_table_of_selected_genes_keeps_them_all():
+    adata = _log_values(300)
+    _, info = _pca_of_values(adata, 10, False, 0, log=False)
+    assert info["n_genes_model"] == 300 and "hvg" not in info["config"]["pipeline"]
