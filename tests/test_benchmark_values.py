@@ -14,7 +14,7 @@ def _log_values(n_genes: int, seed: int = 0) -> ad.AnnData:
     return ad.AnnData(X=x.astype(np.float32))
 
 
-def test_pca_of_a_whole_genome_log_matrix_takes_scanpy_hvgs_first():
+def test_scaled_pca_of_a_whole_genome_log_matrix_takes_scanpy_hvgs_first():
     adata = _log_values(N_TOP_GENES + 300)
     latent, info = _pca_of_values(adata, 10, True, 0, log=False)
     ref = adata.copy()
@@ -26,7 +26,8 @@ def test_pca_of_a_whole_genome_log_matrix_takes_scanpy_hvgs_first():
     np.testing.assert_allclose(np.abs(latent), np.abs(ref.obsm["X_pca"]), rtol=1e-4, atol=1e-4)
 
 
-def test_pca_of_a_table_of_selected_genes_keeps_them_all():
-    adata = _log_values(300)
-    _, info = _pca_of_values(adata, 10, False, 0, log=False)
+def test_unscaled_pca_and_pca_of_a_table_of_selected_genes_keep_every_gene():
+    _, info = _pca_of_values(_log_values(N_TOP_GENES + 300), 10, False, 0, log=False)
+    assert info["n_genes_model"] == N_TOP_GENES + 300 and "hvg" not in info["config"]["pipeline"]
+    _, info = _pca_of_values(_log_values(300), 10, True, 0, log=False)
     assert info["n_genes_model"] == 300 and "hvg" not in info["config"]["pipeline"]

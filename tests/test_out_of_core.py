@@ -158,6 +158,32 @@ def test_streaming_fit_equals_the_fit_in_memory(counts_file, store, steps):
         np.testing.assert_allclose(streamed.stats_[key], values, rtol=1e-9, atol=1e-12)
 
 
+def test_streaming_seurat_v3_widens_a_singular_loess_as_the_fit_in_memory(tmp_path):
+    pytest.importorskip("skmisc")
+    # 300 common genes and 150 seen once each: the loess is singular at span 0.3, not 0.4
+    rng = np.random.default_rng(0)
+    common = rng.poisson(rng.lognormal(0, 1, 300), size=(200, 300))
+    rare = np.zeros((200, 150))
+    rare[rng.integers(0, 200, 150), np.arange(150)] = 1
+    x = np.hstack([common, rare]).astype(np.float32)
+    x[x.sum(axis=1) == 0, 0] = 1.0
+    adata = ad.AnnData(X=sp.csr_matrix(x[:, x.sum(axis=0) > 0]))
+    adata.write_h5ad(tmp_path / "rare.h5ad")
+    steps = {"preset": "counts", "n_top_genes": 100}
+    with pytest.warns(DataWarning, match="fitted at span 0.4"):
+        in_memory = Preprocessor(**steps).fit(adata)
+    data = open_backed(tmp_path / "rare.h5ad")
+    accumulator = FactsAccumulator(data.n_vars, has_counts_layer=False)
+    for _, chunk in data.chunks(64):
+        accumulator.add(chunk.X, None)
+    streamed = Preprocessor(**steps)
+    with pytest.warns(DataWarning, match="fitted at span 0.4"):
+        fit_streaming(
+            streamed, lambda: data.chunks(64), accumulator.facts(), data.obs.index, data.var.index
+        )
+    assert streamed.genes_ == in_memory.genes_
+
+
 def test_mad_gene_selection_does_not_stream(counts_file):
     adata, folder = counts_file
     data = open_backed(folder / "counts.h5ad")

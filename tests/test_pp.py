@@ -97,6 +97,54 @@ def test_hvg_on_lognormalised_data_matches_scanpy(flavor: str) -> None:
     assert pre.genes_ == list(adata.var_names[table["highly_variable"].to_numpy()])
 
 
+def counts_with_rare_genes(n_rare: int = 150, seed: int = 0) -> ad.AnnData:
+    """Counts of 300 common genes and ``n_rare`` genes seen once each (a whole-genome
+    table's tail): skmisc's loess is singular at scanpy's span 0.3 on them, not at 0.4."""
+    rng = np.random.default_rng(seed)
+    n_cells = 200
+    common = rng.poisson(rng.lognormal(0, 1, 300), size=(n_cells, 300))
+    rare = np.zeros((n_cells, n_rare))
+    rare[rng.integers(0, n_cells, n_rare), np.arange(n_rare)] = 1
+    x = np.hstack([common, rare]).astype(np.float32)
+    x[x.sum(axis=1) == 0, 0] = 1.0
+    x = x[:, x.sum(axis=0) > 0]
+    var = pd.DataFrame(index=[f"gene{j}" for j in range(x.shape[1])])
+    return ad.AnnData(X=sp.csr_matrix(x), var=var)
+
+
+def test_hvg_seurat_v3_widens_a_singular_loess_as_scanpy_would_be_told_to() -> None:
+    pytest.importorskip("skmisc")
+    adata = counts_with_rare_genes()
+    with pytest.raises(ValueError):  # scanpy's own default span
+        sc.pp.highly_variable_genes(adata, flavor="seurat_v3", n_top_genes=100, inplace=False)
+    with pytest.warns(DataWarning, match="singular at span 0.3 .* fitted at span 0.4"):
+        pre = Preprocessor("counts", n_top_genes=100).fit(adata)
+    table = sc.pp.highly_variable_genes(
+        adata, flavor="seurat_v3", n_top_genes=100, span=0.4, inplace=False
+    )
+    assert pre.genes_ == list(adata.var_names[table["highly_variable"].to_numpy()])
+
+
+def test_a_loess_singular_at_every_span_is_one_line_naming_the_way_out() -> None:
+    from geneae.pp.transforms import SEURAT_V3_SPANS, with_loess_span
+
+    tried = []
+
+    def singular(span: float) -> None:
+        tried.append(span)
+        raise ValueError(b"reciprocal condition number  1e-16\n")
+
+    with pytest.raises(InputError, match=r"singular on these 7 genes .*min_cells_per_gene"):
+        with_loess_span(singular, 7)
+    assert tried == list(SEURAT_V3_SPANS)
+
+    def other_error(span: float) -> None:  # not the loess's: not retried, not renamed
+        raise ValueError("something else")
+
+    with pytest.raises(ValueError, match="something else"):
+        with_loess_span(other_error, 7)
+
+
 def test_hvg_by_variance_matches_numpy() -> None:
     adata = make_continuous()
     pre = Preprocessor("standardize", n_top_genes=20).fit(adata)
@@ -459,7 +507,7 @@ def test_auto_keeps_the_seurat_top_genes_of_a_whole_genome_log_matrix(unlogged, 
         sc.pp.log1p(ref)
     table = sc.pp.highly_variable_genes(ref, flavor="seurat", n_top_genes=n_top, inplace=False)
     assert pre.genes_ == list(adata.var_names[table["highly_variable"].to_numpy()])
-    assert f"kept the {n_top} most variable of {adata.n_vars} genes" in caplog.text
+    assert f"kept the {n_top:,} most variable of {adata.n_vars:,} genes" in caplog.text
     assert "n_top_genes: 0 keeps them all" in caplog.text
 
 

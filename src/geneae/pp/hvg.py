@@ -79,8 +79,9 @@ class ClippedSums:
 def seurat_v3_fit(mean: np.ndarray, var: np.ndarray, n_obs: int) -> tuple[np.ndarray, np.ndarray]:
     """(regularised sd, clip value) of each gene from the counts' mean and variance (ddof 1).
 
-    The loess of scanpy's ``seurat_v3`` (span 0.3, degree 2) on the genes whose variance
-    is not 0.
+    The loess of scanpy's ``seurat_v3`` (degree 2; span 0.3, or the first wider span of
+    :data:`geneae.pp.transforms.SEURAT_V3_SPANS` where that is singular) on the genes whose
+    variance is not 0.
     """
     try:
         from skmisc.loess import loess
@@ -91,9 +92,14 @@ def seurat_v3_fit(mean: np.ndarray, var: np.ndarray, n_obs: int) -> tuple[np.nda
         ) from exc
     not_const = var > 0
     fitted = np.zeros(mean.size)
-    model = loess(np.log10(mean[not_const]), np.log10(var[not_const]), span=0.3, degree=2)
-    model.fit()
-    fitted[not_const] = model.outputs.fitted_values
+    x, y = np.log10(mean[not_const]), np.log10(var[not_const])
+
+    def fit(span: float) -> np.ndarray:
+        model = loess(x, y, span=span, degree=2)
+        model.fit()
+        return model.outputs.fitted_values
+
+    fitted[not_const] = T.with_loess_span(fit, int(not_const.sum()))
     reg_std = np.sqrt(10**fitted)
     return reg_std, reg_std * np.sqrt(n_obs) + mean
 

@@ -216,10 +216,10 @@ def select_cells_and_genes(
         n_before = kept.genes.size
         kept.genes = kept.genes[hvg()]
         logger.info(
-            "kept the %d most variable of %d genes (hvg_flavor %s; preprocess.n_top_genes: 0 "
+            "kept the %s most variable of %s genes (hvg_flavor %s; preprocess.n_top_genes: 0 "
             "keeps them all)",
-            kept.genes.size,
-            n_before,
+            f"{kept.genes.size:,}",
+            f"{n_before:,}",
             steps.hvg_flavor,
         )
     if steps.drop_empty:

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
+from typing import TypeVar
+
 import anndata as ad
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.utils.sparsefuncs import mean_variance_axis, min_max_axis
 
+from geneae.errors import DataWarning, InputError
 from geneae.pp.blocks import Matrix, densify, row_sums
+
+Fitted = TypeVar("Fitted")
+
+#: The loess spans of ``seurat_v3`` tried in turn: scanpy's 0.3 first, wider ones where that
+#: fit is singular. skmisc's loess fails outright (R's warns and goes on) where thousands of
+#: genes share one low mean and variance, e.g. the 2,304 genes seen in a single cell of the
+#: whole-genome worm neuron table, which fits at 0.35.
+SEURAT_V3_SPANS = (0.3, 0.4, 0.5, 1.0)
 
 
 def normalize_total(x: Matrix, target_sum: float) -> Matrix:
@@ -66,15 +79,56 @@ def top(score: np.ndarray, n: int) -> np.ndarray:
 
 
 def scanpy_hvg(x: Matrix, flavor: str, n_top: int) -> np.ndarray:
-    """Mask of scanpy's ``n_top`` highly variable genes of ``x`` for ``flavor``."""
+    """Mask of scanpy's ``n_top`` highly variable genes of ``x`` for ``flavor``.
+
+    ``seurat_v3`` fits its loess at the first of :data:`SEURAT_V3_SPANS` that is not singular.
+    """
     import scanpy as sc  # slow to import; only needed here
 
     data = ad.AnnData(X=x, var=pd.DataFrame(index=[f"g{i}" for i in range(x.shape[1])]))
+
+    def select(span: float) -> pd.DataFrame:
+        extra = {"span": span} if flavor == "seurat_v3" else {}
+        return sc.pp.highly_variable_genes(
+            data, flavor=flavor, n_top_genes=n_top, inplace=False, **extra
+        )
+
     try:
-        table = sc.pp.highly_variable_genes(data, flavor=flavor, n_top_genes=n_top, inplace=False)
+        table = with_loess_span(select, x.shape[1]) if flavor == "seurat_v3" else select(0.0)
     except ImportError as exc:  # seurat_v3 needs scikit-misc
         raise ImportError(
             f"hvg_flavor={flavor!r} needs an optional package ({exc}); install it with "
             "`pip install scikit-misc`, or choose hvg_flavor='seurat' / 'variance'."
         ) from exc
     return table["highly_variable"].to_numpy(dtype=bool)
+
+
+def with_loess_span(fit: Callable[[float], Fitted], n_genes: int) -> Fitted:
+    """``fit(span)`` at the first of :data:`SEURAT_V3_SPANS` whose loess is not singular.
+
+    A span wider than scanpy's is said in a warning; a loess singular at every span is an
+    :class:`~geneae.errors.InputError` naming the way out.
+    """
+    for span in SEURAT_V3_SPANS:
+        try:
+            fitted = fit(span)
+        except ValueError as exc:
+            # skmisc's loess reports its numerical failures as ValueError(bytes)
+            if not (exc.args and isinstance(exc.args[0], bytes)):
+                raise
+            failure = exc.args[0].decode(errors="replace").strip()
+            continue
+        if span != SEURAT_V3_SPANS[0]:
+            warnings.warn(
+                f"hvg_flavor seurat_v3: the loess of gene variance on mean was singular at "
+                f"span {SEURAT_V3_SPANS[0]:g} (many genes of the same low mean, such as genes "
+                f"seen in one cell); fitted at span {span:g} instead",
+                DataWarning,
+                stacklevel=2,
+            )
+        return fitted
+    raise InputError(
+        f"hvg_flavor seurat_v3: the loess of gene variance on mean is singular on these "
+        f"{n_genes} genes at every span tried ({failure}); drop rarely seen genes "
+        "(preprocess.min_cells_per_gene, e.g. 3) or choose preprocess.hvg_flavor 'seurat'."
+    )
