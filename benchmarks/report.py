@@ -295,7 +295,10 @@ def _quality_sections(doc: dict[str, Any] | None, fig_link: str | None) -> list[
         "same without `sc.pp.scale` (PCA of the log-normalised HVGs); `scvi` = scvi-tools SCVI "
         "defaults (ZINB, 1x128, latent 10), 100 epochs, same 2,000 seurat_v3 genes; the rest "
         "are geneae presets with their own defaults (epochs chosen from the data size, early "
-        "stopping).",
+        "stopping; genes: the default picks its own 2,000 by scanpy's seurat flavour where a "
+        "file has more, the `*_allgenes` sets). The `*_allgenes` sets are the whole-genome "
+        "count files of shared/data (every gene, as most users' files come); the others hold "
+        "the 2,000 genes their sources chose.",
         "",
     ]
     lines += _concurrency_note(doc["records"])

@@ -29,9 +29,12 @@ def values_sections(agg: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
             "Cells x genes holding log1p(normalize_total(1e4)) values and no counts — the "
             "shape of most public single-cell matrices and of the classic homework. The "
             "`*_lognorm` sets are the count sets above turned into that (their 2,000 "
-            "seurat_v3 genes); `pbmc68k_lognorm` is scanpy's bundled pbmc68k_reduced "
-            "(`raw.X`, 700 x 765, 10 labels). geneae gets the values with nothing said "
-            "about them (`geneae train` defaults); PCA runs on the same values.",
+            "seurat_v3 genes; the `*_allgenes_lognorm` sets every gene of the whole-genome "
+            "files); `pbmc68k_lognorm` is scanpy's bundled pbmc68k_reduced (`raw.X`, 700 x "
+            "765, 10 labels). geneae gets the values with nothing said about them (`geneae "
+            "train` defaults); PCA runs on the same values (of a table of more than 2,000 "
+            "genes, scaled PCA on scanpy's 2,000 seurat HVGs, unscaled PCA on every gene: "
+            "each its stronger form there).",
             PCA_PEERS,
         ),
         (
@@ -40,7 +43,9 @@ def values_sections(agg: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
             "`bulk_tcga_like`: synthetic tumour types at TCGA scale in TPM (not logged; "
             "benchmarks.synthetic.synthetic_bulk: 600 samples x 20,000 genes, 8 types in 3 "
             "lineages, shared continuous programs, NB reads at ~30 M depth). geneae detects "
-            "the unlogged values and log-transforms them; PCA gets log1p(TPM). No public bulk "
+            "the unlogged values, log-transforms them and keeps its 2,000 seurat HVGs; PCA "
+            "gets log1p(TPM) (unscaled: every gene; scaled: scanpy's 2,000 seurat HVGs). "
+            "No public bulk "
             "set ships in a PyPI package that this harness can use offline, so the real bulk "
             "test remains the held-out one.",
             PCA_PEERS,

@@ -485,25 +485,29 @@ def test_unlogged_expression_is_logged_before_standardising(caplog) -> None:
     np.testing.assert_allclose(out.X, np.clip(expected, -10, 10), rtol=1e-4, atol=1e-4)
 
 
-def whole_genome_values(unlogged: bool = False) -> ad.AnnData:
-    """Log-normalised values (no counts) of more genes than the counts preset keeps; TPM-like
-    unlogged values (``expm1`` x 100) with ``unlogged``."""
+def whole_genome_values(kind: str = "log-normalised") -> ad.AnnData:
+    """Counts of more genes than the counts preset keeps, as they are (``counts``), as
+    log-normalised values without counts, or as TPM-like ``unlogged`` values."""
     n_genes = PRESET_STEPS["counts"]["n_top_genes"] + 300
-    adata = scanpy_lognorm(make_counts(n_cells=120, n_genes=n_genes, seed=3))
+    counts = make_counts(n_cells=120, n_genes=n_genes, seed=3)
+    if kind == "counts":
+        return counts
+    adata = scanpy_lognorm(counts)
     x = dense(adata.X)
-    adata.X = (np.expm1(x) * 100 if unlogged else x).astype(np.float32)
+    adata.X = (np.expm1(x) * 100 if kind == "unlogged" else x).astype(np.float32)
     return adata
 
 
-@pytest.mark.parametrize("unlogged", [False, True])
-def test_auto_keeps_the_seurat_top_genes_of_a_whole_genome_log_matrix(unlogged, caplog) -> None:
-    adata = whole_genome_values(unlogged)
+@pytest.mark.parametrize("kind", ["counts", "log-normalised", "unlogged"])
+def test_auto_keeps_the_seurat_top_genes_of_a_whole_genome_table(kind, caplog) -> None:
+    adata = whole_genome_values(kind)
     n_top = PRESET_STEPS["counts"]["n_top_genes"]
     pre = Preprocessor("auto")
     with caplog.at_level("INFO", logger="geneae.pp.selection"):
         pre.fit(adata)
-    ref = adata.copy()
-    if unlogged:
+    # scanpy's seurat flavour on the log-normalised values
+    ref = scanpy_lognorm(adata) if kind == "counts" else adata.copy()
+    if kind == "unlogged":
         sc.pp.log1p(ref)
     table = sc.pp.highly_variable_genes(ref, flavor="seurat", n_top_genes=n_top, inplace=False)
     assert pre.genes_ == list(adata.var_names[table["highly_variable"].to_numpy()])

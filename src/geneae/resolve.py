@@ -64,12 +64,15 @@ AUTO_COUNTS = {"scale": True, "clip": 10.0}
 # (the squared error weighs genes by their variance, as PCA of unscaled log values; the
 # standardised term weighs them alike).
 AUTO_VALUES = {"scale": False, "clip": 0.0}
-# ... and on log-normalised or unlogged (then logged) values, whatever the model: the most
-# variable genes by scanpy's seurat flavour on the log values, as many as the counts preset
-# keeps. A full matrix's every gene cost 5-8x the time and up to 0.14 ARI on whole-genome
-# log-normalised sets (docs/design/default-model.md, round 38); tables of no more genes
-# than this are kept whole. Scaled values (z-scores) carry no variance to rank: kept whole.
-AUTO_VALUE_GENES = {"n_top_genes": PRESET_STEPS["counts"]["n_top_genes"], "hvg_flavor": "seurat"}
+# Which genes ``preset: auto`` keeps, of raw counts and of log-normalised or unlogged (then
+# logged) values alike, whatever the model: the 2,000 most variable by scanpy's seurat
+# flavour (the dispersion of the log-normalised values, within bins of mean expression).
+# On the whole-genome count sets the counts preset's seurat_v3 (scvi-tools' choice) left
+# the default at 0.479 ARI on worm neurons against 0.626, bladder level (0.627 / 0.616);
+# keeping every gene of log values cost 5-8x the time and up to 0.14 ARI
+# (docs/design/default-model.md, round 38). Tables of no more genes are kept whole; scaled
+# values (z-scores) carry no variance to rank and are kept whole too.
+AUTO_GENES = {"n_top_genes": PRESET_STEPS["counts"]["n_top_genes"], "hvg_flavor": "seurat"}
 
 # The defaults of geneae's additions, chosen across every development dataset at once
 # (BENCHMARKS.md "Choosing the default"): the standardised term's weight relative to the
@@ -255,9 +258,9 @@ def auto_preset(has_counts: bool) -> str:
     return "counts" if has_counts else "standardize"
 
 
-def _ranks_value_genes(facts: DataFacts) -> bool:
-    """Whether ``preset: auto`` keeps :data:`AUTO_VALUE_GENES` of data like ``facts``."""
-    return facts.value_type in ("log-normalised", "unlogged expression")
+def _auto_ranks_genes(facts: DataFacts) -> bool:
+    """Whether ``preset: auto`` keeps :data:`AUTO_GENES` of data like ``facts``."""
+    return facts.has_counts or facts.value_type in ("log-normalised", "unlogged expression")
 
 
 def n_top_genes_for(cfg: PreprocessConfig, facts: DataFacts | None) -> int:
@@ -272,8 +275,8 @@ def n_top_genes_for(cfg: PreprocessConfig, facts: DataFacts | None) -> int:
     if cfg.preset != "auto":
         return int(PRESET_STEPS[cfg.preset]["n_top_genes"])
     assert facts is not None, "preset auto: the data's facts decide"
-    if _ranks_value_genes(facts):
-        return int(AUTO_VALUE_GENES["n_top_genes"])
+    if _auto_ranks_genes(facts):
+        return int(AUTO_GENES["n_top_genes"])
     return int(PRESET_STEPS[auto_preset(facts.has_counts)]["n_top_genes"])
 
 
@@ -299,8 +302,8 @@ def resolve_preprocess(
         values.update(AUTO_COUNTS)
     elif cfg.preset == "auto" and standardized_term:
         values.update(AUTO_VALUES)
-    if cfg.preset == "auto" and _ranks_value_genes(facts):
-        values.update(AUTO_VALUE_GENES)
+    if cfg.preset == "auto" and _auto_ranks_genes(facts):
+        values.update(AUTO_GENES)
     values.update(_value_steps(preset, facts))
     given = {k: v for k, v in cfg.model_dump().items() if v is not None and v != "auto"}
     values.update(given)
