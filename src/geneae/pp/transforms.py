@@ -20,7 +20,7 @@ Fitted = TypeVar("Fitted")
 #: The loess spans of ``seurat_v3`` tried in turn: scanpy's 0.3 first, wider ones where that
 #: fit is singular. skmisc's loess fails outright (R's warns and goes on) where thousands of
 #: genes share one low mean and variance, e.g. the 2,304 genes seen in a single cell of the
-#: whole-genome worm neuron table, which fits at 0.35.
+#: whole-genome worm neuron table, which fits at 0.4.
 SEURAT_V3_SPANS = (0.3, 0.4, 0.5, 1.0)
 
 
@@ -87,14 +87,14 @@ def scanpy_hvg(x: Matrix, flavor: str, n_top: int) -> np.ndarray:
 
     data = ad.AnnData(X=x, var=pd.DataFrame(index=[f"g{i}" for i in range(x.shape[1])]))
 
-    def select(span: float) -> pd.DataFrame:
-        extra = {"span": span} if flavor == "seurat_v3" else {}
+    def select(span: float | None) -> pd.DataFrame:
+        extra = {} if span is None else {"span": span}
         return sc.pp.highly_variable_genes(
             data, flavor=flavor, n_top_genes=n_top, inplace=False, **extra
         )
 
     try:
-        table = with_loess_span(select, x.shape[1]) if flavor == "seurat_v3" else select(0.0)
+        table = with_loess_span(select, x.shape[1]) if flavor == "seurat_v3" else select(None)
     except ImportError as exc:  # seurat_v3 needs scikit-misc
         raise ImportError(
             f"hvg_flavor={flavor!r} needs an optional package ({exc}); install it with "
