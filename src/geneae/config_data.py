@@ -79,9 +79,17 @@ class PreprocessConfig(Section):
     target_sum: float | None = Field(default=None, gt=0)
     log1p: bool | None = Field(default=None, strict=True)
     n_top_genes: int | None = Field(
-        default=None, ge=0, strict=True, description="highly variable genes to keep (0: all)"
+        default=None,
+        ge=0,
+        strict=True,
+        description="highly variable genes to keep (0: all); default: the preset's, under "
+        "auto 2,000 of raw counts and of log values when the table has more",
     )
-    hvg_flavor: HVGFlavor | None = None
+    hvg_flavor: HVGFlavor | None = Field(
+        default=None,
+        description="how genes are ranked; default: the preset's, under auto seurat (the "
+        "dispersion of the log-normalised values)",
+    )
     scale: bool | None = Field(default=None, strict=True)
     clip: float | None = Field(default=None, ge=0)
     minmax: bool | None = Field(default=None, strict=True)

@@ -263,6 +263,28 @@ def _auto_ranks_genes(facts: DataFacts) -> bool:
     return facts.has_counts or facts.value_type in ("log-normalised", "unlogged expression")
 
 
+def _preset_steps(
+    cfg: PreprocessConfig, facts: DataFacts | None, standardized_term: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """The preset ``cfg`` becomes and its steps for data like ``facts``.
+
+    The value steps and the user's own values aside; ``facts`` is read only under
+    ``preset: auto``.
+    """
+    if cfg.preset != "auto":
+        return cfg.preset, dict(PRESET_STEPS[cfg.preset])
+    assert facts is not None, "preset auto: the data's facts decide"
+    preset = auto_preset(facts.has_counts)
+    values = dict(PRESET_STEPS[preset])
+    if preset == "counts":
+        values.update(AUTO_COUNTS)
+    elif standardized_term:
+        values.update(AUTO_VALUES)
+    if _auto_ranks_genes(facts):
+        values.update(AUTO_GENES)
+    return preset, values
+
+
 def n_top_genes_for(cfg: PreprocessConfig, facts: DataFacts | None) -> int:
     """The highly variable genes ``cfg`` keeps of data like ``facts`` (0: every gene).
 
@@ -272,12 +294,7 @@ def n_top_genes_for(cfg: PreprocessConfig, facts: DataFacts | None) -> int:
     """
     if cfg.n_top_genes is not None:
         return cfg.n_top_genes
-    if cfg.preset != "auto":
-        return int(PRESET_STEPS[cfg.preset]["n_top_genes"])
-    assert facts is not None, "preset auto: the data's facts decide"
-    if _auto_ranks_genes(facts):
-        return int(AUTO_GENES["n_top_genes"])
-    return int(PRESET_STEPS[auto_preset(facts.has_counts)]["n_top_genes"])
+    return int(_preset_steps(cfg, facts)[1]["n_top_genes"])
 
 
 def resolve_preprocess(
@@ -291,19 +308,11 @@ def resolve_preprocess(
     """
     if cfg.is_resolved:
         return cfg.model_copy()
-    preset = cfg.preset
-    if preset == "auto":
-        preset = auto_preset(facts.has_counts)
+    preset, values = _preset_steps(cfg, facts, standardized_term)
+    if cfg.preset == "auto":
         unscaled = preset == "standardize" and standardized_term
         how = " without scaling (the standardised term scales each gene)" if unscaled else ""
         logger.info("preprocessing preset: %s%s (for %s)", preset, how, _what(facts))
-    values = dict(PRESET_STEPS[preset])
-    if cfg.preset == "auto" and preset == "counts":
-        values.update(AUTO_COUNTS)
-    elif cfg.preset == "auto" and standardized_term:
-        values.update(AUTO_VALUES)
-    if cfg.preset == "auto" and _auto_ranks_genes(facts):
-        values.update(AUTO_GENES)
     values.update(_value_steps(preset, facts))
     given = {k: v for k, v in cfg.model_dump().items() if v is not None and v != "auto"}
     values.update(given)
