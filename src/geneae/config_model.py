@@ -82,13 +82,6 @@ class ModelConfig(Section):
         "for count and mse likelihoods (geneae.resolve)",
     )
 
-    standardized_variance: Literal["gene", "unit"] = Field(
-        default="gene",
-        description="the standardised term's Gaussian: a variance learned per gene (gene) or "
-        "a variance of 1 for every gene (unit: squared error on the z-scores, as z-scored "
-        "PCA weighs genes)",
-    )
-
     @field_validator("members")
     @classmethod
     def _one_gmvae(cls, members: int | None, info: ValidationInfo) -> int | None:

@@ -173,28 +173,16 @@ class StandardizedTerm(nn.Module):
     whatever the sequencing depth or the input's units (BENCHMARKS.md, issue 14).
     """
 
-    def __init__(
-        self,
-        n_input: int,
-        n_genes: int,
-        weight: float,
-        n_covariates: int = 0,
-        variance: str = "gene",
-    ):
+    def __init__(self, n_input: int, n_genes: int, weight: float, n_covariates: int = 0):
         super().__init__()
         self.weight = float(weight)
         self.head = LikelihoodHead(n_input, n_genes, "gaussian", n_covariates)
         self.register_buffer("scale", torch.tensor(1.0))
-        if variance == "unit":
-            # Squared error on the z-scores, every gene alike as in z-scored PCA.
-            self.head.log_var = None
-            self.register_buffer("unit_var", torch.ones(n_genes), persistent=False)
 
     def forward(self, h: Tensor, covariate: Tensor | None = None) -> dict[str, Tensor]:
         """``"standardized_mean"`` and ``"standardized_var"`` for hidden ``h``."""
         params = self.head(h, None, covariate)
-        var = params["var"] if "var" in params else self.unit_var
-        return {"standardized_mean": params["mean"], "standardized_var": var}
+        return {"standardized_mean": params["mean"], "standardized_var": params["var"]}
 
     def loss(self, x: Tensor, params: dict[str, Tensor]) -> Tensor:
         """Weighted Gaussian NLL of ``x`` summed over genes: (n,) or (n, m)."""
@@ -266,9 +254,7 @@ class Decoder(nn.Module):
         self.head = LikelihoodHead(self.mlp.out_features, n_genes, cfg.likelihood, n_covariates)
         weight = cfg.standardized_weight or 0.0
         self.standardized = (
-            StandardizedTerm(
-                self.mlp.out_features, n_genes, weight, n_covariates, cfg.standardized_variance
-            )
+            StandardizedTerm(self.mlp.out_features, n_genes, weight, n_covariates)
             if weight > 0
             else None
         )
