@@ -186,6 +186,7 @@ def test_the_term_reads_the_latent_summary_of_the_losss_encoding():
     [
         ([5, 5, 5], 40, "labels", True),  # fine subtypes in lineages (design round 29)
         (5, 10, "given", True),  # one member; exactly the ratio
+        ([1, 1, 1], 4, "labels", True),  # one group: said in the singular
         ([4, 5, 5], 9, "labels", False),  # the largest member's groups count
         ([11, 11, 11], 16, "labels", False),  # mouse bladder: 16 classes, 11 groups
         ([24, 25, 26], 10, "labels", False),  # worm neurons: coarser than the groups
@@ -199,7 +200,8 @@ def test_finer_clusters_than_the_phase_sharpened_are_warned_of(found, n_clusters
     assert (message is not None) == warns
     if warns:
         groups = max(found) if isinstance(found, list) else found
-        assert f"sharpened {groups} groups" in message and f"{n_clusters} " in message
+        noun = "group," if groups == 1 else "groups,"
+        assert f"sharpened {groups} {noun}" in message and f"{n_clusters} " in message
         assert "train.cluster_epochs: 0" in message and "--config" in message
     assert finer_than_phase(None, n_clusters, asked_by) is None  # no phase ran
 
@@ -226,7 +228,7 @@ def test_an_evaluation_asking_for_finer_clusters_warns_and_records_it():
     model = GeneAE(config).fit(adata)
     groups = model.metrics["model"]["cluster_phase"]["clusters"]
     assert 2 * groups <= 40  # a few groups in 3 clusters' cells
-    with pytest.warns(ClusterPhaseWarning, match=f"sharpened {groups} groups"):
+    with pytest.warns(ClusterPhaseWarning, match=f"sharpened {groups} groups?,"):
         metrics = evaluate_file(model, adata)
     recorded = metrics["comparison"]["clustering"]["finer_than_phase"]
     assert "40 clusters asked for (evaluate.n_clusters)" in recorded

@@ -66,11 +66,12 @@ class ModelConfig(Section):
     members: int | None = Field(
         default=None,
         ge=1,
-        description="models of derived seeds trained one after the other; their latents, "
-        "each centred and scaled, side by side (members x latent_dim dimensions) and their "
-        "reconstructions averaged (geneae.module.ensemble): clusters that move less from "
-        "seed to seed, at members times the training time; None: 3 (1 for gmvae and for "
-        "genes as samples; geneae.resolve)",
+        description="models of derived seeds, trained at once where the CPU threads allow "
+        "(else one after the other); their latents, each centred and scaled, side by side "
+        "(members x latent_dim dimensions) and their reconstructions averaged "
+        "(geneae.module.ensemble): clusters that move less from seed to seed, at members "
+        "times the training work; None: 3 (1 for gmvae and for genes as samples; "
+        "geneae.resolve)",
     )
     standardized_weight: float | None = Field(
         default=None,

@@ -17,6 +17,7 @@ from geneae.batches import split_indices
 from geneae.config import RunConfig, TrainConfig
 from geneae.errors import ConfigError, InputError
 from geneae.precision import choose_precision
+from geneae.resolve import members
 
 HARDWARE_KEYS = ("accelerator", "devices", "strategy", "num_nodes", "precision")
 FLAGS = {"accelerator": "--device (train.accelerator)"}
@@ -76,15 +77,8 @@ def check_trainable(n_cells: int, n_genes: int, config: RunConfig, where: str) -
             "for training; training needs at least 2 training cells (3 with the default "
             "validation split). Give more cells."
         )
-    d = config.model.latent_dim
-    if d > min(n_cells, n_genes):
-        which = "genes" if n_genes <= n_cells else "cells"
-        raise InputError(
-            f"{where}: {n_genes} gene(s) and {n_cells} cell(s) left after preprocessing, fewer "
-            f"{which} than latent_dim={d}; the PCA baseline at the same dimension needs at "
-            f"least {d} of each. Use --latent-dim {min(n_cells, n_genes)} or less, or give "
-            "more data."
-        )
+    if embedding_width(config) > min(n_cells, n_genes):
+        raise InputError(f"{where}: {too_small_for_embedding(n_cells, n_genes, config)}")
     if config.model.norm == "batch" and config.train.batch_size < 2:
         raise ConfigError(
             f"--batch-size {config.train.batch_size}: batch normalisation needs at least 2 "
@@ -96,6 +90,33 @@ def check_trainable(n_cells: int, n_genes: int, config: RunConfig, where: str) -
             f"evaluate.n_clusters = {k} exceeds the {n_cells} cells left after preprocessing; "
             "use fewer clusters."
         )
+
+
+def embedding_width(config: RunConfig) -> int:
+    """Dimensions of a run's embedding: its members' latents side by side."""
+    return members(config) * config.model.latent_dim
+
+
+def too_small_for_embedding(n_cells: int, n_genes: int, config: RunConfig) -> str:
+    """Why data of ``n_cells`` x ``n_genes`` cannot hold ``config``'s embedding, and the fix.
+
+    The PCA baseline has as many components as the embedding has dimensions (members x
+    latent_dim), so both need at least that many cells and genes.
+    """
+    d, m = config.model.latent_dim, members(config)
+    room = min(n_cells, n_genes)
+    which = "genes" if n_genes <= n_cells else "cells"
+    width = (
+        f"latent_dim={d}" if m == 1 else f"the {m * d} dimensions of {m} members x latent_dim {d}"
+    )
+    fixes = [f"--latent-dim {room // m} or less"] if room // m >= 1 else []
+    if m > 1:
+        fixes.append(f"--members 1 with --latent-dim {room} or less")
+    return (
+        f"{n_genes} gene(s) and {n_cells} cell(s) left after preprocessing, fewer {which} than "
+        f"{width}; the PCA baseline at the embedding's dimension needs at least {m * d} of "
+        f"each. Use {', or '.join(fixes)}, or give more data."
+    )
 
 
 @contextlib.contextmanager

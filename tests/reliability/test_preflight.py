@@ -32,7 +32,8 @@ def table(path, n_cells, n_genes, seed=0):
 
 
 def leaves_nothing(tmp_path):
-    return sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".csv") == []
+    """Nothing in ``tmp_path`` but the test's own inputs (its tables and settings)."""
+    return sorted(p.name for p in tmp_path.iterdir() if p.suffix not in (".csv", ".yaml")) == []
 
 
 @pytest.mark.parametrize(
@@ -50,6 +51,23 @@ def test_too_small_tables_are_refused_before_writing(shape, fragment, fast_yaml,
     result = geneae_cli("train", data, "--out", tmp_path / "run", "--config", fast_yaml)
     refused(result, fragment, "small.csv")
     assert leaves_nothing(tmp_path)
+
+
+def test_an_ensemble_wider_than_the_data_is_refused_with_fixes_that_fit(fast_yaml, tmp_path):
+    # 3 members x latent_dim 4 = 12 dimensions, on 8 cells: each latent alone would fit.
+    data = table(tmp_path / "eight.csv", 8, 30)
+    settings = yaml.safe_load(fast_yaml.read_text())
+    settings["model"].update(members=3, latent_dim=4)
+    config = tmp_path / "three.yaml"
+    config.write_text(yaml.safe_dump(settings))
+    result = geneae_cli("train", data, "--out", tmp_path / "run", "--config", config)
+    refused(result, "fewer cells than the 12 dimensions of 3 members x latent_dim 4", "eight.csv")
+    assert "--latent-dim 2 or less, or --members 1 with --latent-dim 8 or less" in result.err
+    assert leaves_nothing(tmp_path)
+    settings["model"].update(latent_dim=2)  # the fix the message gives trains
+    config.write_text(yaml.safe_dump(settings))
+    result = geneae_cli("train", data, "--out", tmp_path / "run", "--config", config)
+    assert result.code == 0, result
 
 
 def test_three_cells_train(fast_yaml, tmp_path):

@@ -216,10 +216,10 @@ def finer_than_phase(
         return None
     wanted = "label classes" if asked_by == "labels" else "clusters asked for (evaluate.n_clusters)"
     return (
-        f"the clustering phase sharpened {groups} groups, and there are {n_clusters} "
-        f"{wanted}: where the wanted types are finer than the groups the latent shows first, "
-        "the phase pulls them together. To keep finer types, set train.cluster_epochs: 0 in "
-        "the run's YAML (--config; with model.standardized_weight: 0 as well, which weighs the "
-        "few genes of a fine type more), or use --preset scvi-like "
-        "(docs/design/default-model.md, round 29)."
+        f"the clustering phase sharpened {groups} group{'s' if groups != 1 else ''}, and "
+        f"there are {n_clusters} {wanted}: where the wanted types are finer than the groups "
+        "the latent shows first, the phase pulls them together. To keep finer types, set "
+        "train.cluster_epochs: 0 in the run's YAML (--config; with model.standardized_weight: "
+        "0 as well, which weighs the few genes of a fine type more), or use --preset "
+        "scvi-like (docs/design/default-model.md, round 29)."
     )
