@@ -21,8 +21,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from geneae import __version__, evaluate, tl
-from geneae.errors import InputError
+from geneae.errors import DataWarning, InputError
 from geneae.genes import GeneEmbedding, embed_genes
+from geneae.labels import labelled_rows
 from geneae.model import GeneAE, Outputs, Prepared
 from geneae.saved_model import jsonable
 
@@ -72,7 +73,11 @@ class Evaluation:
 
 
 def labels_of(adata: ad.AnnData, key: str | None = None) -> np.ndarray | None:
-    """The known labels as strings (``obs[key]``, default ``obs["label"]``), or None."""
+    """The known labels (``obs[key]``, default ``obs["label"]``), or None.
+
+    An object array of strings, with None for cells that have no label (NaN or blank in
+    the column): they are clustered with the rest and left out of the label metrics.
+    """
     key = key or "label"
     if key not in adata.obs:
         if key != "label":
@@ -81,7 +86,24 @@ def labels_of(adata: ad.AnnData, key: str | None = None) -> np.ndarray | None:
                 f"{', '.join(map(str, adata.obs.columns)) or 'none'}."
             )
         return None
-    return adata.obs[key].astype(str).to_numpy()
+    values, labelled = labelled_rows(adata.obs[key].to_numpy(), adata.n_obs, key)
+    labels = np.asarray(values.astype(str), dtype=object)
+    labels[~labelled] = None
+    return labels
+
+
+def warn_unlabelled(labels: np.ndarray, where: str) -> int:
+    """Warn once that some cells have no label; returns how many (0: no warning)."""
+    unlabelled = int(sum(v is None for v in labels))
+    if unlabelled:
+        warnings.warn(
+            f"{unlabelled:,} of {len(labels):,} {where} have no label (NaN or blank): they "
+            f"are clustered with the others, and the label metrics score the "
+            f"{len(labels) - unlabelled:,} labelled ones.",
+            DataWarning,
+            stacklevel=3,
+        )
+    return unlabelled
 
 
 def evaluate_model(model: GeneAE, prepared: Prepared) -> Evaluation:
@@ -100,6 +122,7 @@ def evaluate_model(model: GeneAE, prepared: Prepared) -> Evaluation:
     labels = labels_of(data)
     if labels is not None:
         labels = labels[rows]
+        warn_unlabelled(labels, "cells evaluated" if len(rows) < n else "cells")
     method = cfg.evaluate.cluster_method
     clusters = None
     if method == "gmvae":
@@ -136,7 +159,10 @@ def evaluate_model(model: GeneAE, prepared: Prepared) -> Evaluation:
     metrics["likelihood"] = _likelihood_metrics(model.history)
     if labels is not None:
         metrics["data"] = dict(metrics.get("data", {}))
-        metrics["data"]["labels"] = pd.Series(labels).value_counts().to_dict()
+        metrics["data"]["labels"] = pd.Series(labels).value_counts().to_dict()  # labelled
+        unlabelled = int(sum(v is None for v in labels))
+        if unlabelled:
+            metrics["data"]["unlabelled"] = unlabelled
     raw = data.layers["counts"] if "counts" in data.layers else None
     loadings = model.gene_loadings(outputs.latent, seed=cfg.train.seed)
     return Evaluation(

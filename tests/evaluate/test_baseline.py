@@ -71,3 +71,39 @@ def test_compare_gmvae_pca_side_uses_kmeans():
     ).metrics
     assert comparison["clustering"]["pca"] == "kmeans"
     assert comparison["geneae"]["ari"] == pytest.approx(1.0)
+
+
+def test_cells_without_a_label_are_clustered_but_not_scored():
+    """Missing labels (None, NaN, blank) are left out of the label metrics only: the
+    scores equal sklearn's on the labelled cells with the clusters made among all cells."""
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    from geneae.evaluate import knn_accuracy
+
+    x, groups, scores = low_rank(n=240)
+    labels = np.array([f"type{g}" for g in groups], dtype=object)
+    missing = np.random.default_rng(2).choice(240, size=40, replace=False)
+    labels[missing[:20]] = None
+    labels[missing[20:30]] = np.nan
+    labels[missing[30:]] = "  "
+    latent = scores + np.random.default_rng(3).normal(scale=2.0, size=scores.shape)
+    result = compare_with_pca(x, latent, x, labels, seed=0, stability_repeats=0)
+    metrics, clusters = result.metrics, result.clusters["geneae"]
+    labelled = np.ones(240, bool)
+    labelled[missing] = False
+    assert metrics["n_cells"] == 240 and metrics["n_labelled"] == 200
+    assert len(clusters) == 240  # every cell is clustered
+    assert metrics["clustering"]["n_clusters"] == 3  # the classes of the labelled cells
+    truth = labels[labelled].astype(str)
+    side = metrics["geneae"]
+    assert side["ari"] == pytest.approx(adjusted_rand_score(truth, clusters[labelled]))
+    assert side["nmi"] == pytest.approx(normalized_mutual_info_score(truth, clusters[labelled]))
+    assert side["knn_accuracy"] == pytest.approx(knn_accuracy(latent[labelled], truth))
+    assert side["n_clusters"] == len(np.unique(clusters))
+
+
+def test_labels_all_missing_score_as_without_labels():
+    x, _, scores = low_rank()
+    result = compare_with_pca(x, scores, x, [None] * 200, seed=0, stability_repeats=0)
+    assert result.metrics["supervised"] is False and result.metrics["n_labelled"] == 0
+    assert "ari" not in result.metrics["geneae"]

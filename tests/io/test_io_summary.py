@@ -66,3 +66,14 @@ def test_many_classes_are_abbreviated() -> None:
     summary = gio.summarize(adata)
     assert next(iter(summary["class_sizes"])) == "type11"
     assert "(4 more)" in _render(gio.format_summary(summary, "x"))
+
+
+def test_cells_without_a_label_are_counted_apart_not_as_a_class() -> None:
+    labels = pd.Categorical(["b", None, "a", "b", None])
+    obs = pd.DataFrame({"cell_type": labels}, index=[f"c{i}" for i in range(5)])
+    obs["cell_type"] = obs["cell_type"].astype(object)
+    obs.loc["c0", "cell_type"] = " "  # a blank annotation is missing too
+    summary = gio.summarize(ad.AnnData(np.ones((5, 3), np.float32), obs=obs))
+    assert summary["class_sizes"] == {"b": 1, "a": 1} and summary["n_classes"] == 2
+    assert summary["n_unlabelled"] == 3
+    assert "3 without a label" in _render(gio.format_summary(summary, "t"))

@@ -102,3 +102,29 @@ def test_explicit_labels_that_are_missing_are_an_error(column_run, new_file, tmp
     short = tmp_path / "short.txt"
     short.write_text("a\nb\n")
     refused(geneae_cli("evaluate", column_run, new_file, "--labels-file", short), "2 lines")
+
+
+@pytest.mark.filterwarnings("always::geneae.errors.DataWarning")  # the CLI prints it
+def test_cells_without_a_label_are_scored_out_and_said_so(data_dir, tmp_path):
+    """Blank labels are not a class of their own: one warning line, the label metrics on
+    the labelled cells, the report drawing the others as '(no label)'."""
+    import anndata as ad
+
+    from geneae.report.results import NO_LABEL, load_results
+
+    table = counts_table()
+    table.loc[table.index[:15], "cell_type"] = np.nan
+    data = tmp_path / "partly.csv"
+    table.to_csv(data)
+    run = tmp_path / "run"
+    args = ["--config", data_dir / "fast_report.yaml", "--labels", "cell_type"]
+    result = geneae_cli("train", data, "--out", run, *args)
+    assert result.code == 0, result
+    assert "15 of 120 cells have no label" in result.err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["comparison"]["n_labelled"] == 105
+    assert metrics["data"]["unlabelled"] == 15 and "nan" not in metrics["data"]["labels"]
+    assert metrics["comparison"]["clustering"]["n_clusters"] == table["cell_type"].nunique()
+    obs = ad.read_h5ad(run / "results.h5ad").obs
+    assert obs["label"].isna().sum() == 15
+    assert (load_results(run).labels == NO_LABEL).sum() == 15

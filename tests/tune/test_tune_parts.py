@@ -227,3 +227,27 @@ def test_study_identity_is_recorded_once_and_checked():
     other = st.identity({"model.latent_dim": "int:1:5"}, "base: 1\n", "loss", {"n_obs": 10})
     with pytest.raises(ConfigError, match="different search space"):
         st.check_identity(second, other, "here")
+
+
+def test_label_objective_scores_the_labelled_cells_of_clusters_made_among_all():
+    import numpy as np
+    from sklearn.metrics import adjusted_rand_score
+
+    from geneae import GeneAE, datasets
+    from geneae.evaluate import cluster
+    from geneae.tune.objective import label_score
+
+    adata = datasets.synthetic_counts(n_cells=200, n_genes=40, n_clusters=3, seed=0)
+    settings = {"train.max_epochs": 3, "train.quiet": True, "train.cluster_epochs": 2}
+    settings.update({"model.members": 1, "model.latent_dim": 3, "preprocess.n_top_genes": 0})
+    model = GeneAE(RunConfig().updated(settings)).fit(adata)
+    labels = adata.obs["label"].astype(object).to_numpy()
+    labels[::7] = None
+    adata.obs["label"] = labels
+    prepared = model.preprocess(adata)
+    latent = model.encode(adata)
+    labelled = np.array([v is not None for v in labels])
+    k = len(set(labels[labelled]))
+    clusters = cluster(latent, n_clusters=k, seed=model.config.train.seed)
+    expected = adjusted_rand_score(labels[labelled].astype(str), clusters[labelled])
+    assert label_score(model, prepared, "ari") == pytest.approx(expected)

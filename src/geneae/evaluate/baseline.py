@@ -22,6 +22,7 @@ from geneae.evaluate.leiden_clustering import leiden
 from geneae.evaluate.neighbourhood import knn_accuracy, nearest_neighbours, trustworthiness
 from geneae.evaluate.reconstruction import reconstruction_errors
 from geneae.evaluate.stability import FRACTION, REPEATS, Stability, cluster_stability
+from geneae.labels import labelled_rows
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +145,10 @@ def compare_with_pca(
     x_hat
         Cells x genes: the autoencoder's reconstruction, in the space of ``x``.
     labels
-        Known groups per cell, or None (then clustering is scored without labels).
+        Known groups per cell, or None (then clustering is scored without labels). Cells
+        whose label is missing (None, NaN, blank) are clustered with the others and left out
+        of the label metrics (ARI, NMI, accuracy, the labels' separation, kNN accuracy);
+        ``n_labelled`` counts the cells scored.
     seed
         Seed of PCA, clustering and subsampling.
     cluster_method
@@ -172,7 +176,10 @@ def compare_with_pca(
     if z.ndim != 2:
         raise InputError(f"latent must be cells x dims, got shape {z.shape}.")
     check_rows(x.shape[0], z, "latent")
-    lab = None if labels is None else label_array(labels, x.shape[0])
+    lab, labelled = (None, None) if labels is None else labelled_rows(labels, x.shape[0])
+    if labelled is not None and not labelled.any():
+        lab = labelled = None  # nothing to score against: as without labels
+    scored = None if labelled is None or labelled.all() else labelled
     d = z.shape[1]
     pca_z, _, pca_hat = pca_embedding(x, d, seed=seed)
     graphs = {
@@ -181,7 +188,13 @@ def compare_with_pca(
     }
 
     k, source = _choose_n_clusters(
-        z, lab, cluster_method, n_clusters, clusters, seed, graphs["geneae"]
+        z,
+        None if lab is None else lab[labelled],
+        cluster_method,
+        n_clusters,
+        clusters,
+        seed,
+        graphs["geneae"],
     )
     pca_method: ClusterMethod = "kmeans" if cluster_method == "gmvae" else cluster_method
     assigned = {
@@ -201,9 +214,17 @@ def compare_with_pca(
     seconds: dict[str, float] = {}
     for name, emb, rec in (("geneae", z, x_hat), ("pca", pca_z, pca_hat)):
         scores: dict[str, float] = dict(reconstruction_errors(x, rec))
-        scores.update(clustering_scores(emb, lab, clusters=assigned[name], seed=seed))
-        if lab is not None:
-            scores["knn_accuracy"] = knn_accuracy(emb, lab, neighbours=graphs[name])
+        if scored is None:
+            scores.update(clustering_scores(emb, lab, clusters=assigned[name], seed=seed))
+            if lab is not None:
+                scores["knn_accuracy"] = knn_accuracy(emb, lab, neighbours=graphs[name])
+        else:  # the labelled cells alone, their clusters as clustered among all cells
+            assert lab is not None
+            subset = emb[scored], lab[scored]
+            clustered = np.asarray(assigned[name])[scored]
+            scores.update(clustering_scores(*subset, clusters=clustered, seed=seed))
+            scores["n_clusters"] = int(len(np.unique(assigned[name])))
+            scores["knn_accuracy"] = knn_accuracy(*subset, k=n_neighbors)
         scores["trustworthiness"] = trustworthiness(x, emb, max_cells=max_cells_trust, seed=seed)
         if stability_repeats > 0 and methods[name] != "gmvae" and len(emb) >= 2:
             stability[name], seconds[name] = cluster_stability(
@@ -223,6 +244,7 @@ def compare_with_pca(
         "n_components": int(d),
         "n_cells": int(x.shape[0]),
         "supervised": lab is not None,
+        "n_labelled": 0 if labelled is None else int(labelled.sum()),
         "clustering": {
             "geneae": cluster_method,
             "pca": pca_method,

@@ -10,11 +10,13 @@ from typing import Any
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from rich.table import Table
 
 from geneae.facts import value_type
 from geneae.io.finalize import LABEL_KEYS
+from geneae.labels import labelled_rows
 
 _BACKED_ROWS = 2000  # rows read from disk to describe a backed matrix
 _CLASSES_SHOWN = 8
@@ -47,7 +49,8 @@ def summarize(adata: ad.AnnData) -> dict[str, Any]:
         standardised / other), ``sparsity`` (fraction of zeros), ``storage`` ("sparse" /
         "dense"), ``dtype``, ``library_size`` ({"min", "median", "max"} for counts, else
         None), ``label_key``, ``label_source``, ``n_classes``, ``class_sizes`` (label ->
-        count, largest first), ``obsm``, ``layers``, ``format``, ``sampled``.
+        count, largest first), ``n_unlabelled`` (samples without a label), ``obsm``,
+        ``layers``, ``format``, ``sampled``.
     """
     x = adata.X
     sampled = bool(adata.isbacked) and adata.n_obs > _BACKED_ROWS
@@ -69,9 +72,12 @@ def summarize(adata: ad.AnnData) -> dict[str, Any]:
         }
     key = _label_key(adata)
     class_sizes: dict[str, int] = {}
+    unlabelled = 0
     if key is not None:
-        counts = adata.obs[key].astype(str).value_counts(sort=True, dropna=True)
+        values, labelled = labelled_rows(adata.obs[key].to_numpy(), adata.n_obs, key)
+        counts = pd.Series(values[labelled].astype(str)).value_counts(sort=True)
         class_sizes = {str(k): int(v) for k, v in counts.items()}
+        unlabelled = int((~labelled).sum())
     source = adata.uns.get("geneae_source", {})
     return {
         "n_cells": int(adata.n_obs),
@@ -85,6 +91,7 @@ def summarize(adata: ad.AnnData) -> dict[str, Any]:
         "label_source": source.get("label_key", key) if key is not None else None,
         "n_classes": len(class_sizes),
         "class_sizes": class_sizes,
+        "n_unlabelled": unlabelled,
         "obsm": [str(k) for k in adata.obsm.keys()],
         "layers": [str(k) for k in adata.layers.keys()],
         "format": source.get("format"),
@@ -96,7 +103,12 @@ def _classes_text(summary: dict[str, Any]) -> str:
     sizes = list(summary["class_sizes"].items())
     shown = ", ".join(f"{name}: {n:,}" for name, n in sizes[:_CLASSES_SHOWN])
     more = len(sizes) - _CLASSES_SHOWN
-    return shown + (f", ... ({more} more)" if more > 0 else "")
+    unlabelled = summary.get("n_unlabelled", 0)
+    return (
+        shown
+        + (f", ... ({more} more)" if more > 0 else "")
+        + (f"; {unlabelled:,} without a label" if unlabelled else "")
+    )
 
 
 def format_summary(summary: dict[str, Any], title: str) -> Table:

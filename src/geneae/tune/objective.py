@@ -132,7 +132,7 @@ def run_trial(
 
 def label_score(model: Any, prepared: Any, objective: str) -> float:
     """ARI or NMI of clusters of ``model``'s latent space against ``prepared``'s labels."""
-    from geneae.evaluate import clustering_scores
+    from geneae.evaluate import cluster, clustering_scores
     from geneae.results import labels_of
 
     labels = labels_of(prepared.data)
@@ -149,14 +149,25 @@ def label_score(model: Any, prepared: Any, objective: str) -> float:
             clusters = outputs.cluster_probabilities.argmax(1)
         else:
             method = "kmeans"
+    seed = model.config.train.seed
+    labelled = np.array([v is not None for v in labels], dtype=bool)
+    if not labelled.any():
+        raise InputError(f"--objective {objective}: no cell has a label (all NaN or blank).")
+    if labelled.all():
+        scores = clustering_scores(
+            outputs.latent, labels, method=method, n_clusters=cfg.n_clusters, seed=seed,
+            clusters=clusters,
+        )  # fmt: skip
+        return float(scores[objective])
+    # Cells without a label are clustered with the rest and left out of the score.
+    k = cfg.n_clusters
+    if k is None and clusters is None and method != "leiden":
+        k = len(set(labels[labelled]))
+    assigned = cluster(outputs.latent, method=method, n_clusters=k, seed=seed, clusters=clusters)
     scores = clustering_scores(
-        outputs.latent,
-        labels,
-        method=method,
-        n_clusters=cfg.n_clusters,
-        seed=model.config.train.seed,
-        clusters=clusters,
-    )
+        outputs.latent[labelled], labels[labelled].astype(str), clusters=assigned[labelled],
+        seed=seed,
+    )  # fmt: skip
     return float(scores[objective])
 
 
