@@ -148,6 +148,18 @@ def test_labels_saved_by_pandas_with_row_numbers(tmp_path: Path) -> None:
         gio.read(path, labels=labels)
 
 
+def test_missing_values_in_a_labels_file_are_samples_without_a_label(tmp_path: Path) -> None:
+    # As R's writeLines / write.csv and pandas' to_csv write a missing value.
+    path = tmp_path / "x.npy"
+    np.save(path, COUNTS)
+    labels = tmp_path / "labels.txt"
+    written = ["b", "NA", "a", "", "nan", "a"]
+    labels.write_text("\n".join(written) + "\n")
+    obs = gio.read(path, labels=labels).obs["label"]
+    assert obs.isna().tolist() == [False, True, False, True, True, False]
+    assert obs.cat.categories.tolist() == ["a", "b"]
+
+
 def test_labels_file_missing_for_npy(tmp_path: Path) -> None:
     path = tmp_path / "x.npy"
     np.save(path, COUNTS)

@@ -9,6 +9,8 @@ sample names; its labels are then matched by name, so the order of the rows does
 matter. A two-column table whose first column numbers the rows 0 to n - 1 (or 1 to n) in
 order is read in that order (labels saved with pandas for data without sample names, e.g.
 a .npy matrix). Anything else is read as a plain list and must have one line per sample.
+A label written as a missing value (``NA``, ``NaN``, ``null``, ... as R and pandas write
+one, or nothing) marks a sample without a label, as a blank cell does in a table.
 """
 
 from __future__ import annotations
@@ -23,11 +25,17 @@ from geneae.io.textfile import read_lines, side_table
 
 __all__ = ["labels_from_file"]
 
+#: Labels that mean "no label": what R and pandas write for a missing value (pandas reads
+#: these as missing in a table, so a labels file means the same by them).
+MISSING_LABELS = frozenset({"", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "<NA>"})
+
 
 def labels_from_file(
     path: Path, samples: pd.Index, data_path: Path, label_keys: Sequence[str]
-) -> list[str]:
+) -> list[str | None]:
     """One label per sample of ``samples``, read from ``path`` (see the module docstring).
+
+    None for a sample whose label is a missing value (:data:`MISSING_LABELS`).
 
     Parameters
     ----------
@@ -44,7 +52,7 @@ def labels_from_file(
     lines = read_lines(path, "labels")
     by_name = _sample_table(lines, samples, path, label_keys)
     if by_name is not None:
-        return by_name
+        return _missing_as_none(by_name)
     if len(lines) != len(samples):
         hint = " (is the first line a header? remove it)" if len(lines) == len(samples) + 1 else ""
         raise input_error(
@@ -54,7 +62,11 @@ def labels_from_file(
             "Give one label per line in the order of the samples, or a table with a column "
             "of sample names and a column of labels.",
         )
-    return lines
+    return _missing_as_none(lines)
+
+
+def _missing_as_none(labels: list[str]) -> list[str | None]:
+    return [None if label.strip() in MISSING_LABELS else label for label in labels]
 
 
 def _sample_table(
