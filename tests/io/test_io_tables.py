@@ -84,6 +84,19 @@ def test_genes_by_samples_with_symbols_and_tcga_ids_gzipped(tmp_path: Path) -> N
     assert adata.uns["geneae_source"]["format"] == "tsv"
 
 
+def test_genes_by_samples_with_tcga_legacy_gene_ids_and_plain_sample_names(
+    tmp_path: Path,
+) -> None:
+    # Firehose's RSEM tables name genes symbol|Entrez; sample names renamed to P01... look
+    # like symbols (weak evidence for genes), which must not outweigh the gene IDs.
+    genes = [f"{s}|{i + 1}" for i, s in enumerate(SYMBOLS[:-1])] + ["?|100130426"]
+    samples = [f"P{i:02d}" for i in range(5)]
+    frame = pd.DataFrame(COUNTS.T + 0.25, index=pd.Index(genes, name="gene_id"), columns=samples)
+    path = _write(tmp_path / "rsem.tsv", frame, sep="\t")
+    ref = pd.read_csv(path, sep="\t", index_col=0)
+    _check(gio.read(path), ref.to_numpy().T, samples, genes)
+
+
 def test_gzipped_csv_with_barcode_header(tmp_path: Path) -> None:
     frame = pd.DataFrame(COUNTS.T, index=SYMBOLS, columns=BARCODES)
     path = tmp_path / "genes_x_cells.csv.gz"

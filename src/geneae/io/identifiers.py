@@ -1,7 +1,7 @@
 """Guess whether a table's rows are genes or samples from the identifiers it carries.
 
 Expression tables come in both orientations and rarely say which. Identifiers are the
-best clue: Ensembl IDs are genes, 10x barcodes and TCGA/GTEx IDs are samples. Gene
+best clue: Ensembl IDs and TCGA's symbol|Entrez IDs are genes, 10x barcodes and TCGA/GTEx IDs are samples. Gene
 symbols are only weak evidence because short sample names ("A1", "WT", "KO") look like
 symbols too; when the clues are weak or contradict each other the table's shape decides.
 """
@@ -17,6 +17,9 @@ AxisKind = Literal["genes", "samples"]
 #: An Ensembl gene's stable ID (any species' prefix), without its ``.version``.
 ENSEMBL_GENE_ID = r"ENS[A-Z]*G\d{6,}"
 _ENSEMBL = re.compile(rf"^{ENSEMBL_GENE_ID}(\.\d+)?([_|].*)?$", re.IGNORECASE)
+# TCGA's legacy gene IDs (Firehose, the GDC's legacy RSEM files): symbol|Entrez ID
+# ("A1BG|1", "?|100130426").
+_SYMBOL_ENTREZ = re.compile(r"^[^|\s]+\|\d+$")
 # 10x / Drop-seq barcodes, possibly prefixed with a sample name ("pbmc1_AAAC...-1").
 _BARCODE = re.compile(r"(^|[_:.\-])[ACGTN]{12,}(-\d+)?$")
 _SAMPLE_ID = re.compile(
@@ -52,9 +55,10 @@ def _is_number(token: str) -> bool:
 
 
 def strong_kind(tokens: Sequence[str]) -> AxisKind | None:
-    """``"genes"`` for mostly Ensembl IDs, ``"samples"`` for barcodes / TCGA / GTEx IDs."""
+    """``"genes"`` for mostly Ensembl or symbol|Entrez IDs, ``"samples"`` for barcodes /
+    TCGA / GTEx IDs."""
     sample = _sample(tokens)
-    if _fraction(sample, _ENSEMBL) >= 0.5:
+    if max(_fraction(sample, _ENSEMBL), _fraction(sample, _SYMBOL_ENTREZ)) >= 0.5:
         return "genes"
     if max(_fraction(sample, _BARCODE), _fraction(sample, _SAMPLE_ID)) >= 0.5:
         return "samples"
