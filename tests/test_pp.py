@@ -474,15 +474,35 @@ def test_lognorm_refuses_scaled_data() -> None:
         Preprocessor("lognorm").fit(make_continuous())
 
 
-def test_unlogged_expression_is_logged_before_standardising(caplog) -> None:
+def test_unlogged_expression_is_normalised_and_logged_before_standardising(caplog) -> None:
     adata = make_continuous(negative=False)
-    adata.X = np.expm1(adata.X) * 1000  # TPM-like: non-integer, max in the thousands
+    adata.X = np.expm1(adata.X) * 1000  # expected counts: non-integer, max in the thousands
     pre = Preprocessor("auto")
     with caplog.at_level("INFO", logger="geneae.resolve"):
         out = pre.fit_transform(adata)
-    assert "unlogged" in caplog.text and pre.steps_.log1p and not pre.steps_.normalize
-    expected = StandardScaler().fit_transform(np.log1p(adata.X.astype(np.float64)))
+    x = adata.X.astype(np.float64)
+    totals = x.sum(1, keepdims=True)
+    target = float(f"{np.median(totals):.3g}")  # the median total, to 3 significant digits
+    assert "unlogged" in caplog.text and f"scaled to {target:,.0f}, the median total" in caplog.text
+    assert pre.steps_.log1p and pre.steps_.normalize and pre.steps_.target_sum == target
+    expected = StandardScaler().fit_transform(np.log1p(x / totals * target))
     np.testing.assert_allclose(out.X, np.clip(expected, -10, 10), rtol=1e-4, atol=1e-4)
+
+
+def test_tpm_is_only_logged_and_depth_is_normalised_out() -> None:
+    """TPM (every total a million) keeps its values; a sample's depth (expected counts,
+    the same profile at 3x the reads) no longer shows once normalised."""
+    rng = np.random.default_rng(0)
+    profile = rng.lognormal(2.0, 2.0, size=(40, 300))
+    tpm = profile / profile.sum(1, keepdims=True) * 1e6
+    adata = ad.AnnData(tpm.astype(np.float32))
+    pre = Preprocessor("auto", n_top_genes=0, scale=False)
+    out = pre.fit_transform(adata)
+    assert pre.steps_.target_sum == 1e6
+    np.testing.assert_allclose(out.X, np.log1p(adata.X.astype(np.float64)), rtol=1e-5)
+    deeper = adata.copy()
+    deeper.X = adata.X * np.where(np.arange(40) % 2, 3.0, 1.0)[:, None].astype(np.float32)
+    np.testing.assert_allclose(pre.transform(deeper).X, out.X, rtol=1e-5, atol=1e-6)
 
 
 def whole_genome_values(kind: str = "log-normalised") -> ad.AnnData:

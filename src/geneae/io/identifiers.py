@@ -1,9 +1,10 @@
 """Guess whether a table's rows are genes or samples from the identifiers it carries.
 
 Expression tables come in both orientations and rarely say which. Identifiers are the
-best clue: Ensembl IDs and TCGA's symbol|Entrez IDs are genes, 10x barcodes and TCGA/GTEx IDs are samples. Gene
-symbols are only weak evidence because short sample names ("A1", "WT", "KO") look like
-symbols too; when the clues are weak or contradict each other the table's shape decides.
+best clue: Ensembl IDs and TCGA's symbol|Entrez IDs are genes, 10x barcodes and TCGA/GTEx
+IDs are samples. Gene symbols are only weak evidence because short sample names ("A1", "WT",
+"KO") look like symbols too; when the clues are weak or contradict each other the table's
+shape decides.
 """
 
 from __future__ import annotations
@@ -55,8 +56,7 @@ def _is_number(token: str) -> bool:
 
 
 def strong_kind(tokens: Sequence[str]) -> AxisKind | None:
-    """``"genes"`` for mostly Ensembl or symbol|Entrez IDs, ``"samples"`` for barcodes /
-    TCGA / GTEx IDs."""
+    """``"genes"`` for Ensembl or symbol|Entrez IDs, ``"samples"`` for barcodes, TCGA / GTEx IDs."""
     sample = _sample(tokens)
     if max(_fraction(sample, _ENSEMBL), _fraction(sample, _SYMBOL_ENTREZ)) >= 0.5:
         return "genes"
