@@ -30,7 +30,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=None,
         choices=list(ALL_DATASETS),
         help="default: every set for the quality part (the count sets, *_lognorm "
-        "(log-normalised), bulk_tcga_like, fine_subtypes (synthetic counts)), the count "
+        "(log-normalised), the bulk sets, fine_subtypes (synthetic counts)), the count "
         "sets for the other parts",
     )
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))

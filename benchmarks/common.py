@@ -45,7 +45,8 @@ DATASETS: dict[str, str | None] = {
 # ``*_allgenes_lognorm`` sets are the whole-genome count sets (every gene seen in a cell) as
 # log1p(normalize_total(1e4)), the shape a scanpy user holds before any gene selection;
 # ``bulk_tcga_like`` is benchmarks.synthetic.synthetic_bulk
-# (600 samples x 20,000 genes in TPM, 8 tumour types).
+# (600 samples x 20,000 genes in TPM, 8 tumour types); ``bulk_estimated_counts`` the same
+# tumours as RSEM expected counts (fractional, each sample's depth left in).
 LOGNORM_DATASETS: tuple[str, ...] = (
     "pbmc_10x_lognorm",
     "worm_neuron_lognorm",
@@ -55,7 +56,7 @@ LOGNORM_DATASETS: tuple[str, ...] = (
     "worm_neuron_allgenes_lognorm",
     "mouse_bladder_allgenes_lognorm",
 )
-BULK_DATASETS: tuple[str, ...] = ("bulk_tcga_like",)
+BULK_DATASETS: tuple[str, ...] = ("bulk_tcga_like", "bulk_estimated_counts")
 # Synthetic counts that probe one property, reported in a section of their own (not in the
 # count sets' tables across datasets): ``fine_subtypes`` is
 # benchmarks.synthetic.synthetic_hierarchy (8,000 cells, 40 subtypes in 5 lineages: labels
@@ -166,10 +167,10 @@ def _load_values(name: str) -> Any:
     import pandas as pd
     import scipy.sparse as sp
 
-    if name == "bulk_tcga_like":
+    if name in BULK_DATASETS:
         from benchmarks.synthetic import synthetic_bulk
 
-        x, types = synthetic_bulk()
+        x, types = synthetic_bulk(values="tpm" if name == "bulk_tcga_like" else "estimated_counts")
         obs = pd.DataFrame(
             {"label": [f"type{t}" for t in types]}, index=[f"s{i}" for i in range(len(types))]
         )

@@ -42,12 +42,16 @@ def values_sections(agg: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
             BULK_DATASETS,
             "`bulk_tcga_like`: synthetic tumour types at TCGA scale in TPM (not logged; "
             "benchmarks.synthetic.synthetic_bulk: 600 samples x 20,000 genes, 8 types in 3 "
-            "lineages, shared continuous programs, NB reads at ~30 M depth). geneae detects "
-            "the unlogged values, log-transforms them and keeps its 2,000 seurat HVGs; PCA "
-            "gets log1p(TPM) (unscaled: every gene; scaled: scanpy's 2,000 seurat HVGs). "
-            "No public bulk "
-            "set ships in a PyPI package that this harness can use offline, so the real bulk "
-            "test remains the held-out one.",
+            "lineages, shared continuous programs, NB reads at ~30 M depth). "
+            "`bulk_estimated_counts`: the same tumours as RSEM expected counts (reads "
+            "not divided by the depth, which varies wider, log sd 0.5; each scaled by "
+            "U(0.9, 1.1) and rounded to two decimals, as an EM leaves them). geneae detects "
+            "the unlogged values, scales each sample to a million (TPM keeps its values, "
+            "counts become CPM), log-transforms them and keeps its 2,000 seurat HVGs; PCA "
+            "gets the same log1p of TPM / CPM (unscaled: every gene; scaled: scanpy's 2,000 "
+            "seurat HVGs). "
+            "The one public bulk set a PyPI package ships (inmoose's airway: 8 samples) is "
+            "too small to cluster, so the real bulk test remains the held-out one.",
             PCA_PEERS,
         ),
         (

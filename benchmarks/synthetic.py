@@ -121,6 +121,7 @@ def synthetic_bulk(
     n_types: int = 8,
     *,
     seed: int = 0,
+    values: str = "tpm",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bulk RNA-seq of tumour types in TPM, TCGA-like: samples x genes, and type labels.
 
@@ -135,6 +136,12 @@ def synthetic_bulk(
     N(0, 0.5)), and every sample has biological noise (log sd 0.4). Reads are
     negative-binomial (inverse dispersion 20) at a log-normal depth around 30 M, and the
     values returned are TPM (reads / depth x 1e6; not integers, not logged).
+
+    ``values="estimated_counts"``: the same tumours as RSEM's expected counts, what a
+    count-based pipeline (DESeq2, edgeR) starts from: depth spread wider (log sd 0.5, as
+    TCGA's 20-150 M reads), reads not divided by it, and each read count scaled by
+    U(0.9, 1.1) and rounded to two decimals, as an EM that shares reads between genes
+    leaves them (not integers, still carrying each sample's depth).
     """
     rng = np.random.default_rng([seed, 7])
     weights = rng.dirichlet(np.full(n_types, 4.0))
@@ -159,8 +166,14 @@ def synthetic_bulk(
         + scores @ loadings
         + rng.normal(0.0, 0.4, (n_samples, n_genes))
     )
-    depth = np.exp(rng.normal(np.log(3e7), 0.3, n_samples))
+    if values not in ("tpm", "estimated_counts"):
+        raise ValueError(f"values must be 'tpm' or 'estimated_counts', not {values!r}")
+    depth_sd = 0.3 if values == "tpm" else 0.5
+    depth = np.exp(rng.normal(np.log(3e7), depth_sd, n_samples))
     reads = _nb_counts(rng, depth[:, None] * _proportions(log_mu), 20.0).astype(np.float64)
+    if values == "estimated_counts":
+        estimated = np.round(reads * rng.uniform(0.9, 1.1, reads.shape), 2)
+        return estimated.astype(np.float32), types
     tpm = reads / depth[:, None] * 1e6
     return tpm.astype(np.float32), types
 

@@ -474,19 +474,24 @@ def test_lognorm_refuses_scaled_data() -> None:
         Preprocessor("lognorm").fit(make_continuous())
 
 
-def test_unlogged_expression_is_normalised_and_logged_before_standardising(caplog) -> None:
+def test_unlogged_expression_is_scaled_to_a_million_and_logged_before_standardising(
+    caplog,
+) -> None:
     adata = make_continuous(negative=False)
     adata.X = np.expm1(adata.X) * 1000  # expected counts: non-integer, max in the thousands
     pre = Preprocessor("auto")
     with caplog.at_level("INFO", logger="geneae.resolve"):
         out = pre.fit_transform(adata)
     x = adata.X.astype(np.float64)
-    totals = x.sum(1, keepdims=True)
-    target = float(f"{np.median(totals):.3g}")  # the median total, to 3 significant digits
-    assert "unlogged" in caplog.text and f"scaled to {target:,.0f}, the median total" in caplog.text
-    assert pre.steps_.log1p and pre.steps_.normalize and pre.steps_.target_sum == target
-    expected = StandardScaler().fit_transform(np.log1p(x / totals * target))
+    assert "unlogged" in caplog.text and "each sample scaled to 1,000,000 and log1p" in caplog.text
+    assert pre.steps_.log1p and pre.steps_.normalize and pre.steps_.target_sum == 1e6
+    expected = StandardScaler().fit_transform(np.log1p(x / x.sum(1, keepdims=True) * 1e6))
     np.testing.assert_allclose(out.X, np.clip(expected, -10, 10), rtol=1e-4, atol=1e-4)
+    # a target the user gives is the one used and said
+    caplog.clear()
+    with caplog.at_level("INFO", logger="geneae.resolve"):
+        Preprocessor("auto", target_sum=1e4).fit(adata)
+    assert "each sample scaled to 10,000 and log1p" in caplog.text
 
 
 def test_tpm_is_only_logged_and_depth_is_normalised_out() -> None:
@@ -498,7 +503,7 @@ def test_tpm_is_only_logged_and_depth_is_normalised_out() -> None:
     adata = ad.AnnData(tpm.astype(np.float32))
     pre = Preprocessor("auto", n_top_genes=0, scale=False)
     out = pre.fit_transform(adata)
-    assert pre.steps_.target_sum == 1e6
+    assert pre.steps_.target_sum == 1e6 and pre.steps_.normalize
     np.testing.assert_allclose(out.X, np.log1p(adata.X.astype(np.float64)), rtol=1e-5)
     deeper = adata.copy()
     deeper.X = adata.X * np.where(np.arange(40) % 2, 3.0, 1.0)[:, None].astype(np.float32)

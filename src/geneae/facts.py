@@ -128,9 +128,6 @@ class DataFacts:
         The largest finite value of ``X`` (for messages, e.g. why data count as unlogged).
     min_value
         The smallest finite value of ``X`` (for messages: why data are not counts).
-    median_total
-        The median over samples of each sample's total of ``X`` (its finite values): the
-        scale unlogged expression is normalised to (:func:`geneae.resolve.resolve`).
     """
 
     n_obs: int
@@ -140,7 +137,6 @@ class DataFacts:
     sparse: bool
     max_value: float
     min_value: float = 0.0
-    median_total: float = 0.0
 
     @property
     def has_counts(self) -> bool:
@@ -178,27 +174,7 @@ def describe(adata: object, layer: str | None = None) -> DataFacts:
         sparse=bool(sp.issparse(x)),
         max_value=float(finite.max()) if finite.size else 0.0,
         min_value=float(finite.min()) if finite.size else 0.0,
-        median_total=_median(row_totals(x)),
     )
-
-
-def row_totals(x: np.ndarray | sp.spmatrix | sp.sparray) -> np.ndarray:
-    """Each row's total of its finite values (float64)."""
-    if sp.issparse(x):
-        csr = sp.csr_array(x)
-        data = (
-            csr.data
-            if np.isfinite(csr.data).all()
-            else np.nan_to_num(csr.data, posinf=0.0, neginf=0.0)
-        )
-        csr = sp.csr_array((data, csr.indices, csr.indptr), shape=csr.shape)
-        return np.asarray(csr.sum(axis=1), dtype=np.float64).ravel()
-    dense = np.asarray(x, dtype=np.float64)
-    return np.where(np.isfinite(dense), dense, 0.0).sum(axis=1)
-
-
-def _median(totals: np.ndarray) -> float:
-    return float(np.median(totals)) if totals.size else 0.0
 
 
 class FactsAccumulator:
@@ -216,7 +192,6 @@ class FactsAccumulator:
         self.lo, self.hi = np.inf, -np.inf
         self.col_sum = np.zeros(n_vars)
         self.col_n = np.zeros(n_vars)
-        self.totals: list[np.ndarray] = []
         self.sparse = False
 
     def add(self, x: np.ndarray | sp.spmatrix, counts: np.ndarray | sp.spmatrix | None) -> None:
@@ -234,7 +209,6 @@ class FactsAccumulator:
         dense = x.toarray() if sp.issparse(x) else np.asarray(x, dtype=np.float64)
         self.col_sum += np.nansum(dense, axis=0)
         self.col_n += np.sum(~np.isnan(dense), axis=0)
-        self.totals.append(row_totals(x))
 
     def facts(self) -> DataFacts:
         """The facts of every block added so far."""
@@ -260,5 +234,4 @@ class FactsAccumulator:
             sparse=self.sparse,
             max_value=float(self.hi) if finite else 0.0,
             min_value=float(self.lo) if finite else 0.0,
-            median_total=_median(np.concatenate(self.totals) if self.totals else np.zeros(0)),
         )

@@ -195,7 +195,7 @@ def gene_preprocess(cfg: PreprocessConfig, facts: DataFacts) -> PreprocessConfig
 
     The steps still run on the samples x genes matrix, then the result is transposed:
     library-size normalisation and log1p are per sample (raw counts normalised and logged,
-    TPM / FPKM scaled to the median total and logged, log or scaled values kept as they
+    TPM / FPKM scaled to a million and logged, log or scaled values kept as they
     are), and standardisation is per
     gene across the samples, so that each gene enters as the z-score of its log expression
     and the geometry between genes is their correlation (co-expression) rather than their
@@ -326,9 +326,12 @@ def resolve_preprocess(
             "'standardize'."
         )
     try:
-        return PreprocessConfig(**values)
+        steps = PreprocessConfig(**values)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, "preprocess")) from None
+    if preset in ("standardize", "minmax") and facts.value_type == "unlogged expression":
+        _say_unlogged(steps, facts)
+    return steps
 
 
 def _value_steps(preset: str, facts: DataFacts) -> dict[str, Any]:
@@ -357,34 +360,41 @@ def _value_steps(preset: str, facts: DataFacts) -> dict[str, Any]:
         if kind == "raw counts":
             return {"source": "counts", "normalize": True, "log1p": True}
         if kind == "unlogged expression":
-            return _unlogged_steps(preset, facts)
+            return _unlogged_steps()
         return {"source": "X", "normalize": False, "log1p": False}
     return {"source": "X", "normalize": False, "log1p": False}
 
 
-def _unlogged_steps(preset: str, facts: DataFacts) -> dict[str, Any]:
-    """Unlogged expression: each sample scaled to the median total, then log1p.
+#: Unlogged expression is scaled to this total per sample before log1p: per million, the
+#: scale of TPM and CPM (docs/design/default-model.md, round 45).
+UNLOGGED_TARGET = 1e6
 
-    TPM (every total a million) is left as it is; FPKM becomes TPM up to a constant; and
-    values that still carry each sample's depth (RSEM expected counts, salmon and kallisto
-    estimated counts: counts, but not integers) are depth-normalised. Without it the depth
-    stays in the log values: on synthetic RSEM counts of 8 tumour types whose depth varies
-    2-fold (log sd 0.7), the default scored ARI 0.67 and PCA 0.29, against 1.0 and 0.90
-    with it (docs/design/default-model.md, round 45).
+
+def _unlogged_steps() -> dict[str, Any]:
+    """Unlogged expression: each sample scaled to a million, then log1p.
+
+    TPM is left as it is, FPKM becomes TPM, and values that still carry each sample's depth
+    (RSEM expected counts, salmon and kallisto estimated counts: counts, but not integers)
+    become CPM; log1p of them is bulk RNA-seq's usual log scale (log TPM, edgeR's log-CPM),
+    on which a gene below about one per million stays near 0 instead of adding its noise.
     """
-    then = "standardising" if preset == "standardize" else "min-max scaling"
-    target = float(f"{facts.median_total:.3g}")
-    if target <= 0:  # no sample holds any expression: nothing to scale to
-        logger.info("values look unlogged (%s): log1p applied before %s", _what(facts), then)
-        return {"source": "X", "normalize": False, "log1p": True}
+    return {"source": "X", "normalize": True, "target_sum": UNLOGGED_TARGET, "log1p": True}
+
+
+def _say_unlogged(steps: PreprocessConfig, facts: DataFacts) -> None:
+    """One line on what unlogged expression goes through (the user's values included)."""
+    then = "standardising" if steps.scale else "min-max scaling" if steps.minmax else "training"
+    assert steps.target_sum is not None
+    total = steps.target_sum
+    shown = f"{total:,.0f}" if total >= 1 and total == round(total) else f"{total:g}"
+    scaled = f"each sample scaled to {shown} and " if steps.normalize else ""
     logger.info(
-        "values look unlogged (%s): each sample scaled to %s, the median total, and log1p "
-        "applied before %s",
+        "values look unlogged (%s): %s%s before %s",
         facts.describe_values(),
-        f"{target:,.0f}" if target >= 100 else f"{target:.3g}",
+        scaled,
+        "log1p applied" if steps.log1p else "no log1p (as set)",
         then,
     )
-    return {"source": "X", "normalize": True, "target_sum": target, "log1p": True}
 
 
 def _what(facts: DataFacts) -> str:

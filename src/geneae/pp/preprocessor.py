@@ -76,8 +76,8 @@ class Preprocessor:
         ``X = log1p(normalize_total(1e4))``, counts kept in ``layers["counts"]``.
         ``lognorm``: normalise + log1p (kept as they are when X is log-normalised already),
         HVG ``seurat`` top 2000. ``standardize``: normalise + log1p for raw counts, and
-        for unlogged expression (TPM, FPKM, estimated counts) normalise to the median
-        sample total + log1p; optional HVG by variance, z-score
+        for unlogged expression (TPM, FPKM, estimated counts) normalise to a million per
+        sample + log1p; optional HVG by variance, z-score
         clipped at 10. ``minmax``: like standardize but optional HVG by MAD and min-max
         scaling to [0, 1]. ``none``: gene alignment only. ``auto``: decided from the data
         (see :func:`geneae.resolve.resolve_preprocess`).
