@@ -195,14 +195,13 @@ def gene_preprocess(cfg: PreprocessConfig, facts: DataFacts) -> PreprocessConfig
 
     The steps still run on the samples x genes matrix, then the result is transposed:
     library-size normalisation and log1p are per sample (raw counts normalised and logged,
-    TPM / FPKM scaled to a million and logged, log or scaled values kept as they
-    are), and standardisation is per
-    gene across the samples, so that each gene enters as the z-score of its log expression
-    and the geometry between genes is their correlation (co-expression) rather than their
-    expression level. Every sample is kept (the samples are the model's features); genes
-    detected in fewer than :func:`min_samples_per_gene` samples are dropped; no gene
-    selection by variance unless ``n_top_genes`` is given (the gene of interest must be
-    embedded).
+    TPM / FPKM scaled to a million and logged, log or scaled values kept as they are), and
+    standardisation is per gene across the samples, so that each gene enters as the z-score
+    of its log expression and the geometry between genes is their correlation
+    (co-expression) rather than their expression level. Every sample is kept (the samples
+    are the model's features); genes detected in fewer than :func:`min_samples_per_gene`
+    samples are dropped; no gene selection by variance unless ``n_top_genes`` is given (the
+    gene of interest must be embedded).
     """
     values = cfg.model_dump()
     preset = cfg.preset if cfg.preset != "auto" else "standardize"

@@ -153,13 +153,7 @@ def label_score(model: Any, prepared: Any, objective: str) -> float:
     labelled = np.array([v is not None for v in labels], dtype=bool)
     if not labelled.any():
         raise InputError(f"--objective {objective}: no cell has a label (all NaN or blank).")
-    if labelled.all():
-        scores = clustering_scores(
-            outputs.latent, labels, method=method, n_clusters=cfg.n_clusters, seed=seed,
-            clusters=clusters,
-        )  # fmt: skip
-        return float(scores[objective])
-    # Cells without a label are clustered with the rest and left out of the score.
+    # Every cell is clustered; cells without a label are left out of the score.
     k = cfg.n_clusters
     if k is None and clusters is None and method != "leiden":
         k = len(set(labels[labelled]))
