@@ -70,8 +70,8 @@ class ModelConfig(Section):
         "(else one after the other); their latents, each centred and scaled, side by side "
         "(members x latent_dim dimensions) and their reconstructions averaged "
         "(geneae.module.ensemble): clusters that move less from seed to seed, at members "
-        "times the training work; None: 3 (1 for gmvae and for genes as samples; "
-        "geneae.resolve)",
+        "times the training work; None: 3 (1 for gmvae and for genes as samples, fewer "
+        "where the samples or genes number under 3 x latent_dim; geneae.resolve)",
     )
     standardized_weight: float | None = Field(
         default=None,

@@ -120,13 +120,24 @@ def default_cluster_epochs(n_obs: int) -> int:
     return clip_epochs(math.ceil(CLUSTER_SAMPLES_SEEN / max(n_obs, 1)), at_least=CLUSTER_EPOCHS)
 
 
-def members(config: RunConfig) -> int:
-    """The members of an ensemble ``config`` trains (known before the data are read)."""
+def members(config: RunConfig, room: int | None = None) -> int:
+    """The members of an ensemble ``config`` trains.
+
+    Known before the data are read (the member processes start first), except that a data
+    set of ``room`` = min(samples, genes) below ``MEMBERS x latent_dim`` gets as many
+    members as it holds latents side by side (at least one): the embedding, and the PCA
+    baseline of as many components, must fit in it. A small bulk cohort (24 samples: two
+    members) then trains instead of being refused.
+    """
     if config.model.members is not None:
         return config.model.members
     # The ensemble steadies the clusters of samples; a GMVAE's mixture components do not
     # line up across members, and gene embeddings are not clustered.
-    return 1 if config.data.genes_as_samples or config.model.family == "gmvae" else MEMBERS
+    if config.data.genes_as_samples or config.model.family == "gmvae":
+        return 1
+    if room is None:
+        return MEMBERS
+    return max(1, min(MEMBERS, room // config.model.latent_dim))
 
 
 def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
@@ -169,7 +180,18 @@ def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
         )
     if config.train.cluster_epochs is None:
         config.train.cluster_epochs = 0 if genes_as_samples else default_cluster_epochs(facts.n_obs)
-    model.members = members(config)
+    full = members(config)
+    model.members = members(config, min(facts.n_obs, facts.n_vars))
+    if model.members < full:
+        logger.info(
+            "members: %d (%s samples x %s genes hold %d latents of %d side by side; "
+            "model.members sets it)",
+            model.members,
+            f"{facts.n_obs:,}",
+            f"{facts.n_vars:,}",
+            model.members,
+            model.latent_dim,
+        )
     config.preprocess = resolve_preprocess(
         config.preprocess, facts, standardized_term=model.standardized_weight > 0
     )

@@ -70,6 +70,21 @@ def test_an_ensemble_wider_than_the_data_is_refused_with_fixes_that_fit(fast_yam
     assert result.code == 0, result
 
 
+@pytest.mark.parametrize(("n_samples", "members"), [(24, 2), (12, 1)])
+def test_a_small_cohort_trains_as_many_members_as_it_holds(n_samples, members, fast_yaml, tmp_path):
+    # Members left to the default: three latents of 10 side by side need 30 samples.
+    data = table(tmp_path / "cohort.csv", n_samples, 30)
+    settings = yaml.safe_load(fast_yaml.read_text())
+    del settings["model"]["members"]
+    settings["model"]["latent_dim"] = 10
+    config = tmp_path / "default_members.yaml"
+    config.write_text(yaml.safe_dump(settings))
+    result = geneae_cli("train", data, "--out", tmp_path / "run", "--config", config)
+    assert result.code == 0, result
+    resolved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert resolved["model"]["members"] == members
+
+
 def test_three_cells_train(fast_yaml, tmp_path):
     data = table(tmp_path / "three.csv", 3, 30)
     result = geneae_cli("train", data, "--out", tmp_path / "run", "--config", fast_yaml)
