@@ -221,6 +221,19 @@ def test_featurecounts_output(tmp_path: Path) -> None:
     assert "counts" in adata.layers  # the counts stay counts: no annotation column in X
 
 
+def test_cbioportal_table_keeps_its_entrez_ids_out_of_the_samples(tmp_path: Path) -> None:
+    # cBioPortal's data_mrna_seq_v2_rsem.txt: Hugo_Symbol, Entrez_Gene_Id (numbers), then
+    # one column per TCGA sample. The Entrez IDs were read as one more sample.
+    frame = pd.DataFrame(COUNTS.T * 10.5, columns=TCGA)
+    frame.insert(0, "Entrez_Gene_Id", [915, 931, 4069, 4818, 10578, 929, 2214, 5473])
+    frame.insert(0, "Hugo_Symbol", SYMBOLS)
+    path = tmp_path / "data_mrna_seq_v2_rsem.txt"
+    frame.to_csv(path, sep="\t", index=False)
+    adata = gio.read(path)
+    _check(adata, COUNTS * 10.5, TCGA, SYMBOLS)
+    assert adata.var["Entrez_Gene_Id"].tolist() == [915, 931, 4069, 4818, 10578, 929, 2214, 5473]
+
+
 def test_gene_name_column_beside_the_identifiers(tmp_path: Path) -> None:
     frame = pd.DataFrame(COUNTS.T, index=ENSEMBL, columns=TCGA)
     frame.insert(0, "gene_name", SYMBOLS)

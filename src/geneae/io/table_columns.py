@@ -29,6 +29,7 @@ ID_HEADERS = {
     "gene_name",
     "gene_symbol",
     "symbol",
+    "hugo_symbol",
     "ensembl",
     "ensembl_id",
     "feature",
@@ -46,7 +47,8 @@ ID_HEADERS = {
 }
 # Gene annotation columns that bulk tables carry between the gene identifiers and the
 # samples (featureCounts: Chr, Start, End, Strand, Length; GENCODE / biomart exports: gene
-# name, type, description). Read into var, never into the matrix (Length is numeric).
+# name, type, description; cBioPortal's Hugo_Symbol, Entrez_Gene_Id). Read into var, never
+# into the matrix (Length and Entrez IDs are numeric).
 GENE_ANNOTATIONS = {
     "chr",
     "chrom",
@@ -68,7 +70,9 @@ GENE_ANNOTATIONS = {
     "biotype",
     "entrez",
     "entrez_id",
+    "entrezid",
     "entrezgene_id",
+    "entrez_gene_id",
 }
 # Aligned-read files that count tools name their sample columns after.
 _READ_FILE_SUFFIXES = (".bam", ".sam", ".cram")
