@@ -107,10 +107,11 @@ def test_explicit_labels_that_are_missing_are_an_error(column_run, new_file, tmp
 @pytest.mark.filterwarnings("always::geneae.errors.DataWarning")  # the CLI prints it
 def test_cells_without_a_label_are_scored_out_and_said_so(data_dir, tmp_path):
     """Blank labels are not a class of their own: one warning line, the label metrics on
-    the labelled cells, the report drawing the others as '(no label)'."""
+    the labelled cells, the report drawing the others as '(missing)'."""
     import anndata as ad
 
-    from geneae.report.results import NO_LABEL, load_results
+    from geneae.pl._style import categories
+    from geneae.report.results import load_results
 
     table = counts_table()
     table.loc[table.index[:15], "cell_type"] = np.nan
@@ -127,4 +128,6 @@ def test_cells_without_a_label_are_scored_out_and_said_so(data_dir, tmp_path):
     assert metrics["comparison"]["clustering"]["n_clusters"] == table["cell_type"].nunique()
     obs = ad.read_h5ad(run / "results.h5ad").obs
     assert obs["label"].isna().sum() == 15
-    assert (load_results(run).labels == NO_LABEL).sum() == 15
+    names, codes = categories(load_results(run).labels)  # as the report's figures draw them
+    assert names[-1] == "(missing)" and (codes == len(names) - 1).sum() == 15
+    assert (run / "report.html").is_file()

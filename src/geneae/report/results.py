@@ -24,8 +24,6 @@ from geneae.errors import ModelFileError
 logger = logging.getLogger(__name__)
 
 RESULTS = "results.h5ad"
-#: The class the report draws cells without a label in (a name no annotation uses).
-NO_LABEL = "(no label)"
 _FIX = "re-run `geneae train` on this run's data to write it"
 
 
@@ -74,18 +72,9 @@ class Results:
 
     @property
     def labels(self) -> pd.Series | None:
-        """``obs["label"]``, or None when there are no labels.
-
-        Cells without a label (left out of the label metrics) are drawn as one more class,
-        :data:`NO_LABEL`, so that the maps and the confusion matrix show where they went.
-        """
+        """``obs["label"]``, or None when there are no labels."""
         labels = self.obs("label")
-        if labels is None or labels.isna().all():
-            return None
-        if not labels.isna().any():
-            return labels
-        labels = labels.astype("category")
-        return labels.cat.add_categories([NO_LABEL]).fillna(NO_LABEL)
+        return None if labels is None or labels.isna().all() else labels
 
     def obs(self, key: str) -> pd.Series | None:
         return self.adata.obs[key] if key in self.adata.obs else None
