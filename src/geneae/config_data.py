@@ -76,7 +76,12 @@ class PreprocessConfig(Section):
         default=None, description="text file of gene IDs to keep, one per line"
     )
     normalize: bool | None = Field(default=None, strict=True)
-    target_sum: float | None = Field(default=None, gt=0)
+    target_sum: float | None = Field(
+        default=None,
+        gt=0,
+        description="the total each sample is scaled to before log1p; default: the "
+        "preset's, under auto 1e4 for raw counts and 1e6 for unlogged expression (TPM / CPM)",
+    )
     log1p: bool | None = Field(default=None, strict=True)
     n_top_genes: int | None = Field(
         default=None,

@@ -23,9 +23,21 @@ def labelled_rows(labels: Any, n: int, name: str = "labels") -> tuple[np.ndarray
     is the boolean mask of the other rows. ``labels`` holds every row, as strings unless all
     are numbers, the missing ones as ``""`` (or 0): score the labelled rows only.
     """
-    arr = np.asarray(labels, dtype=object).ravel()
+    arr = np.asarray(labels)
+    if arr.ndim != 1:
+        arr = arr.ravel()
     if len(arr) != n:
         raise InputError(f"{name} has {len(arr)} entries but the matrix has {n} rows (cells).")
+    kind = arr.dtype.kind
+    if kind in "iub":  # integers and booleans have no missing value
+        return arr, np.ones(n, dtype=bool)
+    if kind == "f":
+        missing = np.isnan(arr)
+        return np.where(missing, 0.0, arr), ~missing
+    if kind in "US":
+        text = arr.astype(str)
+        return text, np.char.strip(text) != ""
+    # Objects (pandas categoricals and object columns): None / NaN, blanks, or numbers.
     missing = np.asarray(pd.isna(arr), dtype=bool)
     missing |= np.array([isinstance(v, str) and not v.strip() for v in arr], dtype=bool)
     values = arr[~missing]

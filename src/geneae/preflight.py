@@ -77,7 +77,7 @@ def check_trainable(n_cells: int, n_genes: int, config: RunConfig, where: str) -
             "for training; training needs at least 2 training cells (3 with the default "
             "validation split). Give more cells."
         )
-    if embedding_width(config) > min(n_cells, n_genes):
+    if members(config) * config.model.latent_dim > min(n_cells, n_genes):
         raise InputError(f"{where}: {too_small_for_embedding(n_cells, n_genes, config)}")
     if config.model.norm == "batch" and config.train.batch_size < 2:
         raise ConfigError(
@@ -90,11 +90,6 @@ def check_trainable(n_cells: int, n_genes: int, config: RunConfig, where: str) -
             f"evaluate.n_clusters = {k} exceeds the {n_cells} cells left after preprocessing; "
             "use fewer clusters."
         )
-
-
-def embedding_width(config: RunConfig) -> int:
-    """Dimensions of a run's embedding: its members' latents side by side."""
-    return members(config) * config.model.latent_dim
 
 
 def too_small_for_embedding(n_cells: int, n_genes: int, config: RunConfig) -> str:

@@ -120,9 +120,10 @@ def evaluate_model(model: GeneAE, prepared: Prepared) -> Evaluation:
     x = _dense(data.X[rows] if len(rows) < n else data.X)
     x_hat = model.to_input_space(outputs.reconstruction)
     labels = labels_of(data)
+    unlabelled = 0
     if labels is not None:
         labels = labels[rows]
-        warn_unlabelled(labels, "cells evaluated" if len(rows) < n else "cells")
+        unlabelled = warn_unlabelled(labels, "cells evaluated" if len(rows) < n else "cells")
     method = cfg.evaluate.cluster_method
     clusters = None
     if method == "gmvae":
@@ -160,7 +161,6 @@ def evaluate_model(model: GeneAE, prepared: Prepared) -> Evaluation:
     if labels is not None:
         metrics["data"] = dict(metrics.get("data", {}))
         metrics["data"]["labels"] = pd.Series(labels).value_counts().to_dict()  # labelled
-        unlabelled = int(sum(v is None for v in labels))
         if unlabelled:
             metrics["data"]["unlabelled"] = unlabelled
     raw = data.layers["counts"] if "counts" in data.layers else None

@@ -9,6 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from geneae.errors import InputError
+from geneae.labels import labelled_rows
 
 Matrix = np.ndarray | sp.spmatrix | sp.sparray
 
@@ -61,21 +62,16 @@ def check_rows(n: int, other: Any, name: str) -> None:
 
 
 def label_array(labels: Any, n: int, name: str = "labels") -> np.ndarray:
-    """Labels as a 1-D array of strings-or-numbers with missing values rejected."""
-    arr = np.asarray(labels)
-    if arr.ndim != 1:
-        arr = arr.ravel()
-    check_rows(n, arr, name)
-    if arr.dtype.kind == "f" and np.isnan(arr).any():
-        raise InputError(f"{name}: contains NaN; drop unlabelled cells or fill them in first.")
-    if arr.dtype.kind == "O":
-        # pandas categoricals / object columns: missing values are None or NaN floats
-        missing = [v is None or (isinstance(v, float) and np.isnan(v)) for v in arr]
-        if any(missing):
-            raise InputError(
-                f"{name}: {sum(missing)} missing values; drop unlabelled cells or fill them in."
-            )
-        arr = arr.astype(str)
+    """Labels as a 1-D array of strings-or-numbers with missing values rejected.
+
+    Missing as :func:`geneae.labels.labelled_rows` tells (None, NaN, blank).
+    """
+    arr, labelled = labelled_rows(labels, n, name)
+    if not labelled.all():
+        raise InputError(
+            f"{name}: {int((~labelled).sum())} missing values; drop unlabelled cells or fill "
+            "them in first."
+        )
     return arr
 
 
