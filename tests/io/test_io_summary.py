@@ -77,3 +77,17 @@ def test_cells_without_a_label_are_counted_apart_not_as_a_class() -> None:
     assert summary["class_sizes"] == {"b": 1, "a": 1} and summary["n_classes"] == 2
     assert summary["n_unlabelled"] == 3
     assert "3 without a label" in _render(gio.format_summary(summary, "t"))
+
+
+def test_other_obs_columns_are_listed_as_annotations() -> None:
+    obs = pd.DataFrame(
+        {"cell_type": ["a", "b"], "batch": ["1", "2"], "percent.mt": [0.5, 1.0]},
+        index=["c1", "c2"],
+    )
+    obs = obs.assign(**{f"qc{i}": [0, 1] for i in range(10)})
+    summary = gio.summarize(ad.AnnData(np.ones((2, 3), dtype=np.float32), obs=obs))
+    # the label column is not an annotation; the others are, in file order
+    assert summary["label_key"] == "cell_type"
+    assert summary["annotations"] == ["batch", "percent.mt", *(f"qc{i}" for i in range(10))]
+    text = _render(gio.format_summary(summary, "x"))
+    assert "batch, percent.mt, qc0, qc1, qc2, qc3, qc4, qc5, ... (4 more)" in text

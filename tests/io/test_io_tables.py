@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import logging
 import re
 from pathlib import Path
 
@@ -317,11 +318,58 @@ def test_label_column_not_found(tmp_path: Path) -> None:
         gio.read(path, labels="celltype")
 
 
-def test_text_column_is_an_error_with_a_labels_hint(tmp_path: Path) -> None:
+def test_text_column_beside_the_genes_is_a_sample_annotation(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     frame = pd.DataFrame(COUNTS, index=BARCODES, columns=SYMBOLS)
-    frame["tissue"] = ["blood"] * 5
+    frame["tissue"] = ["blood", "blood", "marrow", "blood", "marrow"]
     path = _write(tmp_path / "tissue.csv", frame)
-    with pytest.raises(InputError, match=r"tissue\.csv.*'blood' on line 2.*labels='tissue'"):
+    with caplog.at_level(logging.INFO, logger="geneae.io"):
+        adata = gio.read(path)
+    _check(adata, COUNTS, BARCODES, SYMBOLS)
+    assert adata.obs["tissue"].tolist() == frame["tissue"].tolist()
+    assert "column tissue annotates the samples, not genes" in caplog.text
+    # and it can be the labels, by name
+    assert gio.read(path, labels="tissue").obs["label"].tolist() == frame["tissue"].tolist()
+
+
+def test_seurat_metadata_beside_the_genes_is_not_trained_on(tmp_path: Path) -> None:
+    # Seurat's FetchData / meta.data joined to the counts: numbers, but no gene's
+    frame = pd.DataFrame(COUNTS, index=BARCODES, columns=SYMBOLS)
+    meta = {
+        "orig.ident": ["pbmc"] * 5,
+        "nCount_RNA": COUNTS.sum(axis=1),
+        "nFeature_RNA": (COUNTS > 0).sum(axis=1),
+        "percent.mt": [1.5, 2.0, 0.5, 3.25, 1.0],
+        "seurat_clusters": [0, 1, 0, 2, 1],
+    }
+    path = _write(tmp_path / "seurat.csv", frame.assign(**meta))
+    adata = gio.read(path)
+    _check(adata, COUNTS, BARCODES, SYMBOLS)
+    assert adata.obs["seurat_clusters"].tolist() == meta["seurat_clusters"]
+    assert adata.obs["percent.mt"].tolist() == meta["percent.mt"]
+    assert "label" not in adata.obs  # metadata are kept, but no column is taken as labels
+
+
+def test_whole_number_label_column_is_the_labels(tmp_path: Path) -> None:
+    # a column named like labels that holds class codes: labels, not a gene
+    frame = pd.DataFrame(COUNTS, index=BARCODES, columns=SYMBOLS)
+    path = _write(tmp_path / "coded.csv", frame.assign(label=[3, 1, 3, 0, 1]))
+    adata = gio.read(path)
+    _check(adata, COUNTS, BARCODES, SYMBOLS)
+    assert adata.obs["label"].tolist() == ["3", "1", "3", "0", "1"]
+    # fractions are a measurement: read as a column of the matrix
+    values = frame.assign(label=[0.5, 1.25, 0.0, 2.5, 1.0])
+    adata = gio.read(_write(tmp_path / "fraction.csv", values))
+    assert adata.var_names[-1] == "label"
+    assert "label" not in adata.obs
+
+
+def test_column_of_numbers_and_text_is_refused_naming_the_line(tmp_path: Path) -> None:
+    frame = pd.DataFrame(COUNTS, index=BARCODES, columns=SYMBOLS).astype(object)
+    frame["CD14"] = [1, 2, "high", 0, 3]
+    path = _write(tmp_path / "mixed.csv", frame)
+    with pytest.raises(InputError, match=r"mixed\.csv.*'high' on line 4, column 'CD14'"):
         gio.read(path)
 
 

@@ -163,8 +163,17 @@ def _log_decisions() -> None:
     # geneae.ondisk: the out-of-core route and what it holds in memory; geneae.io.finalize
     # and geneae.io.backed (files read in memory / on disk): where the counts were found
     # when not in X; geneae.io.genes_file: genes named from an annotation table;
+    # geneae.io.tables: a table's columns that annotate samples rather than measure genes;
     # geneae.pp.selection: how many genes the preprocessing kept.
-    loggers = ("resolve", "ondisk", "io.finalize", "io.backed", "io.genes_file", "pp.selection")
+    loggers = (
+        "resolve",
+        "ondisk",
+        "io.finalize",
+        "io.backed",
+        "io.genes_file",
+        "io.tables",
+        "pp.selection",
+    )
     for name in (f"geneae.{short}" for short in loggers):
         logger = logging.getLogger(name)
         if not any(isinstance(h, _Stdout) for h in logger.handlers):

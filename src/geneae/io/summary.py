@@ -20,6 +20,7 @@ from geneae.labels import labelled_rows
 
 _BACKED_ROWS = 2000  # rows read from disk to describe a backed matrix
 _CLASSES_SHOWN = 8
+_ANNOTATIONS_SHOWN = 8
 
 
 def _label_key(adata: ad.AnnData) -> str | None:
@@ -49,8 +50,9 @@ def summarize(adata: ad.AnnData) -> dict[str, Any]:
         standardised / other), ``sparsity`` (fraction of zeros), ``storage`` ("sparse" /
         "dense"), ``dtype``, ``library_size`` ({"min", "median", "max"} for counts, else
         None), ``label_key``, ``label_source``, ``n_classes``, ``class_sizes`` (label ->
-        count, largest first), ``n_unlabelled`` (samples without a label), ``obsm``,
-        ``layers``, ``format``, ``sampled``.
+        count, largest first), ``n_unlabelled`` (samples without a label),
+        ``annotations`` (the other obs columns), ``obsm``, ``layers``, ``format``,
+        ``sampled``.
     """
     x = adata.X
     sampled = bool(adata.isbacked) and adata.n_obs > _BACKED_ROWS
@@ -79,6 +81,8 @@ def summarize(adata: ad.AnnData) -> dict[str, Any]:
         class_sizes = {str(k): int(v) for k, v in counts.items()}
         unlabelled = int((~labelled).sum())
     source = adata.uns.get("geneae_source", {})
+    label_source = source.get("label_key", key) if key is not None else None
+    annotations = [str(c) for c in adata.obs.columns if c not in (key, label_source)]
     return {
         "n_cells": int(adata.n_obs),
         "n_genes": int(adata.n_vars),
@@ -88,10 +92,11 @@ def summarize(adata: ad.AnnData) -> dict[str, Any]:
         "dtype": str(x.dtype),
         "library_size": library,
         "label_key": key,
-        "label_source": source.get("label_key", key) if key is not None else None,
+        "label_source": label_source,
         "n_classes": len(class_sizes),
         "class_sizes": class_sizes,
         "n_unlabelled": unlabelled,
+        "annotations": annotations,
         "obsm": [str(k) for k in adata.obsm.keys()],
         "layers": [str(k) for k in adata.layers.keys()],
         "format": source.get("format"),
@@ -153,6 +158,11 @@ def format_summary(summary: dict[str, Any], title: str) -> Table:
         )
     else:
         table.add_row("labels", "none")
+    annotations = summary.get("annotations")
+    if annotations:
+        more = len(annotations) - _ANNOTATIONS_SHOWN
+        shown = ", ".join(annotations[:_ANNOTATIONS_SHOWN])
+        table.add_row("annotations (obs)", shown + (f", ... ({more} more)" if more > 0 else ""))
     if summary.get("obsm"):
         table.add_row("obsm", ", ".join(summary["obsm"]))
     if summary.get("layers"):

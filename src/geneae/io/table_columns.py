@@ -2,8 +2,9 @@
 
 Which first-cell words name an identifier column, which columns beside the gene
 identifiers are gene annotations (featureCounts' Chr ... Length, GENCODE / biomart names,
-types and descriptions) rather than samples, and how sample columns named after read files
-(``/data/S1.bam``) are named. Used by :mod:`geneae.io.tables`.
+types and descriptions) rather than samples, which columns beside the genes annotate the
+samples (Seurat / scanpy metadata, text columns) rather than measure a gene, and how
+sample columns named after read files (``/data/S1.bam``) are named. Used by :mod:`geneae.io.tables`.
 """
 
 from __future__ import annotations
@@ -74,6 +75,45 @@ GENE_ANNOTATIONS = {
     "entrezgene_id",
     "entrez_gene_id",
 }
+# Per-sample annotations that single-cell exports carry beside the genes when rows are
+# cells: Seurat's meta.data (orig.ident, nCount_RNA, nFeature_RNA, percent.mt,
+# seurat_clusters, S.Score, Phase), scanpy's obs (n_counts, n_genes_by_counts,
+# total_counts, pct_counts_mt, leiden, louvain), doublet scores and embedding coordinates.
+# They are numbers but no gene's: read into obs, never into the matrix, where a cluster
+# number would hand the model the answer and a library size would swamp the genes.
+SAMPLE_ANNOTATIONS = {
+    "orig.ident",
+    "seurat_clusters",
+    "s.score",
+    "g2m.score",
+    "s_score",
+    "g2m_score",
+    "phase",
+    "n_counts",
+    "n_genes",
+    "n_genes_by_counts",
+    "total_counts",
+    "leiden",
+    "louvain",
+    "cluster",
+    "clusters",
+    "batch",
+    "doublet_score",
+    "predicted_doublet",
+    "scrublet_score",
+}
+SAMPLE_ANNOTATION_PREFIXES = (
+    "ncount_",
+    "nfeature_",
+    "percent.",
+    "percent_",
+    "pct_counts_",
+    "total_counts_",
+    "log1p_total_counts",
+    "log1p_n_genes",
+    "umap_",
+    "tsne_",
+)
 # Aligned-read files that count tools name their sample columns after.
 _READ_FILE_SUFFIXES = (".bam", ".sam", ".cram")
 
@@ -87,6 +127,29 @@ def gene_annotations(names: list[str], body: pd.DataFrame) -> dict[str, np.ndarr
         column = body.iloc[:, pos]
         numeric = column.dtype.kind in "iuf"
         found[name] = column.to_numpy() if numeric else column.fillna("").astype(str).to_numpy()
+    return found
+
+
+def sample_annotations(names: list[str], body: pd.DataFrame) -> list[int]:
+    """Positions of the columns that annotate samples rather than measure a gene.
+
+    Those named like :data:`SAMPLE_ANNOTATIONS` (or a prefix of
+    :data:`SAMPLE_ANNOTATION_PREFIXES`) and those that hold only text (a cell's sample,
+    condition or type), for a table whose rows are samples. A column with some numbers and
+    some text is no annotation: it stays, to be refused with the line of its first text.
+    """
+    found = []
+    for pos, name in enumerate(names):
+        key = str(name).strip().lower()
+        if key in SAMPLE_ANNOTATIONS or key.startswith(SAMPLE_ANNOTATION_PREFIXES):
+            found.append(pos)
+            continue
+        values = body.iloc[:, pos]
+        if values.dtype.kind in "iufb" or not values.notna().any():
+            continue
+        present = values[values.notna()]
+        if pd.to_numeric(present, errors="coerce").isna().all():
+            found.append(pos)
     return found
 
 

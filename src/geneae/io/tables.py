@@ -8,6 +8,7 @@ identifiers (see :mod:`geneae.io.identifiers`) unless ``transpose`` says it.
 from __future__ import annotations
 
 import csv
+import logging
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +20,15 @@ import pandas as pd
 from geneae.io.finalize import LABEL_KEYS, build_anndata, generated_names
 from geneae.io.identifiers import rows_are_genes
 from geneae.io.messages import input_error
-from geneae.io.table_columns import ID_HEADERS, gene_annotations, sample_names_from_read_files
+from geneae.io.table_columns import (
+    ID_HEADERS,
+    gene_annotations,
+    sample_annotations,
+    sample_names_from_read_files,
+)
 from geneae.io.textfile import first_ragged_line, line_of_row, open_text, table_dialect
+
+logger = logging.getLogger(__name__)
 
 READ_ERRORS = (ValueError, OSError, EOFError, zlib.error, csv.Error, OverflowError)
 
@@ -178,7 +186,6 @@ def numeric_matrix(
     body: pd.DataFrame,
     names: list[str],
     n_header_rows: int,
-    labels_hint: bool = False,
 ) -> np.ndarray:
     """The data columns as float32; the first non-numeric cell is reported by its line.
 
@@ -193,8 +200,6 @@ def numeric_matrix(
         Display names of ``body``'s columns.
     n_header_rows
         Non-blank lines before the first data row.
-    labels_hint
-        Suggest ``labels=`` when a whole column is text (rows are samples).
     """
     columns = {}
     for pos, col in enumerate(body.columns):
@@ -207,16 +212,10 @@ def numeric_matrix(
         if bad.any():
             row = int(np.argmax(bad))
             line = line_of_row(path, sep, int(body.index[row]), n_header_rows)
-            all_text = bool(bad[values.notna().to_numpy()].all())
-            hint = (
-                f" If column {names[pos]!r} holds sample labels, pass labels={names[pos]!r}."
-                if all_text and labels_hint
-                else ""
-            )
             raise input_error(
                 path,
                 f"non-numeric value {values.iloc[row]!r} on line {line}, column {names[pos]!r}",
-                f"Expression values must be numbers.{hint} Remove other annotation columns.",
+                "Expression values must be numbers. Remove other annotation columns.",
             )
         columns[col] = numbers
     frame = pd.DataFrame(columns)
@@ -320,7 +319,22 @@ def read_delimited(
         ids.pop(label_row)
     if rows_genes is None:
         rows_genes = rows_are_genes(ids, names if layout.header else None, *body.shape)
-    x = numeric_matrix(path, sep, body, names, layout.n_header_rows, labels_hint=not rows_genes)
+    if not rows_genes and layout.header:
+        annotated = sample_annotations(names, body)
+        if annotated:
+            keys = [names[pos] for pos in annotated]
+            obs.update({names[pos]: body.iloc[:, pos].to_numpy() for pos in annotated})
+            body = body.drop(columns=body.columns[annotated])
+            names = [name for pos, name in enumerate(names) if pos not in annotated]
+            logger.info(
+                "%s: column%s %s annotate%s the samples, not genes: kept as sample "
+                "annotations (obs), not trained on",
+                path,
+                "s" if len(keys) > 1 else "",
+                _preview(keys),
+                "" if len(keys) > 1 else "s",
+            )
+    x = numeric_matrix(path, sep, body, names, layout.n_header_rows)
     if np.isnan(x).any():
         ragged = ragged_error(path, sep, layout.n_header_rows)
         if ragged is not None:
@@ -361,9 +375,19 @@ def _label_column(names: list[str], body: pd.DataFrame, labels: str | None) -> i
     if labels is not None:
         return names.index(labels) if labels in names else None
     for pos, name in enumerate(names):
-        if name.lower() in LABEL_KEYS and body.iloc[:, pos].dtype.kind not in "iufb":
+        if name.lower() in LABEL_KEYS and _label_like(body.iloc[:, pos]):
             return pos
     return None
+
+
+def _label_like(values: pd.Series) -> bool:
+    """Text, or whole numbers (class codes such as 0-9); fractions are a gene's values."""
+    if values.dtype.kind == "b":
+        return False
+    if values.dtype.kind not in "iuf":
+        return True
+    present = values.dropna().to_numpy()
+    return bool(present.size) and bool(np.all(present == np.round(present)))
 
 
 def _orientation(
