@@ -97,7 +97,8 @@ def warn_unlabelled(labels: np.ndarray, where: str) -> int:
     unlabelled = int(sum(v is None for v in labels))
     if unlabelled:
         warnings.warn(
-            f"{unlabelled:,} of {len(labels):,} {where} have no label (NaN or blank): they "
+            f"{unlabelled:,} of {len(labels):,} {where} have no label (NaN, blank, or no row "
+            "in a labels table): they "
             f"are clustered with the others, and the label metrics score the "
             f"{len(labels) - unlabelled:,} labelled ones.",
             DataWarning,

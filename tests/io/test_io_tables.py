@@ -286,11 +286,22 @@ def test_labels_table_is_matched_by_sample_name(tmp_path: Path, text: str, why: 
     assert adata.obs["label"].tolist() == SUBTYPES, why
 
 
+def test_samples_a_labels_table_leaves_out_have_no_label(tmp_path: Path) -> None:
+    # cells left out of an annotation sheet are unlabelled, not an error
+    path = _write(tmp_path / "expr.csv", pd.DataFrame(COUNTS.T, index=ENSEMBL, columns=TCGA))
+    labels = tmp_path / "labels.csv"
+    rows = [(s, t) for s, t in zip(TCGA, SUBTYPES, strict=True)][::-1][:3]
+    labels.write_text("sample,subtype\n" + "".join(f"{s},{t}\n" for s, t in rows))
+    obs = gio.read(path, labels=labels).obs["label"]
+    assert obs.tolist()[2:] == SUBTYPES[2:]
+    assert obs.isna().tolist() == [True, True, False, False, False]
+
+
 def test_labels_table_problems_are_named(tmp_path: Path) -> None:
     path = _write(tmp_path / "expr.csv", pd.DataFrame(COUNTS.T, index=ENSEMBL, columns=TCGA))
     labels = tmp_path / "labels.csv"
-    labels.write_text("".join(f"{s},{t}\n" for s, t in zip(TCGA[:3], SUBTYPES[:3], strict=True)))
-    with pytest.raises(InputError, match=r"labels\.csv: 2 of the 5 samples have no row.*A0S3"):
+    labels.write_text("".join(f"{s},{t}\n" for s, t in zip(TCGA[:2], SUBTYPES[:2], strict=True)))
+    with pytest.raises(InputError, match=r"labels\.csv: 3 of the 5 samples have no row.*A0S2"):
         gio.read(path, labels=labels)
     labels.write_text("id,stage,grade\n" + "".join(f"{s},II,3\n" for s in TCGA))
     with pytest.raises(InputError, match=r"several columns.*'stage', 'grade'.*Keep two columns"):

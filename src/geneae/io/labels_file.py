@@ -10,7 +10,8 @@ matter. A two-column table whose first column numbers the rows 0 to n - 1 (or 1 
 order is read in that order (labels saved with pandas for data without sample names, e.g.
 a .npy matrix). Anything else is read as a plain list and must have one line per sample.
 A label written as a missing value (``NA``, ``NaN``, ``null``, ... as R and pandas write
-one, or nothing) marks a sample without a label, as a blank cell does in a table.
+one, or nothing) marks a sample without a label, as a blank cell does in a table, and so
+does a table without a row for the sample (as long as most samples have one).
 """
 
 from __future__ import annotations
@@ -104,14 +105,17 @@ def _sample_table(
             )
         found[name] = label
     missing = [s for s in samples if s not in found]
-    if missing:
+    # A sheet that leaves out some samples (cells left unannotated) gives them no label;
+    # one that leaves out most names other samples, or names them otherwise.
+    if len(missing) > len(samples) // 2:
         raise input_error(
             path,
             f"{len(missing)} of the {len(samples)} samples have no row in the labels table "
             f"(e.g. {missing[0]!r}; sample names are in column {id_col + 1})",
-            "Add a row for every sample, or leave those samples out of the data.",
+            "Name the samples as the data do (samples without a row are left unlabelled, "
+            "but here most are), or check that the labels belong to this data.",
         )
-    return [found[s] for s in samples]
+    return [found.get(s, "") for s in samples]
 
 
 def _numbered_rows(rows: list[list[str]], n: int) -> list[str] | None:
