@@ -132,6 +132,29 @@ STEPS = [
 ]
 
 
+def test_streaming_ranks_log_values_with_a_negative_floor_as_in_memory(tmp_path):
+    # log2(TPM + 0.001): a floor of -9.97, moved to 0 for the seurat flavour in both paths
+    adata = datasets.synthetic_counts(n_cells=300, n_genes=400, n_clusters=4, seed=5)
+    counts = adata.X.toarray() if sp.issparse(adata.X) else np.asarray(adata.X)
+    tpm = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) * 1e6
+    tpm[np.random.default_rng(0).random(tpm.shape) < 0.9] = 0.0  # mostly unmeasured genes
+    adata = ad.AnnData(np.log2(tpm + 0.001).astype(np.float32), var=adata.var)
+    adata.write_h5ad(tmp_path / "floor.h5ad")
+    in_memory = Preprocessor(n_top_genes=150).fit(adata)
+    data = open_backed(tmp_path / "floor.h5ad")
+    accumulator = FactsAccumulator(data.n_vars, has_counts_layer=False)
+    for _, chunk in data.chunks(70):
+        accumulator.add(chunk.X, None)
+    streamed = Preprocessor(n_top_genes=150)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no log of a negative dispersion
+        fit_streaming(
+            streamed, lambda: data.chunks(70), accumulator.facts(), data.obs.index, data.var.index
+        )
+    assert accumulator.facts().value_type == "other"
+    assert streamed.genes_ == in_memory.genes_
+
+
 @pytest.mark.parametrize("store", ["counts.h5ad", "counts.zarr"])
 @pytest.mark.parametrize("steps", STEPS)
 def test_streaming_fit_equals_the_fit_in_memory(counts_file, store, steps):

@@ -773,3 +773,21 @@ def test_count_check_looks_at_every_block(monkeypatch) -> None:
     assert not _facts.is_count_matrix(x)
     x[-1], x[40] = 1.0, -3.0
     assert not _facts.is_count_matrix(x)
+
+
+def test_auto_ranks_log_values_with_a_negative_floor_as_if_the_floor_were_zero() -> None:
+    from geneae.facts import describe
+
+    # UCSC Xena's log2(TPM + 0.001): unmeasured genes at log2(0.001) = -9.97, not at 0
+    tpm = np.expm1(dense(whole_genome_values().X).astype(np.float64)) * 100
+    tpm[np.random.default_rng(0).random(tpm.shape) < 0.9] = 0.0  # mostly unmeasured genes
+    adata = ad.AnnData(np.log2(tpm + 0.001).astype(np.float32), var=whole_genome_values().var)
+    assert describe(adata).value_type == "other"
+    n_top = PRESET_STEPS["counts"]["n_top_genes"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # scanpy's log of negative dispersions
+        pre = Preprocessor("auto").fit(adata)
+    # scanpy's seurat flavour on the same values with their floor moved to 0
+    ref = ad.AnnData(adata.X.astype(np.float64) - adata.X.min(), var=adata.var)
+    table = sc.pp.highly_variable_genes(ref, flavor="seurat", n_top_genes=n_top, inplace=False)
+    assert pre.genes_ == list(adata.var_names[table["highly_variable"].to_numpy()])

@@ -70,7 +70,10 @@ AUTO_VALUES = {"scale": False, "clip": 0.0}
 # On the whole-genome count sets the counts preset's seurat_v3 (scvi-tools' choice) left
 # the default at 0.479 ARI on worm neurons against 0.626, bladder level (0.627 / 0.616);
 # keeping every gene of log values cost 5-8x the time and up to 0.14 ARI
-# (docs/design/default-model.md, round 38). Tables of no more genes are kept whole; scaled
+# (docs/design/default-model.md, round 38). Log values with a negative floor (``other``:
+# log2(TPM + 0.001), as UCSC Xena's TCGA tables) are ranked with the floor at 0
+# (geneae.pp.transforms.floored_at_zero): every gene of a 600 x 20,000 such table took the
+# default 5.2x the time of 2,000 (round 46). Tables of no more genes are kept whole; scaled
 # values (z-scores) carry no variance to rank and are kept whole too.
 AUTO_GENES = {"n_top_genes": PRESET_STEPS["counts"]["n_top_genes"], "hvg_flavor": "seurat"}
 
@@ -282,7 +285,7 @@ def auto_preset(has_counts: bool) -> str:
 
 def _auto_ranks_genes(facts: DataFacts) -> bool:
     """Whether ``preset: auto`` keeps :data:`AUTO_GENES` of data like ``facts``."""
-    return facts.has_counts or facts.value_type in ("log-normalised", "unlogged expression")
+    return facts.has_counts or facts.value_type != "standardised"
 
 
 def _preset_steps(

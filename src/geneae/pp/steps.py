@@ -162,7 +162,7 @@ def hvg_mask(
         return T.top(T.mean_var(x)[1], n_top)
     if flavor == "mad":
         return T.top(T.median_abs_deviation(x), n_top)
-    return T.scanpy_hvg(x, flavor, n_top)
+    return T.scanpy_hvg(T.floored_at_zero(x), flavor, n_top)
 
 
 def counts_layer(

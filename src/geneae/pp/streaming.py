@@ -205,13 +205,23 @@ def _hvg_mask(kept: Kept, blocks: Callable[..., Iterator], steps: PreprocessConf
         for _, block in blocks(kept, "counts"):
             sums.add(block)
         return seurat_v3_top(moments.mean, reg_std, sums, n, n_top)
+    lowest = 0.0
     for _, block in blocks(kept, "source"):
         values = before_scaling(block, steps)
+        lowest = min(lowest, float(values.min()))
         if flavor == "seurat":
             values = values.expm1() if hasattr(values, "expm1") else np.expm1(values)
         moments.add(values)
     if flavor == "variance":
         return T.top(moments.var(ddof=0), n_top)
+    if flavor == "seurat" and lowest < 0:
+        # Log values with a negative floor: a second pass with the floor at 0, as the
+        # in-memory path ranks them (geneae.pp.transforms.floored_at_zero).
+        moments = Moments(kept.genes.size)
+        for _, block in blocks(kept, "source"):
+            values = before_scaling(block, steps)
+            dense = values.toarray() if hasattr(values, "toarray") else values
+            moments.add(np.expm1(np.asarray(dense, dtype=np.float64) - lowest))
     return dispersion_top(moments.mean, moments.var(ddof=1), flavor, n_top)
 
 

@@ -78,6 +78,21 @@ def top(score: np.ndarray, n: int) -> np.ndarray:
     return mask
 
 
+def floored_at_zero(x: Matrix) -> Matrix:
+    """``x`` shifted by a constant so that its smallest value is 0 (as is, when it is already).
+
+    Log values with a small pseudo-count have a negative floor where the gene was not
+    measured (UCSC Xena's log2(TPM + 0.001): -9.97). The dispersion flavours of highly
+    variable genes take ``expm1`` of log values and need that floor at 0, as log1p puts it;
+    the shift moves every value alike, so each gene's log values keep their spread.
+    """
+    lo = float(x.min())
+    if lo >= 0:
+        return x
+    dense = np.asarray(x.toarray() if sp.issparse(x) else x, dtype=np.float64)
+    return dense - lo
+
+
 def scanpy_hvg(x: Matrix, flavor: str, n_top: int) -> np.ndarray:
     """Mask of scanpy's ``n_top`` highly variable genes of ``x`` for ``flavor``.
 
