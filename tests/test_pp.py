@@ -562,6 +562,22 @@ def test_why_counts_with_a_negative_entry_are_not_counts_is_said() -> None:
     assert f"(min -1, max {adata.X.max():,.4g})" in facts.describe_values()
 
 
+@pytest.mark.parametrize(
+    ("log", "named"), [(np.log2, "log2(0.001)"), (np.log, "ln(0.001)"), (np.log10, None)]
+)
+def test_a_log_floor_is_named_as_the_log_of_its_pseudo_count(log, named) -> None:
+    from geneae.facts import describe
+
+    tpm = np.expm1(dense(make_counts().X).astype(np.float64))
+    adata = ad.AnnData(np.round(log(tpm + 0.001), 4).astype(np.float32))  # as tables write them
+    text = describe(adata).describe_values()
+    assert text.startswith("other (min ")
+    if named is None:  # log10's floor (-3) is a whole number: not named
+        assert "pseudo-count" not in text
+    else:
+        assert f" = {named}: log values with a pseudo-count, max " in text
+
+
 def test_duplicate_gene_names_refused() -> None:
     adata = make_counts()
     adata.var_names = ["same"] * 2 + list(adata.var_names[2:])

@@ -149,8 +149,32 @@ class DataFacts:
         single negative entry is why a count table is not taken as counts.
         """
         if self.min_value < 0:
-            return f"{self.value_type} (min {self.min_value:,.4g}, max {self.max_value:,.4g})"
+            floor = log_floor(self.min_value) if self.value_type == "other" else None
+            named = f" = {floor}: log values with a pseudo-count" if floor else ""
+            return (
+                f"{self.value_type} (min {self.min_value:,.4g}{named}, max {self.max_value:,.4g})"
+            )
         return f"{self.value_type} (max {self.max_value:,.4g})"
+
+
+#: The logarithms whose floors are recognised (log10's are whole numbers, too common a
+#: minimum to name).
+_LOG_BASES = {"log2": 2.0, "ln": np.e}
+
+
+def log_floor(value: float) -> str | None:
+    """``value`` as the log of a round pseudo-count (``"log2(0.001)"``), else None.
+
+    Log values whose unmeasured genes sit at log(pseudo-count) < 0 (UCSC Xena's TOIL
+    tables: log2(TPM + 0.001), so -9.966) have that floor as their minimum; naming it says
+    what the values are. Pseudo-counts 0.1 to 1e-6, to the 4 decimals tables are written
+    with.
+    """
+    for name, base in _LOG_BASES.items():
+        for pseudo in (10.0**-k for k in range(1, 7)):
+            if abs(value - np.log(pseudo) / np.log(base)) < 1e-4:
+                return f"{name}({pseudo:g})"
+    return None
 
 
 def describe(adata: object, layer: str | None = None) -> DataFacts:
