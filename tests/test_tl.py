@@ -98,6 +98,27 @@ def test_maps_replace_earlier_maps_and_keep_other_slots():
     assert set(results.obsm) == {"X_geneae", "map_pca_a"}
 
 
+def test_spaces_mapped_side_by_side_use_one_blas_thread_each(monkeypatch):
+    # scikit-learn's neighbour search limits BLAS to one thread inside its OpenMP loop, but
+    # a second mapping thread can undo that limit; with one BLAS thread throughout there is
+    # nothing to undo (no OpenBLAS run threaded inside an OpenMP loop)
+    from threadpoolctl import threadpool_info
+
+    import geneae.tl._maps as maps_module
+
+    seen = []
+    compute = maps_module._coordinates
+
+    def recording(*args, **kwargs):
+        seen.append([i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"])
+        return compute(*args, **kwargs)
+
+    monkeypatch.setattr(maps_module, "_coordinates", recording)
+    x, _ = clusters(n=60, dims=6)
+    tl.maps(blank(60), {"a": x, "b": x[:, :3]}, methods=("pca",), seed=0, workers=2)
+    assert len(seen) == 2 and all(threads and set(threads) == {1} for threads in seen)
+
+
 def test_neighbour_maps_only_for_the_spaces_asked():
     x, labels = clusters(n=80, dims=20)
     results = blank(80)

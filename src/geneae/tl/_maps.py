@@ -17,11 +17,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 from geneae.errors import InputError
 from geneae.threads import usable_cores
@@ -122,7 +124,14 @@ def maps(
 
     if workers is None:
         workers = usable_cores()
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(inputs)))) as pool:
+    n_threads = max(1, min(workers, len(inputs)))
+    # Spaces mapped side by side use one BLAS thread each. Else scikit-learn's neighbour
+    # search, which limits BLAS to one thread inside its OpenMP loop, can have that limit
+    # undone by the other space's thread leaving its own: OpenBLAS then runs threaded
+    # inside an OpenMP loop ("OpenBLAS Warning : Detect OpenMP Loop and this application
+    # may hang", seen in about one run in five).
+    one_blas = threadpool_limits(limits=1, user_api="blas") if n_threads > 1 else nullcontext()
+    with one_blas, ThreadPoolExecutor(max_workers=n_threads) as pool:
         by_space = dict(zip(inputs, pool.map(one_space, inputs), strict=True))
     computed: dict[str, np.ndarray] = {}
     for space, coordinates in by_space.items():
