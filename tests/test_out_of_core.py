@@ -155,6 +155,26 @@ def test_streaming_ranks_log_values_with_a_negative_floor_as_in_memory(tmp_path)
     assert streamed.genes_ == in_memory.genes_
 
 
+def test_a_store_without_x_reads_its_counts_layer_on_disk_as_in_memory(tmp_path):
+    # X = None with the counts in layers (written to save space): both readers use them
+    import geneae.io as gio
+
+    counts = datasets.synthetic_counts(n_cells=50, n_genes=30, seed=1)
+    matrix = sp.csr_matrix(counts.X, dtype=np.float32)
+    bare = ad.AnnData(obs=counts.obs, var=counts.var, layers={"counts": matrix})
+    bare.write_h5ad(tmp_path / "no_x.h5ad")
+    in_memory = gio.read(tmp_path / "no_x.h5ad")
+    np.testing.assert_array_equal(in_memory.X.toarray(), matrix.toarray())
+    with open_backed(tmp_path / "no_x.h5ad") as data:
+        np.testing.assert_array_equal(data.x.rows(0, 50).toarray(), matrix.toarray())
+    # another layer alone is not taken for the expression: both refuse, naming the layers
+    other = ad.AnnData(obs=counts.obs, var=counts.var, layers={"spliced": matrix})
+    other.write_h5ad(tmp_path / "spliced.h5ad")
+    for read in (gio.read, open_backed):
+        with pytest.raises(InputError, match=r"no X matrix \(layers: spliced\).*data\.layer"):
+            read(tmp_path / "spliced.h5ad")
+
+
 @pytest.mark.parametrize("store", ["counts.h5ad", "counts.zarr"])
 @pytest.mark.parametrize("steps", STEPS)
 def test_streaming_fit_equals_the_fit_in_memory(counts_file, store, steps):

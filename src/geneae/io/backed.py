@@ -27,6 +27,7 @@ import scipy.sparse as sp
 from geneae.errors import InputError
 from geneae.facts import is_count_matrix
 from geneae.io.finalize import (
+    NO_X_FIX,
     RAW_COUNTS_NOTE,
     _make_names_unique,
     _resolve_labels,
@@ -236,11 +237,18 @@ def open_backed(
     try:
         obs, var = _frame(handle, "obs", path), _frame(handle, "var", path)
         name = "X" if layer is None else f"layers/{layer}"
+        layers = list(handle["layers"]) if "layers" in handle else []
+        if name == "X" and name not in handle and "counts" in layers:
+            name, layer = "layers/counts", "counts"  # as the in-memory reader: counts as X
         if name not in handle:
-            raise input_error(path, f"the store has no {name} matrix", "Check data.layer.")
+            raise input_error(
+                path,
+                f"the store has no {name} matrix (layers: {', '.join(layers) or 'none'})",
+                NO_X_FIX,
+            )
         x = _matrix(handle[name], path, name, (len(obs), len(var)))
         counts = None
-        if layer != "counts" and "layers" in handle and "counts" in handle["layers"]:
+        if layer != "counts" and "counts" in layers:
             counts = _matrix(handle["layers/counts"], path, "layers/counts", x.shape)
         meta = ad.AnnData(obs=obs, var=var)
         _make_names_unique(meta, path)

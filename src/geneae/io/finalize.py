@@ -157,6 +157,9 @@ def _resolve_labels(
 
 
 #: What a reader says when it takes the counts from ``.raw`` (in memory or on disk).
+#: What to do about a store without X (and without a counts layer to read as X).
+NO_X_FIX = "Store the expression matrix in X, or set data.layer to one of the layers (--config)."
+
 RAW_COUNTS_NOTE = (
     "raw counts found in .raw.X of %s (X holds other values): the count models use them"
 )
@@ -316,8 +319,8 @@ def finalize(
             if "counts" not in adata.layers:
                 raise input_error(
                     path,
-                    f"the file has no X matrix (layers: {list(adata.layers) or 'none'})",
-                    "Store the expression matrix in X.",
+                    f"the file has no X matrix (layers: {', '.join(adata.layers) or 'none'})",
+                    NO_X_FIX,
                 )
             adata.X = adata.layers["counts"]
         adata.X = _standard_matrix(adata.X, path)
