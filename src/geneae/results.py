@@ -98,9 +98,8 @@ def warn_unlabelled(labels: np.ndarray, where: str) -> int:
     if unlabelled:
         warnings.warn(
             f"{unlabelled:,} of {len(labels):,} {where} have no label (NaN, blank, or no row "
-            "in a labels table): they "
-            f"are clustered with the others, and the label metrics score the "
-            f"{len(labels) - unlabelled:,} labelled ones.",
+            "in a labels table): they are clustered with the others, and the label metrics "
+            f"score the {len(labels) - unlabelled:,} labelled ones.",
             DataWarning,
             stacklevel=3,
         )

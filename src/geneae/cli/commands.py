@@ -90,7 +90,7 @@ def info(
     ] = None,
     genes_file: GenesFile = None,
 ) -> None:
-    """Describe a data file: cells, genes, value type, sparsity, labels.
+    """Describe a data file: cells, genes, value type, sparsity, labels, sample annotations.
 
     Example: geneae info pbmc.h5ad
     """

@@ -156,10 +156,10 @@ def _resolve_labels(
     return None, None
 
 
-#: What a reader says when it takes the counts from ``.raw`` (in memory or on disk).
 #: What to do about a store without X (and without a counts layer to read as X).
 NO_X_FIX = "Store the expression matrix in X, or set data.layer to one of the layers (--config)."
 
+#: What a reader says when it takes the counts from ``.raw`` (in memory or on disk).
 RAW_COUNTS_NOTE = (
     "raw counts found in .raw.X of %s (X holds other values): the count models use them"
 )

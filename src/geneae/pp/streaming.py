@@ -28,7 +28,7 @@ from geneae.config import PreprocessConfig
 from geneae.errors import ConfigError
 from geneae.facts import DataFacts
 from geneae.pp import transforms as T
-from geneae.pp.blocks import Matrix, nonzero_per, row_sums, take
+from geneae.pp.blocks import Matrix, densify, nonzero_per, row_sums, take
 from geneae.pp.checks import ValueCheck, check_shape_and_names
 from geneae.pp.hvg import (
     STREAMING_FLAVORS,
@@ -219,9 +219,8 @@ def _hvg_mask(kept: Kept, blocks: Callable[..., Iterator], steps: PreprocessConf
         # in-memory path ranks them (geneae.pp.transforms.floored_at_zero).
         moments = Moments(kept.genes.size)
         for _, block in blocks(kept, "source"):
-            values = before_scaling(block, steps)
-            dense = values.toarray() if hasattr(values, "toarray") else values
-            moments.add(np.expm1(np.asarray(dense, dtype=np.float64) - lowest))
+            values = densify(before_scaling(block, steps))
+            moments.add(np.expm1(np.asarray(values, dtype=np.float64) - lowest))
     return dispersion_top(moments.mean, moments.var(ddof=1), flavor, n_top)
 
 

@@ -89,8 +89,7 @@ def floored_at_zero(x: Matrix) -> Matrix:
     lo = float(x.min())
     if lo >= 0:
         return x
-    dense = np.asarray(x.toarray() if sp.issparse(x) else x, dtype=np.float64)
-    return dense - lo
+    return np.asarray(densify(x), dtype=np.float64) - lo
 
 
 def scanpy_hvg(x: Matrix, flavor: str, n_top: int) -> np.ndarray:
