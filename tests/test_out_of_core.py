@@ -132,27 +132,41 @@ STEPS = [
 ]
 
 
-def test_streaming_ranks_log_values_with_a_negative_floor_as_in_memory(tmp_path):
-    # log2(TPM + 0.001): a floor of -9.97, moved to 0 for the seurat flavour in both paths
+@pytest.mark.parametrize("unlog", [None, "no"])
+def test_streaming_fits_log_values_with_a_negative_floor_as_in_memory(tmp_path, unlog):
+    # log2(TPM + 0.001): a floor of -9.97, undone in both paths (None) or kept and moved to
+    # 0 for the seurat flavour in both ("no")
     adata = datasets.synthetic_counts(n_cells=300, n_genes=400, n_clusters=4, seed=5)
     counts = adata.X.toarray() if sp.issparse(adata.X) else np.asarray(adata.X)
     tpm = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) * 1e6
-    tpm[np.random.default_rng(0).random(tpm.shape) < 0.9] = 0.0  # mostly unmeasured genes
+    unmeasured = np.random.default_rng(0).random(tpm.shape) < 0.9  # mostly
+    unmeasured[tpm.argmax(axis=0), np.arange(tpm.shape[1])] = False  # each gene somewhere
+    tpm[unmeasured] = 0.0
     adata = ad.AnnData(np.log2(tpm + 0.001).astype(np.float32), var=adata.var)
     adata.write_h5ad(tmp_path / "floor.h5ad")
-    in_memory = Preprocessor(n_top_genes=150).fit(adata)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        in_memory = Preprocessor(n_top_genes=150, unlog=unlog, min_cells_per_gene=3).fit(adata)
+    # genes of too few samples are seen once unlogged; on the log, the floor is not 0
+    dropped = any("in fewer than min_cells_per_gene=3" in str(w.message) for w in caught)
+    assert dropped == (unlog is None)
     data = open_backed(tmp_path / "floor.h5ad")
     accumulator = FactsAccumulator(data.n_vars, has_counts_layer=False)
     for _, chunk in data.chunks(70):
         accumulator.add(chunk.X, None)
-    streamed = Preprocessor(n_top_genes=150)
+    streamed = Preprocessor(n_top_genes=150, unlog=unlog, min_cells_per_gene=3)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # no log of a negative dispersion
+        warnings.simplefilter("ignore", DataWarning)  # the genes dropped, as above
         fit_streaming(
             streamed, lambda: data.chunks(70), accumulator.facts(), data.obs.index, data.var.index
         )
     assert accumulator.facts().value_type == "other"
+    assert streamed.steps_ == in_memory.steps_
+    assert streamed.steps_.unlog == ("log2(x+0.001)" if unlog is None else "no")
     assert streamed.genes_ == in_memory.genes_
+    for key, values in in_memory.stats_.items():
+        np.testing.assert_allclose(streamed.stats_[key], values, rtol=1e-6, atol=1e-9)
 
 
 def test_a_store_without_x_reads_its_counts_layer_on_disk_as_in_memory(tmp_path):

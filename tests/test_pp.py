@@ -313,7 +313,7 @@ def test_bad_parameters_raise_config_error(kwargs: dict) -> None:
 def test_presets_are_complete() -> None:
     keys = set(PRESET_STEPS["counts"])
     assert all(set(values) == keys for values in PRESET_STEPS.values())
-    value_steps = {"preset", "source", "normalize", "log1p", "gene_list"}
+    value_steps = {"preset", "source", "unlog", "normalize", "log1p", "gene_list"}
     assert keys | value_steps == set(PreprocessConfig.model_fields)
 
 
@@ -791,19 +791,98 @@ def test_count_check_looks_at_every_block(monkeypatch) -> None:
     assert not _facts.is_count_matrix(x)
 
 
+def xena_like(log=np.log2, pseudo: float = 0.001) -> tuple[ad.AnnData, np.ndarray]:
+    """UCSC Xena's log2(TPM + 0.001), written to 4 decimals, and its TPM (samples total 1e6).
+
+    Unmeasured genes sit at log2(0.001) = -9.97, not at 0.
+    """
+    tpm = np.expm1(dense(whole_genome_values().X).astype(np.float64))
+    unmeasured = np.random.default_rng(0).random(tpm.shape) < 0.9  # mostly
+    unmeasured[tpm.argmax(axis=0), np.arange(tpm.shape[1])] = False  # each gene somewhere
+    tpm[unmeasured] = 0.0
+    tpm *= 1e6 / tpm.sum(axis=1, keepdims=True)
+    values = np.round(log(tpm + pseudo), 4).astype(np.float32)
+    return ad.AnnData(values, obs=whole_genome_values().obs, var=whole_genome_values().var), tpm
+
+
 def test_auto_ranks_log_values_with_a_negative_floor_as_if_the_floor_were_zero() -> None:
     from geneae.facts import describe
 
-    # UCSC Xena's log2(TPM + 0.001): unmeasured genes at log2(0.001) = -9.97, not at 0
-    tpm = np.expm1(dense(whole_genome_values().X).astype(np.float64)) * 100
-    tpm[np.random.default_rng(0).random(tpm.shape) < 0.9] = 0.0  # mostly unmeasured genes
-    adata = ad.AnnData(np.log2(tpm + 0.001).astype(np.float32), var=whole_genome_values().var)
+    adata, _ = xena_like()
     assert describe(adata).value_type == "other"
     n_top = PRESET_STEPS["counts"]["n_top_genes"]
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # scanpy's log of negative dispersions
-        pre = Preprocessor("auto").fit(adata)
+        pre = Preprocessor("auto", unlog="no").fit(adata)  # kept on their log
     # scanpy's seurat flavour on the same values with their floor moved to 0
     ref = ad.AnnData(adata.X.astype(np.float64) - adata.X.min(), var=adata.var)
     table = sc.pp.highly_variable_genes(ref, flavor="seurat", n_top_genes=n_top, inplace=False)
     assert pre.genes_ == list(adata.var_names[table["highly_variable"].to_numpy()])
+
+
+# -- log values with a pseudo-count, undone (preprocess.unlog) -----------------------------
+def test_auto_undoes_a_log_with_a_pseudo_count_as_if_given_the_expression() -> None:
+    # log2(TPM + 0.001) takes the path of its TPM: the same genes and the same input
+    adata, tpm = xena_like()
+    pre = Preprocessor("auto")
+    out = pre.fit_transform(adata)
+    assert pre.steps_.unlog == "log2(x+0.001)" and pre.steps_.target_sum == 1e6
+    ref_pre = Preprocessor("auto")
+    ref = ref_pre.fit_transform(ad.AnnData(tpm.astype(np.float32), var=adata.var))
+    assert ref_pre.steps_.unlog == "no"
+    assert pre.genes_ == ref_pre.genes_
+    np.testing.assert_allclose(dense(out.X), dense(ref.X), atol=1e-3)  # 4 decimals of log2
+    assert "log2(x+0.001) undone, normalised to 1e+06 per cell, log1p" in pre.describe_steps()
+
+
+@pytest.mark.parametrize("preset", ["standardize", "minmax", "lognorm"])
+def test_presets_that_log_transform_undo_a_log_first(preset) -> None:
+    adata, _ = xena_like(np.log, pseudo=1e-5)
+    pre = Preprocessor(preset, n_top_genes=0).fit(adata)
+    assert pre.steps_.unlog == "ln(x+1e-05)" and pre.steps_.log1p
+    assert Preprocessor("none").fit(adata).steps_.unlog == "no"  # none keeps every value
+
+
+def test_a_value_below_the_floor_of_the_log_undone_is_refused() -> None:
+    adata, _ = xena_like()
+    pre = Preprocessor("auto").fit(adata)
+    new = adata.copy()
+    new.X[4, new.var_names.get_loc(pre.genes_[0])] = -12.0  # no TPM has this log2(TPM + 0.001)
+    with pytest.raises(InputError, match=r"X has 1 values below -9.966, the floor of log2"):
+        pre.transform(new)
+
+
+def test_unlog_given_is_used_and_no_keeps_the_log() -> None:
+    adata, _ = xena_like()
+    kept = Preprocessor("standardize", unlog=False, n_top_genes=0).fit(adata)  # YAML's `no`
+    assert kept.steps_.unlog == "no" and not kept.steps_.log1p
+    given = Preprocessor("standardize", unlog="log2( x + 1e-3 )", n_top_genes=0).fit(adata)
+    assert given.steps_.unlog == "log2(x+0.001)"
+    with pytest.raises(ConfigError, match="not a log with a pseudo-count"):
+        Preprocessor(unlog="log2(x)")
+    with pytest.raises(ConfigError, match="undoes a log of X, but preset 'counts'"):
+        Preprocessor("counts", unlog="log2(x+1)").fit(make_counts())
+
+
+def test_a_state_saved_before_unlog_loads_as_not_unlogged() -> None:
+    pre = Preprocessor("auto").fit(make_continuous(negative=False))
+    state = pre.to_dict()
+    for section in (state["params"], state["fitted"]["steps"]):
+        del section["unlog"]
+    old = Preprocessor.from_dict(state)
+    assert old.steps_.unlog is None and old.steps_.is_resolved
+    adata = make_continuous(negative=False)
+    np.testing.assert_array_equal(dense(old.transform(adata).X), dense(pre.transform(adata).X))
+
+
+def test_reconstructions_of_unlogged_values_are_put_back_on_the_log() -> None:
+    from geneae.model_outputs import in_values_space
+
+    adata, _ = xena_like()
+    pre = Preprocessor("standardize", n_top_genes=0, clip=0.0)
+    x = dense(pre.fit_transform(adata).X)
+    assert pre.steps_.unlog == "log2(x+0.001)"
+    # a perfect reconstruction of the input is the user's log2(TPM + 0.001) again
+    back = in_values_space(pre, x, adata)
+    np.testing.assert_allclose(back, dense(adata.X), atol=2e-3)
+    assert back.min() == pytest.approx(np.log2(0.001), abs=1e-4)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from geneae.config_base import Section
+from geneae.logscale import NO_UNLOG, LogScale, parse
 
 __all__ = ["DataConfig", "HVGFlavor", "PreprocessConfig", "PreprocessPreset"]
 
@@ -69,6 +70,12 @@ class PreprocessConfig(Section):
         description="where the value steps start: the raw counts or X (auto: from the preset "
         "and the data)",
     )
+    unlog: str | None = Field(
+        default=None,
+        description="undo a log with a pseudo-count before the other steps, e.g. "
+        "'log2(x+0.001)' (UCSC Xena's TCGA / GTEx tables), or 'no'; default: under the "
+        "standardize, minmax and lognorm presets, the log that negative values' floor names",
+    )
     min_counts_per_cell: float | None = Field(default=None, ge=0)
     min_genes_per_cell: int | None = Field(default=None, ge=0, strict=True)
     min_cells_per_gene: int | None = Field(default=None, ge=0, strict=True)
@@ -99,6 +106,15 @@ class PreprocessConfig(Section):
     clip: float | None = Field(default=None, ge=0)
     minmax: bool | None = Field(default=None, strict=True)
 
+    @field_validator("unlog", mode="before")
+    @classmethod
+    def _canonical_unlog(cls, value: object) -> object:
+        if value is False:  # YAML reads a bare `no` as false
+            return NO_UNLOG
+        if isinstance(value, str):
+            return str(parse(value) or NO_UNLOG)
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> PreprocessConfig:
         # The preset's own scaling counts too: standardize z-scores, minmax min-max scales.
@@ -117,7 +133,15 @@ class PreprocessConfig(Section):
         return self.preset != "none"
 
     @property
+    def log_scale(self) -> LogScale | None:
+        """The log that ``unlog`` undoes (None: the values are not unlogged)."""
+        return parse(self.unlog) if self.unlog is not None else None
+
+    @property
     def is_resolved(self) -> bool:
-        """No ``auto`` and no ``None`` left (``gene_list`` may stay None)."""
-        values = self.model_dump(exclude={"gene_list"})
+        """No ``auto`` and no ``None`` left (``gene_list`` and ``unlog`` may stay None).
+
+        Runs saved before ``unlog`` existed have none: they undid no log.
+        """
+        values = self.model_dump(exclude={"gene_list", "unlog"})
         return "auto" not in (self.preset, self.source) and None not in values.values()

@@ -15,6 +15,8 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
+from geneae.logscale import LogScale, from_floor
+
 ValueType = Literal["raw counts", "unlogged expression", "log-normalised", "standardised", "other"]
 CountsIn = Literal["layers['counts']", "X"]
 
@@ -142,6 +144,16 @@ class DataFacts:
     def has_counts(self) -> bool:
         return self.counts_in is not None
 
+    @property
+    def log_scale(self) -> LogScale | None:
+        """The log with a pseudo-count whose floor is the minimum (e.g. log2(x+0.001)).
+
+        Only of values classed ``other``: negative, and not z-scores.
+        """
+        if self.value_type != "other" or self.min_value >= 0:
+            return None
+        return from_floor(self.min_value)
+
     def describe_values(self) -> str:
         """One phrase for messages, e.g. ``"unlogged expression (max 15,302)"``.
 
@@ -149,32 +161,16 @@ class DataFacts:
         single negative entry is why a count table is not taken as counts.
         """
         if self.min_value < 0:
-            floor = log_floor(self.min_value) if self.value_type == "other" else None
-            named = f" = {floor}: log values with a pseudo-count" if floor else ""
+            scale = self.log_scale
+            named = (
+                f" = {scale.base}({scale.pseudo:g}): log values with a pseudo-count"
+                if scale
+                else ""
+            )
             return (
                 f"{self.value_type} (min {self.min_value:,.4g}{named}, max {self.max_value:,.4g})"
             )
         return f"{self.value_type} (max {self.max_value:,.4g})"
-
-
-#: The logarithms whose floors are recognised (log10's are whole numbers, too common a
-#: minimum to name).
-_LOG_BASES = {"log2": 2.0, "ln": np.e}
-
-
-def log_floor(value: float) -> str | None:
-    """``value`` as the log of a round pseudo-count (``"log2(0.001)"``), else None.
-
-    Log values whose unmeasured genes sit at log(pseudo-count) < 0 (UCSC Xena's TOIL
-    tables: log2(TPM + 0.001), so -9.966) have that floor as their minimum; naming it says
-    what the values are. Pseudo-counts 0.1 to 1e-6, to the 4 decimals tables are written
-    with.
-    """
-    for name, base in _LOG_BASES.items():
-        for pseudo in (10.0**-k for k in range(1, 7)):
-            if abs(value - np.log(pseudo) / np.log(base)) < 1e-4:
-                return f"{name}({pseudo:g})"
-    return None
 
 
 def describe(adata: object, layer: str | None = None) -> DataFacts:

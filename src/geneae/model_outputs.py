@@ -240,8 +240,9 @@ def in_values_space(
 ) -> np.ndarray:
     """A non-count model's reconstruction in the units of the data given.
 
-    The fitted scaling and log1p are undone and, where the data were library-size
-    normalised, each cell is put back on its own library size.
+    The fitted scaling and log1p are undone, where the data were library-size normalised
+    each cell is put back on its own library size, and values that were taken out of a log
+    (``preprocess.unlog``) are put back on it.
 
     Parameters
     ----------
@@ -266,7 +267,8 @@ def in_values_space(
     if steps.normalize:
         library = preprocessor.library_sizes(data, facts=facts)
         values *= (library / steps.target_sum).astype(np.float32)[:, None]
-    return values
+    scale = steps.log_scale
+    return values if scale is None else scale.redo(values).astype(np.float32)
 
 
 def units_of_space(

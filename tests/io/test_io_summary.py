@@ -57,6 +57,15 @@ def test_summary_of_dense_log_data_without_labels() -> None:
     assert "labels" in _render(gio.format_summary(summary, "x"))
 
 
+def test_summary_names_the_log_of_values_with_a_pseudo_count() -> None:
+    tpm = np.array([[0.0, 12.5, 3.0], [7.0, 0.0, 150.0]])
+    adata = ad.AnnData(np.round(np.log2(tpm + 0.001), 4).astype(np.float32))  # UCSC Xena's
+    summary = gio.summarize(adata)
+    assert summary["value_type"] == "other" and summary["log_scale"] == "log2(x+0.001)"
+    assert "other: log2(x+0.001), undone by default" in _render(gio.format_summary(summary, "x"))
+    assert gio.summarize(ad.AnnData(np.log2(tpm + 0.5)))["log_scale"] is None  # not a round one
+
+
 def test_many_classes_are_abbreviated() -> None:
     labels = [f"type{i}" for i in range(12) for _ in range(i + 1)]
     adata = ad.AnnData(

@@ -17,6 +17,7 @@ from rich.table import Table
 from geneae.facts import value_type
 from geneae.io.finalize import LABEL_KEYS
 from geneae.labels import labelled_rows
+from geneae.logscale import from_floor
 
 _BACKED_ROWS = 2000  # rows read from disk to describe a backed matrix
 _CLASSES_SHOWN = 8
@@ -47,12 +48,13 @@ def summarize(adata: ad.AnnData) -> dict[str, Any]:
     -------
     dict
         ``n_cells``, ``n_genes``, ``value_type`` (raw counts / log-normalised /
-        standardised / other), ``sparsity`` (fraction of zeros), ``storage`` ("sparse" /
-        "dense"), ``dtype``, ``library_size`` ({"min", "median", "max"} for counts, else
-        None), ``label_key``, ``label_source``, ``n_classes``, ``class_sizes`` (label ->
-        count, largest first), ``n_unlabelled`` (samples without a label),
-        ``annotations`` (the other obs columns), ``obsm``, ``layers``, ``format``,
-        ``sampled``.
+        standardised / other), ``log_scale`` (the log with a pseudo-count whose floor
+        ``other`` values have, e.g. ``log2(x+0.001)``, else None), ``sparsity``
+        (fraction of zeros), ``storage`` ("sparse" / "dense"), ``dtype``,
+        ``library_size`` ({"min", "median", "max"} for counts, else None),
+        ``label_key``, ``label_source``, ``n_classes``, ``class_sizes`` (label -> count,
+        largest first), ``n_unlabelled`` (samples without a label), ``annotations`` (the
+        other obs columns), ``obsm``, ``layers``, ``format``, ``sampled``.
     """
     x = adata.X
     sampled = bool(adata.isbacked) and adata.n_obs > _BACKED_ROWS
@@ -64,6 +66,10 @@ def summarize(adata: ad.AnnData) -> dict[str, Any]:
     n_values = x.shape[0] * x.shape[1]
     nonzero = int(np.count_nonzero(x.data)) if sparse else int(np.count_nonzero(x))
     kind = value_type(x)
+    scale = None
+    if kind == "other":  # negative values: their floor may name a log with a pseudo-count
+        stored = x.data if sparse else x
+        scale = from_floor(float(np.nanmin(stored)))
     library = None
     if kind == "raw counts" and x.shape[0]:
         sizes = np.asarray(x.sum(axis=1)).ravel()
@@ -87,6 +93,7 @@ def summarize(adata: ad.AnnData) -> dict[str, Any]:
         "n_cells": int(adata.n_obs),
         "n_genes": int(adata.n_vars),
         "value_type": kind,
+        "log_scale": str(scale) if scale else None,
         "sparsity": 1.0 - nonzero / n_values if n_values else 0.0,
         "storage": "sparse" if sparse else "dense",
         "dtype": str(x.dtype),
@@ -138,7 +145,9 @@ def format_summary(summary: dict[str, Any], title: str) -> Table:
     if summary.get("format"):
         table.add_row("format", str(summary["format"]))
     sampled = f" (first {_BACKED_ROWS:,} rows)" if summary.get("sampled") else ""
-    table.add_row("values", f"{summary['value_type']}{sampled}")
+    scale = summary.get("log_scale")
+    named = f": {scale}, undone by default" if scale else ""
+    table.add_row("values", f"{summary['value_type']}{named}{sampled}")
     table.add_row(
         "storage",
         f"{summary['storage']} {summary['dtype']}, {summary['sparsity']:.1%} zeros",

@@ -12,6 +12,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from geneae.errors import InputError
+from geneae.logscale import LogScale
 from geneae.pp.blocks import Matrix, row_slices
 
 
@@ -78,26 +79,36 @@ def needs_counts(what: str, problem: NotCounts | None) -> InputError:
     )
 
 
-def check_values(x: Matrix, *, nonnegative: bool, where: str, obs: pd.Index, var: pd.Index) -> None:
-    """Non-finite values are never usable; negative ones not for normalise / log1p.
+def check_values(x: Matrix, check: ValueCheck) -> None:
+    """Run ``check`` over ``x`` and raise what it found.
 
     Checked in blocks of rows, so that the masks stay small whatever the size of ``x``.
     """
-    check = ValueCheck(nonnegative=nonnegative, where=where, obs=obs, var=var)
     for rows in row_slices(x):
         check.add(x[rows], rows.start)
     check.raise_if_bad()
 
 
 class ValueCheck:
-    """:func:`check_values` over a matrix seen in consecutive blocks of rows.
+    """Non-finite values are never usable; negative ones not for normalise / log1p.
 
-    Counts the bad values of every block and keeps the first example, so the error after
-    the last block reads exactly as a check of the whole matrix would.
+    Sees a matrix in consecutive blocks of rows: counts the bad values of every block and
+    keeps the first example, so the error after the last block reads exactly as a check of
+    the whole matrix would. ``unlogged``: the values were taken out of this log, and a
+    negative one was below its floor.
     """
 
-    def __init__(self, *, nonnegative: bool, where: str, obs: pd.Index, var: pd.Index) -> None:
+    def __init__(
+        self,
+        *,
+        nonnegative: bool,
+        where: str,
+        obs: pd.Index,
+        var: pd.Index,
+        unlogged: LogScale | None = None,
+    ) -> None:
         self.nonnegative, self.where, self.obs, self.var = nonnegative, where, obs, var
+        self.unlogged = unlogged
         self.n_nonfinite = self.n_negative = 0
         self.nonfinite_example = self.negative_example = ""
 
@@ -123,6 +134,14 @@ class ValueCheck:
             raise InputError(
                 f"{self.where} has {self.n_nonfinite:,} non-finite values (NaN or infinity), "
                 f"e.g. {self.nonfinite_example}; remove or impute them first."
+            )
+        if self.n_negative and self.unlogged is not None:
+            scale = self.unlogged
+            raise InputError(
+                f"{self.where} has {self.n_negative:,} values below {scale.floor:.4g}, the "
+                f"floor of {scale} (zero expression) that preprocess.unlog undoes (undone: "
+                f"e.g. {self.negative_example}); set preprocess.unlog to the log these "
+                "values are on, or 'no'."
             )
         if self.n_negative:
             raise InputError(

@@ -34,7 +34,6 @@ from geneae.errors import ConfigError, DataWarning, InputError, ModelFileError, 
 from geneae.facts import DataFacts, ValueType, describe
 from geneae.pp.blocks import Matrix, densify, map_rows, row_blocks, row_sums
 from geneae.pp.checks import (
-    ValueCheck,
     check_shape_and_names,
     check_values,
     in_memory,
@@ -61,6 +60,7 @@ from geneae.pp.steps import (
     fit_stats,
     hvg_mask,
     source_matrix,
+    value_check,
     why_not_counts,
 )
 from geneae.resolve import resolve_preprocess
@@ -192,7 +192,8 @@ class Preprocessor:
 
         Undoes z-scoring (``x * std + mean``) or min-max scaling, then log1p (``expm1``),
         giving values in the units the steps started from (normalised counts when the data
-        were normalised, otherwise the user's own units). Clipped z-scores stay clipped.
+        were normalised, otherwise the user's own units; taken out of their log when
+        ``unlog`` names one). Clipped z-scores stay clipped.
         Where log1p was applied the values were non-negative expression, so a reconstruction
         below log1p(0) = 0 means no expression: it is put at 0 before ``expm1``.
         """
@@ -289,14 +290,7 @@ class Preprocessor:
         steps = resolve_preprocess(self.config, facts)
         counts = counts_matrix(adata, facts)
         source = source_matrix(adata, steps, counts)
-        where = "the counts" if steps.source == "counts" else "X"
-        check_values(
-            source,
-            nonnegative=steps.normalize or steps.log1p,
-            where=where,
-            obs=adata.obs_names,
-            var=adata.var_names,
-        )
+        check_values(source, value_check(steps, adata.obs_names, adata.var_names))
         kept = Kept(adata.n_obs, adata.n_vars)
         base = counts if counts is not None else source  # filters count what was measured
         select_cells_and_genes(
@@ -340,12 +334,7 @@ class Preprocessor:
         source = source_matrix(adata, steps, counts)
         rows = None if cells is None or cells.all() else cells
         kept = adata if rows is None else adata[rows]  # a view, for obs: no matrix copied
-        check = ValueCheck(
-            nonnegative=steps.normalize or steps.log1p,
-            where="the counts" if steps.source == "counts" else "X",
-            obs=kept.obs_names,
-            var=adata.var_names[cols],
-        )
+        check = value_check(steps, kept.obs_names, adata.var_names[cols])
 
         def value_steps(where: slice, block: Matrix) -> Matrix:
             check.add(block, where.start)

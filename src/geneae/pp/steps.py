@@ -11,13 +11,14 @@ from typing import Any
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from geneae.config import PreprocessConfig
 from geneae.facts import DataFacts
 from geneae.pp import transforms as T
 from geneae.pp.blocks import Matrix, densify, is_canonical, is_identity, map_rows
-from geneae.pp.checks import get_matrix, needs_counts, not_counts
+from geneae.pp.checks import ValueCheck, get_matrix, needs_counts, not_counts
 from geneae.pp.selection import Kept
 
 
@@ -39,12 +40,29 @@ def why_not_counts(adata: ad.AnnData) -> Any:
 
 
 def source_matrix(adata: ad.AnnData, steps: PreprocessConfig, counts: Matrix | None) -> Matrix:
-    """The matrix the value steps start from: raw counts or X, as fitted."""
+    """The matrix the value steps start from: raw counts or X, as fitted.
+
+    X taken out of the log ``steps.unlog`` names when it names one (a new float32 array),
+    so that the filters, the library sizes and the value steps all see expression.
+    """
     if steps.source == "X":
-        return get_matrix(adata, None)
+        x = get_matrix(adata, None)
+        scale = steps.log_scale
+        return x if scale is None else T.unlogged(x, scale)
     if counts is None:
         raise needs_counts(f"preset {steps.preset!r}", why_not_counts(adata))
     return counts
+
+
+def value_check(steps: PreprocessConfig, obs: pd.Index, var: pd.Index) -> ValueCheck:
+    """The check of the values :func:`source_matrix` gives, before the value steps."""
+    return ValueCheck(
+        nonnegative=bool(steps.normalize or steps.log1p or steps.log_scale),
+        where="the counts" if steps.source == "counts" else "X",
+        obs=obs,
+        var=var,
+        unlogged=steps.log_scale,
+    )
 
 
 def before_scaling(x: Matrix, steps: PreprocessConfig) -> Matrix:
@@ -133,7 +151,7 @@ def _scaled_dense(x: sp.csr_matrix, mean: np.ndarray, std: np.ndarray, clip: flo
 
 def describe_value_steps(steps: PreprocessConfig) -> str:
     """Resolved value steps in words, e.g. ``normalised to 10000 per cell, log1p, z-scored``."""
-    parts = []
+    parts = [f"{steps.log_scale} undone"] if steps.log_scale else []
     if steps.normalize:
         parts.append(f"normalised to {steps.target_sum:g} per cell")
     if steps.log1p:

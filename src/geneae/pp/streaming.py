@@ -29,7 +29,7 @@ from geneae.errors import ConfigError
 from geneae.facts import DataFacts
 from geneae.pp import transforms as T
 from geneae.pp.blocks import Matrix, densify, nonzero_per, row_sums, take
-from geneae.pp.checks import ValueCheck, check_shape_and_names
+from geneae.pp.checks import check_shape_and_names
 from geneae.pp.hvg import (
     STREAMING_FLAVORS,
     ClippedSums,
@@ -40,7 +40,7 @@ from geneae.pp.hvg import (
 )
 from geneae.pp.preprocessor import Preprocessor
 from geneae.pp.selection import Kept, names_sha256, select_cells_and_genes
-from geneae.pp.steps import before_scaling, counts_matrix, source_matrix
+from geneae.pp.steps import before_scaling, counts_matrix, source_matrix, value_check
 from geneae.resolve import resolve_preprocess
 
 __all__ = ["ChunkSource", "fit_streaming"]
@@ -166,12 +166,7 @@ def _first_pass(
     among the cells the cell filters keep (those filters look at one row at a time).
     """
     min_counts, min_genes = steps.min_counts_per_cell, steps.min_genes_per_cell
-    check = ValueCheck(
-        nonnegative=bool(steps.normalize or steps.log1p),
-        where="the counts" if steps.source == "counts" else "X",
-        obs=obs_names,
-        var=var_names,
-    )
+    check = value_check(steps, obs_names, var_names)
     filtered = np.zeros(kept.cells.size, dtype=bool)
     for start, chunk in chunks():
         stop = start + chunk.n_obs

@@ -13,7 +13,8 @@ import scipy.sparse as sp
 from sklearn.utils.sparsefuncs import mean_variance_axis, min_max_axis
 
 from geneae.errors import DataWarning, InputError
-from geneae.pp.blocks import Matrix, densify, row_sums
+from geneae.logscale import LogScale
+from geneae.pp.blocks import Matrix, densify, row_slices, row_sums
 
 Fitted = TypeVar("Fitted")
 
@@ -76,6 +77,18 @@ def top(score: np.ndarray, n: int) -> np.ndarray:
     mask = np.zeros(score.size, dtype=bool)
     mask[np.argsort(-score, kind="stable")[:n]] = True
     return mask
+
+
+def unlogged(x: Matrix, scale: LogScale) -> np.ndarray:
+    """``x`` taken out of the log ``scale`` (zero expression at its floor), as float32.
+
+    A new dense array, computed a block of rows at a time in float64: a sparse ``x`` is
+    densified, since its absent entries are log values of 0, not the floor.
+    """
+    out = np.empty(x.shape, dtype=np.float32)
+    for rows in row_slices(x):
+        out[rows] = scale.undo(densify(x[rows]))
+    return out
 
 
 def floored_at_zero(x: Matrix) -> Matrix:

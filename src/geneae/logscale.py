@@ -1,0 +1,103 @@
+"""Log values with a pseudo-count, ``log_b(x + c)``: recognised by their floor, undone, redone.
+
+UCSC Xena serves TCGA / GTEx (TOIL) expression as log2(TPM + 0.001): a gene not measured
+sits at the floor log2(0.001) = -9.966, and genes near that floor spread over ten log
+units of noise. :func:`from_floor` names such a scale from the smallest value of a table;
+the preprocessing step ``preprocess.unlog`` (:mod:`geneae.resolve`) undoes it
+(:meth:`LogScale.undo`) so the values take the unlogged path (per million, log1p), and
+reconstructions are put back on it (:meth:`LogScale.redo`). No torch, no AnnData here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["FLOOR_TOLERANCE", "NO_UNLOG", "LogScale", "from_floor", "parse"]
+
+#: The resolved ``preprocess.unlog`` of values that are not undone.
+NO_UNLOG = "no"
+#: Tables write log values to about 4 decimals: a value this close to the floor is the floor.
+FLOOR_TOLERANCE = 1e-4
+_BASES = {"log2": 2.0, "ln": float(np.e), "log10": 10.0}
+#: Bases whose floors are recognised: log10's floors are whole numbers, too common a
+#: minimum (e.g. -1, -2 of scaled data) to read as a pseudo-count.
+_RECOGNISED = ("log2", "ln")
+_PSEUDO_COUNTS = tuple(10.0**-k for k in range(1, 7))  # 0.1 ... 1e-6
+_PATTERN = re.compile(r"^\s*(log2|ln|log10)\(\s*x\s*\+\s*([0-9.]+(?:e-?[0-9]+)?)\s*\)\s*$")
+
+
+@dataclass(frozen=True)
+class LogScale:
+    """``log_base(x + pseudo)`` of non-negative expression ``x``.
+
+    Parameters
+    ----------
+    base
+        ``log2``, ``ln`` or ``log10``.
+    pseudo
+        The pseudo-count added before the log (> 0).
+    """
+
+    base: str
+    pseudo: float
+
+    def __str__(self) -> str:
+        return f"{self.base}(x+{self.pseudo:g})"
+
+    @property
+    def floor(self) -> float:
+        """The log of zero expression, ``log_base(pseudo)``."""
+        return float(np.log(self.pseudo) / np.log(_BASES[self.base]))
+
+    def undo(self, values: np.ndarray) -> np.ndarray:
+        """``base ** values - pseudo`` in float64; values at the floor become exactly 0.
+
+        Values below the floor (not the log of any expression) come out negative, for the
+        caller's check of non-negative values to name.
+        """
+        v = np.asarray(values, dtype=np.float64)
+        out = np.power(_BASES[self.base], v) - self.pseudo
+        out[np.abs(v - self.floor) <= FLOOR_TOLERANCE] = 0.0
+        return out
+
+    def redo(self, values: np.ndarray) -> np.ndarray:
+        """``log_base(max(values, 0) + pseudo)``: expression back on this scale."""
+        v = np.maximum(np.asarray(values, dtype=np.float64), 0.0)
+        return np.log(v + self.pseudo) / np.log(_BASES[self.base])
+
+
+def parse(text: str) -> LogScale | None:
+    """``"log2(x+0.001)"`` as a :class:`LogScale`; ``"no"`` as None.
+
+    Raises
+    ------
+    ValueError
+        For anything else, naming the accepted forms.
+    """
+    if text.strip().lower() == NO_UNLOG:
+        return None
+    match = _PATTERN.match(text)
+    pseudo = float(match.group(2)) if match else 0.0
+    if match is None or not pseudo > 0:
+        raise ValueError(
+            f"unlog {text!r} is not a log with a pseudo-count: write it as 'log2(x+0.001)', "
+            "'ln(x+1e-05)' or 'log10(x+0.01)' (the pseudo-count > 0), or 'no'"
+        )
+    return LogScale(match.group(1), pseudo)
+
+
+def from_floor(value: float) -> LogScale | None:
+    """The scale whose floor ``value`` is (``-9.966`` -> log2(x+0.001)), else None.
+
+    Log2 and natural logs of the pseudo-counts 0.1 to 1e-6, within
+    :data:`FLOOR_TOLERANCE`.
+    """
+    for base in _RECOGNISED:
+        for pseudo in _PSEUDO_COUNTS:
+            scale = LogScale(base, pseudo)
+            if abs(value - scale.floor) <= FLOOR_TOLERANCE:
+                return scale
+    return None

@@ -1,0 +1,49 @@
+"""geneae.logscale against closed forms on random values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from geneae.logscale import LogScale, from_floor, parse
+
+
+@pytest.mark.parametrize(
+    ("text", "log"),
+    [("log2(x+0.001)", np.log2), ("ln(x + 1e-05)", np.log), ("log10(x+0.01)", np.log10)],
+)
+def test_undo_and_redo_are_the_inverse_of_the_log(text, log) -> None:
+    scale = parse(text)
+    rng = np.random.default_rng(0)
+    x = rng.lognormal(1.0, 3.0, size=(50, 40))
+    x[rng.random(x.shape) < 0.4] = 0.0
+    logged = log(x + scale.pseudo)
+    undone = scale.undo(logged)
+    np.testing.assert_allclose(undone, x, rtol=1e-9, atol=1e-12)
+    assert np.all(undone[x == 0] == 0.0)  # exactly zero at the floor
+    np.testing.assert_allclose(scale.redo(x), logged, rtol=1e-12)
+    assert scale.floor == pytest.approx(log(scale.pseudo))
+
+
+def test_values_written_to_four_decimals_are_zero_at_the_floor() -> None:
+    scale = LogScale("log2", 0.001)
+    written = np.round(np.array([np.log2(0.001), np.log2(5.001)]), 4)
+    undone = scale.undo(written)
+    assert undone[0] == 0.0 and undone[1] == pytest.approx(5.0, rel=1e-4)
+    assert scale.undo(np.array([-12.0]))[0] < 0  # below the floor: negative, for the check
+
+
+@pytest.mark.parametrize("pseudo", [0.1, 0.01, 0.001, 1e-4, 1e-5, 1e-6])
+def test_floors_of_log2_and_ln_are_recognised(pseudo) -> None:
+    assert from_floor(round(float(np.log2(pseudo)), 4)) == LogScale("log2", pseudo)
+    assert from_floor(float(np.log(pseudo))) == LogScale("ln", pseudo)
+    assert from_floor(float(np.log10(pseudo))) is None  # whole numbers: not a log's floor
+    assert from_floor(float(np.log2(pseudo)) + 0.01) is None
+
+
+def test_parse_writes_one_form_and_refuses_others() -> None:
+    assert str(parse(" log2( x + 1e-3 ) ")) == "log2(x+0.001)"
+    assert parse("no") is None and parse("No") is None
+    for bad in ("log2(x)", "log2(x+0)", "exp(x+1)", "log2(x-1)", ""):
+        with pytest.raises(ValueError, match="not a log with a pseudo-count"):
+            parse(bad)
