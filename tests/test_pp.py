@@ -876,7 +876,7 @@ def test_a_state_saved_before_unlog_loads_as_not_unlogged() -> None:
 
 
 def test_reconstructions_of_unlogged_values_are_put_back_on_the_log() -> None:
-    from geneae.model_outputs import in_values_space
+    from geneae.model_outputs import in_values_space, units_of_space
 
     adata, _ = xena_like()
     pre = Preprocessor("standardize", n_top_genes=0, clip=0.0)
@@ -886,3 +886,5 @@ def test_reconstructions_of_unlogged_values_are_put_back_on_the_log() -> None:
     back = in_values_space(pre, x, adata)
     np.testing.assert_allclose(back, dense(adata.X), atol=2e-3)
     assert back.min() == pytest.approx(np.log2(0.001), abs=1e-4)
+    units = units_of_space(pre, "values", counts_model=False, genes_as_samples=False)
+    assert units == "input units (other: log2(x+0.001))"

@@ -298,5 +298,7 @@ def units_of_space(
         return "expected counts"
     if space == "values":
         kind = preprocessor.value_type_ or "other"
+        scale = preprocessor.steps_.log_scale if preprocessor.steps_ is not None else None
+        kind = f"{kind}: {scale}" if scale else kind  # put back on it (in_values_space)
         return "expected counts" if kind == "raw counts" else f"input units ({kind})"
     return f"preprocessed model input ({preprocessor.describe_steps()})"
