@@ -222,6 +222,33 @@ def test_featurecounts_output(tmp_path: Path) -> None:
     assert "counts" in adata.layers  # the counts stay counts: no annotation column in X
 
 
+@pytest.mark.parametrize(
+    ("summaries", "rows_are_genes"),
+    [
+        (["__no_feature", "__ambiguous", "__too_low_aQual", "__not_aligned"], True),  # HTSeq
+        (["N_unmapped", "N_multimapping", "N_noFeature", "N_ambiguous"], True),  # STAR
+        (["__no_feature", "__alignment_not_unique"], False),  # merged, then transposed
+    ],
+)
+def test_read_counter_summaries_are_sample_annotations_not_genes(
+    tmp_path: Path, caplog, summaries, rows_are_genes
+) -> None:
+    # HTSeq-count / STAR write their reads counted nowhere beside the genes: millions of
+    # reads per sample that would swamp every library size
+    extra = np.arange(1, len(TCGA) + 1)[None, :] * 1e6 + np.arange(len(summaries))[:, None]
+    frame = pd.DataFrame(np.vstack([COUNTS.T, extra]), index=[*ENSEMBL, *summaries], columns=TCGA)
+    frame = frame if rows_are_genes else frame.T
+    path = tmp_path / "htseq.tsv"
+    frame.to_csv(path, sep="\t", index_label="gene" if rows_are_genes else "sample")
+    with caplog.at_level("INFO", logger="geneae.io.tables"):
+        adata = gio.read(path)
+    _check(adata, COUNTS, TCGA, ENSEMBL)
+    for pos, name in enumerate(summaries):
+        np.testing.assert_array_equal(adata.obs[name].to_numpy(), extra[pos])
+    assert "the read counter's summar" in caplog.text and summaries[0] in caplog.text
+    assert "counts" in adata.layers  # the genes' counts stay counts
+
+
 def test_cbioportal_table_keeps_its_entrez_ids_out_of_the_samples(tmp_path: Path) -> None:
     # cBioPortal's data_mrna_seq_v2_rsem.txt: Hugo_Symbol, Entrez_Gene_Id (numbers), then
     # one column per TCGA sample. The Entrez IDs were read as one more sample.

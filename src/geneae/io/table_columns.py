@@ -3,8 +3,10 @@
 Which first-cell words name an identifier column, which columns beside the gene
 identifiers are gene annotations (featureCounts' Chr ... Length, GENCODE / biomart names,
 types and descriptions) rather than samples, which columns beside the genes annotate the
-samples (Seurat / scanpy metadata, text columns) rather than measure a gene, and how
-sample columns named after read files (``/data/S1.bam``) are named. Used by :mod:`geneae.io.tables`.
+samples (Seurat / scanpy metadata, text columns) rather than measure a gene, which rows
+are a read counter's summaries (HTSeq's ``__no_feature``, STAR's ``N_unmapped``) rather
+than genes, and how sample columns named after read files (``/data/S1.bam``) are named.
+Used by :mod:`geneae.io.tables`.
 """
 
 from __future__ import annotations
@@ -114,6 +116,21 @@ SAMPLE_ANNOTATION_PREFIXES = (
     "umap_",
     "tsne_",
 )
+# The summary counters that read counters write beside the genes: HTSeq-count's reads
+# counted nowhere (``__no_feature`` ...) and STAR's ReadsPerGene (``N_unmapped`` ...).
+# Each holds 1e5-1e7 reads of a sample, no gene's: in the matrix it would dominate every
+# sample's library size. Read into obs (per-sample QC), never into the matrix.
+READ_COUNTER_SUMMARIES = {
+    "__no_feature",
+    "__ambiguous",
+    "__too_low_aqual",
+    "__not_aligned",
+    "__alignment_not_unique",
+    "n_unmapped",
+    "n_multimapping",
+    "n_nofeature",
+    "n_ambiguous",
+}
 # Aligned-read files that count tools name their sample columns after.
 _READ_FILE_SUFFIXES = (".bam", ".sam", ".cram")
 
@@ -162,3 +179,12 @@ def sample_names_from_read_files(names: list[str]) -> list[str] | None:
         return None
     stems = [Path(n.replace("\\", "/")).name.rsplit(".", 1)[0] for n in names]
     return stems if len(set(stems)) == len(stems) and all(stems) else None
+
+
+def read_counter_summaries(names: pd.Index) -> np.ndarray:
+    """Positions of the genes named like a read counter's summary.
+
+    See :data:`READ_COUNTER_SUMMARIES`; case and surrounding blanks aside.
+    """
+    keys = pd.Index(names).astype(str).str.strip().str.lower()
+    return np.flatnonzero(keys.isin(list(READ_COUNTER_SUMMARIES)))

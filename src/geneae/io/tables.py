@@ -23,6 +23,7 @@ from geneae.io.messages import input_error
 from geneae.io.table_columns import (
     ID_HEADERS,
     gene_annotations,
+    read_counter_summaries,
     sample_annotations,
     sample_names_from_read_files,
 )
@@ -343,20 +344,50 @@ def read_delimited(
         obs_names = ids if ids is not None else generated_names("sample", x.shape[0])
         var_names = names if layout.header else generated_names("gene", x.shape[1])
         obs.update(annotations)
-        return build_anndata(x, obs_names, _fill_blank(var_names, "gene"), obs=obs)
+        adata = build_anndata(x, obs_names, _fill_blank(var_names, "gene"), obs=obs)
+        return _summaries_to_obs(path, adata)
     if label_values is not None:
         obs[labels] = label_values
     obs_names = sample_names_from_read_files(names) if layout.header else None
     if obs_names is None:
         obs_names = names if layout.header else generated_names("sample", x.shape[1])
     var_names = ids if ids is not None else generated_names("gene", x.shape[0])
-    return build_anndata(
+    adata = build_anndata(
         np.ascontiguousarray(x.T),
         _fill_blank(obs_names, "sample"),
         var_names,
         obs=obs,
         var=annotations,
     )
+    return _summaries_to_obs(path, adata)
+
+
+def _summaries_to_obs(path: Path, adata: ad.AnnData) -> ad.AnnData:
+    """``adata`` with a read counter's summary counts moved from the genes into obs."""
+    found = read_counter_summaries(adata.var_names)
+    if not found.size:
+        return adata
+    names = [str(adata.var_names[j]) for j in found]
+    if found.size == adata.n_vars:
+        raise input_error(
+            path,
+            f"every row or column is a read counter's summary ({_preview(names)}), no gene",
+            "Give the table of counts per gene (HTSeq-count / STAR write it beside these).",
+        )
+    summaries = np.asarray(adata.X[:, found])
+    keep = np.setdiff1d(np.arange(adata.n_vars), found)
+    out = adata[:, keep].copy()
+    for pos, name in enumerate(names):
+        out.obs[name] = summaries[:, pos]
+    logger.info(
+        "%s: %s %s the read counter's summar%s, not genes: kept as sample annotations "
+        "(obs), not trained on",
+        path,
+        _preview(names),
+        "are" if len(names) > 1 else "is",
+        "ies" if len(names) > 1 else "y",
+    )
+    return out
 
 
 def _preview(names: list[str], n: int = 8) -> str:
