@@ -535,3 +535,17 @@ def test_a_comma_table_with_semicolons_in_names_stays_comma_separated(tmp_path: 
     path = _write(tmp_path / "names.csv", frame)
     ref = pd.read_csv(path, index_col=0)
     _check(gio.read(path), ref.to_numpy(), ref.index.tolist(), ref.columns.tolist())
+
+
+@pytest.mark.parametrize("rows_are_genes", [False, True])
+def test_a_separator_ending_every_line_adds_no_sample_or_gene(
+    tmp_path: Path, rows_are_genes
+) -> None:
+    # spreadsheet and R exports that end each line with the separator: a column with no
+    # name and no value, which was read as one more gene (or sample) of missing values
+    frame = pd.DataFrame(COUNTS, index=TCGA, columns=ENSEMBL)
+    frame = frame.T if rows_are_genes else frame
+    text = frame.to_csv(sep="\t", index_label="id")
+    path = tmp_path / "trailing.tsv"
+    path.write_text("".join(line + "\t\n" for line in text.splitlines()))
+    _check(gio.read(path), COUNTS, TCGA, ENSEMBL)

@@ -287,6 +287,12 @@ def read_delimited(
         ids = body[0].fillna("").astype(str).str.strip().tolist()
         body = body.drop(columns=0)
     names = [header[c] for c in body.columns]
+    # A separator at the end of every line (spreadsheet and R exports) adds a column with
+    # no name and no value: no sample or gene, left out.
+    blank = [c for c, name in zip(body.columns, names, strict=True) if _is_blank(name, body[c])]
+    if blank and len(blank) < len(names):
+        body = body.drop(columns=blank)
+        names = [header[c] for c in body.columns]
     annotations = gene_annotations(names, body) if layout.header and ids is not None else {}
     if annotations:
         body = body.drop(columns=body.columns[: len(annotations)])
@@ -388,6 +394,12 @@ def _summaries_to_obs(path: Path, adata: ad.AnnData) -> ad.AnnData:
         "ies" if len(names) > 1 else "y",
     )
     return out
+
+
+def _is_blank(name: str, values: pd.Series) -> bool:
+    """Whether a column has neither a name nor any value."""
+    present = values.dropna().astype(str).str.strip()
+    return not str(name).strip() and not (present != "").any()
 
 
 def _preview(names: list[str], n: int = 8) -> str:
