@@ -34,6 +34,7 @@ from geneae.config import RunConfig, TrainConfig
 from geneae.errors import ConfigError
 from geneae.facts import DataFacts, FactsAccumulator
 from geneae.io.backed import BackedData, is_store, open_backed
+from geneae.io.labels_file import Labels
 from geneae.likelihoods import COUNT_LIKELIHOODS
 from geneae.model_outputs import forward_pass
 from geneae.pp import Preprocessor
@@ -103,7 +104,7 @@ def open_for_training(
     source: str | Path | ad.AnnData | BackedData,
     config: RunConfig,
     *,
-    labels: str | Path | None = None,
+    labels: Labels | None = None,
     labels_required: bool = True,
 ) -> ad.AnnData | BackedData | None:
     """The store of ``source`` opened by rows when it goes out of core, else None.

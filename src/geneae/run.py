@@ -36,7 +36,7 @@ from geneae.fingerprint import (
     settings_differences,
     write_fingerprint,
 )
-from geneae.io import read, write_h5ad
+from geneae.io import LabelsSheet, read, write_h5ad
 from geneae.io.backed import BackedData, is_store
 from geneae.model import GeneAE
 from geneae.ondisk import OnDisk, open_for_training
@@ -69,7 +69,7 @@ def load_data(
     path: str | Path,
     config: RunConfig,
     *,
-    labels: str | Path | None = None,
+    labels: str | Path | LabelsSheet | None = None,
     with_labels: bool = True,
     genes: str | Path | None = None,
 ) -> ad.AnnData | BackedData:
@@ -78,7 +78,9 @@ def load_data(
     An ``.h5ad`` / ``.zarr`` whose matrix goes out of core (see
     :func:`geneae.ondisk.use_out_of_core`) is opened for reading by rows instead.
 
-    ``labels`` (a column or a labels file) overrides ``data.label_column`` and must exist.
+    ``labels`` (a column or a labels file) overrides ``data.label_column`` and must exist;
+    a labels file with several columns besides the sample names takes its labels from the
+    column ``data.label_column`` names.
     With ``with_labels=False`` the configured label column is optional: encoding,
     reconstructing and evaluating without explicit labels never need it, so a column named
     at training that the new file lacks is no error (a table's label column is still taken
@@ -97,6 +99,10 @@ def load_data(
             f"{path}: an .h5ad / .zarr names its genes itself (var_names), so --genes-file "
             f"{genes} is not used; set var_names in the file instead, or leave the flag out."
         )
+    column = config.data.label_column
+    named = column is not None and not config.data.genes_as_samples
+    if named and labels is not None and Path(labels).is_file():
+        labels = LabelsSheet(Path(labels), column)
     if not config.data.genes_as_samples:  # a large .h5ad / .zarr stays on disk
         column = labels if labels is not None else config.data.label_column
         on_disk = open_for_training(

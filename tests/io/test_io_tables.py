@@ -331,7 +331,7 @@ def test_labels_table_problems_are_named(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"labels\.csv: 3 of the 5 samples have no row.*A0S2"):
         gio.read(path, labels=labels)
     labels.write_text("id,stage,grade\n" + "".join(f"{s},II,3\n" for s in TCGA))
-    with pytest.raises(InputError, match=r"several columns.*'stage', 'grade'.*Keep two columns"):
+    with pytest.raises(InputError, match=r"several columns.*'stage', 'grade'.*--labels COLUMN"):
         gio.read(path, labels=labels)
     rows = [f"{s},{t}" for s, t in zip(TCGA, SUBTYPES, strict=True)] + [f"{TCGA[0]},Her2"]
     labels.write_text("\n".join(rows))
@@ -340,6 +340,33 @@ def test_labels_table_problems_are_named(tmp_path: Path) -> None:
     # labels that hold commas but no sample names: still one label per line
     labels.write_text("\n".join(f"{t}, grade {i}" for i, t in enumerate(SUBTYPES)))
     assert gio.read(path, labels=labels).obs["label"].tolist()[0] == "LumA, grade 0"
+
+
+def test_the_label_column_of_a_phenotype_sheet_can_be_named(tmp_path: Path) -> None:
+    # UCSC Xena / GEO phenotype tables: sample IDs and many columns, none called label
+    path = _write(tmp_path / "expr.csv", pd.DataFrame(COUNTS.T, index=ENSEMBL, columns=TCGA))
+    sheet = tmp_path / "pheno.tsv"
+    rows = zip(TCGA, SUBTYPES, strict=True)
+    sheet.write_text(
+        "sampleID\tgender\t_primary_disease\tage\n"
+        + "".join(f"{s}\tFEMALE\t{t}\t{50 + i}\n" for i, (s, t) in enumerate(rows))
+    )
+    adata = gio.read(path, labels=gio.LabelsSheet(sheet, "_Primary_Disease"))
+    assert adata.obs["label"].tolist() == SUBTYPES
+    with pytest.raises(InputError, match=r"no column 'disease' \(its columns.*'_primary_disease'"):
+        gio.read(path, labels=gio.LabelsSheet(sheet, "disease"))
+
+
+def test_training_names_a_column_of_its_labels_file(tmp_path: Path) -> None:
+    from geneae.config import RunConfig
+    from geneae.run import load_data
+
+    path = _write(tmp_path / "expr.csv", pd.DataFrame(COUNTS.T, index=ENSEMBL, columns=TCGA))
+    sheet = tmp_path / "pheno.csv"
+    rows = zip(TCGA, SUBTYPES, strict=True)
+    sheet.write_text("id,stage,subtype\n" + "".join(f"{s},II,{t}\n" for s, t in rows))
+    config = RunConfig.from_dict({"data": {"label_column": "subtype"}})  # --labels subtype
+    assert load_data(path, config, labels=sheet).obs["label"].tolist() == SUBTYPES
 
 
 def test_labels_and_transpose_conflict(tmp_path: Path) -> None:

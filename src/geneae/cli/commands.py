@@ -33,7 +33,7 @@ LabelsFile = Annotated[
     typer.Option(
         "--labels-file",
         help="labels for evaluation only: one per line in sample order, or a CSV/TSV of "
-        "sample names and labels",
+        "sample names and labels (a sheet of several columns: --labels names the column)",
     ),
 ]
 GenesFile = Annotated[

@@ -10,12 +10,14 @@ from geneae.facts import value_type
 from geneae.io.detect import FORMATS
 from geneae.io.dispatch import read
 from geneae.io.finalize import LABEL_KEYS
+from geneae.io.labels_file import LabelsSheet
 from geneae.io.summary import format_summary, summarize
 from geneae.io.write import WRITE_SUFFIXES, write_h5ad, write_matrix
 
 __all__ = [
     "FORMATS",
     "LABEL_KEYS",
+    "LabelsSheet",
     "WRITE_SUFFIXES",
     "format_summary",
     "read",

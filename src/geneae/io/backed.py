@@ -34,6 +34,7 @@ from geneae.io.finalize import (
     quiet_anndata,
     raw_gene_columns,
 )
+from geneae.io.labels_file import Labels
 from geneae.io.messages import input_error
 
 __all__ = ["BackedData", "OnDiskMatrix", "is_store", "matrix_nbytes", "open_backed"]
@@ -211,7 +212,7 @@ def open_backed(
     path: str | os.PathLike[str],
     *,
     layer: str | None = None,
-    labels: str | os.PathLike[str] | None = None,
+    labels: Labels | None = None,
     labels_required: bool = True,
 ) -> BackedData:
     """Open an ``.h5ad`` file or ``.zarr`` store for reading by rows.

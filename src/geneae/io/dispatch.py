@@ -14,6 +14,7 @@ from geneae.io.gct import read_gct
 from geneae.io.geo import read_geo
 from geneae.io.h5ad import read_h5ad
 from geneae.io.hdf5 import read_plain_h5
+from geneae.io.labels_file import Labels
 from geneae.io.loom import read_loom
 from geneae.io.messages import input_error
 from geneae.io.tables import read_delimited
@@ -26,7 +27,7 @@ def read(
     path: PathLike,
     *,
     fmt: str | None = None,
-    labels: PathLike | None = None,
+    labels: Labels | None = None,
     transpose: bool | None = None,
     backed: bool = False,
     genes: PathLike | None = None,

@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from geneae.errors import DataWarning
 from geneae.facts import csr_if_mostly_zero, is_count_matrix, values_of
 from geneae.io.genes_file import gene_names_from_file
-from geneae.io.labels_file import labels_from_file
+from geneae.io.labels_file import Labels, LabelsSheet, labels_from_file
 from geneae.io.messages import input_error
 
 LABEL_KEYS: tuple[str, ...] = (
@@ -128,9 +128,12 @@ def _label_strings(series: pd.Series) -> pd.Series:
 
 
 def _resolve_labels(
-    adata: ad.AnnData, path: Path, fmt: str, labels: str | os.PathLike[str] | None
+    adata: ad.AnnData, path: Path, fmt: str, labels: Labels | None
 ) -> tuple[pd.Categorical | None, str | None]:
     """The labels to store and where they came from (a file path or an obs column)."""
+    if isinstance(labels, LabelsSheet):
+        values = labels_from_file(labels.path, adata.obs_names, path, LABEL_KEYS, labels.column)
+        return categorical_labels(values), os.fspath(labels.path)
     if labels is not None and _is_existing_file(labels):
         values = labels_from_file(Path(labels), adata.obs_names, path, LABEL_KEYS)
         return categorical_labels(values), os.fspath(labels)
@@ -262,7 +265,7 @@ def finalize(
     path: Path,
     fmt: str,
     *,
-    labels: str | os.PathLike[str] | None = None,
+    labels: Labels | None = None,
     genes: str | os.PathLike[str] | None = None,
     labels_required: bool = True,
 ) -> ad.AnnData:

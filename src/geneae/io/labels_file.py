@@ -16,7 +16,9 @@ does a table without a row for the sample (as long as most samples have one).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -24,15 +26,36 @@ import pandas as pd
 from geneae.io.messages import input_error
 from geneae.io.textfile import read_lines, side_table
 
-__all__ = ["labels_from_file"]
+__all__ = ["Labels", "LabelsSheet", "labels_from_file"]
 
 #: Labels that mean "no label": what R and pandas write for a missing value (pandas reads
 #: these as missing in a table, so a labels file means the same by them).
 MISSING_LABELS = frozenset({"", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "<NA>"})
 
 
+@dataclass(frozen=True)
+class LabelsSheet:
+    """A labels file and the column of it that holds the labels.
+
+    For a sample sheet with several columns besides the sample names (a GEO / TCGA
+    phenotype table: ``sampleID``, ``_primary_disease``, ``gender``, ...), as ``labels=``
+    of :func:`geneae.io.read`; ``geneae train --labels-file SHEET --labels COLUMN``.
+    """
+
+    path: Path
+    column: str
+
+
+#: What ``labels=`` of the readers takes: a column name, a labels file, or a sheet's column.
+Labels = str | os.PathLike[str] | LabelsSheet
+
+
 def labels_from_file(
-    path: Path, samples: pd.Index, data_path: Path, label_keys: Sequence[str]
+    path: Path,
+    samples: pd.Index,
+    data_path: Path,
+    label_keys: Sequence[str],
+    column: str | None = None,
 ) -> list[str | None]:
     """One label per sample of ``samples``, read from ``path`` (see the module docstring).
 
@@ -49,9 +72,12 @@ def labels_from_file(
     label_keys
         Column names taken as the label column when a table has several besides the
         sample names (case-insensitive, in order of preference).
+    column
+        The label column the user named (case-insensitive); a table with several columns
+        besides the sample names must have it.
     """
     lines = read_lines(path, "labels")
-    by_name = _sample_table(lines, samples, path, label_keys)
+    by_name = _sample_table(lines, samples, path, label_keys, column)
     if by_name is not None:
         return _missing_as_none(by_name)
     if len(lines) != len(samples):
@@ -71,7 +97,11 @@ def _missing_as_none(labels: list[str]) -> list[str | None]:
 
 
 def _sample_table(
-    lines: list[str], samples: pd.Index, path: Path, label_keys: Sequence[str]
+    lines: list[str],
+    samples: pd.Index,
+    path: Path,
+    label_keys: Sequence[str],
+    column: str | None,
 ) -> list[str] | None:
     """Labels matched by sample name, when ``lines`` are a table naming the samples."""
     rows = side_table(lines)
@@ -90,7 +120,7 @@ def _sample_table(
         return _numbered_rows(rows, len(samples))
     header = rows[0] if rows[0][id_col].strip() not in names else None
     body = rows[1:] if header is not None else rows
-    label_col = _label_column(width, id_col, header, path, label_keys)
+    label_col = _label_column(width, id_col, header, path, label_keys, column)
     found: dict[str, str] = {}
     for row in body:
         if len(row) <= max(id_col, label_col):
@@ -135,21 +165,33 @@ def _numbered_rows(rows: list[list[str]], n: int) -> list[str] | None:
 
 
 def _label_column(
-    width: int, id_col: int, header: list[str] | None, path: Path, label_keys: Sequence[str]
+    width: int,
+    id_col: int,
+    header: list[str] | None,
+    path: Path,
+    label_keys: Sequence[str],
+    column: str | None,
 ) -> int:
-    """The column of labels: the only other column, or the one a label key names."""
+    """The column of labels: the only other column, the one named, or a label key's."""
     others = [c for c in range(width) if c != id_col]
     if len(others) == 1:
         return others[0]
-    if header is not None:
-        by_lower = {header[c].strip().lower(): c for c in reversed(others)}
-        for key in label_keys:
-            if key.lower() in by_lower:
-                return by_lower[key.lower()]
+    by_lower = {} if header is None else {header[c].strip().lower(): c for c in reversed(others)}
+    for key in [column] if column is not None else label_keys:
+        if key.strip().lower() in by_lower:
+            return by_lower[key.strip().lower()]
     named = ", ".join(repr(header[c].strip()) for c in others) if header else len(others)
+    if column is not None:
+        raise input_error(
+            path,
+            f"the labels table has no column {column!r} (its columns besides the sample "
+            f"names: {named})",
+            "Name one of them with --labels (data.label_column).",
+        )
     raise input_error(
         path,
         f"the labels table has several columns besides the sample names ({named}) and none "
         "is called label or cell_type",
-        "Keep two columns, the sample names and the labels, or call the label column 'label'.",
+        "Name the label column with --labels COLUMN beside --labels-file (data.label_column), "
+        "or keep two columns, the sample names and the labels.",
     )
