@@ -369,6 +369,33 @@ def test_training_names_a_column_of_its_labels_file(tmp_path: Path) -> None:
     assert load_data(path, config, labels=sheet).obs["label"].tolist() == SUBTYPES
 
 
+@pytest.mark.parametrize("r_side", ["labels", "data"])
+def test_labels_match_sample_names_as_r_writes_them(tmp_path: Path, caplog, r_side) -> None:
+    # read.csv turns TCGA-A1-A0SB-01A into TCGA.A1.A0SB.01A (make.names), in a sheet
+    # written from R or in the matrix's own column names
+    r_names = [s.replace("-", ".") for s in TCGA]
+    data_names, sheet_names = (TCGA, r_names) if r_side == "labels" else (r_names, TCGA)
+    path = _write(tmp_path / "expr.csv", pd.DataFrame(COUNTS.T, index=ENSEMBL, columns=data_names))
+    sheet = tmp_path / "labels.tsv"
+    rows = zip(sheet_names, SUBTYPES, strict=True)
+    sheet.write_text("sample\tsubtype\n" + "".join(f"{s}\t{t}\n" for s, t in rows))
+    with caplog.at_level("INFO", logger="geneae.io.labels_file"):
+        adata = gio.read(path, labels=sheet)
+    assert adata.obs["label"].tolist() == SUBTYPES
+    assert f"as R writes them ('{sheet_names[0]}' for '{data_names[0]}')" in caplog.text
+
+
+def test_a_sheet_naming_other_samples_is_refused_as_such(tmp_path: Path) -> None:
+    # not "is the first line a header? remove it", which then read each line as a label
+    path = _write(tmp_path / "expr.csv", pd.DataFrame(COUNTS.T, index=ENSEMBL, columns=TCGA))
+    sheet = tmp_path / "labels.tsv"
+    rows = [f"other-{i}\t{t}" for i, t in enumerate(SUBTYPES)]
+    for text in ("sample\tsubtype\n" + "\n".join(rows), "\n".join(rows)):
+        sheet.write_text(text)
+        with pytest.raises(InputError, match=r"no column of the labels table holds the sample"):
+            gio.read(path, labels=sheet)
+
+
 def test_labels_and_transpose_conflict(tmp_path: Path) -> None:
     frame = pd.DataFrame(COUNTS, index=BARCODES, columns=SYMBOLS)
     frame["cell_type"] = list("ABABA")

@@ -164,6 +164,7 @@ def _log_decisions() -> None:
     # and geneae.io.backed (files read in memory / on disk): where the counts were found
     # when not in X; geneae.io.genes_file: genes named from an annotation table;
     # geneae.io.tables: a table's columns that annotate samples rather than measure genes;
+    # geneae.io.labels_file: labels matched by names as R writes them;
     # geneae.pp.selection: how many genes the preprocessing kept.
     loggers = (
         "resolve",
@@ -172,6 +173,7 @@ def _log_decisions() -> None:
         "io.backed",
         "io.genes_file",
         "io.tables",
+        "io.labels_file",
         "pp.selection",
     )
     for name in (f"geneae.{short}" for short in loggers):

@@ -16,7 +16,9 @@ does a table without a row for the sample (as long as most samples have one).
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,8 @@ from geneae.io.messages import input_error
 from geneae.io.textfile import read_lines, side_table
 
 __all__ = ["Labels", "LabelsSheet", "labels_from_file"]
+
+logger = logging.getLogger(__name__)
 
 #: Labels that mean "no label": what R and pandas write for a missing value (pandas reads
 #: these as missing in a table, so a labels file means the same by them).
@@ -110,22 +114,29 @@ def _sample_table(
     width = len(rows[0])
     if width < 2:
         return None
-    names = set(samples)
-    hits = [sum(len(row) > c and row[c].strip() in names for row in rows) for c in range(width)]
-    id_col = max(range(width), key=hits.__getitem__)
-    if hits[id_col] == 0:
+    sample_of, id_col = _names_column(rows, samples)
+    if id_col is None:
         # No column names the samples: row numbers and labels (pandas' to_csv of labels
         # with a default index, for data whose samples have no names), else a plain list
         # whose labels hold commas.
-        return _numbered_rows(rows, len(samples))
-    header = rows[0] if rows[0][id_col].strip() not in names else None
+        numbered = _numbered_rows(rows, len(samples))
+        if numbered is None and _looks_like_a_sheet(rows, len(samples)):
+            raise input_error(
+                path,
+                f"no column of the labels table holds the sample names of the data (its "
+                f"first rows: {_first_fields(rows)}; the data's samples: "
+                f"{', '.join(repr(str(s)) for s in samples[:3])}, ...)",
+                "Name the samples in the table as the data name them.",
+            )
+        return numbered
+    header = rows[0] if rows[0][id_col].strip() not in sample_of else None
     body = rows[1:] if header is not None else rows
     label_col = _label_column(width, id_col, header, path, label_keys, column)
     found: dict[str, str] = {}
     for row in body:
-        if len(row) <= max(id_col, label_col):
+        if len(row) <= max(id_col, label_col) or row[id_col].strip() not in sample_of:
             continue
-        name, label = row[id_col].strip(), row[label_col].strip()
+        name, label = sample_of[row[id_col].strip()], row[label_col].strip()
         if name in found and found[name] != label:
             raise input_error(
                 path,
@@ -146,6 +157,61 @@ def _sample_table(
             "but here most are), or check that the labels belong to this data.",
         )
     return [found.get(s, "") for s in samples]
+
+
+def _names_column(rows: list[list[str]], samples: pd.Index) -> tuple[dict[str, str], int | None]:
+    """How a table's names map to the samples, and the column that holds them (None: none).
+
+    Names as they are; else as R writes them (``read.csv`` / ``make.names``: every
+    character but letters, digits, dots and underscores as a dot, so TCGA-A1-A0SB-01 is
+    TCGA.A1.A0SB.01), in the table or in the data, when that keeps the samples apart.
+    """
+    width = len(rows[0])
+    exact = {str(s).strip(): str(s) for s in samples}
+    by_r = {_r_name(str(s)): str(s) for s in samples}
+    tables = [exact] if len(by_r) < len(exact) else [exact, by_r]
+    for table in tables:
+        key = (lambda v: v.strip()) if table is exact else _r_name
+        hits = [sum(len(row) > c and key(row[c]) in table for row in rows) for c in range(width)]
+        id_col = max(range(width), key=hits.__getitem__)
+        if hits[id_col]:
+            sample_of = {
+                row[id_col].strip(): table[key(row[id_col])]
+                for row in rows
+                if len(row) > id_col and key(row[id_col]) in table
+            }
+            if table is by_r:
+                written, sample = next(iter(sample_of.items()))
+                logger.info(
+                    "labels matched to the samples by their names as R writes them (%r for %r)",
+                    written,
+                    sample,
+                )
+            return sample_of, id_col
+    return {}, None
+
+
+def _r_name(name: str) -> str:
+    """``name`` as R's ``make.names`` writes it (without R's de-duplication)."""
+    valid = re.sub(r"[^A-Za-z0-9._]", ".", name.strip())
+    starts_well = valid[:1].isalpha() or (valid[:1] == "." and not valid[1:2].isdigit())
+    return valid if starts_well else "X" + valid
+
+
+def _looks_like_a_sheet(rows: list[list[str]], n: int) -> bool:
+    """Whether rows that name no sample are still a sample sheet (not a list of labels).
+
+    A header line beside one row per sample, or a first column of distinct values as
+    sample names are (a list of labels repeats its classes).
+    """
+    if len(rows) == n + 1:
+        return True
+    first = [row[0].strip() for row in rows]
+    return len(rows) == n and n > 1 and len(set(first)) == n
+
+
+def _first_fields(rows: list[list[str]]) -> str:
+    return ", ".join(repr(row[0].strip()) for row in rows[:3]) + ", ..."
 
 
 def _numbered_rows(rows: list[list[str]], n: int) -> list[str] | None:
