@@ -52,6 +52,12 @@ class LogScale:
         """The log of zero expression, ``log_base(pseudo)``."""
         return float(np.log(self.pseudo) / np.log(_BASES[self.base]))
 
+    @property
+    def inverse(self) -> str:
+        """The expression of a log value ``v`` in words, e.g. ``2^v - 0.001``."""
+        power = {"log2": "2^v", "ln": "e^v", "log10": "10^v"}[self.base]
+        return f"{power} - {self.pseudo:g}"
+
     def undo(self, values: np.ndarray) -> np.ndarray:
         """``base ** values - pseudo`` in float64; values at the floor become exactly 0.
 
