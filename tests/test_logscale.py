@@ -31,6 +31,9 @@ def test_values_written_to_four_decimals_are_zero_at_the_floor() -> None:
     undone = scale.undo(written)
     assert undone[0] == 0.0 and undone[1] == pytest.approx(5.0, rel=1e-4)
     assert scale.undo(np.array([-12.0]))[0] < 0  # below the floor: negative, for the check
+    with np.errstate(over="raise"):  # above the ceiling (a TPM of 5000 as a log): +inf
+        assert scale.undo(np.array([5000.0, scale.ceiling - 1e-9])).tolist()[0] == np.inf
+    assert 2.0**scale.ceiling - 0.001 == pytest.approx(1e9)
 
 
 @pytest.mark.parametrize("pseudo", [0.1, 0.01, 0.001, 1e-4, 1e-5, 1e-6])

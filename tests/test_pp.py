@@ -852,6 +852,17 @@ def test_a_value_below_the_floor_of_the_log_undone_is_refused() -> None:
         pre.transform(new)
 
 
+def test_expression_given_to_a_model_of_its_log_is_refused() -> None:
+    # TPM where the model was fitted on log2(TPM + 0.001): 2^5000 is no expression
+    adata, tpm = xena_like()
+    pre = Preprocessor("auto").fit(adata)
+    new = ad.AnnData(tpm.astype(np.float32), obs=adata.obs, var=adata.var)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no overflow on the console
+        with pytest.raises(InputError, match=r"values above 29.9 .*not on the log"):
+            pre.transform(new)
+
+
 def test_unlog_given_is_used_and_no_keeps_the_log() -> None:
     adata, _ = xena_like()
     kept = Preprocessor("standardize", unlog=False, n_top_genes=0).fit(adata)  # YAML's `no`

@@ -15,12 +15,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FLOOR_TOLERANCE", "NO_UNLOG", "LogScale", "from_floor", "parse"]
+__all__ = ["FLOOR_TOLERANCE", "MAX_EXPRESSION", "NO_UNLOG", "LogScale", "from_floor", "parse"]
 
 #: The resolved ``preprocess.unlog`` of values that are not undone.
 NO_UNLOG = "no"
 #: Tables write log values to about 4 decimals: a value this close to the floor is the floor.
 FLOOR_TOLERANCE = 1e-4
+#: More than any expression measure of one gene in one sample reaches (a whole sequencing
+#: run holds ~1e8 reads; TPM and CPM stop at 1e6): a log value above its log is not one.
+MAX_EXPRESSION = 1e9
 _BASES = {"log2": 2.0, "ln": float(np.e), "log10": 10.0}
 #: Bases whose floors are recognised: log10's floors are whole numbers, too common a
 #: minimum (e.g. -1, -2 of scaled data) to read as a pseudo-count.
@@ -58,15 +61,23 @@ class LogScale:
         power = {"log2": "2^v", "ln": "e^v", "log10": "10^v"}[self.base]
         return f"{power} - {self.pseudo:g}"
 
+    @property
+    def ceiling(self) -> float:
+        """The log of :data:`MAX_EXPRESSION`: no log value of expression is above it."""
+        return float(np.log(MAX_EXPRESSION + self.pseudo) / np.log(_BASES[self.base]))
+
     def undo(self, values: np.ndarray) -> np.ndarray:
         """``base ** values - pseudo`` in float64; values at the floor become exactly 0.
 
-        Values below the floor (not the log of any expression) come out negative, for the
-        caller's check of non-negative values to name.
+        Values outside the log's range come out where the caller's value check names them:
+        below the floor (not the log of any expression) negative, above :attr:`ceiling`
+        (values that are not on this log, such as TPM given to a model of its log) +inf.
         """
         v = np.asarray(values, dtype=np.float64)
-        out = np.power(_BASES[self.base], v) - self.pseudo
+        with np.errstate(over="ignore"):
+            out = np.power(_BASES[self.base], v) - self.pseudo
         out[np.abs(v - self.floor) <= FLOOR_TOLERANCE] = 0.0
+        out[v > self.ceiling] = np.inf
         return out
 
     def redo(self, values: np.ndarray) -> np.ndarray:

@@ -109,13 +109,19 @@ class ValueCheck:
     ) -> None:
         self.nonnegative, self.where, self.obs, self.var = nonnegative, where, obs, var
         self.unlogged = unlogged
-        self.n_nonfinite = self.n_negative = 0
-        self.nonfinite_example = self.negative_example = ""
+        self.n_nonfinite = self.n_negative = self.n_above = 0
+        self.nonfinite_example = self.negative_example = self.above_example = ""
 
     def add(self, block: Matrix, start: int) -> None:
         """Check ``block``, whose first row is row ``start`` of the whole matrix."""
         obs = self.obs[start : start + block.shape[0]]
-        n, example = find_bad(block, lambda v: ~np.isfinite(v), obs, self.var)
+        if self.unlogged is not None:  # +inf: above the log's range (LogScale.undo)
+            n, example = find_bad(block, lambda v: v == np.inf, obs, self.var)
+            self.n_above += n
+            self.above_example = self.above_example or example
+            n, example = find_bad(block, lambda v: np.isnan(v) | (v == -np.inf), obs, self.var)
+        else:
+            n, example = find_bad(block, lambda v: ~np.isfinite(v), obs, self.var)
         self.n_nonfinite += n
         self.nonfinite_example = self.nonfinite_example or example
         if self.nonnegative:
@@ -127,13 +133,23 @@ class ValueCheck:
     @property
     def found(self) -> bool:
         """Whether any block so far had a bad value."""
-        return bool(self.n_nonfinite or self.n_negative)
+        return bool(self.n_nonfinite or self.n_negative or self.n_above)
 
     def raise_if_bad(self) -> None:
         if self.n_nonfinite:
             raise InputError(
                 f"{self.where} has {self.n_nonfinite:,} non-finite values (NaN or infinity), "
                 f"e.g. {self.nonfinite_example}; remove or impute them first."
+            )
+        if self.n_above and self.unlogged is not None:
+            scale = self.unlogged
+            where = self.above_example.split(" at ", 1)[-1]
+            raise InputError(
+                f"{self.where} has {self.n_above:,} values above {scale.ceiling:.4g} (or "
+                f"infinite; e.g. at {where}), which no {scale} of expression reaches: these "
+                f"values are not on the log that preprocess.unlog undoes ({scale}). Give "
+                "values on that log (as the model was trained on), or set preprocess.unlog "
+                "to their own log, or 'no'."
             )
         if self.n_negative and self.unlogged is not None:
             scale = self.unlogged
