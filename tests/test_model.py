@@ -429,3 +429,31 @@ def test_validation_loss_does_not_depend_on_the_validation_batches(monkeypatch):
     three_batches = GeneAE(config).fit(adata).history
     np.testing.assert_array_equal(one_batch["train_loss"], three_batches["train_loss"])
     np.testing.assert_allclose(one_batch["val_loss"], three_batches["val_loss"], rtol=1e-5)
+
+
+def test_a_model_of_z_scores_reads_new_data_as_z_scores(tmp_path):
+    # .raw's log values are read in place of a z-scored X; a model trained on z-scores (as
+    # every model saved before that was) must read new data's X as it read its own
+    import scanpy as sc
+
+    from geneae.run import load_data
+
+    logged = tiny_counts()
+    del logged.layers["counts"]
+    sc.pp.normalize_total(logged, target_sum=1e4)
+    sc.pp.log1p(logged)
+    logged.X = logged.X.toarray() if sp.issparse(logged.X) else logged.X
+    scaled = logged.copy()
+    scaled.raw = logged
+    sc.pp.scale(scaled, max_value=10)
+    scaled.write_h5ad(tmp_path / "processed.h5ad")
+    plain = ad.AnnData(scaled.X.copy(), obs=scaled.obs, var=scaled.var)  # no .raw
+    model = GeneAE(quick_config()).fit(plain)
+    assert model.preprocessor.value_type_ == "standardised"
+    assert model.config.data.use_raw is None  # left to the data
+    model.save(tmp_path / "m")
+    loaded = GeneAE.load(tmp_path / "m")
+    assert loaded.config.data.use_raw is False
+    new = load_data(tmp_path / "processed.h5ad", loaded.config, with_labels=False)
+    np.testing.assert_allclose(new.X, scaled.X, rtol=1e-6)  # X, not .raw's log values
+    np.testing.assert_allclose(loaded.encode(new), model.encode(plain), rtol=1e-5, atol=1e-6)

@@ -471,3 +471,31 @@ def test_raw_without_counts_or_without_the_genes_of_x_is_not_taken(raw_counts_fi
     counts_in_x.write_h5ad(tmp_path / "counts_in_x.h5ad")
     with open_backed(tmp_path / "counts_in_x.h5ad") as data:
         assert data.counts is None  # X's own counts are the counts
+
+
+def test_z_scored_x_is_read_from_disk_as_the_log_values_raw_holds(tmp_path, caplog):
+    import scanpy as sc
+
+    import geneae.io as gio
+
+    full = datasets.synthetic_counts(n_cells=300, n_genes=80, n_clusters=3, seed=2)
+    del full.layers["counts"]
+    sc.pp.normalize_total(full, target_sum=1e4)
+    sc.pp.log1p(full)
+    full.raw = full
+    scaled = full[:, ::2].copy()
+    scaled.X = scaled.X.toarray() if sp.issparse(scaled.X) else scaled.X  # as scale makes it
+    sc.pp.scale(scaled, max_value=10)
+    scaled.write_h5ad(tmp_path / "processed.h5ad")
+    in_memory = gio.read(tmp_path / "processed.h5ad")
+    with caplog.at_level("INFO", logger="geneae.io.backed"):
+        with open_backed(tmp_path / "processed.h5ad") as data:
+            on_disk = data.x.rows(0, 300)
+    assert "holds z-scores and .raw.X the log-normalised values" in caplog.text
+    expected = full[:, ::2].X
+    expected = expected.toarray() if sp.issparse(expected) else np.asarray(expected)
+    for x in (in_memory.X, on_disk):
+        np.testing.assert_allclose(x.toarray() if sp.issparse(x) else x, expected, rtol=1e-6)
+    with open_backed(tmp_path / "processed.h5ad", use_raw=False) as data:
+        kept = data.x.rows(0, 300)
+    np.testing.assert_allclose(kept, scaled.X, rtol=1e-6)

@@ -42,6 +42,11 @@ class DataConfig(Section):
         "gene's log expression across the samples standardised (see geneae.resolve)",
     )
     layer: str | None = None
+    use_raw: bool | None = Field(
+        default=None,
+        description="read .raw's values of X's genes as X; default: where X holds z-scores "
+        "and .raw their log-normalised values (scanpy's workflow), false keeps X",
+    )
     covariate: str | None = Field(
         default=None, description="obs column of a categorical covariate (batch) for the decoder"
     )

@@ -121,7 +121,11 @@ def open_for_training(
     if not is_store(path) or config.train.out_of_core == "never":
         return None
     data = open_backed(
-        path, layer=config.data.layer, labels=labels, labels_required=labels_required
+        path,
+        layer=config.data.layer,
+        labels=labels,
+        labels_required=labels_required,
+        use_raw=config.data.use_raw,
     )
     genes = model_genes_at_most(data, config)
     needed = in_memory_nbytes(data, genes)

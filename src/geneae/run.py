@@ -110,7 +110,12 @@ def load_data(
         )
         if on_disk is not None:
             return on_disk
-    common = dict(fmt=config.data.format, transpose=config.data.transpose, genes=genes)
+    common = dict(
+        fmt=config.data.format,
+        transpose=config.data.transpose,
+        genes=genes,
+        use_raw=config.data.use_raw,
+    )
     if config.data.genes_as_samples:
         if labels is not None:
             raise InputError(

@@ -173,6 +173,10 @@ def read_model(directory: Path) -> SavedModel:
     if not isinstance(metrics, dict):
         raise ModelFileError(f"{directory / 'metrics.json'}: does not hold a JSON object.")
     _check_consistent(directory, config, preprocessor, genes, meta)
+    if config.data.use_raw is None and preprocessor.value_type_ == "standardised":
+        # A model of z-scores (saved before the readers took .raw's log values in their
+        # place, or of a file without them) reads new data's X as it is, as it read its own.
+        config = config.updated({"data.use_raw": False})
     return SavedModel(config, preprocessor, genes, state, categories, history, metrics)
 
 

@@ -148,3 +148,48 @@ def test_raw_counts_in_raw_become_the_counts_layer(tmp_path: Path) -> None:
     adata.raw = full[:, :6].copy()
     adata.write_h5ad(path)
     assert "counts" not in gio.read(path).layers
+
+
+def _scanpy_processed(tmp_path: Path) -> tuple[Path, np.ndarray, np.ndarray]:
+    """scanpy's workflow: ``adata.raw = adata`` after log1p, then HVGs and ``sc.pp.scale``."""
+    import scanpy as sc
+
+    rng = np.random.default_rng(6)
+    counts = rng.poisson(rng.gamma(1.0, 2.0, size=(1, 30)), size=(40, 30)).astype(np.float32)
+    full = ad.AnnData(counts, var=pd.DataFrame(index=[f"g{j}" for j in range(30)]))
+    sc.pp.normalize_total(full, target_sum=1e4)
+    sc.pp.log1p(full)
+    full.raw = full
+    order = [12, 3, 25, 7, 19, 0]  # the genes X keeps, in another order
+    adata = full[:, order].copy()
+    sc.pp.scale(adata, max_value=10)
+    path = tmp_path / "processed.h5ad"
+    adata.write_h5ad(path)
+    return path, np.asarray(full.X)[:, order], np.asarray(adata.X)
+
+
+def test_z_scored_x_is_read_as_the_log_values_raw_holds(tmp_path: Path, caplog) -> None:
+    path, logged, scaled = _scanpy_processed(tmp_path)
+    with caplog.at_level("INFO", logger="geneae.io.finalize"):
+        read = gio.read(path)
+    np.testing.assert_allclose(dense(read.X), logged, rtol=1e-6)
+    assert "holds z-scores and .raw.X the log-normalised values" in caplog.text
+    np.testing.assert_allclose(dense(gio.read(path, use_raw=False).X), scaled, rtol=1e-6)
+
+
+def test_use_raw_takes_raw_whatever_x_holds_and_needs_it(tmp_path: Path) -> None:
+    counts = np.arange(24, dtype=np.float32).reshape(6, 4)
+    adata = ad.AnnData(np.log1p(counts), var=pd.DataFrame(index=list("abcd")))
+    adata.raw = ad.AnnData(counts * 2, var=adata.var)
+    path = tmp_path / "x.h5ad"
+    adata.write_h5ad(path)
+    np.testing.assert_allclose(dense(gio.read(path).X), np.log1p(counts))  # None: X kept
+    np.testing.assert_allclose(dense(gio.read(path, use_raw=True).X), counts * 2)
+    del adata.raw
+    adata.write_h5ad(path)
+    with pytest.raises(InputError, match=r"data\.use_raw is set, but there is no \.raw"):
+        gio.read(path, use_raw=True)
+
+
+def dense(x) -> np.ndarray:
+    return x.toarray() if sp.issparse(x) else np.asarray(x)

@@ -128,9 +128,15 @@ def _check_pbmc68k(adata: ad.AnnData, ref: dict[str, np.ndarray]) -> None:
 def test_pbmc68k_h5ad(shared_file: Callable[[str], Path]) -> None:
     path = shared_file(PBMC68K)
     ref = _pbmc68k_reference(path)
-    adata = gio.read(path)
+    adata = gio.read(path, use_raw=False)  # X's z-scores as stored
     _check_pbmc68k(adata, ref)
     assert "counts" not in adata.layers  # scaled data, not counts
+    # by default they give way to the log values scanpy's workflow kept in .raw
+    logged = gio.read(path)
+    assert logged.obs_names.tolist() == ref["cells"].tolist()
+    np.testing.assert_array_equal(sp.csr_matrix(logged.X).data, ref["raw_data"])
+    np.testing.assert_array_equal(sp.csr_matrix(logged.X).indptr, ref["raw_indptr"])
+    assert gio.summarize(logged)["value_type"] == "log-normalised"
     assert adata.uns["geneae_source"]["label_key"] == "bulk_labels"
     np.testing.assert_array_equal(adata.raw.X.data, ref["raw_data"])
     summary = gio.summarize(adata)
@@ -163,7 +169,7 @@ def test_pbmc68k_falls_back_to_legacy_reader(
         raise KeyError("simulated: anndata cannot read this layout")
 
     monkeypatch.setattr(ad, "read_h5ad", refuse)
-    adata = gio.read(path)
+    adata = gio.read(path, use_raw=False)
     _check_pbmc68k(adata, _pbmc68k_reference(path))
 
 

@@ -25,14 +25,17 @@ import pandas as pd
 import scipy.sparse as sp
 
 from geneae.errors import InputError
-from geneae.facts import is_count_matrix
+from geneae.facts import is_count_matrix, value_type
 from geneae.io.finalize import (
     NO_X_FIX,
     RAW_COUNTS_NOTE,
+    RAW_VALUES_NOTE,
     _make_names_unique,
     _resolve_labels,
+    no_raw_error,
     quiet_anndata,
     raw_gene_columns,
+    use_raw_values,
 )
 from geneae.io.labels_file import Labels
 from geneae.io.messages import input_error
@@ -214,6 +217,7 @@ def open_backed(
     layer: str | None = None,
     labels: Labels | None = None,
     labels_required: bool = True,
+    use_raw: bool | None = None,
 ) -> BackedData:
     """Open an ``.h5ad`` file or ``.zarr`` store for reading by rows.
 
@@ -226,6 +230,8 @@ def open_backed(
     labels, labels_required
         As in :func:`geneae.io.read`: a label column (or labels file) put into
         ``obs["label"]``; None looks for the usual label columns.
+    use_raw
+        As in :func:`geneae.io.read`: ``.raw``'s values of X's genes read as X.
 
     Raises
     ------
@@ -253,6 +259,8 @@ def open_backed(
             counts = _matrix(handle["layers/counts"], path, "layers/counts", x.shape)
         meta = ad.AnnData(obs=obs, var=var)
         _make_names_unique(meta, path)
+        if layer is None:
+            x = _raw_values(handle, path, meta.var_names, x, use_raw) or x
         if counts is None and layer is None:
             counts = _raw_counts(handle, path, meta.var_names, x)
         if not labels_required and isinstance(labels, str) and labels not in meta.obs:
@@ -266,6 +274,49 @@ def open_backed(
     return BackedData(path, meta.obs, meta.var, x, counts, handle)
 
 
+def _raw_matrix(handle: Any, path: Path, genes: pd.Index, n_obs: int) -> OnDiskMatrix | None:
+    """``raw/X`` for the genes of ``X``, in their order, when ``.raw`` has every one once.
+
+    See :func:`geneae.io.finalize.raw_gene_columns`.
+    """
+    if not all(key in handle for key in ("raw", "raw/X", "raw/var")):
+        return None
+    names = _frame(handle, "raw/var", path).index
+    columns = raw_gene_columns(names, genes)
+    if columns is None:
+        return None
+    raw = _matrix(handle["raw/X"], path, "raw/X", (n_obs, len(names)))
+    raw.columns = columns
+    return raw
+
+
+def _raw_values(
+    handle: Any, path: Path, genes: pd.Index, x: OnDiskMatrix, use_raw: bool | None
+) -> OnDiskMatrix | None:
+    """``raw/X`` of X's genes when it replaces X (:func:`geneae.io.finalize.use_raw_values`).
+
+    As the in-memory reader, the kinds of values judged on the first :data:`PROBE_ROWS`
+    rows of each.
+    """
+    if use_raw is False:
+        return None
+    raw = _raw_matrix(handle, path, genes, x.shape[0])
+    if raw is None:
+        if use_raw:
+            raise no_raw_error(path)
+        return None
+    probe = min(x.shape[0], PROBE_ROWS)
+    x_kind = value_type(x.rows(0, probe)) if use_raw is None else "other"
+    if use_raw is None and x_kind != "standardised":
+        return None
+    if not use_raw_values(x_kind, value_type(raw.rows(0, probe)), use_raw):
+        return None
+    logger.info(
+        RAW_VALUES_NOTE if use_raw is None else "X of %s: .raw.X's values (data.use_raw)", path
+    )
+    return raw
+
+
 def _raw_counts(handle: Any, path: Path, genes: pd.Index, x: OnDiskMatrix) -> OnDiskMatrix | None:
     """``raw/X`` for the genes of ``X``, in their order, when it holds their counts.
 
@@ -275,14 +326,9 @@ def _raw_counts(handle: Any, path: Path, genes: pd.Index, x: OnDiskMatrix) -> On
     describes the data (:class:`geneae.facts.FactsAccumulator`) then checks all of
     ``raw/X``.
     """
-    if not all(key in handle for key in ("raw", "raw/X", "raw/var")):
+    raw = _raw_matrix(handle, path, genes, x.shape[0])
+    if raw is None:
         return None
-    names = _frame(handle, "raw/var", path).index
-    columns = raw_gene_columns(names, genes)
-    if columns is None:
-        return None
-    raw = _matrix(handle["raw/X"], path, "raw/X", (x.shape[0], len(names)))
-    raw.columns = columns
     probe = min(x.shape[0], PROBE_ROWS)
     if is_count_matrix(x.rows(0, probe)) or not is_count_matrix(raw.rows(0, probe)):
         return None

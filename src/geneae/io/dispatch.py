@@ -32,6 +32,7 @@ def read(
     backed: bool = False,
     genes: PathLike | None = None,
     labels_required: bool = True,
+    use_raw: bool | None = None,
 ) -> ad.AnnData:
     """Read an expression matrix into a samples x genes AnnData.
 
@@ -64,6 +65,10 @@ def read(
         False: ``labels`` names a column to take out of the data if it is there (as when
         encoding new data with a model trained on labelled data); a missing column or a
         labels file is then no error and no labels are read.
+    use_raw
+        Read ``.raw``'s values of X's genes as X (h5ad; an error where ``.raw`` lacks
+        some). None: where X holds z-scores and ``.raw`` their log-normalised values, as
+        scanpy's workflow leaves a file; False: X as it is.
 
     Returns
     -------
@@ -121,4 +126,12 @@ def read(
         adata = read_npy(file, transpose=bool(transpose))
     else:
         adata = read_npz(file, transpose=bool(transpose))
-    return finalize(adata, file, kind, labels=labels, genes=genes, labels_required=labels_required)
+    return finalize(
+        adata,
+        file,
+        kind,
+        labels=labels,
+        genes=genes,
+        labels_required=labels_required,
+        use_raw=use_raw,
+    )
