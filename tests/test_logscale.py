@@ -50,3 +50,27 @@ def test_parse_writes_one_form_and_refuses_others() -> None:
     for bad in ("log2(x)", "log2(x+0)", "exp(x+1)", "log2(x-1)", ""):
         with pytest.raises(ValueError, match="not a log with a pseudo-count"):
             parse(bad)
+
+
+def test_row_totals_of_log2_are_those_of_the_undone_values() -> None:
+    import scipy.sparse as sp
+
+    from geneae.logscale import row_totals_of_log2
+
+    rng = np.random.default_rng(1)
+    counts = rng.poisson(rng.gamma(0.5, 40.0, size=(1, 50)), size=(30, 50)).astype(float)
+    logged = np.log2(counts + 1)
+    expected = counts.sum(axis=1)
+    np.testing.assert_allclose(row_totals_of_log2(logged), expected, rtol=1e-9)
+    np.testing.assert_allclose(row_totals_of_log2(sp.csr_matrix(logged)), expected, rtol=1e-9)
+
+
+def test_depth_is_recognised_in_totals_of_reads_only() -> None:
+    from geneae.logscale import carries_depth
+
+    rng = np.random.default_rng(2)
+    reads = np.exp(rng.normal(np.log(3e7), 0.5, 200))  # sequencing depth, log sd 0.5
+    assert carries_depth(reads, 24.0)
+    assert not carries_depth(np.full(200, 1e6) * rng.uniform(0.98, 1.0, 200), 19.0)  # TPM
+    assert not carries_depth(np.full(200, 5e6), 14.0)  # quantile-normalised arrays
+    assert not carries_depth(reads, 11.0)  # values of a single-cell log1p

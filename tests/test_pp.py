@@ -899,3 +899,41 @@ def test_reconstructions_of_unlogged_values_are_put_back_on_the_log() -> None:
     assert back.min() == pytest.approx(np.log2(0.001), abs=1e-4)
     units = units_of_space(pre, "values", counts_model=False, genes_as_samples=False)
     assert units == "input units (other: log2(x+0.001))"
+
+
+def log2_estimated_counts(n_samples: int = 60) -> tuple[ad.AnnData, np.ndarray]:
+    """UCSC Xena TOIL's log2(expected_count + 1): reads that carry each sample's depth."""
+    rng = np.random.default_rng(4)
+    share = rng.dirichlet(np.full(400, 0.3))
+    depth = np.exp(rng.normal(np.log(3e7), 0.5, n_samples))
+    counts = rng.poisson(depth[:, None] * share) * rng.uniform(0.9, 1.1, (n_samples, 400))
+    counts = np.round(counts, 2)
+    counts[0] += 1.0  # every gene seen
+    var = pd.DataFrame(index=[f"g{j}" for j in range(400)])
+    obs = pd.DataFrame(index=[f"s{i}" for i in range(n_samples)])
+    return ad.AnnData(np.round(np.log2(counts + 1), 4).astype(np.float32), obs=obs, var=var), counts
+
+
+def test_log2_of_counts_with_depth_is_undone_as_its_counts_would_be() -> None:
+    from geneae.facts import FactsAccumulator, describe
+
+    adata, counts = log2_estimated_counts()
+    facts = describe(adata)
+    assert facts.value_type == "log-normalised" and facts.depth_in_log
+    assert str(facts.log_scale) == "log2(x+1)"
+    streamed = FactsAccumulator(adata.n_vars, has_counts_layer=False)
+    for start in range(0, adata.n_obs, 25):
+        streamed.add(adata.X[start : start + 25], None)
+    assert streamed.facts() == facts  # on disk as in memory
+    pre = Preprocessor("auto", n_top_genes=0)
+    out = pre.fit_transform(adata, facts=facts)
+    assert pre.steps_.unlog == "log2(x+1)" and pre.steps_.target_sum == 1e6
+    ref_pre = Preprocessor("auto", n_top_genes=0)
+    ref = ref_pre.fit_transform(ad.AnnData(counts.astype(np.float32), var=adata.var))
+    assert ref_pre.steps_.unlog == "no" and pre.genes_ == ref_pre.genes_
+    np.testing.assert_allclose(dense(out.X), dense(ref.X), atol=2e-3)
+    # the same values as TPM (each sample a million) carry no depth: kept as log values
+    tpm = counts / counts.sum(axis=1, keepdims=True) * 1e6
+    as_tpm = ad.AnnData(np.log2(tpm + 1).astype(np.float32), var=adata.var)
+    assert not describe(as_tpm).depth_in_log
+    assert Preprocessor("auto", n_top_genes=0).fit(as_tpm).steps_.unlog == "no"

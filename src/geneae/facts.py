@@ -15,7 +15,14 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
-from geneae.logscale import LogScale, from_floor
+from geneae.logscale import (
+    DEPTH_MIN_MAX,
+    LOG2_COUNTS,
+    LogScale,
+    carries_depth,
+    from_floor,
+    row_totals_of_log2,
+)
 
 ValueType = Literal["raw counts", "unlogged expression", "log-normalised", "standardised", "other"]
 CountsIn = Literal["layers['counts']", "X"]
@@ -130,6 +137,9 @@ class DataFacts:
         The largest finite value of ``X`` (for messages, e.g. why data count as unlogged).
     min_value
         The smallest finite value of ``X`` (for messages: why data are not counts).
+    depth_in_log
+        Log-normalised values that are log2(x + 1) of values still carrying each sample's
+        sequencing depth (:func:`geneae.logscale.carries_depth`).
     """
 
     n_obs: int
@@ -139,6 +149,7 @@ class DataFacts:
     sparse: bool
     max_value: float
     min_value: float = 0.0
+    depth_in_log: bool = False
 
     @property
     def has_counts(self) -> bool:
@@ -146,10 +157,14 @@ class DataFacts:
 
     @property
     def log_scale(self) -> LogScale | None:
-        """The log with a pseudo-count whose floor is the minimum (e.g. log2(x+0.001)).
+        """The log that the values are on, where taking them out of it is called for.
 
-        Only of values classed ``other``: negative, and not z-scores.
+        log2(x + 1) of values that carry each sample's depth (:attr:`depth_in_log`), or the
+        log with a pseudo-count whose floor is the minimum (e.g. log2(x+0.001)) of values
+        classed ``other`` (negative, and not z-scores).
         """
+        if self.depth_in_log and self.value_type == "log-normalised":
+            return LOG2_COUNTS
         if self.value_type != "other" or self.min_value >= 0:
             return None
         return from_floor(self.min_value)
@@ -170,7 +185,8 @@ class DataFacts:
             return (
                 f"{self.value_type} (min {self.min_value:,.4g}{named}, max {self.max_value:,.4g})"
             )
-        return f"{self.value_type} (max {self.max_value:,.4g})"
+        depth = ", log2(x+1) of counts with each sample's depth" if self.log_scale else ""
+        return f"{self.value_type} (max {self.max_value:,.4g}{depth})"
 
 
 def describe(adata: object, layer: str | None = None) -> DataFacts:
@@ -186,14 +202,17 @@ def describe(adata: object, layer: str | None = None) -> DataFacts:
     v = values_of(x)
     finite = v[np.isfinite(v)] if v.dtype.kind == "f" else v
     n_obs, n_vars = x.shape
+    hi = float(finite.max()) if finite.size else 0.0
+    depth = kind == "log-normalised" and hi > DEPTH_MIN_MAX
     return DataFacts(
         n_obs=int(n_obs),
         n_vars=int(n_vars),
         value_type=kind,
         counts_in=counts_in,
         sparse=bool(sp.issparse(x)),
-        max_value=float(finite.max()) if finite.size else 0.0,
+        max_value=hi,
         min_value=float(finite.min()) if finite.size else 0.0,
+        depth_in_log=depth and carries_depth(row_totals_of_log2(x), hi),
     )
 
 
@@ -212,6 +231,7 @@ class FactsAccumulator:
         self.lo, self.hi = np.inf, -np.inf
         self.col_sum = np.zeros(n_vars)
         self.col_n = np.zeros(n_vars)
+        self.log2_totals: list[np.ndarray] = []  # of non-negative blocks, for depth_in_log
         self.sparse = False
 
     def add(self, x: np.ndarray | sp.spmatrix, counts: np.ndarray | sp.spmatrix | None) -> None:
@@ -229,6 +249,8 @@ class FactsAccumulator:
         dense = x.toarray() if sp.issparse(x) else np.asarray(x, dtype=np.float64)
         self.col_sum += np.nansum(dense, axis=0)
         self.col_n += np.sum(~np.isnan(dense), axis=0)
+        if self.lo >= 0 and self.hi <= UNLOGGED_MAX:  # still possibly log values
+            self.log2_totals.append(row_totals_of_log2(dense))
 
     def facts(self) -> DataFacts:
         """The facts of every block added so far."""
@@ -246,6 +268,7 @@ class FactsAccumulator:
             counts_in = "layers['counts']"
         elif kind == "raw counts":
             counts_in = "X"
+        depth = kind == "log-normalised" and self.hi > DEPTH_MIN_MAX
         return DataFacts(
             n_obs=self.n_obs,
             n_vars=self.n_vars,
@@ -254,4 +277,5 @@ class FactsAccumulator:
             sparse=self.sparse,
             max_value=float(self.hi) if finite else 0.0,
             min_value=float(self.lo) if finite else 0.0,
+            depth_in_log=depth and carries_depth(np.concatenate(self.log2_totals), self.hi),
         )

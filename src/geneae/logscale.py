@@ -14,8 +14,19 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
-__all__ = ["FLOOR_TOLERANCE", "MAX_EXPRESSION", "NO_UNLOG", "LogScale", "from_floor", "parse"]
+__all__ = [
+    "FLOOR_TOLERANCE",
+    "LOG2_COUNTS",
+    "MAX_EXPRESSION",
+    "NO_UNLOG",
+    "LogScale",
+    "carries_depth",
+    "from_floor",
+    "parse",
+    "row_totals_of_log2",
+]
 
 #: The resolved ``preprocess.unlog`` of values that are not undone.
 NO_UNLOG = "no"
@@ -29,6 +40,14 @@ _BASES = {"log2": 2.0, "ln": float(np.e), "log10": 10.0}
 #: minimum (e.g. -1, -2 of scaled data) to read as a pseudo-count.
 _RECOGNISED = ("log2", "ln")
 _PSEUDO_COUNTS = tuple(10.0**-k for k in range(1, 7))  # 0.1 ... 1e-6
+#: Log values above this may be log2 of counts (4,096 and more reads of a gene); below it
+#: they are log1p of normalised single-cell values, whose depth was taken out.
+DEPTH_MIN_MAX = 12.0
+#: Samples whose 2^v - 1 totals have a median above this are not TPM / CPM (which total a
+#: million), and whose totals vary by more than this coefficient of variation still carry
+#: each sample's sequencing depth (quantile-normalised arrays total alike).
+DEPTH_TOTAL = 2e6
+DEPTH_CV = 0.1
 _PATTERN = re.compile(r"^\s*(log2|ln|log10)\(\s*x\s*\+\s*([0-9.]+(?:e-?[0-9]+)?)\s*\)\s*$")
 
 
@@ -84,6 +103,34 @@ class LogScale:
         """``log_base(max(values, 0) + pseudo)``: expression back on this scale."""
         v = np.maximum(np.asarray(values, dtype=np.float64), 0.0)
         return np.log(v + self.pseudo) / np.log(_BASES[self.base])
+
+
+#: log2(x + 1) of counts that carry each sample's depth (UCSC Xena's TOIL expected counts).
+LOG2_COUNTS = LogScale("log2", 1.0)
+
+
+def row_totals_of_log2(x: np.ndarray | sp.spmatrix) -> np.ndarray:
+    """Each row's total of ``2^v - 1`` over its values ``v`` (absent sparse entries: 0)."""
+    if sp.issparse(x):
+        x = sp.csr_matrix(x)
+        undone = sp.csr_matrix(
+            (np.exp2(x.data.astype(np.float64)) - 1.0, x.indices, x.indptr), shape=x.shape
+        )
+        return np.asarray(undone.sum(axis=1)).ravel()
+    return (np.exp2(np.asarray(x, dtype=np.float64)) - 1.0).sum(axis=1)
+
+
+def carries_depth(totals: np.ndarray, max_value: float) -> bool:
+    """Whether non-negative log values are log2(x + 1) of values that carry each sample's depth.
+
+    ``totals``: each sample's total of ``2^v - 1`` (:func:`row_totals_of_log2`);
+    ``max_value``: the largest value. Sample totals of tens of millions that vary from
+    sample to sample are reads (RSEM's expected counts, featureCounts'), not TPM or CPM.
+    """
+    if max_value <= DEPTH_MIN_MAX or totals.size < 3:
+        return False
+    mean = float(totals.mean())
+    return float(np.median(totals)) > DEPTH_TOTAL and float(totals.std()) > DEPTH_CV * mean
 
 
 def parse(text: str) -> LogScale | None:

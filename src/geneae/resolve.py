@@ -450,7 +450,8 @@ def _say_unlogged(steps: PreprocessConfig, facts: DataFacts) -> None:
     scaled = f"each sample scaled to {shown} and " if steps.normalize else ""
     scale = steps.log_scale
     if scale:
-        look = f"are {scale} (min {facts.min_value:,.4g}, max {facts.max_value:,.4g})"
+        depth = " of counts with each sample's depth" if facts.depth_in_log else ""
+        look = f"are {scale}{depth} (min {facts.min_value:,.4g}, max {facts.max_value:,.4g})"
     else:
         look = f"look unlogged ({facts.describe_values()})"
     undone = f"the log undone (x = {scale.inverse}), " if scale else ""

@@ -14,10 +14,9 @@ import pandas as pd
 import scipy.sparse as sp
 from rich.table import Table
 
-from geneae.facts import value_type
+from geneae.facts import describe
 from geneae.io.finalize import LABEL_KEYS
 from geneae.labels import labelled_rows
-from geneae.logscale import from_floor
 
 _BACKED_ROWS = 2000  # rows read from disk to describe a backed matrix
 _CLASSES_SHOWN = 8
@@ -49,7 +48,8 @@ def summarize(adata: ad.AnnData) -> dict[str, Any]:
     dict
         ``n_cells``, ``n_genes``, ``value_type`` (raw counts / log-normalised /
         standardised / other), ``log_scale`` (the log with a pseudo-count whose floor
-        ``other`` values have, e.g. ``log2(x+0.001)``, else None), ``sparsity``
+        ``other`` values have, e.g. ``log2(x+0.001)``, or the log2(x+1) of counts that
+        carry each sample's depth; else None), ``sparsity``
         (fraction of zeros), ``storage`` ("sparse" / "dense"), ``dtype``,
         ``library_size`` ({"min", "median", "max"} for counts, else None),
         ``label_key``, ``label_source``, ``n_classes``, ``class_sizes`` (label -> count,
@@ -65,11 +65,8 @@ def summarize(adata: ad.AnnData) -> dict[str, Any]:
         x = np.asarray(x)
     n_values = x.shape[0] * x.shape[1]
     nonzero = int(np.count_nonzero(x.data)) if sparse else int(np.count_nonzero(x))
-    kind = value_type(x)
-    scale = None
-    if kind == "other":  # negative values: their floor may name a log with a pseudo-count
-        stored = x.data if sparse else x
-        scale = from_floor(float(np.nanmin(stored)))
+    facts = describe(ad.AnnData(X=x))  # the values as a run sees them (no layers)
+    kind, scale = facts.value_type, facts.log_scale
     library = None
     if kind == "raw counts" and x.shape[0]:
         sizes = np.asarray(x.sum(axis=1)).ravel()
