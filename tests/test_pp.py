@@ -937,3 +937,8 @@ def test_log2_of_counts_with_depth_is_undone_as_its_counts_would_be() -> None:
     as_tpm = ad.AnnData(np.log2(tpm + 1).astype(np.float32), var=adata.var)
     assert not describe(as_tpm).depth_in_log
     assert Preprocessor("auto", n_top_genes=0).fit(as_tpm).steps_.unlog == "no"
+    # stored sparse, its zeros implicit: the same facts
+    assert describe(ad.AnnData(sp.csr_matrix(adata.X), var=adata.var)).depth_in_log
+    # DESeq2's vst-like values never reach the floor 0: made to be clustered as they are
+    vst = ad.AnnData(np.log2(counts + 16).astype(np.float32), var=adata.var)
+    assert describe(vst).value_type == "log-normalised" and not describe(vst).depth_in_log

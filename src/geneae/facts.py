@@ -59,6 +59,11 @@ def csr_if_mostly_zero(
     return x
 
 
+def has_implicit_zeros(x: np.ndarray | sp.spmatrix | sp.sparray) -> bool:
+    """Whether ``x`` is sparse with entries it does not store (zeros among its values)."""
+    return bool(sp.issparse(x)) and x.nnz < x.shape[0] * x.shape[1]
+
+
 def is_count_matrix(x: np.ndarray | sp.spmatrix | sp.sparray) -> bool:
     """True when every value is a finite non-negative integer (raw counts)."""
     v = values_of(x)
@@ -202,8 +207,10 @@ def describe(adata: object, layer: str | None = None) -> DataFacts:
     v = values_of(x)
     finite = v[np.isfinite(v)] if v.dtype.kind == "f" else v
     n_obs, n_vars = x.shape
-    hi = float(finite.max()) if finite.size else 0.0
-    depth = kind == "log-normalised" and hi > DEPTH_MIN_MAX
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    if has_implicit_zeros(x):
+        lo, hi = min(lo, 0.0), max(hi, 0.0)
+    depth = kind == "log-normalised" and lo == 0 and hi > DEPTH_MIN_MAX
     return DataFacts(
         n_obs=int(n_obs),
         n_vars=int(n_vars),
@@ -211,8 +218,8 @@ def describe(adata: object, layer: str | None = None) -> DataFacts:
         counts_in=counts_in,
         sparse=bool(sp.issparse(x)),
         max_value=hi,
-        min_value=float(finite.min()) if finite.size else 0.0,
-        depth_in_log=depth and carries_depth(row_totals_of_log2(x), hi),
+        min_value=lo,
+        depth_in_log=depth and carries_depth(row_totals_of_log2(x), lo, hi),
     )
 
 
@@ -246,6 +253,8 @@ class FactsAccumulator:
             v = v[np.isfinite(v)]
         if v.size:
             self.lo, self.hi = min(self.lo, float(v.min())), max(self.hi, float(v.max()))
+        if has_implicit_zeros(x):
+            self.lo, self.hi = min(self.lo, 0.0), max(self.hi, 0.0)
         dense = x.toarray() if sp.issparse(x) else np.asarray(x, dtype=np.float64)
         self.col_sum += np.nansum(dense, axis=0)
         self.col_n += np.sum(~np.isnan(dense), axis=0)
@@ -268,7 +277,7 @@ class FactsAccumulator:
             counts_in = "layers['counts']"
         elif kind == "raw counts":
             counts_in = "X"
-        depth = kind == "log-normalised" and self.hi > DEPTH_MIN_MAX
+        depth = kind == "log-normalised" and self.lo == 0 and self.hi > DEPTH_MIN_MAX
         return DataFacts(
             n_obs=self.n_obs,
             n_vars=self.n_vars,
@@ -277,5 +286,6 @@ class FactsAccumulator:
             sparse=self.sparse,
             max_value=float(self.hi) if finite else 0.0,
             min_value=float(self.lo) if finite else 0.0,
-            depth_in_log=depth and carries_depth(np.concatenate(self.log2_totals), self.hi),
+            depth_in_log=depth
+            and carries_depth(np.concatenate(self.log2_totals), self.lo, self.hi),
         )

@@ -120,14 +120,17 @@ def row_totals_of_log2(x: np.ndarray | sp.spmatrix) -> np.ndarray:
     return (np.exp2(np.asarray(x, dtype=np.float64)) - 1.0).sum(axis=1)
 
 
-def carries_depth(totals: np.ndarray, max_value: float) -> bool:
+def carries_depth(totals: np.ndarray, min_value: float, max_value: float) -> bool:
     """Whether non-negative log values are log2(x + 1) of values that carry each sample's depth.
 
     ``totals``: each sample's total of ``2^v - 1`` (:func:`row_totals_of_log2`);
-    ``max_value``: the largest value. Sample totals of tens of millions that vary from
-    sample to sample are reads (RSEM's expected counts, featureCounts'), not TPM or CPM.
+    ``min_value``, ``max_value``: the smallest and largest value. Sample totals of tens of
+    millions that vary from sample to sample are reads (RSEM's expected counts,
+    featureCounts'), not TPM or CPM. The floor of log2(x + 1), 0, must be there (a gene
+    not seen in a sample): DESeq2's vst and rlog, log2-like values made for clustering as
+    they are, never reach it.
     """
-    if max_value <= DEPTH_MIN_MAX or totals.size < 3:
+    if min_value != 0 or max_value <= DEPTH_MIN_MAX or totals.size < 3:
         return False
     mean = float(totals.mean())
     return float(np.median(totals)) > DEPTH_TOTAL and float(totals.std()) > DEPTH_CV * mean
