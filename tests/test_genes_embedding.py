@@ -16,7 +16,8 @@ from geneae.evaluate import cosine_neighbours
 from geneae.facts import describe
 from geneae.genes import read_gene_embedding, similar_genes
 from geneae.pp.orientation import align_features, genes_as_rows
-from geneae.resolve import min_samples_per_gene, resolve
+from geneae.resolve import resolve
+from geneae.resolve_preprocess import min_samples_per_gene
 
 
 @pytest.fixture(autouse=True)

@@ -24,7 +24,7 @@ from geneae.errors import (
     NotFittedError,
 )
 from geneae.pp import Preprocessor, blocks, pseudobulk, transpose
-from geneae.resolve import PRESET_STEPS
+from geneae.resolve_preprocess import PRESET_STEPS
 
 
 # -- data ---------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ class PreprocessConfig(Section):
     """Preprocessing steps (see :class:`geneae.pp.Preprocessor`), in the order applied.
 
     ``preset`` names a combination of steps; ``"auto"`` and every field left at ``None``
-    are decided from the data by :func:`geneae.resolve.resolve_preprocess`, the one place
+    are decided from the data by :func:`geneae.resolve_preprocess.resolve_preprocess`, the one place
     where data decide settings. A resolved configuration has no ``auto`` and no ``None``
     left (``gene_list`` aside) and is what a run writes to config.yaml.
     """

@@ -3,7 +3,7 @@
 UCSC Xena serves TCGA / GTEx (TOIL) expression as log2(TPM + 0.001): a gene not measured
 sits at the floor log2(0.001) = -9.966, and genes near that floor spread over ten log
 units of noise. :func:`from_floor` names such a scale from the smallest value of a table;
-the preprocessing step ``preprocess.unlog`` (:mod:`geneae.resolve`) undoes it
+the preprocessing step ``preprocess.unlog`` (:mod:`geneae.resolve_preprocess`) undoes it
 (:meth:`LogScale.undo`) so the values take the unlogged path (per million, log1p), and
 reconstructions are put back on it (:meth:`LogScale.redo`). No torch, no AnnData here.
 """

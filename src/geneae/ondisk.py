@@ -40,7 +40,8 @@ from geneae.model_outputs import forward_pass
 from geneae.pp import Preprocessor
 from geneae.pp.streaming import fit_streaming
 from geneae.prepared import Outputs, Prepared, covariate_codes, covariate_levels, to_tensors
-from geneae.resolve import n_top_genes_for, resolve
+from geneae.resolve import resolve
+from geneae.resolve_preprocess import n_top_genes_for
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def model_genes_at_most(data: BackedData, config: RunConfig) -> int:
     """The most genes the preprocessing can keep of ``data``, known before it is fitted.
 
     ``preprocess.n_top_genes`` when set, else the preset's; under ``auto`` what
-    :func:`geneae.resolve.n_top_genes_for` gives for the store's values (2,000 highly
+    :func:`geneae.resolve_preprocess.n_top_genes_for` gives for the store's values (2,000 highly
     variable genes of raw counts and of log-normalised or unlogged values, every gene of
     scaled ones), told here from the store's first chunk (the route is decided before the
     full pass that describes the data); 0 keeps every gene.

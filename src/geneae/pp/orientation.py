@@ -2,7 +2,7 @@
 
 With ``data.genes_as_samples`` the :class:`~geneae.pp.Preprocessor` still runs on the
 samples x genes matrix (library size and log1p per sample, standardisation per gene; see
-:func:`geneae.resolve.gene_preprocess`); :func:`genes_as_rows` then transposes the result
+:func:`geneae.resolve_preprocess.gene_preprocess`); :func:`genes_as_rows` then transposes the result
 so that each gene is a row and the samples are the features. :func:`align_features` puts
 the columns of new data in the order the model was trained on, by sample name.
 """

@@ -4,7 +4,7 @@
 re-applies exactly those steps to any data that has the kept genes (matched by name, in any
 order). Its parameters are a :class:`~geneae.config.PreprocessConfig` (one schema for the
 API, YAML and the command line); what ``auto`` and ``None`` become is decided by
-:func:`geneae.resolve.resolve_preprocess` from the data's facts. Its state is plain JSON,
+:func:`geneae.resolve_preprocess.resolve_preprocess` from the data's facts. Its state is plain JSON,
 saved with the model, so loading never executes code (its format: :mod:`geneae.pp.state`).
 
 Steps, each optional, in this order: cell and gene filters, a gene list from a file,
@@ -63,7 +63,7 @@ from geneae.pp.steps import (
     value_check,
     why_not_counts,
 )
-from geneae.resolve import resolve_preprocess
+from geneae.resolve_preprocess import resolve_preprocess
 
 
 class Preprocessor:
@@ -80,7 +80,7 @@ class Preprocessor:
         sample + log1p; optional HVG by variance, z-score
         clipped at 10. ``minmax``: like standardize but optional HVG by MAD and min-max
         scaling to [0, 1]. ``none``: gene alignment only. ``auto``: decided from the data
-        (see :func:`geneae.resolve.resolve_preprocess`).
+        (see :func:`geneae.resolve_preprocess.resolve_preprocess`).
     **steps
         Any field of :class:`~geneae.config.PreprocessConfig` (``n_top_genes``, ``scale``,
         ``clip``, ``min_cells_per_gene``, ``gene_list``, ...); ``None`` takes the preset's

@@ -41,7 +41,7 @@ from geneae.pp.hvg import (
 from geneae.pp.preprocessor import Preprocessor
 from geneae.pp.selection import Kept, names_sha256, select_cells_and_genes
 from geneae.pp.steps import before_scaling, counts_matrix, source_matrix, value_check
-from geneae.resolve import resolve_preprocess
+from geneae.resolve_preprocess import resolve_preprocess
 
 __all__ = ["ChunkSource", "fit_streaming"]
 

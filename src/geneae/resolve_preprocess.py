@@ -1,0 +1,324 @@
+"""What the data decide about preprocessing: ``resolve_preprocess(cfg, facts) -> cfg``.
+
+Part of :mod:`geneae.resolve` (the one place where the data decide settings): the steps of
+each preset, which genes ``preset: auto`` keeps, the value steps (counts, unlogged
+expression, logs with a pseudo-count undone), and the defaults of genes as samples. Each
+decision is logged on one line, on ``geneae.resolve``'s logger.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from pydantic import ValidationError
+
+from geneae.config import PreprocessConfig, describe_validation_error
+from geneae.errors import ConfigError, InputError
+from geneae.facts import DataFacts
+from geneae.logscale import NO_UNLOG, LogScale
+
+# One logger for every decision the data make (the command line prints it).
+logger = logging.getLogger("geneae.resolve")
+
+# The steps of each preprocessing preset (every field but source / unlog / normalize / log1p,
+# which follow what the data hold, see _value_steps). 0 turns a numeric step off.
+PRESET_STEPS: dict[str, dict[str, Any]] = {
+    "counts": {
+        "min_counts_per_cell": 1.0, "min_genes_per_cell": 0, "min_cells_per_gene": 1,
+        "target_sum": 1e4, "n_top_genes": 2000, "hvg_flavor": "seurat_v3",
+        "scale": False, "clip": 0.0, "minmax": False,
+    },
+    "lognorm": {
+        "min_counts_per_cell": 0.0, "min_genes_per_cell": 0, "min_cells_per_gene": 0,
+        "target_sum": 1e4, "n_top_genes": 2000, "hvg_flavor": "seurat",
+        "scale": False, "clip": 0.0, "minmax": False,
+    },
+    "standardize": {
+        "min_counts_per_cell": 0.0, "min_genes_per_cell": 0, "min_cells_per_gene": 0,
+        "target_sum": 1e4, "n_top_genes": 0, "hvg_flavor": "variance",
+        "scale": True, "clip": 10.0, "minmax": False,
+    },
+    "minmax": {
+        "min_counts_per_cell": 0.0, "min_genes_per_cell": 0, "min_cells_per_gene": 0,
+        "target_sum": 1e4, "n_top_genes": 0, "hvg_flavor": "mad",
+        "scale": False, "clip": 0.0, "minmax": True,
+    },
+    "none": {
+        "min_counts_per_cell": 0.0, "min_genes_per_cell": 0, "min_cells_per_gene": 0,
+        "target_sum": 1e4, "n_top_genes": 0, "hvg_flavor": "variance",
+        "scale": False, "clip": 0.0, "minmax": False,
+    },
+}  # fmt: skip
+
+# What ``preset: auto`` becomes on raw counts: the counts preset with a z-scored, clipped
+# encoder input (the recommended count model, BENCHMARKS.md); the likelihood still models
+# the raw counts.
+AUTO_COUNTS = {"scale": True, "clip": 10.0}
+# ... and on other values when the model has the standardised term: log values as they are
+# (the squared error weighs genes by their variance, as PCA of unscaled log values; the
+# standardised term weighs them alike).
+AUTO_VALUES = {"scale": False, "clip": 0.0}
+# Which genes ``preset: auto`` keeps, of raw counts and of log-normalised or unlogged (then
+# logged) values alike, whatever the model: the 2,000 most variable by scanpy's seurat
+# flavour (the dispersion of the log-normalised values, within bins of mean expression).
+# On the whole-genome count sets the counts preset's seurat_v3 (scvi-tools' choice) left
+# the default at 0.479 ARI on worm neurons against 0.626, bladder level (0.627 / 0.616);
+# keeping every gene of log values cost 5-8x the time and up to 0.14 ARI
+# (docs/design/default-model.md, round 38). Log values with a negative floor (``other``:
+# log2(TPM + 0.001), as UCSC Xena's TCGA tables) are ranked with the floor at 0
+# (geneae.pp.transforms.floored_at_zero): every gene of a 600 x 20,000 such table took the
+# default 5.2x the time of 2,000 (round 46). Tables of no more genes are kept whole; scaled
+# values (z-scores) carry no variance to rank and are kept whole too.
+AUTO_GENES = {"n_top_genes": PRESET_STEPS["counts"]["n_top_genes"], "hvg_flavor": "seurat"}
+
+
+def min_samples_per_gene(n_samples: int) -> int:
+    """Genes as samples: a gene must be detected in this many samples to be embedded.
+
+    A tenth of the samples, at least 3 (at most all of them): a gene seen in a handful of
+    samples has no co-expression pattern to learn, only noise (GTEx users filter the same
+    way, e.g. expressed in at least 10-20% of the samples).
+    """
+    return int(min(n_samples, max(3, math.ceil(0.1 * n_samples))))
+
+
+def gene_preprocess(cfg: PreprocessConfig, facts: DataFacts) -> PreprocessConfig:
+    """The preprocessing defaults of ``data.genes_as_samples``; given values always stay.
+
+    The steps still run on the samples x genes matrix, then the result is transposed:
+    library-size normalisation and log1p are per sample (raw counts normalised and logged,
+    TPM / FPKM scaled to a million and logged, log or scaled values kept as they are), and
+    standardisation is per gene across the samples, so that each gene enters as the z-score
+    of its log expression and the geometry between genes is their correlation
+    (co-expression) rather than their expression level. Every sample is kept (the samples
+    are the model's features); genes detected in fewer than :func:`min_samples_per_gene`
+    samples are dropped; no gene selection by variance unless ``n_top_genes`` is given (the
+    gene of interest must be embedded).
+    """
+    values = cfg.model_dump()
+    preset = cfg.preset if cfg.preset != "auto" else "standardize"
+    defaults: dict[str, Any] = {
+        "preset": preset,
+        "min_counts_per_cell": 0.0,
+        "min_genes_per_cell": 0,
+        "min_cells_per_gene": min_samples_per_gene(facts.n_obs),
+        "n_top_genes": 0,
+        "hvg_flavor": "variance",
+        "scale": preset != "minmax",
+    }
+    for key, value in defaults.items():
+        if values[key] is None or values[key] == "auto":
+            values[key] = value
+    unlog = _unlog(cfg, preset, facts)
+    logger.info(
+        "genes as samples: %s per sample, then each gene standardised across the %d "
+        "samples; genes detected in fewer than %d samples dropped",
+        _describe_value_steps(_value_steps(preset, facts, unlog), unlog),
+        facts.n_obs,
+        values["min_cells_per_gene"],
+    )
+    try:
+        return PreprocessConfig(**values)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, "preprocess")) from None
+
+
+def _describe_value_steps(steps: dict[str, Any], unlog: LogScale | None) -> str:
+    undone = f"{unlog} undone, " if unlog else ""
+    if steps["normalize"] and steps["log1p"]:
+        return f"{undone}library-size normalisation and log1p"
+    if steps["log1p"]:
+        return f"{undone}log1p"
+    return f"{unlog} undone" if unlog else "values kept as they are"
+
+
+def auto_preset(has_counts: bool) -> str:
+    """The preset ``preset: auto`` becomes: ``counts`` on raw counts, else ``standardize``."""
+    return "counts" if has_counts else "standardize"
+
+
+def _auto_ranks_genes(facts: DataFacts) -> bool:
+    """Whether ``preset: auto`` keeps :data:`AUTO_GENES` of data like ``facts``."""
+    return facts.has_counts or facts.value_type != "standardised"
+
+
+def _preset_steps(
+    cfg: PreprocessConfig, facts: DataFacts | None, standardized_term: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """The preset ``cfg`` becomes and its steps for data like ``facts``.
+
+    The value steps and the user's own values aside; ``facts`` is read only under
+    ``preset: auto``.
+    """
+    if cfg.preset != "auto":
+        return cfg.preset, dict(PRESET_STEPS[cfg.preset])
+    assert facts is not None, "preset auto: the data's facts decide"
+    preset = auto_preset(facts.has_counts)
+    values = dict(PRESET_STEPS[preset])
+    if preset == "counts":
+        values.update(AUTO_COUNTS)
+    elif standardized_term:
+        values.update(AUTO_VALUES)
+    if _auto_ranks_genes(facts):
+        values.update(AUTO_GENES)
+    return preset, values
+
+
+def n_top_genes_for(cfg: PreprocessConfig, facts: DataFacts | None) -> int:
+    """The highly variable genes ``cfg`` keeps of data like ``facts`` (0: every gene).
+
+    Its own ``n_top_genes`` when given, else what :func:`resolve_preprocess` gives (``facts``
+    is read only under ``preset: auto``); for the memory estimate made before the
+    preprocessing is fitted (geneae.ondisk).
+    """
+    if cfg.n_top_genes is not None:
+        return cfg.n_top_genes
+    return int(_preset_steps(cfg, facts)[1]["n_top_genes"])
+
+
+def resolve_preprocess(
+    cfg: PreprocessConfig, facts: DataFacts, *, standardized_term: bool = False
+) -> PreprocessConfig:
+    """``cfg`` with the preset and every step left at ``None`` decided from ``facts``.
+
+    Values the user gave always stay. Already resolved configurations come back unchanged.
+    ``standardized_term``: the model scores its input with the standardised term, so
+    ``preset: auto`` on values other than counts keeps them unscaled.
+    """
+    if cfg.is_resolved:
+        return cfg.model_copy()
+    preset, values = _preset_steps(cfg, facts, standardized_term)
+    if cfg.preset == "auto":
+        unscaled = preset == "standardize" and standardized_term
+        how = " without scaling (the standardised term scales each gene)" if unscaled else ""
+        logger.info("preprocessing preset: %s%s (for %s)", preset, how, _what(facts))
+    unlog = _unlog(cfg, preset, facts)
+    values.update(_value_steps(preset, facts, unlog))
+    values["unlog"] = str(unlog or NO_UNLOG)
+    given = {k: v for k, v in cfg.model_dump().items() if v is not None and v != "auto"}
+    values.update(given)
+    values["preset"] = preset
+    if unlog is not None and values["source"] == "counts":
+        raise ConfigError(
+            f"preprocess.unlog ({unlog}) undoes a log of X, but preset {preset!r} starts from "
+            "the raw counts; set preprocess.source: X, or drop unlog."
+        )
+    if values["source"] == "counts" and not facts.has_counts:
+        raise InputError(
+            f"preset {preset!r} needs raw counts (non-negative integers), but the data hold "
+            f"{facts.describe_values()} and no counts layer. Put raw counts in X or "
+            "layers['counts'], or use preset 'lognorm' (non-negative values such as TPM) or "
+            "'standardize'."
+        )
+    try:
+        steps = PreprocessConfig(**values)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, "preprocess")) from None
+    if unlog is not None or (
+        preset in ("standardize", "minmax") and facts.value_type == "unlogged expression"
+    ):
+        _say_unlogged(steps, facts)
+    return steps
+
+
+#: The presets that log-transform expression, and so undo a log with a pseudo-count first.
+UNLOGGING_PRESETS = ("standardize", "minmax", "lognorm")
+
+
+def _unlog(cfg: PreprocessConfig, preset: str, facts: DataFacts) -> LogScale | None:
+    """The log that the values are taken out of before the other steps, or None.
+
+    The user's ``unlog`` when given; else, under the presets that log-transform, the log
+    with a pseudo-count whose floor the data's minimum is (:attr:`DataFacts.log_scale`).
+    Such a pseudo-count far below the values' scale (UCSC Xena's log2(TPM + 0.001)) spreads
+    genes near zero over ten log units of noise; the values then take the unlogged path
+    (per million, log1p). On the hardest of three sets of 150 synthetic tumours the default
+    scored 0.919-0.925 ARI (three seeds) on the log values as they were and 0.957 on every
+    seed with the log undone, as on the same TPM; the other two sets stayed at 1.000
+    (docs/design/default-model.md, round 47).
+    """
+    if cfg.unlog is not None:
+        return cfg.log_scale
+    return facts.log_scale if preset in UNLOGGING_PRESETS else None
+
+
+def _value_steps(preset: str, facts: DataFacts, unlog: LogScale | None = None) -> dict[str, Any]:
+    """``source``, ``normalize`` and ``log1p`` of ``preset`` for data like ``facts``.
+
+    Values that ``unlog`` takes out of a log are unlogged expression.
+    """
+    kind = "unlogged expression" if unlog is not None else facts.value_type
+    if preset == "counts":
+        return {"source": "counts", "normalize": True, "log1p": True}
+    if preset == "lognorm":
+        if facts.has_counts:
+            return {"source": "counts", "normalize": True, "log1p": True}
+        if kind == "log-normalised":
+            logger.info(
+                "X is log-normalised already (%s): preset lognorm keeps its values "
+                "(no second normalisation or log1p)",
+                facts.describe_values(),
+            )
+            return {"source": "X", "normalize": False, "log1p": False}
+        if kind == "unlogged expression":
+            return {"source": "X", "normalize": True, "log1p": True}
+        raise InputError(
+            f"preset 'lognorm' normalises and log-transforms non-negative expression, but X "
+            f"holds {facts.describe_values()}; use preset 'standardize' or 'none' for data "
+            "that are scaled already."
+        )
+    if preset in ("standardize", "minmax"):
+        if kind == "raw counts":
+            return {"source": "counts", "normalize": True, "log1p": True}
+        if kind == "unlogged expression":
+            return _unlogged_steps()
+        return {"source": "X", "normalize": False, "log1p": False}
+    return {"source": "X", "normalize": False, "log1p": False}
+
+
+#: Unlogged expression is scaled to this total per sample before log1p: per million, the
+#: scale of TPM and CPM (docs/design/default-model.md, round 45).
+UNLOGGED_TARGET = 1e6
+
+
+def _unlogged_steps() -> dict[str, Any]:
+    """Unlogged expression: each sample scaled to a million, then log1p.
+
+    TPM is left as it is, FPKM becomes TPM, and values that still carry each sample's depth
+    (RSEM expected counts, salmon and kallisto estimated counts: counts, but not integers)
+    become CPM; log1p of them is bulk RNA-seq's usual log scale (log TPM, edgeR's log-CPM),
+    on which a gene below about one per million stays near 0 instead of adding its noise.
+    """
+    return {"source": "X", "normalize": True, "target_sum": UNLOGGED_TARGET, "log1p": True}
+
+
+def _say_unlogged(steps: PreprocessConfig, facts: DataFacts) -> None:
+    """One line on what unlogged expression goes through (the user's values included)."""
+    then = "standardising" if steps.scale else "min-max scaling" if steps.minmax else "training"
+    assert steps.target_sum is not None
+    total = steps.target_sum
+    shown = f"{total:,.0f}" if total >= 1 and total == round(total) else f"{total:g}"
+    scaled = f"each sample scaled to {shown} and " if steps.normalize else ""
+    scale = steps.log_scale
+    if scale:
+        depth = " of counts with each sample's depth" if facts.depth_in_log else ""
+        look = f"are {scale}{depth} (min {facts.min_value:,.4g}, max {facts.max_value:,.4g})"
+    else:
+        look = f"look unlogged ({facts.describe_values()})"
+    undone = f"the log undone (x = {scale.inverse}), " if scale else ""
+    logger.info(
+        "values %s: %s%s%s before %s",
+        look,
+        undone,
+        scaled,
+        "log1p applied" if steps.log1p else "no log1p (as set)",
+        then,
+    )
+
+
+def _what(facts: DataFacts) -> str:
+    if facts.has_counts:
+        return f"raw counts in {facts.counts_in}"
+    return facts.describe_values()
