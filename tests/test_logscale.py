@@ -66,12 +66,13 @@ def test_row_totals_of_log2_are_those_of_the_undone_values() -> None:
 
 
 def test_depth_is_recognised_in_totals_of_reads_only() -> None:
-    from geneae.logscale import carries_depth
+    from geneae.logscale import carries_depth, may_carry_depth
 
     rng = np.random.default_rng(2)
     reads = np.exp(rng.normal(np.log(3e7), 0.5, 200))  # sequencing depth, log sd 0.5
-    assert carries_depth(reads, 0.0, 24.0)
-    assert not carries_depth(np.full(200, 1e6) * rng.uniform(0.98, 1.0, 200), 0.0, 19.0)  # TPM
-    assert not carries_depth(np.full(200, 5e6), 0.0, 14.0)  # quantile-normalised arrays
-    assert not carries_depth(reads, 0.0, 11.0)  # values of a single-cell log1p
-    assert not carries_depth(reads, 4.1, 24.0)  # no zero: DESeq2's vst / rlog
+    assert carries_depth(reads)
+    assert not carries_depth(np.full(200, 1e6) * rng.uniform(0.98, 1.0, 200))  # TPM
+    assert not carries_depth(np.full(200, 5e6))  # quantile-normalised arrays
+    assert may_carry_depth(0.0, 24.0)
+    assert not may_carry_depth(0.0, 11.0)  # values of a single-cell log1p
+    assert not may_carry_depth(4.1, 24.0)  # no zero: DESeq2's vst / rlog

@@ -16,11 +16,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from geneae.logscale import (
-    DEPTH_MIN_MAX,
     LOG2_COUNTS,
     LogScale,
     carries_depth,
     from_floor,
+    may_carry_depth,
     row_totals_of_log2,
 )
 
@@ -210,7 +210,7 @@ def describe(adata: object, layer: str | None = None) -> DataFacts:
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
     if has_implicit_zeros(x):
         lo, hi = min(lo, 0.0), max(hi, 0.0)
-    depth = kind == "log-normalised" and lo == 0 and hi > DEPTH_MIN_MAX
+    depth = kind == "log-normalised" and may_carry_depth(lo, hi)
     return DataFacts(
         n_obs=int(n_obs),
         n_vars=int(n_vars),
@@ -219,7 +219,7 @@ def describe(adata: object, layer: str | None = None) -> DataFacts:
         sparse=bool(sp.issparse(x)),
         max_value=hi,
         min_value=lo,
-        depth_in_log=depth and carries_depth(row_totals_of_log2(x), lo, hi),
+        depth_in_log=depth and carries_depth(row_totals_of_log2(x)),
     )
 
 
@@ -277,7 +277,7 @@ class FactsAccumulator:
             counts_in = "layers['counts']"
         elif kind == "raw counts":
             counts_in = "X"
-        depth = kind == "log-normalised" and self.lo == 0 and self.hi > DEPTH_MIN_MAX
+        depth = kind == "log-normalised" and may_carry_depth(self.lo, self.hi)
         return DataFacts(
             n_obs=self.n_obs,
             n_vars=self.n_vars,
@@ -286,6 +286,5 @@ class FactsAccumulator:
             sparse=self.sparse,
             max_value=float(self.hi) if finite else 0.0,
             min_value=float(self.lo) if finite else 0.0,
-            depth_in_log=depth
-            and carries_depth(np.concatenate(self.log2_totals), self.lo, self.hi),
+            depth_in_log=depth and carries_depth(np.concatenate(self.log2_totals)),
         )

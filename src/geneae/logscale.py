@@ -24,6 +24,7 @@ __all__ = [
     "LogScale",
     "carries_depth",
     "from_floor",
+    "may_carry_depth",
     "parse",
     "row_totals_of_log2",
 ]
@@ -120,17 +121,24 @@ def row_totals_of_log2(x: np.ndarray | sp.spmatrix) -> np.ndarray:
     return (np.exp2(np.asarray(x, dtype=np.float64)) - 1.0).sum(axis=1)
 
 
-def carries_depth(totals: np.ndarray, min_value: float, max_value: float) -> bool:
-    """Whether non-negative log values are log2(x + 1) of values that carry each sample's depth.
+def may_carry_depth(min_value: float, max_value: float) -> bool:
+    """Whether log values of this range may be log2(x + 1) of counts (see :func:`carries_depth`).
 
-    ``totals``: each sample's total of ``2^v - 1`` (:func:`row_totals_of_log2`);
-    ``min_value``, ``max_value``: the smallest and largest value. Sample totals of tens of
-    millions that vary from sample to sample are reads (RSEM's expected counts,
-    featureCounts'), not TPM or CPM. The floor of log2(x + 1), 0, must be there (a gene
-    not seen in a sample): DESeq2's vst and rlog, log2-like values made for clustering as
-    they are, never reach it.
+    The floor of log2(x + 1), 0, must be there (a gene not seen in a sample): DESeq2's vst
+    and rlog, log2-like values made for clustering as they are, never reach it; and the
+    maximum above :data:`DEPTH_MIN_MAX`.
     """
-    if min_value != 0 or max_value <= DEPTH_MIN_MAX or totals.size < 3:
+    return min_value == 0 and max_value > DEPTH_MIN_MAX
+
+
+def carries_depth(totals: np.ndarray) -> bool:
+    """Whether log values that :func:`may_carry_depth` carry each sample's depth.
+
+    ``totals``: each sample's total of ``2^v - 1`` (:func:`row_totals_of_log2`). Totals of
+    tens of millions that vary from sample to sample are reads (RSEM's expected counts,
+    featureCounts'), not TPM or CPM.
+    """
+    if totals.size < 3:
         return False
     mean = float(totals.mean())
     return float(np.median(totals)) > DEPTH_TOTAL and float(totals.std()) > DEPTH_CV * mean

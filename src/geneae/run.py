@@ -99,10 +99,9 @@ def load_data(
             f"{path}: an .h5ad / .zarr names its genes itself (var_names), so --genes-file "
             f"{genes} is not used; set var_names in the file instead, or leave the flag out."
         )
-    column = config.data.label_column
-    named = column is not None and not config.data.genes_as_samples
-    if named and labels is not None and Path(labels).is_file():
-        labels = LabelsSheet(Path(labels), column)
+    sheet_column = None if config.data.genes_as_samples else config.data.label_column
+    if sheet_column is not None and labels is not None and Path(labels).is_file():
+        labels = LabelsSheet(Path(labels), sheet_column)
     if not config.data.genes_as_samples:  # a large .h5ad / .zarr stays on disk
         column = labels if labels is not None else config.data.label_column
         on_disk = open_for_training(

@@ -29,10 +29,8 @@ from geneae.facts import is_count_matrix, value_type
 from geneae.io.finalize import (
     NO_X_FIX,
     RAW_COUNTS_NOTE,
-    RAW_VALUES_NOTE,
     _make_names_unique,
     _resolve_labels,
-    no_raw_error,
     quiet_anndata,
     raw_gene_columns,
     use_raw_values,
@@ -298,23 +296,16 @@ def _raw_values(
     As the in-memory reader, the kinds of values judged on the first :data:`PROBE_ROWS`
     rows of each.
     """
-    if use_raw is False:
-        return None
-    raw = _raw_matrix(handle, path, genes, x.shape[0])
-    if raw is None:
-        if use_raw:
-            raise no_raw_error(path)
-        return None
+    raw = None if use_raw is False else _raw_matrix(handle, path, genes, x.shape[0])
     probe = min(x.shape[0], PROBE_ROWS)
-    x_kind = value_type(x.rows(0, probe)) if use_raw is None else "other"
-    if use_raw is None and x_kind != "standardised":
-        return None
-    if not use_raw_values(x_kind, value_type(raw.rows(0, probe)), use_raw):
-        return None
-    logger.info(
-        RAW_VALUES_NOTE if use_raw is None else "X of %s: .raw.X's values (data.use_raw)", path
+    taken = use_raw_values(
+        path,
+        use_raw,
+        raw is not None,
+        lambda: value_type(x.rows(0, probe)),
+        lambda: value_type(raw.rows(0, probe)),
     )
-    return raw
+    return raw if taken else None
 
 
 def _raw_counts(handle: Any, path: Path, genes: pd.Index, x: OnDiskMatrix) -> OnDiskMatrix | None:

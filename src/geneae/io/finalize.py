@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -179,28 +179,40 @@ RAW_VALUES_NOTE = (
 USE_RAW_NOTE = "X of %s: .raw.X's values of its genes (data.use_raw)"
 
 
-def use_raw_values(x_kind: ValueType, raw_kind: ValueType, use_raw: bool | None) -> bool:
-    """Whether ``.raw``'s values of X's genes replace X (``use_raw``: the user's choice).
+def use_raw_values(
+    path: Path,
+    use_raw: bool | None,
+    has_raw: bool,
+    x_kind: Callable[[], ValueType],
+    raw_kind: Callable[[], ValueType],
+) -> bool:
+    """Whether ``.raw``'s values of X's genes replace X, said in one line where they do.
 
-    Left to the data (None): where X holds z-scores and ``.raw`` their log-normalised values,
-    as scanpy's workflow leaves a file (``adata.raw = adata`` after log1p, then
-    ``sc.pp.scale``). On the four log-normalised benchmark sets so saved, the default
-    scored 0.12 ARI higher on worm neurons and 0.08 on 10x PBMC with the log values, 0.015
-    lower on mouse bladder (docs/design/default-model.md, round 48).
+    ``use_raw``: the user's choice (True without such a ``.raw`` is an error); ``has_raw``:
+    whether ``.raw`` has every gene of X; ``x_kind`` / ``raw_kind``: the kinds of values of
+    X and of ``.raw`` (computed only when asked). Left to the data (None): where X holds
+    z-scores and ``.raw`` their log-normalised values, as scanpy's workflow leaves a file
+    (``adata.raw = adata`` after log1p, then ``sc.pp.scale``). On the four log-normalised
+    benchmark sets so saved, the default scored 0.12 ARI higher on worm neurons and 0.08 on
+    10x PBMC with the log values, 0.015 lower on mouse bladder and 0.07 on CBMC
+    (docs/design/default-model.md, round 48).
     """
-    if use_raw is not None:
-        return use_raw
-    return x_kind == "standardised" and raw_kind == "log-normalised"
-
-
-def no_raw_error(path: Path) -> Exception:
-    """The error of ``data.use_raw`` where ``.raw`` cannot give X's genes."""
-    return input_error(
-        path,
-        "data.use_raw is set, but there is no .raw with every gene of X, each once",
-        "Store the values in .raw (adata.raw = adata before subsetting genes), or drop "
-        "data.use_raw.",
-    )
+    if use_raw is False or not has_raw:
+        if use_raw:
+            raise input_error(
+                path,
+                "data.use_raw is set, but there is no .raw with every gene of X, each once",
+                "Store the values in .raw (adata.raw = adata before subsetting genes), or "
+                "drop data.use_raw.",
+            )
+        return False
+    if use_raw:
+        logger.info(USE_RAW_NOTE, path)
+        return True
+    if x_kind() != "standardised" or raw_kind() != "log-normalised":
+        return False
+    logger.info(RAW_VALUES_NOTE, path)
+    return True
 
 
 def raw_gene_columns(raw_genes: pd.Index, genes: pd.Index) -> np.ndarray | None:
@@ -216,26 +228,16 @@ def raw_gene_columns(raw_genes: pd.Index, genes: pd.Index) -> np.ndarray | None:
 
 def _values_from_raw(adata: ad.AnnData, path: Path, use_raw: bool | None) -> None:
     """Put ``.raw``'s values of X's genes in X where :func:`use_raw_values` says so."""
-    if use_raw is False:
-        return
     raw = adata.raw
     columns = None
-    if raw is not None and raw.n_obs == adata.n_obs:
+    if use_raw is not False and raw is not None and raw.n_obs == adata.n_obs:
         columns = raw_gene_columns(raw.var_names, adata.var_names)
     if columns is None:
-        if use_raw:
-            raise no_raw_error(path)
-        return
-    x_kind = value_type(adata.X) if use_raw is None else "other"
-    if use_raw is None and x_kind != "standardised":
+        use_raw_values(path, use_raw, False, lambda: "other", lambda: "other")
         return
     values = _standard_matrix(raw.X[:, columns], path)
-    if not use_raw_values(x_kind, value_type(values), use_raw):
-        return
-    adata.X = values
-    logger.info(
-        RAW_VALUES_NOTE if use_raw is None else "X of %s: .raw.X's values (data.use_raw)", path
-    )
+    if use_raw_values(path, use_raw, True, lambda: value_type(adata.X), lambda: value_type(values)):
+        adata.X = values
 
 
 def _counts_from_raw(adata: ad.AnnData, path: Path) -> None:

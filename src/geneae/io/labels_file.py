@@ -167,27 +167,27 @@ def _names_column(rows: list[list[str]], samples: pd.Index) -> tuple[dict[str, s
     TCGA.A1.A0SB.01), in the table or in the data, when that keeps the samples apart.
     """
     width = len(rows[0])
-    exact = {str(s).strip(): str(s) for s in samples}
-    by_r = {_r_name(str(s)): str(s) for s in samples}
-    tables = [exact] if len(by_r) < len(exact) else [exact, by_r]
-    for table in tables:
-        key = (lambda v: v.strip()) if table is exact else _r_name
+    for key in (str.strip, _r_name):
+        table = {key(str(s)): str(s) for s in samples}
+        if len(table) < len(samples):
+            continue  # names that would stand for two samples
         hits = [sum(len(row) > c and key(row[c]) in table for row in rows) for c in range(width)]
         id_col = max(range(width), key=hits.__getitem__)
-        if hits[id_col]:
-            sample_of = {
-                row[id_col].strip(): table[key(row[id_col])]
-                for row in rows
-                if len(row) > id_col and key(row[id_col]) in table
-            }
-            if table is by_r:
-                written, sample = next(iter(sample_of.items()))
-                logger.info(
-                    "labels matched to the samples by their names as R writes them (%r for %r)",
-                    written,
-                    sample,
-                )
-            return sample_of, id_col
+        if not hits[id_col]:
+            continue
+        sample_of = {
+            row[id_col].strip(): table[key(row[id_col])]
+            for row in rows
+            if len(row) > id_col and key(row[id_col]) in table
+        }
+        if key is _r_name:
+            written, sample = next(iter(sample_of.items()))
+            logger.info(
+                "labels matched to the samples by their names as R writes them (%r for %r)",
+                written,
+                sample,
+            )
+        return sample_of, id_col
     return {}, None
 
 

@@ -143,10 +143,10 @@ class ValueCheck:
             )
         if self.n_above and self.unlogged is not None:
             scale = self.unlogged
-            where = self.above_example.split(" at ", 1)[-1]
             raise InputError(
                 f"{self.where} has {self.n_above:,} values above {scale.ceiling:.4g} (or "
-                f"infinite; e.g. at {where}), which no {scale} of expression reaches: these "
+                f"infinite; undone: e.g. {self.above_example}), which no {scale} of "
+                "expression reaches: these "
                 f"values are not on the log that preprocess.unlog undoes ({scale}). Give "
                 "values on that log (as the model was trained on), or set preprocess.unlog "
                 "to their own log, or 'no'."
