@@ -62,11 +62,20 @@ BULK_DATASETS: tuple[str, ...] = ("bulk_tcga_like", "bulk_estimated_counts")
 # benchmarks.synthetic.synthetic_hierarchy (8,000 cells, 40 subtypes in 5 lineages: labels
 # finer than the groups a clustering finds first).
 SYNTHETIC_COUNT_DATASETS: tuple[str, ...] = ("fine_subtypes",)
+# Small count sets, the size of many plate-based and pilot studies (a few hundred cells):
+# ``<set>_n500`` is 500 cells of the count set of that name drawn at random without
+# replacement (one fixed draw, the same for every method and seed), all of its genes.
+# Reported in a section of their own, not in the count sets' tables across datasets.
+SMALL_CELLS = 500
+SMALL_COUNT_DATASETS: tuple[str, ...] = tuple(
+    f"{name}_n{SMALL_CELLS}" for name in ("pbmc_10x", "worm_neuron", "mouse_bladder", "cite_cbmc")
+)
 ALL_DATASETS: tuple[str, ...] = (
     *DATASETS,
     *LOGNORM_DATASETS,
     *BULK_DATASETS,
     *SYNTHETIC_COUNT_DATASETS,
+    *SMALL_COUNT_DATASETS,
 )
 
 
@@ -110,6 +119,10 @@ def load_dataset(name: str) -> Any:
 
     if name in LOGNORM_DATASETS or name in BULK_DATASETS:
         return _load_values(name)
+    if name in SMALL_COUNT_DATASETS:
+        whole = load_dataset(name.removesuffix(f"_n{SMALL_CELLS}"))
+        draw = np.random.default_rng(0).choice(whole.n_obs, SMALL_CELLS, replace=False)
+        return whole[np.sort(draw)].copy()
     if name in SYNTHETIC_COUNT_DATASETS:
         from benchmarks.synthetic import synthetic_hierarchy
 

@@ -1,17 +1,23 @@
-"""BENCHMARKS.md sections beside the count sets: log-normalised and bulk values, and
-synthetic counts that probe one property.
+"""BENCHMARKS.md sections beside the count sets: log-normalised and bulk values, synthetic
+counts that probe one property, and small draws of the count sets.
 
 Same scoring as the count sets (KMeans with k = labels, seeds 0-2). On values the peers are
 the four PCA variants (scvi-tools needs counts), run on the same values: log-normalised
 values as given, bulk TPM after log1p, scaled or not; on the synthetic counts every peer
-runs, as on the count sets.
+and the small draws every peer runs, as on the count sets.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.common import BULK_DATASETS, LOGNORM_DATASETS, SYNTHETIC_COUNT_DATASETS
+from benchmarks.common import (
+    BULK_DATASETS,
+    LOGNORM_DATASETS,
+    SMALL_CELLS,
+    SMALL_COUNT_DATASETS,
+    SYNTHETIC_COUNT_DATASETS,
+)
 
 # Who the values' sections compare with: scvi-tools needs counts.
 PCA_PEERS = "Peers here: the four PCA variants. "
@@ -69,6 +75,16 @@ def values_sections(agg: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
             "standardised term): docs/design/default-model.md, round 29.",
             "",
         ),
+        (
+            "Small sets",
+            SMALL_COUNT_DATASETS,
+            f"`<set>_n{SMALL_CELLS}`: {SMALL_CELLS} cells of each shared count set, drawn at "
+            "random without replacement (one fixed draw for every method and seed; all of "
+            "the set's genes; its rare types keep a handful of cells or none) — the size of "
+            "plate-based studies and pilots, where a model has few samples to learn from and "
+            "PCA nothing to lose. Every method gets the counts, as on the count sets.",
+            "",
+        ),
     )
     for title, names, text, peers in parts:
         present = {d: agg[d] for d in names if d in agg}
@@ -78,7 +94,7 @@ def values_sections(agg: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
                 "Not run. Run `python -m benchmarks quality --datasets "
                 + " ".join(names)
                 + " --methods scanpy-pca10 scanpy-pca50 pca10-unscaled pca50-unscaled "
-                + ("scvi " if names == SYNTHETIC_COUNT_DATASETS else "")
+                + ("scvi " if names in (SYNTHETIC_COUNT_DATASETS, SMALL_COUNT_DATASETS) else "")
                 + "recommended`.",
                 "",
             ]
