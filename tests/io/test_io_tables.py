@@ -357,6 +357,25 @@ def test_the_label_column_of_a_phenotype_sheet_can_be_named(tmp_path: Path) -> N
         gio.read(path, labels=gio.LabelsSheet(sheet, "disease"))
 
 
+@pytest.mark.parametrize("column", ["CANCER_TYPE", "Cancer Type", "#Cancer Type"])
+def test_a_cbioportal_clinical_sheet_gives_labels(tmp_path: Path, column: str) -> None:
+    # data_clinical_sample.txt: four '#' lines (display names, descriptions, types,
+    # priorities) above the column IDs; its column was read by the first '#' line's names
+    path = _write(tmp_path / "expr.csv", pd.DataFrame(COUNTS.T, index=ENSEMBL, columns=TCGA))
+    sheet = tmp_path / "data_clinical_sample.txt"
+    rows = zip(TCGA, SUBTYPES, strict=True)
+    sheet.write_text(
+        "#Patient Identifier\tSample Identifier\tCancer Type\n"
+        "#Identifier of a patient.\tA sample identifier.\tCancer type.\n"
+        "#STRING\tSTRING\tSTRING\n#1\t1\t1\n"
+        "PATIENT_ID\tSAMPLE_ID\tCANCER_TYPE\n" + "".join(f"{s[:12]}\t{s}\t{t}\n" for s, t in rows)
+    )
+    adata = gio.read(path, labels=gio.LabelsSheet(sheet, column))
+    assert adata.obs["label"].tolist() == SUBTYPES
+    with pytest.raises(InputError, match=r"no column 'type' \(its columns.*'PATIENT_ID', 'CANCER"):
+        gio.read(path, labels=gio.LabelsSheet(sheet, "type"))
+
+
 def test_training_names_a_column_of_its_labels_file(tmp_path: Path) -> None:
     from geneae.config import RunConfig
     from geneae.run import load_data
@@ -506,6 +525,29 @@ def test_nan_values_are_counted_and_located(tmp_path: Path) -> None:
     frame.iloc[4, 0] = np.inf
     path = _write(tmp_path / "holes.csv", frame)
     with pytest.raises(InputError, match=rf"holes\.csv: 2 NaN.*{BARCODES[1]}.*'LYZ'"):
+        gio.read(path)
+
+
+def test_genes_and_samples_without_any_value_are_left_out(tmp_path: Path) -> None:
+    # cBioPortal's z-scores: NA in every sample for a gene without variance; a failed
+    # sample may be NA throughout. Left out with a warning each; holes elsewhere refused.
+    frame = pd.DataFrame(COUNTS.T, index=ENSEMBL, columns=TCGA).astype(float)
+    frame.iloc[2, :] = np.nan
+    frame.iloc[:, 1] = np.nan
+    path = _write(tmp_path / "z.tsv", frame, sep="\t")
+    with pytest.warns(DataWarning) as caught:
+        adata = gio.read(path)
+    said = " ".join(str(w.message) for w in caught)
+    assert f"1 gene(s) without a value in any sample (e.g. '{ENSEMBL[2]}')" in said
+    assert f"1 sample(s) without a value in any gene (e.g. '{TCGA[1]}')" in said
+    assert adata.var_names.tolist() == ENSEMBL[:2] + ENSEMBL[3:]
+    assert adata.obs_names.tolist() == TCGA[:1] + TCGA[2:]
+    expected = np.delete(np.delete(COUNTS, 1, axis=0), 2, axis=1)
+    values = adata.X.toarray() if hasattr(adata.X, "toarray") else adata.X
+    np.testing.assert_array_equal(values, expected)
+    frame.iloc[0, 0] = np.nan
+    _write(path, frame, sep="\t")
+    with pytest.raises(InputError, match=r"z\.tsv: 1 NaN"), pytest.warns(DataWarning):
         gio.read(path)
 
 

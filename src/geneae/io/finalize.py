@@ -298,6 +298,35 @@ def _standard_matrix(
     return x if x.dtype == np.float32 else x.astype(np.float32)
 
 
+def _without_empty_lines(adata: ad.AnnData, path: Path) -> ad.AnnData:
+    """``adata`` without the genes, then the samples, that hold no value at all (all NaN).
+
+    cBioPortal's z-score tables write NA for every sample of a gene without variance; such a
+    gene says nothing, so it is left out with one warning. A matrix with missing values
+    anywhere else is refused by :func:`_check_finite`.
+    """
+    x = adata.X
+    if sp.issparse(x) or x.dtype.kind != "f" or not np.isnan(x).any():
+        return adata
+    empty_genes = np.isnan(x).all(axis=0)
+    empty_samples = np.isnan(x[:, ~empty_genes]).all(axis=1)
+    if empty_genes.all() or empty_samples.all():
+        return adata  # nothing would be left: refused as missing values
+    for empty, what, names in (
+        (empty_genes, "gene", adata.var_names),
+        (empty_samples, "sample", adata.obs_names),
+    ):
+        if empty.any():
+            warnings.warn(
+                f"{path.name}: {int(empty.sum())} {what}(s) without a value in any "
+                f"{'sample' if what == 'gene' else 'gene'} (e.g. {names[empty][0]!r}) were "
+                "left out",
+                DataWarning,
+                stacklevel=2,
+            )
+    return adata[~empty_samples, ~empty_genes].copy()
+
+
 def _check_finite(adata: ad.AnnData, path: Path) -> None:
     x = adata.X
     values = values_of(x)
@@ -393,6 +422,7 @@ def finalize(
             adata.X = adata.layers["counts"]
         adata.X = _standard_matrix(adata.X, path)
         _values_from_raw(adata, path, use_raw)
+        adata = _without_empty_lines(adata, path)
         _check_finite(adata, path)
         # mostly-zero dense files (tables, plain HDF5, npy) are held as CSR from here on
         adata.X = csr_if_mostly_zero(adata.X)

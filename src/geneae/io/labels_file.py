@@ -129,9 +129,11 @@ def _sample_table(
                 "Name the samples in the table as the data name them.",
             )
         return numbered
-    header = rows[0] if rows[0][id_col].strip() not in sample_of else None
-    body = rows[1:] if header is not None else rows
-    label_col = _label_column(width, id_col, header, path, label_keys, column)
+    # The rows before the first sample's are headers: one, or cBioPortal's four '#' lines
+    # of names, descriptions, types and priorities above its column IDs.
+    first = next(i for i, row in enumerate(rows) if _names_a_sample(row, id_col, sample_of))
+    headers, body = rows[:first], rows[first:]
+    label_col = _label_column(width, id_col, headers, path, label_keys, column)
     found: dict[str, str] = {}
     for row in body:
         if len(row) <= max(id_col, label_col) or row[id_col].strip() not in sample_of:
@@ -191,6 +193,10 @@ def _names_column(rows: list[list[str]], samples: pd.Index) -> tuple[dict[str, s
     return {}, None
 
 
+def _names_a_sample(row: list[str], id_col: int, sample_of: dict[str, str]) -> bool:
+    return len(row) > id_col and row[id_col].strip() in sample_of
+
+
 def _r_name(name: str) -> str:
     """``name`` as R's ``make.names`` writes it (without R's de-duplication)."""
     valid = re.sub(r"[^A-Za-z0-9._]", ".", name.strip())
@@ -233,20 +239,33 @@ def _numbered_rows(rows: list[list[str]], n: int) -> list[str] | None:
 def _label_column(
     width: int,
     id_col: int,
-    header: list[str] | None,
+    headers: list[list[str]],
     path: Path,
     label_keys: Sequence[str],
     column: str | None,
 ) -> int:
-    """The column of labels: the only other column, the one named, or a label key's."""
+    """The column of labels: the only other column, the one named, or a label key's.
+
+    A name is looked up in the header rows from the last (the column IDs) up, a ``#``
+    before a name left out (cBioPortal's display names: ``#Patient Identifier``).
+    """
     others = [c for c in range(width) if c != id_col]
     if len(others) == 1:
         return others[0]
-    by_lower = {} if header is None else {header[c].strip().lower(): c for c in reversed(others)}
+    by_lower: dict[str, int] = {}
+    for header in reversed(headers):
+        for c in reversed(others):
+            if c < len(header):
+                by_lower.setdefault(_header_name(header[c]).lower(), c)
     for key in [column] if column is not None else label_keys:
-        if key.strip().lower() in by_lower:
-            return by_lower[key.strip().lower()]
-    named = ", ".join(repr(header[c].strip()) for c in others) if header else len(others)
+        if _header_name(key).lower() in by_lower:
+            return by_lower[_header_name(key).lower()]
+    last = headers[-1] if headers else None
+    named = (
+        ", ".join(repr(_header_name(last[c])) for c in others if c < len(last))
+        if last
+        else len(others)
+    )
     if column is not None:
         raise input_error(
             path,
@@ -261,3 +280,7 @@ def _label_column(
         "Name the label column with --labels COLUMN beside --labels-file (data.label_column), "
         "or keep two columns, the sample names and the labels.",
     )
+
+
+def _header_name(field: str) -> str:
+    return field.strip().removeprefix("#").strip()
