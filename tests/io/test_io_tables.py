@@ -240,7 +240,7 @@ def test_read_counter_summaries_are_sample_annotations_not_genes(
     frame = frame if rows_are_genes else frame.T
     path = tmp_path / "htseq.tsv"
     frame.to_csv(path, sep="\t", index_label="gene" if rows_are_genes else "sample")
-    with caplog.at_level("INFO", logger="geneae.io.tables"):
+    with caplog.at_level("INFO", logger="geneae.io"):
         adata = gio.read(path)
     _check(adata, COUNTS, TCGA, ENSEMBL)
     for pos, name in enumerate(summaries):
@@ -525,6 +525,24 @@ def test_nan_values_are_counted_and_located(tmp_path: Path) -> None:
     frame.iloc[4, 0] = np.inf
     path = _write(tmp_path / "holes.csv", frame)
     with pytest.raises(InputError, match=rf"holes\.csv: 2 NaN.*{BARCODES[1]}.*'LYZ'"):
+        gio.read(path)
+
+
+def test_a_firehose_table_has_a_second_header_line(tmp_path: Path, caplog) -> None:
+    # TCGA Level 3 from Firehose: the samples, then what each column holds, then the genes
+    path = tmp_path / "BRCA.rsem.genes.normalized_results.txt"
+    lines = ["Hybridization REF\t" + "\t".join(TCGA)]
+    lines.append("gene_id\t" + "\t".join(["normalized_count"] * len(TCGA)))
+    lines += [f"{g}\t" + "\t".join(f"{v:.4f}" for v in COUNTS[:, j]) for j, g in enumerate(ENSEMBL)]
+    path.write_text("\n".join(lines) + "\n")
+    with caplog.at_level("INFO", logger="geneae.io"):
+        adata = gio.read(path)
+    _check(adata, COUNTS, TCGA, ENSEMBL)
+    assert "line 2 (gene_id normalized_count ...) names what every column holds" in caplog.text
+    # a data line whose values differ is no header: its text is refused where it stands
+    lines[1] = "gene_id\t" + "\t".join(["raw_count", "scaled_estimate"] * 2 + ["raw_count"])
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=r"non-numeric value 'raw_count' on line 2"):
         gio.read(path)
 
 

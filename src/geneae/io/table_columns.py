@@ -5,16 +5,24 @@ identifiers are gene annotations (featureCounts' Chr ... Length, GENCODE / bioma
 types and descriptions) rather than samples, which columns beside the genes annotate the
 samples (Seurat / scanpy metadata, text columns) rather than measure a gene, which rows
 are a read counter's summaries (HTSeq's ``__no_feature``, STAR's ``N_unmapped``) rather
-than genes, and how sample columns named after read files (``/data/S1.bam``) are named.
-Used by :mod:`geneae.io.tables`.
+than genes (moved into obs here), which second header line names what every column holds
+(Firehose's ``gene_id normalized_count ...``), and how sample columns named after read files
+(``/data/S1.bam``) are named. Used by :mod:`geneae.io.tables`.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
+import anndata as ad
 import numpy as np
 import pandas as pd
+
+from geneae.io.messages import input_error
+
+logger = logging.getLogger(__name__)
 
 # First-cell words that name an identifier column rather than a gene or sample.
 ID_HEADERS = {
@@ -188,3 +196,51 @@ def read_counter_summaries(names: pd.Index) -> np.ndarray:
     """
     keys = pd.Index(names).astype(str).str.strip().str.lower()
     return np.flatnonzero(keys.isin(list(READ_COUNTER_SUMMARIES)))
+
+
+def quantity_row(row: list[str], is_number: Callable[[str], bool]) -> str | None:
+    """The quantity a second header line names above every value column, else None.
+
+    Firehose's TCGA Level 3 tables put the samples in their first line (``Hybridization
+    REF``, barcodes) and what each column holds in a second (``gene_id``, then
+    ``normalized_count`` for every sample): one word, the same in every value column.
+    """
+    words = {field.strip() for field in row[1:]}
+    if len(row) < 2 or len(words) != 1 or is_number(row[0]):
+        return None
+    word = words.pop()
+    return word if word and not is_number(word) else None
+
+
+def summaries_to_obs(path: Path, adata: ad.AnnData) -> ad.AnnData:
+    """``adata`` with a read counter's summary counts moved from the genes into obs."""
+    found = read_counter_summaries(adata.var_names)
+    if not found.size:
+        return adata
+    names = [str(adata.var_names[j]) for j in found]
+    if found.size == adata.n_vars:
+        raise input_error(
+            path,
+            f"every row or column is a read counter's summary ({preview(names)}), no gene",
+            "Give the table of counts per gene (HTSeq-count / STAR write it beside these).",
+        )
+    summaries = np.asarray(adata.X[:, found])
+    keep = np.setdiff1d(np.arange(adata.n_vars), found)
+    out = adata[:, keep].copy()
+    for pos, name in enumerate(names):
+        out.obs[name] = summaries[:, pos]
+    logger.info(
+        "%s: %s %s the read counter's summar%s, not genes: kept as sample annotations "
+        "(obs), not trained on",
+        path,
+        preview(names),
+        "are" if len(names) > 1 else "is",
+        "ies" if len(names) > 1 else "y",
+    )
+    return out
+
+
+def preview(names: list[str], n: int = 8) -> str:
+    """The first few names and how many there are, for error messages."""
+    shown = ", ".join(str(x) for x in names[:n])
+    return f"{shown}, ... ({len(names)} in all)" if len(names) > n else shown or "none"

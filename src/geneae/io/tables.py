@@ -23,9 +23,11 @@ from geneae.io.messages import input_error
 from geneae.io.table_columns import (
     ID_HEADERS,
     gene_annotations,
-    read_counter_summaries,
+    preview,
+    quantity_row,
     sample_annotations,
     sample_names_from_read_files,
+    summaries_to_obs,
 )
 from geneae.io.textfile import first_ragged_line, line_of_row, open_text, table_dialect
 
@@ -54,7 +56,7 @@ class _Layout:
 
 
 def _peek(path: Path, sep: str) -> tuple[list[list[str]], list[int], int]:
-    """The first two non-blank rows (parsed), their physical line numbers, comment lines.
+    """The first three non-blank rows (parsed), their physical line numbers, comment lines.
 
     Comment lines come before the first row: one field starting with ``#``, as the first
     line of featureCounts' output.
@@ -71,7 +73,7 @@ def _peek(path: Path, sep: str) -> tuple[list[list[str]], list[int], int]:
                     continue
                 rows.append([field.strip() for field in row])
                 lines.append(reader.line_num)
-                if len(rows) == 2:
+                if len(rows) == 3:
                     break
     return rows, lines, comments
 
@@ -109,14 +111,24 @@ def _layout(path: Path, sep: str, labels: str | None, decimal: str = ".") -> _La
             "the file has a header line but no data rows",
             "Check that the right file was given.",
         )
-    header = first
+    header, headers = first, 1
+    quantity = quantity_row(second, number) if len(rows) > 2 else None
+    if quantity is not None and second[0].lower() not in LABEL_KEYS and second[0] != labels:
+        logger.info(
+            "%s: line %d (%s %s ...) names what every column holds: read as a second header",
+            path,
+            lines[1],
+            second[0],
+            quantity,
+        )
+        second, headers = rows[2], 2
     if len(header) == len(second) - 1:
         header = ["", *header]  # R's write.table: no header cell above the row names
     elif len(header) != len(second):
         raise input_error(
             path,
             f"ragged table: the header (line {lines[0]}) has {len(first)} fields but line "
-            f"{lines[1]} has {len(second)}",
+            f"{lines[headers]} has {len(second)}",
             "Make every row have the same number of fields (check the separator and quoting).",
         )
     first_cell = header[0].lower()
@@ -124,7 +136,7 @@ def _layout(path: Path, sep: str, labels: str | None, decimal: str = ".") -> _La
     has_ids = not is_label and (
         first_cell in ID_HEADERS or not number(second[0]) or len(first) < len(header)
     )
-    return _Layout(header, has_ids, lines[0], comments + 1)
+    return _Layout(header, has_ids, lines[headers - 1], comments + headers)
 
 
 def _parse(path: Path, sep: str, layout: _Layout, decimal: str = ".") -> pd.DataFrame:
@@ -308,7 +320,7 @@ def read_delimited(
         raise input_error(
             path,
             f"no column or row {labels!r} for the labels and no file of that name "
-            f"(columns: {_preview(names)}; rows: {_preview(ids or [])})",
+            f"(columns: {preview(names)}; rows: {preview(ids or [])})",
             "Pass labels= the name of the label column (or row), or the path of a labels file.",
         )
     rows_genes = _orientation(path, transpose, label_col, label_row)
@@ -338,7 +350,7 @@ def read_delimited(
                 "annotations (obs), not trained on",
                 path,
                 "s" if len(keys) > 1 else "",
-                _preview(keys),
+                preview(keys),
                 "" if len(keys) > 1 else "s",
             )
     x = numeric_matrix(path, sep, body, names, layout.n_header_rows)
@@ -351,7 +363,7 @@ def read_delimited(
         var_names = names if layout.header else generated_names("gene", x.shape[1])
         obs.update(annotations)
         adata = build_anndata(x, obs_names, _fill_blank(var_names, "gene"), obs=obs)
-        return _summaries_to_obs(path, adata)
+        return summaries_to_obs(path, adata)
     if label_values is not None:
         obs[labels] = label_values
     obs_names = sample_names_from_read_files(names) if layout.header else None
@@ -365,47 +377,13 @@ def read_delimited(
         obs=obs,
         var=annotations,
     )
-    return _summaries_to_obs(path, adata)
-
-
-def _summaries_to_obs(path: Path, adata: ad.AnnData) -> ad.AnnData:
-    """``adata`` with a read counter's summary counts moved from the genes into obs."""
-    found = read_counter_summaries(adata.var_names)
-    if not found.size:
-        return adata
-    names = [str(adata.var_names[j]) for j in found]
-    if found.size == adata.n_vars:
-        raise input_error(
-            path,
-            f"every row or column is a read counter's summary ({_preview(names)}), no gene",
-            "Give the table of counts per gene (HTSeq-count / STAR write it beside these).",
-        )
-    summaries = np.asarray(adata.X[:, found])
-    keep = np.setdiff1d(np.arange(adata.n_vars), found)
-    out = adata[:, keep].copy()
-    for pos, name in enumerate(names):
-        out.obs[name] = summaries[:, pos]
-    logger.info(
-        "%s: %s %s the read counter's summar%s, not genes: kept as sample annotations "
-        "(obs), not trained on",
-        path,
-        _preview(names),
-        "are" if len(names) > 1 else "is",
-        "ies" if len(names) > 1 else "y",
-    )
-    return out
+    return summaries_to_obs(path, adata)
 
 
 def _is_blank(name: str, values: pd.Series) -> bool:
     """Whether a column has neither a name nor any value."""
     present = values.dropna().astype(str).str.strip()
     return not str(name).strip() and not (present != "").any()
-
-
-def _preview(names: list[str], n: int = 8) -> str:
-    """The first few names and how many there are, for error messages."""
-    shown = ", ".join(str(x) for x in names[:n])
-    return f"{shown}, ... ({len(names)} in all)" if len(names) > n else shown or "none"
 
 
 def _fill_blank(names: list[str] | pd.Index, prefix: str) -> list[str]:
