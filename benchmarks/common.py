@@ -56,7 +56,15 @@ LOGNORM_DATASETS: tuple[str, ...] = (
     "worm_neuron_allgenes_lognorm",
     "mouse_bladder_allgenes_lognorm",
 )
-BULK_DATASETS: tuple[str, ...] = ("bulk_tcga_like", "bulk_estimated_counts")
+# ``bulk_small``: a small study with a weak signal (120 samples x 3,000 genes in TPM, the
+# same generator's first draw at that size: seed 41), where the types move few genes.
+BULK_DATASETS: tuple[str, ...] = ("bulk_tcga_like", "bulk_estimated_counts", "bulk_small")
+#: synthetic_bulk's arguments for each bulk set.
+BULK_ARGS: dict[str, dict[str, Any]] = {
+    "bulk_tcga_like": {"values": "tpm"},
+    "bulk_estimated_counts": {"values": "estimated_counts"},
+    "bulk_small": {"n_samples": 120, "n_genes": 3000, "seed": 41},
+}
 # Synthetic counts that probe one property, reported in a section of their own (not in the
 # count sets' tables across datasets): ``fine_subtypes`` is
 # benchmarks.synthetic.synthetic_hierarchy (8,000 cells, 40 subtypes in 5 lineages: labels
@@ -183,7 +191,7 @@ def _load_values(name: str) -> Any:
     if name in BULK_DATASETS:
         from benchmarks.synthetic import synthetic_bulk
 
-        x, types = synthetic_bulk(values="tpm" if name == "bulk_tcga_like" else "estimated_counts")
+        x, types = synthetic_bulk(**BULK_ARGS[name])
         obs = pd.DataFrame(
             {"label": [f"type{t}" for t in types]}, index=[f"s{i}" for i in range(len(types))]
         )
