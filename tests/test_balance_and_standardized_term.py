@@ -17,7 +17,13 @@ from geneae.balance import (
 from geneae.facts import describe
 from geneae.module import build_module
 from geneae.presets import preset_config
-from geneae.resolve import MEMBERS, STANDARDIZED_WEIGHT, default_cluster_epochs, resolve
+from geneae.resolve import (
+    MEMBERS,
+    STANDARDIZED_WEIGHT,
+    default_batch_size,
+    default_cluster_epochs,
+    resolve,
+)
 from tests.module.conftest import nb_clusters
 
 
@@ -131,6 +137,27 @@ def test_the_clustering_phase_sees_20_epochs_and_80k_samples_at_least(n_obs, epo
     if epochs < 400:  # below the cap: the fewest epochs that reach 20 and 80,000 samples
         assert epochs >= 20 and epochs * n_obs >= 80_000
         assert epochs == 20 or (epochs - 1) * n_obs < 80_000
+
+
+@pytest.mark.parametrize(
+    ("n_train", "batch"),
+    [(100_000, 256), (257, 256), (256, 64), (252, 32), (108, 32), (2, 32)],
+)  # fmt: skip
+def test_the_batch_is_256_unless_it_would_hold_every_training_sample(n_train, batch):
+    assert default_batch_size(n_train) == batch
+    if n_train <= 256 and batch > 32:  # several steps an epoch: at most a quarter each
+        assert batch <= n_train / 4 < 2 * batch
+
+
+def test_small_data_resolve_to_a_smaller_batch():
+    from geneae import datasets
+
+    bulk = datasets.bulk_conditions(n_samples=120, n_genes=40, n_informative=10)
+    assert resolve(RunConfig(), describe(bulk)).train.batch_size == 32  # 108 to train on
+    given = RunConfig().updated({"train.batch_size": 256})
+    assert resolve(given, describe(bulk)).train.batch_size == 256
+    cells = datasets.synthetic_counts(n_cells=400, n_genes=40, n_clusters=2, seed=0)
+    assert resolve(RunConfig(), describe(cells)).train.batch_size == 256
 
 
 def test_defaults_resolve_from_the_likelihood(tmp_path):

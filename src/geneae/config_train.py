@@ -27,7 +27,12 @@ class TrainConfig(Section):
     )
     # 256 at lr 2e-3 (linear scaling of 128 at 1e-3): the same clustering quality as 128
     # across the development datasets in ~55% of the training time (docs/design/default-model.md).
-    batch_size: int = Field(default=256, ge=1, description="samples per training step")
+    batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="samples per training step; None: 256, or for 256 training samples or "
+        "fewer a quarter of them (at least 32; geneae.resolve.default_batch_size)",
+    )
     optimizer: Literal["adam", "adamw"] = "adam"
     lr: float = Field(default=2e-3, gt=0.0, description="learning rate")
     weight_decay: float = Field(default=1e-6, ge=0.0)
