@@ -276,12 +276,16 @@ class ExpressionTensors:
         return out
 
 
+def n_validation(n_obs: int, validation: float) -> int:
+    """Rows :func:`split_indices` holds out: at least one when validation > 0, none of one row."""
+    n_val = 0 if validation <= 0 else max(1, int(round(validation * n_obs)))
+    return 0 if n_val >= n_obs else n_val
+
+
 def split_indices(n_obs: int, validation: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded train / validation split; at least one validation row when validation > 0."""
     perm = np.random.default_rng(seed).permutation(n_obs)
-    n_val = 0 if validation <= 0 else max(1, int(round(validation * n_obs)))
-    if n_val >= n_obs:
-        n_val = 0
+    n_val = n_validation(n_obs, validation)
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 

@@ -171,7 +171,9 @@ def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
     if config.train.max_epochs is None:
         config.train.max_epochs = default_epochs(rows)
     if config.train.batch_size is None:
-        train_rows = round(rows * (1.0 - config.train.validation))
+        from geneae.batches import n_validation  # imports torch: not at this module's top
+
+        train_rows = rows - n_validation(rows, config.train.validation)
         config.train.batch_size = default_batch_size(train_rows)
     return config
 

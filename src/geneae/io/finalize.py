@@ -306,21 +306,21 @@ def _without_empty_lines(adata: ad.AnnData, path: Path) -> ad.AnnData:
     anywhere else is refused by :func:`_check_finite`.
     """
     x = adata.X
-    if sp.issparse(x) or x.dtype.kind != "f" or not np.isnan(x).any():
+    if sp.issparse(x) or x.dtype.kind != "f":
         return adata
-    empty_genes = np.isnan(x).all(axis=0)
-    empty_samples = np.isnan(x[:, ~empty_genes]).all(axis=1)
-    if empty_genes.all() or empty_samples.all():
-        return adata  # nothing would be left: refused as missing values
-    for empty, what, names in (
-        (empty_genes, "gene", adata.var_names),
-        (empty_samples, "sample", adata.obs_names),
+    missing = np.isnan(x)
+    empty_genes = missing.all(axis=0)
+    empty_samples = missing[:, ~empty_genes].all(axis=1)
+    if not (empty_genes.any() or empty_samples.any()) or empty_genes.all() or empty_samples.all():
+        return adata  # nothing empty, or nothing would be left (refused as missing values)
+    for empty, what, other, names in (
+        (empty_genes, "gene", "sample", adata.var_names),
+        (empty_samples, "sample", "gene", adata.obs_names),
     ):
         if empty.any():
             warnings.warn(
-                f"{path.name}: {int(empty.sum())} {what}(s) without a value in any "
-                f"{'sample' if what == 'gene' else 'gene'} (e.g. {names[empty][0]!r}) were "
-                "left out",
+                f"{path.name}: {int(empty.sum())} {what}(s) without a value in any {other} "
+                f"(e.g. {names[empty][0]!r}) were left out",
                 DataWarning,
                 stacklevel=2,
             )

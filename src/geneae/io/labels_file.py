@@ -136,7 +136,7 @@ def _sample_table(
     label_col = _label_column(width, id_col, headers, path, label_keys, column)
     found: dict[str, str] = {}
     for row in body:
-        if len(row) <= max(id_col, label_col) or row[id_col].strip() not in sample_of:
+        if len(row) <= label_col or not _names_a_sample(row, id_col, sample_of):
             continue
         name, label = sample_of[row[id_col].strip()], row[label_col].strip()
         if name in found and found[name] != label:
