@@ -58,12 +58,20 @@ LOGNORM_DATASETS: tuple[str, ...] = (
 )
 # ``bulk_small``: a small study with a weak signal (120 samples x 3,000 genes in TPM, the
 # same generator's first draw at that size: seed 41), where the types move few genes.
-BULK_DATASETS: tuple[str, ...] = ("bulk_tcga_like", "bulk_estimated_counts", "bulk_small")
+# ``bulk_tiny``: a cohort of the size of many GEO studies (80 samples x 2,000 genes, 6 types,
+# some of 5 samples; the first draw at that size: seed 20).
+BULK_DATASETS: tuple[str, ...] = (
+    "bulk_tcga_like",
+    "bulk_estimated_counts",
+    "bulk_small",
+    "bulk_tiny",
+)
 #: synthetic_bulk's arguments for each bulk set.
 BULK_ARGS: dict[str, dict[str, Any]] = {
     "bulk_tcga_like": {"values": "tpm"},
     "bulk_estimated_counts": {"values": "estimated_counts"},
     "bulk_small": {"n_samples": 120, "n_genes": 3000, "seed": 41},
+    "bulk_tiny": {"n_samples": 80, "n_genes": 2000, "n_types": 6, "seed": 20},
 }
 # Synthetic counts that probe one property, reported in a section of their own (not in the
 # count sets' tables across datasets): ``fine_subtypes`` is
