@@ -160,6 +160,29 @@ def test_small_data_resolve_to_a_smaller_batch():
     assert resolve(RunConfig(), describe(cells)).train.batch_size == 256
 
 
+@pytest.mark.parametrize(
+    ("n_obs", "given", "block", "members"),
+    [
+        (80, {}, True, 3),  # 3 members and the block: 40 dimensions
+        (35, {}, True, 2),  # room for 3 blocks of 10: two members beside the PCA block
+        (24, {}, False, 2),  # two blocks of 10: no room for the block
+        (999, {}, True, 3),
+        (1000, {}, False, 3),
+        (80, {"model.pca_block": False}, False, 3),
+        (80, {"model.members": 1}, False, 1),
+        (1500, {"model.pca_block": True}, True, 3),
+    ],
+)  # fmt: skip
+def test_the_pca_block_is_resolved_from_the_samples(n_obs, given, block, members):
+    from geneae import datasets
+    from geneae.resolve import embedding_width
+
+    bulk = datasets.bulk_conditions(n_samples=n_obs, n_genes=60, n_informative=10)
+    resolved = resolve(RunConfig().updated(given), describe(bulk))
+    assert (resolved.model.pca_block, resolved.model.members) == (block, members)
+    assert embedding_width(resolved) == (members + block) * 10 <= min(n_obs, 60)
+
+
 def test_defaults_resolve_from_the_likelihood(tmp_path):
     from geneae import datasets
 

@@ -266,3 +266,15 @@ def test_inputs_are_the_batch_without_its_target():
             assert set(got) == {"x", "library", "covariate"}
             for key, value in got.items():
                 torch.testing.assert_close(value, expected[key], rtol=0, atol=0)
+
+
+def test_dense_inputs_are_every_row_or_a_seeded_draw_in_row_order():
+    rng = np.random.default_rng(8)
+    x = sp.random(50, 7, density=0.3, random_state=rng, format="csr", dtype=np.float32)
+    for stored in (x, x.toarray()):
+        tensors = ExpressionTensors(RowMatrix.from_array(stored))
+        np.testing.assert_array_equal(tensors.dense_inputs(50, seed=0).numpy(), x.toarray())
+        drawn = tensors.dense_inputs(20, seed=3).numpy()
+        rows = torch.randperm(50, generator=torch.Generator().manual_seed(3))[:20].sort().values
+        np.testing.assert_array_equal(drawn, x.toarray()[rows.numpy()])
+        np.testing.assert_array_equal(drawn, tensors.dense_inputs(20, seed=3).numpy())

@@ -316,8 +316,9 @@ def test_ddp_on_two_cpu_processes_trains_a_loadable_ensemble(tmp_path):
     model = GeneAE.load(tmp_path / "model")
     adata = datasets.synthetic_counts(n_cells=256, n_genes=40, n_clusters=3, seed=0)
     latent = model.encode(adata)
-    # Two members, each trained by both processes, calibrated and saved by rank 0.
-    assert latent.shape == (256, 6) and np.isfinite(latent).all()
+    # Two members, each trained by both processes, calibrated and saved by rank 0; the PCA
+    # block (fewer than 1,000 cells) beside them.
+    assert latent.shape == (256, 9) and np.isfinite(latent).all()
     assert model.metrics["model"]["epochs_trained"] == [2, 2]
     assert list(model.history["member"]) == [0, 0, 1, 1]
 
@@ -334,9 +335,17 @@ def assert_loadings_are_the_mean_signed_jacobian(model, adata):
         return torch.log1p(mean)
 
     reference = torch.func.vmap(torch.func.jacrev(decode))(z).mean(0).detach().numpy()
-    np.testing.assert_allclose(loadings, reference, rtol=1e-4, atol=1e-7)
-    assert (loadings < 0).any() and (loadings > 0).any()  # signed: genes fall and rise
     assert loadings.shape == (len(model.genes), latent.shape[1])
+    decoded = reference.shape[1]  # the columns a decoder moves
+    if getattr(model.module, "pca_genes", 0):
+        # A PCA block decodes nothing (its Jacobian is zero): its columns are its axes.
+        d = model.config.model.latent_dim
+        decoded = reference.shape[1] - d
+        np.testing.assert_allclose(reference[:, decoded:], 0.0, atol=1e-12)
+        axes = (model.module.pca_components.T * model.module.pca_scale).numpy()
+        np.testing.assert_allclose(loadings[:, decoded:], axes, rtol=1e-6)
+    np.testing.assert_allclose(loadings[:, :decoded], reference[:, :decoded], rtol=1e-4, atol=1e-7)
+    assert (loadings < 0).any() and (loadings > 0).any()  # signed: genes fall and rise
 
 
 def test_gene_loadings_equal_the_mean_signed_jacobian(fitted):
@@ -404,12 +413,13 @@ def test_members_are_single_models_of_their_seeds_and_survive_save_and_load(tmp_
     for member in module.members:
         assert float(member.decoder.standardized.scale) == pytest.approx(scale)
     latent = model.encode(adata)
-    assert latent.shape == (adata.n_obs, 8)
+    # Two members and, on fewer than 1,000 cells, the PCA block (geneae.resolve).
+    assert model.config.model.pca_block and latent.shape == (adata.n_obs, 12)
     # Calibrated on the training cells: every block centred, unit mean variance.
-    for block in (latent[:, :4], latent[:, 4:]):
+    for block in (latent[:, :4], latent[:, 4:8], latent[:, 8:]):
         np.testing.assert_allclose(block.mean(0), 0.0, atol=1e-4)
         assert block.var(0).mean() == pytest.approx(1.0, rel=1e-3)
-    assert model.gene_loadings(latent).shape == (len(model.genes), 8)
+    assert model.gene_loadings(latent).shape == (len(model.genes), 12)
     model.save(tmp_path / "m")
     loaded = GeneAE.load(tmp_path / "m")
     np.testing.assert_array_equal(latent, loaded.encode(adata))

@@ -266,6 +266,14 @@ class ExpressionTensors:
         x = self.x.dense[start:stop] if self.x.dense is not None else self.x.rows_and_stored(idx)[0]
         return {"x": x, **self._per_row(idx)}
 
+    def dense_inputs(self, max_rows: int, seed: int) -> torch.Tensor:
+        """The dense inputs of every row, or of a seeded draw of ``max_rows`` (row order)."""
+        if self.n_obs <= max_rows:
+            return self.inputs(0, self.n_obs)["x"]
+        gen = torch.Generator().manual_seed(seed)
+        rows = torch.randperm(self.n_obs, generator=gen)[:max_rows].sort().values
+        return self.x.rows_and_stored(rows.to(self.x.device))[0]
+
     def _per_row(self, idx: torch.Tensor) -> Batch:
         """The library and the covariate of rows ``idx``, where the data have them."""
         out: Batch = {}

@@ -73,6 +73,13 @@ class ModelConfig(Section):
         "times the training work; None: 3 (1 for gmvae and for genes as samples, fewer "
         "where the samples or genes number under 3 x latent_dim; geneae.resolve)",
     )
+    pca_block: bool | None = Field(
+        default=None,
+        description="an ensemble's embedding also holds latent_dim principal components "
+        "of the model input, scaled as a member's block (geneae.module.ensemble); None: on "
+        "for fewer than 1,000 samples, where the members learn from few examples and PCA "
+        "steadies them (geneae.resolve.PCA_BLOCK_BELOW)",
+    )
     standardized_weight: float | None = Field(
         default=None,
         ge=0.0,

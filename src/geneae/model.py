@@ -277,7 +277,8 @@ class GeneAE:
         """Latent means of ``adata``, preprocessed as in training.
 
         ``n_samples x latent_dim`` for one model, ``n_samples x (members x latent_dim)``
-        for an ensemble (its members' calibrated latents side by side).
+        for an ensemble (its members' calibrated latents side by side), and ``latent_dim``
+        more with a PCA block (``model.pca_block``).
         """
         return self.predict(adata, layer=layer, reconstruction_rows=np.zeros(0, int)).latent
 

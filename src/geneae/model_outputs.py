@@ -150,7 +150,8 @@ def decoder_loadings(
     Returns
     -------
     numpy.ndarray
-        Genes x latent dims, positive where the gene rises as the dimension grows.
+        Genes x latent dims, positive where the gene rises as the dimension grows; an
+        ensemble's PCA block gives its axes (see :class:`~geneae.module.ensemble.Ensemble`).
     """
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(latent), size=min(max_cells, len(latent)), replace=False)
@@ -184,6 +185,10 @@ def decoder_loadings(
                 derivative = derivative / (1.0 + mean)
             # Each member's mean counts 1/K in the ensemble's; its code moves by scale.
             columns.append(derivative.mean(0) * (scale / len(parts)))
+    if getattr(module, "pca_genes", 0):
+        # A PCA block decodes nothing: its columns are its axes, the change of the model
+        # input per unit of its dimensions (signed, as the members' columns).
+        columns.extend((module.pca_components.T * module.pca_scale).unbind(1))
     return torch.stack(columns, dim=1).numpy()
 
 

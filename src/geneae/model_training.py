@@ -31,6 +31,7 @@ from geneae.batches import split_indices
 from geneae.config import RunConfig
 from geneae.data_start import DataStart, data_start, start_from_data
 from geneae.module import Ensemble, build_module, members_of
+from geneae.module.ensemble import PCA_FIT_ROWS
 from geneae.precision import choose_precision, training_device_type
 from geneae.prepared import Prepared
 from geneae.threads import apply_threads, member_waves
@@ -150,7 +151,9 @@ def build_for_training(
         one = member_config(config, i)
         torch.manual_seed(one.train.seed)
         members.append(build_module(one.model, n_genes, n_covariates))
-    return (members[0] if len(members) == 1 else Ensemble(members)), threads
+    if len(members) == 1:
+        return members[0], threads
+    return Ensemble(members, pca_genes=n_genes if config.model.pca_block else 0), threads
 
 
 def train_module(
@@ -242,7 +245,8 @@ def train_module(
 
     # Data on disk: calibrated on the cells held in memory (OnDisk.hold_sample).
     held = prepared.in_memory.tensors
-    module.calibrate([latent_means(member, held) for member in members])
+    inputs = held.dense_inputs(PCA_FIT_ROWS, config.train.seed) if module.pca_genes else None
+    module.calibrate([latent_means(member, held) for member in members], inputs)
     module.eval()
     history = pd.concat(
         [part.history.assign(member=i) for i, part in enumerate(parts)], ignore_index=True

@@ -17,7 +17,7 @@ from geneae.batches import split_indices
 from geneae.config import RunConfig, TrainConfig
 from geneae.errors import ConfigError, InputError
 from geneae.precision import choose_precision
-from geneae.resolve import members
+from geneae.resolve import embedding_width, members
 
 HARDWARE_KEYS = ("accelerator", "devices", "strategy", "num_nodes", "precision")
 FLAGS = {"accelerator": "--device (train.accelerator)"}
@@ -77,7 +77,7 @@ def check_trainable(n_cells: int, n_genes: int, config: RunConfig, where: str) -
             "for training; training needs at least 2 training cells (3 with the default "
             "validation split). Give more cells."
         )
-    if members(config) * config.model.latent_dim > min(n_cells, n_genes):
+    if embedding_width(config) > min(n_cells, n_genes):
         raise InputError(f"{where}: {too_small_for_embedding(n_cells, n_genes, config)}")
     if config.model.norm == "batch" and config.train.batch_size < 2:
         raise ConfigError(

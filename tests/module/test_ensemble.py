@@ -167,3 +167,68 @@ def test_ensembles_of_different_seeds_agree_more_than_single_models() -> None:
 
     single, ensemble = agreement(1), agreement(3)
     assert ensemble > single + 0.05, (single, ensemble)
+
+
+def test_the_pca_block_is_the_inputs_principal_components_scaled_as_a_member() -> None:
+    from sklearn.decomposition import PCA
+
+    torch.manual_seed(3)
+    module = build_module(_config(members=2, pca_block=True), G)
+    assert isinstance(module, Ensemble) and module.pca_genes == G
+    x = _batch(seed=4)["x"]
+    module.eval()
+    with torch.no_grad():
+        module.calibrate([m.encode(x) for m in module.members], x)
+        z = module.encode(x).numpy().astype(np.float64)
+    assert z.shape == (N, 3 * D)  # two members and the block
+    block = z[:, 2 * D :]
+    reference = PCA(D, svd_solver="full").fit_transform(x.numpy().astype(np.float64))
+    for j in range(D):  # each axis up to its sign, on one common scale
+        ratio = block[:, j] / reference[:, j]
+        assert np.allclose(np.abs(ratio), np.abs(ratio[0]), rtol=1e-4)
+        assert np.all(np.sign(ratio) == np.sign(ratio[0]))
+    # scaled as a member's block: centred, unit mean variance per dimension
+    np.testing.assert_allclose(block.mean(0), 0.0, atol=1e-5)
+    assert np.mean(block.var(0)) == pytest.approx(1.0, rel=1e-4)
+    # new samples are projected on the same axes
+    new = _batch(seed=5)["x"]
+    with torch.no_grad():
+        projected = module.encode(new)[:, 2 * D :].numpy()
+    axes = module.pca_components.numpy().astype(np.float64)
+    expected = (new.numpy() - module.pca_mean.numpy()) @ axes.T / float(module.pca_scale)
+    np.testing.assert_allclose(projected, expected, rtol=1e-4, atol=1e-5)
+    # no posterior variance for a block that has none
+    with torch.no_grad():
+        assert "latent_var" not in module.predict(x, _batch(seed=4)["library"])
+
+
+def test_a_linear_ensembles_loadings_end_with_the_pca_axes() -> None:
+    torch.manual_seed(7)
+    module = build_module(_config(members=2, pca_block=True, decoder_hidden=[]), G)
+    x = _batch()["x"]
+    module.eval()
+    with torch.no_grad():
+        module.calibrate([m.encode(x) for m in module.members], x)
+        loadings = module.loadings()
+    assert loadings.shape == (G, 3 * D)
+    expected = module.pca_components.T * module.pca_scale
+    torch.testing.assert_close(loadings[:, 2 * D :], expected)
+
+
+def test_the_pca_block_needs_the_inputs_and_is_saved_with_the_weights() -> None:
+    torch.manual_seed(6)
+    module = build_module(_config(members=2, pca_block=True), G)
+    x = _batch()["x"]
+    with pytest.raises(ValueError, match="model inputs"):
+        module.calibrate([m.encode(x) for m in module.members])
+    module.eval()
+    with torch.no_grad():
+        module.calibrate([m.encode(x) for m in module.members], x)
+    again = build_module(_config(members=2, pca_block=True), G)
+    again.load_state_dict(module.state_dict())
+    again.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(again.encode(x), module.encode(x))
+    without = build_module(_config(members=2), G)  # a model saved before the block
+    assert isinstance(without, Ensemble) and not without.pca_genes
+    assert "pca_components" not in without.state_dict()

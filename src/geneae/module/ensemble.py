@@ -14,11 +14,19 @@ ensemble offers the outputs of :class:`~geneae.module.ExpressionModule`:
 
 - ``encode`` / ``predict``: the members' latent means, each block centred and scaled so
   that its dimensions have unit mean variance on the training data (:meth:`calibrate`),
-  concatenated: ``members x latent_dim`` dimensions; posterior variances on the same
-  scale; the reconstruction is the mean of the members' reconstructions.
+  concatenated: ``members x latent_dim`` dimensions (and a PCA block's, below);
+  posterior variances on the same scale; the reconstruction is the mean of the members'
+  reconstructions.
 - ``generative``: decodes a concatenated code as the mean of the members' decoded
   parameters (each from its own block, scale undone), so that the loadings of any latent
   dimension are well defined.
+
+With ``pca_genes`` (``model.pca_block``, the default below 1,000 samples) the embedding
+ends with one more block of ``latent_dim`` dimensions: the principal components of the
+model input on the training data, centred and scaled as a member's block. With few samples
+the members learn a noisier map than PCA's (docs/design/default-model.md, round 54); the
+block carries no posterior variance, so an ensemble with it gives none, and it decodes
+nothing (``generative`` reads the members' blocks only).
 """
 
 from __future__ import annotations
@@ -29,7 +37,12 @@ from torch import Tensor, nn
 from geneae.config import ModelConfig
 from geneae.module.base import ExpressionModule
 
-__all__ = ["Ensemble", "member_codes_of", "members_of"]
+__all__ = ["PCA_FIT_ROWS", "Ensemble", "member_codes_of", "members_of"]
+
+# The most samples a PCA block is fitted on: by default it is for fewer than 1,000 and sees
+# them all; one asked for on more data gets a seeded draw, so that its dense input stays
+# bounded (20,000 samples x 2,000 genes: 160 MB).
+PCA_FIT_ROWS = 20_000
 
 
 class Ensemble(nn.Module):
@@ -39,9 +52,11 @@ class Ensemble(nn.Module):
     ----------
     members
         Freshly built modules of one configuration (their initial weights differ).
+    pca_genes
+        Width of the model input when the embedding has a PCA block (0: none).
     """
 
-    def __init__(self, members: list[ExpressionModule]) -> None:
+    def __init__(self, members: list[ExpressionModule], pca_genes: int = 0) -> None:
         super().__init__()
         if len(members) < 2:
             raise ValueError(f"an ensemble needs at least two members, got {len(members)}")
@@ -55,14 +70,21 @@ class Ensemble(nn.Module):
         # Identity until calibrated: training never reads them.
         self.register_buffer("centres", torch.zeros(len(members), d))
         self.register_buffer("scales", torch.ones(len(members)))
+        self.pca_genes = pca_genes
+        if pca_genes:  # set by calibrate; saved with the weights
+            self.register_buffer("pca_mean", torch.zeros(pca_genes))
+            self.register_buffer("pca_components", torch.zeros(d, pca_genes))
+            self.register_buffer("pca_scale", torch.ones(()))
 
     @torch.no_grad()
-    def calibrate(self, member_latents: list[Tensor]) -> None:
+    def calibrate(self, member_latents: list[Tensor], inputs: Tensor | None = None) -> None:
         """Set each block's centre and scale from the members' latent means of the data.
 
         Each block is centred and divided by the root of its mean variance per dimension,
         so that every member weighs alike in the concatenation whatever scale its latent
         took, and the whole keeps the scale of one model's latent (about 1 per dimension).
+        With a PCA block, ``inputs`` (the model input of the same samples, dense) give its
+        components and scale.
         """
         if len(member_latents) != len(self.members):
             raise ValueError(
@@ -71,9 +93,29 @@ class Ensemble(nn.Module):
             )
         for i, z in enumerate(member_latents):
             centre = z.mean(0)
-            spread = (z - centre).square().sum(1).mean() / z.shape[1]
             self.centres[i] = centre
-            self.scales[i] = spread.sqrt().clamp_min(1e-8)
+            self.scales[i] = _root_mean_variance(z - centre)
+        if self.pca_genes:
+            if inputs is None:
+                raise ValueError("calibrate needs the model inputs for the PCA block")
+            self._fit_pca(inputs.float())
+
+    def _fit_pca(self, x: Tensor) -> None:
+        """The block's mean, ``latent_dim`` principal axes and scale from inputs ``x``."""
+        mean = x.mean(0)
+        # float64: the axes of a few hundred samples must not depend on rounding.
+        _, _, vt = torch.linalg.svd((x - mean).double(), full_matrices=False)
+        axes = vt[: self.cfg.latent_dim]
+        # Each axis's sign is fixed (its largest loading positive), as scikit-learn's PCA.
+        largest = axes.gather(1, axes.abs().argmax(1, keepdim=True))
+        axes = torch.where(largest < 0, -axes, axes).to(x.dtype)
+        self.pca_mean.copy_(mean)
+        self.pca_components.copy_(axes)
+        self.pca_scale.copy_(_root_mean_variance((x - mean) @ axes.T))
+
+    def pca_codes(self, x: Tensor) -> Tensor:
+        """(n, latent_dim) the PCA block of model inputs ``x``, scaled as a member's block."""
+        return (x.float() - self.pca_mean) @ self.pca_components.T / self.pca_scale
 
     # -- outputs ---------------------------------------------------------------------------
     def member_codes(self, z: Tensor) -> list[tuple[ExpressionModule, Tensor, Tensor]]:
@@ -105,12 +147,11 @@ class Ensemble(nn.Module):
         same scale where the family has one; ``"reconstruction"``: the members' mean.
         """
         outs = [m.predict(x, library, covariate, decode=decode) for m in self.members]
-        result = {
-            "latent": torch.cat(
-                [self._normalise(i, o["latent"]) for i, o in enumerate(outs)], dim=-1
-            )
-        }
-        if all("latent_var" in o for o in outs):
+        blocks = [self._normalise(i, o["latent"]) for i, o in enumerate(outs)]
+        if self.pca_genes:
+            blocks.append(self.pca_codes(x))
+        result = {"latent": torch.cat(blocks, dim=-1)}
+        if not self.pca_genes and all("latent_var" in o for o in outs):
             result["latent_var"] = torch.cat(
                 [o["latent_var"] / self.scales[i].square() for i, o in enumerate(outs)], dim=-1
             )
@@ -148,9 +189,18 @@ class Ensemble(nn.Module):
         """(genes, K d) linear decoders' weights per calibrated dimension, members in order.
 
         A member's weight times its block's scale: the change of that member's decoded
-        value per unit of the calibrated dimension.
+        value per unit of the calibrated dimension. A PCA block adds its axes times its
+        scale: the change of the model input per unit of its dimension.
         """
-        return torch.cat([m.loadings() * self.scales[i] for i, m in enumerate(self.members)], dim=1)
+        blocks = [m.loadings() * self.scales[i] for i, m in enumerate(self.members)]
+        if self.pca_genes:
+            blocks.append(self.pca_components.T * self.pca_scale)
+        return torch.cat(blocks, dim=1)
+
+
+def _root_mean_variance(centred: Tensor) -> Tensor:
+    """The root of the mean variance per dimension of centred codes (n, d)."""
+    return (centred.square().sum(1).mean() / centred.shape[1]).sqrt().clamp_min(1e-8)
 
 
 def members_of(module: nn.Module) -> list[ExpressionModule]:
