@@ -186,7 +186,7 @@ def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
     elif model.pca_block:
         logger.info(
             "PCA block: %d principal components of the model input beside the %d members "
-            "(fewer than %s samples; model.pca_block sets it)",
+            "(on by default for fewer than %s samples; model.pca_block sets it)",
             d,
             model.members,
             f"{PCA_BLOCK_BELOW:,}",
