@@ -336,11 +336,10 @@ def assert_loadings_are_the_mean_signed_jacobian(model, adata):
 
     reference = torch.func.vmap(torch.func.jacrev(decode))(z).mean(0).detach().numpy()
     assert loadings.shape == (len(model.genes), latent.shape[1])
-    decoded = reference.shape[1]  # the columns a decoder moves
-    if getattr(model.module, "pca_genes", 0):
+    block = getattr(model.module, "pca_genes", 0) and model.config.model.latent_dim
+    decoded = reference.shape[1] - block  # the columns a decoder moves
+    if block:
         # A PCA block decodes nothing (its Jacobian is zero): its columns are its axes.
-        d = model.config.model.latent_dim
-        decoded = reference.shape[1] - d
         np.testing.assert_allclose(reference[:, decoded:], 0.0, atol=1e-12)
         axes = (model.module.pca_components.T * model.module.pca_scale).numpy()
         np.testing.assert_allclose(loadings[:, decoded:], axes, rtol=1e-6)

@@ -19,7 +19,7 @@ from geneae.batches import ExpressionTensors
 from geneae.errors import InputError
 from geneae.facts import DataFacts
 from geneae.likelihoods import COUNT_LIKELIHOODS
-from geneae.module import member_codes_of
+from geneae.module import Ensemble, member_codes_of
 from geneae.pp import Preprocessor
 from geneae.prepared import Outputs
 
@@ -185,10 +185,8 @@ def decoder_loadings(
                 derivative = derivative / (1.0 + mean)
             # Each member's mean counts 1/K in the ensemble's; its code moves by scale.
             columns.append(derivative.mean(0) * (scale / len(parts)))
-    if getattr(module, "pca_genes", 0):
-        # A PCA block decodes nothing: its columns are its axes, the change of the model
-        # input per unit of its dimensions (signed, as the members' columns).
-        columns.extend((module.pca_components.T * module.pca_scale).unbind(1))
+    if isinstance(module, Ensemble) and module.pca_genes:
+        columns.extend(module.pca_loadings().unbind(1))  # a PCA block decodes nothing
     return torch.stack(columns, dim=1).numpy()
 
 

@@ -151,9 +151,7 @@ def build_for_training(
         one = member_config(config, i)
         torch.manual_seed(one.train.seed)
         members.append(build_module(one.model, n_genes, n_covariates))
-    if len(members) == 1:
-        return members[0], threads
-    return Ensemble(members, pca_genes=n_genes if config.model.pca_block else 0), threads
+    return (members[0] if len(members) == 1 else Ensemble(members)), threads
 
 
 def train_module(

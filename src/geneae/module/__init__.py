@@ -53,8 +53,7 @@ def build_module(
     members = cfg.members or 1  # None (left to the data) builds one model
     if members > 1:
         one = cfg.model_copy(update={"members": 1})
-        built = [build_module(one, n_genes, n_covariates) for _ in range(members)]
-        return Ensemble(built, pca_genes=n_genes if cfg.pca_block else 0)
+        return Ensemble([build_module(one, n_genes, n_covariates) for _ in range(members)])
     if cfg.family in ("ae", "dae"):
         return AE(cfg, n_genes, n_covariates)
     if cfg.family == "vae":

@@ -21,7 +21,7 @@ ensemble offers the outputs of :class:`~geneae.module.ExpressionModule`:
   parameters (each from its own block, scale undone), so that the loadings of any latent
   dimension are well defined.
 
-With ``pca_genes`` (``model.pca_block``, the default below 1,000 samples) the embedding
+With ``model.pca_block`` (the default below 1,000 samples) the embedding
 ends with one more block of ``latent_dim`` dimensions: the principal components of the
 model input on the training data, centred and scaled as a member's block. With few samples
 the members learn a noisier map than PCA's (docs/design/default-model.md, round 54); the
@@ -51,12 +51,11 @@ class Ensemble(nn.Module):
     Parameters
     ----------
     members
-        Freshly built modules of one configuration (their initial weights differ).
-    pca_genes
-        Width of the model input when the embedding has a PCA block (0: none).
+        Freshly built modules of one configuration (their initial weights differ); its
+        ``pca_block`` gives the embedding a PCA block of the members' input width.
     """
 
-    def __init__(self, members: list[ExpressionModule], pca_genes: int = 0) -> None:
+    def __init__(self, members: list[ExpressionModule]) -> None:
         super().__init__()
         if len(members) < 2:
             raise ValueError(f"an ensemble needs at least two members, got {len(members)}")
@@ -70,10 +69,12 @@ class Ensemble(nn.Module):
         # Identity until calibrated: training never reads them.
         self.register_buffer("centres", torch.zeros(len(members), d))
         self.register_buffer("scales", torch.ones(len(members)))
-        self.pca_genes = pca_genes
-        if pca_genes:  # set by calibrate; saved with the weights
-            self.register_buffer("pca_mean", torch.zeros(pca_genes))
-            self.register_buffer("pca_components", torch.zeros(d, pca_genes))
+        # Width of the PCA block's input (0: no block); its buffers are set by calibrate and
+        # saved with the weights (a model saved before the block has none).
+        self.pca_genes = self.n_genes if self.cfg.pca_block else 0
+        if self.pca_genes:
+            self.register_buffer("pca_mean", torch.zeros(self.pca_genes))
+            self.register_buffer("pca_components", torch.zeros(d, self.pca_genes))
             self.register_buffer("pca_scale", torch.ones(()))
 
     @torch.no_grad()
@@ -103,19 +104,27 @@ class Ensemble(nn.Module):
     def _fit_pca(self, x: Tensor) -> None:
         """The block's mean, ``latent_dim`` principal axes and scale from inputs ``x``."""
         mean = x.mean(0)
+        centred = x - mean
         # float64: the axes of a few hundred samples must not depend on rounding.
-        _, _, vt = torch.linalg.svd((x - mean).double(), full_matrices=False)
+        _, _, vt = torch.linalg.svd(centred.double(), full_matrices=False)
         axes = vt[: self.cfg.latent_dim]
         # Each axis's sign is fixed (its largest loading positive), as scikit-learn's PCA.
         largest = axes.gather(1, axes.abs().argmax(1, keepdim=True))
         axes = torch.where(largest < 0, -axes, axes).to(x.dtype)
         self.pca_mean.copy_(mean)
         self.pca_components.copy_(axes)
-        self.pca_scale.copy_(_root_mean_variance((x - mean) @ axes.T))
+        self.pca_scale.copy_(_root_mean_variance(centred @ axes.T))
 
     def pca_codes(self, x: Tensor) -> Tensor:
         """(n, latent_dim) the PCA block of model inputs ``x``, scaled as a member's block."""
         return (x.float() - self.pca_mean) @ self.pca_components.T / self.pca_scale
+
+    def pca_loadings(self) -> Tensor:
+        """(genes, latent_dim) the PCA block's axes times its scale.
+
+        The change of the model input per unit of the block's dimensions (it decodes nothing).
+        """
+        return self.pca_components.T * self.pca_scale
 
     # -- outputs ---------------------------------------------------------------------------
     def member_codes(self, z: Tensor) -> list[tuple[ExpressionModule, Tensor, Tensor]]:
@@ -194,7 +203,7 @@ class Ensemble(nn.Module):
         """
         blocks = [m.loadings() * self.scales[i] for i, m in enumerate(self.members)]
         if self.pca_genes:
-            blocks.append(self.pca_components.T * self.pca_scale)
+            blocks.append(self.pca_loadings())
         return torch.cat(blocks, dim=1)
 
 
