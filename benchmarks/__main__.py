@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks.common import ALL_DATASETS, BENCHMARKS_MD, DATASETS, DEFAULT_OUT
+from benchmarks.common import ALL_DATASETS, BENCHMARKS_MD, DATASETS, DEFAULT_OUT, dataset_name
 
 PARTS = ("quality", "speed", "scaling", "ablation", "outofcore", "design", "report", "all")
 
@@ -28,7 +28,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--datasets",
         nargs="+",
         default=None,
-        choices=list(ALL_DATASETS),
+        type=dataset_name,
         help="default: every set for the quality part (the count sets, *_lognorm "
         "(log-normalised), the bulk sets, fine_subtypes (synthetic counts)), the count "
         "sets for the other parts",

@@ -6,10 +6,12 @@ orchestrates the runs stays small; the heavy packages load inside the worker pro
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import json
 import os
 import platform
+import re
 import resource
 import shlex
 import subprocess
@@ -95,6 +97,27 @@ ALL_DATASETS: tuple[str, ...] = (
 )
 
 
+def subsample_of(name: str) -> tuple[str, int] | None:
+    """``(count set, cells)`` for a name ``<count set>_n<cells>``, else None.
+
+    The ``*_n500`` sets are reported; other sizes serve design screens across sample counts
+    (the same fixed draw for every method and seed).
+    """
+    match = re.fullmatch(r"(.+)_n(\d+)", name)
+    if match is None or match.group(1) not in DATASETS:
+        return None
+    return match.group(1), int(match.group(2))
+
+
+def dataset_name(name: str) -> str:
+    """argparse type: a known set, or ``<count set>_n<cells>``."""
+    if name in ALL_DATASETS or subsample_of(name) is not None:
+        return name
+    raise argparse.ArgumentTypeError(
+        f"unknown dataset {name!r}; choose from {', '.join(ALL_DATASETS)} or <count set>_n<cells>"
+    )
+
+
 def dataset_kind(name: str) -> str:
     """``counts`` (raw counts), ``lognorm`` (log-normalised values) or ``bulk`` (TPM)."""
     if name in LOGNORM_DATASETS:
@@ -135,9 +158,12 @@ def load_dataset(name: str) -> Any:
 
     if name in LOGNORM_DATASETS or name in BULK_DATASETS:
         return _load_values(name)
-    if name in SMALL_COUNT_DATASETS:
-        whole = load_dataset(name.removesuffix(f"_n{SMALL_CELLS}"))
-        draw = np.random.default_rng(0).choice(whole.n_obs, SMALL_CELLS, replace=False)
+    drawn = subsample_of(name)
+    if drawn is not None:
+        whole = load_dataset(drawn[0])
+        if drawn[1] >= whole.n_obs:
+            raise SystemExit(f"{name}: {drawn[0]} has only {whole.n_obs:,} cells")
+        draw = np.random.default_rng(0).choice(whole.n_obs, drawn[1], replace=False)
         return whole[np.sort(draw)].copy()
     if name in SYNTHETIC_COUNT_DATASETS:
         from benchmarks.synthetic import synthetic_hierarchy

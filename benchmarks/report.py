@@ -17,13 +17,13 @@ from benchmarks.common import (
     BENCHMARKS_MD,
     DATASETS,
     PUBLISHED,
-    SMALL_COUNT_DATASETS,
     SYNTHETIC_COUNT_DATASETS,
     dataset_kind,
     mean_std,
     now,
     read_json,
     save_figure_atomic,
+    subsample_of,
     write_text_atomic,
 )
 from benchmarks.gpu_markdown import gpu_markdown
@@ -120,9 +120,10 @@ def _cmd(part: str) -> str:
 def _count_set(dataset: str) -> bool:
     """Whether ``dataset`` belongs in the count sets' tables (real counts, not a synthetic
     probe of one property, which has a section of its own)."""
-    return dataset_kind(dataset) == "counts" and dataset not in (
-        *SYNTHETIC_COUNT_DATASETS,
-        *SMALL_COUNT_DATASETS,
+    return (
+        dataset_kind(dataset) == "counts"
+        and dataset not in SYNTHETIC_COUNT_DATASETS
+        and subsample_of(dataset) is None
     )
 
 

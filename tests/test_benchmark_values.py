@@ -2,6 +2,7 @@
 
 import anndata as ad
 import numpy as np
+import pytest
 import scanpy as sc
 
 from benchmarks.quality import N_TOP_GENES, _pca_of_values
@@ -31,3 +32,18 @@ def test_unscaled_pca_and_pca_of_a_table_of_selected_genes_keep_every_gene():
     assert info["n_genes_model"] == N_TOP_GENES + 300 and "hvg" not in info["config"]["pipeline"]
     _, info = _pca_of_values(_log_values(300), 10, True, 0, log=False)
     assert info["n_genes_model"] == 300 and "hvg" not in info["config"]["pipeline"]
+
+
+def test_subsample_names_parse_and_unknown_names_are_refused():
+    import argparse
+
+    from benchmarks.common import dataset_name, subsample_of
+
+    assert subsample_of("mouse_bladder_n1500") == ("mouse_bladder", 1500)
+    assert subsample_of("pbmc_10x_n500") == ("pbmc_10x", 500)
+    assert subsample_of("bulk_small_n50") is None  # only count sets are subsampled
+    assert subsample_of("pbmc_10x") is None
+    assert dataset_name("worm_neuron_n2000") == "worm_neuron_n2000"
+    assert dataset_name("bulk_tiny") == "bulk_tiny"
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown dataset 'nope_n10'"):
+        dataset_name("nope_n10")
