@@ -153,6 +153,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--set",
         dest="settings",
         nargs="+",
+        action="extend",  # a second --set adds to the first instead of replacing it
         default=[],
         metavar="KEY=VALUE",
         help="design: settings of the default to change, e.g. model.members=3",

@@ -30,3 +30,13 @@ def test_records_keep_kmeans_and_leiden_scores_and_the_summary_averages_them(
     assert "seed 1: ARI 0.800, Leiden ARI 0.700" in out
     # mean and sample sd over the two seeds
     assert "ARI 0.750 +- 0.071 (2 seeds), Leiden ARI 0.600 +- 0.141 (2 seeds)" in out
+
+
+def test_a_second_set_flag_adds_to_the_first():
+    from benchmarks.__main__ import parse
+
+    args = parse(
+        ["design", "--datasets", "pbmc_10x_n750", "--set", "model.members=6", "--set", "a=1"]
+    )
+    assert design.parse_settings(args.settings) == {"model.members": 6, "a": 1}
+    assert args.datasets == ["pbmc_10x_n750"]
