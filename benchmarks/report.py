@@ -33,7 +33,6 @@ from benchmarks.quality import GENEAE_PRESETS, METHODS, PCA_METHODS, PEERS
 from benchmarks.scaling import plot_scaling
 from benchmarks.speed import SPEED_ROWS
 from benchmarks.wallclock import markdown as wallclock_markdown
-from geneae.resolve import MEMBERS as DEFAULT_MEMBERS
 
 REFERENCES = ("scanpy-pca50", "pca50-unscaled", "scvi")
 
@@ -368,7 +367,7 @@ def _dataset_table(dataset: str, by_method: dict[str, dict[str, Any]]) -> list[s
         if any(_restarts(r) < newest for r in a["ok"]):
             older = True
             mark += " ‡"
-        if method == "recommended" and any(_members(r) != DEFAULT_MEMBERS for r in a["ok"]):
+        if method == "recommended" and any(_members(r) == 1 for r in a["ok"]):
             earlier_default = True
             mark += " §"
         ep = a["epochs"]
@@ -395,7 +394,7 @@ def _dataset_table(dataset: str, by_method: dict[str, dict[str, Any]]) -> list[s
         lines.append("")
     if earlier_default:
         lines.append(
-            f"§ the default as it was before it trained {DEFAULT_MEMBERS} members side by side "
+            "§ the default as it was before it trained members side by side "
             "(`model.members`; some seeds trained one model): not yet measured again."
         )
         lines.append("")

@@ -163,24 +163,31 @@ def test_small_data_resolve_to_a_smaller_batch():
 @pytest.mark.parametrize(
     ("n_obs", "given", "block", "members"),
     [
-        (80, {}, True, 3),  # 3 members and the block: 40 dimensions
-        (35, {}, True, 2),  # room for 3 blocks of 10: two members beside the PCA block
+        (80, {}, True, 6),  # small data: 6 members and the block, 70 dimensions
+        (60, {}, True, 5),  # room for 6 blocks of 10: five members beside the PCA block
+        (35, {}, True, 2),  # room for 3 blocks: two members beside the block
         (24, {}, False, 2),  # two blocks of 10: no room for the block
-        (999, {}, True, 3),
-        (1000, {}, False, 3),
-        (80, {"model.pca_block": False}, False, 3),
+        (799, {}, True, 6),
+        (800, {}, False, 3),
+        (80, {"model.pca_block": False}, False, 6),
         (80, {"model.members": 1}, False, 1),
+        (80, {"model.members": 3}, True, 3),
         (1500, {"model.pca_block": True}, True, 3),
     ],
 )  # fmt: skip
-def test_the_pca_block_is_resolved_from_the_samples(n_obs, given, block, members):
+def test_the_pca_block_and_the_members_are_resolved_from_the_samples(
+    n_obs, given, block, members, caplog
+):
     from geneae import datasets
     from geneae.resolve import embedding_width
 
-    bulk = datasets.bulk_conditions(n_samples=n_obs, n_genes=60, n_informative=10)
-    resolved = resolve(RunConfig().updated(given), describe(bulk))
+    bulk = datasets.bulk_conditions(n_samples=n_obs, n_genes=100, n_informative=10)
+    with caplog.at_level("INFO", logger="geneae.resolve"):
+        resolved = resolve(RunConfig().updated(given), describe(bulk))
     assert (resolved.model.pca_block, resolved.model.members) == (block, members)
-    assert embedding_width(resolved) == (members + block) * 10 <= min(n_obs, 60)
+    assert embedding_width(resolved) == (members + block) * 10 <= min(n_obs, 100)
+    said = "members: 6 (the default for fewer than 800 samples" in caplog.text
+    assert said == (members == 6 and "model.members" not in given)
 
 
 def test_defaults_resolve_from_the_likelihood(tmp_path):

@@ -70,15 +70,16 @@ class ModelConfig(Section):
         "(else one after the other); their latents, each centred and scaled, side by side "
         "(members x latent_dim dimensions) and their reconstructions averaged "
         "(geneae.module.ensemble): clusters that move less from seed to seed, at members "
-        "times the training work; None: 3 (1 for gmvae and for genes as samples, fewer "
-        "where the samples or genes number under 3 x latent_dim; geneae.resolve)",
+        "times the training work; None: 3, 6 for fewer than 800 samples (1 for gmvae "
+        "and for genes as samples, fewer where the samples or genes number under members "
+        "x latent_dim; geneae.resolve)",
     )
     pca_block: bool | None = Field(
         default=None,
         description="an ensemble's embedding also holds latent_dim principal components "
         "of the model input, scaled as a member's block (geneae.module.ensemble); None: on "
-        "for fewer than 1,000 samples, where the members learn from few examples and PCA "
-        "steadies them (geneae.resolve.PCA_BLOCK_BELOW)",
+        "for fewer than 800 samples, where the members learn from few examples and PCA "
+        "steadies them (geneae.resolve.SMALL_DATA_BELOW)",
     )
     standardized_weight: float | None = Field(
         default=None,

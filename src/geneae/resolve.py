@@ -91,12 +91,15 @@ def default_cluster_epochs(n_obs: int) -> int:
     return clip_epochs(math.ceil(CLUSTER_SAMPLES_SEEN / max(n_obs, 1)), at_least=CLUSTER_EPOCHS)
 
 
-# Below this many samples an ensemble's embedding gets a block of principal components of
-# the model input beside its members: on 80 bulk samples of six types ARI 0.875 -> 1.000,
-# on the 500-cell sets 0.643 -> 0.649 with narrower spreads, on 120 bulk samples 0.887 ->
-# 0.792 (PCA 0.782), level on 600-700. On the large sets the same block was level to
-# harmful (round 11: -0.011 on the mean). Design record, rounds 54-55.
-PCA_BLOCK_BELOW = 1000
+# Below this many samples ("small data") an ensemble has MEMBERS_SMALL members and a block
+# of principal components of the model input beside them (rounds 55-58). The block: on 80
+# bulk samples of six types ARI 0.875 -> 1.000, on 120 bulk samples 0.887 -> 0.792 (PCA
+# 0.782); alone beside three members it costs from 750 cells on (-0.007 on four sets) and
+# -0.038 at 1,000. Six members beside it: 120 bulk samples 0.828, the 500-cell sets 0.661
+# against 0.643 for three members without it, 750 cells 0.658 against 0.647, 1,000 cells
+# level (0.630 against 0.636, wider spreads): small data train twice the models.
+SMALL_DATA_BELOW = 800
+MEMBERS_SMALL = 6
 
 
 def embedding_width(config: RunConfig) -> int:
@@ -105,14 +108,15 @@ def embedding_width(config: RunConfig) -> int:
     return (members(config) + bool(model.pca_block)) * model.latent_dim
 
 
-def members(config: RunConfig, room: int | None = None) -> int:
+def members(config: RunConfig, room: int | None = None, n_obs: int | None = None) -> int:
     """The members of an ensemble ``config`` trains.
 
-    Known before the data are read (the member processes start first), except that a data
-    set of ``room`` = min(samples, genes) below ``MEMBERS x latent_dim`` gets as many
-    members as it holds latents side by side (at least one): the embedding, and the PCA
-    baseline of as many components, must fit in it. A small bulk cohort (24 samples: two
-    members) then trains instead of being refused.
+    :data:`MEMBERS`, known before the data are read (the member processes start first),
+    except that data of ``n_obs`` < :data:`SMALL_DATA_BELOW` samples get
+    :data:`MEMBERS_SMALL`, and a data set of ``room`` = min(samples, genes) below members x
+    latent_dim gets as many members as it holds latents side by side (at least one): the
+    embedding, and the PCA baseline of as many components, must fit in it. A small bulk
+    cohort (24 samples: two members) then trains instead of being refused.
     """
     if config.model.members is not None:
         return config.model.members
@@ -120,9 +124,10 @@ def members(config: RunConfig, room: int | None = None) -> int:
     # line up across members, and gene embeddings are not clustered.
     if config.data.genes_as_samples or config.model.family == "gmvae":
         return 1
+    full = MEMBERS_SMALL if n_obs is not None and n_obs < SMALL_DATA_BELOW else MEMBERS
     if room is None:
-        return MEMBERS
-    return max(1, min(MEMBERS, room // config.model.latent_dim))
+        return full
+    return max(1, min(full, room // config.model.latent_dim))
 
 
 def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
@@ -165,15 +170,15 @@ def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
         )
     if config.train.cluster_epochs is None:
         config.train.cluster_epochs = 0 if genes_as_samples else default_cluster_epochs(facts.n_obs)
-    full = members(config)
-    room, d = min(facts.n_obs, facts.n_vars), model.latent_dim
+    n_obs, room, d = facts.n_obs, min(facts.n_obs, facts.n_vars), model.latent_dim
+    full = members(config, n_obs=n_obs)
     asked = model.pca_block
     if asked is None:
-        asked = full > 1 and not genes_as_samples and facts.n_obs < PCA_BLOCK_BELOW
+        asked = full > 1 and not genes_as_samples and n_obs < SMALL_DATA_BELOW
     # The block takes a member's room, and stands beside two members at least.
-    beside = members(config, room - d) if asked else 0
+    beside = members(config, room - d, n_obs) if asked else 0
     model.pca_block = beside > 1 and (beside + 1) * d <= room
-    model.members = beside if model.pca_block else members(config, room)
+    model.members = beside if model.pca_block else members(config, room, n_obs)
     if asked and not model.pca_block:
         logger.info(
             "PCA block: off (it stands beside two members or more, and %s samples x %s genes "
@@ -189,7 +194,14 @@ def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
             "(on by default for fewer than %s samples; model.pca_block sets it)",
             d,
             model.members,
-            f"{PCA_BLOCK_BELOW:,}",
+            f"{SMALL_DATA_BELOW:,}",
+        )
+    if full > MEMBERS and model.members == full:
+        logger.info(
+            "members: %d (the default for fewer than %s samples, where each model learns "
+            "from few examples; model.members sets it)",
+            model.members,
+            f"{SMALL_DATA_BELOW:,}",
         )
     if model.members < full:
         logger.info(

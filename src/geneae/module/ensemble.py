@@ -21,7 +21,7 @@ ensemble offers the outputs of :class:`~geneae.module.ExpressionModule`:
   parameters (each from its own block, scale undone), so that the loadings of any latent
   dimension are well defined.
 
-With ``model.pca_block`` (the default below 1,000 samples) the embedding
+With ``model.pca_block`` (the default below 800 samples) the embedding
 ends with one more block of ``latent_dim`` dimensions: the principal components of the
 model input on the training data, centred and scaled as a member's block. With few samples
 the members learn a noisier map than PCA's (docs/design/default-model.md, round 54); the
@@ -39,7 +39,7 @@ from geneae.module.base import ExpressionModule
 
 __all__ = ["PCA_FIT_ROWS", "Ensemble", "member_codes_of", "members_of"]
 
-# The most samples a PCA block is fitted on: by default it is for fewer than 1,000 and sees
+# The most samples a PCA block is fitted on: by default it is for fewer than 800 and sees
 # them all; one asked for on more data gets a seeded draw, so that its dense input stays
 # bounded (20,000 samples x 2,000 genes: 160 MB).
 PCA_FIT_ROWS = 20_000
