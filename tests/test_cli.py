@@ -122,7 +122,7 @@ def test_train_prints_the_summary(data_file, report_yaml, tmp_path, capsys):
             {"epochs_trained": [94, 90], "device": "cpu", "cluster_phase": {"seconds": 16.0}},
             {"train_s": 121.0, "seconds_per_epoch": 0.41},
             "trained 2 members (94, 90 epochs) in 121.0 s (0.410 s per epoch of a member; "
-            "clustering phases 16.0 s) on cpu",
+            "clustering phases 16.0 s added over the members) on cpu",
         ),
         (  # resumed after its last epoch: no epoch timed, no phase configured
             {"epochs_trained": 3, "device": "cpu"},

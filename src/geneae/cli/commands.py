@@ -62,7 +62,9 @@ def training_line(metrics: dict[str, Any]) -> str:
     """One line on what training did and what it took, from metrics.json's sections.
 
     The time per epoch leaves the clustering phase out (its 20 or more epochs would read as
-    the cost of a short run's epochs); the phase's seconds are said beside it.
+    the cost of a short run's epochs); the phase's seconds are said beside it, for an
+    ensemble added over its members (which may train side by side, so the sum can exceed
+    the training's wall time).
     """
     t, m = metrics.get("timings", {}), metrics.get("model", {})
     epochs = m.get("epochs_trained")
@@ -75,7 +77,8 @@ def training_line(metrics: dict[str, Any]) -> str:
         details.append(f"{t['seconds_per_epoch']:.3f} s per epoch{of}")
     phase = m.get("cluster_phase", {}).get("seconds")
     if phase is not None:
-        details.append(f"clustering phase{'s' if ensemble else ''} {phase:.1f} s")
+        summed = " added over the members" if ensemble else ""
+        details.append(f"clustering phase{'s' if ensemble else ''} {phase:.1f} s{summed}")
     inside = f" ({'; '.join(details)})" if details else ""
     return f"trained {what} in {t.get('train_s', 0):.1f} s{inside} on {m.get('device')}"
 
