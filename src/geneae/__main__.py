@@ -1,8 +1,6 @@
 """``python -m geneae``: the command line (as the ``geneae`` script)."""
 
-import sys
-
-from geneae.cli import main
+from geneae.cli import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

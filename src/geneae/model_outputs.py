@@ -173,14 +173,18 @@ def decoder_loadings(
         mean = sum(mean_of(member)(code) for member, code, _ in parts) / len(parts)
     for member, code, scale in parts:
         # One Jacobian-vector product per latent dimension, for all cells at once (one
-        # backward pass per gene otherwise). By autograd's double backward, not forward
-        # mode: torch's forward mode of a linear layer imports torch._dynamo (~2 s of CPU
-        # in a process that has no other use for it).
+        # backward pass per gene otherwise), by autograd's double backward: the gradient of
+        # <J^T probe, e_dim> with respect to the probe is J e_dim. Not forward mode: torch's
+        # forward mode of a linear layer imports torch._dynamo (~2 s of CPU in a process
+        # that has no other use for it); and only scalar outputs are differentiated, since
+        # an explicit output gradient imports sympy (0.5 s).
+        code = code.detach().requires_grad_(True)
+        with torch.enable_grad():
+            out = mean_of(member)(code)
+            probe = torch.zeros_like(out, requires_grad=True)
+            (pulled,) = torch.autograd.grad((out * probe).sum(), code, create_graph=True)
         for dim in range(code.shape[1]):
-            tangent = torch.zeros_like(code)
-            tangent[:, dim] = 1.0
-            _, derivative = torch.autograd.functional.jvp(mean_of(member), code, tangent)
-            derivative = derivative.detach()
+            (derivative,) = torch.autograd.grad(pulled[:, dim].sum(), probe, retain_graph=True)
             if counts_model:
                 derivative = derivative / (1.0 + mean)
             # Each member's mean counts 1/K in the ensemble's; its code moves by scale.

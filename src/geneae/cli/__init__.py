@@ -16,6 +16,7 @@ import signal
 import sys
 import traceback
 import warnings
+from typing import NoReturn
 
 from rich.console import Console
 from typer.exceptions import Abort, Exit, TyperException
@@ -24,10 +25,19 @@ from geneae.cli import genes as _genes  # noqa: F401 - registers similar-genes
 from geneae.cli import tune as _tune  # noqa: F401 - registers tune
 from geneae.cli.commands import app
 from geneae.errors import GeneaeError, GeneaeWarning
+from geneae.quick_exit import exit_quickly
 
 err = Console(stderr=True)
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run"]
+
+
+def run() -> NoReturn:
+    """The ``geneae`` script and ``python -m geneae``: :func:`main`, then a quick exit.
+
+    The process ends without the interpreter's teardown (:mod:`geneae.quick_exit`).
+    """
+    exit_quickly(main())
 
 
 def main(argv: list[str] | None = None) -> int:

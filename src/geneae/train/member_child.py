@@ -159,6 +159,7 @@ def main(argv: list[str]) -> int:
 if __name__ == "__main__":
     # Run as the imported module, so that what it pickles names geneae.train.member_child
     # (not __main__) and the parent can load it.
+    from geneae.quick_exit import exit_quickly
     from geneae.train import member_child
 
-    sys.exit(member_child.main(sys.argv[1:]))
+    exit_quickly(member_child.main(sys.argv[1:]))
