@@ -455,7 +455,9 @@ def test_negative_values_refused_by_log1p() -> None:
 def test_non_finite_values_refused() -> None:
     adata = make_continuous()
     adata.X[4, 2] = np.nan
-    with pytest.raises(InputError, match=r"1 non-finite .* cell 's4', gene 'g2'"):
+    with pytest.raises(
+        InputError, match=r"1 NaN or infinite value\(s\), the first nan at cell 's4', gene 'g2'"
+    ):
         Preprocessor("standardize").fit(adata)
 
 
@@ -767,12 +769,32 @@ def test_copy_false_shares_unchanged_arrays_copy_true_does_not(sparse: bool) -> 
     assert not np.shares_memory(dense(subset.layers["counts"]), dense(source))
 
 
+def test_a_reader_and_the_checks_word_missing_values_alike(tmp_path) -> None:
+    from geneae.io import read
+
+    adata = make_continuous()
+    adata.X[4, 2] = np.nan
+    path = tmp_path / "holes.npy"
+    np.save(path, adata.X)
+    with pytest.raises(InputError) as by_reader:
+        read(path)
+    with pytest.raises(InputError) as by_check:
+        Preprocessor("standardize").fit(adata)
+    said = [str(e.value) for e in (by_reader, by_check)]
+    for text in said:
+        assert "1 NaN or infinite value(s), the first " in text
+    # the same fix, word for word
+    assert said[0][said[0].index("Remove") :] == said[1][said[1].index("Remove") :]
+
+
 def test_bad_values_in_several_blocks_report_the_total_and_the_first(monkeypatch) -> None:
     adata = make_continuous()
     adata.X[4, 2] = adata.X[120, 7] = np.nan
     adata.X[130, 1] = -np.inf
     monkeypatch.setattr(blocks, "BLOCK_VALUES", 200)
-    with pytest.raises(InputError, match=r"3 non-finite .* cell 's4', gene 'g2'"):
+    with pytest.raises(
+        InputError, match=r"3 NaN or infinite value\(s\), the first .* at cell 's4', gene 'g2'"
+    ):
         Preprocessor("standardize").fit(adata)
     positive = make_continuous(negative=False)
     pre = Preprocessor("none", log1p=True).fit(positive)

@@ -26,7 +26,7 @@ from geneae.errors import DataWarning
 from geneae.facts import ValueType, csr_if_mostly_zero, is_count_matrix, value_type, values_of
 from geneae.io.genes_file import gene_names_from_file
 from geneae.io.labels_file import Labels, LabelsSheet, labels_from_file
-from geneae.io.messages import input_error
+from geneae.io.messages import input_error, nonfinite_values
 
 LABEL_KEYS: tuple[str, ...] = (
     "label",
@@ -334,20 +334,18 @@ def _check_finite(adata: ad.AnnData, path: Path) -> None:
     n_bad = int(bad.sum())
     if not n_bad:
         return
-    first = int(np.argmax(bad))
+    at = int(np.argmax(bad))
     if sp.issparse(x):
-        row = int(np.searchsorted(x.indptr, first, side="right") - 1)
-        col = int(x.indices[first])
+        row = int(np.searchsorted(x.indptr, at, side="right") - 1)
+        col = int(x.indices[at])
     else:
-        row, col = divmod(first, adata.n_vars)
-    raise input_error(
-        path,
-        f"{n_bad} NaN or infinite value(s) in the matrix; the first is at sample "
-        f"{adata.obs_names[row]!r} (row {row + 1}), gene {adata.var_names[col]!r} "
+        row, col = divmod(at, adata.n_vars)
+    problem, fix = nonfinite_values(
+        n_bad,
+        f"at sample {adata.obs_names[row]!r} (row {row + 1}), gene {adata.var_names[col]!r} "
         f"(column {col + 1})",
-        "Fill or remove missing values before reading (e.g. replace NA by 0 if it means "
-        "not detected, or drop those genes/samples).",
     )
+    raise input_error(path, problem, fix)
 
 
 def finalize(

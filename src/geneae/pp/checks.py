@@ -12,6 +12,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from geneae.errors import InputError
+from geneae.io.messages import nonfinite_values
 from geneae.logscale import LogScale
 from geneae.pp.blocks import Matrix, row_slices
 
@@ -137,10 +138,8 @@ class ValueCheck:
 
     def raise_if_bad(self) -> None:
         if self.n_nonfinite:
-            raise InputError(
-                f"{self.where} has {self.n_nonfinite:,} non-finite values (NaN or infinity), "
-                f"e.g. {self.nonfinite_example}; remove or impute them first."
-            )
+            problem, fix = nonfinite_values(self.n_nonfinite, self.nonfinite_example)
+            raise InputError(f"{self.where} has {problem}. {fix}")
         if self.n_above and self.unlogged is not None:
             scale = self.unlogged
             raise InputError(
