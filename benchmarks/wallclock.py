@@ -338,6 +338,12 @@ def thread_note(doc: dict[str, Any]) -> list[str]:
     ]
 
 
+def _repeats(timed: dict[str, Any]) -> str:
+    """`` (repeats a, b, c)``: a variant's per-epoch seconds repeat by repeat, where kept."""
+    values = timed.get("per_epoch_by_repeat_s")
+    return f" (repeats {', '.join(f'{v:.3f}' for v in values)})" if values else ""
+
+
 def spread_lines(rows: dict[str, dict[str, Any]]) -> list[str]:
     """Each row's speed-up repeat by repeat, and the training loops' own (where recorded)."""
 
@@ -632,16 +638,16 @@ def markdown(doc: dict[str, Any] | None, quality: dict[str, Any] | None = None) 
         lines += [
             "The idle rows train in geneae's default precision (`train.precision: auto`: "
             "bf16-mixed on this CPU, see geneae.precision); geneae in float32 at batch 128, "
-            f"same run: {full['geneae']['per_epoch_s']:.3f} s per epoch, "
-            f"**{full['speedup']:.2f}x** scvi-tools.",
+            f"same run: {full['geneae']['per_epoch_s']:.3f} s per epoch"
+            f"{_repeats(full['geneae'])}, **{full['speedup']:.2f}x** scvi-tools.",
             "",
         ]
     own = doc.get("idle_default_batch", {})
     if own.get("geneae") and own.get("speedup"):
         lines += [
             "At each tool's default batch size (geneae's default, scvi-tools 128), idle: "
-            f"geneae {own['geneae']['per_epoch_s']:.3f} s per epoch, scvi-tools "
-            f"{idle['scvi']['per_epoch_s']:.3f}: **{own['speedup']:.2f}x**.",
+            f"geneae {own['geneae']['per_epoch_s']:.3f} s per epoch{_repeats(own['geneae'])}, "
+            f"scvi-tools {idle['scvi']['per_epoch_s']:.3f}: **{own['speedup']:.2f}x**.",
             "",
         ]
     ttm = doc.get("time_to_model") or {}

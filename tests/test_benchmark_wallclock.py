@@ -149,3 +149,15 @@ def test_per_epoch_records_threads_repeats_and_the_runs_own_clocks(monkeypatch, 
     # A row whose runs all chose one count needs no note; a run without its file, no facts.
     assert wallclock.thread_note({"idle": {"geneae": {"threads": {"4": [2, 2]}}}}) == []
     assert wallclock.run_facts("scvi", tmp_path / "absent") == {}
+
+
+def test_a_variants_repeats_are_shown_beside_its_figure():
+    # One disturbed repeat moves a median of three: the reader sees each repeat.
+    recorded = Path(__file__).parents[1] / "benchmarks" / "results" / "wallclock.json"
+    doc = json.loads(recorded.read_text())
+    timed = {"per_epoch_s": 0.527, "per_epoch_by_repeat_s": [0.527, 0.408, 0.303]}
+    doc["idle_float32"] = {"geneae": timed, "speedup": 1.02}
+    text = "\n".join(wallclock.markdown(doc))
+    assert "same run: 0.527 s per epoch (repeats 0.527, 0.408, 0.303), **1.02x**" in text
+    del timed["per_epoch_by_repeat_s"]  # a file from before the repeats were kept
+    assert "same run: 0.527 s per epoch, **1.02x**" in "\n".join(wallclock.markdown(doc))
