@@ -25,7 +25,7 @@ def exit_quickly(code: int) -> NoReturn:
     """
     if threading.active_count() > 1:
         sys.exit(code)
-    atexit._run_exitfuncs()
+    atexit._run_exitfuncs()  # CPython's own call at a normal exit (not public API)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
