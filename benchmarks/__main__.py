@@ -17,7 +17,7 @@ PARTS = ("quality", "speed", "scaling", "ablation", "outofcore", "design", "repo
 def parse(argv: list[str]) -> argparse.Namespace:
     from benchmarks.quality import METHODS
     from benchmarks.scaling import DEFAULT_SIZES
-    from benchmarks.wallclock import TIME_TO_MODEL_DATASETS
+    from benchmarks.wallclock import BUSY_EPOCHS, TIME_TO_MODEL_DATASETS, WALLCLOCK_EPOCHS
 
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
@@ -74,14 +74,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--wallclock-epochs",
         type=int,
-        default=8,
+        default=WALLCLOCK_EPOCHS,
         help="speed (epoch part): whole processes of N and 2N epochs; more epochs, less "
         "of the run-to-run noise of start-up in the per-epoch figure",
     )
     p.add_argument(
         "--busy-epochs",
         type=int,
-        default=2,
+        default=BUSY_EPOCHS,
         help="speed (busy part): whole processes of N and 2N epochs with one core busy "
         "(scvi-tools slows down most there; more epochs, less start-up noise)",
     )

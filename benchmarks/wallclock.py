@@ -61,6 +61,11 @@ with open(os.path.join(out, "timing.json"), "w") as fh:
 
 #: The shared datasets timed from file to trained model.
 TIME_TO_MODEL_DATASETS = ("pbmc_10x", "worm_neuron", "mouse_bladder", "cite_cbmc")
+#: N of the whole-process runs of N and 2N epochs, idle and with one core busy: at 8 idle
+#: epochs the start-up's run-to-run noise swamped the difference (a float32 row at 4.25x
+#: scvi-tools, 1.74x in a run at 32); the busy runs are slower, so fewer epochs suffice.
+WALLCLOCK_EPOCHS = 32
+BUSY_EPOCHS = 16
 
 
 def geneae_config(
@@ -444,9 +449,9 @@ WALLCLOCK_PARTS = ("epoch", "busy", "to-model")
 
 def run_wallclock(
     dataset: str = "pbmc_10x",
-    epochs: int = 8,
+    epochs: int = WALLCLOCK_EPOCHS,
     repeats: int = 3,
-    busy_epochs: int = 2,
+    busy_epochs: int = BUSY_EPOCHS,
     *,
     with_scvi: bool = True,
     parts: tuple[str, ...] = WALLCLOCK_PARTS,
@@ -531,11 +536,14 @@ def write_wallclock(
 ) -> dict[str, Any]:
     """Run :func:`run_wallclock` for ``parts`` and write ``wallclock.json`` (the sections
     of the other parts kept from the file as it was)."""
-    from benchmarks.common import read_json, write_json_atomic
+    from benchmarks.common import command_line, read_json, write_json_atomic
 
     path = out_dir / "wallclock.json"
-    doc = run_wallclock(parts=parts, previous=read_json(path), **options)
-    doc["commands"] = ["python -m benchmarks speed"]
+    previous = read_json(path)
+    doc = run_wallclock(parts=parts, previous=previous, **options)
+    # Every command whose measurements the file still holds (parts not re-run are kept).
+    commands = list((previous or {}).get("commands", []))
+    doc["commands"] = commands + [c for c in [command_line()] if c not in commands]
     write_json_atomic(path, doc)
     print(f"wrote {path}", flush=True)
     return doc

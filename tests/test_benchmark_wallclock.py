@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +162,16 @@ def test_a_variants_repeats_are_shown_beside_its_figure():
     assert "same run: 0.527 s per epoch (repeats 0.527, 0.408, 0.303), **1.02x**" in text
     del timed["per_epoch_by_repeat_s"]  # a file from before the repeats were kept
     assert "same run: 0.527 s per epoch, **1.02x**" in "\n".join(wallclock.markdown(doc))
+
+
+def test_the_file_names_each_command_whose_measurements_it_holds(tmp_path, monkeypatch):
+    # Parts not re-run are kept, so the commands of earlier runs stay listed beside the new.
+    monkeypatch.setattr(wallclock, "run_wallclock", lambda **options: {"measured": {}})
+    for parts in (["epoch", "busy", "--wallclock-epochs", "32"], ["to-model"], ["to-model"]):
+        monkeypatch.setattr(sys, "argv", ["benchmarks", "speed", "--speed-parts", *parts])
+        wallclock.write_wallclock(tmp_path)
+    doc = json.loads((tmp_path / "wallclock.json").read_text())
+    assert doc["commands"] == [
+        "python -m benchmarks speed --speed-parts epoch busy --wallclock-epochs 32",
+        "python -m benchmarks speed --speed-parts to-model",
+    ]
