@@ -32,7 +32,7 @@ from benchmarks.profile_step import profile_markdown
 from benchmarks.quality import GENEAE_PRESETS, METHODS, PCA_METHODS, PEERS
 from benchmarks.scaling import plot_scaling
 from benchmarks.speed import SPEED_ROWS
-from benchmarks.wallclock import markdown as wallclock_markdown
+from benchmarks.wallclock_markdown import markdown as wallclock_markdown
 
 REFERENCES = ("scanpy-pca50", "pca50-unscaled", "scvi")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import benchmarks.wallclock as wallclock
+import benchmarks.wallclock_markdown as wallclock_markdown
 
 
 def test_host_rates_are_matmul_rates_in_both_precisions() -> None:
@@ -79,12 +80,13 @@ def test_each_part_is_bracketed_by_host_rates_and_reported(monkeypatch, tmp_path
     ttm = later["time_to_model"]
     assert ttm["mouse_bladder"]["host_rates"] == again["host_rates"]["to-model"]
     assert ttm["worm_neuron"]["host_rates"] == later["host_rates"]["to-model"]
-    table = "\n".join(wallclock.markdown({**later, "idle": later["busy"]}))  # a busy-only file
+    busy_only = {**later, "idle": later["busy"]}
+    table = "\n".join(wallclock_markdown.markdown(busy_only))
     assert "| mouse_bladder | 1.0 | 3.0 | **3.00x** | – | – | 50 / 500 → 51 / 510 |" in table
-    text = " ".join(wallclock.host_rate_lines(again["host_rates"]))
+    text = " ".join(wallclock_markdown.host_rate_lines(again["host_rates"]))
     assert "busy 0 / 0 before, 1 / 10 after" in text
     assert "to-model 50 / 500 before, 51 / 510 after" in text
-    assert wallclock.host_rate_lines(None) == []
+    assert wallclock_markdown.host_rate_lines(None) == []
 
 
 def test_per_epoch_records_threads_repeats_and_the_runs_own_clocks(monkeypatch, tmp_path) -> None:
@@ -126,9 +128,9 @@ def test_per_epoch_records_threads_repeats_and_the_runs_own_clocks(monkeypatch, 
     assert out["speedup_by_repeat"] == [2.0, 1.0]
     assert g["loop_per_epoch_s"] == 0.625 and s["loop_per_epoch_s"] == 2.0
     assert out["loop_speedup"] == 3.2 and out["loop_speedup_by_repeat"] == [4.0, 8 / 3]
-    note = " ".join(wallclock.thread_note({"idle": out}))
+    note = " ".join(wallclock_markdown.thread_note({"idle": out}))
     assert "idle (4 epochs: 2, 1; 8 epochs: 2, 2)" in note
-    spread = " ".join(wallclock.spread_lines({"idle": out}))
+    spread = " ".join(wallclock_markdown.spread_lines({"idle": out}))
     assert "idle: whole process 2.00x, 1.00x; training loop alone 0.625 against 2.000" in spread
     assert "**3.20x** (4.00x, 2.67x)" in spread
     # The fixed cost (14.5 - 4 x 1.5 = 8.5 s) by part: medians of the 4-epoch runs' own
@@ -141,14 +143,14 @@ def test_per_epoch_records_threads_repeats_and_the_runs_own_clocks(monkeypatch, 
         "evaluation_s": 2.5,
         "rest_s": 0.25,
     }
-    fixed = " ".join(wallclock.fixed_part_lines({"idle": out, "old": {"geneae": {}}}))
+    fixed = " ".join(wallclock_markdown.fixed_part_lines({"idle": out, "old": {"geneae": {}}}))
     assert (
         "idle: 8.5 s = start-up and imports 4.0, reading and preprocessing 0.8, clustering "
         "phase 1.0, evaluation 2.5, the rest 0.2." in fixed
     )
     assert "old" not in fixed  # a file from before the parts were kept: no line
     # A row whose runs all chose one count needs no note; a run without its file, no facts.
-    assert wallclock.thread_note({"idle": {"geneae": {"threads": {"4": [2, 2]}}}}) == []
+    assert wallclock_markdown.thread_note({"idle": {"geneae": {"threads": {"4": [2, 2]}}}}) == []
     assert wallclock.run_facts("scvi", tmp_path / "absent") == {}
 
 
@@ -158,10 +160,10 @@ def test_a_variants_repeats_are_shown_beside_its_figure():
     doc = json.loads(recorded.read_text())
     timed = {"per_epoch_s": 0.527, "per_epoch_by_repeat_s": [0.527, 0.408, 0.303]}
     doc["idle_float32"] = {"geneae": timed, "speedup": 1.02}
-    text = "\n".join(wallclock.markdown(doc))
+    text = "\n".join(wallclock_markdown.markdown(doc))
     assert "same run: 0.527 s per epoch (repeats 0.527, 0.408, 0.303), **1.02x**" in text
     del timed["per_epoch_by_repeat_s"]  # a file from before the repeats were kept
-    assert "same run: 0.527 s per epoch, **1.02x**" in "\n".join(wallclock.markdown(doc))
+    assert "same run: 0.527 s per epoch, **1.02x**" in "\n".join(wallclock_markdown.markdown(doc))
 
 
 def test_the_file_names_each_command_whose_measurements_it_holds(tmp_path, monkeypatch):
