@@ -457,3 +457,10 @@ def test_compare_an_npy_with_labels_and_genes_files(data_file, fast_yaml, tmp_pa
     table = pd.read_csv(out / "comparison.csv")
     assert table["ari"].notna().all() and table["pca_ari"].notna().all()
     assert (out / "latent_dim=2" / "genes.txt").read_text().startswith("GENE")
+
+
+def test_version_is_shown(capsys):
+    from geneae import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"geneae {__version__}"

@@ -47,6 +47,26 @@ GenesFile = Annotated[
 ]
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from geneae import __version__
+
+        out.print(f"geneae {__version__}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Autoencoders for gene-expression data: embed, cluster, visualise and denoise."""
+
+
 # -- output helpers -------------------------------------------------------------------------
 def _refuse_existing(path: Path, overwrite: bool) -> None:
     if path.is_dir():
