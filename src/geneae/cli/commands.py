@@ -64,7 +64,7 @@ def _options(
         ),
     ] = False,
 ) -> None:
-    """Autoencoders for gene-expression data: embed, cluster, visualise and denoise."""
+    """The options of ``geneae`` itself, before a command (its help text is ``app``'s)."""
 
 
 # -- output helpers -------------------------------------------------------------------------
