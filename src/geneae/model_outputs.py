@@ -167,28 +167,30 @@ def decoder_loadings(
         return lambda code: member.generative(code, library, covariate, standardized=False)["mean"]
 
     module.eval()
-    columns = []
-    with torch.no_grad():
-        # d log1p(mean) = d mean / (1 + mean), at the mean of the members' means.
-        mean = sum(mean_of(member)(code) for member, code, _ in parts) / len(parts)
-    for member, code, scale in parts:
-        # One Jacobian-vector product per latent dimension, for all cells at once (one
-        # backward pass per gene otherwise), by autograd's double backward: the gradient of
-        # <J^T probe, e_dim> with respect to the probe is J e_dim. Not forward mode: torch's
-        # forward mode of a linear layer imports torch._dynamo (~2 s of CPU in a process
-        # that has no other use for it); and only scalar outputs are differentiated, since
-        # an explicit output gradient imports sympy (0.5 s).
-        code = code.detach().requires_grad_(True)
-        with torch.enable_grad():
+    # One Jacobian-vector product per latent dimension, for all cells at once (one backward
+    # pass per gene otherwise), by autograd's double backward: the gradient of
+    # <J^T probe, e_dim> with respect to the probe is J e_dim. Not forward mode: torch's
+    # forward mode of a linear layer imports torch._dynamo (~2 s of CPU in a process that
+    # has no other use for it); and only scalar outputs are differentiated, since an
+    # explicit output gradient imports sympy (0.5 s).
+    graphs = []
+    with torch.enable_grad():
+        for member, code, scale in parts:
+            code = code.detach().requires_grad_(True)
             out = mean_of(member)(code)
             probe = torch.zeros_like(out, requires_grad=True)
             (pulled,) = torch.autograd.grad((out * probe).sum(), code, create_graph=True)
-        for dim in range(code.shape[1]):
+            graphs.append((out.detach(), probe, pulled, scale))
+    # d log1p(mean) = d mean / (1 + mean), at the mean of the members' means.
+    mean = sum(out for out, *_ in graphs) / len(graphs)
+    columns = []
+    for _, probe, pulled, scale in graphs:
+        for dim in range(pulled.shape[1]):
             (derivative,) = torch.autograd.grad(pulled[:, dim].sum(), probe, retain_graph=True)
             if counts_model:
                 derivative = derivative / (1.0 + mean)
             # Each member's mean counts 1/K in the ensemble's; its code moves by scale.
-            columns.append(derivative.mean(0) * (scale / len(parts)))
+            columns.append(derivative.mean(0) * (scale / len(graphs)))
     if isinstance(module, Ensemble) and module.pca_genes:
         columns.extend(module.pca_loadings().unbind(1))  # a PCA block decodes nothing
     return torch.stack(columns, dim=1).numpy()
