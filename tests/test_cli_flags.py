@@ -35,3 +35,30 @@ def test_a_bad_choice_names_the_flag_the_key_and_the_allowed_values(tmp_path, ca
     err = capsys.readouterr().err
     assert "--likelihood" in err and "model.likelihood" in err and "'zinb'" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_the_help_quotes_the_values_the_data_give():
+    """A field left at None says what resolve gives it, from the values resolve uses."""
+    from geneae.config import RunConfig
+    from geneae.data_defaults import (
+        BATCH_SIZE,
+        MEMBERS,
+        MEMBERS_SMALL,
+        MIN_BATCH_SIZE,
+        SMALL_DATA_BELOW,
+        STANDARDIZED_WEIGHT,
+    )
+    from geneae.resolve import default_batch_size, members
+
+    config = RunConfig()
+    assert members(config, n_obs=SMALL_DATA_BELOW - 1) == MEMBERS_SMALL
+    assert members(config, n_obs=SMALL_DATA_BELOW) == MEMBERS
+    described = field_info("model.members").description
+    assert f"None: {MEMBERS}, {MEMBERS_SMALL} for fewer than {SMALL_DATA_BELOW} " in described
+    assert f"on for fewer than {SMALL_DATA_BELOW} " in field_info("model.pca_block").description
+    weight = field_info("model.standardized_weight").description
+    assert f"None: {STANDARDIZED_WEIGHT} for count" in weight
+    assert default_batch_size(10 * BATCH_SIZE) == BATCH_SIZE
+    assert default_batch_size(BATCH_SIZE) == max(MIN_BATCH_SIZE, BATCH_SIZE // 4)
+    batch = field_info("train.batch_size").description
+    assert f"None: {BATCH_SIZE}," in batch and f"(at least {MIN_BATCH_SIZE};" in batch

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from geneae.config_base import Section
+from geneae.data_defaults import MEMBERS, MEMBERS_SMALL, SMALL_DATA_BELOW, STANDARDIZED_WEIGHT
 from geneae.likelihoods import COUNT_LIKELIHOODS, LIKELIHOODS
 
 __all__ = ["Activation", "Family", "Likelihood", "ModelConfig", "Noise", "Norm"]
@@ -70,16 +71,16 @@ class ModelConfig(Section):
         "(else one after the other); their latents, each centred and scaled, side by side "
         "(members x latent_dim dimensions) and their reconstructions averaged "
         "(geneae.module.ensemble): clusters that move less from seed to seed, at members "
-        "times the training work; None: 3, 6 for fewer than 800 samples (1 for gmvae "
-        "and for genes as samples, fewer where the samples or genes number under members "
-        "x latent_dim; geneae.resolve)",
+        f"times the training work; None: {MEMBERS}, {MEMBERS_SMALL} for fewer than "
+        f"{SMALL_DATA_BELOW} samples (1 for gmvae and for genes as samples, fewer where the "
+        "samples or genes number under members x latent_dim; geneae.resolve)",
     )
     pca_block: bool | None = Field(
         default=None,
         description="an ensemble's embedding also holds latent_dim principal components "
         "of the model input, scaled as a member's block (geneae.module.ensemble); None: on "
-        "for fewer than 800 samples, where the members learn from few examples and PCA "
-        "steadies them (geneae.resolve.SMALL_DATA_BELOW)",
+        f"for fewer than {SMALL_DATA_BELOW} samples, where the members learn from few "
+        "examples and PCA steadies them (geneae.resolve)",
     )
     standardized_weight: float | None = Field(
         default=None,
@@ -87,8 +88,8 @@ class ModelConfig(Section):
         description="weight of the standardised term beside a count or mse likelihood: a "
         "second decoder head fits a Gaussian with a learned variance per gene to the "
         "encoder input, so that every gene counts alike (geneae.module.heads); 1 puts it on "
-        "the main term's scale (its null deviance per sample), 0 turns it off; None: 1.5 "
-        "for count and mse likelihoods (geneae.resolve)",
+        "the main term's scale (its null deviance per sample), 0 turns it off; None: "
+        f"{STANDARDIZED_WEIGHT} for count and mse likelihoods (geneae.resolve)",
     )
 
     @field_validator("members")

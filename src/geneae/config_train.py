@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from geneae.config_base import Section
+from geneae.data_defaults import BATCH_SIZE, MIN_BATCH_SIZE
 
 __all__ = ["KLSchedule", "TrainConfig"]
 
@@ -30,8 +31,9 @@ class TrainConfig(Section):
     batch_size: int | None = Field(
         default=None,
         ge=1,
-        description="samples per training step; None: 256, or for 256 training samples or "
-        "fewer a quarter of them (at least 32; geneae.resolve.default_batch_size)",
+        description=f"samples per training step; None: {BATCH_SIZE}, or for {BATCH_SIZE} "
+        f"training samples or fewer a quarter of them (at least {MIN_BATCH_SIZE}; "
+        "geneae.resolve.default_batch_size)",
     )
     optimizer: Literal["adam", "adamw"] = "adam"
     lr: float = Field(default=2e-3, gt=0.0, description="learning rate")

@@ -19,18 +19,20 @@ import logging
 import math
 
 from geneae.config import RunConfig
+from geneae.data_defaults import (
+    BATCH_SIZE,
+    MEMBERS,
+    MEMBERS_SMALL,
+    MIN_BATCH_SIZE,
+    SMALL_DATA_BELOW,
+    STANDARDIZED_WEIGHT,
+)
 from geneae.errors import ConfigError, InputError
 from geneae.facts import DataFacts
 from geneae.likelihoods import LIKELIHOODS
 from geneae.resolve_preprocess import gene_preprocess, resolve_preprocess
 
 logger = logging.getLogger(__name__)
-# The defaults of geneae's additions, chosen across every development dataset at once
-# (BENCHMARKS.md "Choosing the default"): the standardised term's weight relative to the
-# likelihood and the members of an ensemble (three models of derived seeds, latents side
-# by side: docs/design/default-model.md, round 8); the clustering phase's epochs below.
-STANDARDIZED_WEIGHT = 1.5
-MEMBERS = 3
 # Samples each model (each member of an ensemble) sees in training by default; half of it
 # loses 0.04 ARI on mouse bladder even with three members (design record, round 9).
 SAMPLES_SEEN = 4e5
@@ -47,14 +49,6 @@ def default_epochs(n_obs: int, samples_seen: float = SAMPLES_SEEN) -> int:
     190 epochs for 2,100 cells, 94 for 4,271, 40 for 10k, 20 from 20k cells on.
     """
     return clip_epochs(round(samples_seen / max(n_obs, 1)), at_least=20)
-
-
-# The training batch: 256; where that would hold every training sample (one full-batch step
-# an epoch), a power of two at or below a quarter of them, at least 32. On 120 bulk samples
-# of a weak signal, 256 lost 0.11 ARI to PCA and 32 led it (design record, round 53); on
-# 500 cells, 64 was no better than 256 (gains and losses of 0.02-0.04), so larger data keep 256.
-BATCH_SIZE = 256
-MIN_BATCH_SIZE = 32
 
 
 def default_batch_size(n_train: int) -> int:
@@ -89,17 +83,6 @@ def default_cluster_epochs(n_obs: int) -> int:
     (bundled PBMC), 134 for 600 (a bulk table).
     """
     return clip_epochs(math.ceil(CLUSTER_SAMPLES_SEEN / max(n_obs, 1)), at_least=CLUSTER_EPOCHS)
-
-
-# Below this many samples ("small data") an ensemble has MEMBERS_SMALL members and a block
-# of principal components of the model input beside them (rounds 55-58). The block: on 80
-# bulk samples of six types ARI 0.875 -> 1.000, on 120 bulk samples 0.887 -> 0.792 (PCA
-# 0.782); alone beside three members it costs from 750 cells on (-0.007 on four sets) and
-# -0.038 at 1,000. Six members beside it: 120 bulk samples 0.828, the 500-cell sets 0.661
-# against 0.643 for three members without it, 750 cells 0.658 against 0.647, 1,000 cells
-# level (0.630 against 0.636, wider spreads): small data train twice the models.
-SMALL_DATA_BELOW = 800
-MEMBERS_SMALL = 6
 
 
 def embedding_width(config: RunConfig) -> int:

@@ -1,0 +1,32 @@
+"""The values the data give the settings a configuration leaves at ``None``.
+
+:mod:`geneae.resolve` makes those choices; the configuration's field descriptions quote
+these same values (a leaf module: :mod:`geneae.config` cannot import
+:mod:`geneae.resolve`, which imports it), so that the two never disagree.
+"""
+
+from __future__ import annotations
+
+# The defaults of geneae's additions, chosen across every development dataset at once
+# (BENCHMARKS.md "Choosing the default"): the standardised term's weight relative to the
+# likelihood and the members of an ensemble (three models of derived seeds, latents side
+# by side: docs/design/default-model.md, round 8).
+STANDARDIZED_WEIGHT = 1.5
+MEMBERS = 3
+
+# The training batch: 256; where that would hold every training sample (one full-batch step
+# an epoch), a power of two at or below a quarter of them, at least 32. On 120 bulk samples
+# of a weak signal, 256 lost 0.11 ARI to PCA and 32 led it (design record, round 53); on
+# 500 cells, 64 was no better than 256 (gains and losses of 0.02-0.04), so larger data keep 256.
+BATCH_SIZE = 256
+MIN_BATCH_SIZE = 32
+
+# Below this many samples ("small data") an ensemble has MEMBERS_SMALL members and a block
+# of principal components of the model input beside them (rounds 55-58). The block: on 80
+# bulk samples of six types ARI 0.875 -> 1.000, on 120 bulk samples 0.887 -> 0.792 (PCA
+# 0.782); alone beside three members it costs from 750 cells on (-0.007 on four sets) and
+# -0.038 at 1,000. Six members beside it: 120 bulk samples 0.828, the 500-cell sets 0.661
+# against 0.643 for three members without it, 750 cells 0.658 against 0.647, 1,000 cells
+# level (0.630 against 0.636, wider spreads): small data train twice the models.
+SMALL_DATA_BELOW = 800
+MEMBERS_SMALL = 6
