@@ -456,7 +456,7 @@ def test_non_finite_values_refused() -> None:
     adata = make_continuous()
     adata.X[4, 2] = np.nan
     with pytest.raises(
-        InputError, match=r"1 NaN or infinite value\(s\), the first nan at cell 's4', gene 'g2'"
+        InputError, match=r"1 NaN or infinite value\(s\), the first nan at sample 's4', gene 'g2'"
     ):
         Preprocessor("standardize").fit(adata)
 
@@ -793,13 +793,13 @@ def test_bad_values_in_several_blocks_report_the_total_and_the_first(monkeypatch
     adata.X[130, 1] = -np.inf
     monkeypatch.setattr(blocks, "BLOCK_VALUES", 200)
     with pytest.raises(
-        InputError, match=r"3 NaN or infinite value\(s\), the first .* at cell 's4', gene 'g2'"
+        InputError, match=r"3 NaN or infinite value\(s\), the first .* at sample 's4', gene 'g2'"
     ):
         Preprocessor("standardize").fit(adata)
     positive = make_continuous(negative=False)
     pre = Preprocessor("none", log1p=True).fit(positive)
     positive.X[140, 3], positive.X[149, 5] = -1.0, -2.0  # both in late blocks
-    with pytest.raises(InputError, match=r"X has 2 negative values \(e.g. -1 at cell 's140'"):
+    with pytest.raises(InputError, match=r"X has 2 negative values \(e.g. -1 at sample 's140'"):
         pre.transform(positive)
 
 

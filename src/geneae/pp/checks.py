@@ -27,7 +27,7 @@ def in_memory(adata: ad.AnnData) -> ad.AnnData:
 def check_shape_and_names(adata: ad.AnnData) -> None:
     """Refuse empty data and duplicated gene names (genes are matched by name)."""
     if adata.n_obs == 0 or adata.n_vars == 0:
-        raise InputError(f"the data is empty ({adata.n_obs} cells x {adata.n_vars} genes).")
+        raise InputError(f"the data is empty ({adata.n_obs} samples x {adata.n_vars} genes).")
     if not adata.var_names.is_unique:
         dup = adata.var_names[adata.var_names.duplicated()].unique()
         raise InputError(
@@ -186,7 +186,7 @@ def find_bad(
             return 0, ""
         row, col = divmod(int(np.argmax(mask.ravel())), x.shape[1])
         value = x[row, col]
-    return n, f"{value:g} at cell {str(obs[row])!r}, gene {str(var[col])!r}"
+    return n, f"{value:g} at sample {str(obs[row])!r}, gene {str(var[col])!r}"
 
 
 def preview(items: Sequence[Any], n: int = 5) -> str:
