@@ -24,6 +24,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+#: The prefix of the folder that carries a worker's spec and result (named by the pid of
+#: the harness, so that the next harness removes what a killed one left).
+WORKER_FOLDER = "geneae-bench-"
 BENCHMARKS_MD = REPO / "BENCHMARKS.md"
 
 # name -> file under the shared data folder (None: loaded from geneae.datasets)
@@ -448,7 +451,11 @@ def run_worker(
     its output) for failures.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="geneae-bench-") as tmp:
+    from geneae.train.member_folders import folder_prefix, sweep_folders
+
+    # A harness killed mid-run cannot remove its folder: the next one does.
+    sweep_folders(base=WORKER_FOLDER)
+    with tempfile.TemporaryDirectory(prefix=folder_prefix(WORKER_FOLDER)) as tmp:
         spec_path = Path(tmp) / "spec.json"
         result_path = Path(tmp) / "result.json"
         spec_path.write_text(json.dumps(spec), encoding="utf-8")

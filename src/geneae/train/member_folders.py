@@ -34,19 +34,22 @@ def pid_namespace() -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
 
 
-def folder_prefix() -> str:
-    """The prefix of this process's member folders (``tempfile.TemporaryDirectory``)."""
-    return f"{FOLDER_PREFIX}{pid_namespace()}-{os.getpid()}-"
+def folder_prefix(base: str = FOLDER_PREFIX) -> str:
+    """The prefix of this process's member folders (``tempfile.TemporaryDirectory``).
+
+    ``base``: another kind of process-private folder swept alike (the benchmark harness's).
+    """
+    return f"{base}{pid_namespace()}-{os.getpid()}-"
 
 
-def sweep_folders(where: str | Path | None = None) -> list[Path]:
+def sweep_folders(where: str | Path | None = None, base: str = FOLDER_PREFIX) -> list[Path]:
     """Remove the member folders of runs that were killed (their pid no longer runs).
 
     A SIGKILLed run cannot remove its folder; the next run that trains members does. Only
     folders of this pid namespace are looked at; one whose pid runs (or was taken by
-    another process) is kept. Returns those removed.
+    another process) is kept. ``base`` as in :func:`folder_prefix`. Returns those removed.
     """
-    ours = f"{FOLDER_PREFIX}{pid_namespace()}-"
+    ours = f"{base}{pid_namespace()}-"
     removed = []
     for folder in Path(where or tempfile.gettempdir()).glob(f"{ours}*-*"):
         pid = folder.name[len(ours) :].split("-", 1)[0]
