@@ -42,13 +42,15 @@ def test_the_help_quotes_the_values_the_data_give():
     from geneae.config import RunConfig
     from geneae.data_defaults import (
         BATCH_SIZE,
+        CLUSTER_EPOCHS,
+        CLUSTER_SAMPLES_SEEN,
         MEMBERS,
         MEMBERS_SMALL,
         MIN_BATCH_SIZE,
         SMALL_DATA_BELOW,
         STANDARDIZED_WEIGHT,
     )
-    from geneae.resolve import default_batch_size, members
+    from geneae.resolve import default_batch_size, default_cluster_epochs, members
 
     config = RunConfig()
     assert members(config, n_obs=SMALL_DATA_BELOW - 1) == MEMBERS_SMALL
@@ -62,3 +64,7 @@ def test_the_help_quotes_the_values_the_data_give():
     assert default_batch_size(BATCH_SIZE) == max(MIN_BATCH_SIZE, BATCH_SIZE // 4)
     batch = field_info("train.batch_size").description
     assert f"None: {BATCH_SIZE}," in batch and f"(at least {MIN_BATCH_SIZE};" in batch
+    assert default_cluster_epochs(10**7) == CLUSTER_EPOCHS
+    assert default_cluster_epochs(1000) == CLUSTER_SAMPLES_SEEN // 1000
+    phase = field_info("train.cluster_epochs").description
+    assert f"at least {CLUSTER_EPOCHS} and at least {CLUSTER_SAMPLES_SEEN:,.0f} samples" in phase

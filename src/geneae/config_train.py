@@ -11,7 +11,12 @@ from typing import Literal
 from pydantic import Field
 
 from geneae.config_base import Section
-from geneae.data_defaults import BATCH_SIZE, MIN_BATCH_SIZE
+from geneae.data_defaults import (
+    BATCH_SIZE,
+    CLUSTER_EPOCHS,
+    CLUSTER_SAMPLES_SEEN,
+    MIN_BATCH_SIZE,
+)
 
 __all__ = ["KLSchedule", "TrainConfig"]
 
@@ -78,9 +83,9 @@ class TrainConfig(Section):
         default=None,
         ge=0,
         description="epochs of the clustering phase after training, which makes the "
-        "latent's groups compact (geneae.train.cluster_phase); 0: off; None: at least 20 "
-        "and at least 80,000 samples seen (geneae.resolve.default_cluster_epochs; 0 for "
-        "genes as samples)",
+        "latent's groups compact (geneae.train.cluster_phase); 0: off; None: at least "
+        f"{CLUSTER_EPOCHS} and at least {CLUSTER_SAMPLES_SEEN:,.0f} samples seen "
+        "(geneae.resolve.default_cluster_epochs; 0 for genes as samples)",
     )
     cluster_resolution: float = Field(
         default=1.0, gt=0.0, description="Leiden resolution that finds the phase's centroids"

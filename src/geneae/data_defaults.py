@@ -21,6 +21,12 @@ MEMBERS = 3
 BATCH_SIZE = 256
 MIN_BATCH_SIZE = 32
 
+# The clustering phase: at least this many epochs, and at least this many samples seen (on
+# a small set 20 epochs are few steps: 60 on 600 bulk samples, where KMeans then cut one
+# seed's lineage of close types; design record, round 26).
+CLUSTER_EPOCHS = 20
+CLUSTER_SAMPLES_SEEN = 8e4
+
 # Below this many samples ("small data") an ensemble has MEMBERS_SMALL members and a block
 # of principal components of the model input beside them (rounds 55-58). The block: on 80
 # bulk samples of six types ARI 0.875 -> 1.000, on 120 bulk samples 0.887 -> 0.792 (PCA

@@ -21,6 +21,8 @@ import math
 from geneae.config import RunConfig
 from geneae.data_defaults import (
     BATCH_SIZE,
+    CLUSTER_EPOCHS,
+    CLUSTER_SAMPLES_SEEN,
     MEMBERS,
     MEMBERS_SMALL,
     MIN_BATCH_SIZE,
@@ -66,13 +68,6 @@ def default_batch_size(n_train: int) -> int:
 def clip_epochs(epochs: float, at_least: int) -> int:
     """``epochs`` within [``at_least``, 400], as every data-sized default of epochs is."""
     return int(min(400, max(at_least, epochs)))
-
-
-# The clustering phase: at least this many epochs, and at least this many samples seen (on
-# a small set 20 epochs are few steps: 60 on 600 bulk samples, where KMeans then cut one
-# seed's lineage of close types; design record, round 26).
-CLUSTER_EPOCHS = 20
-CLUSTER_SAMPLES_SEEN = 8e4
 
 
 def default_cluster_epochs(n_obs: int) -> int:
