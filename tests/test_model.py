@@ -196,6 +196,29 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path, monke
     )
 
 
+def test_ctrl_c_in_fit_is_a_keyboard_interrupt_and_ctrl_c_still_works(monkeypatch):
+    # Lightning turns Ctrl-C into its shutdown and sys.exit(1), and leaves SIGINT ignored.
+    import signal
+
+    import lightning.pytorch as pl
+
+    class CtrlC(pl.Callback):
+        def on_train_epoch_end(self, trainer, plan):
+            raise KeyboardInterrupt
+
+    original = pl.Trainer.fit
+
+    def fit_with_ctrl_c(self, *args, **kwargs):
+        self.callbacks.append(CtrlC())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pl.Trainer, "fit", fit_with_ctrl_c)
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        GeneAE(quick_config()).fit(tiny_counts())
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def test_an_ensemble_cut_in_its_second_member_resumes_to_the_same_model(tmp_path, monkeypatch):
     import lightning.pytorch as pl
 

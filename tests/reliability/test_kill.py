@@ -11,6 +11,7 @@ staging directory that blocks the next run.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import signal
@@ -54,8 +55,8 @@ def report_yaml(tmp_path_factory) -> Path:
 class Watched:
     """A running ``geneae train`` whose stdout lines are collected as they come."""
 
-    def __init__(self, *args: object) -> None:
-        self.proc = start(*args)
+    def __init__(self, *args: object, **popen: object) -> None:
+        self.proc = start(*args, **popen)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -178,3 +179,28 @@ def test_sigterm_releases_the_lock_and_resume_completes(cells, kill_yaml, tmp_pa
     assert code == 128 + signal.SIGTERM
     assert not out.with_name("run.lock").exists()
     assert check_recovery(cells, out, kill_yaml) == "resumed"
+
+
+@pytest.mark.parametrize("members", [1, 2])
+def test_ctrl_c_in_training_exits_130_and_resume_completes(members, cells, kill_yaml, tmp_path):
+    # Ctrl-C reaches the whole process group (member processes included); Lightning's own
+    # answer to it was exit code 1, without a word.
+    config = yaml.safe_load(kill_yaml.read_text())
+    config["model"]["members"] = members
+    path = tmp_path / "ctrl_c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "run"
+    watched = Watched("train", cells, "--out", out, "--config", path, start_new_session=True)
+    watched.wait_for(stage_ready("training", watched, out.with_name("run.partial")))
+    if watched.proc.poll() is None:
+        os.killpg(watched.proc.pid, signal.SIGINT)
+    code = watched.proc.wait(timeout=120)
+    err = watched.proc.stderr.read()
+    watched.proc.stderr.close()
+    if code == 0:  # finished before the signal landed
+        assert_complete_run(out)
+        return
+    assert code == 130, (code, err)
+    assert "interrupted" in err and "--resume" in err
+    assert not out.with_name("run.lock").exists()
+    assert check_recovery(cells, out, path) == "resumed"

@@ -15,7 +15,9 @@ import contextlib
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -356,7 +358,8 @@ def fit_module(
         warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
         warnings.filterwarnings("ignore", message=".*`IterableDataset`.*")
         warnings.filterwarnings("ignore", message=".*The number of training batches.*")
-        trainer.fit(
+        fit_interruptibly(
+            trainer,
             plan,
             datamodule=data,
             ckpt_path=checkpoint if resume else None,
@@ -374,6 +377,25 @@ def fit_module(
         is_global_zero=trainer.is_global_zero,
         epochs_run=history.epochs_run,
     )
+
+
+def fit_interruptibly(trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
+    """``trainer.fit``, where Ctrl-C stays a :class:`KeyboardInterrupt`.
+
+    Lightning answers Ctrl-C with its own shutdown, then ``sys.exit(1)``, and leaves SIGINT
+    ignored from then on: the command line would end with exit code 1 and no word, and a
+    Python session would ignore every later Ctrl-C. The interrupt is raised again (the
+    CLI's exit code 130 and its ``--resume`` hint) and the SIGINT handler put back.
+    """
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        trainer.fit(*args, **kwargs)
+    except SystemExit as exc:
+        if not isinstance(exc.__context__, KeyboardInterrupt):
+            raise  # e.g. SIGTERM's exit (geneae.runlock.terminate_as_exit)
+        if handler is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, handler)
+        raise exc.__context__ from None
 
 
 class BestWeights(Callback):
