@@ -98,3 +98,33 @@ def test_compare_reconstruction_errors_match_numpy(tmp_path, capsys) -> None:
         assert row["pca_mse_nonzero_entries"] == pytest.approx(pca_nonzero, rel=1e-4)
         # The two differ: most entries are zeros, which the all-entries mean counts too.
         assert row["mse_nonzero_entries"] != pytest.approx(row["mse_all_entries"], rel=0.05)
+
+
+def test_compare_refuses_to_replace_files_before_training(tmp_path, capsys) -> None:
+    # A comparison's files (an earlier grid's, or the user's under those names) and the
+    # settings' run folders are replaced only with --overwrite; checked before any training.
+    from geneae.compare import check_outputs
+
+    adata = datasets.lognorm_clusters(n_cells=60, n_genes=20, n_clusters=3, seed=3)
+    data = tmp_path / "lognorm.h5ad"
+    adata.write_h5ad(data)
+    out = tmp_path / "cmp"
+    out.mkdir()
+    mine = out / "comparison.md"
+    mine.write_text("my notes\n")
+    args = ["compare", str(data), "--out", str(out), "--grid", "latent_dim=2,3"]
+    assert main(args) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "comparison.md" in err and "--overwrite" in err
+    assert mine.read_text() == "my notes\n"
+    assert sorted(p.name for p in out.iterdir()) == ["comparison.md"]  # nothing trained
+
+    mine.unlink()
+    (out / "latent_dim=3").mkdir()  # the second setting's folder holds the user's files
+    (out / "latent_dim=3" / "notes.txt").write_text("mine\n")
+    assert main(args) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "latent_dim=3" in err and "not a geneae run" in err
+    assert sorted(p.name for p in out.iterdir()) == ["latent_dim=3"]
+
+    check_outputs(out, ["latent_dim=2", "latent_dim=3"], overwrite=True)  # allowed

@@ -115,6 +115,7 @@ def run_grid(
     out_dir = Path(out_dir)
     combos = [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
     configs = [(run_name(c), c, base.updated(c, source=f"--grid {run_name(c)}")) for c in combos]
+    check_outputs(out_dir, [name for name, _, _ in configs], overwrite=overwrite)
     adata = load_data(data_path, base, labels=labels_file, genes=genes_file)
     rows = []
     for name, combo, config in configs:
@@ -124,12 +125,41 @@ def run_grid(
         result = train_run(data_path, out_dir / name, config, adata=adata, overwrite=overwrite)
         rows.append(table_row(name, combo, result.metrics))
     table = pd.DataFrame(rows)
-    csv_path = out_dir / "comparison.csv"
+    csv_path, md_path, png_path = (out_dir / name for name in COMPARISON_FILES)
     with atomic_path(csv_path) as tmp:
         table.to_csv(tmp, index=False)
-    write_text(out_dir / "comparison.md", table.to_markdown(index=False, floatfmt=".4f") + "\n")
-    _figure(out_dir, [name for name, _, _ in configs])
+    write_text(md_path, table.to_markdown(index=False, floatfmt=".4f") + "\n")
+    _figure(out_dir, [name for name, _, _ in configs], png_path)
     return csv_path
+
+
+COMPARISON_FILES = ("comparison.csv", "comparison.md", "comparison.png")
+"""What ``geneae compare`` writes in ``--out`` beside the runs of its settings."""
+
+
+def check_outputs(out_dir: Path, names: list[str], *, overwrite: bool) -> None:
+    """Refuse, before anything is trained, a grid whose outputs would replace files.
+
+    The comparison's own files (an earlier comparison's, or the user's under those names)
+    and each setting's run folder are checked as ``geneae train`` checks its ``--out``:
+    replaced only with ``overwrite``.
+    """
+    from geneae.errors import ModelFileError
+    from geneae.run import RUN_FILES
+    from geneae.rundir import check_target
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ModelFileError(
+            f"{out_dir}: exists and is a file, not a folder; choose another --out."
+        )
+    present = [name for name in COMPARISON_FILES if (out_dir / name).exists()]
+    if present and not overwrite:
+        raise ModelFileError(
+            f"{out_dir}: already holds {', '.join(present)} (an earlier comparison, or files "
+            "of yours); pass --overwrite to replace them, or choose another --out."
+        )
+    for name in names:
+        check_target(out_dir / name, RUN_FILES, overwrite=overwrite)
 
 
 def table_row(name: str, combo: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
@@ -166,7 +196,7 @@ def _cell(value: Any) -> Any:
     return "-".join(map(str, value)) if isinstance(value, list) else value
 
 
-def _figure(out_dir: Path, names: list[str]) -> None:
+def _figure(out_dir: Path, names: list[str], path: Path) -> None:
     """Latent maps of every run side by side, and geneae-vs-PCA bars of ARI / NMI.
 
     Drawn by :func:`geneae.pl.compare_runs` from each run's ``results.h5ad`` (the stored PCA
@@ -178,5 +208,5 @@ def _figure(out_dir: Path, names: list[str]) -> None:
 
     runs = {name: ad.read_h5ad(out_dir / name / "results.h5ad") for name in names}
     fig = pl.compare_runs(runs)
-    with atomic_path(out_dir / "comparison.png") as tmp:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
