@@ -187,16 +187,32 @@ def check_config_text(directory: Path, record: dict[str, Any]) -> str:
     return text
 
 
+#: Settings of how a run is carried out, not of what it learns: ``--resume`` takes them as
+#: given (the progress bar off, other threads, another machine), where any other setting
+#: that differs from the interrupted run's is refused.
+RESUME_MAY_CHANGE = frozenset(
+    {
+        "train.quiet",
+        "train.num_threads",
+        "train.accelerator",
+        "train.devices",
+        "train.checkpoint_interval_s",
+        "train.members_side_by_side",
+    }
+)
+
+
 def settings_differences(saved: RunConfig, given: dict[str, Any]) -> list[str]:
     """The settings given with ``--resume`` (dotted key -> value) that differ from ``saved``.
 
     A value is compared after validation (``--lr 1e-3`` equals ``0.001``); ``auto`` and
-    ``None`` are left to the data and so agree with whatever they resolved to.
+    ``None`` are left to the data and so agree with whatever they resolved to. Settings in
+    :data:`RESUME_MAY_CHANGE` are not compared.
     """
     values = saved.model_dump(mode="json")
     found = []
     for key, value in given.items():
-        if value is None or value == "auto":
+        if value is None or value == "auto" or key in RESUME_MAY_CHANGE:
             continue
         section, _, name = key.partition(".")
         if not name:

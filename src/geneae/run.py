@@ -28,6 +28,7 @@ from geneae.config import RunConfig
 from geneae.errors import InputError, ModelFileError
 from geneae.fingerprint import FILE as FINGERPRINT
 from geneae.fingerprint import (
+    RESUME_MAY_CHANGE,
     backed_fingerprint,
     check_config_text,
     data_differences,
@@ -257,7 +258,8 @@ def _resume_state(paths: RunPaths, given: dict[str, Any]) -> tuple[RunConfig, di
             f"these differ: {'; '.join(differences)}. Drop them, or start again without "
             "--resume."
         )
-    return config, record
+    how = {k: v for k, v in given.items() if k in RESUME_MAY_CHANGE}
+    return (config.updated(how, source="--resume") if how else config), record
 
 
 def _open_staging(

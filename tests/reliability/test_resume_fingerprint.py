@@ -96,6 +96,30 @@ def test_resume_with_other_settings_is_refused(run, cells, flags, named):
     refused(geneae_cli("train", cells, "--out", run, "--resume", *flags), named)
 
 
+def test_resume_may_change_how_the_run_is_carried_out(run, cells, fast_yaml, tmp_path):
+    # Threads, the device, the progress bar and the checkpoints' interval say how a run is
+    # carried out, not what it learns: continue on another machine, or without the bar.
+    settings = yaml.safe_load(fast_yaml.read_text())
+    settings["train"]["checkpoint_interval_s"] = 30
+    path = tmp_path / "how.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    flags = ["--threads", "1", "--device", "cpu", "--config", path]
+    result = geneae_cli("train", cells, "--out", run, "--resume", *flags)
+    assert result.code == 0, result
+    assert_complete_run(run)
+    saved = yaml.safe_load((run / "config.yaml").read_text())["train"]
+    assert saved["num_threads"] == 1 and saved["accelerator"] == "cpu"
+    assert saved["checkpoint_interval_s"] == 30
+
+
+def test_resume_names_only_the_settings_that_may_not_change(run, cells):
+    result = geneae_cli(
+        "train", cells, "--out", run, "--resume", "--threads", "1", "--latent-dim", "3"
+    )
+    message = refused(result, "model.latent_dim = 3")
+    assert "num_threads" not in message
+
+
 def test_resume_with_another_yaml_is_refused(run, cells, fast_yaml, tmp_path):
     other = yaml.safe_load(fast_yaml.read_text())
     other["model"]["hidden"] = [8]
