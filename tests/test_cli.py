@@ -258,6 +258,31 @@ def test_encode_refuses_to_overwrite(trained, data_file, tmp_path, capsys):
     assert target.read_text() == "precious"
 
 
+@pytest.mark.parametrize("command", ["encode", "reconstruct", "evaluate"])
+def test_data_a_model_cannot_use_is_named_in_the_error(
+    command, trained, data_file, tmp_path, capsys
+):
+    # Found by the model, not by the reader: the file must still be named.
+    adata = ad.read_h5ad(data_file)
+    fewer = tmp_path / "fewer.h5ad"
+    adata[:, 1:].copy().write_h5ad(fewer)
+    target = tmp_path / ("out.json" if command == "evaluate" else "out.csv")
+    assert main([command, str(trained), str(fewer), "--out", str(target)]) == 2
+    err = one_line_error(capsys)
+    assert err.startswith(f"geneae: error: {fewer}: ") and "missing" in err
+    assert not target.exists()
+
+
+def test_reconstruct_names_a_bad_space_as_the_flag(trained, data_file, tmp_path, capsys):
+    target = tmp_path / "out.csv"
+    assert (
+        main(["reconstruct", str(trained), str(data_file), "--out", str(target), "--space", "raw"])
+        == 2
+    )
+    err = one_line_error(capsys)
+    assert "--space" in err and "'raw'" in err and "values" in err
+
+
 def test_reconstruct_writes_counts(trained, data_file, tmp_path):
     target = tmp_path / "denoised.npy"
     assert main(["reconstruct", str(trained), str(data_file), "--out", str(target)]) == 0

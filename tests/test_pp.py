@@ -964,3 +964,38 @@ def test_log2_of_counts_with_depth_is_undone_as_its_counts_would_be() -> None:
     # DESeq2's vst-like values never reach the floor 0: made to be clustered as they are
     vst = ad.AnnData(np.log2(counts + 16).astype(np.float32), var=adata.var)
     assert describe(vst).value_type == "log-normalised" and not describe(vst).depth_in_log
+
+
+def _tpm(n: int = 60, g: int = 50, seed: int = 0) -> ad.AnnData:
+    rng = np.random.default_rng(seed)
+    x = rng.gamma(0.5, rng.lognormal(2.0, 2.0, size=g), size=(n, g))
+    x = x / x.sum(1, keepdims=True) * 1e6
+    return ad.AnnData(x.astype(np.float32), var=pd.DataFrame(index=[f"g{i}" for i in range(g)]))
+
+
+@pytest.mark.parametrize("preset", ["auto", "standardize", "none"])
+def test_transform_refuses_values_on_the_other_side_of_a_log(preset):
+    # Steps fitted on log values took unlogged ones for log values (latents in the
+    # thousands), and the reverse logged log values again; both silently.
+    tpm = _tpm()
+    logged = tpm.copy()
+    logged.X = np.log2(tpm.X + 1)
+    for train, other, trained in ((logged, tpm, "log values"), (tpm, logged, "not on a log")):
+        pre = Preprocessor(preset, n_top_genes=0).fit(train)
+        pre.transform(train[:10].copy())  # the same kind of values: taken
+        with pytest.raises(
+            InputError, match=f"hold {_facts.describe(other).value_type}.*{trained}"
+        ):
+            pre.transform(other)
+
+
+def test_counts_are_taken_whatever_x_holds_when_the_steps_start_from_counts():
+    counts = make_counts(sparse=False)
+    lognorm = counts.copy()
+    lognorm.layers["counts"] = counts.X.copy()
+    sc.pp.normalize_total(lognorm, target_sum=1e4)
+    sc.pp.log1p(lognorm)
+    pre = Preprocessor("counts", n_top_genes=0).fit(lognorm)  # X log values, counts beside
+    assert pre.steps_.source == "counts"
+    out = pre.transform(counts)  # X raw counts, no layer: the same counts
+    np.testing.assert_allclose(dense(out.X), dense(pre.transform(lognorm).X), rtol=1e-6)

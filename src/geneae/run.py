@@ -15,8 +15,10 @@ geneae's own files are replaced.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -309,6 +311,15 @@ def _naming(exc: InputError, path: str | Path) -> InputError:
     """``exc`` with the data file's name in front, unless the message names it already."""
     text = str(exc)
     return exc if str(path) in text else InputError(f"{path}: {text}")
+
+
+@contextlib.contextmanager
+def naming_file(path: str | Path) -> Iterator[None]:
+    """Bad input found inside (a model given data it cannot use) names the file ``path``."""
+    try:
+        yield
+    except InputError as exc:
+        raise _naming(exc, path) from None
 
 
 def evaluate_file(model: GeneAE, adata: ad.AnnData) -> dict[str, Any]:

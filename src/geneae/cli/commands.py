@@ -218,15 +218,16 @@ def encode(
 
     from geneae.io import write_matrix
     from geneae.model import GeneAE
-    from geneae.run import load_data
+    from geneae.run import load_data, naming_file
 
     _refuse_existing(out_file, overwrite)
     model = GeneAE.load(run_dir)
     adata = load_data(data, model.config, with_labels=False, genes=genes_file)
     # The rows are the outputs' own (the genes, for a model trained with genes as samples).
-    outputs = model.predict(
-        adata, layer=model.config.data.layer, reconstruction_rows=np.zeros(0, int)
-    )
+    with naming_file(data):
+        outputs = model.predict(
+            adata, layer=model.config.data.layer, reconstruction_rows=np.zeros(0, int)
+        )
     latent = outputs.latent
     columns = [f"latent_{i}" for i in range(latent.shape[1])]
     write_matrix(latent, out_file, obs_names=list(outputs.obs_names), columns=columns)
@@ -256,14 +257,20 @@ def reconstruct(
     Example: geneae reconstruct runs/pbmc pbmc.h5ad --out denoised.h5ad
     """
     from geneae.model import GeneAE
-    from geneae.run import load_data
+    from geneae.model_outputs import SPACES
+    from geneae.run import load_data, naming_file
 
+    if space not in SPACES:
+        raise typer.BadParameter(
+            f"{space!r} is not one of {', '.join(SPACES)}.", param_hint="--space"
+        )
     _refuse_existing(out_file, overwrite)
     model = GeneAE.load(run_dir)
     adata = load_data(data, model.config, with_labels=False, genes=genes_file)
-    n_rows, n_genes = model.reconstruct_to(
-        adata, out_file, layer=model.config.data.layer, space=space
-    )
+    with naming_file(data):
+        n_rows, n_genes = model.reconstruct_to(
+            adata, out_file, layer=model.config.data.layer, space=space
+        )
     units = model.reconstruction_units(space)
     out.print(f"wrote {n_rows} x {n_genes} denoised values ({units}) to {out_file}")
 
@@ -292,7 +299,7 @@ def evaluate(
     Example: geneae evaluate runs/pbmc other_pbmc.h5ad --labels cell_type
     """
     from geneae.model import GeneAE
-    from geneae.run import evaluate_file, load_data
+    from geneae.run import evaluate_file, load_data, naming_file
     from geneae.saved_model import write_json
 
     target = out_file or run_dir / f"evaluate_{data.name.split('.')[0]}.json"
@@ -301,7 +308,8 @@ def evaluate(
     adata = load_data(
         data, model.config, labels=labels_file or labels, with_labels=False, genes=genes_file
     )
-    metrics = evaluate_file(model, adata)
+    with naming_file(data):
+        metrics = evaluate_file(model, adata)
     metrics.setdefault("data", {})["path"] = str(data)
     write_json(target, metrics)
     out.print(summary_table(metrics, f"geneae vs PCA on {data}"))

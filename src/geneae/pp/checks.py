@@ -12,6 +12,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from geneae.errors import InputError
+from geneae.facts import DataFacts
 from geneae.io.messages import nonfinite_values
 from geneae.logscale import LogScale
 from geneae.pp.blocks import Matrix, row_slices
@@ -193,3 +194,37 @@ def preview(items: Sequence[Any], n: int = 5) -> str:
     """The first ``n`` items quoted, and how many more there are."""
     shown = ", ".join(repr(str(i)) for i in items[:n])
     return shown + (f", ... ({len(items) - n:,} more)" if len(items) > n else "")
+
+
+def log_state(value_type: str | None, log_scale: LogScale | None = None) -> str | None:
+    """``"logged"``, ``"unlogged"`` or None (not known) of values of ``value_type``.
+
+    ``log_scale``: the log the values are known to be on (log values with a negative
+    floor are classed ``other``).
+    """
+    if value_type in ("raw counts", "unlogged expression"):
+        return "unlogged"
+    if value_type == "log-normalised" or log_scale is not None:
+        return "logged"
+    return None
+
+
+def check_same_log_state(fitted: str | None, facts: DataFacts) -> None:
+    """Refuse data on the other side of a log than the data a model's steps were fitted on.
+
+    ``fitted``: :func:`log_state` of the training data. Steps fitted on log values would
+    take unlogged values for log values (latent means in the thousands), and the reverse
+    would log log values again; both without any other sign.
+    """
+    now = log_state(facts.value_type, facts.log_scale)
+    if fitted is None or now is None or now == fitted:
+        return
+    if fitted == "logged":
+        trained, fix = "log values", "log values as in training (e.g. log2(TPM + 1))"
+    else:
+        trained = "values not on a log scale"
+        fix = "values as in training, not logged (e.g. TPM, FPKM or counts)"
+    raise InputError(
+        f"the data hold {facts.describe_values()}, but the model was trained on {trained}; "
+        f"give it {fix}."
+    )

@@ -34,9 +34,11 @@ from geneae.errors import ConfigError, DataWarning, InputError, ModelFileError, 
 from geneae.facts import DataFacts, ValueType, describe
 from geneae.pp.blocks import Matrix, densify, map_rows, row_blocks, row_sums
 from geneae.pp.checks import (
+    check_same_log_state,
     check_shape_and_names,
     check_values,
     in_memory,
+    log_state,
     preview,
 )
 from geneae.pp.gene_matching import gene_columns
@@ -329,6 +331,10 @@ class Preprocessor:
         """
         steps = self._require_fitted()
         check_shape_and_names(adata)
+        # X must be on fit's side of a log. Counts are checked as counts, and values a log
+        # is undone from by the checks of that log's range (geneae.pp.checks.ValueCheck).
+        if steps.source == "X" and steps.log_scale is None:
+            check_same_log_state(log_state(self.value_type_), facts)
         cols = self._align(adata.var_names, warn_extra=warn_extra)
         counts = counts_matrix(adata, facts)
         source = source_matrix(adata, steps, counts)
