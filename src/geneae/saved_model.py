@@ -141,16 +141,31 @@ def verify_checksums(directory: Path) -> None:
             )
 
 
+def _why_incomplete(directory: Path, missing: list[str]) -> str:
+    """What a folder without every model file is, and what to do, for the error."""
+    if directory.with_name(directory.name + ".partial").is_dir():
+        return (
+            f"its training was interrupted ({directory.name}.partial is beside it); finish it "
+            "with the same `geneae train` command and --resume."
+        )
+    if len(missing) == len(MODEL_FILES):
+        return (
+            "not a geneae model (none of its files: config.yaml, weights.safetensors, ...); "
+            "give the folder `geneae train --out` wrote."
+        )
+    return (
+        f"not a complete geneae model (missing {', '.join(missing)}); restore the folder "
+        "from a copy or train again."
+    )
+
+
 def read_model(directory: Path) -> SavedModel:
     """Read and check a model directory written by :func:`write_model`."""
-    if not directory.is_dir():
-        raise ModelFileError(f"{directory}: no such model directory; check the path.")
     missing = [f for f in MODEL_FILES if not (directory / f).is_file()]
+    if not directory.is_dir() and not directory.with_name(directory.name + ".partial").is_dir():
+        raise ModelFileError(f"{directory}: no such model directory; check the path.")
     if missing:
-        raise ModelFileError(
-            f"{directory}: not a complete geneae model (missing {', '.join(missing)}); "
-            "was training interrupted? Re-run `geneae train ... --resume`."
-        )
+        raise ModelFileError(f"{directory}: {_why_incomplete(directory, missing)}")
     verify_checksums(directory)
     config = RunConfig.from_yaml(directory / "config.yaml")
     preprocessor = Preprocessor.load(directory / "preprocessor.json")
