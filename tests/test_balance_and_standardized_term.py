@@ -199,6 +199,11 @@ def test_defaults_resolve_from_the_likelihood(tmp_path):
     assert config.model.standardized_weight == STANDARDIZED_WEIGHT
     assert config.train.cluster_epochs == default_cluster_epochs(100) == 400
     assert config.model.members == MEMBERS
+    # A run asked to be short stays short: the phase is no longer than the training asked.
+    short = resolve(RunConfig().updated({"train.max_epochs": 3}), describe(counts))
+    assert short.train.max_epochs == 3 and short.train.cluster_epochs == 3
+    longer = resolve(RunConfig().updated({"train.max_epochs": 500}), describe(counts))
+    assert longer.train.cluster_epochs == 400
     assert config.preprocess.scale  # counts: z-scored log input, modelled by the term
 
     bulk = datasets.bulk_conditions(n_samples=60, n_genes=40, n_informative=10)

@@ -85,7 +85,8 @@ class TrainConfig(Section):
         description="epochs of the clustering phase after training, which makes the "
         "latent's groups compact (geneae.train.cluster_phase); 0: off; None: at least "
         f"{CLUSTER_EPOCHS} and at least {CLUSTER_SAMPLES_SEEN:,.0f} samples seen "
-        "(geneae.resolve.default_cluster_epochs; 0 for genes as samples)",
+        "(geneae.resolve.default_cluster_epochs), at most max_epochs where that is given; "
+        "0 for genes as samples",
     )
     cluster_resolution: float = Field(
         default=1.0, gt=0.0, description="Leiden resolution that finds the phase's centroids"

@@ -147,7 +147,18 @@ def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
             STANDARDIZED_WEIGHT if weighs_by_scale and not genes_as_samples else 0.0
         )
     if config.train.cluster_epochs is None:
-        config.train.cluster_epochs = 0 if genes_as_samples else default_cluster_epochs(facts.n_obs)
+        phase = 0 if genes_as_samples else default_cluster_epochs(facts.n_obs)
+        given = config.train.max_epochs
+        if given is not None and phase > given:  # a run asked to be short stays short
+            logger.info(
+                "clustering phase: %d epochs, as many as train.max_epochs (%d by default on "
+                "%s samples; train.cluster_epochs sets it)",
+                given,
+                phase,
+                f"{facts.n_obs:,}",
+            )
+            phase = given
+        config.train.cluster_epochs = phase
     n_obs, room, d = facts.n_obs, min(facts.n_obs, facts.n_vars), model.latent_dim
     full = members(config, n_obs=n_obs)
     asked = model.pca_block
