@@ -77,6 +77,14 @@ def test_training_curves_panels_follow_columns():
     assert [ax.get_title() for ax in fig.axes] == ["loss", "contrastive"]
 
 
+def test_training_curves_tick_whole_epochs():
+    short = history(["train_loss", "val_loss"]).iloc[:3]  # 3 epochs: matplotlib ticks halves
+    fig = pl.training_curves(short)
+    render(fig)
+    ticks = fig.axes[0].get_xticks()
+    assert len(ticks) > 1 and np.allclose(ticks, np.round(ticks))
+
+
 def test_training_curves_nan_gaps_and_empty():
     frame = history(["train_loss", "val_loss"])
     frame.loc[::2, "val_loss"] = np.nan  # validation logged on other rows (Lightning CSV)

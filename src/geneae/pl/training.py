@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from geneae.pl._style import GENEAE_COLOR, VALIDATION_COLOR, grid, message, styled
 
@@ -95,6 +96,7 @@ def training_curves(history: pd.DataFrame) -> Figure:
             ax.set_yscale("log")
         ax.set_title(title)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
         if len(curves) > 1 or title == "loss":
             ax.legend()
     return fig
