@@ -112,7 +112,8 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
             path,
             f"the name ends in {suffix} but the file is not HDF5 (corrupt, truncated, or "
             "another format renamed)",
-            "Re-download or re-export the file, or pass fmt= with its real format.",
+            "Re-download or re-export the file, or give it its real format's extension (fmt= in "
+            "Python).",
         )
     if head.startswith(NPY_MAGIC):
         return "npy"
@@ -158,8 +159,8 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
     raise input_error(
         path,
         "unknown file format",
-        f"Supported: {_SUPPORTED}. Rename the file with its format's extension or pass "
-        f"fmt= one of {', '.join(FORMATS)}.",
+        f"Supported: {_SUPPORTED}. Rename the file with its format's extension (in Python, "
+        f"or pass fmt= one of {', '.join(FORMATS)}).",
     )
 
 

@@ -138,7 +138,11 @@ def _resolve_labels(
         values = labels_from_file(Path(labels), adata.obs_names, path, LABEL_KEYS)
         return categorical_labels(values), os.fspath(labels)
     if labels is not None and (fmt in _ARRAY_FORMATS or not isinstance(labels, str)):
-        raise input_error(labels, "the labels file does not exist", "Check the labels= path.")
+        raise input_error(
+            labels,
+            "the labels file does not exist",
+            "Check the path (--labels-file; labels= in Python).",
+        )
     columns = [str(c) for c in adata.obs.columns]
     if labels is not None:
         if labels in columns:
@@ -149,7 +153,8 @@ def _resolve_labels(
             path,
             f"no label column {labels!r} (columns: {', '.join(columns[:30]) or 'none'}"
             f"{' ...' if len(columns) > 30 else ''}) and no file of that name",
-            f"Pass labels= one of the columns or the path of a labels file.{hint}",
+            f"Name one of the columns (--labels; labels= in Python), or give a labels file "
+            f"(--labels-file).{hint}",
         )
     by_lower = {c.lower(): c for c in reversed(columns)}
     for key in LABEL_KEYS:

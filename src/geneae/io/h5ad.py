@@ -59,8 +59,8 @@ def read_h5ad(path: Path, *, backed: bool = False) -> ad.AnnData:
         raise input_error(
             path,
             f"not readable as h5ad (anndata: {first_error}; legacy layout: {exc})",
-            "Re-write the file with a current anndata (adata.write_h5ad), or pass fmt= if it "
-            "is another format.",
+            "Re-write the file with a current anndata (adata.write_h5ad), or, if it is another "
+            "format, give it that format's extension (fmt= in Python).",
         ) from exc
     if backed:
         logger.warning("%s: legacy h5ad layout cannot be opened backed; read into memory", path)

@@ -105,7 +105,8 @@ def read_plain_h5(path: Path) -> ad.AnnData:
                 raise input_error(
                     path,
                     f"no dataset 'X' (top-level keys: {list(f.keys())})",
-                    "Store the cells x genes matrix as 'X', or pass the right fmt=.",
+                    "Store the samples x genes matrix as 'X', or give the file its real format's "
+                    "extension (fmt= in Python).",
                 )
             x = _read_x(f["X"], path)
             n_cells, n_genes = x.shape

@@ -172,7 +172,7 @@ def not_text_error(path: Path, exc: UnicodeDecodeError) -> Exception:
     return input_error(
         path,
         f"not UTF-8 text ({exc.reason} at byte {exc.start})",
-        "Save it as UTF-8 text, or pass fmt= if it is another format.",
+        "Save it as UTF-8 text, or give it its real format's extension (fmt= in Python).",
     )
 
 
@@ -321,7 +321,8 @@ def read_delimited(
             path,
             f"no column or row {labels!r} for the labels and no file of that name "
             f"(columns: {preview(names)}; rows: {preview(ids or [])})",
-            "Pass labels= the name of the label column (or row), or the path of a labels file.",
+            "Name the label column (or row) (--labels; labels= in Python), or give a labels "
+            "file (--labels-file).",
         )
     rows_genes = _orientation(path, transpose, label_col, label_row)
     obs: dict[str, object] = {}
