@@ -243,7 +243,10 @@ def test_encode_by_extension(trained, data_file, tmp_path, suffix):
     if suffix == ".npy":
         values = np.load(target)
     elif suffix == ".h5ad":
-        values = np.asarray(ad.read_h5ad(target).X)
+        written = ad.read_h5ad(target)
+        values = np.asarray(written.X)
+        # The samples' annotations travel with their latents.
+        assert written.obs["label"].tolist() == ad.read_h5ad(data_file).obs["label"].tolist()
     else:
         values = pd.read_csv(target, sep="," if suffix == ".csv" else "\t", index_col=0).to_numpy()
     reference = ad.read_h5ad(trained / "results.h5ad").obsm["X_geneae"]
@@ -273,21 +276,20 @@ def test_data_a_model_cannot_use_is_named_in_the_error(
     assert not target.exists()
 
 
-def test_reconstruct_names_a_bad_space_as_the_flag(trained, data_file, tmp_path, capsys):
-    target = tmp_path / "out.csv"
-    assert (
-        main(["reconstruct", str(trained), str(data_file), "--out", str(target), "--space", "raw"])
-        == 2
-    )
-    err = one_line_error(capsys)
-    assert "--space" in err and "'raw'" in err and "values" in err
-
-
 def test_reconstruct_writes_counts(trained, data_file, tmp_path):
     target = tmp_path / "denoised.npy"
     assert main(["reconstruct", str(trained), str(data_file), "--out", str(target)]) == 0
     values = np.load(target)
     assert values.shape == (240, 50) and (values >= 0).all()
+
+
+def test_reconstruct_to_h5ad_keeps_the_samples_annotations(trained, data_file, tmp_path):
+    target = tmp_path / "denoised.h5ad"
+    assert main(["reconstruct", str(trained), str(data_file), "--out", str(target)]) == 0
+    written, given = ad.read_h5ad(target), ad.read_h5ad(data_file)
+    assert written.obs_names.tolist() == given.obs_names.tolist()
+    assert written.obs["label"].tolist() == given.obs["label"].tolist()
+    assert written.uns["geneae"]["values"].startswith("expected counts")
 
 
 def test_evaluate_writes_metrics(trained, data_file, tmp_path):

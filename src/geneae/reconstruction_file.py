@@ -87,14 +87,16 @@ def write_reconstruction(
         on_disk = model.preprocess(data)
         assert isinstance(on_disk, OnDisk)
         return stream_reconstruction(model, on_disk, out_file, space=space)
+    obs = None
     if model.config.data.genes_as_samples:
         # A gene model's rows are the genes; its values stay in the model's own space.
         outputs = model.predict(data, layer=layer)
         recon, rows = outputs.reconstruction, list(outputs.obs_names)
     else:
         recon, rows = model.reconstruct(data, layer=layer, space=space), list(data.obs_names)
+        obs = data.obs  # the samples' annotations travel into an .h5ad
     units = model.reconstruction_units(space)
-    write_matrix(recon, out_file, obs_names=rows, columns=list(model.genes), values=units)
+    write_matrix(recon, out_file, obs_names=rows, columns=list(model.genes), values=units, obs=obs)
     return recon.shape[0], recon.shape[1]
 
 

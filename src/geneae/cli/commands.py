@@ -230,7 +230,9 @@ def encode(
         )
     latent = outputs.latent
     columns = [f"latent_{i}" for i in range(latent.shape[1])]
-    write_matrix(latent, out_file, obs_names=list(outputs.obs_names), columns=columns)
+    # The samples' annotations travel into an .h5ad (not a gene model's rows: the genes).
+    obs = None if model.config.data.genes_as_samples else adata.obs
+    write_matrix(latent, out_file, obs_names=list(outputs.obs_names), columns=columns, obs=obs)
     out.print(f"wrote {latent.shape[0]} x {latent.shape[1]} latent means to {out_file}")
 
 

@@ -61,6 +61,7 @@ def write_matrix(
     obs_names: Sequence[str] | None = None,
     columns: Sequence[str] | None = None,
     values: str | None = None,
+    obs: pd.DataFrame | None = None,
 ) -> Path:
     """Write a samples x columns matrix (a latent space, a reconstruction), atomically.
 
@@ -80,6 +81,9 @@ def write_matrix(
         What the values are (e.g. ``"expected counts"``), said in the file: the header of
         a table's row-name column reads ``values: ...``; an h5ad file holds it in
         ``uns["geneae"]["values"]``; ``.npy`` has no place for it.
+    obs
+        The rows' annotations (e.g. the input's cell types), one row per row of ``array``:
+        kept in an h5ad file's ``obs``; tables and ``.npy`` have no place for them.
 
     Returns
     -------
@@ -110,11 +114,15 @@ def write_matrix(
             )
     if suffix == ".h5ad":
         with quiet_anndata():
-            adata = ad.AnnData(
-                array,
-                obs=pd.DataFrame(index=rows.astype(str)),
-                var=pd.DataFrame(index=cols.astype(str)),
-            )
+            annotations = pd.DataFrame(index=rows.astype(str))
+            if obs is not None:
+                if len(obs) != shape[0]:
+                    raise InputError(
+                        f"Cannot write {target}: obs has {len(obs)} rows for {shape[0]} rows "
+                        "of the array."
+                    )
+                annotations = obs.set_axis(annotations.index).copy()
+            adata = ad.AnnData(array, obs=annotations, var=pd.DataFrame(index=cols.astype(str)))
         if values is not None:
             adata.uns["geneae"] = {"values": values}
         return write_h5ad(adata, target)
