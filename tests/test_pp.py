@@ -999,3 +999,17 @@ def test_counts_are_taken_whatever_x_holds_when_the_steps_start_from_counts():
     assert pre.steps_.source == "counts"
     out = pre.transform(counts)  # X raw counts, no layer: the same counts
     np.testing.assert_allclose(dense(out.X), dense(pre.transform(lognorm).X), rtol=1e-6)
+
+
+def test_expression_with_a_negative_value_is_warned_of_and_z_scores_are_not():
+    counts = make_counts(sparse=False)
+    bad = counts.copy()
+    bad.X[3, 5] = -1.0  # a count table's "missing"
+    with pytest.warns(DataWarning, match=r"values up to [\d,]+, as expression .*min -1"):
+        Preprocessor("auto").fit(bad)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        Preprocessor("auto").fit(make_continuous())  # z-score-like values: no warning
+        logs = make_continuous(negative=False)
+        logs.X[0, 0] = -0.5  # log values below 30 with a stray negative: no such claim
+        Preprocessor("auto").fit(logs)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from typing import Any
 
 from pydantic import ValidationError
 
 from geneae.config import PreprocessConfig, describe_validation_error
-from geneae.errors import ConfigError, InputError
-from geneae.facts import DataFacts
+from geneae.errors import ConfigError, DataWarning, InputError
+from geneae.facts import UNLOGGED_MAX, DataFacts
 from geneae.logscale import NO_UNLOG, LogScale
 
 # One logger for every decision the data make (the command line prints it).
@@ -194,6 +195,7 @@ def resolve_preprocess(
         unscaled = preset == "standardize" and standardized_term
         how = " without scaling (the standardised term scales each gene)" if unscaled else ""
         logger.info("preprocessing preset: %s%s (for %s)", preset, how, _what(facts))
+        _warn_negative_expression(facts)
     unlog = _unlog(cfg, preset, facts)
     values.update(_value_steps(preset, facts, unlog))
     values["unlog"] = str(unlog or NO_UNLOG)
@@ -322,3 +324,24 @@ def _what(facts: DataFacts) -> str:
     if facts.has_counts:
         return f"raw counts in {facts.counts_in}"
     return facts.describe_values()
+
+
+def _warn_negative_expression(facts: DataFacts) -> None:
+    """Warn of expression-like values with negative ones among them.
+
+    Values up to the thousands are not on a log and are no z-scores, so a negative value
+    among them is rarely meant (a count table with -1 for missing, a bad subtraction):
+    it stops the log the rest would get, and the values are modelled as they are.
+    """
+    if facts.value_type != "other" or facts.log_scale is not None:
+        return
+    if facts.min_value >= 0 or facts.max_value < UNLOGGED_MAX:
+        return
+    warnings.warn(
+        f"the data hold values up to {facts.max_value:,.6g}, as expression not on a log, but "
+        f"also negative ones (min {facts.min_value:,.6g}): no log is taken and they are "
+        "modelled as they are. Expression is never negative: if they stand for missing or "
+        "bad values, fix them and run again.",
+        DataWarning,
+        stacklevel=3,
+    )
