@@ -100,6 +100,13 @@ class RunLock:
             raise ModelFileError(self._busy(holder))
         self._break(holder)
 
+    def is_held(self) -> bool:
+        """Whether a live process holds the lock (nothing is changed, a stale lock kept)."""
+        if not self.path.exists():
+            return False
+        holder = self._holder()
+        return holder is None or not _stale(holder)
+
     def release(self) -> None:
         if not self.held:
             return

@@ -32,6 +32,8 @@ from geneae.config import RunConfig
 from geneae.errors import ModelFileError
 from geneae.pp import Preprocessor
 from geneae.pp.state import read_saved_text
+from geneae.rundir import RunPaths
+from geneae.runlock import RunLock
 
 MODEL_FILES = (
     "config.yaml",
@@ -143,9 +145,15 @@ def verify_checksums(directory: Path) -> None:
 
 def _why_incomplete(directory: Path, missing: list[str]) -> str:
     """What a folder without every model file is, and what to do, for the error."""
-    if directory.with_name(directory.name + ".partial").is_dir():
+    paths = RunPaths.of(directory)
+    if RunLock(paths.lock, paths.out).is_held():
         return (
-            f"its training was interrupted ({directory.name}.partial is beside it); finish it "
+            f"a run is training it now ({paths.lock.name} is held); load it once that run "
+            "has finished."
+        )
+    if paths.staging.is_dir():
+        return (
+            f"its training was interrupted ({paths.staging.name} is beside it); finish it "
             "with the same `geneae train` command and --resume."
         )
     if len(missing) == len(MODEL_FILES):
@@ -162,7 +170,8 @@ def _why_incomplete(directory: Path, missing: list[str]) -> str:
 def read_model(directory: Path) -> SavedModel:
     """Read and check a model directory written by :func:`write_model`."""
     missing = [f for f in MODEL_FILES if not (directory / f).is_file()]
-    if not directory.is_dir() and not directory.with_name(directory.name + ".partial").is_dir():
+    paths = RunPaths.of(directory)
+    if not directory.is_dir() and not paths.staging.is_dir() and not paths.lock.exists():
         raise ModelFileError(f"{directory}: no such model directory; check the path.")
     if missing:
         raise ModelFileError(f"{directory}: {_why_incomplete(directory, missing)}")

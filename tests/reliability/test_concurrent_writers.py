@@ -81,5 +81,5 @@ def test_reader_of_a_run_still_being_written_is_refused(cells, slow_yaml, tmp_pa
         assert writer.poll() is None, writer.communicate()
         time.sleep(0.01)
     result = geneae_cli("encode", out, cells, "--out", tmp_path / "latent.csv")
-    assert result.code == 2 and "no such model directory" in result.error
+    assert result.code == 2 and "a run is training it now" in result.error
     assert writer.wait(timeout=300) == 0
