@@ -170,7 +170,7 @@ def _scanpy_processed(tmp_path: Path) -> tuple[Path, np.ndarray, np.ndarray]:
 
 def test_z_scored_x_is_read_as_the_log_values_raw_holds(tmp_path: Path, caplog) -> None:
     path, logged, scaled = _scanpy_processed(tmp_path)
-    with caplog.at_level("INFO", logger="geneae.io.finalize"):
+    with caplog.at_level("INFO", logger="geneae.io.raw"):
         read = gio.read(path)
     np.testing.assert_allclose(dense(read.X), logged, rtol=1e-6)
     assert "holds z-scores and .raw.X the log-normalised values" in caplog.text

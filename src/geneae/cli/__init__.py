@@ -170,9 +170,10 @@ def _log_decisions() -> None:
     Stdout, not stderr: they are part of a run's account, and stderr stays one line when
     something is wrong.
     """
-    # geneae.ondisk: the out-of-core route and what it holds in memory; geneae.io.finalize
-    # and geneae.io.backed (files read in memory / on disk): where the counts were found
-    # when not in X; geneae.io.genes_file: genes named from an annotation table;
+    # geneae.ondisk: the out-of-core route and what it holds in memory; geneae.io.finalize,
+    # geneae.io.raw and geneae.io.backed (files read in memory / on disk): where the counts
+    # or values were found when not in X; geneae.io.genes_file: genes named from an
+    # annotation table;
     # geneae.io.tables: a table's columns that annotate samples rather than measure genes;
     # geneae.io.labels_file: labels matched by names as R writes them;
     # geneae.pp.selection: how many genes the preprocessing kept.
@@ -180,6 +181,7 @@ def _log_decisions() -> None:
         "resolve",
         "ondisk",
         "io.finalize",
+        "io.raw",
         "io.backed",
         "io.genes_file",
         "io.tables",

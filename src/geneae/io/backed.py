@@ -26,17 +26,10 @@ import scipy.sparse as sp
 
 from geneae.errors import InputError
 from geneae.facts import is_count_matrix, value_type
-from geneae.io.finalize import (
-    NO_X_FIX,
-    RAW_COUNTS_NOTE,
-    _make_names_unique,
-    _resolve_labels,
-    quiet_anndata,
-    raw_gene_columns,
-    use_raw_values,
-)
+from geneae.io.finalize import NO_X_FIX, _make_names_unique, _resolve_labels, quiet_anndata
 from geneae.io.labels_file import Labels
 from geneae.io.messages import input_error
+from geneae.io.raw import RAW_COUNTS_NOTE, raw_gene_columns, use_raw_values
 
 __all__ = ["BackedData", "OnDiskMatrix", "is_store", "matrix_nbytes", "open_backed"]
 
@@ -275,7 +268,7 @@ def open_backed(
 def _raw_matrix(handle: Any, path: Path, genes: pd.Index, n_obs: int) -> OnDiskMatrix | None:
     """``raw/X`` for the genes of ``X``, in their order, when ``.raw`` has every one once.
 
-    See :func:`geneae.io.finalize.raw_gene_columns`.
+    See :func:`geneae.io.raw.raw_gene_columns`.
     """
     if not all(key in handle for key in ("raw", "raw/X", "raw/var")):
         return None
@@ -291,7 +284,7 @@ def _raw_matrix(handle: Any, path: Path, genes: pd.Index, n_obs: int) -> OnDiskM
 def _raw_values(
     handle: Any, path: Path, genes: pd.Index, x: OnDiskMatrix, use_raw: bool | None
 ) -> OnDiskMatrix | None:
-    """``raw/X`` of X's genes when it replaces X (:func:`geneae.io.finalize.use_raw_values`).
+    """``raw/X`` of X's genes when it replaces X (:func:`geneae.io.raw.use_raw_values`).
 
     As the in-memory reader, the kinds of values judged on the first :data:`PROBE_ROWS`
     rows of each.
@@ -312,7 +305,7 @@ def _raw_counts(handle: Any, path: Path, genes: pd.Index, x: OnDiskMatrix) -> On
     """``raw/X`` for the genes of ``X``, in their order, when it holds their counts.
 
     As the in-memory reader: only when ``X`` holds no counts and ``.raw`` has every gene
-    of ``X`` (:func:`geneae.io.finalize.raw_gene_columns`). Whether the values are counts
+    of ``X`` (:func:`geneae.io.raw.raw_gene_columns`). Whether the values are counts
     is judged on the first :data:`PROBE_ROWS` rows of each; the pass over every row that
     describes the data (:class:`geneae.facts.FactsAccumulator`) then checks all of
     ``raw/X``.

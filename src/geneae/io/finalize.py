@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +23,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 from geneae.errors import DataWarning
-from geneae.facts import ValueType, csr_if_mostly_zero, is_count_matrix, value_type, values_of
+from geneae.facts import csr_if_mostly_zero, is_count_matrix, values_of
 from geneae.io.genes_file import gene_names_from_file
 from geneae.io.labels_file import Labels, LabelsSheet, labels_from_file
 from geneae.io.messages import input_error, nonfinite_values
+from geneae.io.raw import counts_from_raw, standard_matrix, values_from_raw
 
 LABEL_KEYS: tuple[str, ...] = (
     "label",
@@ -167,103 +168,6 @@ def _resolve_labels(
 #: What to do about a store without X (and without a counts layer to read as X).
 NO_X_FIX = "Store the expression matrix in X, or set data.layer to one of the layers (--config)."
 
-#: What a reader says when it takes the counts from ``.raw`` (in memory or on disk).
-RAW_COUNTS_NOTE = (
-    "raw counts found in .raw.X of %s (X holds other values): the count models use them"
-)
-
-
-#: What a reader says when it trains on ``.raw``'s log values instead of X's z-scores.
-RAW_VALUES_NOTE = (
-    "X of %s holds z-scores and .raw.X the log-normalised values of its genes: those are "
-    "used (the values before scaling; data.use_raw: false keeps X)"
-)
-
-
-#: ... and where data.use_raw asks for them.
-USE_RAW_NOTE = "X of %s: .raw.X's values of its genes (data.use_raw)"
-
-
-def use_raw_values(
-    path: Path,
-    use_raw: bool | None,
-    has_raw: bool,
-    x_kind: Callable[[], ValueType],
-    raw_kind: Callable[[], ValueType],
-) -> bool:
-    """Whether ``.raw``'s values of X's genes replace X, said in one line where they do.
-
-    ``use_raw``: the user's choice (True without such a ``.raw`` is an error); ``has_raw``:
-    whether ``.raw`` has every gene of X; ``x_kind`` / ``raw_kind``: the kinds of values of
-    X and of ``.raw`` (computed only when asked). Left to the data (None): where X holds
-    z-scores and ``.raw`` their log-normalised values, as scanpy's workflow leaves a file
-    (``adata.raw = adata`` after log1p, then ``sc.pp.scale``). On the four log-normalised
-    benchmark sets so saved, the default scored 0.12 ARI higher on worm neurons and 0.08 on
-    10x PBMC with the log values, 0.015 lower on mouse bladder and 0.07 on CBMC
-    (docs/design/default-model.md, round 48).
-    """
-    if use_raw is False or not has_raw:
-        if use_raw:
-            raise input_error(
-                path,
-                "data.use_raw is set, but there is no .raw with every gene of X, each once",
-                "Store the values in .raw (adata.raw = adata before subsetting genes), or "
-                "drop data.use_raw.",
-            )
-        return False
-    if use_raw:
-        logger.info(USE_RAW_NOTE, path)
-        return True
-    if x_kind() != "standardised" or raw_kind() != "log-normalised":
-        return False
-    logger.info(RAW_VALUES_NOTE, path)
-    return True
-
-
-def raw_gene_columns(raw_genes: pd.Index, genes: pd.Index) -> np.ndarray | None:
-    """Where each gene of ``X`` is in ``.raw``, or None when ``.raw`` cannot give its counts.
-
-    ``.raw`` (scanpy's place for counts beside log-normalised ``X``) serves when it has
-    every gene of ``X``, each once; whether its values are counts is the caller's check.
-    """
-    if not raw_genes.is_unique or not genes.isin(raw_genes).all():
-        return None
-    return raw_genes.get_indexer(genes)
-
-
-def _values_from_raw(adata: ad.AnnData, path: Path, use_raw: bool | None) -> None:
-    """Put ``.raw``'s values of X's genes in X where :func:`use_raw_values` says so."""
-    raw = adata.raw
-    columns = None
-    if use_raw is not False and raw is not None and raw.n_obs == adata.n_obs:
-        columns = raw_gene_columns(raw.var_names, adata.var_names)
-    if columns is None:
-        use_raw_values(path, use_raw, False, lambda: "other", lambda: "other")
-        return
-    values = _standard_matrix(raw.X[:, columns], path)
-    if use_raw_values(path, use_raw, True, lambda: value_type(adata.X), lambda: value_type(values)):
-        adata.X = values
-
-
-def _counts_from_raw(adata: ad.AnnData, path: Path) -> None:
-    """Take raw counts kept in ``.raw`` as ``layers["counts"]``.
-
-    Only when ``X`` holds no counts (the caller's check), ``.raw`` has every gene of ``X``
-    (:func:`raw_gene_columns`) and its values for them are counts; the counts of X's genes
-    are then used, in X's gene order.
-    """
-    raw = adata.raw
-    if raw is None or raw.n_obs != adata.n_obs:
-        return
-    columns = raw_gene_columns(raw.var_names, adata.var_names)
-    if columns is None:
-        return
-    counts = _standard_matrix(raw.X[:, columns], path)
-    if not is_count_matrix(counts):
-        return
-    adata.layers["counts"] = counts
-    logger.info(RAW_COUNTS_NOTE, path)
-
 
 def _make_names_unique(adata: ad.AnnData, path: Path) -> None:
     for axis, what in (("obs", "sample"), ("var", "gene")):
@@ -282,25 +186,6 @@ def _make_names_unique(adata: ad.AnnData, path: Path) -> None:
             adata.obs_names_make_unique()
         else:
             adata.var_names_make_unique()
-
-
-def _standard_matrix(
-    x: np.ndarray | sp.spmatrix | sp.sparray, path: Path
-) -> np.ndarray | sp.spmatrix | sp.sparray:
-    """Dense -> float32 array; sparse -> CSR with float32 values (models train in float32)."""
-    if sp.issparse(x):
-        x = x.tocsr()
-        if x.dtype != np.float32:
-            x = x.astype(np.float32)
-        return x
-    x = np.asarray(x)
-    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-        raise input_error(
-            path,
-            f"the matrix holds {x.dtype} values, not numbers",
-            "Store numeric expression values.",
-        )
-    return x if x.dtype == np.float32 else x.astype(np.float32)
 
 
 def _without_empty_lines(adata: ad.AnnData, path: Path) -> ad.AnnData:
@@ -423,8 +308,10 @@ def finalize(
                     NO_X_FIX,
                 )
             adata.X = adata.layers["counts"]
-        adata.X = _standard_matrix(adata.X, path)
-        _values_from_raw(adata, path, use_raw)
+        adata.X = standard_matrix(adata.X, path)
+        values = values_from_raw(adata, path, use_raw)
+        if values is not None:
+            adata.X = values
         adata = _without_empty_lines(adata, path)
         _check_finite(adata, path)
         # mostly-zero dense files (tables, plain HDF5, npy) are held as CSR from here on
@@ -434,7 +321,9 @@ def finalize(
         if "counts" not in adata.layers and is_count_matrix(adata.X):
             adata.layers["counts"] = adata.X
         elif "counts" not in adata.layers:
-            _counts_from_raw(adata, path)
+            counts = counts_from_raw(adata, path)
+            if counts is not None:
+                adata.layers["counts"] = counts
     source = {"path": str(path), "format": fmt}
     if label_key is not None:
         source["label_key"] = label_key
