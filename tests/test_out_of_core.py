@@ -499,3 +499,35 @@ def test_z_scored_x_is_read_from_disk_as_the_log_values_raw_holds(tmp_path, capl
     with open_backed(tmp_path / "processed.h5ad", use_raw=False) as data:
         kept = data.x.rows(0, 300)
     np.testing.assert_allclose(kept, scaled.X, rtol=1e-6)
+
+
+def test_an_anndata_given_in_python_takes_raw_as_its_file_does(raw_counts_file, tmp_path):
+    # An AnnData handed over in Python trained on what X held (log values, or z-scores)
+    # while the same data as a file trained on .raw's counts or log values.
+    import scanpy as sc
+
+    _, folder = raw_counts_file
+    cfg = RunConfig().updated({**CHUNKED_FAST, "train.max_epochs": 1, "train.num_threads": 1})
+    given = ad.read_h5ad(folder / "with_raw.h5ad")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        model = GeneAE(cfg).fit(given)
+    assert (model.config.model.likelihood, model.config.preprocess.preset) == ("nb", "counts")
+    assert "counts" not in given.layers  # the user's object is left as it was
+
+    full = datasets.synthetic_counts(n_cells=300, n_genes=80, n_clusters=3, seed=2)
+    del full.layers["counts"]
+    sc.pp.normalize_total(full, target_sum=1e4)
+    sc.pp.log1p(full)
+    full.raw = full
+    scaled = full[:, ::2].copy()
+    scaled.X = scaled.X.toarray() if sp.issparse(scaled.X) else scaled.X
+    sc.pp.scale(scaled, max_value=10)
+    scaled.write_h5ad(tmp_path / "processed.h5ad")
+    from_file = GeneAE(cfg).fit(tmp_path / "processed.h5ad")
+    from_object = GeneAE(cfg).fit(scaled)
+    np.testing.assert_array_equal(from_object.encode(scaled), from_file.encode(scaled))
+    kept = GeneAE(cfg.updated({"data.use_raw": False})).fit(scaled)  # X as it is
+    assert kept.preprocessor.value_type_ == "standardised"
+    assert from_object.preprocessor.value_type_ == "log-normalised"
+    assert scaled.X.min() < 0  # untouched

@@ -31,6 +31,7 @@ from geneae.config import RunConfig
 from geneae.errors import InputError, NotFittedError
 from geneae.facts import describe
 from geneae.io.backed import BackedData
+from geneae.io.raw import with_raw_used
 from geneae.likelihoods import COUNT_LIKELIHOODS
 from geneae.model_inputs import (
     gene_rows_for,
@@ -127,12 +128,25 @@ class GeneAE:
             return predict_on_disk(
                 on_disk, self.preprocessor, self.config, self.covariate_categories
             )
-        data = with_layer(in_memory(adata), layer)
+        data = self._in_memory_input(adata, layer)
         facts = describe(data)
         if self.config.data.genes_as_samples:
             return gene_rows_for(self.config, self.genes, data, facts)
         pre = self.preprocessor.transform(data, facts=facts, copy=False)
         return prepared_input(self.config, pre, facts, self.covariate_categories)
+
+    def _in_memory_input(self, adata: ad.AnnData, layer: str | None) -> ad.AnnData:
+        """``adata`` in memory as the model reads it: ``layer``, else X as a reader gives it.
+
+        A file's reader uses ``.raw``'s values or counts where ``data.use_raw`` (or its
+        default) says so; an AnnData given in Python is read by the same rules.
+        """
+        data = in_memory(adata)
+        return (
+            with_layer(data, layer)
+            if layer is not None
+            else with_raw_used(data, self.config.data.use_raw)
+        )
 
     def preprocess_for_training(
         self, adata: ad.AnnData | BackedData, *, layer: str | None = None
@@ -199,6 +213,8 @@ class GeneAE:
             Continue from ``run_dir/checkpoints/last.ckpt``.
         """
         data = training_data(adata, self.config)
+        if isinstance(data, ad.AnnData) and layer is None:
+            data = with_raw_used(data, self.config.data.use_raw)  # as a file's reader does
         prepared = self.preprocess_for_training(data, layer=layer)
         return self.train(prepared, validation=validation, run_dir=run_dir, resume=resume)
 

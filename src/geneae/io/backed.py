@@ -89,6 +89,11 @@ class OnDiskMatrix:
             self.indptr.nbytes
         )
 
+    @property
+    def n_columns(self) -> int:
+        """Columns :meth:`rows` returns: ``columns`` where set, else all stored ones."""
+        return self.shape[1] if self.columns is None else len(self.columns)
+
     def stored(self, start: int, stop: int) -> int:
         """Stored values of rows ``start:stop`` (all values for a dense matrix)."""
         if self.indptr is None:
@@ -157,7 +162,7 @@ class BackedData:
 
     @property
     def n_vars(self) -> int:
-        return self.x.shape[1]
+        return self.x.n_columns  # .raw's matrix may hold more genes than X
 
     @property
     def nbytes(self) -> int:
