@@ -13,7 +13,7 @@ import scipy.sparse as sp
 import torch
 
 from geneae import GeneAE, RunConfig, datasets, tl
-from geneae.errors import GeneaeError, InputError, ModelFileError, NotFittedError
+from geneae.errors import ConfigError, GeneaeError, InputError, ModelFileError, NotFittedError
 from geneae.model import MODEL_FILES
 
 
@@ -498,3 +498,32 @@ def test_a_model_of_z_scores_reads_new_data_as_z_scores(tmp_path):
     new = load_data(tmp_path / "processed.h5ad", loaded.config, with_labels=False)
     np.testing.assert_allclose(new.X, scaled.X, rtol=1e-6)  # X, not .raw's log values
     np.testing.assert_allclose(loaded.encode(new), model.encode(plain), rtol=1e-5, atol=1e-6)
+
+
+def test_predict_refuses_reconstruction_rows_outside_the_data(fitted):
+    adata, model = fitted
+    for rows in ([1000, 299], [-1], [3, 1]):
+        with pytest.raises(InputError, match=r"reconstruction_rows must be sorted, distinct"):
+            model.predict(adata, reconstruction_rows=np.array(rows))
+    out = model.predict(adata, reconstruction_rows=np.array([0, 5]))
+    assert out.reconstruction.shape == (2, adata.n_vars)
+
+
+def test_a_second_fit_decides_again_from_its_data_unless_the_config_was_changed():
+    model = GeneAE(quick_config())  # the likelihood and preprocessing left to the data
+    model.fit(tiny_counts())
+    assert model.config.model.likelihood == "nb"
+    values = datasets.lognorm_clusters(n_cells=200, n_genes=60, n_clusters=3, seed=1)
+    values = values[:, values.X.getnnz(axis=0) > 0].copy()
+    model.fit(values)  # the same settings, other data: decided again (was: nb, refused)
+    assert model.config.model.likelihood == "mse"
+    model.config.model.latent_dim = 3  # changed by hand: kept as it is
+    model.fit(values)
+    assert model.config.model.latent_dim == 3 and model.encode(values).shape[1] == 3
+
+
+def test_a_config_given_as_dotted_keys():
+    model = GeneAE({"model.latent_dim": 3, "train.max_epochs": 2})
+    assert model.config.model.latent_dim == 3 and model.config.train.max_epochs == 2
+    with pytest.raises(ConfigError, match="mapping of dotted keys"):
+        GeneAE(5)

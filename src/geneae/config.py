@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -72,6 +73,23 @@ class RunConfig(Section):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
 
     # -- construction -------------------------------------------------------------------
+    @classmethod
+    def of(cls, config: RunConfig | Mapping[str, Any] | None) -> RunConfig:
+        """A private copy of ``config``: a RunConfig, its dotted keys, or None (defaults).
+
+        Dotted keys as :meth:`updated` takes them, e.g. ``{"model.latent_dim": 16}``.
+        """
+        if config is None:
+            return cls()
+        if isinstance(config, RunConfig):
+            return config.model_copy(deep=True)
+        if isinstance(config, Mapping):
+            return cls().updated(dict(config))
+        raise ConfigError(
+            "config must be a RunConfig or a mapping of dotted keys (e.g. "
+            f'{{"model.latent_dim": 16}}), not {type(config).__name__}.'
+        )
+
     @classmethod
     def from_dict(cls, values: dict[str, Any], *, source: str = "configuration") -> RunConfig:
         """Validate a nested dict, turning pydantic's errors into one readable ConfigError."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +62,11 @@ class GeneAE:
     Parameters
     ----------
     config
-        The run configuration (model, preprocessing, training). ``None``: the defaults,
-        which follow the data at :meth:`fit` — a negative-binomial VAE on raw counts, a
-        Gaussian VAE on standardised data otherwise.
+        The run configuration (model, preprocessing, training), or its dotted keys
+        (``{"model.latent_dim": 16}``). ``None``: the defaults, which follow the data at
+        :meth:`fit` — a negative-binomial VAE on raw counts, a Gaussian VAE on
+        standardised data otherwise. A model fitted again decides them again from the new
+        data, unless ``config`` was changed since.
 
     Examples
     --------
@@ -74,8 +76,12 @@ class GeneAE:
     >>> latent = model.encode(adata)  # doctest: +SKIP
     """
 
-    def __init__(self, config: RunConfig | None = None) -> None:
-        self.config = (config or RunConfig()).model_copy(deep=True)
+    def __init__(self, config: RunConfig | Mapping[str, Any] | None = None) -> None:
+        self.config = RunConfig.of(config)
+        # What was asked before the data decided (resolve), and what they decided: a second
+        # fit of an unchanged configuration decides again from its own data.
+        self._asked: RunConfig | None = None
+        self._resolved: RunConfig | None = None
         self.module: torch.nn.Module | None = None
         self.preprocessor: Preprocessor | None = None
         self.genes: list[str] = []
@@ -160,7 +166,14 @@ class GeneAE:
         :func:`geneae.resolve.resolve`): what a run writes to config.yaml.
         """
         t0 = time.perf_counter()
-        given = prepare_training_input(self.config, adata, layer)
+        asked = self.config
+        if self._asked is not None and self.config == self._resolved:
+            asked = self._asked  # fitted before, settings untouched since: decide again
+        given = prepare_training_input(asked, adata, layer)
+        self._asked, self._resolved = (
+            asked.model_copy(deep=True),
+            given.config.model_copy(deep=True),
+        )
         self.config, self.preprocessor = given.config, given.preprocessor
         self.genes, self.covariate_categories = given.genes, given.covariate_categories
         self.metrics.setdefault("timings", {})["preprocess_s"] = time.perf_counter() - t0
@@ -233,6 +246,8 @@ class GeneAE:
         """
         if validation is not None:
             self.config.train.validation = validation
+            if self._resolved is not None:
+                self._resolved.train.validation = validation
         self.module, threads = build_for_training(
             self.config, len(self.genes), len(self.covariate_categories)
         )
@@ -281,6 +296,12 @@ class GeneAE:
         module = self._require_fitted()
         if not isinstance(prepared, Prepared | OnDisk):
             prepared = self.preprocess(prepared, layer=layer)
+        if reconstruction_rows is not None:
+            from geneae.evaluate._arrays import check_subset
+
+            reconstruction_rows = check_subset(
+                reconstruction_rows, prepared.n_obs, "reconstruction_rows"
+            )
         return prepared.outputs(
             module,
             n_genes=len(self.genes),

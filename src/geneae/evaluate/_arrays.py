@@ -104,14 +104,17 @@ def as_latent(latent: Any) -> np.ndarray:
     return z
 
 
-def check_subset(rows: Any, n: int) -> np.ndarray:
-    """``rows`` as sorted distinct int64 indices into ``n`` cells, or raise InputError."""
+def check_subset(rows: Any, n: int, name: str = "rows") -> np.ndarray:
+    """``rows`` as sorted distinct int64 indices into ``n`` samples, or raise InputError.
+
+    ``name``: the argument's name in the message.
+    """
     keep = np.asarray(rows)
     if keep.ndim != 1 or not (keep.size == 0 or np.issubdtype(keep.dtype, np.integer)):
-        raise InputError("rows must be a 1-D array of integer cell indices.")
+        raise InputError(f"{name} must be a 1-D array of integer sample indices.")
     keep = keep.astype(np.int64)
     if keep.size and (keep[0] < 0 or keep[-1] >= n or np.any(np.diff(keep) <= 0)):
-        raise InputError(f"rows must be sorted, distinct cell indices in 0..{n - 1}.")
+        raise InputError(f"{name} must be sorted, distinct sample indices in 0..{n - 1}.")
     return keep
 
 
