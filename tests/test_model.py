@@ -527,3 +527,21 @@ def test_a_config_given_as_dotted_keys():
     assert model.config.model.latent_dim == 3 and model.config.train.max_epochs == 2
     with pytest.raises(ConfigError, match="mapping of dotted keys"):
         GeneAE(5)
+
+
+def test_tl_encode_of_a_gene_model_writes_the_genes_embedding_in_varm():
+    genes = datasets.bulk_conditions(n_samples=60, n_genes=40, n_informative=10)
+    model = GeneAE(quick_config(**{"data.genes_as_samples": True, "model.latent_dim": 3}))
+    model.fit(genes)
+    out = tl.encode(genes, model, copy=True)  # was: anndata's error about obsm's shape
+    assert out.varm["X_geneae"].shape == (40, 3) and "X_geneae" not in out.obsm
+    np.testing.assert_allclose(out.varm["X_geneae"], model.encode(genes))
+    assert "geneae_denoised" not in out.layers
+
+
+def test_tl_encode_refuses_settings_beside_a_fitted_model(fitted):
+    adata, model = fitted
+    with pytest.raises(ConfigError, match="not both"):
+        tl.encode(adata, model, preset="scvi-like", copy=True)
+    with pytest.raises(ConfigError, match="config or preset, not both"):
+        tl.encode(adata, config=quick_config(), preset="scvi-like", copy=True)

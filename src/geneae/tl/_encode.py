@@ -30,23 +30,46 @@ def encode(
     Writes ``obsm[key_added]`` (latent means), ``layers["geneae_denoised"]`` (the expected
     reconstruction of the modelled genes, in the model's target units; NaN for genes the
     model does not use; skipped with ``denoise=False``) and ``uns["geneae"]``
-    (configuration, genes, version), from one forward pass of the model.
+    (configuration, genes, version), from one forward pass of the model. A model of genes
+    (``data.genes_as_samples``) writes ``varm[key_added]`` instead (each gene's latent
+    means; NaN for genes it does not embed) and no denoised layer.
+
+    ``model``: a fitted model; else one is fitted on ``adata`` from ``config`` or
+    ``preset`` (one of them at most; neither with a model).
 
     Returns
     -------
     The AnnData when ``copy=True``, else None (``adata`` is changed in place).
     """
     from geneae import __version__
+    from geneae.errors import ConfigError
     from geneae.model import GeneAE
 
+    if model is not None and (config is not None or preset is not None):
+        raise ConfigError(
+            "give a fitted model, or config / preset to fit one on adata, not both (the model "
+            "was trained with its own settings)."
+        )
+    if config is not None and preset is not None:
+        raise ConfigError(
+            "give config or preset, not both (a preset's settings with changes: "
+            "GeneAE.from_preset(name, overrides).fit(adata), then encode(adata, model))."
+        )
     adata = adata.copy() if copy else adata
     if model is None:
         model = GeneAE.from_preset(preset) if preset else GeneAE(config)
         model.fit(adata, layer=layer)
-    rows: Any = None if denoise else np.zeros(0, dtype=np.int64)
+    genes_as_samples = model.config.data.genes_as_samples
+    rows: Any = None if denoise and not genes_as_samples else np.zeros(0, dtype=np.int64)
     outputs = model.predict(adata, layer=layer, reconstruction_rows=rows)
-    adata.obsm[key_added] = outputs.latent
-    if denoise:
+    if genes_as_samples:  # the model's rows are adata's genes
+        at = pd.Index(adata.var_names).get_indexer(pd.Index(outputs.obs_names))
+        embedding = np.full((adata.n_vars, outputs.latent.shape[1]), np.nan, dtype=np.float32)
+        embedding[at[at >= 0]] = outputs.latent[at >= 0]
+        adata.varm[key_added] = embedding
+    else:
+        adata.obsm[key_added] = outputs.latent
+    if denoise and not genes_as_samples:
         full = np.full(adata.shape, np.nan, dtype=np.float32)
         full[:, pd.Index(adata.var_names).get_indexer(model.genes)] = outputs.reconstruction
         adata.layers["geneae_denoised"] = full
