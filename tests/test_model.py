@@ -545,3 +545,26 @@ def test_tl_encode_refuses_settings_beside_a_fitted_model(fitted):
         tl.encode(adata, model, preset="scvi-like", copy=True)
     with pytest.raises(ConfigError, match="config or preset, not both"):
         tl.encode(adata, config=quick_config(), preset="scvi-like", copy=True)
+
+
+def test_fit_leaves_the_callers_generators_threads_and_environment_as_they_were():
+    import os
+    import random
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)  # the fit trains at one
+    random.seed(7)
+    np.random.seed(7)  # noqa: NPY002 - the legacy global generator is what fit touched
+    torch.manual_seed(7)
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())  # noqa: NPY002
+    random.seed(7)
+    np.random.seed(7)  # noqa: NPY002
+    torch.manual_seed(7)
+    before = os.environ.get("PL_GLOBAL_SEED")
+    GeneAE(quick_config(**{"train.seed": 3})).fit(tiny_counts())  # one thread, seeded
+    after = (random.random(), np.random.rand(), torch.rand(1).item())  # noqa: NPY002
+    threads = torch.get_num_threads()
+    torch.set_num_threads(previous)
+    assert after == expected
+    assert threads == 2
+    assert os.environ.get("PL_GLOBAL_SEED") == before

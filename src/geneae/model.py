@@ -30,6 +30,7 @@ import torch
 from geneae.config import RunConfig
 from geneae.errors import InputError, NotFittedError
 from geneae.facts import describe
+from geneae.global_state import caller_state_kept
 from geneae.io.backed import BackedData
 from geneae.io.raw import with_raw_used
 from geneae.likelihoods import COUNT_LIKELIHOODS
@@ -243,7 +244,19 @@ class GeneAE:
         """Train on data from :meth:`preprocess_for_training`; see :meth:`fit`.
 
         ``callbacks``: extra Lightning callbacks (e.g. :mod:`geneae.tune`'s trial reporter).
+        The caller's random generators and torch threads are as they were afterwards.
         """
+        with caller_state_kept():
+            return self._train(prepared, validation, run_dir, resume, callbacks)
+
+    def _train(
+        self,
+        prepared: Prepared | OnDisk,
+        validation: float | None,
+        run_dir: str | Path | None,
+        resume: bool,
+        callbacks: Sequence[Any],
+    ) -> GeneAE:
         if validation is not None:
             self.config.train.validation = validation
             if self._resolved is not None:
