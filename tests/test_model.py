@@ -568,3 +568,27 @@ def test_fit_leaves_the_callers_generators_threads_and_environment_as_they_were(
     assert after == expected
     assert threads == 2
     assert os.environ.get("PL_GLOBAL_SEED") == before
+
+
+def test_mistakes_in_the_python_api_are_geneae_errors(fitted, tmp_path):
+    # Each of these raised a library's own exception (pathlib's TypeError, pydantic's
+    # ValidationError, torch's FileNotFoundError or RuntimeError, a bare AssertionError).
+    from geneae.pp import Preprocessor
+
+    adata, model = fitted
+    with pytest.raises(InputError, match="expected an AnnData or the path"):
+        GeneAE(quick_config()).fit(np.asarray(adata.X.todense()))
+    with pytest.raises(InputError, match="got csr_matrix; wrap a matrix as anndata.AnnData"):
+        model.encode(adata.X)
+    with pytest.raises(ConfigError, match=r"train.validation = 1.5"):
+        GeneAE(quick_config()).fit(adata, validation=1.5)
+    with pytest.raises(ModelFileError, match="nothing to resume"):
+        GeneAE(quick_config()).fit(adata, run_dir=tmp_path / "new", resume=True)
+    with pytest.raises(InputError, match=r"latent must be samples x latent dims .*\(3, 5\)"):
+        model.gene_loadings(np.zeros((3, 5)))
+    with pytest.raises(InputError, match="space must be one of"):
+        model.reconstruction_units("foo")
+    with pytest.raises(NotFittedError):
+        GeneAE().to_input_space(np.zeros((2, 2)))
+    with pytest.raises(ConfigError, match=r"'n_top_gene'; allowed keys here: preset, source"):
+        Preprocessor("counts", n_top_gene=5)

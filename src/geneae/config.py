@@ -160,21 +160,25 @@ def field_kinds(key: str) -> set[type]:
     return kinds
 
 
-def describe_validation_error(exc: ValidationError, source: str) -> str:
-    """One line per problem: the dotted key, the bad value, what is allowed."""
+def describe_validation_error(
+    exc: ValidationError, source: str, model: type[BaseModel] | None = None
+) -> str:
+    """One line per problem: the dotted key, the bad value, what is allowed.
+
+    ``model``: the section that was validated (default: a whole :class:`RunConfig`).
+    """
     lines = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) if err["loc"] else "(top level)"
         if err["type"] == "extra_forbidden":
-            allowed = _allowed_keys(err["loc"][:-1])
+            allowed = _allowed_keys(err["loc"][:-1], model or RunConfig)
             lines.append(f"unknown key {key!r}; allowed keys here: {', '.join(allowed)}")
         else:
             lines.append(f"{key} = {err.get('input')!r}: {err['msg']}")
     return f"{source}: " + "; ".join(lines)
 
 
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    model: type[BaseModel] = RunConfig
+def _allowed_keys(loc: tuple[Any, ...], model: type[BaseModel]) -> list[str]:
     for part in loc:
         field = model.model_fields.get(str(part))
         if field is None or not isinstance(field.annotation, type):

@@ -42,14 +42,14 @@ from geneae.model_inputs import (
     with_layer,
 )
 from geneae.model_outputs import check_space, decoder_loadings, in_space, units_of_space
-from geneae.model_training import build_for_training, train_module
+from geneae.model_training import build_for_training, check_resumable, train_module
 from geneae.ondisk import OnDisk, open_for_training, predict_on_disk, training_data
 from geneae.pp import Preprocessor
 from geneae.pp.checks import in_memory
 from geneae.prepared import Outputs, Prepared
 from geneae.presets import preset_config
 from geneae.reconstruction_file import Source, write_reconstruction
-from geneae.resolve import resolve
+from geneae.resolve import embedding_width, resolve
 from geneae.saved_model import MODEL_FILES, check_overwrite, read_model, saved_module, write_model
 
 logger = logging.getLogger(__name__)
@@ -258,9 +258,12 @@ class GeneAE:
         callbacks: Sequence[Any],
     ) -> GeneAE:
         if validation is not None:
-            self.config.train.validation = validation
+            checked = self.config.updated({"train.validation": validation}, source="validation")
+            self.config.train.validation = checked.train.validation
             if self._resolved is not None:
-                self._resolved.train.validation = validation
+                self._resolved.train.validation = checked.train.validation
+        if resume:
+            check_resumable(run_dir)
         self.module, threads = build_for_training(
             self.config, len(self.genes), len(self.covariate_categories)
         )
@@ -365,6 +368,7 @@ class GeneAE:
         """What :meth:`reconstruct` returns in ``space``, in words (for output files)."""
         self._require_fitted()
         assert self.preprocessor is not None
+        check_space(space)
         return units_of_space(
             self.preprocessor,
             space,
@@ -374,6 +378,7 @@ class GeneAE:
 
     def to_input_space(self, reconstruction: np.ndarray) -> np.ndarray:
         """A target-space reconstruction in the preprocessed input space (see reconstruct)."""
+        self._require_fitted()
         assert self.preprocessor is not None
         return in_space(
             self.preprocessor, reconstruction, "input", None, counts_model=self.counts_model
@@ -409,6 +414,13 @@ class GeneAE:
         :meth:`encode`): positive when the gene rises as the dimension grows.
         """
         module = self._require_fitted()
+        latent = np.asarray(latent)
+        width = embedding_width(self.config)
+        if latent.ndim != 2 or latent.shape[1] != width:
+            raise InputError(
+                f"latent must be samples x latent dims as encode gives them ({width} "
+                f"columns), got shape {latent.shape}."
+            )
         if self.config.model.decoder_hidden == [] and self.config.model.family != "gmvae":
             return module.loadings().detach().cpu().numpy()
         return decoder_loadings(

@@ -30,6 +30,7 @@ import torch
 from geneae.batches import split_indices
 from geneae.config import RunConfig
 from geneae.data_start import DataStart, data_start, start_from_data
+from geneae.errors import ModelFileError
 from geneae.module import Ensemble, build_module, members_of
 from geneae.module.ensemble import PCA_FIT_ROWS
 from geneae.precision import choose_precision, training_device_type
@@ -152,6 +153,18 @@ def build_for_training(
         torch.manual_seed(one.train.seed)
         members.append(build_module(one.model, n_genes, n_covariates))
     return (members[0] if len(members) == 1 else Ensemble(members)), threads
+
+
+def check_resumable(run_dir: str | Path | None) -> None:
+    """Refuse ``resume`` where ``run_dir`` holds no resume point of a single model or members."""
+    if run_dir is None:
+        raise ModelFileError("resume=True continues a fit in run_dir: give its run_dir.")
+    checkpoints = Path(run_dir) / "checkpoints"  # as train_module lays them out
+    if not (checkpoints / "last.ckpt").is_file() and not any(checkpoints.glob("member*")):
+        raise ModelFileError(
+            f"{run_dir}: nothing to resume (no {checkpoints.name}/last.ckpt); fit without "
+            "resume, or give the run_dir of the interrupted fit."
+        )
 
 
 def train_module(

@@ -18,6 +18,7 @@ always``); docs/scaling.md describes the route:
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ import torch
 from geneae.batches import ExpressionTensors
 from geneae.chunked import chunk_bounds
 from geneae.config import RunConfig, TrainConfig
-from geneae.errors import ConfigError
+from geneae.errors import ConfigError, InputError
 from geneae.facts import DataFacts, FactsAccumulator
 from geneae.io.backed import BackedData, is_store, open_backed
 from geneae.io.labels_file import Labels
@@ -118,6 +119,11 @@ def open_for_training(
         if not source.isbacked:
             return None
         source = Path(source.filename)
+    if not isinstance(source, str | os.PathLike):
+        raise InputError(
+            f"expected an AnnData or the path of a data file, got {type(source).__name__}; "
+            "wrap a matrix as anndata.AnnData(X=matrix) (samples x genes)."
+        )
     path = Path(source)
     if not is_store(path) or config.train.out_of_core == "never":
         return None

@@ -105,7 +105,9 @@ class Preprocessor:
         try:
             self.config = PreprocessConfig(preset=preset, **steps)
         except ValidationError as exc:
-            raise ConfigError(describe_validation_error(exc, "Preprocessor")) from None
+            raise ConfigError(
+                describe_validation_error(exc, "Preprocessor", PreprocessConfig)
+            ) from None
         self._reset()
 
     def _reset(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any
 import yaml
 
 from geneae.config import RunConfig, TuneConfig
-from geneae.errors import ConfigError, TuneWarning
+from geneae.errors import ConfigError, InputError, TuneWarning
 from geneae.tune import storage as st
 from geneae.tune.objective import OBJECTIVES, comparability_notes
 from geneae.tune.space import Space, build_space
@@ -84,6 +85,11 @@ def tune(
     from geneae.resolve import resolve
     from geneae.run import load_data
 
+    if not isinstance(data_path, str | os.PathLike):
+        raise InputError(
+            f"data_path must be the path of a data file (each trial's process reads it), "
+            f"got {type(data_path).__name__}; save an AnnData first: adata.write_h5ad(path)."
+        )
     out = Path(out_dir)
     space = build_space(settings.space, base)
     _check_settings(space, settings, base)
