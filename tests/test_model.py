@@ -592,3 +592,18 @@ def test_mistakes_in_the_python_api_are_geneae_errors(fitted, tmp_path):
         GeneAE().to_input_space(np.zeros((2, 2)))
     with pytest.raises(ConfigError, match=r"'n_top_gene'; allowed keys here: preset, source"):
         Preprocessor("counts", n_top_gene=5)
+
+
+def test_a_covariate_without_values_or_of_measurements_is_refused():
+    adata = tiny_counts()
+    rng = np.random.default_rng(0)
+    adata.obs["batch"] = rng.choice(["a", "b"], size=adata.n_obs)
+    adata.obs.loc[adata.obs_names[5], "batch"] = None
+    with pytest.raises(InputError, match=r"'batch' has no value for 1 samples .*'unknown'"):
+        GeneAE(quick_config(**{"data.covariate": "batch"})).fit(adata)
+    adata.obs["depth"] = rng.normal(size=adata.n_obs)  # a number per sample: no batch
+    with pytest.raises(InputError, match=r"'depth' holds 300 different numbers .*categorical"):
+        GeneAE(quick_config(**{"data.covariate": "depth"})).fit(adata)
+    adata.obs["batch"] = rng.choice([1.0, 2.0, 3.0], size=adata.n_obs)  # coded levels: fine
+    model = GeneAE(quick_config(**{"data.covariate": "batch"})).fit(adata)
+    assert model.covariate_categories == ["1.0", "2.0", "3.0"]

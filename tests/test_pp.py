@@ -429,6 +429,15 @@ def test_counts_preset_on_lognormalised_data_says_use_lognorm() -> None:
     assert "lognorm" in str(e.value) and "standardize" in str(e.value)
 
 
+def test_new_data_without_counts_for_a_fitted_counts_preset_asks_for_counts() -> None:
+    # Another preset is no fix once the model is trained: only the counts are.
+    counts = make_counts()
+    pre = Preprocessor("counts").fit(counts)
+    with pytest.raises(InputError, match=r"trained on raw counts.*Give the new data's raw") as e:
+        pre.transform(scanpy_lognorm(counts))
+    assert "preset" not in str(e.value)
+
+
 def test_counts_preset_on_scaled_data_says_use_standardize() -> None:
     with pytest.raises(InputError, match="needs raw counts") as e:
         Preprocessor("counts").fit(make_continuous())

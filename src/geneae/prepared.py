@@ -133,9 +133,29 @@ def to_tensors(
 
 
 def covariate_levels(pre: ad.AnnData, key: str) -> list[str]:
-    """The sorted levels of the covariate column ``key`` (the training data's)."""
+    """The sorted levels of the covariate column ``key`` (the training data's).
+
+    Refused: samples without a value (they would make a level "nan"), and a column of
+    numbers that nearly all differ (a measurement, not a batch: every new sample's value
+    would be a level the model never saw).
+    """
     _check_column(pre, key)
-    return sorted(set(pre.obs[key].astype(str)))
+    column = pre.obs[key]
+    missing = column.isna().to_numpy()
+    if missing.any():
+        raise InputError(
+            f"covariate {key!r} has no value for {int(missing.sum()):,} samples (e.g. "
+            f"{str(pre.obs_names[missing][0])!r}); give each its level (e.g. 'unknown'), or "
+            "leave data.covariate out."
+        )
+    distinct = column.nunique()
+    if pd.api.types.is_float_dtype(column) and distinct > max(20, len(column) // 2):
+        raise InputError(
+            f"covariate {key!r} holds {distinct:,} different numbers among {len(column):,} "
+            "samples: a measurement, not a batch. data.covariate names a categorical column "
+            "(batch, donor, ...)."
+        )
+    return sorted(set(column.astype(str)))
 
 
 def covariate_codes(pre: ad.AnnData, key: str, levels: list[str]) -> torch.Tensor:

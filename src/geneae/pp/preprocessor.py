@@ -222,7 +222,9 @@ class Preprocessor:
         steps = self._require_fitted()
         adata = in_memory(adata)
         cols = self._align(adata.var_names, warn_extra=False)
-        source = source_matrix(adata, steps, counts_matrix(adata, facts or describe(adata)))
+        source = source_matrix(
+            adata, steps, counts_matrix(adata, facts or describe(adata)), fitted=True
+        )
         return np.concatenate(
             [row_sums(block) for _, block in row_blocks(source, None, cols)] or [np.zeros(0)]
         )
@@ -339,7 +341,7 @@ class Preprocessor:
             check_same_log_state(log_state(self.value_type_), facts)
         cols = self._align(adata.var_names, warn_extra=warn_extra)
         counts = counts_matrix(adata, facts)
-        source = source_matrix(adata, steps, counts)
+        source = source_matrix(adata, steps, counts, fitted=True)
         rows = None if cells is None or cells.all() else cells
         kept = adata if rows is None else adata[rows]  # a view, for obs: no matrix copied
         check = value_check(steps, kept.obs_names, adata.var_names[cols])

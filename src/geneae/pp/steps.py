@@ -15,6 +15,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from geneae.config import PreprocessConfig
+from geneae.errors import InputError
 from geneae.facts import DataFacts
 from geneae.pp import transforms as T
 from geneae.pp.blocks import Matrix, densify, is_canonical, is_identity, map_rows
@@ -39,16 +40,27 @@ def why_not_counts(adata: ad.AnnData) -> Any:
     return not_counts(get_matrix(adata, None), "X", adata.obs_names, adata.var_names)
 
 
-def source_matrix(adata: ad.AnnData, steps: PreprocessConfig, counts: Matrix | None) -> Matrix:
+def source_matrix(
+    adata: ad.AnnData, steps: PreprocessConfig, counts: Matrix | None, *, fitted: bool = False
+) -> Matrix:
     """The matrix the value steps start from: raw counts or X, as fitted.
 
     X taken out of the log ``steps.unlog`` names when it names one (a new float32 array),
     so that the filters, the library sizes and the value steps all see expression.
+    ``fitted``: the steps were fitted already (new data for a trained model), so missing
+    counts can only be given, not worked around by another preset.
     """
     if steps.source == "X":
         x = get_matrix(adata, None)
         scale = steps.log_scale
         return x if scale is None else T.unlogged(x, scale)
+    if counts is None and fitted:
+        problem = why_not_counts(adata)
+        raise InputError(
+            "the model was trained on raw counts, and these data have none: "
+            f"{problem.detail if problem is not None else 'no counts found'}. Give the new "
+            "data's raw counts (X or layers['counts'])."
+        )
     if counts is None:
         raise needs_counts(f"preset {steps.preset!r}", why_not_counts(adata))
     return counts
