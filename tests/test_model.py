@@ -607,3 +607,12 @@ def test_a_covariate_without_values_or_of_measurements_is_refused():
     adata.obs["batch"] = rng.choice([1.0, 2.0, 3.0], size=adata.n_obs)  # coded levels: fine
     model = GeneAE(quick_config(**{"data.covariate": "batch"})).fit(adata)
     assert model.covariate_categories == ["1.0", "2.0", "3.0"]
+
+
+def test_tl_encode_copies_a_backed_anndata_into_memory(fitted, tmp_path):
+    adata, model = fitted
+    adata.write_h5ad(tmp_path / "d.h5ad")
+    backed = ad.read_h5ad(tmp_path / "d.h5ad", backed="r")
+    out = tl.encode(backed, model, copy=True)  # was: anndata's error (a copy needs a file)
+    assert not out.isbacked and "X_geneae" not in backed.obsm
+    np.testing.assert_allclose(out.obsm["X_geneae"], model.encode(adata), rtol=1e-6)

@@ -365,3 +365,8 @@ def test_pl_fits_nothing():
             r"openTSNE|umap|sklearn|pyplot|geneae\.tl|geneae import .*\btl\b", line
         )
     assert not hasattr(pl, "embed_2d")
+
+
+def test_latent_variance_without_variances_says_what_it_needs():
+    with pytest.raises(InputError, match="usage needs 'variance'"):
+        pl.latent_variance({})

@@ -9,6 +9,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from geneae.errors import InputError
 from geneae.pl._style import GENEAE_COLOR, VALIDATION_COLOR, new_axes, styled
 
 
@@ -24,6 +25,11 @@ def latent_variance(usage: Mapping[str, Any], *, ax: Axes | None = None) -> Figu
     ax
         Axes to draw into. With KL values a twin y-axis (right) is added for them.
     """
+    if "variance" not in usage:
+        raise InputError(
+            "usage needs 'variance' (one per latent dimension), as "
+            "geneae.evaluate.latent_usage gives it."
+        )
     variance = np.asarray(usage["variance"], dtype=np.float64)
     kl = usage.get("kl")
     kl = None if kl is None else np.asarray(kl, dtype=np.float64)

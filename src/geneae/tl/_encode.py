@@ -55,7 +55,8 @@ def encode(
             "give config or preset, not both (a preset's settings with changes: "
             "GeneAE.from_preset(name, overrides).fit(adata), then encode(adata, model))."
         )
-    adata = adata.copy() if copy else adata
+    if copy:  # a backed AnnData's copy needs a new file: the copy is held in memory
+        adata = adata.to_memory() if adata.isbacked else adata.copy()
     if model is None:
         model = GeneAE.from_preset(preset) if preset else GeneAE(config)
         model.fit(adata, layer=layer)
