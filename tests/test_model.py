@@ -615,4 +615,6 @@ def test_tl_encode_copies_a_backed_anndata_into_memory(fitted, tmp_path):
     backed = ad.read_h5ad(tmp_path / "d.h5ad", backed="r")
     out = tl.encode(backed, model, copy=True)  # was: anndata's error (a copy needs a file)
     assert not out.isbacked and "X_geneae" not in backed.obsm
+    model.encode(backed)
+    assert backed.file.is_open  # anndata's to_memory closed the caller's file
     np.testing.assert_allclose(out.obsm["X_geneae"], model.encode(adata), rtol=1e-6)

@@ -39,6 +39,7 @@ from geneae.io.labels_file import Labels
 from geneae.likelihoods import COUNT_LIKELIHOODS
 from geneae.model_outputs import forward_pass
 from geneae.pp import Preprocessor
+from geneae.pp.checks import in_memory
 from geneae.pp.streaming import fit_streaming
 from geneae.prepared import Outputs, Prepared, covariate_codes, covariate_levels, to_tensors
 from geneae.resolve import resolve
@@ -171,7 +172,7 @@ def training_data(
     if on_disk is not None:
         return on_disk
     if isinstance(source, ad.AnnData):
-        return source.to_memory() if source.isbacked else source
+        return in_memory(source)
     from geneae.io import read
 
     return read(source, fmt=config.data.format, transpose=config.data.transpose)

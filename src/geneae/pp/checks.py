@@ -19,10 +19,20 @@ from geneae.pp.blocks import Matrix, row_slices
 
 
 def in_memory(adata: ad.AnnData) -> ad.AnnData:
-    """The AnnData itself, loaded into memory if it is backed by a file."""
+    """The AnnData itself, loaded into memory if it is backed by a file.
+
+    A backed AnnData stays as the caller had it: anndata's ``to_memory`` closes its file,
+    which is opened again.
+    """
     if not isinstance(adata, ad.AnnData):
         raise InputError(f"expected an AnnData object, got {type(adata).__name__}.")
-    return adata.to_memory() if adata.isbacked else adata
+    if not adata.isbacked:
+        return adata
+    was_open = adata.file.is_open
+    loaded = adata.to_memory()
+    if was_open and not adata.file.is_open:
+        adata.file.open()
+    return loaded
 
 
 def check_shape_and_names(adata: ad.AnnData) -> None:
