@@ -44,6 +44,7 @@ def encode(
     from geneae import __version__
     from geneae.errors import ConfigError
     from geneae.model import GeneAE
+    from geneae.pp.checks import in_memory
 
     if model is not None and (config is not None or preset is not None):
         raise ConfigError(
@@ -56,7 +57,7 @@ def encode(
             "GeneAE.from_preset(name, overrides).fit(adata), then encode(adata, model))."
         )
     if copy:  # a backed AnnData's copy needs a new file: the copy is held in memory
-        adata = adata.to_memory() if adata.isbacked else adata.copy()
+        adata = in_memory(adata) if adata.isbacked else adata.copy()
     if model is None:
         model = GeneAE.from_preset(preset) if preset else GeneAE(config)
         model.fit(adata, layer=layer)
