@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import warnings
 
 import anndata as ad
@@ -11,12 +12,14 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+import yaml
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
 from geneae import datasets
 from geneae.batches import ExpressionTensors, RowMatrix
 from geneae.chunked import ChunkedBatches, chunk_bounds
+from geneae.cli import main
 from geneae.config import RunConfig
 from geneae.errors import ConfigError, DataWarning, InputError
 from geneae.facts import FactsAccumulator, describe
@@ -381,7 +384,6 @@ def _damage(path):
 
 @pytest.mark.parametrize("damage", ["indptr", "truncated", "csc"])
 def test_a_damaged_store_is_refused_in_one_line(counts_file, tmp_path, damage):
-    from geneae.cli import main
 
     adata, folder = counts_file
     path = tmp_path / "bad.h5ad"
@@ -531,3 +533,36 @@ def test_an_anndata_given_in_python_takes_raw_as_its_file_does(raw_counts_file, 
     assert kept.preprocessor.value_type_ == "standardised"
     assert from_object.preprocessor.value_type_ == "log-normalised"
     assert scaled.X.min() < 0  # untouched
+
+
+def test_a_zarr_store_is_read_into_memory_like_its_h5ad(counts_file):
+    # Was: "holds no matrix.mtx" (a folder taken for a 10x directory) unless out of core.
+    import geneae.io as gio
+
+    _, folder = counts_file
+    from_zarr, from_h5ad = gio.read(folder / "counts.zarr"), gio.read(folder / "counts.h5ad")
+    assert from_zarr.shape == from_h5ad.shape
+    np.testing.assert_array_equal(from_zarr.X.toarray(), from_h5ad.X.toarray())
+    assert list(from_zarr.obs_names) == list(from_h5ad.obs_names)
+
+
+def test_evaluate_of_a_run_trained_out_of_core(counts_file, tmp_path):
+    # Was: exit 1, "'BackedData' object has no attribute 'X'".
+    _, folder = counts_file
+    settings = {**CHUNKED_FAST, "train.max_epochs": 1, "evaluate.report": False}
+    config = tmp_path / "c.yaml"
+    sections: dict = {}
+    for key, value in settings.items():
+        section, name = key.split(".")
+        sections.setdefault(section, {})[name] = value
+    config.write_text(yaml.safe_dump(sections))
+    run = tmp_path / "run"
+    quiet = contextlib.redirect_stdout(io.StringIO())
+    with quiet, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        args = ["--config", str(config), "--out-of-core", "always"]
+        assert main(["train", str(folder / "counts.h5ad"), "--out", str(run), *args]) == 0
+        target = tmp_path / "eval.json"
+        assert main(["evaluate", str(run), str(folder / "counts.zarr"), "--out", str(target)]) == 0
+    metrics = json.loads(target.read_text())
+    assert {"geneae", "pca"} <= set(metrics["comparison"])

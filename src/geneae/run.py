@@ -322,7 +322,13 @@ def naming_file(path: str | Path) -> Iterator[None]:
         raise _naming(exc, path) from None
 
 
-def evaluate_file(model: GeneAE, adata: ad.AnnData) -> dict[str, Any]:
-    """Every metric of ``model`` on new data, beside PCA (``geneae evaluate``)."""
+def evaluate_file(model: GeneAE, adata: ad.AnnData | BackedData) -> dict[str, Any]:
+    """Every metric of ``model`` on new data, beside PCA (``geneae evaluate``).
+
+    Data left on disk are evaluated on a seeded subsample held in memory, as a run trained
+    on them is (:meth:`geneae.ondisk.OnDisk.hold_sample`).
+    """
     prepared = model.preprocess(adata, layer=model.config.data.layer)
+    if isinstance(prepared, OnDisk):
+        prepared = prepared.hold_sample(model.config.train.seed)
     return evaluate_model(model, prepared).metrics

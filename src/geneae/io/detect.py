@@ -19,6 +19,7 @@ from geneae.io.messages import input_error
 
 FORMATS: tuple[str, ...] = (
     "h5ad",
+    "zarr",
     "10x_h5",
     "10x_mtx",
     "h5",
@@ -43,9 +44,16 @@ _HDF5_SUFFIXES = {".h5", ".h5ad", ".hdf5", ".hdf", ".he5", ".loom"}
 _R_SUFFIXES = {".rds", ".rdata", ".rda", ".h5seurat"}
 _TEXT_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".gct": "gct"}
 _SUPPORTED = (
-    "h5ad, 10x Genomics .h5 or matrix.mtx directory, loom, plain HDF5 with X (and Y), "
+    "h5ad, AnnData .zarr store, 10x Genomics .h5 or matrix.mtx directory, loom, plain "
+    "HDF5 with X (and Y), "
     "CSV/TSV/TXT (optionally .gz), GCT, GEO series matrix, .npy, .npz"
 )
+
+
+def is_zarr_store(path: Path) -> bool:
+    """Whether the folder ``path`` is a zarr store (an AnnData written by write_zarr)."""
+    markers = (".zgroup", ".zattrs", "zarr.json")
+    return path.suffix.lower() == ".zarr" or any((path / m).is_file() for m in markers)
 
 
 def detect_format(path: Path, fmt: str | None = None) -> str:
@@ -84,6 +92,8 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
             )
         return key
     if path.is_dir():
+        if is_zarr_store(path):
+            return "zarr"
         find_mtx(path)  # raises a helpful error when there is none
         return "10x_mtx"
     with open(path, "rb") as fh:

@@ -12,7 +12,7 @@ from geneae.io.detect import detect_format
 from geneae.io.finalize import finalize
 from geneae.io.gct import read_gct
 from geneae.io.geo import read_geo
-from geneae.io.h5ad import read_h5ad
+from geneae.io.h5ad import read_h5ad, read_zarr
 from geneae.io.hdf5 import read_plain_h5
 from geneae.io.labels_file import Labels
 from geneae.io.loom import read_loom
@@ -105,6 +105,8 @@ def read(
         labels = column
     if kind == "h5ad":
         adata = read_h5ad(file, backed=backed)
+    elif kind == "zarr":
+        adata = read_zarr(file)
     elif kind == "10x_h5":
         adata = read_10x_h5(file)
     elif kind == "10x_mtx":

@@ -149,3 +149,22 @@ def read_legacy_h5ad(path: Path) -> ad.AnnData:
         raw_x, raw_var = raw
         adata.raw = build_anndata(raw_x, obs.index, raw_var.index, var=dict(raw_var.items()))
     return adata
+
+
+def read_zarr(path: Path) -> ad.AnnData:
+    """An AnnData zarr store (``adata.write_zarr``), read into memory.
+
+    Raises
+    ------
+    InputError
+        When anndata cannot read it.
+    """
+    try:
+        with quiet_anndata():
+            return ad.read_zarr(path)
+    except Exception as exc:  # noqa: BLE001 - anndata / zarr raise many types
+        raise input_error(
+            path,
+            f"not readable as an AnnData zarr store ({exc})",
+            "Re-write it with a current anndata (adata.write_zarr), or as .h5ad.",
+        ) from exc
