@@ -24,7 +24,20 @@ def _plain_h5(path: Path, x: np.ndarray, **extra: np.ndarray) -> Path:
 def test_formats_listed() -> None:
     assert gio.FORMATS == FORMATS
     assert set(FORMATS) == {
-        *("h5ad", "10x_h5", "10x_mtx", "h5", "loom", "csv", "tsv", "gct", "geo", "npy", "npz")
+        *(
+            "h5ad",
+            "zarr",
+            "10x_h5",
+            "10x_mtx",
+            "h5",
+            "loom",
+            "csv",
+            "tsv",
+            "gct",
+            "geo",
+            "npy",
+            "npz",
+        )
     }
 
 
@@ -50,7 +63,7 @@ def test_unknown_format(tmp_path: Path) -> None:
 def test_unknown_fmt_argument(tmp_path: Path) -> None:
     path = tmp_path / "data.csv"
     path.write_text("a,b\n1,2\n")
-    with pytest.raises(InputError, match=r"data\.csv: unknown format 'excel'.*h5ad, 10x_h5"):
+    with pytest.raises(InputError, match=r"data\.csv: unknown format 'excel'.*h5ad, zarr, 10x_h5"):
         gio.read(path, fmt="excel")
 
 
