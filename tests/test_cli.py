@@ -491,3 +491,21 @@ def test_version_is_shown(capsys):
 
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"geneae {__version__}"
+
+
+@pytest.mark.parametrize(
+    ("command", "hint"),
+    [("train", "same command and --resume"), ("tune", "same `geneae tune` command again")],
+)
+def test_an_interrupt_says_how_its_command_continues(command, hint, monkeypatch, capsys):
+    # tune has no --resume: its hint was train's.
+    import geneae.tune
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(geneae.tune, "tune", interrupted)
+    monkeypatch.setattr("geneae.run.train_run", interrupted)
+    assert main([command, "data.h5ad", "--out", "somewhere"]) == 130
+    err = capsys.readouterr().err
+    assert hint in err and (command == "train") == ("--resume" in err)

@@ -64,21 +64,11 @@ def main(argv: list[str] | None = None) -> int:
             err.print(f"geneae: error: {message}", markup=False, highlight=False, soft_wrap=True)
         return int(getattr(exc, "exit_code", 2) or 2)
     except KeyboardInterrupt:
-        err.print(
-            "geneae: interrupted; an interrupted `geneae train` continues with the same "
-            "command and --resume",
-            markup=False,
-            soft_wrap=True,
-        )
+        err.print(f"geneae: interrupted{_how_to_continue(argv)}", markup=False, soft_wrap=True)
         return 130
     except SystemExit as exc:
         if exc.code == 128 + signal.SIGTERM:  # see geneae.runlock.terminate_as_exit
-            err.print(
-                "geneae: terminated; an interrupted `geneae train` continues with the same "
-                "command and --resume",
-                markup=False,
-                soft_wrap=True,
-            )
+            err.print(f"geneae: terminated{_how_to_continue(argv)}", markup=False, soft_wrap=True)
         raise
     except (OSError, MemoryError) as exc:
         message = resource_message(exc)
@@ -94,6 +84,17 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return _unexpected(exc)
     return 0
+
+
+def _how_to_continue(argv: list[str] | None) -> str:
+    """How the interrupted command continues, for the line that says it was interrupted."""
+    args = sys.argv[1:] if argv is None else argv
+    command = next((a for a in args if not a.startswith("-")), None)
+    if command == "train":
+        return "; an interrupted `geneae train` continues with the same command and --resume"
+    if command == "tune":
+        return "; run the same `geneae tune` command again to continue the study"
+    return ""
 
 
 _OUT_OF_MEMORY = (
