@@ -170,6 +170,13 @@ def test_summary_leaves_out_the_non_zero_mse_of_an_input_without_zeros():
     assert "non-zero entries" not in text
 
 
+def test_summary_names_the_silhouette_of_clusters_without_labels():
+    sides = {"geneae": {"silhouette": 0.27}, "pca": {"silhouette": 0.11}}
+    assert "label silhouette" in _summary_text({**sides, "supervised": True})
+    text = _summary_text({**sides, "supervised": False})
+    assert "cluster silhouette" in text and "label" not in text
+
+
 def test_existing_run_is_protected(trained, data_file, fast_yaml, capsys):
     before = (trained / "weights.safetensors").read_bytes()
     assert main(["train", str(data_file), "--out", str(trained), "--config", str(fast_yaml)]) == 2

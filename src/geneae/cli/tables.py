@@ -38,6 +38,8 @@ def summary_table(metrics: dict[str, Any], title: str) -> Table:
             continue
         if key == "masked_mse" and _no_zero_entries(ours, pca):
             continue
+        if key == "silhouette" and not comparison.get("supervised", True):
+            name = "cluster silhouette"  # no labels: the silhouette of its own clusters
         a, b = float(ours[key]), float(pca[key])
         higher = METRIC_DIRECTIONS.get(key, "higher") == "higher"
         a_wins = a > b if higher else a < b
