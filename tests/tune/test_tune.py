@@ -395,3 +395,4 @@ def test_label_objective_warns_and_maximises(tmp_path, capsys):
     args[1], args[3] = str(unlabelled), str(tmp_path / "s2")
     assert main(args) == 2
     assert "needs known labels" in capsys.readouterr().err
+    assert not (tmp_path / "s2").exists()  # refused before a study or a trial was made

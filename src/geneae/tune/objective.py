@@ -130,6 +130,14 @@ def run_trial(
     return label_score(model, prepared, objective)
 
 
+def no_labels(objective: str) -> InputError:
+    """The refusal of a label objective on data without labels."""
+    return InputError(
+        f"--objective {objective} needs known labels; name their column with --labels "
+        "(or give --labels-file), or use the label-free --objective loss."
+    )
+
+
 def label_score(model: Any, prepared: Any, objective: str) -> float:
     """ARI or NMI of clusters of ``model``'s latent space against ``prepared``'s labels."""
     from geneae.evaluate import cluster, clustering_scores
@@ -137,10 +145,7 @@ def label_score(model: Any, prepared: Any, objective: str) -> float:
 
     labels = labels_of(prepared.data)
     if labels is None:
-        raise InputError(
-            f"--objective {objective} needs known labels; name their column with --labels "
-            "(or give --labels-file), or use the label-free --objective loss."
-        )
+        raise no_labels(objective)
     outputs = model.predict(prepared, reconstruction_rows=np.zeros(0, int))
     cfg = model.config.evaluate
     method, clusters = cfg.cluster_method, None

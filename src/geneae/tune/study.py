@@ -83,7 +83,9 @@ def tune(
     """
     from geneae.facts import describe
     from geneae.resolve import resolve
+    from geneae.results import labels_of
     from geneae.run import load_data
+    from geneae.tune.objective import no_labels
 
     if not isinstance(data_path, str | os.PathLike):
         raise InputError(
@@ -97,6 +99,8 @@ def tune(
     for note in notes:
         warnings.warn(note, TuneWarning, stacklevel=2)
     adata = load_data(data_path, base, labels=labels_file, genes=genes_file)
+    if settings.objective != "loss" and labels_of(adata) is None:
+        raise no_labels(settings.objective)  # before a study is made and trials fail
     facts = describe(adata if base.data.layer is None else _layer(adata, base.data.layer))
     resolved_epochs = int(resolve(base, facts).train.max_epochs or 1)
     out.mkdir(parents=True, exist_ok=True)
