@@ -172,7 +172,7 @@ def test_full_report_sections_and_images(full_report):
     assert "could not be drawn" not in html
     maps = section_text(parser, "maps")
     assert "UMAP maps are turned off" in maps
-    assert "150 of the 200 cells" in maps  # the plotted subsample of tl.maps
+    assert "150 of the 200 samples" in maps  # the plotted subsample of tl.maps
     assert "The 2-D maps show 150 of them" in section_text(parser, "data")
     assert "2-D maps" in section_text(parser, "timings")
     assert "preset: null" in section_text(parser, "config")
@@ -320,7 +320,7 @@ def test_cluster_stability_shown_beside_the_clusters(full_report):
     assert f"ARI {ours['ari'].mean():.3f} on average" in text
     worst = int(np.nanargmin(ours["per_cluster"]))
     assert f"Least stable geneae cluster: {ours['clusters'][worst]}" in text
-    assert "a dark cell off the diagonal means two clusters were often merged" in text
+    assert "a dark square off the diagonal means two clusters were often merged" in text
     figure = [i for i in parser.images if i["figure"] == "fig-cluster_stability"]
     assert figure and figure[0]["section"] == "clusters"
     assert "co-clustering" in figure[0]["alt"]
@@ -467,3 +467,25 @@ def test_template_is_packaged():
     assert (templates / "report.html.j2").is_file() and (templates / "report.css").is_file()
     pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
     assert '"report/templates/*"' in pyproject and '"jinja2>=3.1"' in pyproject
+
+
+def test_the_data_sentence_names_what_the_rows_are():
+    # A bulk run's report said "cells"; a gene model's called its 636 genes "cells" and
+    # "a seeded subsample of 700" (700 being the samples).
+    import anndata as ad
+
+    from geneae.report.overview import data_body
+    from geneae.report.results import Results
+
+    genes = ad.AnnData(np.zeros((636, 700), dtype=np.float32))
+    data = {"n_cells": 700, "n_genes": 765, "n_cells_model": 636, "n_genes_model": 700}
+    body = data_body(
+        Results(Path("run"), genes, metrics={"data": {**data, "genes_as_samples": True}})
+    )
+    assert body["cells"].startswith("Metrics and figures use all 636 genes x 700 samples")
+    rows = dict(body["data_rows"])
+    assert rows["genes the model encodes"] == "636" and rows["samples the model reads"] == "700"
+    bulk = ad.AnnData(np.zeros((120, 500), dtype=np.float32))
+    data = {"n_cells": 123, "n_genes": 900, "n_cells_model": 120, "n_genes_model": 500}
+    body = data_body(Results(Path("run"), bulk, metrics={"data": data}))
+    assert body["cells"].startswith("Metrics and figures use all 120 samples x 500 genes")

@@ -11,7 +11,7 @@ import numpy as np
 
 from geneae.evaluate import METRIC_DIRECTIONS
 from geneae.pl import METRIC_LABELS
-from geneae.report.formatting import fmt, formatted_rows, pretty_key, winner
+from geneae.report.formatting import fmt, formatted_rows, pretty_key, row_nouns, winner
 from geneae.report.results import Results
 
 __all__ = ["CLUSTER_COUNT_SOURCES", "clusters_body", "metrics_body"]
@@ -104,10 +104,11 @@ def clusters_body(results: Results) -> dict[str, Any]:
     ours = sides["geneae"]
     share = slot.get("fraction")
     share = f"{float(share):.0%}" if isinstance(share, (int, float)) else "a share"
+    one, many, _ = row_nouns(results.section("data"))
     text = (
         f"Stability (no labels needed): the clustering was repeated {fmt(slot.get('repeats'))} "
-        f"times on random {share} subsets of the cells; on average a cell stayed with the "
-        f"other cells of its geneae cluster in a fraction {fmt(float(ours['mean']))} of the "
+        f"times on random {share} subsets of the {many}; on average a {one} stayed with the "
+        f"other {many} of its geneae cluster in a fraction {fmt(float(ours['mean']))} of the "
         "repeats"
     )
     if "pca" in sides:
@@ -126,6 +127,6 @@ def clusters_body(results: Results) -> dict[str, Any]:
         text += f". Least stable geneae cluster: {names[worst]} ({fmt(float(per_cluster[worst]))})"
     text += (
         ". This measures re-clustering this latent space; retraining the model with another "
-        "seed moves the space itself and can move more cells."
+        f"seed moves the space itself and can move more {many}."
     )
     return {"stability": text}

@@ -18,6 +18,7 @@ import numpy as np
 
 from geneae import pl
 from geneae.report.figure_set import DPI, FigureItem, FigureSet
+from geneae.report.formatting import row_nouns
 from geneae.report.results import RESULTS, Results
 
 __all__ = ["DPI", "MAP_METHODS", "FigureItem", "FigureSet", "draw_figures", "stability_missing"]
@@ -140,7 +141,8 @@ def _maps(results: Results, figs: FigureSet) -> None:
     n = adata.n_obs
     plotted = results.obs("plotted")
     m = int(np.asarray(plotted, dtype=bool).sum()) if plotted is not None else n
-    cells = f"all {n:,} cells" if m == n else f"{m:,} of the {n:,} cells (a seeded subsample)"
+    _, rows, _ = row_nouns(results.section("data"))
+    cells = f"all {n:,} {rows}" if m == n else f"{m:,} of the {n:,} {rows} (a seeded subsample)"
     # Spaces given t-SNE / UMAP maps (older results do not record them: all spaces).
     neighbour = (stored or {}).get("neighbour_spaces")
     neighbour = None if neighbour is None else {str(s) for s in np.atleast_1d(neighbour)}
@@ -196,7 +198,7 @@ def _reconstruction(results: Results, figs: FigureSet) -> None:
         figs.note(
             "reconstruction",
             f"{RESULTS} has no uns['geneae']['profiles'] (observed and reconstructed values of "
-            "a few cells, computed by geneae.tl.profiles).",
+            "a few samples, computed by geneae.tl.profiles).",
         )
         return
     n_cells = len(np.atleast_1d(profiles.get("cells", [])))
@@ -205,14 +207,15 @@ def _reconstruction(results: Results, figs: FigureSet) -> None:
         "reconstruction",
         "reconstruction_profiles",
         lambda: pl.reconstruction_profiles(profiles),
-        alt=f"Observed and reconstructed values of {n_cells} cells over the {n_genes} most "
+        alt=f"Observed and reconstructed values of {n_cells} samples over the {n_genes} most "
         "variable genes",
-        caption="Grey bars: observed values of one cell (model input space); blue line: "
+        caption="Grey bars: observed values of one sample (model input space); blue line: "
         "geneae's reconstruction. The closer the line follows the bars, the better.",
     )
 
 
 def _latent(results: Results, figs: FigureSet) -> None:
+    _, rows, _ = row_nouns(results.section("data"))
     usage = dict(results.section("latent_usage"))
     source = "the metrics"
     if "variance" not in usage:
@@ -223,14 +226,14 @@ def _latent(results: Results, figs: FigureSet) -> None:
             )
             return
         usage = {"variance": list(np.asarray(latent, dtype=np.float64).var(axis=0))}
-        source = f"obsm['X_geneae'] of the {results.adata.n_obs:,} cells"
+        source = f"obsm['X_geneae'] of the {results.adata.n_obs:,} {rows}"
     has_kl = usage.get("kl") is not None
     figs.draw(
         "latent",
         "latent_usage",
         lambda: pl.latent_variance(usage),
         alt="Variance" + (" and KL divergence" if has_kl else "") + " per latent dimension",
-        caption=f"Per latent dimension (from {source}): variance of the codes across cells"
+        caption=f"Per latent dimension (from {source}): variance of the codes across {rows}"
         + (
             " (blue, left axis) and KL to the prior (red, right axis); dimensions near zero on "
             "both are unused (posterior collapse)."
@@ -242,6 +245,7 @@ def _latent(results: Results, figs: FigureSet) -> None:
 
 
 def _clusters(results: Results, figs: FigureSet) -> None:
+    one, rows, _ = row_nouns(results.section("data"))
     labels = results.labels
     ours, theirs = results.obs("geneae_cluster"), results.obs("pca_cluster")
     clustering = results.comparison.get("clustering")
@@ -280,7 +284,7 @@ def _clusters(results: Results, figs: FigureSet) -> None:
                 lambda s=series, w=who: pl.confusion(labels, s.astype(str), title=f"{w} clusters"),
                 alt=f"Confusion matrix of {who} clusters against the known labels",
                 caption=f"Rows: known labels; columns: {who} clusters, matched to labels "
-                "(Hungarian) so that a perfect clustering is a diagonal; numbers are cells, "
+                f"(Hungarian) so that a perfect clustering is a diagonal; numbers are {rows}, "
                 "colour the fraction of the label.",
                 half=True,
             )
@@ -297,8 +301,8 @@ def _clusters(results: Results, figs: FigureSet) -> None:
         "clusters",
         "responsibilities",
         lambda: pl.responsibilities(probs, labels),
-        alt="Heatmap of GMVAE mixture-component probabilities per cell",
-        caption="q(y|x) of each cell (columns, grouped by "
+        alt=f"Heatmap of GMVAE mixture-component probabilities per {one}",
+        caption=f"q(y|x) of each {one} (columns, grouped by "
         + ("label" if labels is not None else "most likely component")
         + ") for each mixture component (rows); one dark row per group means the mixture "
         "found that group.",
@@ -311,6 +315,7 @@ def _stability(results: Results, figs: FigureSet) -> None:
     if not isinstance(ours, dict):
         figs.note("clusters", stability_missing(results))
         return
+    one, rows, _ = row_nouns(results.section("data"))
     method = str(ours.get("method", "")) or "the run's method"
     repeats, fraction = slot.get("repeats", "?"), slot.get("fraction")
     share = f"{float(fraction):.0%}" if fraction is not None else "a share"
@@ -320,9 +325,10 @@ def _stability(results: Results, figs: FigureSet) -> None:
         lambda: pl.cluster_stability(ours, title=f"stability of the geneae clusters ({method})"),
         alt="Stability of each geneae cluster and the cluster x cluster co-clustering matrix",
         caption=f"The clustering ({method}) was repeated {repeats} times on random {share} "
-        "subsets of the cells. Left: how often two cells of a cluster were clustered together "
-        "(1: never split); right: how often a cell of the row cluster and one of the column "
-        "cluster were — a dark cell off the diagonal means two clusters were often merged. "
+        f"subsets of the {rows}. Left: how often two {rows} of a cluster were clustered "
+        f"together (1: never split); right: how often a {one} of the row cluster and one of "
+        "the column cluster were — a dark square off the diagonal means two clusters were "
+        "often merged. "
         "Low values mark clusters that clustering again may split or merge.",
     )
 

@@ -66,3 +66,15 @@ def pretty_key(key: str) -> str:
     """``val_elbo`` -> ``validation ELBO``: readable names for metric keys."""
     words = {"val": "validation", "train": "training", "elbo": "ELBO", "kl": "KL", "nll": "NLL"}
     return " ".join(words.get(w, w) for w in str(key).split("_"))
+
+
+def row_nouns(data: Any) -> tuple[str, str, str]:
+    """What the results' rows are (singular, plural) and what their columns are.
+
+    ``data``: the metrics' ``data`` section. Samples and genes (geneae's words, for cells
+    and bulk samples alike); a model of genes (``genes_as_samples``) has genes for rows and
+    samples for columns.
+    """
+    if isinstance(data, dict) and data.get("genes_as_samples"):
+        return "gene", "genes", "samples"
+    return "sample", "samples", "genes"

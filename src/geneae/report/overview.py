@@ -13,7 +13,7 @@ import numpy as np
 
 from geneae.evaluate import METRIC_DIRECTIONS
 from geneae.pl import METRIC_LABELS
-from geneae.report.formatting import fmt, formatted_rows, seconds, winner
+from geneae.report.formatting import fmt, formatted_rows, row_nouns, seconds, winner
 from geneae.report.results import RESULTS, Results
 
 __all__ = ["TIMING_NAMES", "config_body", "data_body", "summary_body", "timings_body"]
@@ -40,9 +40,10 @@ def summary_body(results: Results) -> dict[str, Any]:
     what = ", ".join(
         str(model[k]) for k in ("family", "likelihood") if isinstance(model.get(k), str)
     )
-    n_cells = comp.get("n_cells", results.section("data").get("n_cells"))
+    data = results.section("data")
+    n_rows = comp.get("n_cells", data.get("n_cells_model", data.get("n_cells")))
     sentences = [
-        f"On {fmt(n_cells)} cells, geneae"
+        f"On {fmt(n_rows)} {row_nouns(data)[1]}, geneae"
         + (f" ({what})" if what else "")
         + f" with a {d}-dimensional latent space was compared with a PCA of {d} components "
         "fitted on the same preprocessed data."
@@ -115,17 +116,19 @@ def config_body(results: Results) -> dict[str, Any]:
 
 
 def data_body(results: Results) -> dict[str, Any]:
-    """Tables of the data and the model, and which cells the metrics and figures use."""
+    """Tables of the data and the model, and which samples the metrics and figures use."""
     data, model = results.section("data"), results.section("model")
     body: dict[str, Any] = {}
+    _, rows, columns = row_nouns(data)
     if data:
         body["data_rows"] = formatted_rows(
             (label, data.get(key))
             for key, label in (
                 ("path", "file"),
-                ("n_cells", "cells"),
+                ("n_cells", "samples in the file"),
                 ("n_genes", "genes in the file"),
-                ("n_genes_model", "genes the model uses"),
+                ("n_cells_model", f"{rows} the model encodes"),
+                ("n_genes_model", f"{columns} the model reads"),
                 ("value_type", "values"),
             )
             if key in data
@@ -148,18 +151,21 @@ def data_body(results: Results) -> dict[str, Any]:
             (label, model[k]) for k, label in names.items() if k in model
         )
     adata = results.adata
-    n, n_all = adata.n_obs, data.get("n_cells")
+    # The model's rows (after the filters), of which the evaluation may take a subsample.
+    n, n_all = adata.n_obs, data.get("n_cells_model", data.get("n_cells"))
     which = (
-        f"all {n:,} cells"
+        f"all {n:,} {rows}"
         if n == n_all or not isinstance(n_all, int)
-        else f"{n:,} evaluated cells (a seeded subsample of {n_all:,})"
+        else f"{n:,} evaluated {rows} (a seeded subsample of {n_all:,})"
     )
     plotted = results.obs("plotted")
     m = int(np.asarray(plotted, dtype=bool).sum()) if plotted is not None else None
     maps = (
         f" The 2-D maps show {m:,} of them (a seeded subsample)." if m is not None and m < n else ""
     )
-    body["cells"] = f"Metrics and figures use {which} x {adata.n_vars:,} genes ({RESULTS}).{maps}"
+    body["cells"] = (
+        f"Metrics and figures use {which} x {adata.n_vars:,} {columns} ({RESULTS}).{maps}"
+    )
     if not data and not model:
         body["missing"] = results.missing.get(
             "metrics", "The metrics have no data or model summary."
