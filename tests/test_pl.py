@@ -370,3 +370,11 @@ def test_pl_fits_nothing():
 def test_latent_variance_without_variances_says_what_it_needs():
     with pytest.raises(InputError, match="usage needs 'variance'"):
         pl.latent_variance({})
+
+
+def test_latent_variance_of_many_dimensions_stays_readable():
+    # 70 dimensions drew a 34-inch strip (10:1), unreadable once scaled to a page.
+    fig = pl.latent_variance({"variance": np.linspace(0.1, 1.0, 70)})
+    width, height = fig.get_size_inches()
+    assert width / height <= 4 and len(fig.axes[0].get_xticks()) <= 40
+    assert len(fig.axes[0].patches) == 70  # every dimension still drawn

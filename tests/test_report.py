@@ -252,6 +252,9 @@ def test_signed_loadings_described_and_marked(full_report):
     assert "negative (blue): the gene falls" in genes
     html = path.read_text(encoding="utf-8")
     assert '<span class="neg">-' in html and '<span class="pos">+' in html
+    # Many dimensions make the table wider than the page: it scrolls in its own box.
+    assert '<div class="scroll"><table class="grid genes">' in html
+    assert ".scroll { overflow-x: auto" in html
 
 
 def test_rerender_fits_nothing_and_draws_each_figure_once(full_report, monkeypatch):

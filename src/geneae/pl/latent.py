@@ -12,6 +12,10 @@ from matplotlib.figure import Figure
 from geneae.errors import InputError
 from geneae.pl._style import GENEAE_COLOR, VALIDATION_COLOR, new_axes, styled
 
+#: Inches the latent-usage figure is wide at most, and dimension labels it writes at most.
+MAX_WIDTH = 12.0
+MAX_TICKS = 40
+
 
 @styled
 def latent_variance(usage: Mapping[str, Any], *, ax: Axes | None = None) -> Figure:
@@ -34,7 +38,9 @@ def latent_variance(usage: Mapping[str, Any], *, ax: Axes | None = None) -> Figu
     kl = usage.get("kl")
     kl = None if kl is None else np.asarray(kl, dtype=np.float64)
     d = len(variance)
-    fig, ax = new_axes(ax, (max(5.0, 0.45 * d + 2.5), 3.4))
+    # Wide enough to tell the bars apart, but never a strip too thin to read once scaled
+    # to a page (an ensemble of seven members has 70 dimensions).
+    fig, ax = new_axes(ax, (min(MAX_WIDTH, max(5.0, 0.45 * d + 2.5)), 3.4))
     pos = np.arange(d)
     width = 0.4 if kl is not None else 0.7
     active = np.asarray(usage.get("active", [True] * d), dtype=bool)
@@ -42,8 +48,9 @@ def latent_variance(usage: Mapping[str, Any], *, ax: Axes | None = None) -> Figu
     ax.bar(pos - (width / 2 if kl is not None else 0), variance, width, color=colors)
     ax.set_ylabel("variance across cells", color=GENEAE_COLOR)
     ax.set_xlabel("latent dimension")
-    ax.set_xticks(pos)
-    ax.set_xticklabels([str(i) for i in pos], fontsize=7 if d > 30 else 8)
+    step = max(1, int(np.ceil(d / MAX_TICKS)))
+    ax.set_xticks(pos[::step])
+    ax.set_xticklabels([str(i) for i in pos[::step]], fontsize=7 if d > 30 else 8)
     if kl is not None:
         twin = ax.twinx()
         twin.bar(pos + width / 2, kl, width, color=VALIDATION_COLOR)
