@@ -41,6 +41,12 @@ def test_top_similar_genes(planted):
     assert full.gene.iloc[-1] == "g6" and full.similarity.iloc[-1] == pytest.approx(-1.0)
     with pytest.raises(InputError, match="g4"):
         top_similar_genes("G4x", 3, loadings=w, genes=genes)
+    # Another case that names one gene only is that gene (cd3e for CD3E).
+    assert top_similar_genes("G4", 3, loadings=w, genes=genes).equals(table)
+    twice = [*genes[:-2], "Ab", "AB"]  # two genes in other cases: none is guessed
+    with pytest.raises(InputError, match="'ab' is not among"):
+        top_similar_genes("ab", 3, loadings=w, genes=twice)
+    assert len(top_similar_genes("AB", 3, loadings=w, genes=twice)) == 3  # named exactly
 
 
 def test_top_genes_shape_mismatch(planted):

@@ -55,7 +55,7 @@ def top_similar_genes(
     Parameters
     ----------
     gene
-        A gene name in ``genes``.
+        A gene name in ``genes`` (in another case where that names one gene only).
     n
         Number of neighbours returned (the gene itself excluded).
     loadings, genes
@@ -69,14 +69,14 @@ def top_similar_genes(
     """
     w = _check(loadings, genes)
     names = [str(g) for g in genes]
+    same_but_case = [k for k, name in enumerate(names) if name.lower() == gene.lower()]
     try:
         i = names.index(gene)
     except ValueError:
-        lower = {name.lower(): name for name in names}
-        close = [lower[c] for c in difflib.get_close_matches(gene.lower(), list(lower), n=3)]
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        msg = f"gene {gene!r} is not among the model's {len(names)} genes.{hint}"
-        raise InputError(msg) from None
+        if len(same_but_case) == 1:  # cd3e for CD3E: one gene it can be
+            i = same_but_case[0]
+        else:
+            raise _not_a_gene(gene, names) from None
     norms = np.linalg.norm(w, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         sim = (w @ w[i]) / (norms * norms[i])
@@ -84,6 +84,13 @@ def top_similar_genes(
     order = [j for j in np.argsort(-np.nan_to_num(sim, nan=-np.inf), kind="stable") if j != i]
     order = order[: max(0, int(n))]
     return pd.DataFrame({"gene": [names[j] for j in order], "similarity": sim[order]})
+
+
+def _not_a_gene(gene: str, names: list[str]) -> InputError:
+    lower = {name.lower(): name for name in names}
+    close = [lower[c] for c in difflib.get_close_matches(gene.lower(), list(lower), n=3)]
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    return InputError(f"gene {gene!r} is not among the model's {len(names)} genes.{hint}")
 
 
 def cosine_neighbours(
