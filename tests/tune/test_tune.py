@@ -363,10 +363,12 @@ def test_a_study_continues_only_with_its_own_settings(quick, tmp_path, capsys):
     # another space (a --space entry overrides the YAML's, key by key): refused
     assert main([*args, "--trials", "4", "--space", "model.latent_dim=int:1:6"]) == 2
     err = capsys.readouterr().err
-    assert "different search space" in err and "--study-name" in err
-    # another base configuration: refused
+    assert "another search space" in err and "--study-name" in err
+    # another base configuration: refused, naming what differs (it printed two prefixes)
     assert main([*args, "--trials", "4", "--epochs", "7"]) == 2
-    assert "different base configuration" in capsys.readouterr().err
+    err = " ".join(capsys.readouterr().err.split())
+    assert "another base configuration" in err and "train.max_epochs:" in err
+    assert "7 now" in err
 
 
 def test_label_objective_warns_and_maximises(tmp_path, capsys):

@@ -222,10 +222,10 @@ def test_study_identity_is_recorded_once_and_checked():
     st.check_identity(second, wanted, "here")  # the same settings continue
     assert first.user_attrs[st.IDENTITY] == wanted  # one attribute, written in one step
     other = {**wanted, "objective": "ari"}
-    with pytest.raises(ConfigError, match="different objective"):
+    with pytest.raises(ConfigError, match="another objective"):
         st.check_identity(second, other, "here")
     other = st.identity({"model.latent_dim": "int:1:5"}, "base: 1\n", "loss", {"n_obs": 10})
-    with pytest.raises(ConfigError, match="different search space"):
+    with pytest.raises(ConfigError, match="another search space"):
         st.check_identity(second, other, "here")
 
 

@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from geneae.errors import ConfigError
 from geneae.runlock import process_alive
 
@@ -96,11 +98,14 @@ def check_identity(study: Any, wanted: dict[str, str], where: str) -> None:
         stored = study.user_attrs.get(IDENTITY)
     for key in IDENTITY_KEYS:
         if stored.get(key) != wanted[key]:
+            if key == "base_config":
+                what = _config_differences(stored.get(key), wanted[key])
+            else:
+                what = f"{_short(stored.get(key))} then, {_short(wanted[key])} now"
             raise ConfigError(
-                f"study {study.study_name!r} in {where} was started with a different "
-                f"{_WHAT[key]} ({_short(stored.get(key))} vs now {_short(wanted[key])}); "
-                "continue it with the same settings, or start a new one with another --out "
-                "or --study-name."
+                f"study {study.study_name!r} in {where} was started with another {_WHAT[key]} "
+                f"({what}); continue it with the same settings, or start a new one with "
+                "another --out or --study-name."
             )
 
 
@@ -108,8 +113,36 @@ _WHAT = {
     "space": "search space",
     "base_config": "base configuration",
     "objective": "objective",
-    "data": "data (cells, genes or their names differ)",
+    "data": "data (its samples, genes or their names differ)",
 }
+
+
+def _config_differences(then: Any, now: str) -> str:
+    """Where two base configurations (YAML) differ, by dotted key.
+
+    E.g. ``train.max_epochs: 4 then, 6 now``.
+    """
+    try:
+        old, new = _flat(yaml.safe_load(str(then))), _flat(yaml.safe_load(now))
+    except yaml.YAMLError:
+        return f"{_short(then)} then, {_short(now)} now"
+    keys = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    shown = [f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in keys[:4]]
+    more = f"; {len(keys) - 4} more" if len(keys) > 4 else ""
+    return "; ".join(shown) + more
+
+
+def _flat(values: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(values, dict):
+        return {prefix: values} if prefix else {}
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        out.update(
+            _flat(value, f"{prefix}{key}.")
+            if isinstance(value, dict)
+            else {f"{prefix}{key}": value}
+        )
+    return out
 
 
 def _short(value: Any, n: int = 120) -> str:
