@@ -251,3 +251,20 @@ def test_label_objective_scores_the_labelled_cells_of_clusters_made_among_all():
     clusters = cluster(latent, n_clusters=k, seed=model.config.train.seed)
     expected = adjusted_rand_score(labels[labelled].astype(str), clusters[labelled])
     assert label_score(model, prepared, "ari") == pytest.approx(expected)
+
+
+def test_trials_table_keeps_whole_numbers_whole_beside_a_failed_trial():
+    from geneae.tune.outputs import trials_table
+
+    study = optuna.create_study()
+    space = build_space(parse_space_text("model.latent_dim=int:2:6"), RunConfig())
+    done = study.ask({"model.latent_dim": optuna.distributions.IntDistribution(2, 6)})
+    done.set_user_attr("best_epoch", 7)
+    study.tell(done, 1.5)
+    failed = study.ask()  # failed before it drew its parameters
+    study.tell(failed, state=TrialState.FAIL)
+    table = trials_table(study, space)
+    assert str(table["model.latent_dim"].dtype) == "Int64"
+    assert str(table["best_epoch"].dtype) == "Int64" and table["best_epoch"][0] == 7
+    assert table["model.latent_dim"].isna().tolist() == [False, True]
+    assert table.to_csv(index=False).splitlines()[1].split(",")[3].isdigit()

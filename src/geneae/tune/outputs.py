@@ -60,7 +60,14 @@ def trials_table(study: Any, space: Space) -> pd.DataFrame:
         row["duration_s"] = round(t.duration.total_seconds(), 3) if t.duration is not None else None
         rows.append(row)
     columns = ["number", "state", "value", *space.keys, *ATTR_COLUMNS, "duration_s"]
-    return pd.DataFrame(rows, columns=columns).sort_values("number", ignore_index=True)
+    table = pd.DataFrame(rows, columns=columns)
+    for column in columns:  # whole numbers stay whole where a trial has none (was: 5.0)
+        given = [row.get(column) for row in rows if row.get(column) is not None]
+        if given and all(
+            isinstance(v, int | np.integer) and not isinstance(v, bool) for v in given
+        ):
+            table[column] = table[column].astype("Int64")
+    return table.sort_values("number", ignore_index=True)
 
 
 def history(study: Any) -> pd.DataFrame:
