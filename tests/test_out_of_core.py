@@ -475,10 +475,12 @@ def test_raw_without_counts_or_without_the_genes_of_x_is_not_taken(raw_counts_fi
         assert data.counts is None  # X's own counts are the counts
 
 
-def test_z_scored_x_is_read_from_disk_as_the_log_values_raw_holds(tmp_path, caplog):
-    import scanpy as sc
+def scanpy_processed(path):
+    """scanpy's workflow written to ``path``: (the log values, the data written).
 
-    import geneae.io as gio
+    Log values of 80 genes in .raw, 40 of them z-scored in X (as after HVG selection).
+    """
+    import scanpy as sc
 
     full = datasets.synthetic_counts(n_cells=300, n_genes=80, n_clusters=3, seed=2)
     del full.layers["counts"]
@@ -488,9 +490,16 @@ def test_z_scored_x_is_read_from_disk_as_the_log_values_raw_holds(tmp_path, capl
     scaled = full[:, ::2].copy()
     scaled.X = scaled.X.toarray() if sp.issparse(scaled.X) else scaled.X  # as scale makes it
     sc.pp.scale(scaled, max_value=10)
-    scaled.write_h5ad(tmp_path / "processed.h5ad")
+    scaled.write_h5ad(path)
+    return full, scaled
+
+
+def test_z_scored_x_is_read_from_disk_as_the_log_values_raw_holds(tmp_path, caplog):
+    import geneae.io as gio
+
+    full, scaled = scanpy_processed(tmp_path / "processed.h5ad")
     in_memory = gio.read(tmp_path / "processed.h5ad")
-    with caplog.at_level("INFO", logger="geneae.io.backed"):
+    with caplog.at_level("INFO", logger="geneae.io.raw"):  # where .raw's rules speak
         with open_backed(tmp_path / "processed.h5ad") as data:
             on_disk = data.x.rows(0, 300)
     assert "holds z-scores and .raw.X the log-normalised values" in caplog.text
@@ -506,8 +515,6 @@ def test_z_scored_x_is_read_from_disk_as_the_log_values_raw_holds(tmp_path, capl
 def test_an_anndata_given_in_python_takes_raw_as_its_file_does(raw_counts_file, tmp_path):
     # An AnnData handed over in Python trained on what X held (log values, or z-scores)
     # while the same data as a file trained on .raw's counts or log values.
-    import scanpy as sc
-
     _, folder = raw_counts_file
     cfg = RunConfig().updated({**CHUNKED_FAST, "train.max_epochs": 1, "train.num_threads": 1})
     given = ad.read_h5ad(folder / "with_raw.h5ad")
@@ -517,15 +524,7 @@ def test_an_anndata_given_in_python_takes_raw_as_its_file_does(raw_counts_file, 
     assert (model.config.model.likelihood, model.config.preprocess.preset) == ("nb", "counts")
     assert "counts" not in given.layers  # the user's object is left as it was
 
-    full = datasets.synthetic_counts(n_cells=300, n_genes=80, n_clusters=3, seed=2)
-    del full.layers["counts"]
-    sc.pp.normalize_total(full, target_sum=1e4)
-    sc.pp.log1p(full)
-    full.raw = full
-    scaled = full[:, ::2].copy()
-    scaled.X = scaled.X.toarray() if sp.issparse(scaled.X) else scaled.X
-    sc.pp.scale(scaled, max_value=10)
-    scaled.write_h5ad(tmp_path / "processed.h5ad")
+    _, scaled = scanpy_processed(tmp_path / "processed.h5ad")
     from_file = GeneAE(cfg).fit(tmp_path / "processed.h5ad")
     from_object = GeneAE(cfg).fit(scaled)
     np.testing.assert_array_equal(from_object.encode(scaled), from_file.encode(scaled))
