@@ -24,6 +24,7 @@ virtual environment of its own. BENCHMARKS.md's section of the file it writes:
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import statistics
@@ -75,19 +76,33 @@ def geneae_config(
     precision: str = "auto",
     *,
     fixed_epochs: bool = True,
+    cluster_epochs: int | None = None,
 ) -> str:
     """`geneae train --config` text: report off, the batch size given (``None``: geneae's
     default); ``one_model``: one member (the architecture scvi-tools trains; geneae's
     default trains three, see ``model.members``); ``precision``: ``train.precision`` (auto:
     geneae's default); ``fixed_epochs``: early stopping off, so that a run trains exactly
-    the epochs asked for (per-epoch timing by difference); off: geneae's default stopping."""
+    the epochs asked for (per-epoch timing by difference); off: geneae's default stopping.
+    ``cluster_epochs``: the clustering phase's epochs, pinned (None: geneae's default). A run
+    given few epochs shortens the phase to them (geneae.resolve), which a difference of
+    N and 2N epochs must not see: the harness pins it to the data's default."""
     batch = "" if batch_size is None else f"  batch_size: {batch_size}\n"
+    phase = "" if cluster_epochs is None else f"  cluster_epochs: {cluster_epochs}\n"
     precision_line = "" if precision == "auto" else f"  precision: '{precision}'\n"
     stopping = "  early_stopping: false\n" if fixed_epochs else ""
     model = "model:\n  members: 1\n" if one_model else ""
-    settings = f"{stopping}{batch}{precision_line}"
+    settings = f"{stopping}{batch}{precision_line}{phase}"
     train = f"train:\n{settings}" if settings else ""
     return f"{model}{train}evaluate:\n  report: false\n"
+
+
+@functools.cache
+def default_phase(data: Path) -> int:
+    """The clustering phase's default epochs on ``data`` (geneae.resolve)."""
+    from geneae.io import read
+    from geneae.resolve import default_cluster_epochs
+
+    return default_cluster_epochs(read(data).n_obs)
 
 
 def _spinner(cpu: int) -> subprocess.Popen:
@@ -136,7 +151,9 @@ def _commands(
     precision: str = "auto",
 ) -> dict[str, list[str]]:
     config = work / "geneae.yaml"
-    text = geneae_config(batch_size, same, precision, fixed_epochs=epochs != "default")
+    fixed = epochs != "default"
+    phase = default_phase(data) if fixed else None
+    text = geneae_config(batch_size, same, precision, fixed_epochs=fixed, cluster_epochs=phase)
     config.write_text(text, encoding="utf-8")
     script = work / "scvi_train.py"
     script.write_text(SCVI_SCRIPT, encoding="utf-8")

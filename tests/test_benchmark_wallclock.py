@@ -90,6 +90,7 @@ def test_each_part_is_bracketed_by_host_rates_and_reported(monkeypatch, tmp_path
 
 
 def test_per_epoch_records_threads_repeats_and_the_runs_own_clocks(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(wallclock, "default_phase", lambda data: 20)  # no data file is read
     chosen = iter([2, 2, 1, 2])  # geneae's runs in the order they start: 4, 8, 4, 8 epochs
     whole = {"geneae": iter([14.0, 18.0, 15.0, 23.0]), "scvi": iter([13.0, 21.0, 14.0, 22.0])}
     loop = {"geneae": iter([6.0, 8.0, 6.0, 9.0]), "scvi": iter([8.0, 16.0, 9.0, 17.0])}
@@ -177,3 +178,19 @@ def test_the_file_names_each_command_whose_measurements_it_holds(tmp_path, monke
         "python -m benchmarks speed --speed-parts epoch busy --wallclock-epochs 32",
         "python -m benchmarks speed --speed-parts to-model",
     ]
+
+
+def test_fixed_epoch_runs_pin_the_clustering_phase_to_the_datas_default(tmp_path) -> None:
+    # A run given few epochs shortens its phase to them (geneae.resolve): N and 2N epochs
+    # would then differ by phase epochs too, and the per-epoch difference would count them.
+    from geneae import datasets
+    from geneae.resolve import default_cluster_epochs
+
+    data = tmp_path / "d.h5ad"
+    datasets.synthetic_counts(n_cells=300, n_genes=40).write_h5ad(data)
+    for epochs in ("4", "8"):
+        commands = wallclock._commands(data, tmp_path, epochs, True)
+        text = (tmp_path / "geneae.yaml").read_text()
+        assert f"cluster_epochs: {default_cluster_epochs(300)}" in text, commands
+    wallclock._commands(data, tmp_path, "default", True)
+    assert "cluster_epochs" not in (tmp_path / "geneae.yaml").read_text()
