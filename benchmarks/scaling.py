@@ -96,6 +96,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     from benchmarks.synthetic import csr_nbytes, synthetic_counts
     from geneae.config import RunConfig
     from geneae.model import GeneAE
+    from geneae.resolve import default_cluster_epochs
 
     n, epochs, seed = int(spec["n_cells"]), int(spec["epochs"]), int(spec["seed"])
     rss_imports = peak_rss_mb()
@@ -118,6 +119,8 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     config = RunConfig().updated(
         {
             "train.max_epochs": epochs,
+            # The default's phase, which a run given few epochs would shorten to them.
+            "train.cluster_epochs": default_cluster_epochs(n),
             "train.seed": seed,
             "train.quiet": True,
             "preprocess.scale": False,
