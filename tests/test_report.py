@@ -492,3 +492,11 @@ def test_the_data_sentence_names_what_the_rows_are():
     data = {"n_cells": 123, "n_genes": 900, "n_cells_model": 120, "n_genes_model": 500}
     body = data_body(Results(Path("run"), bulk, metrics={"data": data}))
     assert body["cells"].startswith("Metrics and figures use all 120 samples x 500 genes")
+
+
+def test_a_report_rendered_from_a_relative_path_names_the_run_absolutely(full_report, monkeypatch):
+    # `geneae report runs/x` named "runs/x" where the training run had named its full path.
+    run, _ = full_report
+    monkeypatch.chdir(run.parent)
+    path = write_report(Path(run.name))
+    assert f"<code>{run.resolve()}</code>" in path.read_text(encoding="utf-8")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -71,7 +72,8 @@ def render(
     results: Results, figs: FigureSet, *, version: str = "", location: str | Path | None = None
 ) -> str:
     """The complete HTML document for ``results`` with the figures of ``figs``."""
-    run_dir = Path(location) if location is not None else results.run_dir
+    # Absolute, as a training run names it: `geneae report runs/x` re-renders the same page.
+    run_dir = Path(os.path.abspath(location if location is not None else results.run_dir))
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("geneae.report", "templates"),
         autoescape=True,
