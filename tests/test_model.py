@@ -458,15 +458,15 @@ def test_members_are_single_models_of_their_seeds_and_survive_save_and_load(tmp_
 
 
 def test_validation_loss_does_not_depend_on_the_validation_batches(monkeypatch):
-    # Validation batches are larger than training batches (geneae.train.trainer
+    # Validation batches are larger than training batches (geneae.train.data_modules
     # .validation_batch_size); in eval mode the loss is the same however rows are batched.
-    from geneae.train import trainer
+    from geneae.train import data_modules
 
     adata = tiny_counts(n_cells=600)
     config = quick_config(**{"train.validation": 0.3})  # 180 rows: one batch, or three of 64
     one_batch = GeneAE(config).fit(adata).history
-    monkeypatch.setattr(trainer, "VALIDATION_BATCH_ENTRIES", 1)
-    assert trainer.validation_batch_size(config.train, 60) == 64
+    monkeypatch.setattr(data_modules, "VALIDATION_BATCH_ENTRIES", 1)
+    assert data_modules.validation_batch_size(config.train, 60) == 64
     three_batches = GeneAE(config).fit(adata).history
     np.testing.assert_array_equal(one_batch["train_loss"], three_batches["train_loss"])
     np.testing.assert_allclose(one_batch["val_loss"], three_batches["val_loss"], rtol=1e-5)

@@ -82,7 +82,7 @@ class Prepared:
 
     def data_module(self, train_rows: np.ndarray, val_rows: np.ndarray, config: Any) -> Any:
         """The Lightning data module of rows ``train_rows`` / ``val_rows`` (a TrainConfig)."""
-        from geneae.train.trainer import ExpressionDataModule
+        from geneae.train.data_modules import ExpressionDataModule
 
         return ExpressionDataModule(self.tensors, train_rows, val_rows, config)
 

@@ -61,7 +61,7 @@ def ddp(out: str) -> None:
     from geneae.chunked import chunk_bounds
     from geneae.config import TrainConfig
     from geneae.train.chunked_data import ChunkedDataModule
-    from geneae.train.trainer import EpochSeeder
+    from geneae.train.data_modules import EpochSeeder
 
     def load(ranges, rows):
         x = RowMatrix.from_array(np.ones((len(rows), 2), dtype=np.float32))

@@ -1,7 +1,7 @@
 """The Lightning data module of out-of-core training: batches read from disk.
 
-The in-memory counterpart is :class:`geneae.train.trainer.ExpressionDataModule`; both are
-:class:`~geneae.train.trainer.RowsDataModule`: batches of the training and validation rows
+The in-memory counterpart is :class:`geneae.train.data_modules.ExpressionDataModule`; both are
+:class:`~geneae.train.data_modules.RowsDataModule`: batches of the training and validation rows
 made once the trainer (its device, rank and number of processes) is known.
 """
 
@@ -12,7 +12,7 @@ import numpy as np
 
 from geneae.chunked import ChunkedBatches, Loader
 from geneae.config import TrainConfig
-from geneae.train.trainer import RowsDataModule
+from geneae.train.data_modules import RowsDataModule
 
 
 class ChunkedDataModule(RowsDataModule):
