@@ -32,9 +32,9 @@ from geneae.errors import InputError, NotFittedError
 from geneae.facts import describe
 from geneae.global_state import caller_state_kept
 from geneae.io.backed import BackedData
-from geneae.io.raw import with_raw_used
 from geneae.likelihoods import COUNT_LIKELIHOODS
 from geneae.model_inputs import (
+    as_the_model_reads,
     gene_rows_for,
     prepare_training_input,
     prepared_input,
@@ -45,7 +45,6 @@ from geneae.model_outputs import check_space, decoder_loadings, in_space, units_
 from geneae.model_training import build_for_training, check_resumable, train_module
 from geneae.ondisk import OnDisk, open_for_training, predict_on_disk, training_data
 from geneae.pp import Preprocessor
-from geneae.pp.checks import in_memory
 from geneae.prepared import Outputs, Prepared
 from geneae.presets import preset_config
 from geneae.reconstruction_file import Source, write_reconstruction
@@ -135,25 +134,12 @@ class GeneAE:
             return predict_on_disk(
                 on_disk, self.preprocessor, self.config, self.covariate_categories
             )
-        data = self._in_memory_input(adata, layer)
+        data = as_the_model_reads(adata, layer, self.config.data.use_raw)
         facts = describe(data)
         if self.config.data.genes_as_samples:
             return gene_rows_for(self.config, self.genes, data, facts)
         pre = self.preprocessor.transform(data, facts=facts, copy=False)
         return prepared_input(self.config, pre, facts, self.covariate_categories)
-
-    def _in_memory_input(self, adata: ad.AnnData, layer: str | None) -> ad.AnnData:
-        """``adata`` in memory as the model reads it: ``layer``, else X as a reader gives it.
-
-        A file's reader uses ``.raw``'s values or counts where ``data.use_raw`` (or its
-        default) says so; an AnnData given in Python is read by the same rules.
-        """
-        data = in_memory(adata)
-        return (
-            with_layer(data, layer)
-            if layer is not None
-            else with_raw_used(data, self.config.data.use_raw)
-        )
 
     def preprocess_for_training(
         self, adata: ad.AnnData | BackedData, *, layer: str | None = None
@@ -227,11 +213,12 @@ class GeneAE:
             Continue from ``run_dir/checkpoints/last.ckpt``.
         """
         data = training_data(adata, self.config)
-        if isinstance(data, ad.AnnData) and layer is None:
-            data = with_raw_used(data, self.config.data.use_raw)  # as a file's reader does
+        if isinstance(data, ad.AnnData) and layer is None:  # the layer is taken later
+            data = as_the_model_reads(data, None, self.config.data.use_raw)
         prepared = self.preprocess_for_training(data, layer=layer)
         return self.train(prepared, validation=validation, run_dir=run_dir, resume=resume)
 
+    @caller_state_kept()
     def train(
         self,
         prepared: Prepared | OnDisk,
@@ -246,17 +233,6 @@ class GeneAE:
         ``callbacks``: extra Lightning callbacks (e.g. :mod:`geneae.tune`'s trial reporter).
         The caller's random generators and torch threads are as they were afterwards.
         """
-        with caller_state_kept():
-            return self._train(prepared, validation, run_dir, resume, callbacks)
-
-    def _train(
-        self,
-        prepared: Prepared | OnDisk,
-        validation: float | None,
-        run_dir: str | Path | None,
-        resume: bool,
-        callbacks: Sequence[Any],
-    ) -> GeneAE:
         if validation is not None:
             checked = self.config.updated({"train.validation": validation}, source="validation")
             self.config.train.validation = checked.train.validation
@@ -414,8 +390,7 @@ class GeneAE:
         :meth:`encode`): positive when the gene rises as the dimension grows.
         """
         module = self._require_fitted()
-        latent = np.asarray(latent)
-        width = embedding_width(self.config)
+        latent, width = np.asarray(latent), embedding_width(self.config)
         if latent.ndim != 2 or latent.shape[1] != width:
             raise InputError(
                 f"latent must be samples x latent dims as encode gives them ({width} "

@@ -21,15 +21,18 @@ from geneae.config import RunConfig
 from geneae.errors import InputError
 from geneae.facts import DataFacts, describe
 from geneae.io.backed import BackedData
+from geneae.io.raw import with_raw_used
 from geneae.likelihoods import COUNT_LIKELIHOODS
 from geneae.ondisk import OnDisk, prepare_on_disk
 from geneae.pp import Preprocessor
+from geneae.pp.checks import in_memory
 from geneae.pp.orientation import align_features, genes_as_rows
 from geneae.prepared import Prepared, covariate_codes, covariate_levels, to_tensors
 from geneae.resolve import resolve
 
 __all__ = [
     "TrainingInput",
+    "as_the_model_reads",
     "data_summary",
     "fit_preprocessing",
     "gene_rows_for",
@@ -75,6 +78,17 @@ def prepare_training_input(
     summary = data_summary(adata, pre, facts, genes_as_samples=config.data.genes_as_samples)
     genes = [str(g) for g in pre.var_names]
     return TrainingInput(config, preprocessor, genes, levels, prepared, summary)
+
+
+def as_the_model_reads(adata: ad.AnnData, layer: str | None, use_raw: bool | None) -> ad.AnnData:
+    """``adata`` in memory as a model reads it: its ``layer``, else X as a reader gives it.
+
+    A file's reader uses ``.raw``'s values or counts where ``use_raw`` (``data.use_raw``,
+    or its default) says so (:mod:`geneae.io.raw`); an AnnData given in Python is read by
+    the same rules, and is not changed.
+    """
+    data = in_memory(adata)
+    return with_layer(data, layer) if layer is not None else with_raw_used(data, use_raw)
 
 
 def with_layer(adata: ad.AnnData, layer: str | None) -> ad.AnnData:
