@@ -17,11 +17,16 @@ import scipy.sparse as sp
 
 from geneae.logscale import (
     LOG2_COUNTS,
+    LOG_RANGE,
     LogScale,
     carries_depth,
     from_floor,
+    log2_of_normalised,
+    may_be_log2,
     may_carry_depth,
-    row_totals_of_log2,
+    normalised_scale,
+    row_power_sums,
+    totals_above_floor,
 )
 
 ValueType = Literal["raw counts", "unlogged expression", "log-normalised", "standardised", "other"]
@@ -145,6 +150,9 @@ class DataFacts:
     depth_in_log
         Log-normalised values that are log2(x + 1) of values still carrying each sample's
         sequencing depth (:func:`geneae.logscale.carries_depth`).
+    log2_normalised
+        Log values that are log2 of expression normalised per sample, with the minimum as
+        the log of the pseudo-count (:func:`geneae.logscale.log2_of_normalised`).
     """
 
     n_obs: int
@@ -155,6 +163,7 @@ class DataFacts:
     max_value: float
     min_value: float = 0.0
     depth_in_log: bool = False
+    log2_normalised: bool = False
 
     @property
     def has_counts(self) -> bool:
@@ -164,15 +173,19 @@ class DataFacts:
     def log_scale(self) -> LogScale | None:
         """The log that the values are on, where taking them out of it is called for.
 
-        log2(x + 1) of values that carry each sample's depth (:attr:`depth_in_log`), or the
+        log2(x + 1) of values that carry each sample's depth (:attr:`depth_in_log`); the
         log with a pseudo-count whose floor is the minimum (e.g. log2(x+0.001)) of values
-        classed ``other`` (negative, and not z-scores).
+        classed ``other`` (negative, and not z-scores); or log2(x + 2^min) of normalised
+        expression (:attr:`log2_normalised`: log2(TPM + 1), DESeq2's vst, limma's log-CPM).
         """
         if self.depth_in_log and self.value_type == "log-normalised":
             return LOG2_COUNTS
-        if self.value_type != "other" or self.min_value >= 0:
+        if self.value_type not in ("log-normalised", "other"):
             return None
-        return from_floor(self.min_value)
+        floor = from_floor(self.min_value) if self.min_value < 0 else None
+        if floor is None and self.log2_normalised:
+            return normalised_scale(self.min_value)
+        return floor
 
     def describe_values(self) -> str:
         """One phrase for messages, e.g. ``"unlogged expression (max 15,302)"``.
@@ -190,8 +203,14 @@ class DataFacts:
             return (
                 f"{self.value_type} (min {self.min_value:,.4g}{named}, max {self.max_value:,.4g})"
             )
-        depth = ", log2(x+1) of counts with each sample's depth" if self.log_scale else ""
-        return f"{self.value_type} (max {self.max_value:,.4g}{depth})"
+        return f"{self.value_type} (max {self.max_value:,.4g}{self._log_named()})"
+
+    def _log_named(self) -> str:
+        """``", log2(x+1) of ..."`` where the values are on a log that is undone, else ``""``."""
+        if self.depth_in_log and self.value_type == "log-normalised":
+            return ", log2(x+1) of counts with each sample's depth"
+        scale = self.log_scale
+        return f", {scale} of expression normalised per sample" if scale else ""
 
 
 def describe(adata: object, layer: str | None = None) -> DataFacts:
@@ -210,7 +229,8 @@ def describe(adata: object, layer: str | None = None) -> DataFacts:
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
     if has_implicit_zeros(x):
         lo, hi = min(lo, 0.0), max(hi, 0.0)
-    depth = kind == "log-normalised" and may_carry_depth(lo, hi)
+    look = _LogLook(kind, lo, hi, int(n_vars))
+    sums = {base: row_power_sums(x, base) for base in look.bases}
     return DataFacts(
         n_obs=int(n_obs),
         n_vars=int(n_vars),
@@ -219,8 +239,52 @@ def describe(adata: object, layer: str | None = None) -> DataFacts:
         sparse=bool(sp.issparse(x)),
         max_value=hi,
         min_value=lo,
-        depth_in_log=depth and carries_depth(row_totals_of_log2(x)),
+        **look.facts(sums),
     )
+
+
+#: The bases whose totals tell log2 of normalised expression from natural logs of it.
+_LOG2, _LN = 2.0, float(np.e)
+
+
+@dataclass(frozen=True)
+class _LogLook:
+    """Which logs values of this kind and range may be on, from their rows' power sums.
+
+    One rule for :func:`describe` and :class:`FactsAccumulator`: both give the sums of
+    ``base^v - 1`` of every row (:func:`geneae.logscale.row_power_sums`) for ``bases``.
+    """
+
+    kind: ValueType
+    lo: float
+    hi: float
+    n_vars: int
+
+    @property
+    def depth(self) -> bool:
+        return self.kind == "log-normalised" and may_carry_depth(self.lo, self.hi)
+
+    @property
+    def log2(self) -> bool:
+        return self.kind in ("log-normalised", "other") and may_be_log2(self.lo, self.hi)
+
+    @property
+    def bases(self) -> tuple[float, ...]:
+        if self.log2:
+            return (_LOG2, _LN)
+        return (_LOG2,) if self.depth else ()
+
+    def facts(self, sums: dict[float, np.ndarray]) -> dict[str, bool]:
+        """``depth_in_log`` and ``log2_normalised`` of :class:`DataFacts`."""
+        depth = self.depth and carries_depth(sums[_LOG2])  # its floor is 0
+        normalised = (
+            self.log2
+            and not depth
+            and log2_of_normalised(
+                *(totals_above_floor(sums[b], b, self.lo, self.n_vars) for b in (_LOG2, _LN))
+            )
+        )
+        return {"depth_in_log": depth, "log2_normalised": normalised}
 
 
 class FactsAccumulator:
@@ -238,7 +302,8 @@ class FactsAccumulator:
         self.lo, self.hi = np.inf, -np.inf
         self.col_sum = np.zeros(n_vars)
         self.col_n = np.zeros(n_vars)
-        self.log2_totals: list[np.ndarray] = []  # of non-negative blocks, for depth_in_log
+        # Each row's power sums while the values may still be logs (see _LogLook).
+        self.power_sums: dict[float, list[np.ndarray]] = {_LOG2: [], _LN: []}
         self.sparse = False
 
     def add(self, x: np.ndarray | sp.spmatrix, counts: np.ndarray | sp.spmatrix | None) -> None:
@@ -258,8 +323,9 @@ class FactsAccumulator:
         dense = x.toarray() if sp.issparse(x) else np.asarray(x, dtype=np.float64)
         self.col_sum += np.nansum(dense, axis=0)
         self.col_n += np.sum(~np.isnan(dense), axis=0)
-        if self.lo >= 0 and self.hi <= UNLOGGED_MAX:  # still possibly log values
-            self.log2_totals.append(row_totals_of_log2(dense))
+        if -LOG_RANGE < self.lo and self.hi < LOG_RANGE:  # still possibly log values
+            for base, sums in self.power_sums.items():
+                sums.append(row_power_sums(dense, base))
 
     def facts(self) -> DataFacts:
         """The facts of every block added so far."""
@@ -277,7 +343,8 @@ class FactsAccumulator:
             counts_in = "layers['counts']"
         elif kind == "raw counts":
             counts_in = "X"
-        depth = kind == "log-normalised" and may_carry_depth(self.lo, self.hi)
+        look = _LogLook(kind, float(self.lo), float(self.hi), self.n_vars)
+        sums = {base: np.concatenate(self.power_sums[base]) for base in look.bases}
         return DataFacts(
             n_obs=self.n_obs,
             n_vars=self.n_vars,
@@ -286,5 +353,5 @@ class FactsAccumulator:
             sparse=self.sparse,
             max_value=float(self.hi) if finite else 0.0,
             min_value=float(self.lo) if finite else 0.0,
-            depth_in_log=depth and carries_depth(np.concatenate(self.log2_totals)),
+            **look.facts(sums),
         )
