@@ -5,7 +5,10 @@ sits at the floor log2(0.001) = -9.966, and genes near that floor spread over te
 units of noise. :func:`from_floor` names such a scale from the smallest value of a table;
 the preprocessing step ``preprocess.unlog`` (:mod:`geneae.resolve_preprocess`) undoes it
 (:meth:`LogScale.undo`) so the values take the unlogged path (per million, log1p), and
-reconstructions are put back on it (:meth:`LogScale.redo`). No torch, no AnnData here.
+reconstructions are put back on it (:meth:`LogScale.redo`). Two logs are told by samples'
+totals instead of a floor: log2(x + 1) of counts that carry each sample's depth
+(:func:`carries_depth`) and log2 of normalised expression (:func:`log2_of_normalised`).
+No torch, no AnnData here.
 """
 
 from __future__ import annotations
