@@ -52,17 +52,17 @@ def test_parse_writes_one_form_and_refuses_others() -> None:
             parse(bad)
 
 
-def test_row_totals_of_log2_are_those_of_the_undone_values() -> None:
+def test_row_power_sums_of_log2_are_the_totals_of_the_undone_values() -> None:
     import scipy.sparse as sp
 
-    from geneae.logscale import row_totals_of_log2
+    from geneae.logscale import row_power_sums
 
     rng = np.random.default_rng(1)
     counts = rng.poisson(rng.gamma(0.5, 40.0, size=(1, 50)), size=(30, 50)).astype(float)
     logged = np.log2(counts + 1)
     expected = counts.sum(axis=1)
-    np.testing.assert_allclose(row_totals_of_log2(logged), expected, rtol=1e-9)
-    np.testing.assert_allclose(row_totals_of_log2(sp.csr_matrix(logged)), expected, rtol=1e-9)
+    np.testing.assert_allclose(row_power_sums(logged, 2.0), expected, rtol=1e-9)
+    np.testing.assert_allclose(row_power_sums(sp.csr_matrix(logged), 2.0), expected, rtol=1e-9)
 
 
 def test_depth_is_recognised_in_totals_of_reads_only() -> None:

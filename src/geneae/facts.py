@@ -176,7 +176,7 @@ class DataFacts:
         log2(x + 1) of values that carry each sample's depth (:attr:`depth_in_log`); the
         log with a pseudo-count whose floor is the minimum (e.g. log2(x+0.001)) of values
         classed ``other`` (negative, and not z-scores); or log2(x + 2^min) of normalised
-        expression (:attr:`log2_normalised`: log2(TPM + 1), DESeq2's vst, limma's log-CPM).
+        expression (:attr:`log2_normalised`: log2(TPM + 1), limma's log-CPM).
         """
         if self.depth_in_log and self.value_type == "log-normalised":
             return LOG2_COUNTS

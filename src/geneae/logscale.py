@@ -27,13 +27,12 @@ __all__ = [
     "LogScale",
     "carries_depth",
     "from_floor",
-    "may_carry_depth",
-    "parse",
     "log2_of_normalised",
     "may_be_log2",
+    "may_carry_depth",
     "normalised_scale",
+    "parse",
     "row_power_sums",
-    "row_totals_of_log2",
     "totals_above_floor",
 ]
 
@@ -145,11 +144,6 @@ def row_power_sums(x: np.ndarray | sp.spmatrix, base: float) -> np.ndarray:
     return sums
 
 
-def row_totals_of_log2(x: np.ndarray | sp.spmatrix) -> np.ndarray:
-    """Each row's total of ``2^v - 1`` over its values ``v`` (absent sparse entries: 0)."""
-    return row_power_sums(x, 2.0)
-
-
 def totals_above_floor(
     power_sums: np.ndarray, base: float, floor: float, n_genes: int
 ) -> np.ndarray:
@@ -242,7 +236,7 @@ def may_carry_depth(min_value: float, max_value: float) -> bool:
 def carries_depth(totals: np.ndarray) -> bool:
     """Whether log values that :func:`may_carry_depth` carry each sample's depth.
 
-    ``totals``: each sample's total of ``2^v - 1`` (:func:`row_totals_of_log2`). Totals of
+    ``totals``: each sample's total of ``2^v - 1`` (:func:`row_power_sums`). Totals of
     tens of millions that vary from sample to sample are reads (RSEM's expected counts,
     featureCounts'), not TPM or CPM.
     """
