@@ -25,9 +25,7 @@ logger = logging.getLogger(__name__)
 Matrix = np.ndarray | sp.spmatrix | sp.sparray
 
 
-def standard_matrix(
-    x: np.ndarray | sp.spmatrix | sp.sparray, path: Path
-) -> np.ndarray | sp.spmatrix | sp.sparray:
+def standard_matrix(x: Matrix, path: Path) -> Matrix:
     """Dense -> float32 array; sparse -> CSR with float32 values (models train in float32)."""
     if sp.issparse(x):
         x = x.tocsr()
