@@ -77,6 +77,7 @@ def geneae_config(
     *,
     fixed_epochs: bool = True,
     cluster_epochs: int | None = None,
+    compile_step: bool = False,
 ) -> str:
     """`geneae train --config` text: report off, the batch size given (``None``: geneae's
     default); ``one_model``: one member (the architecture scvi-tools trains; geneae's
@@ -85,11 +86,13 @@ def geneae_config(
     the epochs asked for (per-epoch timing by difference); off: geneae's default stopping.
     ``cluster_epochs``: the clustering phase's epochs, pinned (None: geneae's default). A run
     given few epochs shortens the phase to them (geneae.resolve), which a difference of
-    N and 2N epochs must not see: the harness pins it to the data's default."""
+    N and 2N epochs must not see: the harness pins it to the data's default.
+    ``compile_step``: ``train.compile: true`` (else geneae's default, off at this size)."""
     batch = "" if batch_size is None else f"  batch_size: {batch_size}\n"
     phase = "" if cluster_epochs is None else f"  cluster_epochs: {cluster_epochs}\n"
     precision_line = "" if precision == "auto" else f"  precision: '{precision}'\n"
     stopping = "  early_stopping: false\n" if fixed_epochs else ""
+    stopping += "  compile: true\n" if compile_step else ""
     model = "model:\n  members: 1\n" if one_model else ""
     settings = f"{stopping}{batch}{precision_line}{phase}"
     train = f"train:\n{settings}" if settings else ""
@@ -149,11 +152,19 @@ def _commands(
     same: bool,
     batch_size: int | None = 128,
     precision: str = "auto",
+    compile_step: bool = False,
 ) -> dict[str, list[str]]:
     config = work / "geneae.yaml"
     fixed = epochs != "default"
     phase = default_phase(data) if fixed else None
-    text = geneae_config(batch_size, same, precision, fixed_epochs=fixed, cluster_epochs=phase)
+    text = geneae_config(
+        batch_size,
+        same,
+        precision,
+        fixed_epochs=fixed,
+        cluster_epochs=phase,
+        compile_step=compile_step,
+    )
     config.write_text(text, encoding="utf-8")
     script = work / "scvi_train.py"
     script.write_text(SCVI_SCRIPT, encoding="utf-8")
@@ -182,11 +193,14 @@ def per_epoch(
     with_scvi: bool = True,
     batch_size: int | None = 128,
     precision: str = "auto",
+    compile_step: bool = False,
 ) -> dict[str, Any]:
     """Per-epoch seconds of both tools by difference, idle or with one core busy.
 
-    ``batch_size`` and ``precision`` are geneae's (``None`` / ``auto``: its defaults);
-    scvi-tools always runs at 128 in float32.
+    ``batch_size``, ``precision`` and ``compile_step`` (``train.compile: true``) are
+    geneae's (``None`` / ``auto`` / False: its defaults); scvi-tools always runs at 128 in
+    float32. A compiled run compiles at N and at 2N epochs alike, so the difference is the
+    compiled steps' own.
     """
     env = dict(os.environ)
     spinner = _spinner(sorted(os.sched_getaffinity(0))[-1]) if busy else None
@@ -198,7 +212,9 @@ def per_epoch(
         with tempfile.TemporaryDirectory(prefix="geneae-wallclock-") as tmp:
             for _ in range(repeats):
                 for n in (epochs, 2 * epochs):
-                    commands = _commands(data, Path(tmp), str(n), True, batch_size, precision)
+                    commands = _commands(
+                        data, Path(tmp), str(n), True, batch_size, precision, compile_step
+                    )
                     for tool, cmd in commands.items():
                         if tool == "scvi" and not with_scvi:
                             continue
@@ -223,6 +239,7 @@ def per_epoch(
         "repeats": repeats,
         "geneae_batch_size": batch_size,
         "geneae_precision": precision,
+        "geneae_compile": compile_step,
     }
     for tool, by_n in times.items():
         if not by_n:
@@ -251,6 +268,10 @@ def per_epoch(
         out["geneae"]["threads"] = {
             str(n): [f.get("threads") for f in runs] for n, runs in facts["geneae"].items()
         }
+        if compile_step:  # how each run's compiled steps went (first step, fallbacks)
+            out["geneae"]["compile"] = {
+                str(n): [f.get("compile") for f in runs] for n, runs in facts["geneae"].items()
+            }
     if "scvi" in out and "geneae" in out:
         g, sc = out["geneae"], out["scvi"]
         out["speedup"] = sc["per_epoch_s"] / g["per_epoch_s"]
@@ -335,6 +356,7 @@ def run_facts(tool: str, folder: Path) -> dict[str, Any]:
         "phase_s": phase_s,
         "reading_s": None if None in reading else sum(reading),  # type: ignore[arg-type]
         "evaluation_s": timings.get("evaluate_s"),
+        "compile": model.get("compile"),  # train.compile's summary, where it was on
     }
 
 
@@ -422,6 +444,14 @@ def run_wallclock(
             if scvi_idle:
                 own["speedup"] = scvi_idle / own["geneae"]["per_epoch_s"]
             doc["idle_default_batch"] = own
+            # The same with train.compile on (off by default at this size; geneae.resolve).
+            compiled = per_epoch(
+                data, epochs, repeats, busy=False, with_scvi=False, batch_size=None,
+                compile_step=True,
+            )  # fmt: skip
+            if scvi_idle:
+                compiled["speedup"] = scvi_idle / compiled["geneae"]["per_epoch_s"]
+            doc["idle_compiled"] = compiled
             doc.pop("idle_float32", None)  # from an earlier run: not of this machine state
             if choose_precision("auto", "cpu")[0] != "32":  # geneae in float32 beside it
                 full = per_epoch(data, epochs, repeats, busy=False, with_scvi=False, precision="32")

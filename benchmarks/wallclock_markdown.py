@@ -19,6 +19,7 @@ def thread_note(doc: dict[str, Any]) -> list[str]:
         ("idle", "idle"),
         ("busy", "one core busy"),
         ("idle_default_batch", "default batch"),
+        ("idle_compiled", "compiled"),
         ("idle_float32", "float32"),
     ):
         by_n = ((doc.get(key) or {}).get("geneae") or {}).get("threads") or {}
@@ -149,6 +150,28 @@ def _rate_span(rates: dict[str, Any] | None) -> str:
     return " → ".join(f"{r['float32']:.0f} / {r['bfloat16']:.0f}" if r else "–" for r in ends)
 
 
+def compiled_lines(doc: dict[str, Any]) -> list[str]:
+    """The line of the compiled variant (``idle_compiled``) against scvi-tools, where run."""
+    compiled = doc.get("idle_compiled", {})
+    if not (compiled.get("geneae") and compiled.get("speedup")):
+        return []
+    runs = [c or {} for by_n in (compiled["geneae"].get("compile") or {}).values() for c in by_n]
+    first = [c.get("first_step_s") for c in runs]
+    eager = [c["note"] for c in runs if c.get("note")]
+    took = ""
+    if first and all(v is not None for v in first):
+        took = f"; the first, compiling step took {min(first):.0f}-{max(first):.0f} s"
+    fell_back = f" ({len(eager)} runs not compiled: {eager[0]})" if eager else ""
+    return [
+        "The same at geneae's default batch with its step compiled (`train.compile: true`, "
+        "geneae.train.compiled; off by default at this size, where the compile costs more "
+        f"than it saves): geneae {compiled['geneae']['per_epoch_s']:.3f} s per epoch"
+        f"{_repeats(compiled['geneae'])}: **{compiled['speedup']:.2f}x** scvi-tools"
+        f"{took}{fell_back}.",
+        "",
+    ]
+
+
 def markdown(doc: dict[str, Any] | None, quality: dict[str, Any] | None = None) -> list[str]:
     """The BENCHMARKS.md section of ``wallclock.json`` (ARI beside times from ``quality``)."""
     lines = ["### Whole process, as users run it", ""]
@@ -217,6 +240,7 @@ def markdown(doc: dict[str, Any] | None, quality: dict[str, Any] | None = None) 
             f"scvi-tools {idle['scvi']['per_epoch_s']:.3f}: **{own['speedup']:.2f}x**.",
             "",
         ]
+    lines += compiled_lines(doc)
     ttm = doc.get("time_to_model") or {}
     if ttm and "geneae" in ttm:  # an older file: one dataset, timings at the top level
         ttm = {doc["dataset"]: ttm}

@@ -194,3 +194,36 @@ def test_fixed_epoch_runs_pin_the_clustering_phase_to_the_datas_default(tmp_path
         assert f"cluster_epochs: {default_cluster_epochs(300)}" in text, commands
     wallclock._commands(data, tmp_path, "default", True)
     assert "cluster_epochs" not in (tmp_path / "geneae.yaml").read_text()
+
+
+def test_the_compiled_variant_turns_compile_on_and_is_reported(tmp_path) -> None:
+    from geneae import RunConfig
+
+    def config_of(text: str) -> RunConfig:
+        path = tmp_path / "geneae.yaml"
+        path.write_text(text, encoding="utf-8")
+        return RunConfig.from_yaml(path)
+
+    compiled = config_of(wallclock.geneae_config(None, True, compile_step=True))
+    assert compiled.train.compile is True and compiled.model.members == 1
+    assert config_of(wallclock.geneae_config(None, True)).train.compile is None
+    timing = {"per_epoch_s": 0.5, "fixed_s": 3.0, "per_epoch_by_repeat_s": [0.5, 0.4]}
+    doc = {
+        "idle": {"geneae": timing, "scvi": {"per_epoch_s": 1.6, "fixed_s": 3.0}, "speedup": 3.2},
+        "idle_compiled": {
+            "geneae": {
+                **timing,
+                "compile": {
+                    "4": [{"compiled_steps": 60, "first_step_s": 8.2}],
+                    "8": [{"compiled_steps": 120, "first_step_s": 31.0}],
+                },
+            },
+            "speedup": 3.2,
+        },
+    }
+    text = " ".join(wallclock_markdown.compiled_lines(doc))
+    assert "`train.compile: true`" in text and "**3.20x** scvi-tools" in text
+    assert "the first, compiling step took 8-31 s" in text and "not compiled" not in text
+    doc["idle_compiled"]["geneae"]["compile"]["8"] = [{"compiled_steps": 0, "note": "off: x"}]
+    assert "(1 runs not compiled: off: x)" in " ".join(wallclock_markdown.compiled_lines(doc))
+    assert wallclock_markdown.compiled_lines({}) == []

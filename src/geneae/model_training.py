@@ -440,6 +440,9 @@ def train_one(
     graph = plan.cuda_graph()
     if graph is not None:  # a GPU run: how its steps ran
         model_metrics["cuda_graph"] = graph
+    compiled = plan.compiled()
+    if compiled is not None:  # train.compile: how the steps ran
+        model_metrics["compile"] = compiled
     if balance is not None:
         model_metrics["standardized_scale"] = balance
     if phase is not None:

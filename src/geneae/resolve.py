@@ -23,6 +23,7 @@ from geneae.data_defaults import (
     BATCH_SIZE,
     CLUSTER_EPOCHS,
     CLUSTER_SAMPLES_SEEN,
+    COMPILE_MIN_ENTRIES,
     MEMBERS,
     MEMBERS_SMALL,
     MIN_BATCH_SIZE,
@@ -210,12 +211,39 @@ def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
     rows = facts.n_vars if genes_as_samples else facts.n_obs
     if config.train.max_epochs is None:
         config.train.max_epochs = default_epochs(rows)
-    if config.train.batch_size is None:
-        from geneae.batches import n_validation  # imports torch: not at this module's top
+    from geneae.batches import n_validation  # imports torch: not at this module's top
 
-        train_rows = rows - n_validation(rows, config.train.validation)
+    train_rows = rows - n_validation(rows, config.train.validation)
+    if config.train.batch_size is None:
         config.train.batch_size = default_batch_size(train_rows)
+    if config.train.compile is None:
+        genes = facts.n_obs if genes_as_samples else facts.n_vars
+        top = config.preprocess.n_top_genes
+        genes = min(genes, top) if top else genes
+        config.train.compile = default_compile(
+            config.train.max_epochs, train_rows, config.train.batch_size, genes
+        )
     return config
+
+
+def default_compile(epochs: int, train_rows: int, batch_size: int, n_genes: int) -> bool:
+    """Whether a CPU run compiles its training step by default (``train.compile``).
+
+    On when the planned training (``epochs`` of ``train_rows`` in batches of
+    ``batch_size``, ``n_genes`` wide) reaches :data:`COMPILE_MIN_ENTRIES` batch entries,
+    where the compiled step's saving is about twice its compile.
+    """
+    steps = epochs * math.ceil(max(train_rows, 1) / batch_size)
+    on = steps * batch_size * n_genes >= COMPILE_MIN_ENTRIES
+    if on:
+        logger.info(
+            "train.compile: on (%s steps of %d x %s genes per model: long enough to repay "
+            "compiling the step, 20-40 s; train.compile sets it)",
+            f"{steps:,}",
+            batch_size,
+            f"{n_genes:,}",
+        )
+    return on
 
 
 def _check_genes_as_samples(config: RunConfig) -> None:

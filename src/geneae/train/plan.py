@@ -15,6 +15,7 @@ import torch
 
 from geneae.config import ModelConfig, TrainConfig
 from geneae.train import schedules
+from geneae.train.compiled import CompiledLoss
 from geneae.train.cuda_graph import GraphedStep
 from geneae.train.mask_rate import dynamic_mask_rate
 from geneae.train.optimizers import adam
@@ -84,6 +85,8 @@ class TrainingPlan(pl.LightningModule):
         self.max_epochs = max_epochs
         self._graph: GraphedStep | None = None
         self._graph_note: str | None = None
+        self._compiled: CompiledLoss | None = None
+        self._compile_note: str | None = None
         self._eager_steps = 0
         self._sums: dict[str, dict[str, torch.Tensor]] = {"train": {}, "val": {}}
         self._counts: dict[str, int] = {"train": 0, "val": 0}
@@ -116,7 +119,15 @@ class TrainingPlan(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         if self.device.type != "cuda":
+            if not self.train_config.compile:
+                return
+            if self.trainer.world_size > 1:
+                self._compile_note = "off: data-parallel training"
+            else:
+                self._compiled = CompiledLoss(self.module)
             return
+        if self.train_config.compile:
+            self._compile_note = "off: on a GPU the steps are CUDA graphs (train.cuda_graph)"
         why = why_no_graph(self.train_config, self.model_config, self.trainer.world_size)
         if why is None:
             self._graph = GraphedStep(self.module, self.train_config.gradient_clip)
@@ -126,6 +137,12 @@ class TrainingPlan(pl.LightningModule):
     def cuda_graph(self) -> str | None:
         """How the steps ran on a GPU (metrics.json ``model.cuda_graph``); None elsewhere."""
         return self._graph.summary() if self._graph is not None else self._graph_note
+
+    def compiled(self) -> dict[str, Any] | None:
+        """How ``train.compile`` ran (metrics.json ``model.compile``); None where it is off."""
+        if self._compiled is not None:
+            return self._compiled.summary()
+        return None if self._compile_note is None else {"note": self._compile_note}
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         steps = max(1, self._steps_per_epoch())
@@ -145,10 +162,17 @@ class TrainingPlan(pl.LightningModule):
     def _eager_step(
         self, batch: Batch, kl_weight: float, mask_rate: float | None, optimizer: Any
     ) -> Any:
-        out = self.module.loss(batch, kl_weight=kl_weight, mask_rate=mask_rate)
-        # Once a graph is captured, the gradients are the tensors it writes: keep them.
-        optimizer.zero_grad(set_to_none=not (self._graph is not None and self._graph.captured))
-        self.manual_backward(out.loss)
+        def backward(loss: torch.Tensor) -> None:
+            # Once a graph is captured, the gradients are the tensors it writes: keep them.
+            keep = self._graph is not None and self._graph.captured
+            optimizer.zero_grad(set_to_none=not keep)
+            self.manual_backward(loss)
+
+        if self._compiled is not None:
+            out = self._compiled.step(batch, backward, kl_weight=kl_weight, mask_rate=mask_rate)
+        else:
+            out = self.module.loss(batch, kl_weight=kl_weight, mask_rate=mask_rate)
+            backward(out.loss)
         clip = self.train_config.gradient_clip
         if clip is not None:
             if not scales_gradients(self.train_config):
