@@ -221,7 +221,10 @@ def test_the_compiled_variant_turns_compile_on_and_is_reported(tmp_path) -> None
             "speedup": 3.2,
         },
     }
+    doc["idle_default_batch"] = {"geneae": {"loop_per_epoch_s": 0.30}}
+    doc["idle_compiled"]["geneae"]["loop_per_epoch_s"] = 0.25
     text = " ".join(wallclock_markdown.compiled_lines(doc))
+    assert "0.250 s per epoch compiled against 0.300 eager at the same batch: **1.20x**" in text
     assert "`train.compile: true`" in text and "**3.20x** scvi-tools" in text
     assert "the first, compiling step took 8-31 s" in text and "not compiled" not in text
     doc["idle_compiled"]["geneae"]["compile"]["8"] = [{"compiled_steps": 0, "note": "off: x"}]

@@ -45,9 +45,9 @@ def batch_of(n: int = 64) -> dict[str, torch.Tensor]:
 
 
 def loss_and_grads(module: torch.nn.Module, step: Any) -> tuple[float, dict[str, torch.Tensor]]:
-    def backward(loss: torch.Tensor) -> None:
+    def backward(out: Any) -> None:
         module.zero_grad(set_to_none=True)
-        loss.backward()
+        out.loss.backward()
 
     out = step(backward)
     grads = {name: p.grad.clone() for name, p in module.named_parameters() if p.grad is not None}
@@ -57,7 +57,7 @@ def loss_and_grads(module: torch.nn.Module, step: Any) -> tuple[float, dict[str,
 def eager(module: torch.nn.Module, batch: dict[str, torch.Tensor]) -> Any:
     def step(backward: Any) -> Any:
         out = module.loss(batch, kl_weight=0.3)
-        backward(out.loss)
+        backward(out)
         return out
 
     return step
@@ -113,7 +113,7 @@ def test_a_failing_compiled_step_runs_eagerly_from_then_on(monkeypatch, caplog):
         "note": "off after 0 compiled steps: RuntimeError: C++ compile error",
     }
     assert "training goes on eagerly" in caplog.text
-    compiled.step(batch, lambda loss: loss.backward(), kl_weight=0.3)
+    compiled.step(batch, lambda out: out.loss.backward(), kl_weight=0.3)
     assert calls == [1]  # never tried again
 
 
@@ -125,9 +125,9 @@ def test_a_failing_backward_is_redone_eagerly_with_fresh_gradients(monkeypatch):
     compiled = CompiledLoss(module)
     tries = []
 
-    def backward(loss: torch.Tensor) -> None:
+    def backward(out: Any) -> None:
         module.zero_grad(set_to_none=True)
-        loss.backward()
+        out.loss.backward()
         tries.append(1)
         if len(tries) == 1:  # gradients written, then the (compiled) backward fails
             raise RuntimeError("backward kernel failed")
@@ -147,7 +147,7 @@ def test_without_a_compiler_the_step_is_eager(monkeypatch):
     compiled = CompiledLoss(module)
     assert not compiled.active
     assert compiled.summary() == {"compiled_steps": 0, "note": "off: no C++ compiler (set CXX)"}
-    out = compiled.step(batch_of(), lambda loss: loss.backward(), kl_weight=0.3)
+    out = compiled.step(batch_of(), lambda out: out.loss.backward(), kl_weight=0.3)
     assert torch.isfinite(out.loss)
 
 
@@ -200,3 +200,31 @@ def test_a_run_with_compile_trains_through_the_compiled_step():
     assert summary["compiled_steps"] >= 3 and "note" not in summary, summary
     history = model.history
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
+
+
+def test_the_clustering_phase_steps_through_the_compiled_loss(monkeypatch):
+    from geneae.train.cluster_phase import refine_clusters
+    from tests.module.conftest import train
+    from tests.test_cluster_phase import tensors_of
+
+    data = nb_clusters(n=300, n_genes=40, k=3, seed=2)
+    cfg = RunConfig().updated({"model.likelihood": "nb", "model.hidden": [16]})
+
+    def phase(compile_step: bool) -> tuple[dict, float]:
+        torch.manual_seed(0)
+        module = build_module(cfg.model, 40)
+        train(module, data, steps=5, lr=1e-2, batch_size=64, kl_weight=0.3)
+        train_cfg = cfg.train.model_copy(
+            update={"cluster_epochs": 2, "cluster_batch_size": 64, "compile": compile_step}
+        )
+        summary = refine_clusters(module, tensors_of(data), train_cfg, 40, kl_weight=0.3)
+        return summary, float(sum(p.detach().double().sum() for p in module.parameters()))
+
+    eager_summary, eager_weights = phase(False)
+    assert "compile" not in eager_summary
+    # "Compiled" to the eager loss itself: the phase must step through it, with the same result.
+    monkeypatch.setattr(torch, "compile", lambda fn, **options: fn)
+    monkeypatch.setattr(compiled_module, "cxx_compiler", lambda: "g++")
+    summary, weights = phase(True)
+    assert summary["compile"]["compiled_steps"] == 2 * 5  # 300 rows in batches of 64
+    assert summary["final_kl"] == eager_summary["final_kl"] and weights == eager_weights

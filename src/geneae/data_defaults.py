@@ -38,9 +38,11 @@ SMALL_DATA_BELOW = 800
 MEMBERS_SMALL = 6
 
 # Compiling a CPU training step (train.compile, geneae.train.compiled) repays itself on long
-# training only: the default member's compiled step saved 2.1 ms of 12.4 at 256 x 2,000
-# (10x PBMC, bf16-mixed, 2 threads: ~4e-9 s per batch entry) after a cold compile of 33 s.
-# From this many batch entries trained (steps x batch x genes) the saving is about twice
-# that compile: e.g. 20 epochs of a million cells at 2,000 genes; the default of 10x PBMC
-# (1,600 steps) is 20x short of it.
+# training only: the default member's compiled step took 10.3 against 12.4 ms at 256 x 2,000
+# (10x PBMC, bf16-mixed, 2 threads; float32 12.3 against 14.1), and a whole epoch, with its
+# eager validation, 0.177 against 0.204 s in one process (~3.5e-9 s per batch entry saved),
+# after a compile of 33-40 s cold, 6 s with inductor's cache warm. From this many batch
+# entries trained (steps x batch x genes) the saving is about 1.5x a cold compile: e.g. 20
+# epochs of a million cells at 2,000 genes; the default of 10x PBMC (1,600 steps) is 20x
+# short of it.
 COMPILE_MIN_ENTRIES = 1.6e10

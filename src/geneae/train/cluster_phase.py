@@ -17,6 +17,7 @@ spread down on the bundled PBMC).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -25,11 +26,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from geneae.batches import ExpressionTensors
+from geneae.batches import Batch, ExpressionTensors
 from geneae.config import TrainConfig
 from geneae.errors import GeneaeWarning
 from geneae.module.base import ExpressionModule, LossOutput
 from geneae.precision import autocast_for
+from geneae.train.compiled import CompiledLoss
 from geneae.train.optimizers import adam
 
 # Keeps log() finite for assignments that underflow.
@@ -129,7 +131,18 @@ def refine_clusters(
     mixed = autocast_for(cfg.precision, device.type)
     # Each batch's stored entries counted on the host: a GPU's gather then never waits.
     stored = tensors.x.stored_per_row()
-    clustering = torch.tensor(float("nan"))
+    # train.compile: the phase's steps run through the compiled loss too (CPU only).
+    stepper = CompiledLoss(module, enabled=bool(cfg.compile) and device.type == "cpu")
+    last = {"kl": torch.tensor(float("nan"))}
+
+    def backward(out: LossOutput, batch: Batch, wanted: Tensor) -> None:
+        """The clustering term of the step's batch, backpropagated with the loss."""
+        with mixed:
+            q = soft_assign(step_latent(module, batch, out), centroids)
+            last["kl"] = kl_to_target(wanted, q)
+        optimizer.zero_grad(set_to_none=True)
+        (out.loss + weight * last["kl"]).backward()
+
     for _ in range(cfg.cluster_epochs or 0):
         with torch.no_grad():
             target = target_distribution(soft_assign(latent_means(module, tensors), centroids))
@@ -140,12 +153,8 @@ def refine_clusters(
             n_stored = None if stored is None else int(stored[idx.numpy()].sum())
             idx = idx.to(device)
             batch = tensors.batch(idx, n_stored)
-            with mixed:
-                out = module.loss(batch, kl_weight=kl_weight)
-                q = soft_assign(step_latent(module, batch, out), centroids)
-                clustering = kl_to_target(target[idx], q)
-            optimizer.zero_grad(set_to_none=True)
-            (out.loss + weight * clustering).backward()
+            step_backward = functools.partial(backward, batch=batch, wanted=target[idx])
+            stepper.step(batch, step_backward, around=mixed, kl_weight=kl_weight)
             optimizer.step()
     module.eval()
     return {
@@ -154,9 +163,10 @@ def refine_clusters(
         "resolution": cfg.cluster_resolution,
         "weight": cfg.cluster_weight,
         "initial_sizes": np.bincount(initial, minlength=k).tolist(),
-        "final_kl": float(clustering.detach()),  # the last step's; one wait, at the end
+        "final_kl": float(last["kl"].detach()),  # the last step's; one wait, at the end
         "seconds": time.perf_counter() - start_time,
         "device": str(device),
+        **({"compile": stepper.summary()} if stepper.enabled else {}),
     }
 
 

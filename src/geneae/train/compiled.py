@@ -10,17 +10,19 @@ default where a run's planned work repays it (:func:`geneae.resolve.default_comp
 
 The loss (forward, and through AOTAutograd its backward) is compiled once with dynamic
 shapes: a batch's number of stored entries changes from batch to batch, the last batch of
-an epoch is smaller. The optimizer and validation stay eager. Compiling needs a C++
-compiler; without one, or when a compiled step fails (an operator inductor cannot lower,
-headers missing), the step runs eagerly from then on and the run says why in one warning
-and in metrics.json (``model.compile``). Compiled and eager steps agree to rounding
-(tests/test_compiled_step.py); their random draws (dropout, the reparameterisation) come
-from different streams, so a compiled run is reproducible with itself, not bit-equal to an
-eager one.
+an epoch is smaller. Training's steps and the clustering phase's run through it (the phase
+adds its term to the compiled loss's output); the optimizer and validation stay eager.
+Compiling needs a C++ compiler; without one, or when a compiled step fails (an operator
+inductor cannot lower, headers missing), the step runs eagerly from then on and the run
+says why in one warning and in metrics.json (``model.compile``). Compiled and eager
+steps agree to rounding (tests/test_compiled_step.py); their random draws (dropout, the
+reparameterisation) come from different streams, so a compiled run is reproducible with
+itself, not bit-equal to an eager one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -51,14 +53,18 @@ class CompiledLoss:
     ----------
     module
         The geneae module whose ``loss(batch, **kwargs)`` the training step calls.
+    enabled
+        False: every step eager (``train.compile`` off), and no summary.
     """
 
-    def __init__(self, module: torch.nn.Module) -> None:
+    def __init__(self, module: torch.nn.Module, enabled: bool = True) -> None:
         self.module = module
-        compiler = cxx_compiler()
-        self.note: str | None = None if compiler else "off: no C++ compiler (set CXX)"
+        self.enabled = enabled
+        self.note: str | None = None
         self._compiled: Callable[..., Any] | None = None
-        if compiler is not None:
+        if enabled and cxx_compiler() is None:
+            self.note = "off: no C++ compiler (set CXX)"
+        elif enabled:
             self._compiled = torch.compile(module.loss, dynamic=True)
         self.first_step_s: float | None = None
         self.steps = 0
@@ -69,11 +75,19 @@ class CompiledLoss:
         return self._compiled is not None
 
     def step(
-        self, batch: dict[str, torch.Tensor], backward: Callable[[Any], None], **kwargs: Any
+        self,
+        batch: dict[str, torch.Tensor],
+        backward: Callable[[Any], None],
+        *,
+        around: contextlib.AbstractContextManager[Any] | None = None,
+        **kwargs: Any,
     ) -> Any:
         """The loss of ``batch`` (``module.loss(batch, **kwargs)``) with ``backward`` run on it.
 
-        ``backward(loss)`` zeroes the gradients and runs the backward pass. A compiled
+        ``backward(out)`` takes the loss's output, adds what the caller adds to it (the
+        clustering phase's term), zeroes the gradients and runs the backward pass; ``around``
+        (mixed precision's autocast, where the caller has not entered it) encloses the loss
+        alone. A compiled
         step that fails anywhere (compiling, the forward, the backward) is run again
         eagerly, and every later step with it; an error of the data or the model itself
         then raises from the eager step as it would have without compiling.
@@ -82,8 +96,9 @@ class CompiledLoss:
         if compiled is not None:
             start = time.perf_counter()
             try:
-                out = compiled(batch, **kwargs)
-                backward(out.loss)
+                with around or contextlib.nullcontext():
+                    out = compiled(batch, **kwargs)
+                backward(out)
             except Exception as exc:  # broad on purpose: whatever fails, eager decides
                 self._give_up(exc)
             else:
@@ -91,8 +106,9 @@ class CompiledLoss:
                     self.first_step_s = time.perf_counter() - start
                 self.steps += 1
                 return out
-        out = self.module.loss(batch, **kwargs)
-        backward(out.loss)
+        with around or contextlib.nullcontext():
+            out = self.module.loss(batch, **kwargs)
+        backward(out)
         return out
 
     def _give_up(self, exc: Exception) -> None:
@@ -101,8 +117,10 @@ class CompiledLoss:
         self._compiled = None
         self.note = f"off after {self.steps} compiled steps: {why}"
 
-    def summary(self) -> dict[str, Any]:
-        """What metrics.json records (``model.compile``)."""
+    def summary(self) -> dict[str, Any] | None:
+        """What metrics.json records (``model.compile``); None where compiling was not asked."""
+        if not self.enabled:
+            return None
         out: dict[str, Any] = {"compiled_steps": self.steps}
         if self.first_step_s is not None:
             out["first_step_s"] = round(self.first_step_s, 3)

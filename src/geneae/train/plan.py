@@ -162,17 +162,17 @@ class TrainingPlan(pl.LightningModule):
     def _eager_step(
         self, batch: Batch, kl_weight: float, mask_rate: float | None, optimizer: Any
     ) -> Any:
-        def backward(loss: torch.Tensor) -> None:
+        def backward(out: Any) -> None:
             # Once a graph is captured, the gradients are the tensors it writes: keep them.
             keep = self._graph is not None and self._graph.captured
             optimizer.zero_grad(set_to_none=not keep)
-            self.manual_backward(loss)
+            self.manual_backward(out.loss)
 
         if self._compiled is not None:
             out = self._compiled.step(batch, backward, kl_weight=kl_weight, mask_rate=mask_rate)
         else:
             out = self.module.loss(batch, kl_weight=kl_weight, mask_rate=mask_rate)
-            backward(out.loss)
+            backward(out)
         clip = self.train_config.gradient_clip
         if clip is not None:
             if not scales_gradients(self.train_config):
