@@ -221,9 +221,10 @@ def train_run(
         model.save(staging, overwrite=True)
         figures = {p.stem for p in (staging / "figures").glob("*.png")}
         publish(staging, paths.out, RUN_FILES, keep_checkpoints=keep_checkpoints)
-        from geneae.report import remove_stale
+        if (paths.out / "figures").is_dir():  # an earlier run's figures may be left there
+            from geneae.report import remove_stale  # matplotlib: ~0.4 s, only when needed
 
-        remove_stale(paths.out / "figures", keep=figures)
+            remove_stale(paths.out / "figures", keep=figures)
     out = Path(run_dir)
     files = [out / f for f in RUN_FILES if (paths.out / f).exists()]
     return RunResult(run_dir=out, model=model, metrics=metrics, files=sorted(files))

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import yaml
-from reliability_helpers import assert_complete_run, geneae_cli, refused
+from reliability_helpers import FAST, assert_complete_run, child_env, geneae_cli, refused
 
 from geneae.model import GeneAE
 
@@ -181,3 +183,29 @@ def test_settings_lightning_cannot_refuse_are_not_checked_by_importing_it(in_fre
         "assert 'lightning' in sys.modules\n"
     )
     in_fresh_interpreter(code)
+
+
+def test_a_run_without_its_report_imports_neither_lightning_nor_matplotlib_itself(cells, tmp_path):
+    # Its members train in a process of their own (geneae.train.member_process) and its
+    # report is off: the run's own process needs neither (seconds of start-up between them).
+    config = tmp_path / "two.yaml"
+    config.write_text(yaml.safe_dump({**FAST, "model": {**FAST["model"], "members": 2}}))
+    out = tmp_path / "run"
+    args = ["-X", "importtime", "-m", "geneae", "train", str(cells), "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, *args, "--config", str(config)],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    imported = {
+        line.rsplit("|", 1)[-1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "geneae.run" in imported  # the listing is the run's own process's
+    assert not {"lightning", "matplotlib"} & imported
+    assert (out / "config.yaml").is_file() and not (out / "figures").exists()

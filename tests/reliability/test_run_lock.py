@@ -220,3 +220,18 @@ def test_an_empty_staging_folder_left_by_a_kill_does_not_block_the_next_run(
     (other / "mine.txt").write_text("a user's file")
     refused(geneae_cli("train", cells, "--out", tmp_path / "other", "--config", fast_yaml))
     assert (other / "mine.txt").read_text() == "a user's file"
+
+
+def test_overwriting_a_run_drops_its_figures_this_run_did_not_draw(cells, fast_yaml, tmp_path):
+    run = tmp_path / "run"
+    assert geneae_cli("train", cells, "--out", run, "--config", fast_yaml).code == 0
+    assert not (run / "figures").exists()  # the report is off in this configuration
+    # An earlier rendering's figure, and a figure of the user's, in the run's folder.
+    (run / "figures").mkdir()
+    (run / "figures" / "metrics_bars.png").write_bytes(b"png")
+    (run / "figures" / "my_plot.png").write_bytes(b"mine")
+    result = geneae_cli("train", cells, "--out", run, "--config", fast_yaml, "--overwrite")
+    assert result.code == 0, result
+    assert not (run / "figures" / "metrics_bars.png").exists()
+    assert (run / "figures" / "my_plot.png").read_bytes() == b"mine"
+    assert_complete_run(run)
