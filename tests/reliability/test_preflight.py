@@ -188,8 +188,15 @@ def test_settings_lightning_cannot_refuse_are_not_checked_by_importing_it(in_fre
 def test_a_run_without_its_report_imports_neither_lightning_nor_matplotlib_itself(cells, tmp_path):
     # Its members train in a process of their own (geneae.train.member_process) and its
     # report is off: the run's own process needs neither (seconds of start-up between them).
+    # Two threads given: the threads a run takes by default follow the machine's load, and
+    # one thread trains the members one after the other, the first in the run's process.
+    settings = {
+        **FAST,
+        "model": {**FAST["model"], "members": 2},
+        "train": {**FAST["train"], "num_threads": 2},
+    }
     config = tmp_path / "two.yaml"
-    config.write_text(yaml.safe_dump({**FAST, "model": {**FAST["model"], "members": 2}}))
+    config.write_text(yaml.safe_dump(settings))
     out = tmp_path / "run"
     args = ["-X", "importtime", "-m", "geneae", "train", str(cells), "--out", str(out)]
     done = subprocess.run(
