@@ -87,10 +87,9 @@ class CompiledLoss:
         ``backward(out)`` takes the loss's output, adds what the caller adds to it (the
         clustering phase's term), zeroes the gradients and runs the backward pass; ``around``
         (mixed precision's autocast, where the caller has not entered it) encloses the loss
-        alone. A compiled
-        step that fails anywhere (compiling, the forward, the backward) is run again
-        eagerly, and every later step with it; an error of the data or the model itself
-        then raises from the eager step as it would have without compiling.
+        alone. A compiled step that fails anywhere (compiling, the forward, the backward) is
+        run again eagerly, and every later step with it; an error of the data or the model
+        itself then raises from the eager step as it would have without compiling.
         """
         compiled = self._compiled
         if compiled is not None:

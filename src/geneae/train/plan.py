@@ -85,7 +85,8 @@ class TrainingPlan(pl.LightningModule):
         self.max_epochs = max_epochs
         self._graph: GraphedStep | None = None
         self._graph_note: str | None = None
-        self._compiled: CompiledLoss | None = None
+        # The loss of a step that is not a CUDA graph: eager unless train.compile is on.
+        self._loss_step = CompiledLoss(module, enabled=False)
         self._compile_note: str | None = None
         self._eager_steps = 0
         self._sums: dict[str, dict[str, torch.Tensor]] = {"train": {}, "val": {}}
@@ -124,7 +125,7 @@ class TrainingPlan(pl.LightningModule):
             if self.trainer.world_size > 1:
                 self._compile_note = "off: data-parallel training"
             else:
-                self._compiled = CompiledLoss(self.module)
+                self._loss_step = CompiledLoss(self.module)
             return
         if self.train_config.compile:
             self._compile_note = "off: on a GPU the steps are CUDA graphs (train.cuda_graph)"
@@ -140,9 +141,10 @@ class TrainingPlan(pl.LightningModule):
 
     def compiled(self) -> dict[str, Any] | None:
         """How ``train.compile`` ran (metrics.json ``model.compile``); None where it is off."""
-        if self._compiled is not None:
-            return self._compiled.summary()
-        return None if self._compile_note is None else {"note": self._compile_note}
+        summary = self._loss_step.summary()
+        if summary is None and self._compile_note is not None:
+            summary = {"note": self._compile_note}
+        return summary
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         steps = max(1, self._steps_per_epoch())
@@ -168,11 +170,7 @@ class TrainingPlan(pl.LightningModule):
             optimizer.zero_grad(set_to_none=not keep)
             self.manual_backward(out.loss)
 
-        if self._compiled is not None:
-            out = self._compiled.step(batch, backward, kl_weight=kl_weight, mask_rate=mask_rate)
-        else:
-            out = self.module.loss(batch, kl_weight=kl_weight, mask_rate=mask_rate)
-            backward(out)
+        out = self._loss_step.step(batch, backward, kl_weight=kl_weight, mask_rate=mask_rate)
         clip = self.train_config.gradient_clip
         if clip is not None:
             if not scales_gradients(self.train_config):
