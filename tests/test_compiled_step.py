@@ -78,13 +78,13 @@ def test_compiled_loss_scores_and_differentiates_as_the_eager_one():
     reference = loss_and_grads(module, eager(module, batch))
     compiled = CompiledLoss(module)
     got = loss_and_grads(module, lambda backward: compiled.step(batch, backward, kl_weight=0.3))
-    assert compiled.active and compiled.steps == 1 and compiled.note is None
+    assert compiled.steps == 1 and compiled.note is None
     assert compiled.first_step_s is not None and compiled.first_step_s > 0
     assert_same(got, reference, rtol=1e-4)
     # A batch of another size (an epoch's last) runs through the same compiled loss.
     smaller = {k: v[:37] for k, v in batch.items()}
     got = loss_and_grads(module, lambda backward: compiled.step(smaller, backward, kl_weight=0.3))
-    assert compiled.active and compiled.steps == 2
+    assert compiled.steps == 2 and compiled.note is None
     assert_same(got, loss_and_grads(module, eager(module, smaller)), rtol=1e-4)
 
 
@@ -107,7 +107,6 @@ def test_a_failing_compiled_step_runs_eagerly_from_then_on(monkeypatch, caplog):
     got = loss_and_grads(module, lambda backward: compiled.step(batch, backward, kl_weight=0.3))
     torch.manual_seed(3)
     assert_same(got, loss_and_grads(module, eager(module, batch)), rtol=1e-6)
-    assert not compiled.active
     assert compiled.summary() == {
         "compiled_steps": 0,
         "note": "off after 0 compiled steps: RuntimeError: C++ compile error",
@@ -135,7 +134,7 @@ def test_a_failing_backward_is_redone_eagerly_with_fresh_gradients(monkeypatch):
     compiled.step(batch, backward, kl_weight=0.3)
     got = {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
     reference = loss_and_grads(module, eager(module, batch))[1]
-    assert len(tries) == 2 and not compiled.active
+    assert len(tries) == 2 and compiled.note.startswith("off after 0 compiled steps")
     for name, grad in reference.items():
         torch.testing.assert_close(got[name], grad, msg=name)  # not accumulated twice
 
@@ -145,8 +144,11 @@ def test_without_a_compiler_the_step_is_eager(monkeypatch):
     monkeypatch.setattr(torch, "compile", lambda *a, **k: pytest.fail("compiled anyway"))
     module = small_module()
     compiled = CompiledLoss(module)
-    assert not compiled.active
     assert compiled.summary() == {"compiled_steps": 0, "note": "off: no C++ compiler (set CXX)"}
+    # Asked where steps are not compiled (a GPU, data-parallel training): said why.
+    elsewhere = CompiledLoss(module, off="data-parallel training")
+    assert elsewhere.summary() == {"compiled_steps": 0, "note": "off: data-parallel training"}
+    assert CompiledLoss(module, enabled=False).summary() is None
     out = compiled.step(batch_of(), lambda out: out.loss.backward(), kl_weight=0.3)
     assert torch.isfinite(out.loss)
 

@@ -55,24 +55,26 @@ class CompiledLoss:
         The geneae module whose ``loss(batch, **kwargs)`` the training step calls.
     enabled
         False: every step eager (``train.compile`` off), and no summary.
+    off
+        Why this run's steps are not compiled although asked (a GPU's CUDA graphs,
+        data-parallel training): eager, and said in the summary.
     """
 
-    def __init__(self, module: torch.nn.Module, enabled: bool = True) -> None:
+    def __init__(
+        self, module: torch.nn.Module, enabled: bool = True, off: str | None = None
+    ) -> None:
         self.module = module
         self.enabled = enabled
         self.note: str | None = None
         self._compiled: Callable[..., Any] | None = None
-        if enabled and cxx_compiler() is None:
-            self.note = "off: no C++ compiler (set CXX)"
+        if enabled and off is None and cxx_compiler() is None:
+            off = "no C++ compiler (set CXX)"
+        if enabled and off is not None:
+            self.note = f"off: {off}"
         elif enabled:
             self._compiled = torch.compile(module.loss, dynamic=True)
         self.first_step_s: float | None = None
         self.steps = 0
-
-    @property
-    def active(self) -> bool:
-        """Whether steps still run compiled."""
-        return self._compiled is not None
 
     def step(
         self,

@@ -87,7 +87,6 @@ class TrainingPlan(pl.LightningModule):
         self._graph_note: str | None = None
         # The loss of a step that is not a CUDA graph: eager unless train.compile is on.
         self._loss_step = CompiledLoss(module, enabled=False)
-        self._compile_note: str | None = None
         self._eager_steps = 0
         self._sums: dict[str, dict[str, torch.Tensor]] = {"train": {}, "val": {}}
         self._counts: dict[str, int] = {"train": 0, "val": 0}
@@ -119,16 +118,14 @@ class TrainingPlan(pl.LightningModule):
         torch.manual_seed(self.train_config.seed * 1_000_003 + self.current_epoch + 1)
 
     def on_fit_start(self) -> None:
+        off = None
+        if self.device.type == "cuda":
+            off = "on a GPU the steps are CUDA graphs (train.cuda_graph)"
+        elif self.trainer.world_size > 1:
+            off = "data-parallel training"
+        self._loss_step = CompiledLoss(self.module, bool(self.train_config.compile), off)
         if self.device.type != "cuda":
-            if not self.train_config.compile:
-                return
-            if self.trainer.world_size > 1:
-                self._compile_note = "off: data-parallel training"
-            else:
-                self._loss_step = CompiledLoss(self.module)
             return
-        if self.train_config.compile:
-            self._compile_note = "off: on a GPU the steps are CUDA graphs (train.cuda_graph)"
         why = why_no_graph(self.train_config, self.model_config, self.trainer.world_size)
         if why is None:
             self._graph = GraphedStep(self.module, self.train_config.gradient_clip)
@@ -141,10 +138,7 @@ class TrainingPlan(pl.LightningModule):
 
     def compiled(self) -> dict[str, Any] | None:
         """How ``train.compile`` ran (metrics.json ``model.compile``); None where it is off."""
-        summary = self._loss_step.summary()
-        if summary is None and self._compile_note is not None:
-            summary = {"note": self._compile_note}
-        return summary
+        return self._loss_step.summary()
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         steps = max(1, self._steps_per_epoch())
