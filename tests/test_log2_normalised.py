@@ -109,9 +109,9 @@ def test_log2_tpm_is_recognised_on_disk_as_in_memory_and_stored_sparse() -> None
 
 def test_a_floor_above_0_and_log_cpm_are_recognised_with_their_floor() -> None:
     expression = bulk_expression()
-    vst = as_table(np.log2(expression + 16))  # no value at 0: the floor is log2(16)
-    assert describe(vst).log_scale == LogScale("log2", 16.0)
-    assert streamed(vst) == describe(vst)
+    shifted = as_table(np.log2(expression + 16))  # no value at 0: the floor is log2(16)
+    assert describe(shifted).log_scale == LogScale("log2", 16.0)
+    assert streamed(shifted) == describe(shifted)
     # limma-voom's log2-CPM with half a read added: negative, its floor not a round pseudo
     reads = np.round(expression * 30)
     libraries = reads.sum(axis=1, keepdims=True)

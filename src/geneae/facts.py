@@ -35,8 +35,9 @@ CountsIn = Literal["layers['counts']", "X"]
 # Values checked at a time by is_count_matrix: its temporaries stay a few MB at any size.
 CHECK_BLOCK = 1 << 20
 # Non-negative, non-integer values whose maximum reaches this are not on a log scale:
-# log1p of a normalised count (1e4 per cell) stays below ~10, log2(TPM + 1) below ~20.
-UNLOGGED_MAX = 30.0
+# log1p of a normalised count (1e4 per cell) stays below ~10, log2(TPM + 1) below ~20 (the
+# range logscale gives log values of expression).
+UNLOGGED_MAX = LOG_RANGE
 # A dense matrix with fewer non-zero entries than this fraction is held as CSR: it then takes
 # less memory (8 bytes per stored value against 4 per entry), every pass over it (gene
 # selection, fingerprint, preprocessing) touches only the stored values, and its training
@@ -205,12 +206,17 @@ class DataFacts:
             )
         return f"{self.value_type} (max {self.max_value:,.4g}{self._log_named()})"
 
+    @property
+    def log_of(self) -> str:
+        """What the values are a log of, for messages (``" of counts with ..."``), or ``""``."""
+        if self.depth_in_log:
+            return " of counts with each sample's depth"
+        return " of expression normalised per sample" if self.log2_normalised else ""
+
     def _log_named(self) -> str:
-        """``", log2(x+1) of ..."`` where the values are on a log that is undone, else ``""``."""
-        if self.depth_in_log and self.value_type == "log-normalised":
-            return ", log2(x+1) of counts with each sample's depth"
+        """``", log2(x+1) of ..."`` for a log told by the samples' totals, else ``""``."""
         scale = self.log_scale
-        return f", {scale} of expression normalised per sample" if scale else ""
+        return f", {scale}{self.log_of}" if scale and self.log_of else ""
 
 
 def describe(adata: object, layer: str | None = None) -> DataFacts:

@@ -240,7 +240,7 @@ def _unlog(cfg: PreprocessConfig, preset: str, facts: DataFacts) -> LogScale | N
     scored 0.919-0.925 ARI (three seeds) on the log values as they were and 0.957 on every
     seed with the log undone, as on the same TPM; the other two sets stayed at 1.000
     (docs/design/default-model.md, round 47). Log2 of normalised expression (log2(TPM + 1),
-    DESeq2's vst) takes the same path, onto the natural log the default was made on
+    limma's log-CPM) takes the same path, onto the natural log the default was made on
     (round 60).
     """
     if cfg.unlog is not None:
@@ -307,14 +307,7 @@ def _say_unlogged(steps: PreprocessConfig, facts: DataFacts) -> None:
     scaled = f"each sample scaled to {shown} and " if steps.normalize else ""
     scale = steps.log_scale
     if scale:
-        of = (
-            " of counts with each sample's depth"
-            if facts.depth_in_log
-            else " of expression normalised per sample"
-            if facts.log2_normalised
-            else ""
-        )
-        look = f"are {scale}{of} (min {facts.min_value:,.4g}, max {facts.max_value:,.4g})"
+        look = f"are {scale}{facts.log_of} (min {facts.min_value:,.4g}, max {facts.max_value:,.4g})"
     else:
         look = f"look unlogged ({facts.describe_values()})"
     undone = f"the log undone (x = {scale.inverse}), " if scale else ""
