@@ -166,7 +166,7 @@ def compiled_lines(doc: dict[str, Any]) -> list[str]:
             else (f"{min(first):.0f}-{max(first):.0f}")
         )
         took = f"; the first, compiling step took {span} s"
-    fell_back = f" ({len(eager)} runs not compiled: {eager[0]})" if eager else ""
+    fell_back = f" ({len(eager)} of {len(runs)} runs not compiled: {eager[0]})" if eager else ""
     loops = ""
     eager_loop = (doc.get("idle_default_batch") or {}).get("geneae", {}).get("loop_per_epoch_s")
     compiled_loop = compiled["geneae"].get("loop_per_epoch_s")
