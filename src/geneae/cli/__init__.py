@@ -21,6 +21,7 @@ from typing import NoReturn
 from rich.console import Console
 from typer.exceptions import Abort, Exit, TyperException
 
+from geneae.allocator import keep_freed_memory
 from geneae.cli import genes as _genes  # noqa: F401 - registers similar-genes
 from geneae.cli import tune as _tune  # noqa: F401 - registers tune
 from geneae.cli.commands import app
@@ -35,8 +36,10 @@ __all__ = ["app", "main", "run"]
 def run() -> NoReturn:
     """The ``geneae`` script and ``python -m geneae``: :func:`main`, then a quick exit.
 
-    The process ends without the interpreter's teardown (:mod:`geneae.quick_exit`).
+    The process ends without the interpreter's teardown (:mod:`geneae.quick_exit`), and
+    keeps the memory it frees for reuse (:mod:`geneae.allocator`).
     """
+    keep_freed_memory()
     exit_quickly(main())
 
 

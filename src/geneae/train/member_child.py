@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from geneae._atomic import atomic_path
+from geneae.allocator import keep_freed_memory
 from geneae.train.member_process import FORKS, MemberJob, MemberResult, train_here
 
 if TYPE_CHECKING:
@@ -118,6 +119,7 @@ def main(argv: list[str]) -> int:
     (stdin closed first: the parent did not need this process) ends it quietly.
     """
     _die_with_parent(int(argv[0]))
+    keep_freed_memory()  # before the data is read; the forked copies inherit it
     terminal = int(argv[1]) if len(argv) > 1 else None
     # What reading the jobs and training import (torch, Lightning, AnnData: seconds of
     # CPU), imported while no job is here yet, and shared by the forked copies.
