@@ -4,9 +4,13 @@ A training step makes and frees tensors of a few MB each (a batch of 256 x 2,000
 values is 2 MB), and the evaluation arrays of tens of MB. glibc serves allocations above its
 mmap threshold (128 KB, raised on the fly up to 32 MB) with pages fresh from the kernel, and
 hands the top of its heap back once more than twice that lies free there; every such page
-faults again when it is next used. A default `geneae train` on 10x PBMC took 6.3-6.7 million
-page faults and 14.5 s of system time that way; with the two limits below, 0.41 million
-and 3.9 s, and 65-66 s of wall time instead of 72 (three runs each, this 2-core machine).
+faults again when it is next used. That happened at every step in the member processes of
+a three-member run (one member at two threads faulted no more at 30 epochs than at 10,
+which shows how much depends on the order of sizes freed). A default `geneae train` on
+10x PBMC (report off) took 6.3-6.7 million page faults and 12.7 s of system time that way;
+with the two limits below, 0.41 million and 3.9 s, and 67.0 s of wall time instead of 79.2
+(medians of three runs in turn, 0.91x paired; peak memory 1,027 MiB instead of 989; this
+2-core machine).
 
 :func:`keep_freed_memory` sets both limits in the calling process, where geneae owns it
 (the ``geneae`` command and its member processes; forked copies inherit the setting). It
@@ -14,8 +18,8 @@ does nothing where the C library is not glibc, or where the user set either limi
 (``GLIBC_TUNABLES``' ``glibc.malloc.mmap_threshold`` / ``trim_threshold``, or
 ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_``). Setting any of glibc's other
 malloc variables (``MALLOC_TOP_PAD_``, ``MALLOC_MMAP_MAX_``) turns its on-the-fly raise of
-the threshold off: each allocation above 128 KB is then fresh pages, a run 2x as long
-with 78 million faults, which this setting also prevents.
+the threshold off: each allocation above 128 KB is then fresh pages (that run took 143 s
+and 78 million faults), which this setting also prevents.
 """
 
 from __future__ import annotations
