@@ -94,3 +94,20 @@ def test_the_command_and_the_member_processes_set_it(monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # no job: the process ends quietly
     assert member_child.main(["1"]) == 0
     assert calls[-1] == "member"
+
+
+@pytest.mark.parametrize("libc", ["musl", "none"])
+def test_other_c_libraries_are_left_alone(monkeypatch, libc):
+    class Musl:  # a C library with mallopt but not glibc's version call
+        def mallopt(self, *args):  # pragma: no cover - must not be reached
+            raise AssertionError("mallopt called outside glibc")
+
+    def cdll(name):
+        if libc == "none":
+            raise OSError("no C library to open")
+        return Musl()
+
+    monkeypatch.setattr(allocator, "_done", False)
+    monkeypatch.setattr(allocator, "user_chose_malloc_limits", lambda: False)
+    monkeypatch.setattr(allocator.ctypes, "CDLL", cdll)
+    assert allocator.keep_freed_memory() is False
