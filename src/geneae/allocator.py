@@ -18,8 +18,9 @@ does nothing where the C library is not glibc, or where the user set either limi
 (``GLIBC_TUNABLES``' ``glibc.malloc.mmap_threshold`` / ``trim_threshold``, or
 ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_``). Setting any of glibc's other
 malloc variables (``MALLOC_TOP_PAD_``, ``MALLOC_MMAP_MAX_``) turns its on-the-fly raise of
-the threshold off: each allocation above 128 KB is then fresh pages (that run took 143 s
-and 78 million faults), which this setting also prevents.
+the threshold off: each allocation above 128 KB is then fresh pages (with
+``MALLOC_TOP_PAD_`` set, that run took 143 s and 78 million faults); this setting prevents
+it too (70.8 s, 0.43 million).
 """
 
 from __future__ import annotations
