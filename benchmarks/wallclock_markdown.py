@@ -160,12 +160,8 @@ def compiled_lines(doc: dict[str, Any]) -> list[str]:
     eager = [c["note"] for c in runs if c.get("note")]
     took = ""
     if first and all(v is not None for v in first):
-        span = (
-            f"{min(first):.0f}"
-            if round(min(first)) == round(max(first))
-            else (f"{min(first):.0f}-{max(first):.0f}")
-        )
-        took = f"; the first, compiling step took {span} s"
+        low, high = f"{min(first):.0f}", f"{max(first):.0f}"
+        took = f"; the first, compiling step took {low if low == high else f'{low}-{high}'} s"
     fell_back = f" ({len(eager)} of {len(runs)} runs not compiled: {eager[0]})" if eager else ""
     loops = ""
     eager_loop = (doc.get("idle_default_batch") or {}).get("geneae", {}).get("loop_per_epoch_s")

@@ -5,12 +5,11 @@ values is 2 MB), and the evaluation arrays of tens of MB. glibc serves allocatio
 mmap threshold (128 KB, raised on the fly up to 32 MB) with pages fresh from the kernel, and
 hands the top of its heap back once more than twice that lies free there; every such page
 faults again when it is next used. That happened at every step in the member processes of
-a three-member run (one member at two threads faulted no more at 30 epochs than at 10,
-which shows how much depends on the order of sizes freed). A default `geneae train` on
-10x PBMC (report off) took 6.3-6.7 million page faults and 12.7 s of system time that way;
-with the two limits below, 0.41 million and 3.9 s, and 67.0 s of wall time instead of 79.2
-(medians of three runs in turn, 0.91x paired; peak memory 1,027 MiB instead of 989; this
-2-core machine).
+a three-member run (one member at two threads faulted no more at 30 epochs than at 10). A
+default `geneae train` on 10x PBMC (report off) took 6.3-6.7 million page faults and 12.7 s
+of system time that way; with the two limits below, 0.41 million and 3.9 s, and 67.0 s of
+wall time instead of 79.2 (medians of three runs in turn, 0.91x paired; peak memory 1,027
+MiB instead of 989; this 2-core machine).
 
 :func:`keep_freed_memory` sets both limits in the calling process, where geneae owns it
 (the ``geneae`` command and its member processes; forked copies inherit the setting). It

@@ -133,15 +133,16 @@ def refine_clusters(
     stored = tensors.x.stored_per_row()
     # train.compile: the phase's steps run through the compiled loss too (CPU only).
     stepper = CompiledLoss(module, enabled=bool(cfg.compile) and device.type == "cpu")
-    last = {"kl": torch.tensor(float("nan"))}
+    clustering = torch.tensor(float("nan"))
 
     def backward(out: LossOutput, batch: Batch, wanted: Tensor) -> None:
         """The clustering term of the step's batch, backpropagated with the loss."""
+        nonlocal clustering
         with mixed:
             q = soft_assign(step_latent(module, batch, out), centroids)
-            last["kl"] = kl_to_target(wanted, q)
+            clustering = kl_to_target(wanted, q)
         optimizer.zero_grad(set_to_none=True)
-        (out.loss + weight * last["kl"]).backward()
+        (out.loss + weight * clustering).backward()
 
     for _ in range(cfg.cluster_epochs or 0):
         with torch.no_grad():
@@ -163,7 +164,7 @@ def refine_clusters(
         "resolution": cfg.cluster_resolution,
         "weight": cfg.cluster_weight,
         "initial_sizes": np.bincount(initial, minlength=k).tolist(),
-        "final_kl": float(last["kl"].detach()),  # the last step's; one wait, at the end
+        "final_kl": float(clustering.detach()),  # the last step's; one wait, at the end
         "seconds": time.perf_counter() - start_time,
         "device": str(device),
         **({"compile": stepper.summary()} if stepper.enabled else {}),
