@@ -51,7 +51,10 @@ DATASETS: dict[str, str | None] = {
 # log1p(normalize_total(1e4)), the shape a scanpy user holds before any gene selection;
 # ``bulk_tcga_like`` is benchmarks.synthetic.synthetic_bulk
 # (600 samples x 20,000 genes in TPM, 8 tumour types); ``bulk_estimated_counts`` the same
-# tumours as RSEM expected counts (fractional, each sample's depth left in).
+# tumours as RSEM expected counts (fractional, each sample's depth left in). The
+# ``*_lnmedian`` sets are log1p(normalize_total()) at scanpy's default total, each cell
+# scaled to the median of the cells' totals (of the same 2,000 genes): the newer scanpy
+# tutorials' form, at a total far below 1e4 on shallow cells.
 LOGNORM_DATASETS: tuple[str, ...] = (
     "pbmc_10x_lognorm",
     "worm_neuron_lognorm",
@@ -60,6 +63,8 @@ LOGNORM_DATASETS: tuple[str, ...] = (
     "pbmc68k_lognorm",
     "worm_neuron_allgenes_lognorm",
     "mouse_bladder_allgenes_lognorm",
+    "worm_neuron_lnmedian",
+    "mouse_bladder_lnmedian",
 )
 # ``bulk_small``: a small study with a weak signal (120 samples x 3,000 genes in TPM, the
 # same generator's first draw at that size: seed 41), where the types move few genes.
@@ -251,12 +256,13 @@ def _load_values(name: str) -> Any:
 
     from benchmarks.quality import select_genes
 
-    a = load_dataset(name.removesuffix("_lognorm"))
+    a = load_dataset(name.removesuffix("_lognorm").removesuffix("_lnmedian"))
     if name.endswith("_allgenes_lognorm"):
         sc.pp.filter_genes(a, min_cells=1)
     else:
         a = select_genes(a)
-    sc.pp.normalize_total(a, target_sum=1e4)
+    # scanpy's default total (None) is the median of the cells' totals
+    sc.pp.normalize_total(a, target_sum=None if name.endswith("_lnmedian") else 1e4)
     sc.pp.log1p(a)
     x = a.X.toarray() if sp.issparse(a.X) else np.asarray(a.X)
     return ad.AnnData(

@@ -16,12 +16,16 @@ import numpy as np
 import scipy.sparse as sp
 
 from geneae.logscale import (
+    LN_ONE,
     LOG2_COUNTS,
     LOG_RANGE,
+    SMALL_TOTAL,
     LogScale,
     carries_depth,
     from_floor,
+    ln_of_small_totals,
     log2_of_normalised,
+    may_be_ln_of_small_totals,
     may_be_log2,
     may_carry_depth,
     normalised_scale,
@@ -154,6 +158,10 @@ class DataFacts:
     log2_normalised
         Log values that are log2 of expression normalised per sample, with the minimum as
         the log of the pseudo-count (:func:`geneae.logscale.log2_of_normalised`).
+    ln_small_totals
+        Log-normalised values that are ln(x + 1) of expression normalised to fewer than
+        :data:`~geneae.logscale.SMALL_TOTAL` per sample
+        (:func:`geneae.logscale.ln_of_small_totals`).
     """
 
     n_obs: int
@@ -165,6 +173,7 @@ class DataFacts:
     min_value: float = 0.0
     depth_in_log: bool = False
     log2_normalised: bool = False
+    ln_small_totals: bool = False
 
     @property
     def has_counts(self) -> bool:
@@ -177,10 +186,13 @@ class DataFacts:
         log2(x + 1) of values that carry each sample's depth (:attr:`depth_in_log`); the
         log with a pseudo-count whose floor is the minimum (e.g. log2(x+0.001)) of values
         classed ``other`` (negative, and not z-scores); or log2(x + 2^min) of normalised
-        expression (:attr:`log2_normalised`: log2(TPM + 1), limma's log-CPM).
+        expression (:attr:`log2_normalised`: log2(TPM + 1), limma's log-CPM); or ln(x + 1)
+        of expression normalised to a small total (:attr:`ln_small_totals`).
         """
         if self.depth_in_log and self.value_type == "log-normalised":
             return LOG2_COUNTS
+        if self.ln_small_totals and self.value_type == "log-normalised":
+            return LN_ONE
         if self.value_type not in ("log-normalised", "other"):
             return None
         floor = from_floor(self.min_value) if self.min_value < 0 else None
@@ -211,6 +223,8 @@ class DataFacts:
         """What the values are a log of, for messages (``" of counts with ..."``), or ``""``."""
         if self.depth_in_log:
             return " of counts with each sample's depth"
+        if self.ln_small_totals:
+            return f" of expression normalised to under {SMALL_TOTAL:,.0f} per sample"
         return " of expression normalised per sample" if self.log2_normalised else ""
 
     def _log_named(self) -> str:
@@ -275,13 +289,17 @@ class _LogLook:
         return self.kind in ("log-normalised", "other") and may_be_log2(self.lo, self.hi)
 
     @property
+    def ln_small(self) -> bool:
+        return self.kind == "log-normalised" and may_be_ln_of_small_totals(self.lo, self.hi)
+
+    @property
     def bases(self) -> tuple[float, ...]:
-        if self.log2:
+        if self.log2 or self.ln_small:
             return (_LOG2, _LN)
         return (_LOG2,) if self.depth else ()
 
     def facts(self, sums: dict[float, np.ndarray]) -> dict[str, bool]:
-        """``depth_in_log`` and ``log2_normalised`` of :class:`DataFacts`."""
+        """``depth_in_log``, ``log2_normalised`` and ``ln_small_totals`` of :class:`DataFacts`."""
         depth = self.depth and carries_depth(sums[_LOG2])  # its floor is 0
         normalised = (
             self.log2
@@ -290,7 +308,9 @@ class _LogLook:
                 *(totals_above_floor(sums[b], b, self.lo, self.n_vars) for b in (_LOG2, _LN))
             )
         )
-        return {"depth_in_log": depth, "log2_normalised": normalised}
+        # log1p's floor is 0: the power sums are the totals of the undone values.
+        small = self.ln_small and ln_of_small_totals(sums[_LN], sums[_LOG2])
+        return {"depth_in_log": depth, "log2_normalised": normalised, "ln_small_totals": small}
 
 
 class FactsAccumulator:

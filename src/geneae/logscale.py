@@ -7,7 +7,8 @@ the preprocessing step ``preprocess.unlog`` (:mod:`geneae.resolve_preprocess`) u
 (:meth:`LogScale.undo`) so the values take the unlogged path (per million, log1p), and
 reconstructions are put back on it (:meth:`LogScale.redo`). Two logs are told by samples'
 totals instead of a floor: log2(x + 1) of counts that carry each sample's depth
-(:func:`carries_depth`) and log2 of normalised expression (:func:`log2_of_normalised`).
+(:func:`carries_depth`), log2 of normalised expression (:func:`log2_of_normalised`) and
+natural logs of expression normalised to a small total (:func:`ln_of_small_totals`).
 No torch, no AnnData here.
 """
 
@@ -21,13 +22,17 @@ import scipy.sparse as sp
 
 __all__ = [
     "FLOOR_TOLERANCE",
+    "LN_ONE",
     "LOG2_COUNTS",
     "MAX_EXPRESSION",
+    "SMALL_TOTAL",
     "NO_UNLOG",
     "LogScale",
     "carries_depth",
     "from_floor",
+    "ln_of_small_totals",
     "log2_of_normalised",
+    "may_be_ln_of_small_totals",
     "may_be_log2",
     "may_carry_depth",
     "normalised_scale",
@@ -221,6 +226,49 @@ def normalised_scale(floor: float) -> LogScale:
     if 0 <= floor < ONE_FLOOR:
         return LogScale("log2", 1.0)
     return LogScale("log2", float(f"{2.0**floor:.6g}"))
+
+
+#: Natural logs of expression normalised to fewer than this per sample are undone: scanpy's
+#: ``normalize_total`` at its default total (the median of the cells' totals: 35 UMIs of
+#: 2,000 genes in worm neurons, 315 in mouse bladder) then log1p squashes every gene toward
+#: 0, and the default, made on log1p of 1e4 per cell, scored 0.11 and 0.09 ARI below the
+#: same cells at 1e4 (docs/design/default-model.md, round 61). Half of scanpy's 1e4:
+#: tables at 1e4 and at a million (log1p of CPM, level with 1e4 there) are kept.
+SMALL_TOTAL = 5e3
+#: ln(x + 1): the natural log of those tables.
+LN_ONE = LogScale("ln", 1.0)
+
+
+def may_be_ln_of_small_totals(min_value: float, max_value: float) -> bool:
+    """Whether log values of this range may be ln(x + 1) of a total below :data:`SMALL_TOTAL`.
+
+    log1p's floor, 0, is there (a gene not seen in a cell), and no value is above the log
+    of the total (no gene holds more than its sample's total).
+    """
+    return min_value == 0 and 0 < max_value < float(np.log1p(SMALL_TOTAL))
+
+
+def ln_of_small_totals(ln_totals: np.ndarray, log2_totals: np.ndarray) -> bool:
+    """Whether log values are ln(x + 1) of expression normalised to a small total per sample.
+
+    Parameters
+    ----------
+    ln_totals, log2_totals
+        Each sample's total of ``e^v - 1`` and of ``2^v - 1`` (:func:`row_power_sums`).
+
+    Their natural-log totals are alike (:data:`NORMALISED_CV`) and more alike than their
+    log2 totals (scran's log2 counts per size factor total alike in log2), and below
+    :data:`SMALL_TOTAL`. Highly variable subsets of such tables total unevenly and are
+    left as they are.
+    """
+    if ln_totals.size < 3:
+        return False
+    spread = _cv(ln_totals)
+    return (
+        spread < NORMALISED_CV
+        and spread < _cv(log2_totals)
+        and float(np.median(ln_totals)) < SMALL_TOTAL
+    )
 
 
 def may_carry_depth(min_value: float, max_value: float) -> bool:
