@@ -32,12 +32,16 @@ def values_sections(agg: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
         (
             "Log-normalised input",
             LOGNORM_DATASETS,
-            "Cells x genes holding log1p(normalize_total(1e4)) values and no counts — the "
+            "Cells x genes holding log1p(normalize_total) values and no counts — the "
             "shape of most public single-cell matrices and of the classic homework. The "
-            "`*_lognorm` sets are the count sets above turned into that (their 2,000 "
+            "`*_lognorm` sets are the count sets above at 1e4 per cell (their 2,000 "
             "seurat_v3 genes; the `*_allgenes_lognorm` sets every gene of the whole-genome "
             "files); `pbmc68k_lognorm` is scanpy's bundled pbmc68k_reduced (`raw.X`, 700 x "
-            "765, 10 labels). geneae gets the values with nothing said about them (`geneae "
+            "765, 10 labels); the `*_lnmedian` sets are the same cells as "
+            "log1p(normalize_total()) at scanpy's default total, the median of the cells' "
+            "totals (35 UMIs of worm neurons' 2,000 genes, 315 of mouse bladder's), the form "
+            "of the newer scanpy tutorials. geneae gets the values with nothing said about "
+            "them (`geneae "
             "train` defaults); PCA runs on the same values (of a table of more than 2,000 "
             "genes, scaled PCA on scanpy's 2,000 seurat HVGs, unscaled PCA on every gene: "
             "each its stronger form there).",
