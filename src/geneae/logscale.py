@@ -25,8 +25,8 @@ __all__ = [
     "LN_ONE",
     "LOG2_COUNTS",
     "MAX_EXPRESSION",
-    "SMALL_TOTAL",
     "NO_UNLOG",
+    "SMALL_TOTAL",
     "LogScale",
     "carries_depth",
     "from_floor",
@@ -233,7 +233,7 @@ def normalised_scale(floor: float) -> LogScale:
 #: 2,000 genes in worm neurons, 315 in mouse bladder) then log1p squashes every gene toward
 #: 0, and the default, made on log1p of 1e4 per cell, scored 0.11 and 0.09 ARI below the
 #: same cells at 1e4 (docs/design/default-model.md, round 61). Half of scanpy's 1e4:
-#: tables at 1e4 and at a million (log1p of CPM, level with 1e4 there) are kept.
+#: tables at 1e4 and at a million (log1p of CPM: within the seeds' spread of 1e4) are kept.
 SMALL_TOTAL = 5e3
 #: ln(x + 1): the natural log of those tables.
 LN_ONE = LogScale("ln", 1.0)
