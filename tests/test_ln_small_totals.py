@@ -129,4 +129,3 @@ def test_presets_that_keep_log_values_keep_them(preset) -> None:
         assert steps.unlog == "no"
     else:  # lognorm undoes the log and normalises to its own 1e4
         assert steps.unlog == "ln(x+1)" and steps.target_sum == 1e4
-
