@@ -63,6 +63,7 @@ LOGNORM_DATASETS: tuple[str, ...] = (
     "pbmc68k_lognorm",
     "worm_neuron_allgenes_lognorm",
     "mouse_bladder_allgenes_lognorm",
+    "pbmc_10x_lnmedian",
     "worm_neuron_lnmedian",
     "mouse_bladder_lnmedian",
 )
