@@ -297,9 +297,9 @@ def _unlogged_steps(facts: DataFacts, unlog: LogScale | None) -> dict[str, Any]:
 
     ln(x + 1) of expression normalised to a small total (:attr:`DataFacts.ln_small_totals`:
     single cells at scanpy's median total) is scaled to the presets' 1e4 instead, as the
-    same cells' counts are: on mouse bladder at a million the default scored 0.582 and
-    0.602 ARI (two runs of three seeds) against 0.634 at 1e4, worm neurons level
-    (docs/design/default-model.md, round 61).
+    same cells' counts are: on mouse bladder at a million the default scored 0.582 ARI
+    (three seeds; log1p of CPM as given: 0.602) against 0.620 and 0.634 at 1e4, worm
+    neurons level (docs/design/default-model.md, round 61).
     """
     single_cells = unlog == LN_ONE and facts.ln_small_totals
     target = PRESET_STEPS["counts"]["target_sum"] if single_cells else UNLOGGED_TARGET
