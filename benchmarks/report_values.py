@@ -40,10 +40,9 @@ def values_sections(agg: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
             "765, 10 labels); the `*_lnmedian` sets are the same cells as "
             "log1p(normalize_total()) at scanpy's default total, the median of the cells' "
             "totals (895 UMIs of 10x PBMC's 2,000 genes, 35 of worm neurons', 315 of mouse "
-            "bladder's), the form "
-            "of the newer scanpy tutorials. geneae gets the values with nothing said about "
-            "them (`geneae "
-            "train` defaults); PCA runs on the same values (of a table of more than 2,000 "
+            "bladder's), the form of the newer scanpy tutorials. geneae gets the values "
+            "with nothing said about them (`geneae train` defaults); PCA runs on the same "
+            "values (of a table of more than 2,000 "
             "genes, scaled PCA on scanpy's 2,000 seurat HVGs, unscaled PCA on every gene: "
             "each its stronger form there).",
             PCA_PEERS,

@@ -81,7 +81,8 @@ class PreprocessConfig(Section):
         "'log2(x+0.001)' (UCSC Xena's TCGA / GTEx tables), or 'no'; default: under the "
         "standardize, minmax and lognorm presets, the log the values are recognised on "
         "(a negative floor's, log2(x+1) of counts with each sample's depth, log2 of "
-        "normalised expression such as log2(TPM+1): geneae.facts.DataFacts.log_scale)",
+        "normalised expression such as log2(TPM+1), ln(x+1) of cells normalised to under "
+        "5,000 each: geneae.facts.DataFacts.log_scale)",
     )
     min_counts_per_cell: float | None = Field(default=None, ge=0)
     min_genes_per_cell: int | None = Field(default=None, ge=0, strict=True)
