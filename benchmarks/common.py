@@ -54,7 +54,9 @@ DATASETS: dict[str, str | None] = {
 # tumours as RSEM expected counts (fractional, each sample's depth left in). The
 # ``*_lnmedian`` sets are log1p(normalize_total()) at scanpy's default total, each cell
 # scaled to the median of the cells' totals (of the same 2,000 genes): the newer scanpy
-# tutorials' form, at a total far below 1e4 on shallow cells.
+# tutorials' form, at a total far below 1e4 on shallow cells. The ``*_lncounts`` sets are
+# log1p of the counts themselves (no normalisation) of the same 2,000 genes: what
+# ``sc.pp.log1p`` gives when ``normalize_total`` was skipped.
 LOGNORM_DATASETS: tuple[str, ...] = (
     "pbmc_10x_lognorm",
     "worm_neuron_lognorm",
@@ -66,6 +68,9 @@ LOGNORM_DATASETS: tuple[str, ...] = (
     "pbmc_10x_lnmedian",
     "worm_neuron_lnmedian",
     "mouse_bladder_lnmedian",
+    "pbmc_10x_lncounts",
+    "worm_neuron_lncounts",
+    "mouse_bladder_lncounts",
 )
 # ``bulk_small``: a small study with a weak signal (120 samples x 3,000 genes in TPM, the
 # same generator's first draw at that size: seed 41), where the types move few genes.
@@ -257,13 +262,15 @@ def _load_values(name: str) -> Any:
 
     from benchmarks.quality import select_genes
 
-    a = load_dataset(name.removesuffix("_lognorm").removesuffix("_lnmedian"))
+    source = name.removesuffix("_lognorm").removesuffix("_lnmedian").removesuffix("_lncounts")
+    a = load_dataset(source)
     if name.endswith("_allgenes_lognorm"):
         sc.pp.filter_genes(a, min_cells=1)
     else:
         a = select_genes(a)
     # scanpy's default total (None) is the median of the cells' totals
-    sc.pp.normalize_total(a, target_sum=None if name.endswith("_lnmedian") else 1e4)
+    if not name.endswith("_lncounts"):
+        sc.pp.normalize_total(a, target_sum=None if name.endswith("_lnmedian") else 1e4)
     sc.pp.log1p(a)
     x = a.X.toarray() if sp.issparse(a.X) else np.asarray(a.X)
     return ad.AnnData(

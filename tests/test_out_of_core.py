@@ -413,7 +413,9 @@ def raw_counts_file(tmp_path_factory):
     full.X = sp.csr_matrix(full.X)
     genes = full.var_names[::-3][:200]  # a subset of the genes, in another order
     logged = full[:, genes].copy()
-    logged.X = sp.csr_matrix(np.log1p(logged.X.toarray()))
+    counts = logged.X.toarray()
+    totals = np.maximum(counts.sum(1, keepdims=True), 1.0)
+    logged.X = sp.csr_matrix(np.log1p(counts / totals * 1e4))  # not logs of whole numbers
     del logged.layers["counts"]
     logged.raw = ad.AnnData(full.X, var=full.var[[]])
     folder = tmp_path_factory.mktemp("raw")

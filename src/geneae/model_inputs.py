@@ -21,7 +21,7 @@ from geneae.config import RunConfig
 from geneae.errors import InputError
 from geneae.facts import DataFacts, describe
 from geneae.io.backed import BackedData
-from geneae.io.raw import with_raw_used
+from geneae.io.raw import as_read_from_a_file
 from geneae.likelihoods import COUNT_LIKELIHOODS
 from geneae.ondisk import OnDisk, prepare_on_disk
 from geneae.pp import Preprocessor
@@ -88,7 +88,7 @@ def as_the_model_reads(adata: ad.AnnData, layer: str | None, use_raw: bool | Non
     the same rules, and is not changed.
     """
     data = in_memory(adata)
-    return with_layer(data, layer) if layer is not None else with_raw_used(data, use_raw)
+    return with_layer(data, layer) if layer is not None else as_read_from_a_file(data, use_raw)
 
 
 def with_layer(adata: ad.AnnData, layer: str | None) -> ad.AnnData:

@@ -162,10 +162,20 @@ def _one_line_warnings() -> None:
 
 
 class _Stdout(logging.Handler):
-    """Writes records to whatever ``sys.stdout`` is at the time (not the one at start-up)."""
+    """Writes records to whatever ``sys.stdout`` is at the time (not the one at start-up).
+
+    Each line once per command: a store is opened on disk to size it before it is read in
+    memory, and both readers say where they found the counts.
+    """
+
+    said: set[str] = set()
 
     def emit(self, record: logging.LogRecord) -> None:
-        print(self.format(record), file=sys.stdout, flush=True)
+        line = self.format(record)
+        if line in _Stdout.said:
+            return
+        _Stdout.said.add(line)
+        print(line, file=sys.stdout, flush=True)
 
 
 def _log_decisions() -> None:
@@ -175,9 +185,9 @@ def _log_decisions() -> None:
     something is wrong.
     """
     # geneae.ondisk: the out-of-core route and what it holds in memory; geneae.io.finalize,
-    # geneae.io.raw and geneae.io.backed (files read in memory / on disk): where the counts
-    # or values were found when not in X; geneae.io.genes_file: genes named from an
-    # annotation table;
+    # geneae.io.raw, geneae.io.backed and geneae.io.logged_counts (files read in memory / on
+    # disk): where the counts or values were found when not in X; geneae.io.genes_file:
+    # genes named from an annotation table;
     # geneae.io.tables: a table's columns that annotate samples rather than measure genes;
     # geneae.io.labels_file: labels matched by names as R writes them;
     # geneae.pp.selection: how many genes the preprocessing kept.
@@ -187,11 +197,13 @@ def _log_decisions() -> None:
         "io.finalize",
         "io.raw",
         "io.backed",
+        "io.logged_counts",
         "io.genes_file",
         "io.tables",
         "io.labels_file",
         "pp.selection",
     )
+    _Stdout.said.clear()
     for name in (f"geneae.{short}" for short in loggers):
         logger = logging.getLogger(name)
         if not any(isinstance(h, _Stdout) for h in logger.handlers):

@@ -12,6 +12,7 @@ public array APIs and :func:`anndata.io.read_elem` are used.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Iterator
@@ -25,11 +26,14 @@ import pandas as pd
 import scipy.sparse as sp
 
 from geneae.errors import InputError
-from geneae.facts import is_count_matrix, value_type
+from geneae.facts import is_count_matrix, value_type, values_of
 from geneae.io.finalize import NO_X_FIX, _make_names_unique, _resolve_labels, quiet_anndata
 from geneae.io.labels_file import Labels
+from geneae.io.logged_counts import say_counts_from_log
 from geneae.io.messages import input_error
 from geneae.io.raw import RAW_COUNTS_NOTE, raw_gene_columns, use_raw_values
+from geneae.logcounts import counts_of, counts_under_log
+from geneae.logscale import LogScale
 
 __all__ = ["BackedData", "OnDiskMatrix", "is_store", "matrix_nbytes", "open_backed"]
 
@@ -68,6 +72,9 @@ class OnDiskMatrix:
     columns
         The stored columns :meth:`rows` returns, in this order (None: all of them), e.g. the
         genes of ``X`` among the more genes of ``.raw``.
+    log_of_counts
+        The log whose whole numbers the stored values are, where :meth:`rows` gives the
+        counts back (:func:`geneae.logcounts.counts_of`), else None.
     """
 
     path: Path
@@ -77,6 +84,7 @@ class OnDiskMatrix:
     indices: Any = None
     dense: Any = None
     columns: np.ndarray | None = None
+    log_of_counts: LogScale | None = None
 
     @property
     def nbytes(self) -> int:
@@ -103,6 +111,11 @@ class OnDiskMatrix:
     def rows(self, start: int, stop: int) -> np.ndarray | sp.csr_matrix:
         """Rows ``start:stop`` as float32 (CSR with int32 indices, or dense), ``columns`` only."""
         block = self._stored_rows(start, stop)
+        if self.log_of_counts is not None:
+            if sp.issparse(block):
+                block.data = counts_of(block.data, self.log_of_counts)
+            else:
+                block = counts_of(block, self.log_of_counts)
         if self.columns is None:
             return block
         return block[:, self.columns]
@@ -258,7 +271,7 @@ def open_backed(
         if layer is None:
             x = _raw_values(handle, path, meta.var_names, x, use_raw) or x
         if counts is None and layer is None:
-            counts = _raw_counts(handle, path, meta.var_names, x)
+            counts = _raw_counts(handle, path, meta.var_names, x) or _log_counts(path, x)
         if not labels_required and isinstance(labels, str) and labels not in meta.obs:
             labels = None
         values, _ = _resolve_labels(meta, path, "h5ad", labels)
@@ -323,6 +336,24 @@ def _raw_counts(handle: Any, path: Path, genes: pd.Index, x: OnDiskMatrix) -> On
         return None
     logger.info(RAW_COUNTS_NOTE, path)
     return raw
+
+
+def _log_counts(path: Path, x: OnDiskMatrix) -> OnDiskMatrix | None:
+    """``x`` read as the counts whose logs it holds (:mod:`geneae.io.logged_counts`).
+
+    As the in-memory reader, where ``x`` holds no counts itself; judged on the first
+    :data:`PROBE_ROWS` rows. The pass over every row that describes the data
+    (:class:`geneae.facts.FactsAccumulator`) then checks that every value of every row is
+    the log of a whole number (the others keep their fractions there).
+    """
+    probe = x.rows(0, min(x.shape[0], PROBE_ROWS))
+    if is_count_matrix(probe):
+        return None
+    found = counts_under_log(values_of(probe))
+    if found is None:
+        return None
+    say_counts_from_log(path, found[0])
+    return dataclasses.replace(x, log_of_counts=found[0])
 
 
 def matrix_nbytes(path: str | os.PathLike[str], *, layer: str | None = None) -> int:

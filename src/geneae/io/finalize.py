@@ -26,6 +26,7 @@ from geneae.errors import DataWarning
 from geneae.facts import csr_if_mostly_zero, is_count_matrix, values_of
 from geneae.io.genes_file import gene_names_from_file
 from geneae.io.labels_file import Labels, LabelsSheet, labels_from_file
+from geneae.io.logged_counts import counts_from_log, counts_origin
 from geneae.io.messages import input_error, nonfinite_values
 from geneae.io.raw import counts_from_raw, standard_matrix, values_from_raw
 
@@ -299,6 +300,7 @@ def finalize(
     _make_names_unique(adata, path)
     if label_values is not None:
         adata.obs["label"] = label_values
+    origin = None
     if not adata.isbacked:
         if adata.X is None:
             if "counts" not in adata.layers:
@@ -321,11 +323,24 @@ def finalize(
         if "counts" not in adata.layers and is_count_matrix(adata.X):
             adata.layers["counts"] = adata.X
         elif "counts" not in adata.layers:
-            counts = counts_from_raw(adata, path)
-            if counts is not None:
-                adata.layers["counts"] = counts
+            counts_from = _other_counts(adata, path)
+            if counts_from is not None:
+                origin, adata.layers["counts"] = counts_from
     source = {"path": str(path), "format": fmt}
+    if origin is not None:
+        source["counts_from"] = origin
     if label_key is not None:
         source["label_key"] = label_key
     adata.uns["geneae_source"] = source
     return adata
+
+
+def _other_counts(adata: ad.AnnData, path: Path) -> tuple[str, Any] | None:
+    """Raw counts where X holds none: ``.raw``'s, or those whose logs X holds; and whence."""
+    counts = counts_from_raw(adata, path)
+    if counts is not None:
+        return ".raw.X", counts
+    found = counts_from_log(adata.X, path)
+    if found is None:
+        return None
+    return counts_origin(found[0]), found[1]

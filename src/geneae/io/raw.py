@@ -2,7 +2,7 @@
 
 scanpy's workflow keeps log-normalised values (or counts) in ``.raw`` and z-scores (or log
 values) in X. A file read in memory (:mod:`geneae.io.finalize`), a file read on disk
-(:mod:`geneae.io.backed`) and an AnnData given in Python (:func:`with_raw_used`) use it by
+(:mod:`geneae.io.backed`) and an AnnData given in Python (:func:`as_read_from_a_file`) use it by
 the same rules, so that one dataset gives one model however it is handed over.
 """
 
@@ -18,6 +18,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from geneae.facts import ValueType, is_count_matrix, value_type
+from geneae.io.logged_counts import counts_from_log
 from geneae.io.messages import input_error
 
 logger = logging.getLogger(__name__)
@@ -141,20 +142,25 @@ def counts_from_raw(adata: ad.AnnData, path: Path) -> Matrix | None:
     return counts
 
 
-def with_raw_used(adata: ad.AnnData, use_raw: bool | None, name: str = "the AnnData") -> ad.AnnData:
-    """An in-memory ``adata`` with ``.raw`` used as a file's reader uses it.
+def as_read_from_a_file(
+    adata: ad.AnnData, use_raw: bool | None, name: str = "the AnnData"
+) -> ad.AnnData:
+    """An in-memory ``adata`` as a file's reader gives it.
 
-    Where ``.raw``'s values replace X, or its counts serve as ``layers["counts"]``, a new
-    AnnData is returned (sharing ``adata``'s other arrays); ``adata`` itself is never
-    changed, and comes back as it is where ``.raw`` gives nothing.
+    ``.raw`` used by the same rules (its values replacing X, or its counts serving as
+    ``layers["counts"]``), and counts kept as their logs in X taken back
+    (:mod:`geneae.io.logged_counts`). A new AnnData is returned where anything is taken
+    (sharing ``adata``'s other arrays); ``adata`` itself is never changed, and comes back as
+    it is where nothing is.
     """
-    if adata.raw is None and not use_raw:
-        return adata
     where = Path(name)
     x = values_from_raw(adata, where, use_raw)
     layers = dict(adata.layers)
     if "counts" not in layers and not is_count_matrix(adata.X if x is None else x):
         counts = counts_from_raw(adata, where)
+        if counts is None:
+            found = counts_from_log(adata.X if x is None else x, where)
+            counts = None if found is None else found[1]
         if counts is not None:
             layers["counts"] = counts
     if x is None and len(layers) == len(adata.layers):

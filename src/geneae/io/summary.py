@@ -103,6 +103,7 @@ def summarize(adata: ad.AnnData) -> dict[str, Any]:
         "annotations": annotations,
         "obsm": [str(k) for k in adata.obsm.keys()],
         "layers": [str(k) for k in adata.layers.keys()],
+        "counts_from": source.get("counts_from"),
         "format": source.get("format"),
         "sampled": sampled,
     }
@@ -173,4 +174,6 @@ def format_summary(summary: dict[str, Any], title: str) -> Table:
         table.add_row("obsm", ", ".join(summary["obsm"]))
     if summary.get("layers"):
         table.add_row("layers", ", ".join(summary["layers"]))
+    if summary.get("counts_from"):
+        table.add_row("raw counts", f"{summary['counts_from']} (the count models use them)")
     return table
