@@ -190,3 +190,20 @@ def test_the_model_trains_on_the_counts_as_if_they_were_given() -> None:
     assert from_logs.genes == from_counts.genes
     np.testing.assert_allclose(x_logs, x_counts, atol=1e-5)
     np.testing.assert_array_equal(target_logs, target_counts)
+
+
+# -- on the command line -------------------------------------------------------------------
+def test_info_names_the_counts_and_a_run_says_so_once(tmp_path: Path, capsys) -> None:
+    from geneae.cli import main
+
+    path = tmp_path / "log1p_counts.h5ad"
+    as_adata(sp.csr_matrix(logged(umi_counts(), LN))).write_h5ad(path)
+    assert main(["info", str(path)]) == 0
+    assert "e^v - 1 of X's ln(x+1)" in capsys.readouterr().out
+    config = tmp_path / "short.yaml"
+    config.write_text("train:\n  max_epochs: 1\nevaluate:\n  report: false\n")
+    assert main(["train", str(path), "--out", str(tmp_path / "run"), "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    # the store is sized on disk and read in memory: its note is said once all the same
+    assert out.count("holds ln(x+1) of whole numbers") == 1
+    assert "likelihood: nb (the data hold raw counts in layers['counts'])" in out
