@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from geneae.facts import is_count_matrix
 from geneae.logscale import LogScale
 
 __all__ = [
@@ -82,11 +83,7 @@ def counts_under_log(values: np.ndarray) -> tuple[LogScale, np.ndarray] | None:
         counts = np.empty(v.size, dtype=np.float32)
         for start in range(0, v.size, BLOCK):
             block = counts_of(v[start : start + BLOCK], scale)
-            if not (np.all(np.isfinite(block)) and block.min() >= 0):
-                break
-            if not np.all(block == np.round(block)):
-                break
-            if start == 0 and not _evidence(block):
+            if not is_count_matrix(block) or (start == 0 and not _evidence(block)):
                 break
             counts[start : start + BLOCK] = block
         else:

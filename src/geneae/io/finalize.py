@@ -26,9 +26,8 @@ from geneae.errors import DataWarning
 from geneae.facts import csr_if_mostly_zero, is_count_matrix, values_of
 from geneae.io.genes_file import gene_names_from_file
 from geneae.io.labels_file import Labels, LabelsSheet, labels_from_file
-from geneae.io.logged_counts import counts_from_log, counts_origin
 from geneae.io.messages import input_error, nonfinite_values
-from geneae.io.raw import counts_from_raw, standard_matrix, values_from_raw
+from geneae.io.raw import counts_elsewhere, standard_matrix, values_from_raw
 
 LABEL_KEYS: tuple[str, ...] = (
     "label",
@@ -323,7 +322,7 @@ def finalize(
         if "counts" not in adata.layers and is_count_matrix(adata.X):
             adata.layers["counts"] = adata.X
         elif "counts" not in adata.layers:
-            counts_from = _other_counts(adata, path)
+            counts_from = counts_elsewhere(adata, adata.X, path)
             if counts_from is not None:
                 origin, adata.layers["counts"] = counts_from
     source = {"path": str(path), "format": fmt}
@@ -333,14 +332,3 @@ def finalize(
         source["label_key"] = label_key
     adata.uns["geneae_source"] = source
     return adata
-
-
-def _other_counts(adata: ad.AnnData, path: Path) -> tuple[str, Any] | None:
-    """Raw counts where X holds none: ``.raw``'s, or those whose logs X holds; and whence."""
-    counts = counts_from_raw(adata, path)
-    if counts is not None:
-        return ".raw.X", counts
-    found = counts_from_log(adata.X, path)
-    if found is None:
-        return None
-    return counts_origin(found[0]), found[1]

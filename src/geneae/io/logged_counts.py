@@ -1,9 +1,9 @@
 """Raw counts kept as their logs in X (``sc.pp.log1p`` without ``normalize_total``).
 
 A file read in memory (:mod:`geneae.io.finalize`), a file read on disk
-(:mod:`geneae.io.backed`) and an AnnData given in Python (:func:`geneae.io.raw.as_read_from_a_file`)
-take the counts back by one rule (:func:`geneae.logcounts.counts_under_log`) and say so in
-one line; X is kept as it is.
+(:mod:`geneae.io.backed`) and an AnnData given in Python
+(:func:`geneae.io.raw.as_read_from_a_file`) take the counts back by one rule
+(:func:`geneae.logcounts.counts_under_log`) and say so in one line; X is kept as it is.
 """
 
 from __future__ import annotations
@@ -40,20 +40,15 @@ def counts_from_log(x: Matrix, path: Path) -> tuple[LogScale, Matrix] | None:
     (:func:`geneae.logcounts.counts_under_log`), else None; the caller has found no counts
     elsewhere. The counts have ``x``'s shape and storage (CSR with its pattern, or dense).
     """
-    if sp.issparse(x):
-        csr = sp.csr_matrix(x)
-        found = counts_under_log(csr.data)
-        if found is None:
-            return None
-        scale, values = found
-        counts: Matrix = sp.csr_matrix((values, csr.indices, csr.indptr), shape=csr.shape)
+    csr = sp.csr_matrix(x) if sp.issparse(x) else None
+    found = counts_under_log(csr.data if csr is not None else np.asarray(x).ravel())
+    if found is None:
+        return None
+    scale, values = found
+    if csr is None:
+        counts: Matrix = values.reshape(np.shape(x))
     else:
-        dense = np.asarray(x)
-        found = counts_under_log(dense.ravel())
-        if found is None:
-            return None
-        scale, values = found
-        counts = values.reshape(dense.shape)
+        counts = sp.csr_matrix((values, csr.indices, csr.indptr), shape=csr.shape)
     say_counts_from_log(path, scale)
     return scale, counts
 

@@ -18,7 +18,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from geneae.facts import ValueType, is_count_matrix, value_type
-from geneae.io.logged_counts import counts_from_log
+from geneae.io.logged_counts import counts_from_log, counts_origin
 from geneae.io.messages import input_error
 
 logger = logging.getLogger(__name__)
@@ -142,6 +142,22 @@ def counts_from_raw(adata: ad.AnnData, path: Path) -> Matrix | None:
     return counts
 
 
+def counts_elsewhere(adata: ad.AnnData, x: Matrix, path: Path) -> tuple[str, Matrix] | None:
+    """Raw counts where X (``x``) holds none, and whence, for ``layers["counts"]``.
+
+    ``.raw``'s (:func:`counts_from_raw`), else those whose logs ``x`` holds
+    (:func:`geneae.io.logged_counts.counts_from_log`); ``(".raw.X", counts)`` or
+    ``("e^v - 1 of X's ln(x+1)", counts)``, or None.
+    """
+    counts = counts_from_raw(adata, path)
+    if counts is not None:
+        return ".raw.X", counts
+    found = counts_from_log(x, path)
+    if found is None:
+        return None
+    return counts_origin(found[0]), found[1]
+
+
 def as_read_from_a_file(
     adata: ad.AnnData, use_raw: bool | None, name: str = "the AnnData"
 ) -> ad.AnnData:
@@ -156,13 +172,11 @@ def as_read_from_a_file(
     where = Path(name)
     x = values_from_raw(adata, where, use_raw)
     layers = dict(adata.layers)
-    if "counts" not in layers and not is_count_matrix(adata.X if x is None else x):
-        counts = counts_from_raw(adata, where)
-        if counts is None:
-            found = counts_from_log(adata.X if x is None else x, where)
-            counts = None if found is None else found[1]
-        if counts is not None:
-            layers["counts"] = counts
+    values = adata.X if x is None else x
+    if "counts" not in layers and not is_count_matrix(values):
+        found = counts_elsewhere(adata, values, where)
+        if found is not None:
+            layers["counts"] = found[1]
     if x is None and len(layers) == len(adata.layers):
         return adata
     return ad.AnnData(
