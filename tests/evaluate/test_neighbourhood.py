@@ -35,3 +35,17 @@ def test_trustworthiness_matches_sklearn_and_subsamples():
     idx = np.sort(np.random.default_rng(1).choice(120, 50, replace=False))
     assert sub == pytest.approx(sk_trust(x[idx], z[idx], n_neighbors=10))
     assert trustworthiness(x, x) == pytest.approx(1.0)
+
+
+def test_trustworthiness_of_several_embeddings_equals_sklearn_on_each():
+    """The input-space ranks found once serve every embedding, as if each were alone."""
+    from geneae.evaluate.neighbourhood import trustworthiness_of
+
+    rng = np.random.default_rng(3)
+    x = rng.poisson(2.0, size=(90, 12)).astype(float)  # ties in the input distances
+    latents = [x[:, :2] + rng.normal(size=(90, 2)), rng.normal(size=(90, 4)), x[:, 0]]
+    shared = trustworthiness_of(x, latents, n_neighbors=7)
+    expected = [sk_trust(x, np.reshape(z, (90, -1)), n_neighbors=7) for z in latents]
+    assert shared == pytest.approx(expected, rel=1e-12)
+    assert shared == [trustworthiness(x, z, n_neighbors=7) for z in latents]
+    assert trustworthiness_of(x[:2], [latents[0][:2]]) == [pytest.approx(np.nan, nan_ok=True)]

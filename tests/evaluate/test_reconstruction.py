@@ -41,7 +41,7 @@ def test_masked_mse_ignores_zero_entries():
 def test_sparse_input_and_chunking_agree(pair, monkeypatch):
     x, x_hat = pair
     dense_scores = reconstruction_errors(x, x_hat)
-    monkeypatch.setattr("geneae.evaluate._arrays.CHUNK_ROWS", 7)  # several uneven chunks
+    monkeypatch.setattr("geneae.evaluate.reconstruction.CACHE_ROWS", 7)  # several uneven chunks
     sparse_scores = reconstruction_errors(sp.csr_matrix(x), x_hat)
     for key, value in dense_scores.items():
         assert sparse_scores[key] == pytest.approx(value, rel=1e-12)
@@ -71,3 +71,21 @@ def test_shape_mismatch_is_input_error(pair):
     x, x_hat = pair
     with pytest.raises(InputError, match="same space"):
         reconstruction_errors(x, x_hat[:, :-1])
+
+
+def test_several_reconstructions_in_one_pass_equal_each_alone(pair, monkeypatch):
+    """Scoring the autoencoder's and PCA's reconstructions together changes nothing."""
+    from geneae.evaluate.reconstruction import reconstruction_errors_of
+
+    x, x_hat = pair
+    rng = np.random.default_rng(2)
+    other = x + rng.normal(scale=2.0, size=x.shape)
+    other[:, 3] = 1.5  # a gene reconstructed as a constant
+    monkeypatch.setattr("geneae.evaluate.reconstruction.CACHE_ROWS", 11)
+    together = reconstruction_errors_of(sp.csr_matrix(x), [x_hat, sp.csr_matrix(other)])
+    for (scores, arrays), alone in zip(together, (x_hat, other), strict=True):
+        expected_scores, expected_arrays = reconstruction_errors(x, alone, return_arrays=True)
+        assert scores == pytest.approx(expected_scores, rel=1e-12)
+        for key, values in expected_arrays.items():
+            np.testing.assert_allclose(arrays[key], values, rtol=1e-12)
+    assert together[1][1]["pearson_gene"][3] == 0.0

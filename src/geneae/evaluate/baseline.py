@@ -19,8 +19,8 @@ from geneae.errors import InputError
 from geneae.evaluate._arrays import Matrix, as_2d, check_rows, label_array
 from geneae.evaluate.clustering import ClusterMethod, cluster, clustering_scores
 from geneae.evaluate.leiden_clustering import leiden
-from geneae.evaluate.neighbourhood import knn_accuracy, nearest_neighbours, trustworthiness
-from geneae.evaluate.reconstruction import reconstruction_errors
+from geneae.evaluate.neighbourhood import knn_accuracy, nearest_neighbours, trustworthiness_of
+from geneae.evaluate.reconstruction import reconstruction_errors_of
 from geneae.evaluate.stability import FRACTION, REPEATS, Stability, cluster_stability
 from geneae.labels import labelled_rows
 
@@ -212,8 +212,14 @@ def compare_with_pca(
     sides = {}
     stability: dict[str, Stability] = {}
     seconds: dict[str, float] = {}
-    for name, emb, rec in (("geneae", z, x_hat), ("pca", pca_z, pca_hat)):
-        scores: dict[str, float] = dict(reconstruction_errors(x, rec))
+    # What both sides measure against x is found in one pass over it.
+    errors = [scores for scores, _ in reconstruction_errors_of(x, [x_hat, pca_hat])]
+    trust = trustworthiness_of(x, [z, pca_z], max_cells=max_cells_trust, seed=seed)
+    for name, emb, reconstruction, trusted in (
+        ("geneae", z, errors[0], trust[0]),
+        ("pca", pca_z, errors[1], trust[1]),
+    ):
+        scores: dict[str, float] = dict(reconstruction)
         if scored is None:
             scores.update(clustering_scores(emb, lab, clusters=assigned[name], seed=seed))
             if lab is not None:
@@ -225,7 +231,7 @@ def compare_with_pca(
             scores.update(clustering_scores(*subset, clusters=clustered, seed=seed))
             scores["n_clusters"] = int(len(np.unique(assigned[name])))
             scores["knn_accuracy"] = knn_accuracy(*subset, k=n_neighbors)
-        scores["trustworthiness"] = trustworthiness(x, emb, max_cells=max_cells_trust, seed=seed)
+        scores["trustworthiness"] = trusted
         if stability_repeats > 0 and methods[name] != "gmvae" and len(emb) >= 2:
             stability[name], seconds[name] = cluster_stability(
                 emb,

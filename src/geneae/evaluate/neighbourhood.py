@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.manifold import trustworthiness as sk_trustworthiness
+from sklearn.metrics import pairwise_distances
 from sklearn.neighbors import NearestNeighbors
 
 from geneae.evaluate._arrays import Matrix, as_2d, dense, encode, label_array, subsample
@@ -86,13 +87,47 @@ def trustworthiness(
     float
         1.0 when no embedded neighbour is a stranger in the original space; lower is worse.
     """
+    return trustworthiness_of(x, [latent], n_neighbors=n_neighbors, max_cells=max_cells, seed=seed)[
+        0
+    ]
+
+
+def trustworthiness_of(
+    x: Matrix,
+    latents: Sequence[Any],
+    *,
+    n_neighbors: int = 10,
+    max_cells: int = 2000,
+    seed: int = 0,
+) -> list[float]:
+    """:func:`trustworthiness` of each embedding in ``latents``, on one subsample of ``x``.
+
+    The neighbours' ranks in ``x`` (a distance matrix and its sort, the costly part) are
+    found once for all the embeddings.
+
+    With ``r(i, j)`` the rank of cell j among cell i's neighbours in ``x`` (1 the nearest)
+    and ``U_i`` cell i's ``k`` nearest neighbours in the embedding,
+    ``T = 1 - 2 / (n k (2n - 3k - 1)) * sum_i sum_{j in U_i} max(0, r(i, j) - k)``
+    (Venna and Kaski 2001), as :func:`sklearn.manifold.trustworthiness` computes it.
+    """
     x = as_2d(x, "x")
-    z = np.asarray(latent, dtype=np.float64)
-    if z.ndim == 1:
-        z = z[:, None]
     idx = subsample(x.shape[0], max_cells, seed)
     n = len(idx)
     k = min(n_neighbors, (n - 1) // 2)
     if k < 1:
-        return float("nan")
-    return float(sk_trustworthiness(dense(x[idx]), z[idx], n_neighbors=k))
+        return [float("nan")] * len(latents)
+    distances = pairwise_distances(dense(x[idx]))
+    np.fill_diagonal(distances, np.inf)  # a cell is not its own neighbour
+    order = np.argsort(distances, axis=1)
+    del distances
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(1, n + 1)[None, :], axis=1)
+    scale = 2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0))
+    out = []
+    for latent in latents:
+        z = np.asarray(latent, dtype=np.float64)
+        z = z[:, None] if z.ndim == 1 else z
+        embedded = nearest_neighbours(z[idx], k)
+        beyond = np.take_along_axis(rank, embedded, axis=1) - k
+        out.append(float(1.0 - scale * beyond[beyond > 0].sum()))
+    return out
