@@ -52,3 +52,47 @@ def test_a_core_held_by_another_process_is_not_idle():
         for p in procs:
             p.kill()
             p.wait()
+
+
+def test_library_threads_hold_blas_and_openmp_then_restore(monkeypatch):
+    """numpy's BLAS and the OpenMP runtimes (scikit-learn's, torch's) follow the choice."""
+    import sklearn.cluster  # noqa: F401 - loads scikit-learn's OpenMP runtime
+    from threadpoolctl import threadpool_info
+
+    from geneae.threads import library_threads
+
+    def counts() -> dict[str, int]:
+        return {pool["filepath"]: pool["num_threads"] for pool in threadpool_info()}
+
+    before, torch_before = counts(), torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "idle_cores", lambda: 1)  # one core idle, as when one is busy
+    with library_threads(None) as chosen:
+        assert chosen == 1
+        assert counts() and set(counts().values()) == {1}
+        assert torch.get_num_threads() == 1
+    assert counts() == before and torch.get_num_threads() == torch_before
+    with library_threads(1) as chosen:  # train.num_threads is obeyed as for training
+        assert chosen == 1 and set(counts().values()) == {1}
+
+
+def test_evaluation_runs_inside_the_library_threads(monkeypatch):
+    """`geneae evaluate` measures beside PCA with the libraries held to the chosen threads."""
+    from types import SimpleNamespace
+
+    from threadpoolctl import threadpool_info
+
+    from geneae import RunConfig
+    from geneae import run as run_module
+
+    seen: dict[str, set[int]] = {}
+
+    def evaluate_model(model, prepared):
+        seen["threads"] = {pool["num_threads"] for pool in threadpool_info()}
+        return SimpleNamespace(metrics={"evaluated": True})
+
+    monkeypatch.setattr(run_module, "evaluate_model", evaluate_model)
+    config = RunConfig().updated({"train.num_threads": 1})
+    model = SimpleNamespace(config=config, preprocess=lambda adata, layer=None: object())
+    assert run_module.evaluate_file(model, None) == {"evaluated": True}
+    assert seen["threads"] == {1}

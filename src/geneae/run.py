@@ -49,6 +49,7 @@ from geneae.results import evaluate_model, results_anndata, set_metrics
 from geneae.rundir import RunPaths, check_target, is_staging, new_staging, publish
 from geneae.runlock import RunLock, is_helper_process, terminate_as_exit
 from geneae.saved_model import CHECKSUMS, MODEL_FILES
+from geneae.threads import library_threads
 
 logger = logging.getLogger(__name__)
 
@@ -292,9 +293,10 @@ def _evaluate_and_report(
 ) -> dict[str, Any]:
     """Measure the model beside PCA; write results.h5ad and the report into ``staging``."""
     t1 = time.perf_counter()
-    # Data on disk: the seeded subsample held in memory (geneae.ondisk), logged there.
-    evaluation = evaluate_model(model, prepared.in_memory)
-    results = results_anndata(model, evaluation)
+    with library_threads(model.config.train.num_threads):
+        # Data on disk: the seeded subsample held in memory (geneae.ondisk), logged there.
+        evaluation = evaluate_model(model, prepared.in_memory)
+        results = results_anndata(model, evaluation)
     metrics = evaluation.metrics
     metrics["timings"]["evaluate_s"] = time.perf_counter() - t1
     set_metrics(results, metrics)
@@ -332,4 +334,5 @@ def evaluate_file(model: GeneAE, adata: ad.AnnData | BackedData) -> dict[str, An
     prepared = model.preprocess(adata, layer=model.config.data.layer)
     if isinstance(prepared, OnDisk):
         prepared = prepared.hold_sample(model.config.train.seed)
-    return evaluate_model(model, prepared).metrics
+    with library_threads(model.config.train.num_threads):
+        return evaluate_model(model, prepared).metrics

@@ -155,6 +155,25 @@ def apply_threads(requested: int | None) -> int:
     return threads
 
 
+@contextlib.contextmanager
+def library_threads(requested: int | None) -> Iterator[int]:
+    """Hold numpy's BLAS and the OpenMP of scikit-learn and torch to the idle cores, inside.
+
+    The evaluation after training (KMeans and its repeats, neighbour searches, PCA) splits
+    its work over threads that meet at barriers as torch's do, and by default takes every
+    core: with one of two cores busy it took 16-18 s instead of 3.7 s on 10x PBMC (a
+    2-epoch run, this project's machine), the collapse :func:`choose_threads` spares
+    training. The count is chosen as for training (``requested`` is ``train.num_threads``)
+    and applied with threadpoolctl to the libraries loaded; yields it.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threads, why = choose_threads(requested, usable_cores())
+    logger.debug("library threads: %d (%s)", threads, why)
+    with threadpool_limits(limits=threads):
+        yield threads
+
+
 def member_waves(members: int, threads: int) -> list[tuple[list[int], int]]:
     """How an ensemble's members share ``threads`` cores: ``[(members, threads each), ...]``.
 
