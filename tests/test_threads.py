@@ -76,8 +76,9 @@ def test_library_threads_hold_blas_and_openmp_then_restore(monkeypatch):
         assert chosen == 1 and set(counts().values()) == {1}
 
 
-def test_evaluation_runs_inside_the_library_threads(monkeypatch):
-    """`geneae evaluate` measures beside PCA with the libraries held to the chosen threads."""
+def test_both_evaluations_run_inside_the_library_threads(monkeypatch, tmp_path):
+    """`geneae evaluate` and the evaluation of `geneae train` measure beside PCA, and the
+    run's results are laid out, with the libraries held to the chosen threads."""
     from types import SimpleNamespace
 
     from threadpoolctl import threadpool_info
@@ -85,14 +86,30 @@ def test_evaluation_runs_inside_the_library_threads(monkeypatch):
     from geneae import RunConfig
     from geneae import run as run_module
 
+    def pools() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info()}
+
+    if pools() == {1}:
+        pytest.skip("the libraries run one thread here already: nothing to hold")
     seen: dict[str, set[int]] = {}
 
     def evaluate_model(model, prepared):
-        seen["threads"] = {pool["num_threads"] for pool in threadpool_info()}
-        return SimpleNamespace(metrics={"evaluated": True})
+        seen["evaluate_model"] = pools()
+        return SimpleNamespace(metrics={"timings": {}})
+
+    def results_anndata(model, evaluation):
+        seen["results_anndata"] = pools()
+        return object()
 
     monkeypatch.setattr(run_module, "evaluate_model", evaluate_model)
-    config = RunConfig().updated({"train.num_threads": 1})
+    monkeypatch.setattr(run_module, "results_anndata", results_anndata)
+    monkeypatch.setattr(run_module, "set_metrics", lambda results, metrics: None)
+    monkeypatch.setattr(run_module, "write_h5ad", lambda results, path: None)
+    config = RunConfig().updated({"train.num_threads": 1, "evaluate.report": False})
     model = SimpleNamespace(config=config, preprocess=lambda adata, layer=None: object())
-    assert run_module.evaluate_file(model, None) == {"evaluated": True}
-    assert seen["threads"] == {1}
+
+    assert run_module.evaluate_file(model, None) == {"timings": {}}
+    assert seen == {"evaluate_model": {1}}
+    prepared = SimpleNamespace(in_memory=object())
+    run_module._evaluate_and_report(model, prepared, tmp_path, tmp_path)
+    assert seen == {"evaluate_model": {1}, "results_anndata": {1}}

@@ -87,9 +87,10 @@ def trustworthiness(
     float
         1.0 when no embedded neighbour is a stranger in the original space; lower is worse.
     """
-    return trustworthiness_of(x, [latent], n_neighbors=n_neighbors, max_cells=max_cells, seed=seed)[
-        0
-    ]
+    (alone,) = trustworthiness_of(
+        x, [latent], n_neighbors=n_neighbors, max_cells=max_cells, seed=seed
+    )
+    return alone
 
 
 def trustworthiness_of(
