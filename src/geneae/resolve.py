@@ -238,7 +238,7 @@ def default_compile(epochs: int, train_rows: int, batch_size: int, n_genes: int)
     if on:
         logger.info(
             "train.compile: on (%s steps of %d x %s genes per model: long enough to repay "
-            "compiling the step, 20-40 s; train.compile sets it)",
+            "compiling the step, ~40 s, 7-8 s cached; train.compile sets it)",
             f"{steps:,}",
             batch_size,
             f"{n_genes:,}",

@@ -4,9 +4,10 @@ On a CPU a training step's element-wise work (the likelihoods, the activations, 
 gradients) runs as dozens of separate passes over the (samples x genes) batch, each one
 memory-bound. Inductor fuses them into a few C++ loops: the default member's step on 10x
 PBMC ran 1.21x as fast (bf16-mixed, batch 256, 2 threads; ``python -m
-benchmarks.compile_step``), after a compile of 20-40 s that inductor's on-disk cache
-shortens on later runs. That pays on long training only, so ``train.compile`` is on by
-default where a run's planned work repays it (:func:`geneae.resolve.default_compile`).
+benchmarks.compile_step``), after a compile of about 40 s on a machine's first run, 7-8 s
+once inductor's on-disk cache holds it. That pays on long training only, so
+``train.compile`` is on by default where a run's planned work repays it
+(:func:`geneae.resolve.default_compile`).
 
 The loss (forward, and through AOTAutograd its backward) is compiled once with dynamic
 shapes: a batch's number of stored entries changes from batch to batch, the last batch of
