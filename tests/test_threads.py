@@ -55,25 +55,29 @@ def test_a_core_held_by_another_process_is_not_idle():
 
 
 def test_library_threads_hold_blas_and_openmp_then_restore(monkeypatch):
-    """numpy's BLAS and the OpenMP runtimes (scikit-learn's, torch's) follow the choice."""
+    """numpy's BLAS and the OpenMP runtimes (scikit-learn's, torch's) follow the choice,
+    from a start of three threads that neither choice below gives, so that a hold that
+    did nothing, or was not undone, fails on any machine."""
     import sklearn.cluster  # noqa: F401 - loads scikit-learn's OpenMP runtime
-    from threadpoolctl import threadpool_info
+    from threadpoolctl import threadpool_info, threadpool_limits
 
     from geneae.threads import library_threads
 
-    def counts() -> dict[str, int]:
-        return {pool["filepath"]: pool["num_threads"] for pool in threadpool_info()}
+    def counts() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info()}
 
-    before, torch_before = counts(), torch.get_num_threads()
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(threads, "idle_cores", lambda: 1)  # one core idle, as when one is busy
-    with library_threads(None) as chosen:
-        assert chosen == 1
-        assert counts() and set(counts().values()) == {1}
-        assert torch.get_num_threads() == 1
-    assert counts() == before and torch.get_num_threads() == torch_before
-    with library_threads(1) as chosen:  # train.num_threads is obeyed as for training
-        assert chosen == 1 and set(counts().values()) == {1}
+    with threadpool_limits(limits=3):
+        assert counts() == {3} and torch.get_num_threads() == 3
+        with library_threads(None) as chosen:  # the idle cores
+            assert chosen == 1
+            assert counts() == {1} and torch.get_num_threads() == 1
+        assert counts() == {3} and torch.get_num_threads() == 3
+        with library_threads(2) as chosen:  # train.num_threads, as for training
+            assert chosen == 2
+            assert counts() == {2} and torch.get_num_threads() == 2
+        assert counts() == {3}
 
 
 def test_both_evaluations_run_inside_the_library_threads(monkeypatch, tmp_path):

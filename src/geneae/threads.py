@@ -1,4 +1,4 @@
-"""How many CPU threads torch uses: the one place that decides it.
+"""How many CPU threads torch and the evaluation's libraries use: the one place that decides it.
 
 An autoencoder step on a CPU is a few small matrix products and element-wise passes;
 torch splits each over its threads and the threads meet at a barrier after every
