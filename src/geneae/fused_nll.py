@@ -32,7 +32,9 @@ Nor does compiling the whole loss pay as a default: the default member's loss (f
 backward, these sparse forms included, dynamic shapes) compiled steps 1.21-1.26x as fast at
 batches 128-256 in bf16-mixed on two threads, but took 37 s to compile, 7 s with inductor's
 on-disk cache warm (``python -m benchmarks.compile_step``, 10x PBMC), against ~5 s saved
-over a default member's ~1,600 steps.
+over a default member's ~1,600 steps. A hand-fused loop in numba (installed with scanpy) is
+no way round either: its loops call the C library's exp and log one element at a time, and
+softplus alone over a 256 x 2,000 batch took 8.1 ms against torch's 1.3 ms, one thread each.
 """
 
 from __future__ import annotations

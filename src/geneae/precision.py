@@ -2,20 +2,22 @@
 
 A training step of these networks is a few matrix products (the 2,000-gene layers) and
 element-wise passes. On a CPU with native bfloat16 dot products (x86 ``avx512_bf16`` or
-``amx_bf16``) oneDNN runs those products about four times as fast in bfloat16 as in
-float32 (this machine: 759 against 182 GFLOP/s for a 2048^3 product), so ``auto`` trains
-in mixed precision there: products in bfloat16 with float32 accumulation, every
-likelihood, sum over genes and head output in float32 (geneae.fused_nll,
-geneae.nn.full_precision), the weights and the optimizer in float32. Where bfloat16 would
-be emulated (other CPUs), ``auto`` keeps float32. Out of core too: there batches come in
-many sizes, oneDNN keeps a bfloat16 kernel (with its buffers) per shape, and a fit's peak
-memory grew with the data (tests/reliability/test_out_of_core_limits.py: +138 MB from 3,000
-to 30,000 cells against +25 MB in float32) on the route whose point is that it does not.
-On GPUs ``auto`` keeps float32: measured on an H200, bf16-mixed trained these networks
-more slowly than float32 at every batch from 128 to 4096 (0.67-0.98x the cells per
-second; BENCHMARKS.md, GPU), their products too small for the matrix units to repay
-autocast's casts, and float32 steps are captured as CUDA graphs
-(geneae.train.cuda_graph), mixed-precision ones are not. ``bf16-mixed`` asks for it.
+``amx_bf16``) oneDNN runs those products about four times as fast in bfloat16 as in float32
+(this machine: 759 against 182 GFLOP/s for a 2048^3 product), so ``auto`` trains in mixed
+precision there (`geneae train` on mouse bladder, three single-threaded members: 83.7 and
+84.7 s against 89.7 and 94.6 s in float32, alternated on an Intel Xeon with AMX): products
+in bfloat16 with float32 accumulation, every likelihood, sum over genes and head output in
+float32 (geneae.fused_nll, geneae.nn.full_precision), the weights and the optimizer in
+float32. Where bfloat16 would be emulated (other CPUs), ``auto`` keeps float32. Out of core
+too: there batches come in many sizes, oneDNN keeps a bfloat16 kernel (with its buffers)
+per shape, and a fit's peak memory grew with the data
+(tests/reliability/test_out_of_core_limits.py: +138 MB from 3,000 to 30,000 cells against
++25 MB in float32) on the route whose point is that it does not. On GPUs ``auto`` keeps
+float32: measured on an H200, bf16-mixed trained these networks more slowly than float32 at
+every batch from 128 to 4096 (0.67-0.98x the cells per second; BENCHMARKS.md, GPU), their
+products too small for the matrix units to repay autocast's casts, and float32 steps are
+captured as CUDA graphs (geneae.train.cuda_graph), mixed-precision ones are not.
+``bf16-mixed`` asks for it.
 """
 
 from __future__ import annotations

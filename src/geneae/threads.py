@@ -184,8 +184,10 @@ def member_waves(members: int, threads: int) -> list[tuple[list[int], int]]:
     another's core). With one thread they train one after the other. On this project's
     2-core machine, mouse bladder, the default's three members: `geneae train` 81.6 s
     against 106.7 s one after the other at two threads (whole process, median of two
-    paired runs). Each member's thread count follows from ``(members, threads)`` alone, so a
-    run repeated with the same count repeats bit for bit.
+    paired runs). Two members at once and then the third on both threads gains nothing:
+    90.7 and 91.9 s against 92.3 and 89.0 s all at once (alternated, an Intel Xeon host).
+    Each member's thread count follows from ``(members, threads)`` alone, so a run repeated
+    with the same count repeats bit for bit.
     """
     at_once = members if threads > 1 else 1
     waves = []
