@@ -123,8 +123,8 @@ class TrainConfig(Section):
         description="on a CPU, compile the training step's loss and its backward with "
         "torch.compile (a C++ compiler needed; geneae.train.compiled): steps ~1.2x as fast "
         "after a compile of ~40 s (7-8 s with inductor's cache warm), eager where compiling "
-        "fails; None: on when the planned "
-        f"training reaches {COMPILE_MIN_ENTRIES:.1e} batch entries (steps x batch x genes; "
+        f"fails; None: on when the planned training reaches {COMPILE_MIN_ENTRIES:.1e} batch "
+        "entries (steps x batch x genes; "
         "geneae.resolve.default_compile)",
     )
     devices: int | str = 1
