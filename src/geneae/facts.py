@@ -201,10 +201,10 @@ class DataFacts:
         return floor
 
     def describe_values(self) -> str:
-        """One phrase for messages, e.g. ``"unlogged expression (max 15,302)"``.
+        """One noun phrase for messages, e.g. ``"unlogged expression (max 15,302)"``.
 
-        With negative values the minimum is named too (``"other (min -1, max 10)"``): a
-        single negative entry is why a count table is not taken as counts.
+        With negative values the minimum is named too (``"other values (min -1, max
+        10)"``): a single negative entry is why a count table is not taken as counts.
         """
         if self.min_value < 0:
             scale = self.log_scale
@@ -213,10 +213,15 @@ class DataFacts:
                 if scale
                 else ""
             )
-            return (
-                f"{self.value_type} (min {self.min_value:,.4g}{named}, max {self.max_value:,.4g})"
-            )
-        return f"{self.value_type} (max {self.max_value:,.4g}{self._log_named()})"
+            return f"{self._noun} (min {self.min_value:,.4g}{named}, max {self.max_value:,.4g})"
+        return f"{self._noun} (max {self.max_value:,.4g}{self._log_named()})"
+
+    @property
+    def _noun(self) -> str:
+        """The value type as a noun (``"log-normalised values"``) for "the data hold ..."."""
+        if self.value_type in ("raw counts", "unlogged expression"):
+            return self.value_type
+        return f"{self.value_type} values"
 
     @property
     def log_of(self) -> str:
