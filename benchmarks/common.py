@@ -51,7 +51,9 @@ DATASETS: dict[str, str | None] = {
 # log1p(normalize_total(1e4)), the shape a scanpy user holds before any gene selection;
 # ``bulk_tcga_like`` is benchmarks.synthetic.synthetic_bulk
 # (600 samples x 20,000 genes in TPM, 8 tumour types); ``bulk_estimated_counts`` the same
-# tumours as RSEM expected counts (fractional, each sample's depth left in). The
+# tumours as RSEM expected counts (fractional, each sample's depth left in);
+# ``bulk_log2_centred`` the same tumours as UCSC Xena's pan-cancer tables (log2(TPM + 1)
+# minus each gene's mean: log values, centred, not scaled). The
 # ``*_lnmedian`` sets are log1p(normalize_total()) at scanpy's default total, each cell
 # scaled to the median of the cells' totals (of the same 2,000 genes): the newer scanpy
 # tutorials' form, at a total far below 1e4 on shallow cells. The ``*_lncounts`` sets are
@@ -79,6 +81,7 @@ LOGNORM_DATASETS: tuple[str, ...] = (
 BULK_DATASETS: tuple[str, ...] = (
     "bulk_tcga_like",
     "bulk_estimated_counts",
+    "bulk_log2_centred",
     "bulk_small",
     "bulk_tiny",
 )
@@ -86,6 +89,7 @@ BULK_DATASETS: tuple[str, ...] = (
 BULK_ARGS: dict[str, dict[str, Any]] = {
     "bulk_tcga_like": {"values": "tpm"},
     "bulk_estimated_counts": {"values": "estimated_counts"},
+    "bulk_log2_centred": {"values": "log2_centred"},
     "bulk_small": {"n_samples": 120, "n_genes": 3000, "seed": 41},
     "bulk_tiny": {"n_samples": 80, "n_genes": 2000, "n_types": 6, "seed": 20},
 }
@@ -137,6 +141,11 @@ def dataset_kind(name: str) -> str:
     if name in LOGNORM_DATASETS:
         return "lognorm"
     return "bulk" if name in BULK_DATASETS else "counts"
+
+
+def unlogged(name: str) -> bool:
+    """Whether a bulk set's values are unlogged (TPM, estimated counts), not log values."""
+    return name in BULK_DATASETS and BULK_ARGS[name].get("values") != "log2_centred"
 
 
 # Published ARI / NMI on these data (shared/data/README.md); reference ranges, not targets.

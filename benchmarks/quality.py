@@ -29,6 +29,7 @@ from benchmarks.common import (
     now,
     peak_rss_mb,
     run_worker,
+    unlogged,
     versions,
 )
 
@@ -226,7 +227,9 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     }
     kind = dataset_kind(spec["dataset"])
     if method in PCA_METHODS and kind != "counts":
-        latent, info = _pca_of_values(adata, *PCA_METHODS[method], seed, log=kind == "bulk")
+        latent, info = _pca_of_values(
+            adata, *PCA_METHODS[method], seed, log=unlogged(spec["dataset"])
+        )
     elif method in PCA_METHODS:
         latent, info = _scanpy_pca(adata, *PCA_METHODS[method], seed)
     elif method == "scvi":

@@ -142,6 +142,9 @@ def synthetic_bulk(
     TCGA's 20-150 M reads), reads not divided by it, and each read count scaled by
     U(0.9, 1.1) and rounded to two decimals, as an EM that shares reads between genes
     leaves them (not integers, still carrying each sample's depth).
+
+    ``values="log2_centred"``: the same tumours as UCSC Xena's pan-cancer tables hold them,
+    log2(TPM + 1) minus each gene's mean over the samples (centred, not scaled).
     """
     rng = np.random.default_rng([seed, 7])
     weights = rng.dirichlet(np.full(n_types, 4.0))
@@ -166,15 +169,20 @@ def synthetic_bulk(
         + scores @ loadings
         + rng.normal(0.0, 0.4, (n_samples, n_genes))
     )
-    if values not in ("tpm", "estimated_counts"):
-        raise ValueError(f"values must be 'tpm' or 'estimated_counts', not {values!r}")
-    depth_sd = 0.3 if values == "tpm" else 0.5
+    if values not in ("tpm", "estimated_counts", "log2_centred"):
+        raise ValueError(
+            f"values must be 'tpm', 'estimated_counts' or 'log2_centred', not {values!r}"
+        )
+    depth_sd = 0.5 if values == "estimated_counts" else 0.3
     depth = np.exp(rng.normal(np.log(3e7), depth_sd, n_samples))
     reads = _nb_counts(rng, depth[:, None] * _proportions(log_mu), 20.0).astype(np.float64)
     if values == "estimated_counts":
         estimated = np.round(reads * rng.uniform(0.9, 1.1, reads.shape), 2)
         return estimated.astype(np.float32), types
     tpm = reads / depth[:, None] * 1e6
+    if values == "log2_centred":
+        logged = np.log2(tpm + 1.0)
+        return (logged - logged.mean(axis=0)).astype(np.float32), types
     return tpm.astype(np.float32), types
 
 

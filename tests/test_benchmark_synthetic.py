@@ -44,3 +44,21 @@ def test_hierarchy_is_reproducible_from_its_seed():
     c = synthetic_hierarchy(n_cells=200, n_genes=100, seed=4)
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     assert not np.array_equal(a[0], c[0])
+
+
+def test_bulk_log2_centred_is_the_tpm_table_logged_and_centred_per_gene():
+    from benchmarks.common import dataset_kind, load_dataset, unlogged
+    from benchmarks.synthetic import synthetic_bulk
+    from geneae.facts import describe
+
+    args = {"n_samples": 40, "n_genes": 300, "n_types": 3, "seed": 2}
+    tpm, types = synthetic_bulk(**args)
+    centred, same_types = synthetic_bulk(**args, values="log2_centred")
+    np.testing.assert_array_equal(types, same_types)
+    logged = np.log2(tpm.astype(np.float64) + 1.0)
+    np.testing.assert_allclose(centred, logged - logged.mean(0), atol=1e-5)
+    # geneae reads such a table as centred log values, not z-scores: its genes are ranked
+    facts = describe(load_dataset("bulk_log2_centred"))
+    assert facts.value_type == "standardised" and not facts.unit_variance
+    assert dataset_kind("bulk_log2_centred") == "bulk" and not unlogged("bulk_log2_centred")
+    assert unlogged("bulk_tcga_like") and not unlogged("pbmc_10x")

@@ -15,6 +15,7 @@ import torch
 import yaml
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
+from sklearn.preprocessing import StandardScaler
 
 from geneae import datasets
 from geneae.batches import ExpressionTensors, RowMatrix
@@ -297,14 +298,17 @@ def test_the_route_counts_the_dense_input_the_in_memory_route_would_hold(tmp_pat
     opened.close()
     roomy = config.updated({"train.memory_budget_gb": 2 * (stored + dense) / 2**30})
     assert open_for_training(path, roomy) is None
-    # Beyond 2,000 genes: raw counts and log-normalised values keep 2,000 highly variable
-    # genes under auto, scaled values (and the standardize preset) every gene.
+    # Beyond 2,000 genes: raw counts, log-normalised and centred values keep 2,000 highly
+    # variable genes under auto, z-scores (and the standardize preset) every gene.
     wide = sp.random(60, 2500, density=0.05, format="csr", random_state=1, dtype=np.float32)
     wide.data = np.ceil(wide.data * 9)
     ad.AnnData(X=wide).write_h5ad(tmp_path / "wide_counts.h5ad")
     wide.data = np.log1p(wide.data) * 0.7
     ad.AnnData(X=wide).write_h5ad(tmp_path / "wide_values.h5ad")
-    ad.AnnData(X=wide.toarray() - 0.1).write_h5ad(tmp_path / "wide_scaled.h5ad")
+    centred = wide.toarray() - wide.toarray().mean(axis=0)
+    ad.AnnData(X=centred).write_h5ad(tmp_path / "wide_centred.h5ad")
+    scaled = StandardScaler().fit_transform(centred).astype(np.float32)
+    ad.AnnData(X=scaled).write_h5ad(tmp_path / "wide_scaled.h5ad")
     with contextlib.closing(open_backed(tmp_path / "wide_counts.h5ad")) as data:
         assert model_genes_at_most(data, config) == 2000
     with contextlib.closing(open_backed(tmp_path / "wide_values.h5ad")) as data:
@@ -312,6 +316,8 @@ def test_the_route_counts_the_dense_input_the_in_memory_route_would_hold(tmp_pat
         assert model_genes_at_most(data, config.updated({"preprocess.preset": "lognorm"})) == 2000
         standardize = config.updated({"preprocess.preset": "standardize"})
         assert model_genes_at_most(data, standardize) == 2500
+    with contextlib.closing(open_backed(tmp_path / "wide_centred.h5ad")) as data:
+        assert model_genes_at_most(data, config) == 2000
     with contextlib.closing(open_backed(tmp_path / "wide_scaled.h5ad")) as data:
         assert model_genes_at_most(data, config) == 2500
 

@@ -433,7 +433,7 @@ def test_counts_preset_on_lognormalised_data_says_use_lognorm() -> None:
 def test_counts_preset_on_scaled_data_says_use_standardize() -> None:
     with pytest.raises(InputError, match="needs raw counts") as e:
         Preprocessor("counts").fit(make_continuous())
-    assert "standardised" in str(e.value) and "'standardize'" in str(e.value)
+    assert "centred values" in str(e.value) and "'standardize'" in str(e.value)
 
 
 def test_seurat_v3_needs_counts() -> None:
@@ -475,8 +475,12 @@ def test_lognorm_keeps_lognormalised_data_as_it_is(caplog) -> None:
 
 
 def test_lognorm_refuses_scaled_data() -> None:
-    with pytest.raises(InputError, match="lognorm.*standardised.*'standardize'"):
+    with pytest.raises(InputError, match="lognorm.*centred values.*'standardize'"):
         Preprocessor("lognorm").fit(make_continuous())
+    z_scores = make_continuous()
+    z_scores.X = StandardScaler().fit_transform(z_scores.X).astype(np.float32)
+    with pytest.raises(InputError, match="lognorm.*standardised values.*'standardize'"):
+        Preprocessor("lognorm").fit(z_scores)
 
 
 def test_unlogged_expression_is_scaled_to_a_million_and_logged_before_standardising(
@@ -553,6 +557,50 @@ def test_auto_keeps_every_gene_when_told_or_when_values_are_scaled() -> None:
     scaled = adata.copy()
     scaled.X = StandardScaler().fit_transform(scaled.X).astype(np.float32)
     assert Preprocessor("auto").fit(scaled).genes_ == list(adata.var_names)
+
+
+def test_auto_keeps_the_genes_of_largest_variance_of_centred_log_values(caplog) -> None:
+    from geneae.facts import FactsAccumulator, describe
+
+    # UCSC Xena's pan-cancer form: each gene's log expression minus its mean, not scaled
+    adata = whole_genome_values()
+    centred = adata.copy()
+    centred.X = (centred.X - centred.X.mean(axis=0)).astype(np.float32)
+    facts = describe(centred)
+    assert facts.value_type == "standardised" and not facts.unit_variance
+    assert facts.describe_values().startswith("centred values (min ")
+    streamed = FactsAccumulator(centred.n_vars, has_counts_layer=False)
+    for start in range(0, centred.n_obs, 50):
+        streamed.add(centred.X[start : start + 50], None)
+    assert streamed.facts() == facts  # on disk as in memory
+    n_top = PRESET_STEPS["counts"]["n_top_genes"]
+    pre = Preprocessor("auto")
+    with caplog.at_level("INFO", logger="geneae.pp.selection"):
+        pre.fit(centred, facts=facts)
+    kept = np.sort(np.argsort(-np.var(centred.X.astype(np.float64), axis=0))[:n_top])
+    assert pre.genes_ == list(centred.var_names[kept])
+    assert f"kept the {n_top:,} most variable of {centred.n_vars:,} genes" in caplog.text
+    # scaled to z-scores they are kept whole (the test above), and told apart by their facts
+    scaled = StandardScaler().fit_transform(centred.X).astype(np.float32)
+    assert describe(ad.AnnData(scaled, var=centred.var)).unit_variance
+    clipped = np.clip(scaled, -3.0, 3.0)  # scanpy's max_value: still z-scores
+    assert describe(ad.AnnData(clipped, var=centred.var)).unit_variance
+
+
+def test_unit_variance_against_numpy_on_random_spreads() -> None:
+    from geneae.facts import column_variances, is_unit_variance
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(0.0, rng.lognormal(0.0, 0.8, 300), (90, 300))
+    x[rng.random(x.shape) < 0.01] = np.nan
+    np.testing.assert_allclose(column_variances(x, rows=16), np.nanvar(x, axis=0), rtol=1e-10)
+    np.testing.assert_allclose(
+        column_variances(sp.csr_matrix(np.nan_to_num(x)), rows=7), np.var(np.nan_to_num(x), 0)
+    )
+    assert not is_unit_variance(np.nanvar(x, axis=0))
+    z = (x - np.nanmean(x, 0)) / np.nanstd(x, 0)
+    assert is_unit_variance(np.r_[np.nanvar(z, axis=0), 0.0])  # a constant gene left out
+    assert not is_unit_variance(np.zeros(4))
 
 
 def test_why_counts_with_a_negative_entry_are_not_counts_is_said() -> None:

@@ -48,6 +48,9 @@ UNLOGGED_MAX = LOG_RANGE
 # batches carry the positions of their non-zeros, which the count likelihoods use to skip
 # the zeros. Single-cell counts are typically 2-10 % non-zero.
 SPARSE_BELOW = 0.4
+# Standardised values whose genes' median |sd - 1| is under this are z-scores; centred log
+# values spread from ~0.1 to a few units.
+UNIT_SD_TOLERANCE = 0.1
 
 
 def values_of(x: np.ndarray | sp.spmatrix | sp.sparray) -> np.ndarray:
@@ -133,6 +136,44 @@ def _classify(
     return "other"
 
 
+def is_unit_variance(col_var: np.ndarray) -> bool:
+    """Whether genes of these variances were scaled to one (z-scores), or only centred.
+
+    scikit-learn's and scanpy's scalers give every gene a standard deviation of 1 (a clip
+    at 10 barely moves it); values only centred (UCSC Xena's pan-cancer tables: each gene's
+    log2 expression minus its mean) keep each gene's own spread, which can rank genes.
+    Constant genes (variance 0) are left out.
+    """
+    sd = np.sqrt(col_var[col_var > 0])
+    return bool(sd.size) and float(np.median(np.abs(sd - 1.0))) < UNIT_SD_TOLERANCE
+
+
+def column_variances(x: np.ndarray | sp.spmatrix | sp.sparray, rows: int = 4096) -> np.ndarray:
+    """Each gene's variance over the samples (NaN left out), a block of rows at a time."""
+    n_vars = x.shape[1]
+    total, squares, n = np.zeros(n_vars), np.zeros(n_vars), np.zeros(n_vars)
+    for start in range(0, x.shape[0], rows):
+        block = x[start : start + rows]
+        block = block.toarray() if sp.issparse(block) else np.asarray(block, dtype=np.float64)
+        total += np.nansum(block, axis=0)
+        squares += np.nansum(np.square(block), axis=0)
+        n += np.sum(~np.isnan(block), axis=0)
+    return variances(total, squares, n)
+
+
+def variances(total: np.ndarray, squares: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Population variances from per-gene sums, sums of squares and counts.
+
+    0 where n = 0; NaN for a gene with an infinite value (such data are refused later, and
+    :func:`is_unit_variance` leaves the gene out).
+    """
+    safe = np.maximum(n, 1)
+    mean = total / safe
+    with np.errstate(invalid="ignore", over="ignore"):
+        var = np.maximum(squares / safe - mean**2, 0.0)
+    return np.where(n > 0, var, 0.0)
+
+
 @dataclass(frozen=True)
 class DataFacts:
     """What one look at a dataset found.
@@ -162,6 +203,9 @@ class DataFacts:
         Log-normalised values that are ln(x + 1) of expression normalised to fewer than
         :data:`~geneae.logscale.SMALL_TOTAL` per sample
         (:func:`geneae.logscale.ln_of_small_totals`).
+    unit_variance
+        Standardised values whose genes all spread alike (:func:`is_unit_variance`:
+        z-scores), not only centred ones.
     """
 
     n_obs: int
@@ -174,6 +218,7 @@ class DataFacts:
     depth_in_log: bool = False
     log2_normalised: bool = False
     ln_small_totals: bool = False
+    unit_variance: bool = False
 
     @property
     def has_counts(self) -> bool:
@@ -221,6 +266,8 @@ class DataFacts:
         """The value type as a noun (``"log-normalised values"``) for "the data hold ..."."""
         if self.value_type in ("raw counts", "unlogged expression"):
             return self.value_type
+        if self.value_type == "standardised" and not self.unit_variance:
+            return "centred values"
         return f"{self.value_type} values"
 
     @property
@@ -264,6 +311,7 @@ def describe(adata: object, layer: str | None = None) -> DataFacts:
         sparse=bool(sp.issparse(x)),
         max_value=hi,
         min_value=lo,
+        unit_variance=kind == "standardised" and is_unit_variance(column_variances(x)),
         **look.facts(sums),
     )
 
@@ -332,6 +380,7 @@ class FactsAccumulator:
         self.layer_counts = has_counts_layer
         self.lo, self.hi = np.inf, -np.inf
         self.col_sum = np.zeros(n_vars)
+        self.col_squares = np.zeros(n_vars)
         self.col_n = np.zeros(n_vars)
         # Each row's power sums while the values may still be logs (see _LogLook).
         self.power_sums: dict[float, list[np.ndarray]] = {_LOG2: [], _LN: []}
@@ -353,6 +402,7 @@ class FactsAccumulator:
             self.lo, self.hi = min(self.lo, 0.0), max(self.hi, 0.0)
         dense = x.toarray() if sp.issparse(x) else np.asarray(x, dtype=np.float64)
         self.col_sum += np.nansum(dense, axis=0)
+        self.col_squares += np.nansum(np.square(dense), axis=0)
         self.col_n += np.sum(~np.isnan(dense), axis=0)
         if -LOG_RANGE < self.lo and self.hi < LOG_RANGE:  # still possibly log values
             for base, sums in self.power_sums.items():
@@ -384,5 +434,7 @@ class FactsAccumulator:
             sparse=self.sparse,
             max_value=float(self.hi) if finite else 0.0,
             min_value=float(self.lo) if finite else 0.0,
+            unit_variance=kind == "standardised"
+            and is_unit_variance(variances(self.col_sum, self.col_squares, self.col_n)),
             **look.facts(sums),
         )

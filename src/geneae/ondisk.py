@@ -80,9 +80,9 @@ def model_genes_at_most(data: BackedData, config: RunConfig) -> int:
 
     ``preprocess.n_top_genes`` when set, else the preset's; under ``auto`` what
     :func:`geneae.resolve_preprocess.n_top_genes_for` gives for the store's values (2,000 highly
-    variable genes of raw counts and of log-normalised or unlogged values, every gene of
-    scaled ones), told here from the store's first chunk (the route is decided before the
-    full pass that describes the data); 0 keeps every gene.
+    variable genes of raw counts, of log-normalised or unlogged values and of values only
+    centred, every gene of z-scores), told here from the store's first chunk (the route is
+    decided before the full pass that describes the data); 0 keeps every gene.
     """
     cfg = config.preprocess
     looks = cfg.n_top_genes is None and cfg.preset == "auto"
