@@ -893,6 +893,38 @@ def test_auto_ranks_log_values_with_a_negative_floor_as_if_the_floor_were_zero()
     assert pre.genes_ == list(adata.var_names[table["highly_variable"].to_numpy()])
 
 
+def test_auto_ranks_values_without_a_floor_by_their_variance() -> None:
+    from geneae.facts import describe
+    from geneae.logscale import may_be_floor
+
+    # some samples of a table centred over all of them: their gene means moved off 0
+    whole = whole_genome_values()
+    values = dense(whole.X).astype(np.float64)
+    subset = (values - values.mean(axis=0))[:60] + 0.3
+    adata = ad.AnnData(subset.astype(np.float32), var=whole.var)
+    facts = describe(adata)
+    assert facts.value_type == "other" and facts.log_scale is None
+    assert not may_be_floor(facts.min_value)
+    pre = Preprocessor("auto").fit(adata)
+    n_top = PRESET_STEPS["counts"]["n_top_genes"]
+    kept = np.sort(np.argsort(-np.var(subset, axis=0), kind="stable")[:n_top])
+    assert pre.steps_.hvg_flavor == "variance"
+    assert pre.genes_ == list(adata.var_names[kept])
+    # log10(TPM + 0.001) has a floor (-3): ranked floored at 0, as log values are
+    xena10, _ = xena_like(np.log10)
+    assert may_be_floor(describe(xena10).min_value) and describe(xena10).log_scale is None
+    assert Preprocessor("auto").fit(xena10).steps_.hvg_flavor == "seurat"
+
+
+def test_floors_of_logs_against_their_closed_form() -> None:
+    from geneae.logscale import may_be_floor
+
+    for pseudo in (0.1, 1e-3, 1e-6):
+        for log in (np.log2, np.log, np.log10):
+            assert may_be_floor(float(log(pseudo)))
+    assert not any(may_be_floor(v) for v in (-8.274, -0.5, -2.5, -4.2))
+
+
 # -- log values with a pseudo-count, undone (preprocess.unlog) -----------------------------
 def test_auto_undoes_a_log_with_a_pseudo_count_as_if_given_the_expression() -> None:
     # log2(TPM + 0.001) takes the path of its TPM: the same genes and the same input

@@ -30,6 +30,7 @@ __all__ = [
     "LogScale",
     "carries_depth",
     "from_floor",
+    "may_be_floor",
     "ln_of_small_totals",
     "log2_of_normalised",
     "may_be_ln_of_small_totals",
@@ -312,6 +313,19 @@ def parse(text: str) -> LogScale | None:
             "'ln(x+1e-05)' or 'log10(x+0.01)' (the pseudo-count > 0), or 'no'"
         )
     return LogScale(match.group(1), pseudo)
+
+
+def may_be_floor(value: float) -> bool:
+    """Whether ``value`` can be the log of a pseudo-count: log2, ln or log10 of 0.1 to 1e-6.
+
+    Log values of expression with such a floor rank their genes floored at 0; values whose
+    minimum is none of them (log ratios, centred log values) have no floor to take.
+    """
+    return any(
+        abs(value - LogScale(base, pseudo).floor) <= FLOOR_TOLERANCE
+        for base in _BASES
+        for pseudo in _PSEUDO_COUNTS
+    )
 
 
 def from_floor(value: float) -> LogScale | None:

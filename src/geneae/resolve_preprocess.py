@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from geneae.config import PreprocessConfig, describe_validation_error
 from geneae.errors import ConfigError, DataWarning, InputError
 from geneae.facts import UNLOGGED_MAX, DataFacts
-from geneae.logscale import LN_ONE, NO_UNLOG, LogScale
+from geneae.logscale import LN_ONE, NO_UNLOG, LogScale, may_be_floor
 
 # One logger for every decision the data make (the command line prints it).
 logger = logging.getLogger("geneae.resolve")
@@ -77,8 +77,10 @@ AUTO_GENES = {"n_top_genes": PRESET_STEPS["counts"]["n_top_genes"], "hvg_flavor"
 # gene's log2 expression minus its mean) have lost the means that the seurat flavour bins by:
 # they keep their 2,000 genes of largest variance, the genes unscaled PCA weighs most. Every
 # gene of a 600 x 20,000 such table took the default 6.6x the time of 2,000, at the same
-# ARI (docs/design/default-model.md, round 68).
-CENTRED_GENES = {"n_top_genes": AUTO_GENES["n_top_genes"], "hvg_flavor": "variance"}
+# ARI (docs/design/default-model.md, round 68). So do ``other`` values whose minimum is no
+# log of a pseudo-count (log ratios; some tumour types of such a table, whose means moved
+# off 0): flooring them at 0 for the seurat flavour ranked noise genes (round 69).
+VARIANCE_GENES = {"n_top_genes": AUTO_GENES["n_top_genes"], "hvg_flavor": "variance"}
 
 
 def min_samples_per_gene(n_samples: int) -> int:
@@ -148,9 +150,13 @@ def auto_preset(has_counts: bool) -> str:
 
 def _auto_genes(facts: DataFacts) -> dict[str, Any]:
     """Which genes ``preset: auto`` keeps of data like ``facts`` (no steps: every gene)."""
-    if facts.has_counts or facts.value_type != "standardised":
+    if facts.has_counts:
         return AUTO_GENES
-    return {} if facts.unit_variance else CENTRED_GENES
+    if facts.value_type == "standardised":
+        return {} if facts.unit_variance else VARIANCE_GENES
+    if facts.value_type == "other" and facts.log_scale is None:
+        return AUTO_GENES if may_be_floor(facts.min_value) else VARIANCE_GENES
+    return AUTO_GENES
 
 
 def _preset_steps(
