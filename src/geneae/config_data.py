@@ -103,12 +103,14 @@ class PreprocessConfig(Section):
         ge=0,
         strict=True,
         description="highly variable genes to keep (0: all); default: the preset's, under "
-        "auto 2,000 of raw counts and of log values when the table has more",
+        "auto 2,000 of raw counts, of log values and of centred values when the table has "
+        "more, every gene of z-scores",
     )
     hvg_flavor: HVGFlavor | None = Field(
         default=None,
         description="how genes are ranked; default: the preset's, under auto seurat (the "
-        "dispersion of the log-normalised values)",
+        "dispersion of the log-normalised values), variance for centred values and for "
+        "values without the floor of a log (log ratios)",
     )
     scale: bool | None = Field(default=None, strict=True)
     clip: float | None = Field(default=None, ge=0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -32,6 +32,9 @@ from geneae.logscale import (
     row_power_sums,
     totals_above_floor,
 )
+
+if TYPE_CHECKING:
+    from geneae.pp.hvg import Moments
 
 ValueType = Literal["raw counts", "unlogged expression", "log-normalised", "standardised", "other"]
 CountsIn = Literal["layers['counts']", "X"]
@@ -148,30 +151,29 @@ def is_unit_variance(col_var: np.ndarray) -> bool:
     return bool(sd.size) and float(np.median(np.abs(sd - 1.0))) < UNIT_SD_TOLERANCE
 
 
-def column_variances(x: np.ndarray | sp.spmatrix | sp.sparray, rows: int = 4096) -> np.ndarray:
-    """Each gene's variance over the samples (NaN left out), a block of rows at a time."""
-    n_vars = x.shape[1]
-    total, squares, n = np.zeros(n_vars), np.zeros(n_vars), np.zeros(n_vars)
-    for start in range(0, x.shape[0], rows):
-        block = x[start : start + rows]
-        block = block.toarray() if sp.issparse(block) else np.asarray(block, dtype=np.float64)
-        total += np.nansum(block, axis=0)
-        squares += np.nansum(np.square(block), axis=0)
-        n += np.sum(~np.isnan(block), axis=0)
-    return variances(total, squares, n)
+def gene_variances(x: np.ndarray | sp.spmatrix | sp.sparray, rows: int = 4096) -> np.ndarray:
+    """Each gene's population variance, a block of rows at a time.
 
-
-def variances(total: np.ndarray, squares: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Population variances from per-gene sums, sums of squares and counts.
-
-    0 where n = 0; NaN for a gene with an infinite value (such data are refused later, and
-    :func:`is_unit_variance` leaves the gene out).
+    NaN where a gene has NaN or infinite values: :func:`is_unit_variance` leaves it out,
+    and such data are refused later.
     """
-    safe = np.maximum(n, 1)
-    mean = total / safe
+    moments = new_moments(x.shape[1])
+    for start in range(0, x.shape[0], rows):
+        add_moments(moments, x[start : start + rows])
+    return moments.var()
+
+
+def new_moments(n_vars: int) -> Moments:
+    """Running per-gene moments: the streamed gene selection's :class:`geneae.pp.hvg.Moments`."""
+    from geneae.pp.hvg import Moments  # imported here: geneae.pp imports this module
+
+    return Moments(n_vars)
+
+
+def add_moments(moments: Moments, block: np.ndarray | sp.spmatrix | sp.sparray) -> None:
+    """Merge ``block`` into ``moments``; a non-finite value makes its gene's variance NaN."""
     with np.errstate(invalid="ignore", over="ignore"):
-        var = np.maximum(squares / safe - mean**2, 0.0)
-    return np.where(n > 0, var, 0.0)
+        moments.add(block)
 
 
 @dataclass(frozen=True)
@@ -311,7 +313,7 @@ def describe(adata: object, layer: str | None = None) -> DataFacts:
         sparse=bool(sp.issparse(x)),
         max_value=hi,
         min_value=lo,
-        unit_variance=kind == "standardised" and is_unit_variance(column_variances(x)),
+        unit_variance=kind == "standardised" and is_unit_variance(gene_variances(x)),
         **look.facts(sums),
     )
 
@@ -380,7 +382,7 @@ class FactsAccumulator:
         self.layer_counts = has_counts_layer
         self.lo, self.hi = np.inf, -np.inf
         self.col_sum = np.zeros(n_vars)
-        self.col_squares = np.zeros(n_vars)
+        self.moments = new_moments(n_vars)
         self.col_n = np.zeros(n_vars)
         # Each row's power sums while the values may still be logs (see _LogLook).
         self.power_sums: dict[float, list[np.ndarray]] = {_LOG2: [], _LN: []}
@@ -402,7 +404,7 @@ class FactsAccumulator:
             self.lo, self.hi = min(self.lo, 0.0), max(self.hi, 0.0)
         dense = x.toarray() if sp.issparse(x) else np.asarray(x, dtype=np.float64)
         self.col_sum += np.nansum(dense, axis=0)
-        self.col_squares += np.nansum(np.square(dense), axis=0)
+        add_moments(self.moments, dense)
         self.col_n += np.sum(~np.isnan(dense), axis=0)
         if -LOG_RANGE < self.lo and self.hi < LOG_RANGE:  # still possibly log values
             for base, sums in self.power_sums.items():
@@ -434,7 +436,6 @@ class FactsAccumulator:
             sparse=self.sparse,
             max_value=float(self.hi) if finite else 0.0,
             min_value=float(self.lo) if finite else 0.0,
-            unit_variance=kind == "standardised"
-            and is_unit_variance(variances(self.col_sum, self.col_squares, self.col_n)),
+            unit_variance=kind == "standardised" and is_unit_variance(self.moments.var()),
             **look.facts(sums),
         )

@@ -321,11 +321,7 @@ def may_be_floor(value: float) -> bool:
     Log values of expression with such a floor rank their genes floored at 0; values whose
     minimum is none of them (log ratios, centred log values) have no floor to take.
     """
-    return any(
-        abs(value - LogScale(base, pseudo).floor) <= FLOOR_TOLERANCE
-        for base in _BASES
-        for pseudo in _PSEUDO_COUNTS
-    )
+    return _scale_of_floor(value, tuple(_BASES)) is not None
 
 
 def from_floor(value: float) -> LogScale | None:
@@ -334,7 +330,12 @@ def from_floor(value: float) -> LogScale | None:
     Log2 and natural logs of the pseudo-counts 0.1 to 1e-6, within
     :data:`FLOOR_TOLERANCE`.
     """
-    for base in _RECOGNISED:
+    return _scale_of_floor(value, _RECOGNISED)
+
+
+def _scale_of_floor(value: float, bases: tuple[str, ...]) -> LogScale | None:
+    """The first scale of ``bases`` and :data:`_PSEUDO_COUNTS` whose floor ``value`` is."""
+    for base in bases:
         for pseudo in _PSEUDO_COUNTS:
             scale = LogScale(base, pseudo)
             if abs(value - scale.floor) <= FLOOR_TOLERANCE:
