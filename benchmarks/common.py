@@ -74,6 +74,11 @@ LOGNORM_DATASETS: tuple[str, ...] = (
     "worm_neuron_lncounts",
     "mouse_bladder_lncounts",
 )
+# Single cells in counts per million, not logged (GEO's supplementary tables of many studies;
+# what counts become after ambient-RNA removal is of the same kind: not integers, not
+# logged): the ``*_cpm`` sets are the count set of that name as normalize_total(1e6) of its
+# 2,000 HVGs (seurat_v3 on counts), with no counts anywhere.
+CPM_DATASETS: tuple[str, ...] = ("pbmc_10x_cpm", "worm_neuron_cpm", "mouse_bladder_cpm")
 # ``bulk_small``: a small study with a weak signal (120 samples x 3,000 genes in TPM, the
 # same generator's first draw at that size: seed 41), where the types move few genes.
 # ``bulk_tiny``: a cohort of the size of many GEO studies (80 samples x 2,000 genes, 6 types,
@@ -109,6 +114,7 @@ SMALL_COUNT_DATASETS: tuple[str, ...] = tuple(
 ALL_DATASETS: tuple[str, ...] = (
     *DATASETS,
     *LOGNORM_DATASETS,
+    *CPM_DATASETS,
     *BULK_DATASETS,
     *SYNTHETIC_COUNT_DATASETS,
     *SMALL_COUNT_DATASETS,
@@ -137,15 +143,23 @@ def dataset_name(name: str) -> str:
 
 
 def dataset_kind(name: str) -> str:
-    """``counts`` (raw counts), ``lognorm`` (log-normalised values) or ``bulk`` (TPM)."""
-    if name in LOGNORM_DATASETS:
+    """``counts`` (raw counts), ``lognorm`` (single cells' values without counts: logged,
+    or CPM) or ``bulk`` (TPM)."""
+    if name in LOGNORM_DATASETS or name in CPM_DATASETS:
         return "lognorm"
     return "bulk" if name in BULK_DATASETS else "counts"
 
 
-def unlogged(name: str) -> bool:
-    """Whether a bulk set's values are unlogged (TPM, estimated counts), not log values."""
-    return name in BULK_DATASETS and BULK_ARGS[name].get("values") != "log2_centred"
+def unlogged(name: str) -> float | None:
+    """The total each sample is scaled to before the PCA peers' log1p, where a set's values
+    are unlogged: a million for bulk TPM and estimated counts (log TPM, edgeR's log-CPM),
+    scanpy's 1e4 for single cells in CPM (the peers' input on the ``*_lognorm`` sets); None
+    for log values."""
+    if name in CPM_DATASETS:
+        return 1e4
+    if name in BULK_DATASETS and BULK_ARGS[name].get("values") != "log2_centred":
+        return 1e6
+    return None
 
 
 # Published ARI / NMI on these data (shared/data/README.md); reference ranges, not targets.
@@ -179,7 +193,7 @@ def load_dataset(name: str) -> Any:
     import numpy as np
     import scipy.sparse as sp
 
-    if name in LOGNORM_DATASETS or name in BULK_DATASETS:
+    if name in LOGNORM_DATASETS or name in CPM_DATASETS or name in BULK_DATASETS:
         return _load_values(name)
     drawn = subsample_of(name)
     if drawn is not None:
@@ -271,16 +285,19 @@ def _load_values(name: str) -> Any:
 
     from benchmarks.quality import select_genes
 
-    source = name.removesuffix("_lognorm").removesuffix("_lnmedian").removesuffix("_lncounts")
+    source = name.rsplit("_", 1)[0]  # less _lognorm, _lnmedian, _lncounts or _cpm
     a = load_dataset(source)
     if name.endswith("_allgenes_lognorm"):
         sc.pp.filter_genes(a, min_cells=1)
     else:
         a = select_genes(a)
-    # scanpy's default total (None) is the median of the cells' totals
-    if not name.endswith("_lncounts"):
+    if name.endswith("_cpm"):
+        sc.pp.normalize_total(a, target_sum=1e6)
+    elif not name.endswith("_lncounts"):
+        # scanpy's default total (None) is the median of the cells' totals
         sc.pp.normalize_total(a, target_sum=None if name.endswith("_lnmedian") else 1e4)
-    sc.pp.log1p(a)
+    if not name.endswith("_cpm"):
+        sc.pp.log1p(a)
     x = a.X.toarray() if sp.issparse(a.X) else np.asarray(a.X)
     return ad.AnnData(
         X=x.astype(np.float32), obs=a.obs[["label"]].copy(), var=pd.DataFrame(index=a.var_names)

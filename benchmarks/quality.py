@@ -329,10 +329,11 @@ def _scanpy_pca(adata: Any, n_comps: int, scale: bool, seed: int) -> tuple[Any, 
 
 
 def _pca_of_values(
-    adata: Any, n_comps: int, scale: bool, seed: int, *, log: bool
+    adata: Any, n_comps: int, scale: bool, seed: int, *, log: float | None
 ) -> tuple[Any, dict[str, Any]]:
-    """PCA of values that are not counts: where they are unlogged (bulk), log1p of each
-    sample scaled to a million first (log TPM, and edgeR's log-CPM of estimated counts).
+    """PCA of values that are not counts: where they are unlogged, log1p of each sample
+    scaled to ``log`` first (bulk: a million, log TPM and edgeR's log-CPM of estimated
+    counts; single cells in CPM: scanpy's 1e4).
 
     Of a table with more than 2,000 genes (the whole-genome and bulk sets; the other
     ``*_lognorm`` sets hold their 2,000 HVGs already), the scaled variants take scanpy's
@@ -345,9 +346,10 @@ def _pca_of_values(
 
     t0 = time.perf_counter()
     a = adata.copy()
-    pipeline = ["normalize_total 1e6, log1p"] if log else ["values as given"]
+    total = f"{log:.0e}".replace("e+0", "e") if log else ""
+    pipeline = [f"normalize_total {total}, log1p"] if log else ["values as given"]
     if log:
-        sc.pp.normalize_total(a, target_sum=1e6)
+        sc.pp.normalize_total(a, target_sum=log)
         sc.pp.log1p(a)
     if scale and a.n_vars > N_TOP_GENES:
         sc.pp.highly_variable_genes(a, flavor="seurat", n_top_genes=N_TOP_GENES, subset=True)

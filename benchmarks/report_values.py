@@ -1,10 +1,10 @@
-"""BENCHMARKS.md sections beside the count sets: log-normalised and bulk values, synthetic
+"""BENCHMARKS.md sections beside the count sets: log-normalised, CPM and bulk values, synthetic
 counts that probe one property, and small draws of the count sets.
 
 Same scoring as the count sets (KMeans with k = labels, seeds 0-2). On values the peers are
 the four PCA variants (scvi-tools needs counts), run on the same values: log-normalised
-values as given, bulk TPM after log1p, scaled or not; on the synthetic counts every peer
-and the small draws every peer runs, as on the count sets.
+values as given, single cells' CPM and bulk TPM after log1p, scaled or not; on the
+synthetic counts every peer and the small draws every peer runs, as on the count sets.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 from benchmarks.common import (
     BULK_DATASETS,
+    CPM_DATASETS,
     LOGNORM_DATASETS,
     SMALL_CELLS,
     SMALL_COUNT_DATASETS,
@@ -48,6 +49,17 @@ def values_sections(agg: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
             "values (of a table of more than 2,000 "
             "genes, scaled PCA on scanpy's 2,000 seurat HVGs, unscaled PCA on every gene: "
             "each its stronger form there).",
+            PCA_PEERS,
+        ),
+        (
+            "Single cells in counts per million",
+            CPM_DATASETS,
+            "Cells x genes in CPM, not logged — the form of many studies' supplementary "
+            "tables, and of counts after ambient-RNA removal (not integers, not logged). "
+            "The `*_cpm` sets are the count sets above as normalize_total(1e6) of their "
+            "2,000 seurat_v3 genes, with no counts anywhere. geneae gets the values with "
+            "nothing said about them; PCA gets scanpy's single-cell log of them, "
+            "log1p(normalize_total(1e4)) — the input of its peers on the `*_lognorm` sets.",
             PCA_PEERS,
         ),
         (
