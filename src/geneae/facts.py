@@ -51,6 +51,10 @@ UNLOGGED_MAX = LOG_RANGE
 # batches carry the positions of their non-zeros, which the count likelihoods use to skip
 # the zeros. Single-cell counts are typically 2-10 % non-zero.
 SPARSE_BELOW = 0.4
+# Tables with more zeros than this share of their entries are single cells': droplet cells
+# hold 85-99 % zeros even on their 2,000 most variable genes, bulk samples 1-10 % (up to
+# about half where a whole annotation's unexpressed genes are kept).
+CELLS_ZEROS = 0.75
 # Standardised values whose genes' median |sd - 1| is under this are z-scores; centred log
 # values spread from ~0.1 to a few units.
 UNIT_SD_TOLERANCE = 0.1
@@ -208,6 +212,10 @@ class DataFacts:
     unit_variance
         Standardised values whose genes all spread alike (:func:`is_unit_variance`:
         z-scores), not only centred ones.
+    floor_fraction
+        The share of ``X``'s entries at its minimum (its zeros, stored or not; of values
+        logged with a pseudo-count, the log's floor, zeros once undone): single cells'
+        tables are mostly zeros, bulk samples' are not (:attr:`single_cells`).
     """
 
     n_obs: int
@@ -221,10 +229,16 @@ class DataFacts:
     log2_normalised: bool = False
     ln_small_totals: bool = False
     unit_variance: bool = False
+    floor_fraction: float = 0.0
 
     @property
     def has_counts(self) -> bool:
         return self.counts_in is not None
+
+    @property
+    def single_cells(self) -> bool:
+        """Whether the values are mostly zeros, as single cells' are (:data:`CELLS_ZEROS`)."""
+        return self.floor_fraction > CELLS_ZEROS
 
     @property
     def log_scale(self) -> LogScale | None:
@@ -306,6 +320,7 @@ def describe(adata: object, layer: str | None = None) -> DataFacts:
     look = _LogLook(kind, lo, hi, int(n_vars))
     sums = {base: row_power_sums(x, base) for base in look.bases}
     return DataFacts(
+        floor_fraction=_at_min(x)[1] / max(int(n_obs) * int(n_vars), 1),
         n_obs=int(n_obs),
         n_vars=int(n_vars),
         value_type=kind,
@@ -316,6 +331,18 @@ def describe(adata: object, layer: str | None = None) -> DataFacts:
         unit_variance=kind == "standardised" and is_unit_variance(gene_variances(x)),
         **look.facts(sums),
     )
+
+
+def _at_min(x: np.ndarray | sp.spmatrix | sp.sparray) -> tuple[float, int]:
+    """``(minimum, entries at it)`` of ``x``'s finite values, unstored zeros included.
+
+    ``(inf, 0)`` where it has none.
+    """
+    stored = values_of(x)
+    v = stored[np.isfinite(stored)] if stored.dtype.kind in "fc" else stored
+    implicit = x.shape[0] * x.shape[1] - stored.size if has_implicit_zeros(x) else 0
+    lo = min(float(v.min()) if v.size else np.inf, 0.0 if implicit else np.inf)
+    return lo, int(np.count_nonzero(v == lo)) + (implicit if lo == 0.0 else 0)
 
 
 #: The bases whose totals tell log2 of normalised expression from natural logs of it.
@@ -387,6 +414,7 @@ class FactsAccumulator:
         # Each row's power sums while the values may still be logs (see _LogLook).
         self.power_sums: dict[float, list[np.ndarray]] = {_LOG2: [], _LN: []}
         self.sparse = False
+        self.at_lo = 0  # entries at the minimum so far
 
     def add(self, x: np.ndarray | sp.spmatrix, counts: np.ndarray | sp.spmatrix | None) -> None:
         """One block of rows of X and, when the data have that layer, of the counts layer."""
@@ -395,6 +423,9 @@ class FactsAccumulator:
         self.x_counts = self.x_counts and is_count_matrix(x)
         if self.layer_counts and counts is not None:
             self.layer_counts = is_count_matrix(counts)
+        block_lo, at_block_lo = _at_min(x)
+        if block_lo <= self.lo:
+            self.at_lo = at_block_lo + (self.at_lo if block_lo == self.lo else 0)
         v = values_of(x)
         if v.dtype.kind in "fc":
             v = v[np.isfinite(v)]
@@ -437,5 +468,6 @@ class FactsAccumulator:
             max_value=float(self.hi) if finite else 0.0,
             min_value=float(self.lo) if finite else 0.0,
             unit_variance=kind == "standardised" and is_unit_variance(self.moments.var()),
+            floor_fraction=self.at_lo / max(self.n_obs * self.n_vars, 1),
             **look.facts(sums),
         )

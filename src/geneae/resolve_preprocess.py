@@ -308,13 +308,15 @@ def _unlogged_steps(facts: DataFacts, unlog: LogScale | None) -> dict[str, Any]:
     become CPM; log1p of them is bulk RNA-seq's usual log scale (log TPM, edgeR's log-CPM),
     on which a gene below about one per million stays near 0 instead of adding its noise.
 
-    ln(x + 1) of expression normalised to a small total (:attr:`DataFacts.ln_small_totals`:
-    single cells at scanpy's median total) is scaled to the presets' 1e4 instead, as the
-    same cells' counts are: on mouse bladder at a million the default scored 0.582 ARI
-    (three seeds; log1p of CPM as given: 0.602) against 0.620 and 0.634 at 1e4, worm
-    neurons level (docs/design/default-model.md, round 61).
+    Single cells' values are scaled to the presets' 1e4 instead, as the same cells' counts
+    are: tables that are mostly zeros (:attr:`DataFacts.single_cells`: CPM or TPM of
+    cells, counts after ambient-RNA removal, and logs of them undone), on which a million
+    puts one count hundreds of units above zero (docs/design/default-model.md, round 70),
+    and ln(x + 1) of expression normalised to a small total (:attr:`DataFacts.
+    ln_small_totals`: cells at scanpy's median total): on mouse bladder at a million the
+    default scored 0.582 ARI (three seeds) against 0.620 and 0.634 at 1e4 (round 61).
     """
-    single_cells = unlog == LN_ONE and facts.ln_small_totals
+    single_cells = facts.single_cells or (unlog == LN_ONE and facts.ln_small_totals)
     target = PRESET_STEPS["counts"]["target_sum"] if single_cells else UNLOGGED_TARGET
     return {"source": "X", "normalize": True, "target_sum": target, "log1p": True}
 
@@ -325,7 +327,9 @@ def _say_unlogged(steps: PreprocessConfig, facts: DataFacts) -> None:
     assert steps.target_sum is not None
     total = steps.target_sum
     shown = f"{total:,.0f}" if total >= 1 and total == round(total) else f"{total:g}"
-    scaled = f"each sample scaled to {shown} and " if steps.normalize else ""
+    cells = facts.single_cells and total == PRESET_STEPS["counts"]["target_sum"]
+    why = f" (single cells: {facts.floor_fraction:.0%} zeros)" if cells else ""
+    scaled = f"each sample scaled to {shown}{why} and " if steps.normalize else ""
     scale = steps.log_scale
     if scale:
         look = f"are {scale}{facts.log_of} (min {facts.min_value:,.4g}, max {facts.max_value:,.4g})"
