@@ -311,16 +311,14 @@ def describe(adata: object, layer: str | None = None) -> DataFacts:
         counts_in = "layers['counts']"
     elif kind == "raw counts":
         counts_in = "X"
-    v = values_of(x)
-    finite = v[np.isfinite(v)] if v.dtype.kind == "f" else v
     n_obs, n_vars = x.shape
-    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
-    if has_implicit_zeros(x):
-        lo, hi = min(lo, 0.0), max(hi, 0.0)
+    lo, hi, at_lo = _value_range(x)
+    if lo > hi:  # no finite value
+        lo = hi = 0.0
     look = _LogLook(kind, lo, hi, int(n_vars))
     sums = {base: row_power_sums(x, base) for base in look.bases}
     return DataFacts(
-        floor_fraction=_at_min(x)[1] / max(int(n_obs) * int(n_vars), 1),
+        floor_fraction=at_lo / max(int(n_obs) * int(n_vars), 1),
         n_obs=int(n_obs),
         n_vars=int(n_vars),
         value_type=kind,
@@ -333,16 +331,18 @@ def describe(adata: object, layer: str | None = None) -> DataFacts:
     )
 
 
-def _at_min(x: np.ndarray | sp.spmatrix | sp.sparray) -> tuple[float, int]:
-    """``(minimum, entries at it)`` of ``x``'s finite values, unstored zeros included.
+def _value_range(x: np.ndarray | sp.spmatrix | sp.sparray) -> tuple[float, float, int]:
+    """``(min, max, entries at the min)`` of ``x``'s finite values, unstored zeros included.
 
-    ``(inf, 0)`` where it has none.
+    ``(inf, -inf, 0)`` where it has none.
     """
     stored = values_of(x)
     v = stored[np.isfinite(stored)] if stored.dtype.kind in "fc" else stored
     implicit = x.shape[0] * x.shape[1] - stored.size if has_implicit_zeros(x) else 0
-    lo = min(float(v.min()) if v.size else np.inf, 0.0 if implicit else np.inf)
-    return lo, int(np.count_nonzero(v == lo)) + (implicit if lo == 0.0 else 0)
+    lo, hi = (float(v.min()), float(v.max())) if v.size else (np.inf, -np.inf)
+    if implicit:
+        lo, hi = min(lo, 0.0), max(hi, 0.0)
+    return lo, hi, int(np.count_nonzero(v == lo)) + (implicit if lo == 0.0 else 0)
 
 
 #: The bases whose totals tell log2 of normalised expression from natural logs of it.
@@ -423,16 +423,10 @@ class FactsAccumulator:
         self.x_counts = self.x_counts and is_count_matrix(x)
         if self.layer_counts and counts is not None:
             self.layer_counts = is_count_matrix(counts)
-        block_lo, at_block_lo = _at_min(x)
-        if block_lo <= self.lo:
-            self.at_lo = at_block_lo + (self.at_lo if block_lo == self.lo else 0)
-        v = values_of(x)
-        if v.dtype.kind in "fc":
-            v = v[np.isfinite(v)]
-        if v.size:
-            self.lo, self.hi = min(self.lo, float(v.min())), max(self.hi, float(v.max()))
-        if has_implicit_zeros(x):
-            self.lo, self.hi = min(self.lo, 0.0), max(self.hi, 0.0)
+        lo, hi, at_lo = _value_range(x)
+        if lo <= self.lo:
+            self.at_lo = at_lo + (self.at_lo if lo == self.lo else 0)
+        self.lo, self.hi = min(self.lo, lo), max(self.hi, hi)
         dense = x.toarray() if sp.issparse(x) else np.asarray(x, dtype=np.float64)
         self.col_sum += np.nansum(dense, axis=0)
         add_moments(self.moments, dense)
