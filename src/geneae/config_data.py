@@ -95,7 +95,8 @@ class PreprocessConfig(Section):
         default=None,
         gt=0,
         description="the total each sample is scaled to before log1p; default: the "
-        "preset's, under auto 1e4 for raw counts and 1e6 for unlogged expression (TPM / CPM)",
+        "preset's, under auto 1e4 for raw counts and 1e6 for unlogged expression (TPM / CPM), "
+        "1e4 for single cells' unlogged values (tables more than 75% zeros)",
     )
     log1p: bool | None = Field(default=None, strict=True)
     n_top_genes: int | None = Field(
