@@ -91,3 +91,20 @@ def test_a_log_of_cells_undone_is_scaled_as_the_cells_are() -> None:
     ref = Preprocessor("auto", n_top_genes=0).fit_transform(ad.AnnData(cells))
     assert pre.steps_.unlog == "log2(x+1)" and pre.steps_.target_sum == 1e4
     np.testing.assert_allclose(out.X, ref.X, atol=2e-3)  # 4 decimals of log2
+
+
+def test_counts_after_ambient_rna_removal_are_single_cells_at_1e4() -> None:
+    # DecontX / SoupX without rounding: each count shrunk by the cell's contamination
+    rng = np.random.default_rng(4)
+    counts = sparse_cells(seed=4)
+    counts[:, 0] += rng.poisson(80.0, size=counts.shape[0])  # a gene of high expression
+    cleaned = counts * (1 - rng.beta(2, 18, size=(counts.shape[0], 1)))
+    cleaned *= rng.uniform(0.85, 1.0, size=counts.shape)
+    cleaned = cleaned[:, cleaned.sum(axis=0) > 0]
+    adata = ad.AnnData(sp.csr_matrix(cleaned.astype(np.float32)))
+    facts = describe(adata)
+    assert facts.value_type == "unlogged expression" and not facts.has_counts
+    assert facts.floor_fraction == pytest.approx(np.mean(cleaned == 0)) and facts.single_cells
+    pre = Preprocessor("auto", n_top_genes=0)
+    pre.fit(adata)
+    assert pre.steps_.normalize and pre.steps_.log1p and pre.steps_.target_sum == 1e4
