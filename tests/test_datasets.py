@@ -12,7 +12,8 @@ from sklearn.neighbors import KNeighborsRegressor
 
 from geneae import datasets
 from geneae.errors import ConfigError
-from geneae.facts import describe, is_count_matrix, value_type
+from geneae.facts import describe
+from geneae.matrix_values import is_count_matrix, value_type
 
 SMALL = {
     "bulk_conditions": {"n_samples": 60, "n_genes": 200, "n_informative": 30},

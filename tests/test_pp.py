@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from geneae import facts as _facts
+from geneae import matrix_values
 from geneae.config import PreprocessConfig
 from geneae.errors import (
     ConfigError,
@@ -23,6 +24,7 @@ from geneae.errors import (
     ModelFileError,
     NotFittedError,
 )
+from geneae.matrix_values import is_count_matrix
 from geneae.pp import Preprocessor, blocks, pseudobulk, transpose
 from geneae.resolve_preprocess import PRESET_STEPS
 
@@ -588,7 +590,7 @@ def test_auto_keeps_the_genes_of_largest_variance_of_centred_log_values(caplog) 
 
 
 def test_unit_variance_against_numpy_on_random_spreads() -> None:
-    from geneae.facts import gene_variances, is_unit_variance
+    from geneae.matrix_values import gene_variances, is_unit_variance
 
     rng = np.random.default_rng(5)
     x = rng.normal(0.0, rng.lognormal(0.0, 0.8, 300), (90, 300))
@@ -858,13 +860,13 @@ def test_bad_values_in_several_blocks_report_the_total_and_the_first(monkeypatch
 
 
 def test_count_check_looks_at_every_block(monkeypatch) -> None:
-    monkeypatch.setattr(_facts, "CHECK_BLOCK", 16)
+    monkeypatch.setattr(matrix_values, "CHECK_BLOCK", 16)
     x = np.arange(100, dtype=np.float32)
-    assert _facts.is_count_matrix(x)
+    assert is_count_matrix(x)
     x[-1] = 0.5
-    assert not _facts.is_count_matrix(x)
+    assert not is_count_matrix(x)
     x[-1], x[40] = 1.0, -3.0
-    assert not _facts.is_count_matrix(x)
+    assert not is_count_matrix(x)
 
 
 def xena_like(log=np.log2, pseudo: float = 0.001) -> tuple[ad.AnnData, np.ndarray]:

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from geneae.facts import csr_if_mostly_zero
+from geneae.matrix_values import csr_if_mostly_zero
 
 Batch = dict[str, torch.Tensor]
 
@@ -46,7 +46,7 @@ class RowMatrix:
 
         Log-normalisation keeps every zero a zero, so the count target and the model input
         have one sparsity pattern: storing it once saves a third of the memory. A dense ``x``
-        that is mostly zeros is stored as CSR (:func:`geneae.facts.csr_if_mostly_zero`).
+        that is mostly zeros is stored as CSR (:func:`geneae.matrix_values.csr_if_mostly_zero`).
         """
         x = csr_if_mostly_zero(x)
         if not sp.issparse(x):

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from geneae.facts import is_count_matrix
 from geneae.logscale import LogScale
+from geneae.matrix_values import is_count_matrix
 
 __all__ = [
     "COUNT_LOGS",
@@ -45,7 +45,7 @@ def counts_of(values: np.ndarray, scale: LogScale) -> np.ndarray:
     """``values`` undone from ``scale`` as float32, whole where within the tolerance.
 
     A value within :data:`COUNT_LOG_TOLERANCE` of the log of a whole number becomes that
-    number; any other keeps its fraction, so that :func:`geneae.facts.is_count_matrix` of
+    number; any other keeps its fraction, so that :func:`geneae.matrix_values.is_count_matrix` of
     the result tells whether every value was the log of a count.
     """
     v = np.asarray(values, dtype=np.float64)

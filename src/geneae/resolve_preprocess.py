@@ -17,8 +17,9 @@ from pydantic import ValidationError
 
 from geneae.config import PreprocessConfig, describe_validation_error
 from geneae.errors import ConfigError, DataWarning, InputError
-from geneae.facts import UNLOGGED_MAX, DataFacts
+from geneae.facts import DataFacts
 from geneae.logscale import LN_ONE, NO_UNLOG, LogScale, may_be_floor
+from geneae.matrix_values import UNLOGGED_MAX
 
 # One logger for every decision the data make (the command line prints it).
 logger = logging.getLogger("geneae.resolve")

@@ -14,7 +14,7 @@ from hypothesis.errors import InvalidArgument
 
 import geneae.io as gio
 from geneae.errors import DataWarning, InputError
-from geneae.facts import values_of
+from geneae.matrix_values import values_of
 
 FUZZ = settings(
     max_examples=100,

@@ -6,13 +6,13 @@ genes AnnData with the same conventions whatever the source; ``summarize`` and
 write results without ever leaving half-written files.
 """
 
-from geneae.facts import value_type
 from geneae.io.detect import FORMATS
 from geneae.io.dispatch import read
 from geneae.io.finalize import LABEL_KEYS
 from geneae.io.labels_file import LabelsSheet
 from geneae.io.summary import format_summary, summarize
 from geneae.io.write import WRITE_SUFFIXES, write_h5ad, write_matrix
+from geneae.matrix_values import value_type
 
 __all__ = [
     "FORMATS",

@@ -26,7 +26,6 @@ import pandas as pd
 import scipy.sparse as sp
 
 from geneae.errors import InputError
-from geneae.facts import is_count_matrix, value_type, values_of
 from geneae.io.finalize import NO_X_FIX, _make_names_unique, _resolve_labels, quiet_anndata
 from geneae.io.labels_file import Labels
 from geneae.io.logged_counts import say_counts_from_log
@@ -34,6 +33,7 @@ from geneae.io.messages import input_error
 from geneae.io.raw import RAW_COUNTS_NOTE, raw_gene_columns, use_raw_values
 from geneae.logcounts import counts_of, counts_under_log
 from geneae.logscale import LogScale
+from geneae.matrix_values import is_count_matrix, value_type, values_of
 
 __all__ = ["BackedData", "OnDiskMatrix", "is_store", "matrix_nbytes", "open_backed"]
 

@@ -74,7 +74,7 @@ def read(
     -------
     anndata.AnnData
         ``X`` float32, CSR when stored sparse or mostly zero (see
-        :func:`geneae.facts.csr_if_mostly_zero`), dense otherwise;
+        :func:`geneae.matrix_values.csr_if_mostly_zero`), dense otherwise;
         ``obs["label"]`` categorical when labels exist; ``layers["counts"]`` is ``X``
         itself when ``X`` holds non-negative integers;
         ``uns["geneae_source"] = {"path", "format"[, "label_key"]}``.

@@ -23,11 +23,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 from geneae.errors import DataWarning
-from geneae.facts import csr_if_mostly_zero, is_count_matrix, values_of
 from geneae.io.genes_file import gene_names_from_file
 from geneae.io.labels_file import Labels, LabelsSheet, labels_from_file
 from geneae.io.messages import input_error, nonfinite_values
 from geneae.io.raw import counts_elsewhere, standard_matrix, values_from_raw
+from geneae.matrix_values import csr_if_mostly_zero, is_count_matrix, values_of
 
 LABEL_KEYS: tuple[str, ...] = (
     "label",

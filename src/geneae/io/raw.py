@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from geneae.facts import ValueType, is_count_matrix, value_type
 from geneae.io.logged_counts import counts_from_log, counts_origin
 from geneae.io.messages import input_error
+from geneae.matrix_values import ValueType, is_count_matrix, value_type
 
 logger = logging.getLogger(__name__)
 

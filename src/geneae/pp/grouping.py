@@ -11,7 +11,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from geneae.errors import DataWarning, InputError
-from geneae.facts import is_count_matrix
+from geneae.matrix_values import is_count_matrix
 from geneae.pp.blocks import Matrix, densify
 from geneae.pp.checks import get_matrix, in_memory, needs_counts, not_counts, preview
 

@@ -31,7 +31,8 @@ from pydantic import ValidationError
 from geneae._atomic import write_text
 from geneae.config import PreprocessConfig, describe_validation_error
 from geneae.errors import ConfigError, DataWarning, InputError, ModelFileError, NotFittedError
-from geneae.facts import DataFacts, ValueType, describe
+from geneae.facts import DataFacts, describe
+from geneae.matrix_values import ValueType
 from geneae.pp.blocks import Matrix, densify, map_rows, row_blocks, row_sums
 from geneae.pp.checks import (
     check_same_log_state,
