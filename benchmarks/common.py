@@ -83,12 +83,19 @@ CPM_DATASETS: tuple[str, ...] = ("pbmc_10x_cpm", "worm_neuron_cpm", "mouse_bladd
 # same generator's first draw at that size: seed 41), where the types move few genes.
 # ``bulk_tiny``: a cohort of the size of many GEO studies (80 samples x 2,000 genes, 6 types,
 # some of 5 samples; the first draw at that size: seed 20).
+# ``bulk_pseudo_bladder`` and ``bulk_pseudo_worm``: bulk samples built from real cells
+# (benchmarks.pseudobulk: 400 samples in TPM, each a mixture of the cell types of the
+# whole-genome count set of that name, 20-60% of it the sample's own type, one of the set's 8
+# largest), for real genes' abundances and real types' profiles where the synthetic sets
+# draw them.
 BULK_DATASETS: tuple[str, ...] = (
     "bulk_tcga_like",
     "bulk_estimated_counts",
     "bulk_log2_centred",
     "bulk_small",
     "bulk_tiny",
+    "bulk_pseudo_bladder",
+    "bulk_pseudo_worm",
 )
 #: synthetic_bulk's arguments for each bulk set.
 BULK_ARGS: dict[str, dict[str, Any]] = {
@@ -97,6 +104,11 @@ BULK_ARGS: dict[str, dict[str, Any]] = {
     "bulk_log2_centred": {"values": "log2_centred"},
     "bulk_small": {"n_samples": 120, "n_genes": 3000, "seed": 41},
     "bulk_tiny": {"n_samples": 80, "n_genes": 2000, "n_types": 6, "seed": 20},
+}
+#: Bulk sets built from the cells of a count set (benchmarks.pseudobulk), by their source.
+PSEUDOBULK_SOURCES: dict[str, str] = {
+    "bulk_pseudo_bladder": "mouse_bladder_allgenes",
+    "bulk_pseudo_worm": "worm_neuron_allgenes",
 }
 # Synthetic counts that probe one property, reported in a section of their own (not in the
 # count sets' tables across datasets): ``fine_subtypes`` is
@@ -157,6 +169,8 @@ def unlogged(name: str) -> float | None:
     for log values."""
     if name in CPM_DATASETS:
         return 1e4
+    if name in PSEUDOBULK_SOURCES:
+        return 1e6
     if name in BULK_DATASETS and BULK_ARGS[name].get("values") != "log2_centred":
         return 1e6
     return None
@@ -259,10 +273,16 @@ def _load_values(name: str) -> Any:
     import pandas as pd
     import scipy.sparse as sp
 
-    if name in BULK_DATASETS:
+    if name in PSEUDOBULK_SOURCES:
+        from benchmarks.pseudobulk import PSEUDOBULK_ARGS, pseudobulk
+
+        cells = load_dataset(PSEUDOBULK_SOURCES[name])
+        x, types = pseudobulk(cells.X, cells.obs["label"].to_numpy(), **PSEUDOBULK_ARGS)
+    elif name in BULK_DATASETS:
         from benchmarks.synthetic import synthetic_bulk
 
         x, types = synthetic_bulk(**BULK_ARGS[name])
+    if name in BULK_DATASETS:
         obs = pd.DataFrame(
             {"label": [f"type{t}" for t in types]}, index=[f"s{i}" for i in range(len(types))]
         )
