@@ -87,7 +87,8 @@ CPM_DATASETS: tuple[str, ...] = ("pbmc_10x_cpm", "worm_neuron_cpm", "mouse_bladd
 # (benchmarks.pseudobulk: 400 samples in TPM, each a mixture of the cell types of the
 # whole-genome count set of that name, 20-60% of it the sample's own type, one of the set's 8
 # largest), for real genes' abundances and real types' profiles where the synthetic sets
-# draw them.
+# draw them. ``bulk_pseudo_bladder_counts``: the same bladder samples as their read counts
+# (integers, each sample's depth left in), as featureCounts or HTSeq give them.
 BULK_DATASETS: tuple[str, ...] = (
     "bulk_tcga_like",
     "bulk_estimated_counts",
@@ -96,6 +97,7 @@ BULK_DATASETS: tuple[str, ...] = (
     "bulk_tiny",
     "bulk_pseudo_bladder",
     "bulk_pseudo_worm",
+    "bulk_pseudo_bladder_counts",
 )
 #: synthetic_bulk's arguments for each bulk set.
 BULK_ARGS: dict[str, dict[str, Any]] = {
@@ -109,6 +111,7 @@ BULK_ARGS: dict[str, dict[str, Any]] = {
 PSEUDOBULK_SOURCES: dict[str, str] = {
     "bulk_pseudo_bladder": "mouse_bladder_allgenes",
     "bulk_pseudo_worm": "worm_neuron_allgenes",
+    "bulk_pseudo_bladder_counts": "mouse_bladder_allgenes",
 }
 # Synthetic counts that probe one property, reported in a section of their own (not in the
 # count sets' tables across datasets): ``fine_subtypes`` is
@@ -277,7 +280,10 @@ def _load_values(name: str) -> Any:
         from benchmarks.pseudobulk import PSEUDOBULK_ARGS, pseudobulk
 
         cells = load_dataset(PSEUDOBULK_SOURCES[name])
-        x, types = pseudobulk(cells.X, cells.obs["label"].to_numpy(), **PSEUDOBULK_ARGS)
+        values = "counts" if name.endswith("_counts") else "tpm"
+        x, types = pseudobulk(
+            cells.X, cells.obs["label"].to_numpy(), **PSEUDOBULK_ARGS, values=values
+        )
     elif name in BULK_DATASETS:
         from benchmarks.synthetic import synthetic_bulk
 

@@ -69,8 +69,9 @@ def pseudobulk(
     noise_sd: float,
     depth: float,
     seed: int,
+    values: str = "tpm",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Bulk samples x genes in TPM from single cells' counts, and each sample's type.
+    """Bulk samples x genes in TPM (or read counts) from single cells' counts, and types.
 
     Parameters
     ----------
@@ -95,12 +96,17 @@ def pseudobulk(
         Poisson.
     seed
         Seed of the draw.
+    values
+        ``"tpm"``: reads / the sample's reads x 1e6; ``"counts"``: the reads themselves
+        (integers, each sample's depth left in: what featureCounts or HTSeq give).
 
     Returns
     -------
     tuple of numpy.ndarray
-        Samples x genes TPM (float32; reads / total reads x 1e6) and the samples' types.
+        Samples x genes values (float32) and the samples' types.
     """
+    if values not in ("tpm", "counts"):
+        raise ValueError(f"values must be 'tpm' or 'counts', not {values!r}")
     rng = np.random.default_rng([seed, 11])
     kinds, sizes, profiles = type_profiles(counts, np.asarray(cell_types), prior_counts)
     labelled = kinds[np.argsort(-sizes, kind="stable")[:n_types]]
@@ -115,5 +121,7 @@ def pseudobulk(
     shares /= shares.sum(axis=1, keepdims=True)
     reads_per_sample = np.exp(rng.normal(np.log(depth), 0.3, n_samples))
     reads = rng.poisson(reads_per_sample[:, None] * shares).astype(np.float64)
+    if values == "counts":
+        return reads.astype(np.float32), types
     tpm = reads / reads.sum(axis=1, keepdims=True) * 1e6
     return tpm.astype(np.float32), types
