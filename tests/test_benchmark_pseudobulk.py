@@ -49,3 +49,17 @@ def test_pseudobulk_is_tpm_of_mixtures_labelled_by_the_largest_types():
     np.testing.assert_array_equal(labels, same)
     other, _ = pseudobulk(counts, types, n_samples=300, noise_sd=0.0, seed=2, **args)
     assert not np.array_equal(tpm, other)
+
+
+def test_pseudobulk_counts_are_the_reads_behind_the_tpm():
+    counts, types = _cells()
+    args = {"n_types": 2, "purity": (0.3, 0.8), "prior_counts": 100.0, "depth": 1e6}
+    tpm, labels = pseudobulk(counts, types, n_samples=40, noise_sd=0.3, seed=4, **args)
+    reads, same = pseudobulk(
+        counts, types, n_samples=40, noise_sd=0.3, seed=4, values="counts", **args
+    )
+    np.testing.assert_array_equal(labels, same)
+    assert np.array_equal(reads, np.round(reads)) and reads.min() >= 0
+    np.testing.assert_allclose(reads / reads.sum(1, keepdims=True) * 1e6, tpm, rtol=1e-4)
+    with np.testing.assert_raises(ValueError):
+        pseudobulk(counts, types, n_samples=4, noise_sd=0.0, seed=0, values="fpkm", **args)
