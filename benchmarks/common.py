@@ -107,11 +107,12 @@ BULK_ARGS: dict[str, dict[str, Any]] = {
     "bulk_small": {"n_samples": 120, "n_genes": 3000, "seed": 41},
     "bulk_tiny": {"n_samples": 80, "n_genes": 2000, "n_types": 6, "seed": 20},
 }
-#: Bulk sets built from the cells of a count set (benchmarks.pseudobulk), by their source.
-PSEUDOBULK_SOURCES: dict[str, str] = {
-    "bulk_pseudo_bladder": "mouse_bladder_allgenes",
-    "bulk_pseudo_worm": "worm_neuron_allgenes",
-    "bulk_pseudo_bladder_counts": "mouse_bladder_allgenes",
+#: Bulk sets built from the cells of a count set (benchmarks.pseudobulk): the source set and
+#: the values returned (pseudobulk's ``values``).
+PSEUDOBULK_SETS: dict[str, tuple[str, str]] = {
+    "bulk_pseudo_bladder": ("mouse_bladder_allgenes", "tpm"),
+    "bulk_pseudo_worm": ("worm_neuron_allgenes", "tpm"),
+    "bulk_pseudo_bladder_counts": ("mouse_bladder_allgenes", "counts"),
 }
 # Synthetic counts that probe one property, reported in a section of their own (not in the
 # count sets' tables across datasets): ``fine_subtypes`` is
@@ -172,9 +173,7 @@ def unlogged(name: str) -> float | None:
     for log values."""
     if name in CPM_DATASETS:
         return 1e4
-    if name in PSEUDOBULK_SOURCES:
-        return 1e6
-    if name in BULK_DATASETS and BULK_ARGS[name].get("values") != "log2_centred":
+    if name in BULK_DATASETS and BULK_ARGS.get(name, {}).get("values") != "log2_centred":
         return 1e6
     return None
 
@@ -276,11 +275,11 @@ def _load_values(name: str) -> Any:
     import pandas as pd
     import scipy.sparse as sp
 
-    if name in PSEUDOBULK_SOURCES:
+    if name in PSEUDOBULK_SETS:
         from benchmarks.pseudobulk import PSEUDOBULK_ARGS, pseudobulk
 
-        cells = load_dataset(PSEUDOBULK_SOURCES[name])
-        values = "counts" if name.endswith("_counts") else "tpm"
+        source, values = PSEUDOBULK_SETS[name]
+        cells = load_dataset(source)
         x, types = pseudobulk(
             cells.X, cells.obs["label"].to_numpy(), **PSEUDOBULK_ARGS, values=values
         )

@@ -63,3 +63,12 @@ def test_pseudobulk_counts_are_the_reads_behind_the_tpm():
     np.testing.assert_allclose(reads / reads.sum(1, keepdims=True) * 1e6, tpm, rtol=1e-4)
     with np.testing.assert_raises(ValueError):
         pseudobulk(counts, types, n_samples=4, noise_sd=0.0, seed=0, values="fpkm", **args)
+
+
+def test_pseudobulk_sets_are_bulk_sets_of_known_sources_whose_peers_log_per_million():
+    from benchmarks.common import BULK_DATASETS, DATASETS, PSEUDOBULK_SETS, dataset_kind, unlogged
+
+    for name, (source, values) in PSEUDOBULK_SETS.items():
+        assert name in BULK_DATASETS and source in DATASETS and values in ("tpm", "counts")
+        # log TPM / log CPM for the PCA peers, as on the synthetic bulk sets
+        assert dataset_kind(name) == "bulk" and unlogged(name) == 1e6
