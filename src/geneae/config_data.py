@@ -107,6 +107,15 @@ class PreprocessConfig(Section):
         "auto 2,000 of raw counts, of log values and of centred values when the table has "
         "more, every gene of z-scores",
     )
+    n_wide_genes: int | None = Field(
+        default=None,
+        ge=0,
+        strict=True,
+        description="also keep the genes ranked up to this many (more than n_top_genes) for "
+        "an ensemble's wide members (model.wide_members); the n_top_genes most variable come "
+        "first among the kept genes, the others after them; 0: none; default: 5,000 under "
+        "auto where the model has wide members, else 0",
+    )
     hvg_flavor: HVGFlavor | None = Field(
         default=None,
         description="how genes are ranked; default: the preset's, under auto seurat (the "
@@ -150,9 +159,10 @@ class PreprocessConfig(Section):
 
     @property
     def is_resolved(self) -> bool:
-        """No ``auto`` and no ``None`` left (``gene_list`` and ``unlog`` may stay None).
+        """No ``auto`` and no ``None`` left (but in ``gene_list``, ``unlog``, ``n_wide_genes``).
 
-        Runs saved before ``unlog`` existed have none: they undid no log.
+        Runs saved before ``unlog`` or ``n_wide_genes`` existed have none: they undid no log
+        and kept no wide genes.
         """
-        values = self.model_dump(exclude={"gene_list", "unlog"})
+        values = self.model_dump(exclude={"gene_list", "unlog", "n_wide_genes"})
         return "auto" not in (self.preset, self.source) and None not in values.values()

@@ -82,6 +82,24 @@ class ModelConfig(Section):
         f"for fewer than {SMALL_DATA_BELOW} samples, where the members learn from few "
         "examples and PCA steadies them (geneae.resolve)",
     )
+    wide_members: int | None = Field(
+        default=None,
+        ge=0,
+        description="members of an ensemble (the last ones) that read every model gene, "
+        "each z-scored, with squared error and no standardised term, so that every gene "
+        "weighs alike; the other members read the narrow_genes most variable with the "
+        "likelihood and the term. None: half the members (rounded down) of tables that are "
+        "not single cells nor counts under preprocess preset auto, which then keeps "
+        "n_wide_genes genes for them (geneae.resolve); else 0",
+    )
+    narrow_genes: int | None = Field(
+        default=None,
+        ge=0,
+        description="with wide members, the other members read and reconstruct only the "
+        "first narrow_genes model genes: the preprocessing's n_top_genes most variable, "
+        "which come first (0: every model gene); None: preprocess.n_top_genes where the "
+        "model has wide members, else 0 (geneae.resolve)",
+    )
     standardized_weight: float | None = Field(
         default=None,
         ge=0.0,
@@ -112,9 +130,50 @@ class ModelConfig(Section):
                 f"mask_rate_min ({self.mask_rate_min}) must not exceed "
                 f"mask_rate_max ({self.mask_rate_max})"
             )
+        if self.wide_members and self.members and self.wide_members > self.members:
+            raise ValueError(
+                f"wide_members ({self.wide_members}) cannot exceed members ({self.members})"
+            )
+        if self.n_wide and (self.models_counts or self.likelihood == "bernoulli"):
+            raise ValueError(
+                f"wide_members needs a likelihood of the model input (mse, masked_mse, "
+                f"gaussian), not {self.likelihood!r}: a wide member reconstructs its z-scored "
+                "input, which cannot be averaged with counts or probabilities; set "
+                "wide_members: 0"
+            )
+        if self.n_wide and self.family == "gmvae":
+            raise ValueError("wide_members is not available for the gmvae family; set 0")
         if self.family == "dae" and self.noise == "none":
             self.noise = "mask"
         return self
+
+    @property
+    def n_wide(self) -> int:
+        """The wide members (``wide_members``; 0 where left open)."""
+        return self.wide_members or 0
+
+    def rank_in_kind(self, i: int) -> int:
+        """Member ``i``'s place among the members of its kind (narrow first, then wide).
+
+        Each kind's members take the seeds of an ensemble of that kind alone
+        (:func:`geneae.model_training.member_seed`), so the wide members of a mixed
+        ensemble are those of an ensemble of wide members only.
+        """
+        narrow = (self.members or 1) - self.n_wide
+        return i - narrow if i >= narrow else i
+
+    def member(self, i: int) -> ModelConfig:
+        """The configuration of member ``i`` of this ensemble, as one model.
+
+        ``members: 1``; of the last ``wide_members``, ``wide_members: 1``, squared error
+        and no standardised term (each such model z-scores its input itself, see
+        :class:`geneae.module.views.GeneView`); of the others, ``wide_members: 0``.
+        """
+        wide = i >= (self.members or 1) - self.n_wide
+        update: dict[str, object] = {"members": 1, "wide_members": int(wide)}
+        if wide:
+            update.update(likelihood="mse", standardized_weight=0.0)
+        return self.model_copy(update=update)
 
     @property
     def is_variational(self) -> bool:

@@ -1,7 +1,7 @@
 """What a freshly built module takes from its training data, computed once per training.
 
-:func:`data_start` reads it from the data (the encoder input's gene means, the standardised
-term's scale); :func:`start_from_data` sets a module up from it. An ensemble's members
+:func:`data_start` reads it from the data (the model input's gene means and variances, the
+standardised term's scale); :func:`start_from_data` sets a module up from it. An ensemble's members
 share one :class:`DataStart`, and a member trained in a process of its own receives it
 with its job (:mod:`geneae.train.member_process`).
 """
@@ -25,10 +25,13 @@ class DataStart:
     """
 
     gene_means: torch.Tensor
-    """(genes,) means of the encoder input: where heads that model it start."""
+    """(genes,) means of the model input: where heads that model it start."""
+    gene_vars: torch.Tensor
+    """(genes,) population variances of the model input: a wide member's z-scoring
+    (:class:`geneae.module.views.GeneView`)."""
     standardized_scale: float | None
-    """The standardised term's scale (:func:`geneae.balance.balance_scale`); None where the
-    module has no such term."""
+    """The standardised term's scale (:func:`geneae.balance.balance_scale`) over the genes
+    the module reads; None where the module has no such term."""
 
 
 def data_start(module: torch.nn.Module, likelihood: str, prepared: Prepared) -> DataStart:
@@ -37,7 +40,8 @@ def data_start(module: torch.nn.Module, likelihood: str, prepared: Prepared) -> 
     Parameters
     ----------
     module
-        A freshly built module (a single one, or an ensemble's first member).
+        A freshly built module (a single one, or an ensemble's first member: the members
+        with the standardised term come first and read the same genes).
     likelihood
         The configuration's ``model.likelihood``.
     prepared
@@ -46,20 +50,34 @@ def data_start(module: torch.nn.Module, likelihood: str, prepared: Prepared) -> 
     from geneae.balance import balance_scale, column_moments
 
     data = prepared.data
-    mean, _ = column_moments(data.X)
+    mean, var = column_moments(data.X)
     scale = None
     if module.decoder.standardized is not None:
-        scale = balance_scale(likelihood, data.X, data.layers.get("counts"))
-    return DataStart(torch.as_tensor(mean, dtype=torch.float32), scale)
+        # The term balances the likelihood over the genes the module reads (a narrow
+        # member's leading slice, geneae.module.views).
+        x, counts = data.X, data.layers.get("counts")
+        if module.n_genes < module.n_model_genes:
+            x = x[:, : module.n_genes]
+            counts = None if counts is None else counts[:, : module.n_genes]
+        scale = balance_scale(likelihood, x, counts)
+    return DataStart(
+        torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(var, dtype=torch.float32), scale
+    )
 
 
 def start_from_data(module: torch.nn.Module, start: DataStart) -> float | None:
     """Set a freshly built module up from the data; returns the standardised term's scale.
 
-    The heads that model the input start at its gene means, and the standardised term
-    gets its scale (None where the module has no such term).
+    A member with a view of the model genes (:mod:`geneae.module.views`) gets its
+    z-scoring; the heads that model the input start at its gene means, and the standardised
+    term gets its scale (None where the module has no such term).
     """
-    module.decoder.start_at(start.gene_means)
+    view = module.view
+    if view is None:
+        module.decoder.start_at(start.gene_means)
+    else:
+        view.start_at(start.gene_means, start.gene_vars)
+        module.decoder.start_at(view.gene_means(start.gene_means))
     term = module.decoder.standardized
     if term is None:
         return None

@@ -247,7 +247,6 @@ class GeneAE:
             self.module,
             self.config,
             prepared,
-            n_genes=len(self.genes),
             threads=threads,
             run_dir=run_dir,
             resume=resume,

@@ -164,7 +164,8 @@ def decoder_loadings(
     parts = member_codes_of(module, z)
 
     def mean_of(member: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-        return lambda code: member.generative(code, library, covariate, standardized=False)["mean"]
+        # In the model input's units over the member's genes (geneae.module.views).
+        return lambda code: member.decoded_mean(code, library, covariate)
 
     module.eval()
     # One Jacobian-vector product per latent dimension, for all cells at once (one backward
@@ -181,16 +182,22 @@ def decoder_loadings(
             probe = torch.zeros_like(out, requires_grad=True)
             (pulled,) = torch.autograd.grad((out * probe).sum(), code, create_graph=True)
             graphs.append((out.detach(), probe, pulled, scale))
+    # Each member's mean counts 1/K in the ensemble's (of a gene, 1 / the members that
+    # decode it, where members read different genes); its code moves by scale.
+    views = isinstance(module, Ensemble) and module.has_views
+    share = module.coverage() if views else torch.tensor(float(len(graphs)))
     # d log1p(mean) = d mean / (1 + mean), at the mean of the members' means.
-    mean = sum(out for out, *_ in graphs) / len(graphs)
+    mean = sum(out for out, *_ in graphs) / len(graphs) if counts_model else None
     columns = []
     for _, probe, pulled, scale in graphs:
         for dim in range(pulled.shape[1]):
             (derivative,) = torch.autograd.grad(pulled[:, dim].sum(), probe, retain_graph=True)
-            if counts_model:
+            if mean is not None:
                 derivative = derivative / (1.0 + mean)
-            # Each member's mean counts 1/K in the ensemble's; its code moves by scale.
-            columns.append(derivative.mean(0) * (scale / len(graphs)))
+            column = derivative.mean(0)
+            if views:  # a member's genes lead the model genes; 0 on those it does not read
+                column = torch.nn.functional.pad(column, (0, len(share) - len(column)))
+            columns.append(column * scale / share)
     if isinstance(module, Ensemble) and module.pca_genes:
         columns.extend(module.pca_loadings().unbind(1))  # a PCA block decodes nothing
     return torch.stack(columns, dim=1).numpy()

@@ -80,9 +80,18 @@ def member_seed(seed: int, member: int) -> int:
 
 
 def member_config(config: RunConfig, member: int) -> RunConfig:
-    """``config`` for training member ``member`` alone: one model, the member's seed."""
+    """``config`` for training member ``member`` alone: one model, the member's seed.
+
+    Its model section is the member's (:meth:`~geneae.config.ModelConfig.member`: a wide
+    member's squared error without the standardised term); its seed is that of its place
+    among the members of its kind (:meth:`~geneae.config.ModelConfig.rank_in_kind`).
+    """
+    model = config.model
     return config.updated(
-        {"model.members": 1, "train.seed": member_seed(config.train.seed, member)},
+        {
+            "model": model.member(member).model_dump(mode="json"),
+            "train.seed": member_seed(config.train.seed, model.rank_in_kind(member)),
+        },
         source=f"member {member}",
     )
 
@@ -172,7 +181,6 @@ def train_module(
     config: RunConfig,
     prepared: Prepared | OnDisk,
     *,
-    n_genes: int,
     threads: int,
     run_dir: str | Path | None = None,
     resume: bool = False,
@@ -193,8 +201,6 @@ def train_module(
         The resolved configuration (its ``train.validation`` already final).
     prepared
         Data from :meth:`GeneAE.preprocess_for_training` (in memory, or on disk).
-    n_genes
-        Number of model genes (the module's input width).
     threads
         The CPU threads of training (from :func:`geneae.threads.apply_threads`).
     run_dir
@@ -217,7 +223,7 @@ def train_module(
             config,
             prepared,
             start,
-            n_genes=n_genes,
+            n_genes=members[0].n_genes,  # the genes it reconstructs (its view's)
             threads=threads,
             run_dir=run_dir,
             resume=resume,
@@ -233,7 +239,7 @@ def train_module(
             config=member_config(config, i),
             prepared=prepared,
             start=start,
-            n_genes=n_genes,
+            n_genes=member.n_genes,  # the genes it reconstructs (its view's)
             threads=threads,
             run_dir=where,
             resume=resume and where is not None and where.exists(),
@@ -379,7 +385,11 @@ def train_one(
     resume: bool,
     callbacks: Sequence[Any],
 ) -> TrainedModule:
-    """Train one model (see :func:`train_module`), set up from ``start``."""
+    """Train one model (see :func:`train_module`), set up from ``start``.
+
+    ``n_genes``: the genes the model reconstructs (a member's view's), the scale of its
+    clustering phase.
+    """
     from geneae.train.plan import TrainingPlan
     from geneae.train.trainer import fit_module
 

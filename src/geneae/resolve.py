@@ -29,6 +29,7 @@ from geneae.data_defaults import (
     MIN_BATCH_SIZE,
     SMALL_DATA_BELOW,
     STANDARDIZED_WEIGHT,
+    WIDE_GENES,
 )
 from geneae.errors import ConfigError, InputError
 from geneae.facts import DataFacts
@@ -129,6 +130,12 @@ def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
                 "expression across the samples)"
             )
         config.preprocess = gene_preprocess(config.preprocess, facts)
+    if model.likelihood == "auto" and model.n_wide and facts.has_counts:
+        raise InputError(
+            f"model.wide_members ({model.wide_members}) reconstructs z-scored input, but the "
+            f"data hold raw counts in {facts.counts_in}, which the likelihood (nb) "
+            "reconstructs as counts; set model.wide_members: 0, or --likelihood mse."
+        )
     if model.likelihood == "auto":
         model.likelihood = "nb" if facts.has_counts else "mse"
         why = f"raw counts in {facts.counts_in}" if facts.has_counts else facts.describe_values()
@@ -204,9 +211,17 @@ def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
             model.latent_dim,
             ", the PCA block's among them" if model.pca_block else "",
         )
+    model.wide_members = wide_members(config, facts)
     config.preprocess = resolve_preprocess(
-        config.preprocess, facts, standardized_term=model.standardized_weight > 0
+        config.preprocess,
+        facts,
+        standardized_term=model.standardized_weight > 0,
+        wide_members=model.wide_members > 0,
     )
+    if model.narrow_genes is None:
+        top = config.preprocess.n_top_genes or 0
+        model.narrow_genes = top if model.wide_members and top else 0
+    _check_narrow(config)
     # Genes as samples: the model's training rows are the genes.
     rows = facts.n_vars if genes_as_samples else facts.n_obs
     if config.train.max_epochs is None:
@@ -218,12 +233,66 @@ def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
         config.train.batch_size = default_batch_size(train_rows)
     if config.train.compile is None:
         genes = facts.n_obs if genes_as_samples else facts.n_vars
-        top = config.preprocess.n_top_genes
+        top = max(config.preprocess.n_top_genes or 0, config.preprocess.n_wide_genes or 0)
         genes = min(genes, top) if top else genes
         config.train.compile = default_compile(
             config.train.max_epochs, train_rows, config.train.batch_size, genes
         )
     return config
+
+
+def wide_members(config: RunConfig, facts: DataFacts) -> int:
+    """How many of the (resolved) members are wide ones (:mod:`geneae.module.views`).
+
+    The configuration's own number (at most the members); left open, half the members
+    (rounded down) of a table that is not single cells (:attr:`DataFacts.single_cells`) and
+    holds no raw counts, under preprocess preset ``auto``: bulk samples' values (TPM, RSEM,
+    FPKM, logs of them). Elsewhere 0: on single cells' counts the default leads its peers
+    without them, and on bulk read counts the count likelihood must reconstruct the counts
+    (a wide member reconstructs z-scores).
+    """
+    model = config.model
+    members = model.members or 1
+    if model.wide_members is not None:
+        if model.wide_members > members:
+            logger.info(
+                "wide members: %d, as many as the members (model.wide_members asked %d)",
+                members,
+                model.wide_members,
+            )
+        return min(model.wide_members, members)
+    bulk = not facts.single_cells and not facts.has_counts
+    if not (
+        bulk
+        and members > 1
+        and config.preprocess.preset == "auto"
+        and not config.data.genes_as_samples
+        and LIKELIHOODS[model.likelihood].link == "identity"
+        and model.family != "gmvae"
+    ):
+        return 0
+    wide = members // 2
+    logger.info(
+        "members: %d of the %d read up to %s genes, each z-scored, with squared error (every "
+        "gene weighs alike); the others the most variable as below, with the likelihood "
+        "and the standardised term (a table that is not single cells; model.wide_members "
+        "sets it)",
+        wide,
+        members,
+        f"{WIDE_GENES:,}",
+    )
+    return wide
+
+
+def _check_narrow(config: RunConfig) -> None:
+    """Refuse narrow members without wide ones: genes past them would be reconstructed by none."""
+    model = config.model
+    if model.narrow_genes and not model.wide_members:
+        raise ConfigError(
+            f"model.narrow_genes ({model.narrow_genes}) leaves the genes past it to the wide "
+            "members, but the model has none; set model.wide_members (at least 1), or "
+            "narrow_genes: 0."
+        )
 
 
 def default_compile(epochs: int, train_rows: int, batch_size: int, n_genes: int) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from geneae.config import PreprocessConfig, describe_validation_error
+from geneae.data_defaults import WIDE_GENES
 from geneae.errors import ConfigError, DataWarning, InputError
 from geneae.facts import DataFacts
 from geneae.logscale import LN_ONE, NO_UNLOG, LogScale, may_be_floor
@@ -194,13 +195,19 @@ def n_top_genes_for(cfg: PreprocessConfig, facts: DataFacts | None) -> int:
 
 
 def resolve_preprocess(
-    cfg: PreprocessConfig, facts: DataFacts, *, standardized_term: bool = False
+    cfg: PreprocessConfig,
+    facts: DataFacts,
+    *,
+    standardized_term: bool = False,
+    wide_members: bool = False,
 ) -> PreprocessConfig:
     """``cfg`` with the preset and every step left at ``None`` decided from ``facts``.
 
     Values the user gave always stay. Already resolved configurations come back unchanged.
     ``standardized_term``: the model scores its input with the standardised term, so
-    ``preset: auto`` on values other than counts keeps them unscaled.
+    ``preset: auto`` on values other than counts keeps them unscaled. ``wide_members``: the
+    model has wide members (:mod:`geneae.module.views`), so ``preset: auto`` keeps
+    :data:`~geneae.data_defaults.WIDE_GENES` genes for them (``n_wide_genes``).
     """
     if cfg.is_resolved:
         return cfg.model_copy()
@@ -216,6 +223,9 @@ def resolve_preprocess(
     given = {k: v for k, v in cfg.model_dump().items() if v is not None and v != "auto"}
     values.update(given)
     values["preset"] = preset
+    if "n_wide_genes" not in given:
+        wide = cfg.preset == "auto" and wide_members and 0 < values["n_top_genes"] < WIDE_GENES
+        values["n_wide_genes"] = WIDE_GENES if wide else 0
     if unlog is not None and values["source"] == "counts":
         raise ConfigError(
             f"preprocess.unlog ({unlog}) undoes a log of X, but preset {preset!r} starts from "

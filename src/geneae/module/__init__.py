@@ -35,7 +35,8 @@ def build_module(
     """The module of ``cfg.family`` for ``n_genes`` genes (an :class:`Ensemble` of them).
 
     With ``cfg.members > 1``, that many modules built one after the other (each from its
-    own initial weights) in an :class:`Ensemble`.
+    own initial weights and its member's configuration, :meth:`ModelConfig.member`) in an
+    :class:`Ensemble`.
 
     ``ae`` and ``dae`` give an :class:`AE` (the denoising one corrupts its input as
     ``cfg.noise`` says), ``vae`` a :class:`VAE`, ``gmvae`` a :class:`GMVAE`. A covariate with
@@ -52,8 +53,9 @@ def build_module(
         )
     members = cfg.members or 1  # None (left to the data) builds one model
     if members > 1:
-        one = cfg.model_copy(update={"members": 1})
-        return Ensemble([build_module(one, n_genes, n_covariates) for _ in range(members)])
+        return Ensemble(
+            [build_module(cfg.member(i), n_genes, n_covariates) for i in range(members)]
+        )
     if cfg.family in ("ae", "dae"):
         return AE(cfg, n_genes, n_covariates)
     if cfg.family == "vae":

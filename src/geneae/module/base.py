@@ -19,6 +19,7 @@ from geneae.config import ModelConfig
 from geneae.module.contrastive import nt_xent
 from geneae.module.corruption import contrastive_views, corrupt_input
 from geneae.module.heads import Decoder, LibraryHead, library_size
+from geneae.module.views import gene_view
 from geneae.nn import one_hot
 
 
@@ -72,7 +73,9 @@ class ExpressionModule(nn.Module):
     cfg
         Model configuration; every field is honoured by the families.
     n_genes
-        Number of input (and output) genes.
+        Number of model genes. A member of an ensemble of two kinds reads and
+        reconstructs its own view of them (:mod:`geneae.module.views`): ``n_genes`` is
+        then its own width, ``n_model_genes`` the model's.
     n_covariates
         Levels of the one-hot covariate fed to the decoder; 0 for none.
     """
@@ -80,11 +83,13 @@ class ExpressionModule(nn.Module):
     def __init__(self, cfg: ModelConfig, n_genes: int, n_covariates: int = 0) -> None:
         super().__init__()
         self.cfg = cfg.model_copy(deep=True)
-        self.n_genes = n_genes
+        self.n_model_genes = n_genes
+        self.view = gene_view(cfg, n_genes)
+        self.n_genes = n_genes if self.view is None else self.view.width
         self.n_covariates = n_covariates
         self.learned_library = cfg.models_counts and cfg.library == "learned"
         self.library_head: LibraryHead | None = None
-        self.decoder = Decoder(cfg, n_genes, n_covariates)
+        self.decoder = Decoder(cfg, self.n_genes, n_covariates)
 
     def add_library_head(self, n_hidden: int) -> None:
         """Predict the log-library from a hidden layer of ``n_hidden`` units (if learned)."""
@@ -158,19 +163,38 @@ class ExpressionModule(nn.Module):
         any, else 1), ``sigmoid(logits)`` for Bernoulli, the mean otherwise. Call
         ``.eval()`` first to switch dropout off.
         """
-        inference = self.inference(x, covariate, sample=False)
+        inference = self.inference(self.own_input(x), covariate, sample=False)
         out = self.posterior(inference)
         if not decode:
             return out
         if library is None:
             library = library_size(inference, None, self.learned_library)
         params = self.generative(inference["z"], library, covariate, standardized=False)
-        out["reconstruction"] = self.expected_target(inference, params)
+        out["reconstruction"] = self.in_model_units(self.expected_target(inference, params))
         return out
 
     def encode(self, x: Tensor, covariate: Tensor | None = None) -> Tensor:
-        """(n, d) latent means of uncorrupted ``x`` (no corruption, no sampling)."""
+        """(n, d) latent means of uncorrupted model inputs ``x`` (no corruption, no sampling)."""
+        return self._latent(self.own_input(x), covariate)
+
+    def _latent(self, x: Tensor, covariate: Tensor | None = None) -> Tensor:
+        """(n, d) latent means of this module's own input ``x``."""
         return self.posterior(self.inference(x, covariate, sample=False))["latent"]
+
+    def own_input(self, x: Tensor) -> Tensor:
+        """The input of this module from model inputs ``x``: its view of them, if any."""
+        return x if self.view is None else self.view.inputs(x)
+
+    def in_model_units(self, values: Tensor) -> Tensor:
+        """A reconstruction of this module (..., its genes) in the model input's units."""
+        return values if self.view is None else self.view.outputs(values)
+
+    def decoded_mean(
+        self, z: Tensor, library: Tensor | None = None, covariate: Tensor | None = None
+    ) -> Tensor:
+        """The decoded mean of codes ``z`` over this module's genes, in model units."""
+        params = self.generative(z, library, covariate, standardized=False)
+        return self.in_model_units(params["mean"])
 
     def reconstruct(
         self, x: Tensor, library: Tensor | None = None, covariate: Tensor | None = None
@@ -193,6 +217,8 @@ class ExpressionModule(nn.Module):
         observed (or learned) library size.
         """
         x, target, observed, covariate = unpack(batch, self.n_covariates)
+        if self.view is not None:  # a likelihood of the input (ModelConfig): target is x
+            x = target = self.view.inputs(x)
         if self.library_head is not None and self.training:
             self.library_head.initialise(observed)
         inference = self.inference(
@@ -223,7 +249,8 @@ class ExpressionModule(nn.Module):
         if cfg.contrastive_weight <= 0:
             return total
         view1, view2 = contrastive_views(x, cfg, mask_rate)
-        contrastive = nt_xent(self.encode(view1), self.encode(view2), cfg.contrastive_temperature)
+        # The views are of this module's own input already.
+        contrastive = nt_xent(self._latent(view1), self._latent(view2), cfg.contrastive_temperature)
         metrics["contrastive"] = contrastive.detach()
         return total + cfg.contrastive_weight * contrastive
 

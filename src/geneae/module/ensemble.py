@@ -21,9 +21,15 @@ ensemble offers the outputs of :class:`~geneae.module.ExpressionModule`:
   parameters (each from its own block, scale undone), so that the loadings of any latent
   dimension are well defined.
 
+Members may see the model genes differently (``model.wide_members``,
+:mod:`geneae.module.views`): narrow ones read the leading most variable genes as they are,
+wide ones every gene z-scored. Each member's reconstruction is in the model input's units,
+and the ensemble's is, for each gene, the mean of the members that reconstruct it.
+
 With ``model.pca_block`` (the default below 800 samples) the embedding
 ends with one more block of ``latent_dim`` dimensions: the principal components of the
-model input on the training data, centred and scaled as a member's block. With few samples
+model input on the training data (as a wide member reads it, where there is one),
+centred and scaled as a member's block. With few samples
 the members learn a noisier map than PCA's (docs/design/default-model.md, round 54); the
 block carries no posterior variance, so an ensemble with it gives none, and it decodes
 nothing (``generative`` reads the members' blocks only).
@@ -36,6 +42,7 @@ from torch import Tensor, nn
 
 from geneae.config import ModelConfig
 from geneae.module.base import ExpressionModule
+from geneae.module.views import GeneView
 
 __all__ = ["PCA_FIT_ROWS", "Ensemble", "member_codes_of", "members_of"]
 
@@ -62,7 +69,7 @@ class Ensemble(nn.Module):
         self.members = nn.ModuleList(members)
         first = members[0]
         self.cfg: ModelConfig = first.cfg
-        self.n_genes = first.n_genes
+        self.n_genes = first.n_model_genes
         self.n_covariates = first.n_covariates
         self.learned_library = first.learned_library
         d = self.cfg.latent_dim
@@ -72,6 +79,10 @@ class Ensemble(nn.Module):
         # Width of the PCA block's input (0: no block); its buffers are set by calibrate and
         # saved with the weights (a model saved before the block has none).
         self.pca_genes = self.n_genes if self.cfg.pca_block else 0
+        # Where members see the genes differently, the block reads the wide members' view
+        # (an index: a module attribute would save the view's buffers twice).
+        wide = [i for i, m in enumerate(members) if m.view is not None and m.view.standardize]
+        self._pca_member = wide[0] if wide else None
         if self.pca_genes:
             self.register_buffer("pca_mean", torch.zeros(self.pca_genes))
             self.register_buffer("pca_components", torch.zeros(d, self.pca_genes))
@@ -99,7 +110,7 @@ class Ensemble(nn.Module):
         if self.pca_genes:
             if inputs is None:
                 raise ValueError("calibrate needs the model inputs for the PCA block")
-            self._fit_pca(inputs.float())
+            self._fit_pca(self.pca_input(inputs.float()))
 
     def _fit_pca(self, x: Tensor) -> None:
         """The block's mean, ``latent_dim`` principal axes and scale from inputs ``x``."""
@@ -115,16 +126,30 @@ class Ensemble(nn.Module):
         self.pca_components.copy_(axes)
         self.pca_scale.copy_(_root_mean_variance(centred @ axes.T))
 
+    @property
+    def pca_view(self) -> GeneView | None:
+        """The view the PCA block reads the model input through (None: as it is)."""
+        if self._pca_member is None:
+            return None
+        return self.members[self._pca_member].view
+
+    def pca_input(self, x: Tensor) -> Tensor:
+        """What the PCA block reads of model inputs ``x``: as a wide member does, if any."""
+        return x if self.pca_view is None else self.pca_view.inputs(x)
+
     def pca_codes(self, x: Tensor) -> Tensor:
         """(n, latent_dim) the PCA block of model inputs ``x``, scaled as a member's block."""
-        return (x.float() - self.pca_mean) @ self.pca_components.T / self.pca_scale
+        centred = self.pca_input(x.float()) - self.pca_mean
+        return centred @ self.pca_components.T / self.pca_scale
 
     def pca_loadings(self) -> Tensor:
         """(genes, latent_dim) the PCA block's axes times its scale.
 
-        The change of the model input per unit of the block's dimensions (it decodes nothing).
+        The change of the model input per unit of the block's dimensions (it decodes
+        nothing); a block of z-scores, times each gene's standard deviation.
         """
-        return self.pca_components.T * self.pca_scale
+        unit = 1.0 if self.pca_view is None else self.pca_view.unit()
+        return self.pca_components.T * self.pca_scale * torch.as_tensor(unit).reshape(-1, 1)
 
     # -- outputs ---------------------------------------------------------------------------
     def member_codes(self, z: Tensor) -> list[tuple[ExpressionModule, Tensor, Tensor]]:
@@ -165,8 +190,35 @@ class Ensemble(nn.Module):
                 [o["latent_var"] / self.scales[i].square() for i, o in enumerate(outs)], dim=-1
             )
         if decode:
-            result["reconstruction"] = sum(o["reconstruction"] for o in outs) / len(outs)
+            result["reconstruction"] = self.gene_mean([o["reconstruction"] for o in outs])
         return result
+
+    @property
+    def has_views(self) -> bool:
+        """Whether some member reads the model genes through a view of its own."""
+        return any(m.view is not None for m in self.members)
+
+    def gene_mean(self, values: list[Tensor]) -> Tensor:
+        """(..., model genes) per gene, the mean of the members' ``values`` that cover it.
+
+        ``values[i]`` is member ``i``'s (..., its genes), in the model input's units.
+        """
+        if not self.has_views:
+            return sum(values) / len(values)
+        total = values[0].new_zeros((*values[0].shape[:-1], self.n_genes))
+        cover = values[0].new_zeros(self.n_genes)
+        for member, v in zip(self.members, values, strict=True):
+            columns = slice(0, member.n_genes)
+            total[..., columns] += v
+            cover[columns] += 1
+        return total / cover
+
+    def coverage(self) -> Tensor:
+        """(model genes,) how many members reconstruct each gene."""
+        cover = torch.zeros(self.n_genes)
+        for member in self.members:
+            cover[: member.n_genes] += 1
+        return cover
 
     def encode(self, x: Tensor, covariate: Tensor | None = None) -> Tensor:
         """(n, K d) calibrated latent means of uncorrupted ``x``, members side by side."""
@@ -186,7 +238,16 @@ class Ensemble(nn.Module):
         *,
         standardized: bool = True,
     ) -> dict[str, Tensor]:
-        """The members' mean decoded parameters of a concatenated code ``z`` (n, K d)."""
+        """The members' mean decoded parameters of a concatenated code ``z`` (n, K d).
+
+        Members that see the genes differently share only their ``"mean"``, in the model
+        input's units, averaged per gene over the members that decode it.
+        """
+        if self.has_views:
+            means = [
+                m.decoded_mean(code, library, covariate) for m, code, _ in self.member_codes(z)
+            ]
+            return {"mean": self.gene_mean(means)}
         params = [
             m.generative(code, library, covariate, standardized=standardized)
             for m, code, _ in self.member_codes(z)
@@ -199,12 +260,26 @@ class Ensemble(nn.Module):
 
         A member's weight times its block's scale: the change of that member's decoded
         value per unit of the calibrated dimension. A PCA block adds its axes times its
-        scale: the change of the model input per unit of its dimension.
+        scale: the change of the model input per unit of its dimension. A member that reads
+        some of the genes has loadings of 0 on the others; one that z-scores them, its
+        weights times each gene's standard deviation (the model input's units).
         """
-        blocks = [m.loadings() * self.scales[i] for i, m in enumerate(self.members)]
+        blocks = [
+            _in_model_genes(m, m.loadings() * self.scales[i]) for i, m in enumerate(self.members)
+        ]
         if self.pca_genes:
             blocks.append(self.pca_loadings())
         return torch.cat(blocks, dim=1)
+
+
+def _in_model_genes(member: ExpressionModule, loadings: Tensor) -> Tensor:
+    """A member's (its genes, d) loadings as (model genes, d), in model-input units."""
+    if member.view is None:
+        return loadings
+    unit = torch.as_tensor(member.view.unit()).reshape(-1, 1)
+    full = loadings.new_zeros((member.n_model_genes, loadings.shape[1]))
+    full[: member.n_genes] = loadings * unit
+    return full
 
 
 def _root_mean_variance(centred: Tensor) -> Tensor:

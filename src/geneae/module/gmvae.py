@@ -81,9 +81,9 @@ class GMVAE(ExpressionModule):
     ) -> None:
         super().__init__(cfg, n_genes, n_covariates)
         k = cfg.n_components
-        self.y_encoder = MLP([n_genes, *cfg.hidden], cfg.activation, cfg.norm, cfg.dropout)
+        self.y_encoder = MLP([self.n_genes, *cfg.hidden], cfg.activation, cfg.norm, cfg.dropout)
         self.qy = nn.Linear(self.y_encoder.out_features, k)
-        self.z_encoder = Encoder.from_config(cfg, n_genes, variational=True, n_covariates=k)
+        self.z_encoder = Encoder.from_config(cfg, self.n_genes, variational=True, n_covariates=k)
         self.register_buffer("components", torch.eye(k).unsqueeze(0), persistent=False)
         self.add_library_head(self.y_encoder.out_features)
         self.prior = MixtureOfGaussians(k, cfg.latent_dim, init_scale=prior_scale)

@@ -45,7 +45,7 @@ class VAE(ExpressionModule):
 
     def __init__(self, cfg: ModelConfig, n_genes: int, n_covariates: int = 0) -> None:
         super().__init__(cfg, n_genes, n_covariates)
-        self.encoder = Encoder.from_config(cfg, n_genes, variational=True)
+        self.encoder = Encoder.from_config(cfg, self.n_genes, variational=True)
         self.add_library_head(self.encoder.mlp.out_features)
         self.prior = StandardNormal()
 

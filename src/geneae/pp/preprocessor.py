@@ -305,7 +305,7 @@ class Preprocessor:
             base,
             steps,
             adata.var_names,
-            hvg=lambda: hvg_mask(kept, source, counts, steps),
+            hvg=lambda n: hvg_mask(kept, source, counts, steps, n),
             has_counts=counts is not None,
             why_not_counts=why_not_counts(adata),
         )

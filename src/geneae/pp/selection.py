@@ -189,16 +189,19 @@ def select_cells_and_genes(
     steps: PreprocessConfig,
     var_names: pd.Index,
     *,
-    hvg: Callable[[], np.ndarray],
+    hvg: Callable[[int], np.ndarray],
     has_counts: bool,
     why_not_counts: object = None,
 ) -> None:
     """The fit's selection, in order: filters, gene list, HVG, empty cells; then the warning.
 
     One sequence for the fit in memory (``base`` the matrix the filters count) and the
-    streaming fit (``base`` None: ``kept`` reads its own blocks). ``hvg`` returns the HVG
-    mask over ``kept.genes``; seurat_v3 needs counts (``has_counts``, else the error names
-    ``why_not_counts``).
+    streaming fit (``base`` None: ``kept`` reads its own blocks). ``hvg(n)`` returns the
+    mask over ``kept.genes`` of the ``n`` most variable; seurat_v3 needs counts
+    (``has_counts``, else the error names ``why_not_counts``). With ``n_wide_genes`` above
+    ``n_top_genes`` the genes ranked up to it are kept too, after the ``n_top_genes`` most
+    variable (an ensemble's narrow members read those first columns, geneae.module.views);
+    each part keeps the table's order.
     """
     filter_cells_and_genes(
         kept,
@@ -214,14 +217,28 @@ def select_cells_and_genes(
         if steps.hvg_flavor == "seurat_v3" and not has_counts:
             raise needs_counts("hvg_flavor='seurat_v3'", why_not_counts)
         n_before = kept.genes.size
-        kept.genes = kept.genes[hvg()]
-        logger.info(
-            "kept the %s most variable of %s genes (hvg_flavor %s; preprocess.n_top_genes: 0 "
-            "keeps them all)",
-            f"{kept.genes.size:,}",
-            f"{n_before:,}",
-            steps.hvg_flavor,
-        )
+        core = hvg(steps.n_top_genes)
+        n_wide = steps.n_wide_genes or 0
+        if n_wide > steps.n_top_genes:
+            wide = ~core if n_wide >= n_before else hvg(n_wide) & ~core
+            kept.genes = np.concatenate([kept.genes[core], kept.genes[wide]])
+            logger.info(
+                "kept the %s most variable of %s genes, the %s most variable first (hvg_flavor "
+                "%s; preprocess.n_wide_genes and n_top_genes set them)",
+                f"{kept.genes.size:,}",
+                f"{n_before:,}",
+                f"{int(core.sum()):,}",
+                steps.hvg_flavor,
+            )
+        else:
+            kept.genes = kept.genes[core]
+            logger.info(
+                "kept the %s most variable of %s genes (hvg_flavor %s; preprocess.n_top_genes: "
+                "0 keeps them all)",
+                f"{kept.genes.size:,}",
+                f"{n_before:,}",
+                steps.hvg_flavor,
+            )
     if steps.drop_empty:
         drop_empty_cells(kept, base, "all zero in the selected genes")
     warn_dropped(kept, kept.cells.size, len(var_names))

@@ -176,14 +176,14 @@ def describe_value_steps(steps: PreprocessConfig) -> str:
 
 
 def hvg_mask(
-    kept: Kept, source: Matrix, counts: Matrix | None, steps: PreprocessConfig
+    kept: Kept, source: Matrix, counts: Matrix | None, steps: PreprocessConfig, n_top: int
 ) -> np.ndarray:
-    """Boolean mask over ``kept.genes`` of the ``n_top_genes`` most variable genes.
+    """Boolean mask over ``kept.genes`` of the ``n_top`` most variable genes.
 
     Scored scanpy-style on all current genes normalised together (then log1p), or on the
     raw counts for ``seurat_v3``.
     """
-    n_top, flavor = steps.n_top_genes, steps.hvg_flavor
+    flavor = steps.hvg_flavor
     if flavor == "seurat_v3":
         assert counts is not None
         return T.scanpy_hvg(kept.current(counts), flavor, n_top)

@@ -138,7 +138,7 @@ def fit_streaming(
         None,
         steps,
         var_names,
-        hvg=lambda: _hvg_mask(kept, blocks, steps),
+        hvg=lambda n: _hvg_mask(kept, blocks, steps, n),
         has_counts=facts.has_counts,
     )
 
@@ -187,9 +187,11 @@ def _first_pass(
     kept.filtered = filtered if filtered.any() else None
 
 
-def _hvg_mask(kept: Kept, blocks: Callable[..., Iterator], steps: PreprocessConfig) -> np.ndarray:
-    """Mask over the current genes of the ``n_top_genes`` most variable ones."""
-    flavor, n_top = str(steps.hvg_flavor), int(steps.n_top_genes)
+def _hvg_mask(
+    kept: Kept, blocks: Callable[..., Iterator], steps: PreprocessConfig, n_top: int
+) -> np.ndarray:
+    """Mask over the current genes of the ``n_top`` most variable ones."""
+    flavor = str(steps.hvg_flavor)
     moments = Moments(kept.genes.size)
     if flavor == "seurat_v3":
         for _, block in blocks(kept, "counts"):
