@@ -115,6 +115,8 @@ def test_a_bulk_fit_trains_both_kinds_and_its_saved_model_encodes_alike(tmp_path
     x = model.preprocessor.transform(bulk).X
     np.testing.assert_allclose(wide.view.mean.numpy(), x.mean(0), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(wide.view.std.numpy(), x.std(0), rtol=1e-3, atol=1e-5)
+    assert model.metrics["model"]["wide_members"] == 1
+    assert model.metrics["model"]["narrow_genes"] == 100
     embedding = model.encode(bulk)
     assert embedding.shape == (90, 2 * 10 + 10)  # two members and the PCA block
     recon = model.reconstruct(bulk)
@@ -123,3 +125,19 @@ def test_a_bulk_fit_trains_both_kinds_and_its_saved_model_encodes_alike(tmp_path
     again = GeneAE.load(saved)
     np.testing.assert_allclose(again.encode(bulk), embedding, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(again.reconstruct(bulk), recon, rtol=1e-5, atol=1e-6)
+
+
+def test_the_wide_genes_leave_the_most_variable_genes_values_as_they_were():
+    bulk = _bulk(n_genes=400)
+    tpm = ad.AnnData(np.expm1(np.asarray(bulk.X, dtype=np.float64)), var=bulk.var)
+    alone = Preprocessor(preset="lognorm", n_top_genes=60).fit(tpm)
+    wide = Preprocessor(preset="lognorm", n_top_genes=60, n_wide_genes=150).fit(tpm)
+    assert wide.genes_[:60] == alone.genes_
+    x_alone, x_wide = alone.transform(tpm).X, wide.transform(tpm).X
+    # Each sample's library is that of the 60 most variable genes in both.
+    np.testing.assert_allclose(x_wide[:, :60], x_alone, rtol=1e-6)
+    np.testing.assert_allclose(wide.library_sizes(tpm), alone.library_sizes(tpm), rtol=1e-12)
+    totals = np.expm1(np.asarray(x_wide, dtype=np.float64))
+    target = wide.steps_.target_sum  # the preset's
+    np.testing.assert_allclose(totals[:, :60].sum(1), target, rtol=1e-4)
+    assert np.all(totals.sum(1) > target * 1.01)  # the wide genes on the same scale, beyond it

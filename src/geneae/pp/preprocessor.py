@@ -62,6 +62,7 @@ from geneae.pp.steps import (
     describe_value_steps,
     fit_stats,
     hvg_mask,
+    library_genes,
     source_matrix,
     value_check,
     why_not_counts,
@@ -215,6 +216,9 @@ class Preprocessor:
     def library_sizes(self, adata: ad.AnnData, *, facts: DataFacts | None = None) -> np.ndarray:
         """Each cell's total over the kept genes of the matrix the value steps start from.
 
+        Over the leading ones of :func:`~geneae.pp.steps.library_genes` where wide genes
+        follow the most variable.
+
         The per-cell factor of library-size normalisation (``target_sum / library``):
         multiplying normalised values by ``library / target_sum`` puts them back on the
         scale of the data. Float64, one value per cell of ``adata``. ``facts``: those of
@@ -226,6 +230,7 @@ class Preprocessor:
         source = source_matrix(
             adata, steps, counts_matrix(adata, facts or describe(adata)), fitted=True
         )
+        cols = cols[: library_genes(steps, len(cols))]
         return np.concatenate(
             [row_sums(block) for _, block in row_blocks(source, None, cols)] or [np.zeros(0)]
         )
@@ -313,7 +318,7 @@ class Preprocessor:
         self.steps_ = steps
         self.genes_ = [str(g) for g in adata.var_names[kept.genes]]
         if steps.scale or steps.minmax:  # the only steps with fitted statistics
-            self.stats_ = fit_stats(before_scaling(kept.current(source), steps), steps)
+            self.stats_ = fit_stats(before_scaling(kept.current(source), steps, kept=True), steps)
         self.n_input_genes_ = adata.n_vars
         self.input_genes_sha256_ = names_sha256(adata.var_names)
         self.value_type_ = facts.value_type

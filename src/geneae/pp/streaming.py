@@ -226,7 +226,7 @@ def _scaling_stats(blocks: Iterable[Matrix], steps: PreprocessConfig) -> dict[st
     moments: Moments | None = None
     lo = hi = None
     for block in blocks:
-        x = before_scaling(block, steps)
+        x = before_scaling(block, steps, kept=True)
         if steps.scale:
             moments = moments or Moments(x.shape[1])
             moments.add(x)

@@ -25,12 +25,14 @@ Fitted = TypeVar("Fitted")
 SEURAT_V3_SPANS = (0.3, 0.4, 0.5, 1.0)
 
 
-def normalize_total(x: Matrix, target_sum: float) -> Matrix:
-    """Scale each row of ``x`` to sum to ``target_sum``, in place; all-zero rows stay zero.
+def normalize_total(x: Matrix, target_sum: float, over: int | None = None) -> Matrix:
+    """Scale each row of ``x`` so that it sums to ``target_sum``, in place.
 
-    ``x`` must be a private float copy (e.g. from :func:`take`): it is overwritten.
+    ``over``: the row's first ``over`` columns sum to ``target_sum`` (None: all of them),
+    the others on the same scale. All-zero rows stay zero. ``x`` must be a private float
+    copy (e.g. from :func:`take`): it is overwritten.
     """
-    sums = row_sums(x)
+    sums = row_sums(x if over is None or over >= x.shape[1] else x[:, :over])
     factor = np.divide(target_sum, sums, out=np.zeros_like(sums), where=sums > 0)
     if sp.issparse(x):
         x.data *= np.repeat(factor, np.diff(x.indptr))

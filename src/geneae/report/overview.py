@@ -142,6 +142,8 @@ def data_body(results: Results) -> dict[str, Any]:
             "likelihood": "likelihood",
             "latent_dim": "latent dimensions",
             "members": "members (latents side by side)",
+            "wide_members": "of them wide (every gene z-scored, squared error)",
+            "narrow_genes": "genes the other members read (the most variable)",
             "n_parameters": "parameters",
             "epochs_trained": "epochs trained",
             "best_epoch": "best epoch",
