@@ -141,3 +141,33 @@ def test_the_wide_genes_leave_the_most_variable_genes_values_as_they_were():
     target = wide.steps_.target_sum  # the preset's
     np.testing.assert_allclose(totals[:, :60].sum(1), target, rtol=1e-4)
     assert np.all(totals.sum(1) > target * 1.01)  # the wide genes on the same scale, beyond it
+
+
+def test_wide_members_of_tpm_take_the_library_of_their_own_genes():
+    bulk = _bulk(n_samples=90, n_genes=600)
+    tpm = ad.AnnData(np.expm1(np.asarray(bulk.X, dtype=np.float64)), obs=bulk.obs, var=bulk.var)
+    config = RunConfig().updated(
+        {
+            "train.max_epochs": 2,
+            "train.cluster_epochs": 0,
+            "train.quiet": True,
+            "train.num_threads": 1,
+            "model.members": 2,
+            "preprocess.n_top_genes": 100,
+            "preprocess.n_wide_genes": 300,
+        }
+    )
+    model = GeneAE(config).fit(tpm)
+    assert model.config.model.wide_target_sum == model.preprocessor.steps_.target_sum == 1e6
+    wide = model.module.members[1]
+    x = np.asarray(model.preprocessor.transform(tpm).X, dtype=np.float64)
+    expression = np.expm1(x)
+    np.testing.assert_allclose(expression[:, :100].sum(1), 1e6, rtol=1e-4)
+    own = np.log1p(expression * 1e6 / expression.sum(1, keepdims=True))
+    np.testing.assert_allclose(wide.view.mean.numpy(), own.mean(0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(wide.view.std.numpy(), own.std(0), rtol=1e-3, atol=1e-4)
+    recon = model.reconstruct(tpm)
+    assert recon.shape == (90, 300) and np.isfinite(recon).all()
+    # Without a wide member's rescaling where the values are not normalised here.
+    logged = resolve(RunConfig(), describe(bulk))
+    assert logged.model.wide_target_sum == 0.0

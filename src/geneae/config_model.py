@@ -100,6 +100,15 @@ class ModelConfig(Section):
         "which come first (0: every model gene); None: preprocess.n_top_genes where the "
         "model has wide members, else 0 (geneae.resolve)",
     )
+    wide_target_sum: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="a wide member rescales each sample's log1p values so that its "
+        "expression over every model gene totals this (the library of its own genes, as a "
+        "run of them alone would have; the preprocessing scales the narrow members' genes "
+        "to it); 0: as given; None: the preprocessing's target_sum where it normalises, "
+        "takes log1p and keeps wide genes, else 0 (geneae.resolve)",
+    )
     standardized_weight: float | None = Field(
         default=None,
         ge=0.0,

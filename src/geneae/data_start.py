@@ -9,8 +9,11 @@ with its job (:mod:`geneae.train.member_process`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
+from torch import Tensor
 
 from geneae.prepared import Prepared
 
@@ -32,9 +35,14 @@ class DataStart:
     standardized_scale: float | None
     """The standardised term's scale (:func:`geneae.balance.balance_scale`) over the genes
     the module reads; None where the module has no such term."""
+    wide_moments: tuple[torch.Tensor, torch.Tensor] | None = None
+    """(genes,) means and variances of the model input as wide members that rescale their
+    samples read it (:meth:`geneae.module.views.GeneView.rescaled`); None: none do."""
 
 
-def data_start(module: torch.nn.Module, likelihood: str, prepared: Prepared) -> DataStart:
+def data_start(
+    module: torch.nn.Module, likelihood: str, prepared: Prepared, wide_target_sum: float = 0.0
+) -> DataStart:
     """:class:`DataStart` of ``module`` (one member of an ensemble) on ``prepared``.
 
     Parameters
@@ -46,6 +54,8 @@ def data_start(module: torch.nn.Module, likelihood: str, prepared: Prepared) -> 
         The configuration's ``model.likelihood``.
     prepared
         The training data.
+    wide_target_sum
+        ``model.wide_target_sum`` of an ensemble with wide members (0: none rescale).
     """
     from geneae.balance import balance_scale, column_moments
 
@@ -60,9 +70,31 @@ def data_start(module: torch.nn.Module, likelihood: str, prepared: Prepared) -> 
             x = x[:, : module.n_genes]
             counts = None if counts is None else counts[:, : module.n_genes]
         scale = balance_scale(likelihood, x, counts)
+    wide = _rescaled_moments(data.X, wide_target_sum) if wide_target_sum else None
     return DataStart(
-        torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(var, dtype=torch.float32), scale
+        torch.as_tensor(mean, dtype=torch.float32),
+        torch.as_tensor(var, dtype=torch.float32),
+        scale,
+        wide,
     )
+
+
+def _rescaled_moments(x: Any, target_sum: float, block: int = 4096) -> tuple[Tensor, Tensor]:
+    """Per-gene mean and population variance of ``x`` as a rescaling wide member reads it."""
+    from geneae.module.views import GeneView
+
+    view = GeneView(x.shape[1], x.shape[1], standardize=False, target_sum=target_sum)
+    total = torch.zeros(x.shape[1], dtype=torch.float64)
+    squares = torch.zeros(x.shape[1], dtype=torch.float64)
+    for start in range(0, x.shape[0], block):
+        part = x[start : start + block]
+        part = part.toarray() if hasattr(part, "toarray") else np.asarray(part)
+        values = view.rescaled(torch.as_tensor(part, dtype=torch.float32)).double()
+        total += values.sum(0)
+        squares += values.square().sum(0)
+    n = max(int(x.shape[0]), 1)
+    mean = total / n
+    return mean.float(), (squares / n - mean.square()).clamp_min(0).float()
 
 
 def start_from_data(module: torch.nn.Module, start: DataStart) -> float | None:
@@ -76,8 +108,12 @@ def start_from_data(module: torch.nn.Module, start: DataStart) -> float | None:
     if view is None:
         module.decoder.start_at(start.gene_means)
     else:
-        view.start_at(start.gene_means, start.gene_vars)
-        module.decoder.start_at(view.gene_means(start.gene_means))
+        mean, var = start.gene_means, start.gene_vars
+        if view.target_sum:
+            assert start.wide_moments is not None  # data_start of this ensemble's config
+            mean, var = start.wide_moments
+        view.start_at(mean, var)
+        module.decoder.start_at(view.gene_means(mean))
     term = module.decoder.standardized
     if term is None:
         return None

@@ -216,7 +216,9 @@ def train_module(
         The trained module, its history and the ``model`` metrics.
     """
     members = members_of(module)
-    start = data_start(members[0], config.model.likelihood, prepared.in_memory)
+    model = config.model
+    wide_target_sum = (model.wide_target_sum or 0.0) if model.n_wide else 0.0
+    start = data_start(members[0], model.likelihood, prepared.in_memory, wide_target_sum)
     if len(members) == 1:
         return train_one(
             module,

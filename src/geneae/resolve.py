@@ -218,9 +218,16 @@ def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
         standardized_term=model.standardized_weight > 0,
         wide_members=model.wide_members > 0,
     )
+    pp = config.preprocess
     if model.narrow_genes is None:
-        top = config.preprocess.n_top_genes or 0
+        top = pp.n_top_genes or 0
         model.narrow_genes = top if model.wide_members and top else 0
+    if model.wide_target_sum is None:
+        # The wide genes follow the narrow ones' library (geneae.pp.steps.library_genes);
+        # the wide members take their own back where the values allow it.
+        logged = pp.normalize and pp.log1p and not (pp.scale or pp.minmax)
+        wide = model.wide_members and (pp.n_wide_genes or 0) > (pp.n_top_genes or 0)
+        model.wide_target_sum = float(pp.target_sum or 0.0) if logged and wide else 0.0
     _check_narrow(config)
     # Genes as samples: the model's training rows are the genes.
     rows = facts.n_vars if genes_as_samples else facts.n_obs

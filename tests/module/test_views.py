@@ -96,6 +96,23 @@ def test_a_view_reads_a_leading_slice_or_clipped_z_scores_and_inverts_them() -> 
     )
 
 
+def test_a_rescaling_view_reads_each_sample_on_the_library_of_every_gene() -> None:
+    gen = torch.Generator().manual_seed(7)
+    expression = torch.rand(N, G, generator=gen) * torch.logspace(0, 3, G)
+    target = 1e4
+    # The model input: log1p of expression scaled so that the first NARROW genes total 1e4.
+    x = torch.log1p(expression * target / expression[:, :NARROW].sum(1, keepdim=True))
+    view = GeneView(G, G, standardize=True, target_sum=target)
+    expected = torch.log1p(expression * target / expression.sum(1, keepdim=True))
+    torch.testing.assert_close(view.rescaled(x), expected, rtol=1e-4, atol=1e-4)
+    view.start_at(expected.mean(0), expected.var(0, unbiased=False))
+    z = view.inputs(x)
+    torch.testing.assert_close(z.mean(0), torch.zeros(G), rtol=0, atol=1e-3)
+    # Its reconstruction goes back to the model input's units, sample by sample.
+    torch.testing.assert_close(view.outputs(z, x), x, rtol=1e-4, atol=1e-3)
+    assert gene_view(_config(members=1, wide_members=1, wide_target_sum=target), G).target_sum
+
+
 def test_views_follow_the_configuration() -> None:
     assert gene_view(_config(members=1, wide_members=0, narrow_genes=0), G) is None
     assert gene_view(_config(members=1, wide_members=0, narrow_genes=G), G) is None

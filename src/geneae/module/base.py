@@ -170,7 +170,7 @@ class ExpressionModule(nn.Module):
         if library is None:
             library = library_size(inference, None, self.learned_library)
         params = self.generative(inference["z"], library, covariate, standardized=False)
-        out["reconstruction"] = self.in_model_units(self.expected_target(inference, params))
+        out["reconstruction"] = self.in_model_units(self.expected_target(inference, params), x)
         return out
 
     def encode(self, x: Tensor, covariate: Tensor | None = None) -> Tensor:
@@ -185,14 +185,20 @@ class ExpressionModule(nn.Module):
         """The input of this module from model inputs ``x``: its view of them, if any."""
         return x if self.view is None else self.view.inputs(x)
 
-    def in_model_units(self, values: Tensor) -> Tensor:
-        """A reconstruction of this module (..., its genes) in the model input's units."""
-        return values if self.view is None else self.view.outputs(values)
+    def in_model_units(self, values: Tensor, x: Tensor | None = None) -> Tensor:
+        """A reconstruction of this module (..., its genes) in the model input's units.
+
+        ``x``: the model inputs it is of (a view that rescales samples needs their scale).
+        """
+        return values if self.view is None else self.view.outputs(values, x)
 
     def decoded_mean(
         self, z: Tensor, library: Tensor | None = None, covariate: Tensor | None = None
     ) -> Tensor:
-        """The decoded mean of codes ``z`` over this module's genes, in model units."""
+        """The decoded mean of codes ``z`` over this module's genes, in model units.
+
+        Of a member that rescales its samples, on its own scale (codes carry no sample's).
+        """
         params = self.generative(z, library, covariate, standardized=False)
         return self.in_model_units(params["mean"])
 

@@ -7,7 +7,11 @@ members that see the model input differently:
   genes (the preprocessing's most variable, which come first), as they are;
 - a *wide* member reads every model gene, each z-scored (centred on its mean, divided by
   its standard deviation on the training data, clipped at :data:`CLIP`), and reconstructs
-  those z-scores with squared error: every gene weighs alike, as in z-scored PCA.
+  those z-scores with squared error: every gene weighs alike, as in z-scored PCA. Where the
+  model input is log1p of expression scaled per sample over the narrow genes
+  (:func:`geneae.pp.steps.library_genes`), it first rescales each sample to a total over
+  every model gene (``model.wide_target_sum``): each kind reads its genes as a run of them
+  alone would.
 
 On bulk tables the two see different signals: a tumour type's genes among the 2,000 most
 variable (where the extra genes of a wider input bury it), and a cell type's signal spread
@@ -44,15 +48,21 @@ class GeneView(nn.Module):
         The genes this member reads: the first ``width`` model genes.
     standardize
         Whether the member z-scores them (from :meth:`start_at`'s moments).
+    target_sum
+        Rescale each sample's log1p values so that their expression totals this over the
+        model genes, before z-scoring (0: as given).
     """
 
-    def __init__(self, n_model_genes: int, width: int, standardize: bool) -> None:
+    def __init__(
+        self, n_model_genes: int, width: int, standardize: bool, target_sum: float = 0.0
+    ) -> None:
         super().__init__()
         if not 0 < width <= n_model_genes:
             raise ValueError(f"a view reads 1 to {n_model_genes} genes, not {width}")
         self.n_model_genes = n_model_genes
         self.width = width
         self.standardize = standardize
+        self.target_sum = float(target_sum)
         if standardize:  # identity until set from the data (start_at), saved with weights
             self.register_buffer("mean", torch.zeros(width))
             self.register_buffer("std", torch.ones(width))
@@ -64,17 +74,37 @@ class GeneView(nn.Module):
             self.mean.copy_(mean[: self.width])
             self.std.copy_(var[: self.width].clamp_min(0).sqrt().clamp_min(STD_FLOOR))
 
+    def rescaled(self, x: Tensor) -> Tensor:
+        """Model inputs ``x`` rescaled to :attr:`target_sum` over every model gene."""
+        if not self.target_sum:
+            return x
+        return torch.log1p(torch.expm1(x.clamp_min(0)) / self._factor(x))
+
+    def _factor(self, x: Tensor) -> Tensor:
+        """(n, 1) each sample's total expression over the model genes per target_sum."""
+        total = torch.expm1(x.clamp_min(0)).sum(-1, keepdim=True) / self.target_sum
+        return total.clamp_min(1e-12)
+
     def inputs(self, x: Tensor) -> Tensor:
         """(n, width) the member's input from model inputs ``x`` (n, model genes)."""
+        x = self.rescaled(x)
         if self.width < self.n_model_genes:
             x = x[..., : self.width]
         if self.standardize:
             x = ((x - self.mean) / self.std).clamp(-CLIP, CLIP)
         return x
 
-    def outputs(self, values: Tensor) -> Tensor:
-        """The member's reconstruction (..., width) in the model input's units."""
-        return values * self.std + self.mean if self.standardize else values
+    def outputs(self, values: Tensor, x: Tensor | None = None) -> Tensor:
+        """The member's reconstruction (..., width) in the model input's units.
+
+        Of a member that rescales its samples, ``x`` (the model inputs the values are of)
+        gives each sample's scale back; without it the values stay on the member's scale.
+        """
+        if self.standardize:
+            values = values * self.std + self.mean
+        if self.target_sum and x is not None:
+            values = torch.log1p(torch.expm1(values.clamp_min(0)) * self._factor(x))
+        return values
 
     def gene_means(self, mean: Tensor) -> Tensor:
         """Where the member's input stands on average: its heads start there."""
@@ -93,12 +123,13 @@ class GeneView(nn.Module):
 def gene_view(cfg: ModelConfig, n_model_genes: int) -> GeneView | None:
     """The view of a single model of ``cfg`` (an ensemble's member) on ``n_model_genes``.
 
-    A wide model (``wide_members: 1``) z-scores every gene; a narrow one
+    A wide model (``wide_members: 1``) z-scores every gene (rescaled to
+    ``wide_target_sum`` first, where it is set); a narrow one
     (``narrow_genes`` below the model genes) reads the first ``narrow_genes``; any other
     reads the model input as it is (None).
     """
     if cfg.n_wide:
-        return GeneView(n_model_genes, n_model_genes, standardize=True)
+        return GeneView(n_model_genes, n_model_genes, True, cfg.wide_target_sum or 0.0)
     narrow = cfg.narrow_genes or 0
     if 0 < narrow < n_model_genes:
         return GeneView(n_model_genes, narrow, standardize=False)
