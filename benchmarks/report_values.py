@@ -92,9 +92,11 @@ def values_sections(agg: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
             "in, as featureCounts or HTSeq give them), which geneae reads as counts (NB "
             "likelihood). geneae detects "
             "the unlogged values, scales each sample to a million (TPM keeps its values, "
-            "counts become CPM), log-transforms them and keeps its 2,000 seurat HVGs; PCA "
-            "gets the same log1p of TPM / CPM (unscaled: every gene; scaled: scanpy's 2,000 "
-            "seurat HVGs). "
+            "counts become CPM), log-transforms them and keeps its 2,000 seurat HVGs for "
+            "half its members and 5,000 for the other half (wide members: every gene "
+            "z-scored, squared error; not on read counts; docs/design/default-model.md, "
+            "round 73); PCA gets the same log1p of TPM / CPM (unscaled: every gene; "
+            "scaled: scanpy's 2,000 seurat HVGs). "
             "The one public bulk set a PyPI package ships (inmoose's airway: 8 samples) is "
             "too small to cluster, so the real bulk test remains the held-out one.",
             PCA_PEERS,
