@@ -59,6 +59,10 @@ def test_counts_single_cells_and_given_settings_keep_one_kind():
     given = RunConfig().updated({"model.wide_members": 2, "preprocess.n_wide_genes": 0})
     config = resolve(given, describe(bulk))
     assert (config.model.wide_members, config.preprocess.n_wide_genes) == (2, 0)
+    # More wide members than the data give members: as many as there are, said in the log.
+    many = RunConfig().updated({"model.wide_members": 6})
+    big = _bulk(n_samples=900)
+    assert resolve(many, describe(big)).model.wide_members == 3  # 3 members from 800 samples
     off = resolve(RunConfig().updated({"model.wide_members": 0}), describe(bulk))
     assert (off.preprocess.n_wide_genes, off.model.narrow_genes) == (0, 0)
 

@@ -139,10 +139,6 @@ class ModelConfig(Section):
                 f"mask_rate_min ({self.mask_rate_min}) must not exceed "
                 f"mask_rate_max ({self.mask_rate_max})"
             )
-        if self.wide_members and self.members and self.wide_members > self.members:
-            raise ValueError(
-                f"wide_members ({self.wide_members}) cannot exceed members ({self.members})"
-            )
         if self.n_wide and (self.models_counts or self.likelihood == "bernoulli"):
             raise ValueError(
                 f"wide_members needs a likelihood of the model input (mse, masked_mse, "
