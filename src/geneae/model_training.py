@@ -37,6 +37,7 @@ from geneae.precision import choose_precision, training_device_type
 from geneae.prepared import Prepared
 from geneae.threads import apply_threads, member_waves
 from geneae.train.member_folders import folder_prefix, sweep_folders
+from geneae.train.member_metrics import mean_of, merge_member_metrics
 from geneae.train.member_process import (
     MemberJob,
     MemberProcess,
@@ -280,12 +281,6 @@ def train_module(
     )
 
 
-def mean_of(values: Sequence[float | None]) -> float | None:
-    """The mean of the values that are known; None where none is."""
-    known = [v for v in values if v is not None]
-    return sum(known) / len(known) if known else None
-
-
 def side_by_side(config: RunConfig, prepared: Prepared | OnDisk, members: int) -> bool:
     """Whether an ensemble's ``members`` may train at once, in processes of their own.
 
@@ -347,38 +342,6 @@ def _train_wave(
                 child.stop()
             torch.set_num_threads(previous)
     return done
-
-
-def merge_member_metrics(parts: list[dict[str, Any]], module: torch.nn.Module) -> dict[str, Any]:
-    """metrics.json's ``model`` section of an ensemble from its members' sections.
-
-    What the members share once; ``members`` (and of members of two kinds,
-    ``wide_members`` and ``narrow_genes``); the ensemble's parameter count; per member
-    (lists in member order) what differs: epochs, best epoch, early stop and the
-    clustering phase's clusters and where it ran.
-    """
-    per_member = ("epochs_trained", "best_epoch", "stopped_early")
-    merged = {k: v for k, v in parts[0].items() if k not in (*per_member, "cluster_phase")}
-    merged["members"] = len(parts)
-    members = members_of(module)
-    wide = sum(1 for m in members if m.view is not None and m.view.standardize)
-    if wide:  # members of two kinds: how many read every gene z-scored, and the others' genes
-        merged["wide_members"] = wide
-        merged["narrow_genes"] = int(members[0].n_genes)
-    merged["n_parameters"] = int(sum(p.numel() for p in module.parameters()))
-    for key in per_member:
-        merged[key] = [part[key] for part in parts]
-    phases = [part["cluster_phase"] for part in parts if "cluster_phase" in part]
-    if phases:
-        merged["cluster_phase"] = {
-            **{k: phases[0][k] for k in ("epochs", "resolution", "weight")},
-            **{
-                k: [ph[k] for ph in phases]
-                for k in ("clusters", "initial_sizes", "final_kl", "device")
-            },
-            "seconds": sum(ph["seconds"] for ph in phases),
-        }
-    return merged
 
 
 def train_one(

@@ -206,12 +206,9 @@ class Ensemble(nn.Module):
         if not self.has_views:
             return sum(values) / len(values)
         total = values[0].new_zeros((*values[0].shape[:-1], self.n_genes))
-        cover = values[0].new_zeros(self.n_genes)
         for member, v in zip(self.members, values, strict=True):
-            columns = slice(0, member.n_genes)
-            total[..., columns] += v
-            cover[columns] += 1
-        return total / cover
+            total[..., : member.n_genes] += v
+        return total / self.coverage().to(total)
 
     def coverage(self) -> Tensor:
         """(model genes,) how many members reconstruct each gene."""
