@@ -88,7 +88,9 @@ CPM_DATASETS: tuple[str, ...] = ("pbmc_10x_cpm", "worm_neuron_cpm", "mouse_bladd
 # whole-genome count set of that name, 20-60% of it the sample's own type, one of the set's 8
 # largest), for real genes' abundances and real types' profiles where the synthetic sets
 # draw them. ``bulk_pseudo_bladder_counts``: the same bladder samples as their read counts
-# (integers, each sample's depth left in), as featureCounts or HTSeq give them.
+# (integers, each sample's depth left in), as featureCounts or HTSeq give them, and
+# ``bulk_pseudo_worm_counts`` the worm samples so; ``bulk_read_counts`` the synthetic
+# tumours of ``bulk_tcga_like`` so (synthetic_bulk's ``read_counts``).
 BULK_DATASETS: tuple[str, ...] = (
     "bulk_tcga_like",
     "bulk_estimated_counts",
@@ -98,12 +100,15 @@ BULK_DATASETS: tuple[str, ...] = (
     "bulk_pseudo_bladder",
     "bulk_pseudo_worm",
     "bulk_pseudo_bladder_counts",
+    "bulk_pseudo_worm_counts",
+    "bulk_read_counts",
 )
 #: synthetic_bulk's arguments for each bulk set.
 BULK_ARGS: dict[str, dict[str, Any]] = {
     "bulk_tcga_like": {"values": "tpm"},
     "bulk_estimated_counts": {"values": "estimated_counts"},
     "bulk_log2_centred": {"values": "log2_centred"},
+    "bulk_read_counts": {"values": "read_counts"},
     "bulk_small": {"n_samples": 120, "n_genes": 3000, "seed": 41},
     "bulk_tiny": {"n_samples": 80, "n_genes": 2000, "n_types": 6, "seed": 20},
 }
@@ -113,6 +118,7 @@ PSEUDOBULK_SETS: dict[str, tuple[str, str]] = {
     "bulk_pseudo_bladder": ("mouse_bladder_allgenes", "tpm"),
     "bulk_pseudo_worm": ("worm_neuron_allgenes", "tpm"),
     "bulk_pseudo_bladder_counts": ("mouse_bladder_allgenes", "counts"),
+    "bulk_pseudo_worm_counts": ("worm_neuron_allgenes", "counts"),
 }
 # Synthetic counts that probe one property, reported in a section of their own (not in the
 # count sets' tables across datasets): ``fine_subtypes`` is

@@ -145,6 +145,10 @@ def synthetic_bulk(
 
     ``values="log2_centred"``: the same tumours as UCSC Xena's pan-cancer tables hold them,
     log2(TPM + 1) minus each gene's mean over the samples (centred, not scaled).
+
+    ``values="read_counts"``: the same tumours as the integer read counts that
+    featureCounts or HTSeq give (what DESeq2 and edgeR start from): depth spread as wide as
+    ``estimated_counts``' and left in, no EM sharing.
     """
     rng = np.random.default_rng([seed, 7])
     weights = rng.dirichlet(np.full(n_types, 4.0))
@@ -169,16 +173,17 @@ def synthetic_bulk(
         + scores @ loadings
         + rng.normal(0.0, 0.4, (n_samples, n_genes))
     )
-    if values not in ("tpm", "estimated_counts", "log2_centred"):
-        raise ValueError(
-            f"values must be 'tpm', 'estimated_counts' or 'log2_centred', not {values!r}"
-        )
-    depth_sd = 0.5 if values == "estimated_counts" else 0.3
+    kinds = ("tpm", "estimated_counts", "log2_centred", "read_counts")
+    if values not in kinds:
+        raise ValueError(f"values must be one of {', '.join(kinds)}, not {values!r}")
+    depth_sd = 0.5 if values in ("estimated_counts", "read_counts") else 0.3
     depth = np.exp(rng.normal(np.log(3e7), depth_sd, n_samples))
     reads = _nb_counts(rng, depth[:, None] * _proportions(log_mu), 20.0).astype(np.float64)
     if values == "estimated_counts":
         estimated = np.round(reads * rng.uniform(0.9, 1.1, reads.shape), 2)
         return estimated.astype(np.float32), types
+    if values == "read_counts":
+        return reads.astype(np.float32), types
     tpm = reads / depth[:, None] * 1e6
     if values == "log2_centred":
         logged = np.log2(tpm + 1.0)

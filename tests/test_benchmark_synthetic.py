@@ -1,6 +1,7 @@
 """The benchmark's synthetic data of one property (benchmarks/synthetic.py)."""
 
 import numpy as np
+import pytest
 
 from benchmarks.synthetic import synthetic_hierarchy
 
@@ -62,3 +63,21 @@ def test_bulk_log2_centred_is_the_tpm_table_logged_and_centred_per_gene():
     assert facts.value_type == "standardised" and not facts.unit_variance
     assert dataset_kind("bulk_log2_centred") == "bulk" and not unlogged("bulk_log2_centred")
     assert unlogged("bulk_tcga_like") == 1e6 and unlogged("pbmc_10x") is None
+
+
+def test_bulk_read_counts_are_the_same_tumours_as_integer_reads():
+    from benchmarks.synthetic import synthetic_bulk
+
+    args = {"n_samples": 40, "n_genes": 300, "n_types": 3, "seed": 2}
+    reads, types = synthetic_bulk(**args, values="read_counts")
+    estimated, same_types = synthetic_bulk(**args, values="estimated_counts")
+    np.testing.assert_array_equal(types, same_types)
+    assert np.array_equal(reads, np.round(reads)) and reads.min() >= 0
+    # RSEM's estimates are the same reads, each scaled by U(0.9, 1.1) and rounded
+    ratio = estimated[reads > 0] / reads[reads > 0]
+    assert ratio.min() >= 0.9 - 1e-2 and ratio.max() <= 1.1 + 1e-2
+    # depth left in, spread as wide as the estimated counts' (log sd 0.5 around 30 M)
+    depth = reads.sum(1)
+    assert 1e7 < np.median(depth) < 1e8 and np.std(np.log(depth)) > 0.3
+    with pytest.raises(ValueError, match="read_counts"):
+        synthetic_bulk(**args, values="reads")
