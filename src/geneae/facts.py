@@ -49,6 +49,10 @@ CountsIn = Literal["layers['counts']", "X"]
 # hold 85-99 % zeros even on their 2,000 most variable genes, bulk samples 1-10 % (up to
 # about half where a whole annotation's unexpressed genes are kept).
 CELLS_ZEROS = 0.75
+# Raw counts of fewer than this per sample are single cells' whatever their zeros: droplet
+# cells hold 1e3-5e4 UMIs, bulk libraries 1e6-1e8 reads (a few hundred thousand at the
+# least); cells of a small panel of well-expressed genes may hold few zeros.
+CELLS_DEPTH = 1e5
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,9 @@ class DataFacts:
         The share of ``X``'s entries at its minimum (its zeros, stored or not; of values
         logged with a pseudo-count, the log's floor, zeros once undone): single cells'
         tables are mostly zeros, bulk samples' are not (:attr:`single_cells`).
+    shallow_fraction
+        The share of samples whose raw counts total fewer than :data:`CELLS_DEPTH` (0
+        without raw counts): single cells' depth, not bulk samples' (:attr:`single_cells`).
     """
 
     n_obs: int
@@ -101,6 +108,7 @@ class DataFacts:
     ln_small_totals: bool = False
     unit_variance: bool = False
     floor_fraction: float = 0.0
+    shallow_fraction: float = 0.0
 
     @property
     def has_counts(self) -> bool:
@@ -108,8 +116,13 @@ class DataFacts:
 
     @property
     def single_cells(self) -> bool:
-        """Whether the values are mostly zeros, as single cells' are (:data:`CELLS_ZEROS`)."""
-        return self.floor_fraction > CELLS_ZEROS
+        """Whether the values are single cells', not bulk samples'.
+
+        Mostly zeros (:data:`CELLS_ZEROS`), or raw counts of most samples below bulk
+        samples' depth (:data:`CELLS_DEPTH`).
+        """
+        shallow = self.has_counts and self.shallow_fraction > 0.5
+        return self.floor_fraction > CELLS_ZEROS or shallow
 
     @property
     def log_scale(self) -> LogScale | None:
@@ -188,7 +201,9 @@ def describe(adata: object, layer: str | None = None) -> DataFacts:
         lo = hi = 0.0
     look = _LogLook(kind, lo, hi, int(n_vars))
     sums = {base: row_power_sums(x, base) for base in look.bases}
+    counts = None if counts_in is None else x if counts_in == "X" else layers["counts"]
     return DataFacts(
+        shallow_fraction=0.0 if counts is None else _shallow_rows(counts) / max(int(n_obs), 1),
         floor_fraction=at_lo / max(int(n_obs) * int(n_vars), 1),
         n_obs=int(n_obs),
         n_vars=int(n_vars),
@@ -200,6 +215,12 @@ def describe(adata: object, layer: str | None = None) -> DataFacts:
         unit_variance=kind == "standardised" and is_unit_variance(gene_variances(x)),
         **look.facts(sums),
     )
+
+
+def _shallow_rows(counts: np.ndarray | sp.spmatrix) -> int:
+    """How many rows of ``counts`` total fewer than :data:`CELLS_DEPTH`."""
+    totals = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
+    return int(np.sum(totals < CELLS_DEPTH))
 
 
 #: The bases whose totals tell log2 of normalised expression from natural logs of it.
@@ -272,6 +293,10 @@ class FactsAccumulator:
         self.power_sums: dict[float, list[np.ndarray]] = {_LOG2: [], _LN: []}
         self.sparse = False
         self.at_lo = 0  # entries at the minimum so far
+        # Rows below single cells' depth, of X and of the counts layer (which holds the
+        # counts is known at the end).
+        self.shallow_x = 0
+        self.shallow_layer = 0
 
     def add(self, x: np.ndarray | sp.spmatrix, counts: np.ndarray | sp.spmatrix | None) -> None:
         """One block of rows of X and, when the data have that layer, of the counts layer."""
@@ -280,6 +305,8 @@ class FactsAccumulator:
         self.x_counts = self.x_counts and is_count_matrix(x)
         if self.layer_counts and counts is not None:
             self.layer_counts = is_count_matrix(counts)
+            self.shallow_layer += _shallow_rows(counts)
+        self.shallow_x += _shallow_rows(x)
         lo, hi, at_lo = value_range(x)
         if lo <= self.lo:
             self.at_lo = at_lo + (self.at_lo if lo == self.lo else 0)
@@ -304,10 +331,11 @@ class FactsAccumulator:
             ),
         )
         counts_in: CountsIn | None = None
+        shallow = 0
         if self.layer_counts:
-            counts_in = "layers['counts']"
+            counts_in, shallow = "layers['counts']", self.shallow_layer
         elif kind == "raw counts":
-            counts_in = "X"
+            counts_in, shallow = "X", self.shallow_x
         look = _LogLook(kind, float(self.lo), float(self.hi), self.n_vars)
         sums = {base: np.concatenate(self.power_sums[base]) for base in look.bases}
         return DataFacts(
@@ -320,5 +348,6 @@ class FactsAccumulator:
             min_value=float(self.lo) if finite else 0.0,
             unit_variance=kind == "standardised" and is_unit_variance(self.moments.var()),
             floor_fraction=self.at_lo / max(self.n_obs * self.n_vars, 1),
+            shallow_fraction=shallow / max(self.n_obs, 1),
             **look.facts(sums),
         )

@@ -130,16 +130,16 @@ def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
                 "expression across the samples)"
             )
         config.preprocess = gene_preprocess(config.preprocess, facts)
-    if model.likelihood == "auto" and model.n_wide and facts.has_counts:
+    count_model = facts.has_counts and facts.single_cells
+    if model.likelihood == "auto" and model.n_wide and count_model:
         raise InputError(
             f"model.wide_members ({model.wide_members}) reconstructs z-scored input, but the "
-            f"data hold raw counts in {facts.counts_in}, which the likelihood (nb) "
+            f"data hold single cells' raw counts in {facts.counts_in}, which the likelihood (nb) "
             "reconstructs as counts; set model.wide_members: 0, or --likelihood mse."
         )
     if model.likelihood == "auto":
-        model.likelihood = "nb" if facts.has_counts else "mse"
-        why = f"raw counts in {facts.counts_in}" if facts.has_counts else facts.describe_values()
-        logger.info("likelihood: %s (the data hold %s)", model.likelihood, why)
+        model.likelihood = "nb" if count_model else "mse"
+        logger.info("likelihood: %s (%s)", model.likelihood, _why_likelihood(facts))
     if LIKELIHOODS[model.likelihood].models_counts and not facts.has_counts:
         raise InputError(
             f"likelihood {model.likelihood!r} models raw counts, but the data have none (X "
@@ -217,6 +217,7 @@ def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
         facts,
         standardized_term=model.standardized_weight > 0,
         wide_members=model.wide_members > 0,
+        count_likelihood=LIKELIHOODS[model.likelihood].models_counts,
     )
     pp = config.preprocess
     if model.narrow_genes is None:
@@ -248,15 +249,28 @@ def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
     return config
 
 
+def _why_likelihood(facts: DataFacts) -> str:
+    """Why ``likelihood: auto`` became what it did, for the log line."""
+    if not facts.has_counts:
+        return f"the data hold {facts.describe_values()}"
+    if facts.single_cells:
+        return f"the data hold raw counts in {facts.counts_in}"
+    return (
+        f"the data hold raw counts in {facts.counts_in} of bulk samples, not single cells "
+        f"({facts.floor_fraction:.0%} zeros): read as their log CPM, as TPM is; "
+        "--likelihood nb models the counts"
+    )
+
+
 def wide_members(config: RunConfig, facts: DataFacts) -> int:
     """How many of the (resolved) members are wide ones (:mod:`geneae.module.views`).
 
     The configuration's own number (at most the members); left open, half the members
-    (rounded down) of a table that is not single cells (:attr:`DataFacts.single_cells`) and
-    holds no raw counts, under preprocess preset ``auto``: bulk samples' values (TPM, RSEM,
-    FPKM, logs of them). Elsewhere 0: on single cells' counts the default leads its peers
-    without them, and on bulk read counts the count likelihood must reconstruct the counts
-    (a wide member reconstructs z-scores).
+    (rounded down) of a table that is not single cells (:attr:`DataFacts.single_cells`),
+    under preprocess preset ``auto``, with a likelihood of identity link: bulk samples'
+    values (TPM, RSEM, FPKM, read counts, logs of them). Elsewhere 0: on single cells'
+    counts the default leads its peers without them, and a count likelihood reconstructs
+    counts (a wide member reconstructs z-scores).
     """
     model = config.model
     members = model.members or 1
@@ -268,9 +282,8 @@ def wide_members(config: RunConfig, facts: DataFacts) -> int:
                 model.wide_members,
             )
         return min(model.wide_members, members)
-    bulk = not facts.single_cells and not facts.has_counts
     if not (
-        bulk
+        not facts.single_cells
         and members > 1
         and config.preprocess.preset == "auto"
         and not config.data.genes_as_samples

@@ -145,9 +145,18 @@ def _describe_value_steps(steps: dict[str, Any], unlog: LogScale | None) -> str:
     return f"{unlog} undone" if unlog else "values kept as they are"
 
 
-def auto_preset(has_counts: bool) -> str:
-    """The preset ``preset: auto`` becomes: ``counts`` on raw counts, else ``standardize``."""
-    return "counts" if has_counts else "standardize"
+def auto_preset(facts: DataFacts, count_likelihood: bool = False) -> str:
+    """The preset ``preset: auto`` becomes for data like ``facts``.
+
+    ``counts`` on single cells' raw counts, or for a model of counts (``count_likelihood``);
+    else ``standardize``.
+
+    Bulk samples' read counts (raw counts that are not single cells':
+    :attr:`DataFacts.single_cells`) are read as their log CPM, as bulk TPM is
+    (docs/design/default-model.md, round 74).
+    """
+    cells_or_model = facts.single_cells or count_likelihood
+    return "counts" if facts.has_counts and cells_or_model else "standardize"
 
 
 def _auto_genes(facts: DataFacts) -> dict[str, Any]:
@@ -162,7 +171,10 @@ def _auto_genes(facts: DataFacts) -> dict[str, Any]:
 
 
 def _preset_steps(
-    cfg: PreprocessConfig, facts: DataFacts | None, standardized_term: bool = False
+    cfg: PreprocessConfig,
+    facts: DataFacts | None,
+    standardized_term: bool = False,
+    count_likelihood: bool = False,
 ) -> tuple[str, dict[str, Any]]:
     """The preset ``cfg`` becomes and its steps for data like ``facts``.
 
@@ -172,7 +184,7 @@ def _preset_steps(
     if cfg.preset != "auto":
         return cfg.preset, dict(PRESET_STEPS[cfg.preset])
     assert facts is not None, "preset auto: the data's facts decide"
-    preset = auto_preset(facts.has_counts)
+    preset = auto_preset(facts, count_likelihood)
     values = dict(PRESET_STEPS[preset])
     if preset == "counts":
         values.update(AUTO_COUNTS)
@@ -200,6 +212,7 @@ def resolve_preprocess(
     *,
     standardized_term: bool = False,
     wide_members: bool = False,
+    count_likelihood: bool = False,
 ) -> PreprocessConfig:
     """``cfg`` with the preset and every step left at ``None`` decided from ``facts``.
 
@@ -208,10 +221,12 @@ def resolve_preprocess(
     ``preset: auto`` on values other than counts keeps them unscaled. ``wide_members``: the
     model has wide members (:mod:`geneae.module.views`), so ``preset: auto`` keeps
     :data:`~geneae.data_defaults.WIDE_GENES` genes for them (``n_wide_genes``).
+    ``count_likelihood``: the model's likelihood reconstructs raw counts, so ``preset:
+    auto`` reads them with the counts preset on bulk samples too (:func:`auto_preset`).
     """
     if cfg.is_resolved:
         return cfg.model_copy()
-    preset, values = _preset_steps(cfg, facts, standardized_term)
+    preset, values = _preset_steps(cfg, facts, standardized_term, count_likelihood)
     if cfg.preset == "auto":
         unscaled = preset == "standardize" and standardized_term
         how = " without scaling (the standardised term scales each gene)" if unscaled else ""
@@ -299,7 +314,8 @@ def _value_steps(preset: str, facts: DataFacts, unlog: LogScale | None = None) -
         )
     if preset in ("standardize", "minmax"):
         if kind == "raw counts":
-            return {"source": "counts", "normalize": True, "log1p": True}
+            target = _unlogged_target(facts, unlog)
+            return {"source": "counts", "normalize": True, "target_sum": target, "log1p": True}
         if kind == "unlogged expression":
             return _unlogged_steps(facts, unlog)
         return {"source": "X", "normalize": False, "log1p": False}
@@ -312,12 +328,19 @@ UNLOGGED_TARGET = 1e6
 
 
 def _unlogged_steps(facts: DataFacts, unlog: LogScale | None) -> dict[str, Any]:
-    """Unlogged expression: each sample scaled to a million, then log1p.
+    """Unlogged expression: each sample scaled to :func:`_unlogged_target`, then log1p."""
+    target = _unlogged_target(facts, unlog)
+    return {"source": "X", "normalize": True, "target_sum": target, "log1p": True}
 
-    TPM is left as it is, FPKM becomes TPM, and values that still carry each sample's depth
-    (RSEM expected counts, salmon and kallisto estimated counts: counts, but not integers)
-    become CPM; log1p of them is bulk RNA-seq's usual log scale (log TPM, edgeR's log-CPM),
-    on which a gene below about one per million stays near 0 instead of adding its noise.
+
+def _unlogged_target(facts: DataFacts, unlog: LogScale | None) -> float:
+    """The total each sample of unlogged expression is scaled to: a million, or 1e4.
+
+    So are raw counts that the standardize and minmax presets log. TPM is left as it is,
+    FPKM becomes TPM, and values that still carry each sample's depth (read counts; RSEM
+    expected counts, salmon and kallisto estimated counts: counts, but not integers) become
+    CPM; log1p of them is bulk RNA-seq's usual log scale (log TPM, edgeR's log-CPM), on
+    which a gene below about one per million stays near 0 instead of adding its noise.
 
     Single cells' values are scaled to the presets' 1e4 instead, as the same cells' counts
     are: tables that are mostly zeros (:attr:`DataFacts.single_cells`: CPM or TPM of
@@ -328,8 +351,7 @@ def _unlogged_steps(facts: DataFacts, unlog: LogScale | None) -> dict[str, Any]:
     default scored 0.582 ARI (three seeds) against 0.620 and 0.634 at 1e4 (round 61).
     """
     single_cells = facts.single_cells or (unlog == LN_ONE and facts.ln_small_totals)
-    target = PRESET_STEPS["counts"]["target_sum"] if single_cells else UNLOGGED_TARGET
-    return {"source": "X", "normalize": True, "target_sum": target, "log1p": True}
+    return float(PRESET_STEPS["counts"]["target_sum"] if single_cells else UNLOGGED_TARGET)
 
 
 def _say_unlogged(steps: PreprocessConfig, facts: DataFacts) -> None:
