@@ -317,9 +317,19 @@ def test_the_route_counts_the_dense_input_the_in_memory_route_would_hold(tmp_pat
         standardize = config.updated({"preprocess.preset": "standardize"})
         assert model_genes_at_most(data, standardize) == 2500
     with contextlib.closing(open_backed(tmp_path / "wide_centred.h5ad")) as data:
-        assert model_genes_at_most(data, config) == 2000
+        # centred values hold no zeros (not single cells'): the wide members' genes too
+        assert model_genes_at_most(data, config) == 2500
+        assert model_genes_at_most(data, config.updated({"model.wide_members": 0})) == 2000
     with contextlib.closing(open_backed(tmp_path / "wide_scaled.h5ad")) as data:
         assert model_genes_at_most(data, config) == 2500
+    # Bulk samples (few zeros): the wide members' 5,000 genes too, unless they are off.
+    tpm = np.exp(np.random.default_rng(2).normal(2.0, 2.0, (40, 6000))).astype(np.float32)
+    ad.AnnData(X=tpm).write_h5ad(tmp_path / "bulk_tpm.h5ad")
+    with contextlib.closing(open_backed(tmp_path / "bulk_tpm.h5ad")) as data:
+        assert model_genes_at_most(data, config) == 5000
+        assert model_genes_at_most(data, config.updated({"model.wide_members": 0})) == 2000
+        given = config.updated({"preprocess.n_top_genes": 100, "preprocess.n_wide_genes": 3000})
+        assert model_genes_at_most(data, given) == 3000
 
 
 def _ari(labels, latent, k):

@@ -43,7 +43,7 @@ from geneae.pp.checks import in_memory
 from geneae.pp.streaming import fit_streaming
 from geneae.prepared import Outputs, Prepared, covariate_codes, covariate_levels, to_tensors
 from geneae.resolve import resolve
-from geneae.resolve_preprocess import n_top_genes_for
+from geneae.resolve_preprocess import model_genes_for
 
 logger = logging.getLogger(__name__)
 
@@ -79,16 +79,17 @@ def model_genes_at_most(data: BackedData, config: RunConfig) -> int:
     """The most genes the preprocessing can keep of ``data``, known before it is fitted.
 
     ``preprocess.n_top_genes`` when set, else the preset's; under ``auto`` what
-    :func:`geneae.resolve_preprocess.n_top_genes_for` gives for the store's values (2,000 highly
-    variable genes of raw counts, of log-normalised or unlogged values and of values only
-    centred, every gene of z-scores), told here from the store's first chunk (the route is
-    decided before the full pass that describes the data); 0 keeps every gene.
+    :func:`geneae.resolve_preprocess.model_genes_for` gives for the store's values (2,000
+    highly variable genes of raw counts, of log-normalised or unlogged values and of values
+    only centred, every gene of z-scores; 5,000 for the wide members of bulk samples), told
+    here from the store's first chunk (the route is decided before the full pass that
+    describes the data); 0 keeps every gene.
     """
     cfg = config.preprocess
-    looks = cfg.n_top_genes is None and cfg.preset == "auto"
+    looks = cfg.preset == "auto"
     sample = _facts(data, config.train.chunk_rows, first_chunk_only=True) if looks else None
-    n_top = n_top_genes_for(cfg, sample)
-    return min(data.n_vars, n_top) if n_top else data.n_vars
+    n_genes = model_genes_for(cfg, sample, wide_members=config.model.wide_members != 0)
+    return min(data.n_vars, n_genes) if n_genes else data.n_vars
 
 
 def in_memory_nbytes(data: BackedData, n_genes: int) -> int:

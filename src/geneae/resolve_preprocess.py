@@ -194,16 +194,34 @@ def _preset_steps(
     return preset, values
 
 
-def n_top_genes_for(cfg: PreprocessConfig, facts: DataFacts | None) -> int:
-    """The highly variable genes ``cfg`` keeps of data like ``facts`` (0: every gene).
+def model_genes_for(
+    cfg: PreprocessConfig, facts: DataFacts | None, wide_members: bool = True
+) -> int:
+    """The most model genes ``cfg`` keeps of data like ``facts`` (0: every gene).
 
-    Its own ``n_top_genes`` when given, else what :func:`resolve_preprocess` gives (``facts``
-    is read only under ``preset: auto``); for the memory estimate made before the
-    preprocessing is fitted (geneae.ondisk).
+    Its own ``n_top_genes`` when given, else what :func:`resolve_preprocess` gives, and the
+    wide members' genes where the model may have them (``wide_members``: its own setting is
+    not 0) and, under ``preset: auto``, the data are not single cells': an upper bound,
+    for the memory estimate made before the preprocessing is fitted (geneae.ondisk).
+    ``facts`` is read only under ``preset: auto``.
     """
-    if cfg.n_top_genes is not None:
-        return cfg.n_top_genes
-    return int(_preset_steps(cfg, facts)[1]["n_top_genes"])
+    top = cfg.n_top_genes
+    if top is None:
+        top = int(_preset_steps(cfg, facts)[1]["n_top_genes"])
+    bulk = facts is not None and not facts.single_cells
+    return max(top, _wide_genes(cfg, top, wide_members and bulk)) if top else 0
+
+
+def _wide_genes(cfg: PreprocessConfig, n_top_genes: int, wide_members: bool) -> int:
+    """``n_wide_genes`` of ``cfg``: its own, else what ``preset: auto`` keeps.
+
+    :data:`WIDE_GENES` for a model with wide members where fewer genes are the most
+    variable, else 0.
+    """
+    if cfg.n_wide_genes is not None:
+        return cfg.n_wide_genes
+    wide = cfg.preset == "auto" and wide_members and 0 < n_top_genes < WIDE_GENES
+    return WIDE_GENES if wide else 0
 
 
 def resolve_preprocess(
@@ -238,9 +256,7 @@ def resolve_preprocess(
     given = {k: v for k, v in cfg.model_dump().items() if v is not None and v != "auto"}
     values.update(given)
     values["preset"] = preset
-    if "n_wide_genes" not in given:
-        wide = cfg.preset == "auto" and wide_members and 0 < values["n_top_genes"] < WIDE_GENES
-        values["n_wide_genes"] = WIDE_GENES if wide else 0
+    values["n_wide_genes"] = _wide_genes(cfg, values["n_top_genes"], wide_members)
     if unlog is not None and values["source"] == "counts":
         raise ConfigError(
             f"preprocess.unlog ({unlog}) undoes a log of X, but preset {preset!r} starts from "
