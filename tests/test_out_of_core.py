@@ -133,7 +133,34 @@ STEPS = [
     {"preset": "lognorm", "n_top_genes": 100, "hvg_flavor": "cell_ranger"},
     {"preset": "standardize", "n_top_genes": 120, "hvg_flavor": "variance"},
     {"preset": "minmax", "n_top_genes": 0, "min_genes_per_cell": 40},
+    # the most variable first, then the wide members' genes (ranked in the same passes)
+    {"preset": "counts", "n_top_genes": 100, "n_wide_genes": 150},
+    {"preset": "lognorm", "n_top_genes": 100, "n_wide_genes": 250},
 ]
+
+
+@pytest.mark.parametrize("preset", ["counts", "lognorm"])
+def test_streaming_ranks_the_wide_genes_in_the_passes_of_the_most_variable(counts_file, preset):
+    adata, folder = counts_file
+    data = open_backed(folder / "counts.h5ad")
+    accumulator = FactsAccumulator(data.n_vars, has_counts_layer=True)
+    for _, chunk in data.chunks(250):
+        accumulator.add(chunk.X, chunk.layers["counts"])
+    passes = {}
+    for n_wide in (0, 250):
+        reads: list[int] = []
+
+        def chunks(reads: list[int] = reads):
+            reads.append(1)
+            return data.chunks(250)
+
+        streamed = Preprocessor(preset=preset, n_top_genes=100, n_wide_genes=n_wide)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataWarning)
+            fit_streaming(streamed, chunks, accumulator.facts(), data.obs.index, data.var.index)
+        passes[n_wide] = len(reads)
+        assert len(streamed.genes_) == max(100, n_wide)
+    assert passes[250] == passes[0]
 
 
 @pytest.mark.parametrize("unlog", [None, "no"])

@@ -138,7 +138,7 @@ def fit_streaming(
         None,
         steps,
         var_names,
-        hvg=lambda n: _hvg_mask(kept, blocks, steps, n),
+        hvg=_hvg_ranking(kept, blocks, steps),
         has_counts=facts.has_counts,
     )
 
@@ -187,11 +187,29 @@ def _first_pass(
     kept.filtered = filtered if filtered.any() else None
 
 
-def _hvg_mask(
-    kept: Kept, blocks: Callable[..., Iterator], steps: PreprocessConfig, n_top: int
-) -> np.ndarray:
-    """Mask over the current genes of the ``n_top`` most variable ones."""
+def _hvg_ranking(
+    kept: Kept, blocks: Callable[..., Iterator], steps: PreprocessConfig
+) -> Callable[[int], np.ndarray]:
+    """``top(n)``: the mask over the current genes of the ``n`` most variable ones.
+
+    The passes over the data run once, at the first call: the wide members' genes
+    (``n_wide_genes``) are ranked by the same statistics as the most variable.
+    """
     flavor = str(steps.hvg_flavor)
+    stats: list[Callable[[int], np.ndarray]] = []
+
+    def top(n_top: int) -> np.ndarray:
+        if not stats:
+            stats.append(_hvg_stats(kept, blocks, steps, flavor))
+        return stats[0](n_top)
+
+    return top
+
+
+def _hvg_stats(
+    kept: Kept, blocks: Callable[..., Iterator], steps: PreprocessConfig, flavor: str
+) -> Callable[[int], np.ndarray]:
+    """The genes' statistics of ``flavor`` from passes over the data, as a top-n selector."""
     moments = Moments(kept.genes.size)
     if flavor == "seurat_v3":
         for _, block in blocks(kept, "counts"):
@@ -201,7 +219,7 @@ def _hvg_mask(
         sums = ClippedSums(clip)
         for _, block in blocks(kept, "counts"):
             sums.add(block)
-        return seurat_v3_top(moments.mean, reg_std, sums, n, n_top)
+        return lambda n_top: seurat_v3_top(moments.mean, reg_std, sums, n, n_top)
     lowest = 0.0
     for _, block in blocks(kept, "source"):
         values = before_scaling(block, steps)
@@ -210,7 +228,8 @@ def _hvg_mask(
             values = values.expm1() if hasattr(values, "expm1") else np.expm1(values)
         moments.add(values)
     if flavor == "variance":
-        return T.top(moments.var(ddof=0), n_top)
+        variance = moments.var(ddof=0)
+        return lambda n_top: T.top(variance, n_top)
     if flavor == "seurat" and lowest < 0:
         # Log values with a negative floor: a second pass with the floor at 0, as the
         # in-memory path ranks them (geneae.pp.transforms.floored_at_zero).
@@ -218,7 +237,8 @@ def _hvg_mask(
         for _, block in blocks(kept, "source"):
             values = densify(before_scaling(block, steps))
             moments.add(np.expm1(np.asarray(values, dtype=np.float64) - lowest))
-    return dispersion_top(moments.mean, moments.var(ddof=1), flavor, n_top)
+    mean, var = moments.mean, moments.var(ddof=1)
+    return lambda n_top: dispersion_top(mean, var, flavor, n_top)
 
 
 def _scaling_stats(blocks: Iterable[Matrix], steps: PreprocessConfig) -> dict[str, np.ndarray]:
