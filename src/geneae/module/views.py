@@ -78,12 +78,18 @@ class GeneView(nn.Module):
         """Model inputs ``x`` rescaled to :attr:`target_sum` over every model gene."""
         if not self.target_sum:
             return x
-        return torch.log1p(torch.expm1(x.clamp_min(0)) / self._factor(x))
+        # One expm1 for the total and the values: in every training step of a wide member
+        # these element-wise logs cost as much as its layers (5,000 genes).
+        expression = torch.expm1(x.clamp_min(0))
+        return torch.log1p(expression / self._per_target(expression))
 
     def _factor(self, x: Tensor) -> Tensor:
         """(n, 1) each sample's total expression over the model genes per target_sum."""
-        total = torch.expm1(x.clamp_min(0)).sum(-1, keepdim=True) / self.target_sum
-        return total.clamp_min(1e-12)
+        return self._per_target(torch.expm1(x.clamp_min(0)))
+
+    def _per_target(self, expression: Tensor) -> Tensor:
+        """(n, 1) the total of each row of ``expression`` per target_sum."""
+        return (expression.sum(-1, keepdim=True) / self.target_sum).clamp_min(1e-12)
 
     def inputs(self, x: Tensor) -> Tensor:
         """(n, width) the member's input from model inputs ``x`` (n, model genes)."""
