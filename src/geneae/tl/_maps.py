@@ -17,7 +17,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from typing import Any, Literal
 
 import numpy as np
@@ -125,13 +124,17 @@ def maps(
     if workers is None:
         workers = usable_cores()
     n_threads = max(1, min(workers, len(inputs)))
-    # Spaces mapped side by side use one BLAS thread each. Else scikit-learn's neighbour
-    # search, which limits BLAS to one thread inside its OpenMP loop, can have that limit
-    # undone by the other space's thread leaving its own: OpenBLAS then runs threaded
-    # inside an OpenMP loop ("OpenBLAS Warning : Detect OpenMP Loop and this application
-    # may hang", seen in about one run in five).
-    one_blas = threadpool_limits(limits=1, user_api="blas") if n_threads > 1 else nullcontext()
-    with one_blas, ThreadPoolExecutor(max_workers=n_threads) as pool:
+    # Every space is mapped with one BLAS thread, side by side or alone. Side by side,
+    # scikit-learn's neighbour search, which limits BLAS to one thread inside its OpenMP
+    # loop, can have that limit undone by the other space's thread leaving its own: OpenBLAS
+    # then runs threaded inside an OpenMP loop ("OpenBLAS Warning : Detect OpenMP Loop and
+    # this application may hang", seen in about one run in five). Alone too, so that the maps
+    # do not depend on the workers: BLAS threads change float sums, and t-SNE's start from
+    # them (one space of 240 points moved by up to 2.8 units).
+    with (
+        threadpool_limits(limits=1, user_api="blas"),
+        ThreadPoolExecutor(max_workers=n_threads) as pool,
+    ):
         by_space = dict(zip(inputs, pool.map(one_space, inputs), strict=True))
     computed: dict[str, np.ndarray] = {}
     for space, coordinates in by_space.items():
