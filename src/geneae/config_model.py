@@ -89,8 +89,9 @@ class ModelConfig(Section):
         "each z-scored, with squared error and no standardised term, so that every gene "
         "weighs alike; the other members read the narrow_genes most variable with the "
         "likelihood and the term. None: half the members (rounded down) of tables that are "
-        "not single cells nor counts under preprocess preset auto, which then keeps "
-        "n_wide_genes genes for them (geneae.resolve); else 0",
+        "not single cells' (bulk samples' values or read counts) under preprocess preset "
+        "auto with a likelihood of the input, which then keeps n_wide_genes genes for them "
+        "(geneae.resolve); else 0",
     )
     narrow_genes: int | None = Field(
         default=None,
