@@ -1,10 +1,11 @@
-"""Bulk read counts are read as their log CPM, as bulk TPM is; single cells' counts as before.
+"""Bulk read counts: narrow members model the counts, wide members read their log CPM.
 
 A table of raw counts that is not single cells' (few zeros: featureCounts / HTSeq reads of
-bulk samples) resolves to squared error with wide and narrow members on log CPM, the
-default of bulk TPM; ``--likelihood nb`` keeps the count model and its counts preset.
-Checked: what the data decide, the preprocessed values against the closed form of log CPM
-and against the same reads given as CPM, and a whole fit that finds the samples' types.
+bulk samples) resolves to the NB likelihood with wide and narrow members on log CPM, the
+preprocessing of bulk TPM; single cells' counts keep the counts preset and one kind of
+member. Checked: what the data decide, the preprocessed values against the closed form of
+log CPM and against the same reads given as CPM, and a whole fit that finds the samples'
+types and reconstructs their counts.
 """
 
 from __future__ import annotations
@@ -40,25 +41,29 @@ def bulk_reads(n_samples: int = 90, n_genes: int = 600, seed: int = 0) -> ad.Ann
     return ad.AnnData(reads, obs=obs, var=pd.DataFrame(index=[f"g{j}" for j in range(n_genes)]))
 
 
-def test_bulk_read_counts_resolve_as_log_cpm_with_two_kinds_of_members(caplog):
+def test_bulk_read_counts_resolve_to_counts_and_log_cpm_with_two_kinds_of_members(caplog):
     reads = bulk_reads()
     facts = describe(reads)
     assert facts.has_counts and not facts.single_cells
     with caplog.at_level("INFO", logger="geneae.resolve"):
         config = resolve(RunConfig(), facts)
     model, pp = config.model, config.preprocess
-    assert model.likelihood == "mse" and model.standardized_weight > 0
-    assert (model.members, model.wide_members) == (6, 3)
+    assert model.likelihood == "nb" and model.standardized_weight > 0
+    assert (model.members, model.wide_members, model.narrow_genes) == (6, 3, 2000)
     assert (pp.preset, pp.source, pp.normalize, pp.log1p) == ("standardize", "counts", True, True)
     assert (pp.target_sum, pp.scale, pp.clip) == (1e6, False, 0.0)
     assert (pp.n_top_genes, pp.hvg_flavor, pp.n_wide_genes) == (2000, "seurat", 5000)
     assert model.wide_target_sum == 1e6
     assert "bulk samples, not single cells" in caplog.text and "log CPM" in caplog.text
-    # The same reads given as CPM resolve to the same model and steps but their source.
+    # --likelihood nb resolves alike.
+    assert resolve(RunConfig().updated({"model.likelihood": "nb"}), facts) == config
+    # The same reads given as CPM (no counts) resolve to squared error, and to the same
+    # steps but their source.
     cpm = reads.copy()
     cpm.X = reads.X / reads.X.sum(1, keepdims=True) * 1e6
     as_cpm = resolve(RunConfig(), describe(cpm))
-    assert as_cpm.model == model
+    assert as_cpm.model.likelihood == "mse"
+    assert as_cpm.model.model_copy(update={"likelihood": "nb"}) == model
     steps = {k: v for k, v in pp.model_dump().items() if k not in ("source", "unlog")}
     assert steps == {
         k: v for k, v in as_cpm.preprocess.model_dump().items() if k not in ("source", "unlog")
@@ -84,15 +89,16 @@ def test_bulk_read_counts_preprocess_to_the_log_cpm_of_their_cpm():
     np.testing.assert_allclose(again.X, out.X, rtol=1e-4, atol=1e-5)
 
 
-def test_a_count_likelihood_and_single_cells_keep_the_counts_preset():
+def test_one_kind_of_member_and_single_cells_keep_the_counts_preset():
     reads = bulk_reads()
-    nb = resolve(RunConfig().updated({"model.likelihood": "nb"}), describe(reads))
+    one_kind = RunConfig().updated({"model.wide_members": 0})
+    nb = resolve(one_kind, describe(reads))
     assert (nb.preprocess.preset, nb.preprocess.target_sum, nb.preprocess.scale) == (
         "counts",
         1e4,
         True,
     )
-    assert nb.model.wide_members == 0
+    assert (nb.model.likelihood, nb.model.wide_members) == ("nb", 0)
     cells = datasets.synthetic_counts(n_cells=300, n_genes=200, n_clusters=3, seed=0)
     facts = describe(cells)
     assert facts.single_cells
@@ -115,12 +121,21 @@ def test_a_default_fit_on_bulk_read_counts_finds_the_types():
         }
     )
     model = GeneAE(config).fit(reads)
-    assert (model.config.model.likelihood, model.config.model.wide_members) == ("mse", 1)
+    assert (model.config.model.likelihood, model.config.model.wide_members) == ("nb", 1)
     embedding = model.encode(reads)
     found = KMeans(3, n_init=10, random_state=0).fit_predict(embedding)
     assert adjusted_rand_score(reads.obs["label"], found) > 0.9
+    # Expected counts of every kept gene: the narrow member's of the first 300, the wide
+    # member's taken back from its log CPM on the others, both near the reads.
     recon = model.reconstruct(reads)
     assert recon.shape == (90, 1500) and np.isfinite(recon).all()
+    observed = reads[:, model.preprocessor.genes_].X
+    for genes in (slice(0, 300), slice(300, 1500)):
+        got, want = recon[:, genes], observed[:, genes]
+        assert np.allclose(got.sum(1), want.sum(1), rtol=0.15)
+        assert np.corrcoef(np.log1p(got).ravel(), np.log1p(want).ravel())[0, 1] > 0.95
+    loadings = model.gene_loadings(embedding)
+    assert loadings.shape == (1500, embedding.shape[1]) and np.isfinite(loadings).all()
 
 
 def test_counts_below_bulk_depth_are_single_cells_whatever_their_zeros():

@@ -140,12 +140,11 @@ class ModelConfig(Section):
                 f"mask_rate_min ({self.mask_rate_min}) must not exceed "
                 f"mask_rate_max ({self.mask_rate_max})"
             )
-        if self.n_wide and (self.models_counts or self.likelihood == "bernoulli"):
+        if self.n_wide and self.likelihood == "bernoulli":
             raise ValueError(
-                f"wide_members needs a likelihood of the model input (mse, masked_mse, "
-                f"gaussian), not {self.likelihood!r}: a wide member reconstructs its z-scored "
-                "input, which cannot be averaged with counts or probabilities; set "
-                "wide_members: 0"
+                "wide_members needs a likelihood of the model input or of counts, not "
+                "'bernoulli': a wide member reconstructs its z-scored input, which cannot be "
+                "averaged with probabilities; set wide_members: 0"
             )
         if self.n_wide and self.family == "gmvae":
             raise ValueError("wide_members is not available for the gmvae family; set 0")

@@ -27,6 +27,7 @@ from geneae.ondisk import OnDisk, prepare_on_disk
 from geneae.pp import Preprocessor
 from geneae.pp.checks import in_memory
 from geneae.pp.orientation import align_features, genes_as_rows
+from geneae.pp.steps import library_genes
 from geneae.prepared import Prepared, covariate_codes, covariate_levels, to_tensors
 from geneae.resolve import resolve
 
@@ -162,7 +163,9 @@ def prepared_input(
     key = config.data.covariate
     covariate = None if key is None else covariate_codes(pre, key, covariate_categories)
     counts = config.model.likelihood in COUNT_LIKELIHOODS
-    return Prepared(pre, to_tensors(pre, counts=counts, covariate=covariate), facts)
+    genes = library_genes(config.preprocess, pre.n_vars)
+    tensors = to_tensors(pre, counts=counts, covariate=covariate, library_genes=genes)
+    return Prepared(pre, tensors, facts)
 
 
 def same_preprocessing(config: RunConfig, other: RunConfig) -> bool:

@@ -164,7 +164,12 @@ def decoder_loadings(
     parts = member_codes_of(module, z)
 
     def mean_of(member: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-        # In the model input's units over the member's genes (geneae.module.views).
+        # In the model input's units over the member's genes (geneae.module.views); beside
+        # a count likelihood, a wide member's as counts (Ensemble.in_target_units).
+        if isinstance(module, Ensemble):
+            return lambda code: module.in_target_units(
+                member, member.decoded_mean(code, library, covariate), library
+            )
         return lambda code: member.decoded_mean(code, library, covariate)
 
     module.eval()
@@ -187,13 +192,16 @@ def decoder_loadings(
     views = isinstance(module, Ensemble) and module.has_views
     share = module.coverage() if views else torch.tensor(float(len(graphs)))
     # d log1p(mean) = d mean / (1 + mean), at the mean of the members' means.
-    mean = sum(out for out, *_ in graphs) / len(graphs) if counts_model else None
+    mean = None
+    if counts_model:
+        outs = [out for out, *_ in graphs]
+        mean = module.gene_mean(outs) if views else sum(outs) / len(outs)
     columns = []
-    for _, probe, pulled, scale in graphs:
+    for out, probe, pulled, scale in graphs:
         for dim in range(pulled.shape[1]):
             (derivative,) = torch.autograd.grad(pulled[:, dim].sum(), probe, retain_graph=True)
             if mean is not None:
-                derivative = derivative / (1.0 + mean)
+                derivative = derivative / (1.0 + mean[..., : out.shape[-1]])
             column = derivative.mean(0)
             if views:  # a member's genes lead the model genes; 0 on those it does not read
                 column = torch.nn.functional.pad(column, (0, len(share) - len(column)))

@@ -44,6 +44,7 @@ from geneae.ondisk_route import (
     use_out_of_core,
 )
 from geneae.pp import Preprocessor
+from geneae.pp.steps import library_genes
 from geneae.pp.streaming import fit_streaming
 from geneae.prepared import Outputs, Prepared, covariate_codes, covariate_levels, to_tensors
 from geneae.resolve import resolve
@@ -156,7 +157,9 @@ class OnDisk:
         codes = None
         if self.covariate is not None:
             codes = covariate_codes(pre, *self.covariate)
-        return to_tensors(pre, counts=self.counts, covariate=codes)
+        steps = self.preprocessor.steps_
+        genes = None if steps is None else library_genes(steps, pre.n_vars)
+        return to_tensors(pre, counts=self.counts, covariate=codes, library_genes=genes)
 
     def load(self, ranges: list[tuple[int, int]], rows: np.ndarray) -> ExpressionTensors:
         """:data:`geneae.chunked.Loader`: file rows read, preprocessed, as tensors."""

@@ -117,18 +117,26 @@ class Outputs:
 
 
 def to_tensors(
-    pre: ad.AnnData, *, counts: bool, covariate: torch.Tensor | None = None
+    pre: ad.AnnData,
+    *,
+    counts: bool,
+    covariate: torch.Tensor | None = None,
+    library_genes: int | None = None,
 ) -> ExpressionTensors:
     """The model input of ``pre`` and, for count models, its raw counts and library sizes.
 
     Count targets are taken when ``pre`` has ``layers["counts"]`` (encoding new data needs
-    none; training data always has them, see :func:`geneae.resolve.resolve`).
+    none; training data always has them, see :func:`geneae.resolve.resolve`). A sample's
+    library sums its counts of the first ``library_genes`` genes (None: of every one), the
+    genes its values were normalised over (:func:`geneae.pp.steps.library_genes`): those a
+    count likelihood's narrow members reconstruct (:mod:`geneae.module.views`).
     """
     x = RowMatrix.from_array(pre.X)
     target = library = None
     if counts and "counts" in pre.layers:
         target = RowMatrix.from_array(pre.layers["counts"], like=x)
-        library = target.row_sums()
+        whole = library_genes is None or library_genes >= pre.n_vars
+        library = target.row_sums() if whole else _library(pre.layers["counts"], library_genes)
     return ExpressionTensors(x=x, target=target, library=library, covariate=covariate)
 
 
@@ -178,3 +186,9 @@ def _check_column(pre: ad.AnnData, key: str) -> None:
             f"covariate column {key!r} not found in obs; available: "
             f"{', '.join(map(str, pre.obs.columns)) or 'none'}."
         )
+
+
+def _library(counts: Any, genes: int) -> torch.Tensor:
+    """(n,) float32 row sums of the first ``genes`` columns of ``counts``."""
+    sums = np.asarray(counts[:, :genes].sum(1), dtype=np.float64).ravel()
+    return torch.as_tensor(sums, dtype=torch.float32)

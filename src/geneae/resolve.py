@@ -130,15 +130,8 @@ def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
                 "expression across the samples)"
             )
         config.preprocess = gene_preprocess(config.preprocess, facts)
-    count_model = facts.has_counts and facts.single_cells
-    if model.likelihood == "auto" and model.n_wide and count_model:
-        raise InputError(
-            f"model.wide_members ({model.wide_members}) reconstructs z-scored input, but the "
-            f"data hold single cells' raw counts in {facts.counts_in}, which the likelihood (nb) "
-            "reconstructs as counts; set model.wide_members: 0, or --likelihood mse."
-        )
     if model.likelihood == "auto":
-        model.likelihood = "nb" if count_model else "mse"
+        model.likelihood = "nb" if facts.has_counts else "mse"
         logger.info("likelihood: %s (%s)", model.likelihood, _why_likelihood(facts))
     if LIKELIHOODS[model.likelihood].models_counts and not facts.has_counts:
         raise InputError(
@@ -226,10 +219,13 @@ def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
     if model.wide_target_sum is None:
         # The wide genes follow the narrow ones' library (geneae.pp.steps.library_genes);
         # the wide members take their own back where the values allow it.
+        # Beside a count likelihood, the wide members' reconstructions become counts again
+        # at that total (geneae.module.ensemble).
         logged = pp.normalize and pp.log1p and not (pp.scale or pp.minmax)
-        wide = model.wide_members and (pp.n_wide_genes or 0) > (pp.n_top_genes or 0)
+        wider = (pp.n_wide_genes or 0) > (pp.n_top_genes or 0) or model.models_counts
+        wide = model.wide_members and wider
         model.wide_target_sum = float(pp.target_sum or 0.0) if logged and wide else 0.0
-    _check_narrow(config)
+    _check_kinds(config)
     # Genes as samples: the model's training rows are the genes.
     rows = facts.n_vars if genes_as_samples else facts.n_obs
     if config.train.max_epochs is None:
@@ -257,8 +253,8 @@ def _why_likelihood(facts: DataFacts) -> str:
         return f"the data hold raw counts in {facts.counts_in}"
     return (
         f"the data hold raw counts in {facts.counts_in} of bulk samples, not single cells "
-        f"({facts.floor_fraction:.0%} zeros): read as their log CPM, as TPM is; "
-        "--likelihood nb models the counts"
+        f"({facts.floor_fraction:.0%} zeros): the narrow members model the counts of the "
+        "most variable genes, the wide members read every kept gene's log CPM"
     )
 
 
@@ -268,9 +264,10 @@ def wide_members(config: RunConfig, facts: DataFacts) -> int:
     The configuration's own number (at most the members); left open, half the members
     (rounded down) of a table that is not single cells (:attr:`DataFacts.single_cells`),
     under preprocess preset ``auto``, with a likelihood of identity link: bulk samples'
-    values (TPM, RSEM, FPKM, read counts, logs of them). Elsewhere 0: on single cells'
-    counts the default leads its peers without them, and a count likelihood reconstructs
-    counts (a wide member reconstructs z-scores).
+    values (TPM, RSEM, FPKM, read counts, logs of them), whatever the likelihood but
+    Bernoulli (beside a count likelihood the narrow members model the counts, the wide
+    members their log CPM, docs/design/default-model.md, round 75). Elsewhere 0: on single
+    cells' counts the default leads its peers without them.
     """
     model = config.model
     members = model.members or 1
@@ -287,7 +284,7 @@ def wide_members(config: RunConfig, facts: DataFacts) -> int:
         and members > 1
         and config.preprocess.preset == "auto"
         and not config.data.genes_as_samples
-        and LIKELIHOODS[model.likelihood].link == "identity"
+        and model.likelihood != "bernoulli"
         and model.family != "gmvae"
     ):
         return 0
@@ -304,14 +301,42 @@ def wide_members(config: RunConfig, facts: DataFacts) -> int:
     return wide
 
 
-def _check_narrow(config: RunConfig) -> None:
-    """Refuse narrow members without wide ones: genes past them would be reconstructed by none."""
-    model = config.model
+def _check_kinds(config: RunConfig) -> None:
+    """Refuse members of two kinds that could not be trained or put together.
+
+    Narrow members without wide ones (genes past them would be reconstructed by none). Wide
+    members beside a count likelihood: their reconstructions are taken back to counts
+    (:class:`geneae.module.ensemble.Ensemble`), so the model input must be each sample's
+    log1p expression normalised over the narrow members' genes to ``wide_target_sum``, not
+    scaled; and one narrow member at least must model the counts.
+    """
+    model, pp = config.model, config.preprocess
     if model.narrow_genes and not model.wide_members:
         raise ConfigError(
             f"model.narrow_genes ({model.narrow_genes}) leaves the genes past it to the wide "
             "members, but the model has none; set model.wide_members (at least 1), or "
             "narrow_genes: 0."
+        )
+    if not (model.wide_members and model.models_counts):
+        return
+    kind = f"model.wide_members ({model.wide_members}) beside likelihood {model.likelihood!r}"
+    if model.wide_members >= (model.members or 1):
+        raise ConfigError(
+            f"{kind} leaves no member to model the counts; set model.wide_members below "
+            f"model.members ({model.members}), or 0."
+        )
+    logged = pp.normalize and pp.log1p and not (pp.scale or pp.minmax)
+    if not logged or model.wide_target_sum != pp.target_sum:
+        raise ConfigError(
+            f"{kind} reads each sample's log1p expression, normalised and not scaled, to take "
+            "its counts back; set preprocess.scale: false (with normalize and log1p) and "
+            "leave model.wide_target_sum unset, or set model.wide_members: 0."
+        )
+    if model.narrow_genes != (pp.n_top_genes or 0):
+        raise ConfigError(
+            f"{kind} needs the narrow members to read the genes each sample is normalised "
+            f"over (preprocess.n_top_genes: {pp.n_top_genes}), not model.narrow_genes "
+            f"({model.narrow_genes}); leave model.narrow_genes unset."
         )
 
 

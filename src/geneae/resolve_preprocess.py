@@ -145,17 +145,20 @@ def _describe_value_steps(steps: dict[str, Any], unlog: LogScale | None) -> str:
     return f"{unlog} undone" if unlog else "values kept as they are"
 
 
-def auto_preset(facts: DataFacts, count_likelihood: bool = False) -> str:
+def auto_preset(
+    facts: DataFacts, count_likelihood: bool = False, wide_members: bool = False
+) -> str:
     """The preset ``preset: auto`` becomes for data like ``facts``.
 
-    ``counts`` on single cells' raw counts, or for a model of counts (``count_likelihood``);
-    else ``standardize``.
+    ``counts`` on single cells' raw counts, or for a model of counts (``count_likelihood``)
+    of one kind of member; else ``standardize``.
 
     Bulk samples' read counts (raw counts that are not single cells':
     :attr:`DataFacts.single_cells`) are read as their log CPM, as bulk TPM is
-    (docs/design/default-model.md, round 74).
+    (docs/design/default-model.md, round 74); beside wide members (``wide_members``) a
+    count likelihood's members read that too, and model the counts (round 75).
     """
-    cells_or_model = facts.single_cells or count_likelihood
+    cells_or_model = facts.single_cells or (count_likelihood and not wide_members)
     return "counts" if facts.has_counts and cells_or_model else "standardize"
 
 
@@ -175,6 +178,7 @@ def _preset_steps(
     facts: DataFacts | None,
     standardized_term: bool = False,
     count_likelihood: bool = False,
+    wide_members: bool = False,
 ) -> tuple[str, dict[str, Any]]:
     """The preset ``cfg`` becomes and its steps for data like ``facts``.
 
@@ -184,7 +188,7 @@ def _preset_steps(
     if cfg.preset != "auto":
         return cfg.preset, dict(PRESET_STEPS[cfg.preset])
     assert facts is not None, "preset auto: the data's facts decide"
-    preset = auto_preset(facts, count_likelihood)
+    preset = auto_preset(facts, count_likelihood, wide_members)
     values = dict(PRESET_STEPS[preset])
     if preset == "counts":
         values.update(AUTO_COUNTS)
@@ -240,11 +244,12 @@ def resolve_preprocess(
     model has wide members (:mod:`geneae.module.views`), so ``preset: auto`` keeps
     :data:`~geneae.data_defaults.WIDE_GENES` genes for them (``n_wide_genes``).
     ``count_likelihood``: the model's likelihood reconstructs raw counts, so ``preset:
-    auto`` reads them with the counts preset on bulk samples too (:func:`auto_preset`).
+    auto`` reads bulk samples' counts with the counts preset too, unless the model has wide
+    members (:func:`auto_preset`).
     """
     if cfg.is_resolved:
         return cfg.model_copy()
-    preset, values = _preset_steps(cfg, facts, standardized_term, count_likelihood)
+    preset, values = _preset_steps(cfg, facts, standardized_term, count_likelihood, wide_members)
     if cfg.preset == "auto":
         unscaled = preset == "standardize" and standardized_term
         how = " without scaling (the standardised term scales each gene)" if unscaled else ""

@@ -59,7 +59,7 @@ class AE(ExpressionModule):
         ``kl_weight`` is accepted for a uniform interface and has no effect.
         """
         x, target, inference, params = self.encode_and_decode(batch, mask_rate)
-        reconstruction = self.reconstruction_loss(target, params, batch.get("target_nonzero"), x)
+        reconstruction = self.reconstruction_loss(target, params, self.target_nonzero(batch), x)
         total = reconstruction.mean()
         metrics = {
             "reconstruction": total.detach(),

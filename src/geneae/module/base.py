@@ -185,6 +185,23 @@ class ExpressionModule(nn.Module):
         """The input of this module from model inputs ``x``: its view of them, if any."""
         return x if self.view is None else self.view.inputs(x)
 
+    def view_target(self, own_input: Tensor, target: Tensor) -> Tensor:
+        """What a member with a view reconstructs of a batch: its ``own_input``, or counts.
+
+        A count likelihood's member reads the leading genes (a narrow view) and reconstructs
+        their counts (the batch's ``target`` sliced), whose total is the batch's library
+        (:func:`geneae.prepared.to_tensors`).
+        """
+        assert self.view is not None
+        return target[..., : self.view.width] if self.decoder.head.is_count else own_input
+
+    def target_nonzero(self, batch: dict[str, Tensor]) -> Tensor | None:
+        """The non-zeros' flat positions in the batch's target, where it is this module's.
+
+        A member with a view reconstructs another shape: its loss finds its own.
+        """
+        return batch.get("target_nonzero") if self.view is None else None
+
     def in_model_units(self, values: Tensor, x: Tensor | None = None) -> Tensor:
         """A reconstruction of this module (..., its genes) in the model input's units.
 
@@ -223,8 +240,9 @@ class ExpressionModule(nn.Module):
         observed (or learned) library size.
         """
         x, target, observed, covariate = unpack(batch, self.n_covariates)
-        if self.view is not None:  # a likelihood of the input (ModelConfig): target is x
-            x = target = self.view.inputs(x)
+        if self.view is not None:
+            x = self.view.inputs(x)
+            target = self.view_target(x, target)
         if self.library_head is not None and self.training:
             self.library_head.initialise(observed)
         inference = self.inference(

@@ -190,8 +190,37 @@ class Ensemble(nn.Module):
                 [o["latent_var"] / self.scales[i].square() for i, o in enumerate(outs)], dim=-1
             )
         if decode:
-            result["reconstruction"] = self.gene_mean([o["reconstruction"] for o in outs])
+            result["reconstruction"] = self.gene_mean(
+                [
+                    self.in_target_units(m, o["reconstruction"], library)
+                    for m, o in zip(self.members, outs, strict=True)
+                ]
+            )
         return result
+
+    @property
+    def reconstructs_counts(self) -> bool:
+        """Whether the ensemble reconstructs counts: its first (narrow) member models them."""
+        return bool(self.members[0].cfg.models_counts)
+
+    def in_target_units(
+        self, member: ExpressionModule, values: Tensor, library: Tensor | None
+    ) -> Tensor:
+        """A member's reconstruction (..., its genes) in the units of the ensemble's.
+
+        Beside a count likelihood, a wide member's values (log1p of expression normalised
+        to its view's ``target_sum`` over the narrow members' genes, the model input's
+        units) become expected counts at each sample's ``library`` (those genes' counts:
+        :func:`geneae.prepared.to_tensors`; None: 1, proportions as the count members give
+        them); every other member's are already so.
+        """
+        if not self.reconstructs_counts or member.cfg.models_counts:
+            return values
+        assert member.view is not None and member.view.target_sum  # geneae.resolve
+        per_unit = 1.0 / member.view.target_sum
+        if library is not None:
+            per_unit = library.reshape(*library.shape, 1) * per_unit
+        return torch.expm1(values.clamp_min(0)) * per_unit
 
     @property
     def has_views(self) -> bool:
@@ -242,7 +271,8 @@ class Ensemble(nn.Module):
         """
         if self.has_views:
             means = [
-                m.decoded_mean(code, library, covariate) for m, code, _ in self.member_codes(z)
+                self.in_target_units(m, m.decoded_mean(code, library, covariate), library)
+                for m, code, _ in self.member_codes(z)
             ]
             return {"mean": self.gene_mean(means)}
         params = [

@@ -122,7 +122,7 @@ class GMVAE(ExpressionModule):
         """Negative ELBO, y summed exactly over the support of q(y|x); KLs times kl_weight."""
         x, target, inference, params = self.encode_and_decode(batch, mask_rate)
         rec_k = self.reconstruction_loss(
-            target.unsqueeze(-2), params, batch.get("target_nonzero"), x.unsqueeze(-2)
+            target.unsqueeze(-2), params, self.target_nonzero(batch), x.unsqueeze(-2)
         )  # (n, m)
         support = inference.get("support")
         kl_z_k = self.prior.kl(inference["qz_mean"], inference["qz_var"], support)  # (n, m)

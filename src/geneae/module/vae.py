@@ -68,7 +68,7 @@ class VAE(ExpressionModule):
     ) -> LossOutput:
         """Negative ELBO with a weighted KL (beta-VAE / KL warm-up via ``kl_weight``)."""
         x, target, inference, params = self.encode_and_decode(batch, mask_rate)
-        reconstruction = self.reconstruction_loss(target, params, batch.get("target_nonzero"), x)
+        reconstruction = self.reconstruction_loss(target, params, self.target_nonzero(batch), x)
         kl_per_dim = self.prior.kl_per_dim(inference["qz_mean"], inference["qz_var"])
         kl = kl_per_dim.sum(-1)
         total = (reconstruction + kl_weight * kl).mean()
