@@ -8,13 +8,15 @@ with its job (:mod:`geneae.train.member_process`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from geneae.module.views import GeneView
 from geneae.prepared import Prepared
 
 
@@ -35,13 +37,18 @@ class DataStart:
     standardized_scale: float | None
     """The standardised term's scale (:func:`geneae.balance.balance_scale`) over the genes
     the module reads; None where the module has no such term."""
-    wide_moments: tuple[torch.Tensor, torch.Tensor] | None = None
-    """(genes,) means and variances of the model input as wide members that rescale their
-    samples read it (:meth:`geneae.module.views.GeneView.rescaled`); None: none do."""
+    view_moments: dict[tuple[int, float], tuple[torch.Tensor, torch.Tensor]] = field(
+        default_factory=dict
+    )
+    """Per ``(width, target_sum)`` of the views that rescale their samples, the means and
+    variances of what they z-score (:meth:`geneae.module.views.GeneView.unscaled`)."""
 
 
 def data_start(
-    module: torch.nn.Module, likelihood: str, prepared: Prepared, wide_target_sum: float = 0.0
+    module: torch.nn.Module,
+    likelihood: str,
+    prepared: Prepared,
+    views: Sequence[GeneView | None] = (),
 ) -> DataStart:
     """:class:`DataStart` of ``module`` (one member of an ensemble) on ``prepared``.
 
@@ -54,8 +61,9 @@ def data_start(
         The configuration's ``model.likelihood``.
     prepared
         The training data.
-    wide_target_sum
-        ``model.wide_target_sum`` of an ensemble with wide members (0: none rescale).
+    views
+        The views of the ensemble's members (:mod:`geneae.module.views`; None: a member
+        reads the model input as it is).
     """
     from geneae.balance import balance_scale, column_moments
 
@@ -70,26 +78,23 @@ def data_start(
             x = x[:, : module.n_genes]
             counts = None if counts is None else counts[:, : module.n_genes]
         scale = balance_scale(likelihood, x, counts)
-    wide = _rescaled_moments(data.X, wide_target_sum) if wide_target_sum else None
+    rescaling = {(v.width, v.target_sum): v for v in views if v is not None and v.target_sum}
     return DataStart(
         torch.as_tensor(mean, dtype=torch.float32),
         torch.as_tensor(var, dtype=torch.float32),
         scale,
-        wide,
+        {key: _view_moments(data.X, view) for key, view in rescaling.items()},
     )
 
 
-def _rescaled_moments(x: Any, target_sum: float, block: int = 4096) -> tuple[Tensor, Tensor]:
-    """Per-gene mean and population variance of ``x`` as a rescaling wide member reads it."""
-    from geneae.module.views import GeneView
-
-    view = GeneView(x.shape[1], x.shape[1], standardize=False, target_sum=target_sum)
-    total = torch.zeros(x.shape[1], dtype=torch.float64)
-    squares = torch.zeros(x.shape[1], dtype=torch.float64)
+def _view_moments(x: Any, view: GeneView, block: int = 4096) -> tuple[Tensor, Tensor]:
+    """Per-gene mean and population variance of what ``view`` z-scores of model inputs ``x``."""
+    total = torch.zeros(view.width, dtype=torch.float64)
+    squares = torch.zeros(view.width, dtype=torch.float64)
     for start in range(0, x.shape[0], block):
         part = x[start : start + block]
         part = part.toarray() if hasattr(part, "toarray") else np.asarray(part)
-        values = view.rescaled(torch.as_tensor(part, dtype=torch.float32)).double()
+        values = view.unscaled(torch.as_tensor(part, dtype=torch.float32)).double()
         total += values.sum(0)
         squares += values.square().sum(0)
     n = max(int(x.shape[0]), 1)
@@ -109,9 +114,8 @@ def start_from_data(module: torch.nn.Module, start: DataStart) -> float | None:
         module.decoder.start_at(start.gene_means)
     else:
         mean, var = start.gene_means, start.gene_vars
-        if view.target_sum:
-            assert start.wide_moments is not None  # data_start of this ensemble's config
-            mean, var = start.wide_moments
+        if view.target_sum:  # data_start of this ensemble's views has them
+            mean, var = start.view_moments[(view.width, view.target_sum)]
         view.start_at(mean, var)
         module.decoder.start_at(view.gene_means(mean))
     term = module.decoder.standardized

@@ -218,8 +218,8 @@ def train_module(
     """
     members = members_of(module)
     model = config.model
-    wide_target_sum = (model.wide_target_sum or 0.0) if model.n_wide else 0.0
-    start = data_start(members[0], model.likelihood, prepared.in_memory, wide_target_sum)
+    views = [m.view for m in members]
+    start = data_start(members[0], model.likelihood, prepared.in_memory, views)
     if len(members) == 1:
         return train_one(
             module,

@@ -225,7 +225,7 @@ def test_state_dict_round_trip_keeps_the_views() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"likelihood": "nb"}, "likelihood of the model input"),
+        ({"likelihood": "bernoulli"}, "averaged with probabilities"),
         ({"family": "gmvae", "members": 1, "wide_members": 1}, "gmvae"),
     ],
 )

@@ -203,11 +203,14 @@ class ExpressionModule(nn.Module):
         return batch.get("target_nonzero") if self.view is None else None
 
     def in_model_units(self, values: Tensor, x: Tensor | None = None) -> Tensor:
-        """A reconstruction of this module (..., its genes) in the model input's units.
+        """A reconstruction of this module (..., its genes) in the model's units.
 
-        ``x``: the model inputs it is of (a view that rescales samples needs their scale).
+        Counts as they are; other values in the model input's units. ``x``: the model
+        inputs they are of (a view that rescales samples needs their scale).
         """
-        return values if self.view is None else self.view.outputs(values, x)
+        if self.view is None or self.decoder.head.is_count:  # counts: in no view's scale
+            return values
+        return self.view.outputs(values, x)
 
     def decoded_mean(
         self, z: Tensor, library: Tensor | None = None, covariate: Tensor | None = None

@@ -81,7 +81,7 @@ class Ensemble(nn.Module):
         self.pca_genes = self.n_genes if self.cfg.pca_block else 0
         # Where members see the genes differently, the block reads the wide members' view
         # (an index: a module attribute would save the view's buffers twice).
-        wide = [i for i, m in enumerate(members) if m.view is not None and m.view.standardize]
+        wide = [i for i, m in enumerate(members) if m.cfg.n_wide]
         self._pca_member = wide[0] if wide else None
         if self.pca_genes:
             self.register_buffer("pca_mean", torch.zeros(self.pca_genes))
@@ -303,7 +303,9 @@ def _in_model_genes(member: ExpressionModule, loadings: Tensor) -> Tensor:
     """A member's (its genes, d) loadings as (model genes, d), in model-input units."""
     if member.view is None:
         return loadings
-    unit = torch.as_tensor(member.view.unit()).reshape(-1, 1)
+    # A count member's weights are of its log rates, in no view's scale.
+    unit = torch.as_tensor(1.0 if member.cfg.models_counts else member.view.unit())
+    unit = unit.reshape(-1, 1)
     full = loadings.new_zeros((member.n_model_genes, loadings.shape[1]))
     full[: member.n_genes] = loadings * unit
     return full

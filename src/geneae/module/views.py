@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from geneae.config import ModelConfig
+from geneae.data_defaults import COUNTS_TARGET_SUM
 
 __all__ = ["CLIP", "GeneView", "gene_view"]
 
@@ -50,7 +51,7 @@ class GeneView(nn.Module):
         Whether the member z-scores them (from :meth:`start_at`'s moments).
     target_sum
         Rescale each sample's log1p values so that their expression totals this over the
-        model genes, before z-scoring (0: as given).
+        genes the member reads, before z-scoring (0: as given).
     """
 
     def __init__(
@@ -75,7 +76,7 @@ class GeneView(nn.Module):
             self.std.copy_(var[: self.width].clamp_min(0).sqrt().clamp_min(STD_FLOOR))
 
     def rescaled(self, x: Tensor) -> Tensor:
-        """Model inputs ``x`` rescaled to :attr:`target_sum` over every model gene."""
+        """Log1p values ``x`` of the member's genes rescaled to :attr:`target_sum` over them."""
         if not self.target_sum:
             return x
         # One expm1 for the total and the values: in every training step of a wide member
@@ -84,18 +85,24 @@ class GeneView(nn.Module):
         return torch.log1p(expression / self._per_target(expression))
 
     def _factor(self, x: Tensor) -> Tensor:
-        """(n, 1) each sample's total expression over the model genes per target_sum."""
-        return self._per_target(torch.expm1(x.clamp_min(0)))
+        """(n, 1) each sample's total expression over the member's genes per target_sum."""
+        return self._per_target(torch.expm1(self._own_genes(x).clamp_min(0)))
+
+    def _own_genes(self, x: Tensor) -> Tensor:
+        """The member's genes of model inputs ``x``."""
+        return x[..., : self.width] if self.width < self.n_model_genes else x
 
     def _per_target(self, expression: Tensor) -> Tensor:
         """(n, 1) the total of each row of ``expression`` per target_sum."""
         return (expression.sum(-1, keepdim=True) / self.target_sum).clamp_min(1e-12)
 
+    def unscaled(self, x: Tensor) -> Tensor:
+        """(n, width) the member's genes of model inputs ``x``, rescaled: what it z-scores."""
+        return self.rescaled(self._own_genes(x))
+
     def inputs(self, x: Tensor) -> Tensor:
         """(n, width) the member's input from model inputs ``x`` (n, model genes)."""
-        x = self.rescaled(x)
-        if self.width < self.n_model_genes:
-            x = x[..., : self.width]
+        x = self.unscaled(x)
         if self.standardize:
             x = ((x - self.mean) / self.std).clamp(-CLIP, CLIP)
         return x
@@ -131,12 +138,16 @@ def gene_view(cfg: ModelConfig, n_model_genes: int) -> GeneView | None:
 
     A wide model (``wide_members: 1``) z-scores every gene (rescaled to
     ``wide_target_sum`` first, where it is set); a narrow one
-    (``narrow_genes`` below the model genes) reads the first ``narrow_genes``; any other
-    reads the model input as it is (None).
+    (``narrow_genes`` below the model genes) reads the first ``narrow_genes``, as they are
+    or, with a count likelihood, rescaled to :data:`~geneae.data_defaults.COUNTS_TARGET_SUM`
+    and z-scored as the counts preset gives them; any other reads the model input as it is
+    (None).
     """
     if cfg.n_wide:
         return GeneView(n_model_genes, n_model_genes, True, cfg.wide_target_sum or 0.0)
-    narrow = cfg.narrow_genes or 0
+    narrow = min(cfg.narrow_genes or 0, n_model_genes)
+    if narrow and cfg.models_counts:  # beside wide members (geneae.resolve)
+        return GeneView(n_model_genes, narrow, True, COUNTS_TARGET_SUM)
     if 0 < narrow < n_model_genes:
         return GeneView(n_model_genes, narrow, standardize=False)
     return None

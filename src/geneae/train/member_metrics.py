@@ -34,7 +34,7 @@ def merge_member_metrics(parts: list[dict[str, Any]], module: torch.nn.Module) -
     merged = {k: v for k, v in parts[0].items() if k not in (*per_member, "cluster_phase")}
     merged["members"] = len(parts)
     members = members_of(module)
-    wide = sum(1 for m in members if m.view is not None and m.view.standardize)
+    wide = sum(1 for m in members if m.cfg.n_wide)
     if wide:  # members of two kinds: how many read every gene z-scored, and the others' genes
         merged["wide_members"] = wide
         merged["narrow_genes"] = int(members[0].n_genes)
