@@ -41,7 +41,7 @@ def bulk_reads(n_samples: int = 90, n_genes: int = 600, seed: int = 0) -> ad.Ann
     return ad.AnnData(reads, obs=obs, var=pd.DataFrame(index=[f"g{j}" for j in range(n_genes)]))
 
 
-def test_bulk_read_counts_resolve_to_counts_and_log_cpm_with_two_kinds_of_members(caplog):
+def test_bulk_read_counts_resolve_to_counts_with_two_kinds_of_members(caplog):
     reads = bulk_reads()
     facts = describe(reads)
     assert facts.has_counts and not facts.single_cells
@@ -50,43 +50,51 @@ def test_bulk_read_counts_resolve_to_counts_and_log_cpm_with_two_kinds_of_member
     model, pp = config.model, config.preprocess
     assert model.likelihood == "nb" and model.standardized_weight > 0
     assert (model.members, model.wide_members, model.narrow_genes) == (6, 3, 2000)
-    assert (pp.preset, pp.source, pp.normalize, pp.log1p) == ("standardize", "counts", True, True)
-    assert (pp.target_sum, pp.scale, pp.clip) == (1e6, False, 0.0)
+    # The counts preset, unscaled: each kind of member z-scores the genes it reads.
+    assert (pp.preset, pp.source, pp.normalize, pp.log1p) == ("counts", "counts", True, True)
+    assert (pp.target_sum, pp.scale, pp.clip) == (1e4, False, 0.0)
     assert (pp.n_top_genes, pp.hvg_flavor, pp.n_wide_genes) == (2000, "seurat", 5000)
-    assert model.wide_target_sum == 1e6
-    assert "bulk samples, not single cells" in caplog.text and "log CPM" in caplog.text
-    # --likelihood nb resolves alike.
+    assert model.wide_target_sum == 1e4
+    assert "bulk samples, not single cells" in caplog.text
+    assert "each kind of member z-scores the genes it reads" in caplog.text
+    # --likelihood nb resolves alike; squared error reads the reads as their log CPM, as the
+    # same reads given as CPM (no counts).
     assert resolve(RunConfig().updated({"model.likelihood": "nb"}), facts) == config
-    # The same reads given as CPM (no counts) resolve to squared error, and to the same
-    # steps but their source.
+    mse = resolve(RunConfig().updated({"model.likelihood": "mse"}), facts)
     cpm = reads.copy()
     cpm.X = reads.X / reads.X.sum(1, keepdims=True) * 1e6
     as_cpm = resolve(RunConfig(), describe(cpm))
-    assert as_cpm.model.likelihood == "mse"
-    assert as_cpm.model.model_copy(update={"likelihood": "nb"}) == model
-    steps = {k: v for k, v in pp.model_dump().items() if k not in ("source", "unlog")}
+    assert as_cpm.model == mse.model and as_cpm.model.wide_members == 3
+    assert (mse.preprocess.preset, mse.preprocess.target_sum) == ("standardize", 1e6)
+    steps = {k: v for k, v in mse.preprocess.model_dump().items() if k not in ("source", "unlog")}
     assert steps == {
         k: v for k, v in as_cpm.preprocess.model_dump().items() if k not in ("source", "unlog")
     }
 
 
-def test_bulk_read_counts_preprocess_to_the_log_cpm_of_their_cpm():
-    reads = bulk_reads()
+def test_bulk_read_counts_preprocess_to_log1p_of_their_share_of_the_narrow_genes():
+    reads = bulk_reads(n_genes=2500)
     steps = resolve(RunConfig(), describe(reads)).preprocess
     pre = Preprocessor.from_config(steps).fit(reads)
     out = pre.transform(reads)
     genes = list(out.var_names)
-    # Closed form: ln(1 + reads / the sample's reads of the narrow genes x 1e6) on them
-    # (geneae.pp.steps.library_genes); every gene here is narrow (600 < 2,000).
-    assert len(genes) == reads.n_vars
+    assert len(genes) == reads.n_vars  # 2,500 genes: every one kept (5,000 for wide members)
+    # Closed form: ln(1 + reads / the sample's reads of the 2,000 narrow genes x 1e4)
+    # (geneae.pp.steps.library_genes), for every kept gene.
     x = reads[:, genes].X.astype(np.float64)
-    np.testing.assert_allclose(out.X, np.log1p(x / x.sum(1, keepdims=True) * 1e6), rtol=1e-5)
+    library = x[:, :2000].sum(1, keepdims=True)
+    np.testing.assert_allclose(out.X, np.log1p(x / library * 1e4), rtol=1e-5)
+    np.testing.assert_allclose(out.layers["counts"], x)
+    # Squared error reads the same reads as the same CPM would be read: log CPM.
+    mse = RunConfig().updated({"model.likelihood": "mse"})
+    as_log_cpm = Preprocessor.from_config(resolve(mse, describe(reads)).preprocess).fit(reads)
     cpm = reads.copy()
     cpm.X = reads.X / reads.X.sum(1, keepdims=True) * 1e6
-    as_cpm = resolve(RunConfig(), describe(cpm)).preprocess
-    again = Preprocessor.from_config(as_cpm).fit(cpm).transform(cpm)
-    assert list(again.var_names) == genes
-    np.testing.assert_allclose(again.X, out.X, rtol=1e-4, atol=1e-5)
+    again = Preprocessor.from_config(resolve(RunConfig(), describe(cpm)).preprocess).fit(cpm)
+    assert list(again.genes_) == list(as_log_cpm.genes_)
+    np.testing.assert_allclose(
+        again.transform(cpm).X, as_log_cpm.transform(reads).X, rtol=1e-4, atol=1e-5
+    )
 
 
 def test_one_kind_of_member_and_single_cells_keep_the_counts_preset():

@@ -1,12 +1,12 @@
-"""Narrow members that model counts beside wide members that read log CPM.
+"""Narrow members that model counts beside wide members that read their log expression.
 
 On bulk read counts the default's narrow members fit the NB likelihood to the counts of the
-most variable genes, and its wide members squared error to every kept gene's z-scored log
-CPM (docs/design/default-model.md, round 75). Checked against references: a narrow
+most variable genes, and its wide members squared error to every kept gene's z-scored
+log1p per 1e4 (docs/design/default-model.md, round 75). Checked against references: a narrow
 member's loss is that of a model of its genes alone (same weights; those genes' counts and
 library; its input is the counts preset's); the libraries are the counts of the genes each
 sample was normalised over; a wide member's values are taken back to the counts they are
-the log CPM of (closed form); and the settings that cannot work are refused.
+the log of (closed form); and the settings that cannot work are refused.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import torch
 
 from geneae import RunConfig
 from geneae.config import ModelConfig
-from geneae.data_defaults import COUNTS_TARGET_SUM
 from geneae.errors import ConfigError
 from geneae.facts import describe
 from geneae.module import Ensemble, build_module
@@ -26,7 +25,7 @@ from geneae.prepared import to_tensors
 from geneae.resolve import resolve
 from tests.test_bulk_read_counts import bulk_reads
 
-N, GENES, NARROW, TARGET = 40, 50, 20, 1e6
+N, GENES, NARROW, TARGET = 40, 50, 20, 1e4
 
 
 def _counts(seed: int = 0) -> torch.Tensor:
@@ -63,7 +62,7 @@ def test_a_narrow_count_member_scores_as_a_model_of_its_genes_alone():
     x, library = _model_input(counts)
     # It reads its genes as the counts preset gives them to the single-cell default:
     # log1p per 1e4 of their total, z-scored (closed form) and clipped.
-    log = torch.log1p(counts[:, :NARROW] / library[:, None] * COUNTS_TARGET_SUM)
+    log = torch.log1p(counts[:, :NARROW] / library[:, None] * 1e4)
     narrow.view.start_at(log.mean(0), log.var(0, unbiased=False))
     preset = ((log - log.mean(0)) / log.std(0, unbiased=False)).clamp(-10, 10)
     torch.testing.assert_close(narrow.own_input(x), preset, rtol=1e-4, atol=1e-4)
@@ -102,7 +101,7 @@ def test_a_wide_members_log_cpm_is_taken_back_to_the_counts():
     # Closed form: counts = expm1(model input) x library / target sum.
     back = ensemble.in_target_units(wide, x, library)
     torch.testing.assert_close(back, counts, rtol=1e-4, atol=1e-3)
-    # Through the view: the member's own input (every gene rescaled to a million, z-scored)
+    # Through the view: the member's own input (every gene rescaled to 1e4, z-scored)
     # decoded as it is comes back as the counts.
     rescaled = wide.view.rescaled(x)
     wide.view.start_at(rescaled.mean(0), rescaled.var(0, unbiased=False))
@@ -124,7 +123,7 @@ def test_a_wide_members_log_cpm_is_taken_back_to_the_counts():
         ({"model.members": 2, "model.wide_members": 2}, "no member to model the counts"),
         ({"model.narrow_genes": 500}, "leave model.narrow_genes unset"),
         ({"preprocess.scale": True}, "scale: false"),
-        ({"model.wide_target_sum": 1e4}, "wide_target_sum unset"),
+        ({"model.wide_target_sum": 1e6}, "wide_target_sum unset"),
     ],
 )
 def test_members_of_two_kinds_that_could_not_give_counts_are_refused(given, problem):

@@ -72,11 +72,16 @@ def test_narrow_members_without_wide_ones_or_wide_ones_on_scaled_counts_are_refu
     given = RunConfig().updated({"model.wide_members": 0, "model.narrow_genes": 100})
     with pytest.raises(ConfigError, match="narrow_genes"):
         resolve(given, describe(bulk))
-    # Single cells' counts go to the counts preset, which scales: a wide member beside the
-    # count likelihood could not take its counts back from z-scores.
+    # Wide members asked for on single cells' counts: the counts preset leaves the scaling
+    # to each kind of member; scaled by the preprocessing, a wide member beside the count
+    # likelihood could not take its counts back from z-scores.
     counts = datasets.synthetic_counts(n_cells=120, n_genes=40, n_clusters=2, seed=0)
+    wide = RunConfig().updated({"model.wide_members": 2})
+    config = resolve(wide, describe(counts))
+    assert (config.model.likelihood, config.model.wide_members) == ("nb", 2)
+    assert (config.preprocess.preset, config.preprocess.scale) == ("counts", False)
     with pytest.raises(ConfigError, match="wide_members.*scale: false"):
-        resolve(RunConfig().updated({"model.wide_members": 2}), describe(counts))
+        resolve(wide.updated({"preprocess.scale": True}), describe(counts))
 
 
 @pytest.mark.parametrize("n_wide", [150, 1000])

@@ -90,8 +90,9 @@ class ModelConfig(Section):
         "weighs alike; the other members read the narrow_genes most variable with the "
         "likelihood and the term. None: half the members (rounded down) of tables that are "
         "not single cells' (bulk samples' values or read counts) under preprocess preset "
-        "auto with a likelihood of the input, which then keeps n_wide_genes genes for them "
-        "(geneae.resolve); else 0",
+        "auto with any likelihood but bernoulli, which then keeps n_wide_genes genes for "
+        "them (beside a count likelihood the narrow members model the counts, and the wide "
+        "members' reconstructions are taken back to counts; geneae.resolve); else 0",
     )
     narrow_genes: int | None = Field(
         default=None,

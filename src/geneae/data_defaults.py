@@ -56,9 +56,3 @@ COMPILE_MIN_ENTRIES = 1.6e10
 # default 0.861 and 0.724, unscaled PCA of every gene 0.978 and 0.775); no set more than
 # 0.015 below its best PCA (docs/design/default-model.md, rounds 72-73).
 WIDE_GENES = 5000
-# Beside wide members, members of a count likelihood read their genes as the counts preset
-# gives them to the single-cell default: log1p of each sample's expression scaled to
-# COUNTS_TARGET_SUM over those genes, z-scored and clipped (geneae.module.views). Read as the
-# wide members' log CPM, unscaled, they scored 0.758-0.767 on the worm samples' reads, where
-# the count model alone scored 0.803 (docs/design/default-model.md, round 75).
-COUNTS_TARGET_SUM = 1e4

@@ -254,7 +254,7 @@ def _why_likelihood(facts: DataFacts) -> str:
     return (
         f"the data hold raw counts in {facts.counts_in} of bulk samples, not single cells "
         f"({facts.floor_fraction:.0%} zeros): the narrow members model the counts of the "
-        "most variable genes, the wide members read every kept gene's log CPM"
+        "most variable genes, the wide members every kept gene's log-normalised expression"
     )
 
 

@@ -145,20 +145,15 @@ def _describe_value_steps(steps: dict[str, Any], unlog: LogScale | None) -> str:
     return f"{unlog} undone" if unlog else "values kept as they are"
 
 
-def auto_preset(
-    facts: DataFacts, count_likelihood: bool = False, wide_members: bool = False
-) -> str:
+def auto_preset(facts: DataFacts, count_likelihood: bool = False) -> str:
     """The preset ``preset: auto`` becomes for data like ``facts``.
 
-    ``counts`` on single cells' raw counts, or for a model of counts (``count_likelihood``)
-    of one kind of member; else ``standardize``.
-
-    Bulk samples' read counts (raw counts that are not single cells':
-    :attr:`DataFacts.single_cells`) are read as their log CPM, as bulk TPM is
-    (docs/design/default-model.md, round 74); beside wide members (``wide_members``) a
-    count likelihood's members read that too, and model the counts (round 75).
+    ``counts`` on single cells' raw counts, or for a model of counts (``count_likelihood``);
+    else ``standardize``: bulk samples' read counts (raw counts that are not single cells':
+    :attr:`DataFacts.single_cells`) under squared error are read as their log CPM, as bulk
+    TPM is (docs/design/default-model.md, round 74).
     """
-    cells_or_model = facts.single_cells or (count_likelihood and not wide_members)
+    cells_or_model = facts.single_cells or count_likelihood
     return "counts" if facts.has_counts and cells_or_model else "standardize"
 
 
@@ -188,10 +183,12 @@ def _preset_steps(
     if cfg.preset != "auto":
         return cfg.preset, dict(PRESET_STEPS[cfg.preset])
     assert facts is not None, "preset auto: the data's facts decide"
-    preset = auto_preset(facts, count_likelihood, wide_members)
+    preset = auto_preset(facts, count_likelihood)
     values = dict(PRESET_STEPS[preset])
     if preset == "counts":
-        values.update(AUTO_COUNTS)
+        # Beside wide members each kind z-scores the genes it reads itself
+        # (geneae.module.views): the model input stays unscaled.
+        values.update(AUTO_VALUES if wide_members else AUTO_COUNTS)
     elif standardized_term:
         values.update(AUTO_VALUES)
     values.update(_auto_genes(facts))
@@ -244,8 +241,8 @@ def resolve_preprocess(
     model has wide members (:mod:`geneae.module.views`), so ``preset: auto`` keeps
     :data:`~geneae.data_defaults.WIDE_GENES` genes for them (``n_wide_genes``).
     ``count_likelihood``: the model's likelihood reconstructs raw counts, so ``preset:
-    auto`` reads bulk samples' counts with the counts preset too, unless the model has wide
-    members (:func:`auto_preset`).
+    auto`` reads bulk samples' counts with the counts preset too (:func:`auto_preset`),
+    unscaled where the model has wide members.
     """
     if cfg.is_resolved:
         return cfg.model_copy()
@@ -253,6 +250,8 @@ def resolve_preprocess(
     if cfg.preset == "auto":
         unscaled = preset == "standardize" and standardized_term
         how = " without scaling (the standardised term scales each gene)" if unscaled else ""
+        if preset == "counts" and wide_members:
+            how = " without scaling (each kind of member z-scores the genes it reads)"
         logger.info("preprocessing preset: %s%s (for %s)", preset, how, _what(facts))
         _warn_negative_expression(facts)
     unlog = _unlog(cfg, preset, facts)

@@ -27,7 +27,6 @@ import torch
 from torch import Tensor, nn
 
 from geneae.config import ModelConfig
-from geneae.data_defaults import COUNTS_TARGET_SUM
 
 __all__ = ["CLIP", "GeneView", "gene_view"]
 
@@ -139,15 +138,15 @@ def gene_view(cfg: ModelConfig, n_model_genes: int) -> GeneView | None:
     A wide model (``wide_members: 1``) z-scores every gene (rescaled to
     ``wide_target_sum`` first, where it is set); a narrow one
     (``narrow_genes`` below the model genes) reads the first ``narrow_genes``, as they are
-    or, with a count likelihood, rescaled to :data:`~geneae.data_defaults.COUNTS_TARGET_SUM`
-    and z-scored as the counts preset gives them; any other reads the model input as it is
-    (None).
+    or, with a count likelihood, z-scored (the counts preset's scaling, which the
+    preprocessing leaves to each kind of member beside wide ones); any other reads the
+    model input as it is (None).
     """
     if cfg.n_wide:
         return GeneView(n_model_genes, n_model_genes, True, cfg.wide_target_sum or 0.0)
     narrow = min(cfg.narrow_genes or 0, n_model_genes)
     if narrow and cfg.models_counts:  # beside wide members (geneae.resolve)
-        return GeneView(n_model_genes, narrow, True, COUNTS_TARGET_SUM)
+        return GeneView(n_model_genes, narrow, standardize=True)
     if 0 < narrow < n_model_genes:
         return GeneView(n_model_genes, narrow, standardize=False)
     return None
