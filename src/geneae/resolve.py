@@ -263,11 +263,11 @@ def wide_members(config: RunConfig, facts: DataFacts) -> int:
 
     The configuration's own number (at most the members); left open, half the members
     (rounded down) of a table that is not single cells (:attr:`DataFacts.single_cells`),
-    under preprocess preset ``auto``, with a likelihood of identity link: bulk samples'
-    values (TPM, RSEM, FPKM, read counts, logs of them), whatever the likelihood but
-    Bernoulli (beside a count likelihood the narrow members model the counts, the wide
-    members their log CPM, docs/design/default-model.md, round 75). Elsewhere 0: on single
-    cells' counts the default leads its peers without them.
+    under preprocess preset ``auto``, with any likelihood but Bernoulli: bulk samples'
+    values (TPM, RSEM, FPKM, read counts, logs of them). Beside a count likelihood the
+    narrow members model the counts and the wide members read the log expression
+    (docs/design/default-model.md, round 75). Elsewhere 0: on single cells' counts the
+    default leads its peers without them.
     """
     model = config.model
     members = model.members or 1
