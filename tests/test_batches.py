@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import scipy.sparse as sp
 import torch
 
@@ -31,6 +32,17 @@ def test_row_sums_match_scipy():
     np.testing.assert_allclose(
         RowMatrix.from_array(x).row_sums().numpy(), np.asarray(x.sum(1)).ravel(), rtol=1e-6
     )
+
+
+@pytest.mark.parametrize("columns", [0, 1, 7, 100])
+def test_row_sums_over_leading_columns_match_scipy(columns, monkeypatch):
+    monkeypatch.setattr(geneae.batches, "ROW_SUM_BLOCK", 7)
+    for density in (0.3, 0.9):  # stored sparse, and dense
+        x = _matrix(4, n=30, density=density)
+        matrix = RowMatrix.from_array(x.toarray())
+        assert matrix.is_sparse == (density < 0.5)
+        expected = np.asarray(x[:, :columns].sum(1)).ravel()
+        np.testing.assert_allclose(matrix.row_sums(columns).numpy(), expected, rtol=1e-6)
 
 
 def test_split_is_seeded_disjoint_and_complete():

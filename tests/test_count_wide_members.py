@@ -112,9 +112,18 @@ def test_a_wide_members_log_cpm_is_taken_back_to_the_counts():
     # The count member's reconstruction is counts already.
     values = torch.rand(N, NARROW)
     assert ensemble.in_target_units(narrow, values, library) is values
-    # The ensemble's reconstruction: counts of every gene, near the library in total.
-    out = ensemble.eval().predict(x, library)["reconstruction"]
+    # The ensemble's reconstruction: counts of every gene; the narrow genes the mean of the
+    # two members' counts, the genes past them the wide member's counts alone.
+    ensemble.eval()
+    with torch.no_grad():
+        out = ensemble.predict(x, library)["reconstruction"]
+        own_counts = narrow.predict(x, library)["reconstruction"]
+        logged = wide.predict(x, library)["reconstruction"]
+    # log1p values are never below 0: a negative reconstruction is no expression.
+    wide_counts = torch.expm1(logged.clamp_min(0)) * library[:, None] / wide.view.target_sum
     assert out.shape == (N, GENES) and bool((out >= 0).all())
+    torch.testing.assert_close(out[:, :NARROW], (own_counts + wide_counts[:, :NARROW]) / 2)
+    torch.testing.assert_close(out[:, NARROW:], wide_counts[:, NARROW:])
 
 
 @pytest.mark.parametrize(

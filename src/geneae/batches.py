@@ -157,10 +157,12 @@ class RowMatrix:
         out.index_copy_(0, flat, self.data.index_select(0, pos))
         return out.view(n_rows, n_genes)
 
-    def row_sums(self) -> torch.Tensor:
+    def row_sums(self, columns: int | None = None) -> torch.Tensor:
+        """(n,) float32 sums of each row over its first ``columns`` columns (None: all)."""
         if self.dense is not None:
-            return self.dense.sum(1)
-        assert self.indptr is not None and self.data is not None
+            return self.dense[:, :columns].sum(1)
+        assert self.indptr is not None and self.indices is not None and self.data is not None
+        some = columns is not None and columns < self.shape[1]
         sums = torch.zeros(self.shape[0], dtype=torch.float32)
         # In blocks of rows: the row of every stored entry is int64, twice the data's size.
         for start in range(0, self.shape[0], ROW_SUM_BLOCK):
@@ -168,7 +170,10 @@ class RowMatrix:
             first, last = int(self.indptr[start]), int(self.indptr[stop])
             counts = self.indptr[start + 1 : stop + 1] - self.indptr[start:stop]
             rows = torch.repeat_interleave(torch.arange(stop - start), counts)
-            sums[start:stop].index_add_(0, rows, self.data[first:last])
+            values = self.data[first:last]
+            if some:
+                values = values * (self.indices[first:last] < columns)
+            sums[start:stop].index_add_(0, rows, values)
         return sums
 
 

@@ -158,6 +158,15 @@ class PreprocessConfig(Section):
         return parse(self.unlog) if self.unlog is not None else None
 
     @property
+    def log_normalised(self) -> bool:
+        """Whether the model input is each sample's log1p expression at ``target_sum``.
+
+        Normalised and logged, and neither z-scored nor min-max scaled: values from which
+        each sample's expression can be taken back (:mod:`geneae.module.ensemble`).
+        """
+        return bool(self.normalize and self.log1p and not (self.scale or self.minmax))
+
+    @property
     def is_resolved(self) -> bool:
         """No ``auto`` and no ``None`` left (but in ``gene_list``, ``unlog``, ``n_wide_genes``).
 

@@ -135,8 +135,7 @@ def to_tensors(
     target = library = None
     if counts and "counts" in pre.layers:
         target = RowMatrix.from_array(pre.layers["counts"], like=x)
-        whole = library_genes is None or library_genes >= pre.n_vars
-        library = target.row_sums() if whole else _library(pre.layers["counts"], library_genes)
+        library = target.row_sums(library_genes)
     return ExpressionTensors(x=x, target=target, library=library, covariate=covariate)
 
 
@@ -186,9 +185,3 @@ def _check_column(pre: ad.AnnData, key: str) -> None:
             f"covariate column {key!r} not found in obs; available: "
             f"{', '.join(map(str, pre.obs.columns)) or 'none'}."
         )
-
-
-def _library(counts: Any, genes: int) -> torch.Tensor:
-    """(n,) float32 row sums of the first ``genes`` columns of ``counts``."""
-    sums = np.asarray(counts[:, :genes].sum(1), dtype=np.float64).ravel()
-    return torch.as_tensor(sums, dtype=torch.float32)

@@ -221,10 +221,9 @@ def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
         # the wide members take their own back where the values allow it.
         # Beside a count likelihood, the wide members' reconstructions become counts again
         # at that total (geneae.module.ensemble).
-        logged = pp.normalize and pp.log1p and not (pp.scale or pp.minmax)
         wider = (pp.n_wide_genes or 0) > (pp.n_top_genes or 0) or model.models_counts
         wide = model.wide_members and wider
-        model.wide_target_sum = float(pp.target_sum or 0.0) if logged and wide else 0.0
+        model.wide_target_sum = float(pp.target_sum or 0.0) if pp.log_normalised and wide else 0.0
     _check_kinds(config)
     # Genes as samples: the model's training rows are the genes.
     rows = facts.n_vars if genes_as_samples else facts.n_obs
@@ -325,8 +324,7 @@ def _check_kinds(config: RunConfig) -> None:
             f"{kind} leaves no member to model the counts; set model.wide_members below "
             f"model.members ({model.members}), or 0."
         )
-    logged = pp.normalize and pp.log1p and not (pp.scale or pp.minmax)
-    if not logged or model.wide_target_sum != pp.target_sum:
+    if not pp.log_normalised or model.wide_target_sum != pp.target_sum:
         raise ConfigError(
             f"{kind} reads each sample's log1p expression, normalised and not scaled, to take "
             "its counts back; set preprocess.scale: false (with normalize and log1p) and "
