@@ -34,7 +34,7 @@ from geneae.data_defaults import (
 from geneae.errors import ConfigError, InputError
 from geneae.facts import DataFacts
 from geneae.likelihoods import LIKELIHOODS
-from geneae.resolve_preprocess import gene_preprocess, resolve_preprocess
+from geneae.resolve_preprocess import gene_preprocess, resolve_preprocess, wide_target_sum
 
 logger = logging.getLogger(__name__)
 # Samples each model (each member of an ensemble) sees in training by default; half of it
@@ -218,12 +218,13 @@ def resolve(config: RunConfig, facts: DataFacts) -> RunConfig:
         model.narrow_genes = top if model.wide_members and top else 0
     if model.wide_target_sum is None:
         # The wide genes follow the narrow ones' library (geneae.pp.steps.library_genes);
-        # the wide members take their own back where the values allow it.
-        # Beside a count likelihood, the wide members' reconstructions become counts again
-        # at that total (geneae.module.ensemble).
+        # the wide members take their own back, at their own total, where the values allow
+        # it (0: as given, where they read the same genes at the same total).
+        total = 0.0
+        if model.wide_members and pp.log_normalised:
+            total = wide_target_sum(pp, facts, model.models_counts)
         wider = (pp.n_wide_genes or 0) > (pp.n_top_genes or 0) or model.models_counts
-        wide = model.wide_members and wider
-        model.wide_target_sum = float(pp.target_sum or 0.0) if pp.log_normalised and wide else 0.0
+        model.wide_target_sum = total if wider or total != pp.target_sum else 0.0
     _check_kinds(config)
     # Genes as samples: the model's training rows are the genes.
     rows = facts.n_vars if genes_as_samples else facts.n_obs
