@@ -169,11 +169,14 @@ def test_wide_members_of_tpm_take_the_library_of_their_own_genes():
         }
     )
     model = GeneAE(config).fit(tpm)
-    assert model.config.model.wide_target_sum == model.preprocessor.steps_.target_sum == 1e6
+    # The squared-error member reads each sample at 1e4 over its genes; the wide member
+    # takes it back to a million over its own, as TPM (geneae.resolve_preprocess).
+    assert model.preprocessor.steps_.target_sum == 1e4
+    assert model.config.model.wide_target_sum == 1e6
     wide = model.module.members[1]
     x = np.asarray(model.preprocessor.transform(tpm).X, dtype=np.float64)
     expression = np.expm1(x)
-    np.testing.assert_allclose(expression[:, :100].sum(1), 1e6, rtol=1e-4)
+    np.testing.assert_allclose(expression[:, :100].sum(1), 1e4, rtol=1e-4)
     own = np.log1p(expression * 1e6 / expression.sum(1, keepdims=True))
     np.testing.assert_allclose(wide.view.mean.numpy(), own.mean(0), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(wide.view.std.numpy(), own.std(0), rtol=1e-3, atol=1e-4)
@@ -182,3 +185,31 @@ def test_wide_members_of_tpm_take_the_library_of_their_own_genes():
     # Without a wide member's rescaling where the values are not normalised here.
     logged = resolve(RunConfig(), describe(bulk))
     assert logged.model.wide_target_sum == 0.0
+
+
+def test_bulk_values_beside_wide_members_take_two_totals(caplog):
+    """Squared-error members read bulk values at 1e4, the wide members at a million; single
+    cells' values and a count likelihood keep one total; a total the user gives stays."""
+    bulk = _bulk()
+    tpm = describe(ad.AnnData(np.expm1(np.asarray(bulk.X, dtype=np.float64))))
+    assert tpm.value_type == "unlogged expression" and not tpm.single_cells
+    with caplog.at_level("INFO", logger="geneae.resolve"):
+        config = resolve(RunConfig(), tpm)
+    assert (config.preprocess.target_sum, config.model.wide_target_sum) == (1e4, 1e6)
+    assert "each sample scaled to 10,000 (the wide members' genes to 1,000,000)" in caplog.text
+    # One kind of member: a million, bulk RNA-seq's scale, as the PCA peers read it.
+    alone = resolve(RunConfig().updated({"model.wide_members": 0}), tpm)
+    assert (alone.preprocess.target_sum, alone.model.wide_target_sum) == (1e6, 0.0)
+    # Every member wide: the wide members read their own genes at a million all the same.
+    every = resolve(RunConfig().updated({"model.wide_members": 6}), tpm)
+    assert (every.preprocess.target_sum, every.model.wide_target_sum) == (1e4, 1e6)
+    # The user's total for the narrow members; the wide members keep bulk's scale.
+    given = resolve(RunConfig().updated({"preprocess.target_sum": 1e5}), tpm)
+    assert (given.preprocess.target_sum, given.model.wide_target_sum) == (1e5, 1e6)
+    same = resolve(RunConfig().updated({"preprocess.target_sum": 1e6}), tpm)
+    assert (same.preprocess.target_sum, same.model.wide_target_sum) == (1e6, 1e6)
+    # Wide members reading the narrow members' genes at their total: nothing to rescale.
+    narrow = resolve(RunConfig().updated({"preprocess.n_wide_genes": 0}), tpm)
+    assert narrow.model.wide_target_sum == 1e6 and narrow.preprocess.target_sum == 1e4
+    kept = {"preprocess.n_wide_genes": 0, "preprocess.target_sum": 1e6}
+    assert resolve(RunConfig().updated(kept), tpm).model.wide_target_sum == 0.0

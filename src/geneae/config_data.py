@@ -96,7 +96,8 @@ class PreprocessConfig(Section):
         gt=0,
         description="the total each sample is scaled to before log1p; default: the "
         "preset's, under auto 1e4 for raw counts and 1e6 for unlogged expression (TPM / CPM), "
-        "1e4 for single cells' unlogged values (tables more than 75% zeros)",
+        "1e4 for single cells' unlogged values (tables more than 75% zeros) and for bulk "
+        "values beside wide members, which read theirs at model.wide_target_sum",
     )
     log1p: bool | None = Field(default=None, strict=True)
     n_top_genes: int | None = Field(

@@ -108,8 +108,11 @@ class ModelConfig(Section):
         description="a wide member rescales each sample's log1p values so that its "
         "expression over every model gene totals this (the library of its own genes, as a "
         "run of them alone would have; the preprocessing scales the narrow members' genes "
-        "to it); 0: as given; None: the preprocessing's target_sum where it normalises, "
-        "takes log1p and keeps wide genes, else 0 (geneae.resolve)",
+        "to it); 0: as given; None, where the preprocessing normalises and takes log1p: "
+        "its target_sum beside a count likelihood and on single cells' values, else a "
+        "million (bulk values; the squared-error members read them at 1e4), and 0 where "
+        "that is the preprocessing's own total over the same genes; else 0 "
+        "(geneae.resolve_preprocess.wide_target_sum)",
     )
     standardized_weight: float | None = Field(
         default=None,

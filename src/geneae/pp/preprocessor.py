@@ -81,7 +81,8 @@ class Preprocessor:
         ``lognorm``: normalise + log1p (kept as they are when X is log-normalised already),
         HVG ``seurat`` top 2000. ``standardize``: normalise + log1p for raw counts, and
         for unlogged expression (TPM, FPKM, estimated counts) normalise to a million per
-        sample + log1p; optional HVG by variance, z-score
+        sample (1e4 for single cells', and under ``auto`` for bulk values beside the
+        model's wide members) + log1p; optional HVG by variance, z-score
         clipped at 10. ``minmax``: like standardize but optional HVG by MAD and min-max
         scaling to [0, 1]. ``none``: gene alignment only. ``auto``: decided from the data
         (see :func:`geneae.resolve_preprocess.resolve_preprocess`).
