@@ -369,7 +369,7 @@ def _unlogged_target(facts: DataFacts, unlog: LogScale | None, beside_wide: bool
     values, where the model's squared-error members read them beside wide members
     (``beside_wide``), which take each sample back to a million over their own genes
     (:func:`wide_target_sum`). Both kinds at a million: 0.743 ARI on a pseudo-bulk worm
-    cohort in TPM (three seeds), 0.828 on a synthetic study of 150 tumours; the narrow
+    cohort in TPM (three seeds), 0.828 on a synthetic study of 120 tumours; the narrow
     members at 1e4 and the wide at a million: 0.777 and 0.828; both at 1e4: 0.800 and 1.000,
     but 0.902 on a tiny cohort that the others keep at 0.985-0.993 (docs/design/
     default-model.md, round 76).
