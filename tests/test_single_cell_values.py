@@ -12,7 +12,8 @@ from sklearn.preprocessing import StandardScaler
 
 from geneae.facts import CELLS_ZEROS, FactsAccumulator, describe
 from geneae.pp import Preprocessor
-from geneae.resolve_preprocess import PRESET_STEPS, UNLOGGED_TARGET
+from geneae.resolve_preprocess import PRESET_STEPS
+from geneae.resolve_values import UNLOGGED_TARGET
 
 
 def sparse_cells(n_cells: int = 300, n_genes: int = 200, seed: int = 0) -> np.ndarray:

@@ -112,7 +112,7 @@ class ModelConfig(Section):
         "its target_sum beside a count likelihood and on single cells' values, else a "
         "million (bulk values; the squared-error members read them at 1e4), and 0 where "
         "that is the preprocessing's own total over the same genes; else 0 "
-        "(geneae.resolve_preprocess.wide_target_sum)",
+        "(geneae.resolve_values.wide_target_sum)",
     )
     standardized_weight: float | None = Field(
         default=None,

@@ -34,7 +34,8 @@ from geneae.data_defaults import (
 from geneae.errors import ConfigError, InputError
 from geneae.facts import DataFacts
 from geneae.likelihoods import LIKELIHOODS
-from geneae.resolve_preprocess import gene_preprocess, resolve_preprocess, wide_target_sum
+from geneae.resolve_preprocess import gene_preprocess, resolve_preprocess
+from geneae.resolve_values import wide_target_sum
 
 logger = logging.getLogger(__name__)
 # Samples each model (each member of an ensemble) sees in training by default; half of it
