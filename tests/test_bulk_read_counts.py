@@ -60,7 +60,12 @@ def test_bulk_read_counts_resolve_to_counts_with_two_kinds_of_members(caplog):
     # --likelihood nb resolves alike; squared error reads the reads as their log CPM, as the
     # same reads given as CPM (no counts).
     assert resolve(RunConfig().updated({"model.likelihood": "nb"}), facts) == config
-    mse = resolve(RunConfig().updated({"model.likelihood": "mse"}), facts)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="geneae.resolve"):
+        mse = resolve(RunConfig().updated({"model.likelihood": "mse"}), facts)
+    said = "values are raw counts (max {:,.4g}): each sample scaled to 10,000 (the wide members'"
+    assert said.format(float(reads.X.max())) in caplog.text
+    assert "genes to 1,000,000) and log1p applied before training" in caplog.text
     cpm = reads.copy()
     cpm.X = reads.X / reads.X.sum(1, keepdims=True) * 1e6
     as_cpm = resolve(RunConfig(), describe(cpm))

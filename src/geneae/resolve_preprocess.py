@@ -277,9 +277,8 @@ def resolve_preprocess(
         steps = PreprocessConfig(**values)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, "preprocess")) from None
-    if unlog is not None or (
-        preset in ("standardize", "minmax") and facts.value_type == "unlogged expression"
-    ):
+    logs_them = facts.value_type in ("unlogged expression", "raw counts")
+    if unlog is not None or (preset in ("standardize", "minmax") and logs_them):
         say_unlogged(steps, facts, wide_members and not count_likelihood)
     return steps
 

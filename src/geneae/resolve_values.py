@@ -153,6 +153,8 @@ def wide_target_sum(steps: PreprocessConfig, facts: DataFacts, count_likelihood:
 def say_unlogged(steps: PreprocessConfig, facts: DataFacts, beside_wide: bool = False) -> None:
     """One line on what unlogged expression goes through (the user's values included).
 
+    Raw counts that a preset of squared error logs (``--likelihood mse``) are said alike.
+
     ``beside_wide``: squared-error members read it beside wide members (:func:`wide_target_sum`).
     """
     then = "standardising" if steps.scale else "min-max scaling" if steps.minmax else "training"
@@ -168,6 +170,8 @@ def say_unlogged(steps: PreprocessConfig, facts: DataFacts, beside_wide: bool = 
     scale = steps.log_scale
     if scale:
         look = f"are {scale}{facts.log_of} (min {facts.min_value:,.4g}, max {facts.max_value:,.4g})"
+    elif facts.value_type == "raw counts":
+        look = f"are {facts.describe_values()}"
     else:
         look = f"look unlogged ({facts.describe_values()})"
     undone = f"the log undone (x = {scale.inverse}), " if scale else ""
