@@ -32,6 +32,7 @@ from geneae.logscale import (
     totals_above_floor,
 )
 from geneae.matrix_values import (
+    UNLOGGED_MAX,
     ValueType,
     add_moments,
     classify,
@@ -159,7 +160,13 @@ class DataFacts:
                 else ""
             )
             return f"{self._noun} (min {self.min_value:,.4g}{named}, max {self.max_value:,.4g})"
-        return f"{self._noun} (max {self.max_value:,.4g}{self._log_named()})"
+        return f"{self._noun} (max {self.max_value:,.4g}{self._log_named()}{self._shares()})"
+
+    def _shares(self) -> str:
+        """Why unlogged expression this small is unlogged, for messages, or ``""``."""
+        if self.value_type == "unlogged expression" and self.max_value < UNLOGGED_MAX:
+            return "; every sample totals under 2: shares of its expression"
+        return ""
 
     @property
     def _noun(self) -> str:
@@ -292,6 +299,7 @@ class FactsAccumulator:
         # Each row's power sums while the values may still be logs (see _LogLook).
         self.power_sums: dict[float, list[np.ndarray]] = {_LOG2: [], _LN: []}
         self.sparse = False
+        self.top_total = 0.0  # the largest sample total so far
         self.at_lo = 0  # entries at the minimum so far
         # Rows below single cells' depth, of X and of the counts layer (which holds the
         # counts is known at the end).
@@ -313,6 +321,9 @@ class FactsAccumulator:
         self.lo, self.hi = min(self.lo, lo), max(self.hi, hi)
         dense = x.toarray() if sp.issparse(x) else np.asarray(x, dtype=np.float64)
         self.col_sum += np.nansum(dense, axis=0)
+        if dense.shape[0]:
+            finite = np.where(np.isfinite(dense), dense, 0.0)
+            self.top_total = max(self.top_total, float(finite.sum(axis=1).max()))
         add_moments(self.moments, dense)
         self.col_n += np.sum(~np.isnan(dense), axis=0)
         if -LOG_RANGE < self.lo and self.hi < LOG_RANGE:  # still possibly log values
@@ -329,6 +340,7 @@ class FactsAccumulator:
             lambda: np.divide(
                 self.col_sum, self.col_n, out=np.full(self.n_vars, np.nan), where=self.col_n > 0
             ),
+            lambda: self.top_total,
         )
         counts_in: CountsIn | None = None
         shallow = 0

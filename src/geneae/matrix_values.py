@@ -27,6 +27,11 @@ CHECK_BLOCK = 1 << 20
 # log1p of a normalised count (1e4 per cell) stays below ~10, log2(TPM + 1) below ~20 (the
 # range logscale gives log values of expression).
 UNLOGGED_MAX = LOG_RANGE
+# ... and so are those of which no sample totals this much: shares of each sample's
+# expression (RSEM's scaled estimates, TPM / 1e6, normalize_total to 1), which total 1 at
+# most, with room for estimates not normalised exactly. Log values of expression total
+# hundreds per sample (log1p of a cell's 2,000 genes), tens over a panel of a few genes.
+FRACTIONS_TOTAL = 2.0
 # A dense matrix with fewer non-zero entries than this fraction is held as CSR: it then takes
 # less memory (8 bytes per stored value against 4 per entry), every pass over it (gene
 # selection, fingerprint, preprocessing) touches only the stored values, and its training
@@ -83,8 +88,10 @@ def value_type(x: np.ndarray | sp.spmatrix | sp.sparray) -> ValueType:
 
     - ``raw counts``: non-negative integers.
     - ``unlogged expression``: non-negative, not all integers, maximum of 30 or more (TPM,
-      FPKM, RSEM or other normalised expression before any log).
-    - ``log-normalised``: non-negative, not all integers, maximum below 30.
+      FPKM, RSEM or other normalised expression before any log), or no sample totalling
+      2 (:data:`FRACTIONS_TOTAL`: each sample's shares of its expression).
+    - ``log-normalised``: non-negative, not all integers, maximum below 30, other than
+      shares.
     - ``standardised``: has negative values and per-gene means near 0.
     - ``other``: anything else (e.g. log ratios).
     """
@@ -98,23 +105,40 @@ def value_type(x: np.ndarray | sp.spmatrix | sp.sparray) -> ValueType:
         return np.nanmean(dense, axis=0)
 
     lo, hi = (finite.min(), finite.max()) if finite.size else (None, None)
-    return classify(False, lo, hi, col_means)
+    return classify(False, lo, hi, col_means, lambda: largest_total(x))
+
+
+def largest_total(x: np.ndarray | sp.spmatrix | sp.sparray) -> float:
+    """The largest sum of a row of ``x``'s finite values."""
+    if sp.issparse(x):
+        x = sp.csr_matrix(x, copy=True)
+        x.data[~np.isfinite(x.data)] = 0.0
+        return float(np.max(x.sum(axis=1))) if x.shape[0] else 0.0
+    dense = np.asarray(x, dtype=np.float64)
+    finite = np.where(np.isfinite(dense), dense, 0.0)
+    return float(finite.sum(axis=1).max()) if dense.shape[0] else 0.0
 
 
 def classify(
-    counts: bool, lo: float | None, hi: float | None, col_means: Callable[[], np.ndarray]
+    counts: bool,
+    lo: float | None,
+    hi: float | None,
+    col_means: Callable[[], np.ndarray],
+    top_total: Callable[[], float],
 ) -> ValueType:
     """:func:`value_type` from summaries of a matrix.
 
-    Whether all values are counts, the finite minimum and maximum (None: no finite value)
-    and the per-gene means (computed only when asked: there are negative values).
+    Whether all values are counts, the finite minimum and maximum (None: no finite value),
+    the per-gene means (computed only when asked: there are negative values) and the
+    largest sample total (asked for non-negative values below :data:`UNLOGGED_MAX`).
     """
     if counts:
         return "raw counts"
     if lo is None or hi is None:
         return "other"
     if lo >= 0:
-        return "unlogged expression" if hi >= UNLOGGED_MAX else "log-normalised"
+        unlogged = hi >= UNLOGGED_MAX or top_total() < FRACTIONS_TOTAL
+        return "unlogged expression" if unlogged else "log-normalised"
     with np.errstate(invalid="ignore"):
         if np.nanmedian(np.abs(col_means())) < 0.1:
             return "standardised"
