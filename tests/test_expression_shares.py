@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from geneae import RunConfig
+from geneae import RunConfig, matrix_values
 from geneae.facts import FactsAccumulator, describe
 from geneae.matrix_values import FRACTIONS_TOTAL, largest_total, value_type
 from geneae.pp import Preprocessor
@@ -35,13 +35,17 @@ def bulk_tpm(n_samples: int = 90, n_genes: int = 600, seed: int = 0) -> np.ndarr
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_largest_total_against_numpy(seed: int) -> None:
+@pytest.mark.parametrize("block", [64, 1 << 20])
+def test_largest_total_against_numpy(seed: int, block: int, monkeypatch) -> None:
+    monkeypatch.setattr(matrix_values, "CHECK_BLOCK", block)  # 64: many blocks of rows
     rng = np.random.default_rng(seed)
-    x = rng.random((50, 30)) * (rng.random((50, 30)) < 0.3)
+    x = rng.normal(0.0, 1.0, (50, 30)) * (rng.random((50, 30)) < 0.3)
     x[rng.random(x.shape) < 0.01] = np.nan
-    expected = float(np.nansum(x, axis=1).max())
-    assert largest_total(x) == pytest.approx(expected, rel=1e-12)
-    assert largest_total(sp.csr_matrix(x)) == pytest.approx(expected, rel=1e-12)
+    x[rng.random(x.shape) < 0.01] = np.inf
+    expected = float(np.sum(np.where(np.isfinite(x), x, 0.0), axis=1).max())
+    for stored in (x, x.astype(np.float32), sp.csr_matrix(x), sp.coo_matrix(x)):
+        assert largest_total(stored) == pytest.approx(expected, rel=1e-6)
+    assert largest_total(np.zeros((0, 3))) == 0.0
 
 
 @pytest.mark.parametrize("seed", [0, 1])

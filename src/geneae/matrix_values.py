@@ -109,14 +109,27 @@ def value_type(x: np.ndarray | sp.spmatrix | sp.sparray) -> ValueType:
 
 
 def largest_total(x: np.ndarray | sp.spmatrix | sp.sparray) -> float:
-    """The largest sum of a row of ``x``'s finite values."""
-    if sp.issparse(x):
-        x = sp.csr_matrix(x, copy=True)
-        x.data[~np.isfinite(x.data)] = 0.0
-        return float(np.max(x.sum(axis=1))) if x.shape[0] else 0.0
-    dense = np.asarray(x, dtype=np.float64)
-    finite = np.where(np.isfinite(dense), dense, 0.0)
-    return float(finite.sum(axis=1).max()) if dense.shape[0] else 0.0
+    """The largest sum of a row of ``x``'s finite values, a block of rows at a time.
+
+    Each block holds about :data:`CHECK_BLOCK` values, so the temporaries stay a few MB.
+    """
+    if sp.issparse(x) and x.format != "csr":
+        x = sp.csr_matrix(x)
+    n_rows, n_cols = x.shape
+    stored = x.nnz if sp.issparse(x) else n_rows * n_cols
+    rows = max(1, int(CHECK_BLOCK * n_rows // max(stored, 1)))
+    top = -np.inf if n_rows else 0.0
+    for start in range(0, n_rows, rows):
+        block = x[start : start + rows]
+        if sp.issparse(block):
+            block = sp.csr_matrix(block, dtype=np.float64, copy=True)
+            block.data[~np.isfinite(block.data)] = 0.0
+            sums = np.asarray(block.sum(axis=1)).ravel()
+        else:
+            dense = np.asarray(block, dtype=np.float64)
+            sums = np.where(np.isfinite(dense), dense, 0.0).sum(axis=1)
+        top = max(top, float(sums.max()))
+    return top
 
 
 def classify(
