@@ -18,6 +18,7 @@ from geneae.facts import describe
 from geneae.module import build_module
 from geneae.presets import preset_config
 from geneae.resolve import (
+    MAX_EPOCHS,
     MEMBERS,
     STANDARDIZED_WEIGHT,
     default_batch_size,
@@ -130,11 +131,11 @@ def facts_of(adata):
 @pytest.mark.parametrize(
     ("n_obs", "epochs"),
     [(100_000, 20), (4_271, 20), (4_000, 20), (3_999, 21), (2_746, 30), (2_100, 39), (600, 134),
-     (200, 400), (1, 400)],
+     (200, 300), (1, 300)],
 )  # fmt: skip
 def test_the_clustering_phase_sees_20_epochs_and_80k_samples_at_least(n_obs, epochs):
     assert default_cluster_epochs(n_obs) == epochs
-    if epochs < 400:  # below the cap: the fewest epochs that reach 20 and 80,000 samples
+    if epochs < MAX_EPOCHS:  # below the cap: the fewest epochs that reach 20 and 80,000 samples
         assert epochs >= 20 and epochs * n_obs >= 80_000
         assert epochs == 20 or (epochs - 1) * n_obs < 80_000
 
@@ -197,13 +198,13 @@ def test_defaults_resolve_from_the_likelihood(tmp_path):
     config = resolve(RunConfig(), describe(counts))
     assert config.model.likelihood == "nb"
     assert config.model.standardized_weight == STANDARDIZED_WEIGHT
-    assert config.train.cluster_epochs == default_cluster_epochs(100) == 400
+    assert config.train.cluster_epochs == default_cluster_epochs(100) == MAX_EPOCHS == 300
     assert config.model.members == MEMBERS
     # A run asked to be short stays short: the phase is no longer than the training asked.
     short = resolve(RunConfig().updated({"train.max_epochs": 3}), describe(counts))
     assert short.train.max_epochs == 3 and short.train.cluster_epochs == 3
     longer = resolve(RunConfig().updated({"train.max_epochs": 500}), describe(counts))
-    assert longer.train.cluster_epochs == 400
+    assert longer.train.cluster_epochs == MAX_EPOCHS
     assert config.preprocess.scale  # counts: z-scored log input, modelled by the term
 
     bulk = datasets.bulk_conditions(n_samples=60, n_genes=40, n_informative=10)

@@ -100,7 +100,7 @@ def test_resolve_genes_as_samples(modules):
     assert (pp.preset, pp.source, pp.normalize, pp.log1p) == ("standardize", "counts", True, True)
     assert pp.scale and pp.n_top_genes == 0 and pp.min_counts_per_cell == 0
     assert pp.min_cells_per_gene == min_samples_per_gene(120) == 12
-    assert cfg.train.max_epochs == 400  # from the 120 genes, the rows the model trains on
+    assert cfg.train.max_epochs == 300  # from the 120 genes, the rows the model trains on
     given = resolve(
         RunConfig().updated({"data.genes_as_samples": True, "preprocess.n_top_genes": 50}), facts
     )

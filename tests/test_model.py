@@ -71,7 +71,7 @@ def test_continuous_data_get_squared_error_beside_the_standardised_term():
     x = np.asarray(prepared.data.X, dtype=np.float64)
     assert model.metrics["model"]["standardized_scale"] == pytest.approx(2 * x.var(0).mean())
     assert float(model.module.decoder.standardized.scale) == pytest.approx(2 * x.var(0).mean())
-    # 120 samples: the phase's 80,000 samples seen would take 667 epochs, capped at 400,
+    # 120 samples: the phase's 80,000 samples seen would take 667 epochs, capped at 300,
     # and a run asked for 3 epochs keeps its phase as short as its training.
     assert model.metrics["model"]["cluster_phase"]["epochs"] == 3
     assert model.encode(adata).shape == (120, 4)

@@ -24,6 +24,7 @@ from geneae.data_defaults import (
     CLUSTER_EPOCHS,
     CLUSTER_SAMPLES_SEEN,
     COMPILE_MIN_ENTRIES,
+    MAX_EPOCHS,
     MEMBERS,
     MEMBERS_SMALL,
     MIN_BATCH_SIZE,
@@ -50,8 +51,9 @@ def default_epochs(n_obs: int, samples_seen: float = SAMPLES_SEEN) -> int:
     more training keeps lowering the loss but makes the latent worse for clustering (on 10x
     PBMC, ARI 0.76 after 100 epochs, 0.59 after 250; scvi-tools shows the same between 100
     and 400).
-    ``clip(round(samples_seen / n_obs), 20, 400)``: with the default ``SAMPLES_SEEN``,
-    190 epochs for 2,100 cells, 94 for 4,271, 40 for 10k, 20 from 20k cells on.
+    ``clip(round(samples_seen / n_obs), 20, MAX_EPOCHS)``: with the default ``SAMPLES_SEEN``,
+    300 up to 1,333 samples, 190 epochs for 2,100 cells, 94 for 4,271, 40 for 10k, 20 from
+    20k cells on.
     """
     return clip_epochs(round(samples_seen / max(n_obs, 1)), at_least=20)
 
@@ -69,16 +71,16 @@ def default_batch_size(n_train: int) -> int:
 
 
 def clip_epochs(epochs: float, at_least: int) -> int:
-    """``epochs`` within [``at_least``, 400], as every data-sized default of epochs is."""
-    return int(min(400, max(at_least, epochs)))
+    """``epochs`` within [``at_least``, :data:`MAX_EPOCHS`], as every data-sized default is."""
+    return int(min(MAX_EPOCHS, max(at_least, epochs)))
 
 
 def default_cluster_epochs(n_obs: int) -> int:
     """Default epochs of the clustering phase over ``n_obs`` samples (all of them).
 
-    ``clip(ceil(CLUSTER_SAMPLES_SEEN / n_obs), CLUSTER_EPOCHS, 400)``: 20 from 4,000
+    ``clip(ceil(CLUSTER_SAMPLES_SEEN / n_obs), CLUSTER_EPOCHS, MAX_EPOCHS)``: 20 from 4,000
     samples on (10x PBMC, worm neurons, CBMC), 30 for 2,746 (mouse bladder), 39 for 2,100
-    (bundled PBMC), 134 for 600 (a bulk table).
+    (bundled PBMC), 134 for 600 (a bulk table), 300 for 120.
     """
     return clip_epochs(math.ceil(CLUSTER_SAMPLES_SEEN / max(n_obs, 1)), at_least=CLUSTER_EPOCHS)
 
