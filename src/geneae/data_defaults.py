@@ -29,7 +29,7 @@ CLUSTER_SAMPLES_SEEN = 8e4
 
 # The most epochs any data-sized default gives (small data: the training, and the clustering
 # phase, of fewer than ~1,300 samples). 300 against 400 kept the mean ARI of nine bulk and five
-# small single-cell sets within their seeds' noise, with 12-24% fewer epochs on the bulk sets
+# small single-cell sets within their seeds' noise, with 6-24% fewer epochs on the bulk sets
 # (whose narrow members train to the cap) and up to 17% fewer on 700 cells (round 78).
 MAX_EPOCHS = 300
 

@@ -32,6 +32,7 @@ from geneae.logscale import (
     totals_above_floor,
 )
 from geneae.matrix_values import (
+    FRACTIONS_TOTAL,
     UNLOGGED_MAX,
     ValueType,
     add_moments,
@@ -39,6 +40,7 @@ from geneae.matrix_values import (
     gene_variances,
     is_count_matrix,
     is_unit_variance,
+    largest_total,
     new_moments,
     value_range,
     value_type,
@@ -165,7 +167,7 @@ class DataFacts:
     def _shares(self) -> str:
         """Why unlogged expression this small is unlogged, for messages, or ``""``."""
         if self.value_type == "unlogged expression" and self.max_value < UNLOGGED_MAX:
-            return "; every sample totals under 2: shares of its expression"
+            return f"; every sample totals under {FRACTIONS_TOTAL:g}: shares of its expression"
         return ""
 
     @property
@@ -322,8 +324,7 @@ class FactsAccumulator:
         dense = x.toarray() if sp.issparse(x) else np.asarray(x, dtype=np.float64)
         self.col_sum += np.nansum(dense, axis=0)
         if dense.shape[0]:
-            finite = np.where(np.isfinite(dense), dense, 0.0)
-            self.top_total = max(self.top_total, float(finite.sum(axis=1).max()))
+            self.top_total = max(self.top_total, largest_total(dense))
         add_moments(self.moments, dense)
         self.col_n += np.sum(~np.isnan(dense), axis=0)
         if -LOG_RANGE < self.lo and self.hi < LOG_RANGE:  # still possibly log values

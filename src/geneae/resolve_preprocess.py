@@ -3,8 +3,8 @@
 Part of :mod:`geneae.resolve` (the one place where the data decide settings): the steps of
 each preset, which genes ``preset: auto`` keeps, and the defaults of genes as samples; the
 value steps (counts, unlogged expression, logs with a pseudo-count undone) are
-:mod:`geneae.resolve_values`'. Each
-decision is logged on one line, on ``geneae.resolve``'s logger.
+:mod:`geneae.resolve_values`'. Each decision is logged on one line, on ``geneae.resolve``'s
+logger.
 """
 
 from __future__ import annotations
@@ -255,7 +255,8 @@ def resolve_preprocess(
         _warn_negative_expression(facts)
     unlog = unlog_of(cfg, preset, facts)
     # Squared-error members beside wide ones: the wide members keep bulk's scale themselves.
-    values.update(value_steps(preset, facts, unlog, wide_members and not count_likelihood))
+    beside_wide = wide_members and not count_likelihood
+    values.update(value_steps(preset, facts, unlog, beside_wide))
     values["unlog"] = str(unlog or NO_UNLOG)
     given = {k: v for k, v in cfg.model_dump().items() if v is not None and v != "auto"}
     values.update(given)
@@ -279,7 +280,7 @@ def resolve_preprocess(
         raise ConfigError(describe_validation_error(exc, "preprocess")) from None
     logs_them = facts.value_type in ("unlogged expression", "raw counts")
     if unlog is not None or (preset in ("standardize", "minmax") and logs_them):
-        say_unlogged(steps, facts, wide_members and not count_likelihood)
+        say_unlogged(steps, facts, beside_wide)
     return steps
 
 
