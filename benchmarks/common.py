@@ -90,7 +90,11 @@ CPM_DATASETS: tuple[str, ...] = ("pbmc_10x_cpm", "worm_neuron_cpm", "mouse_bladd
 # draw them. ``bulk_pseudo_bladder_counts``: the same bladder samples as their read counts
 # (integers, each sample's depth left in), as featureCounts or HTSeq give them, and
 # ``bulk_pseudo_worm_counts`` the worm samples so; ``bulk_read_counts`` the synthetic
-# tumours of ``bulk_tcga_like`` so (synthetic_bulk's ``read_counts``).
+# tumours of ``bulk_tcga_like`` so (synthetic_bulk's ``read_counts``). ``bulk_vst`` and
+# ``bulk_pseudo_bladder_vst``: the read counts of ``bulk_read_counts`` and
+# ``bulk_pseudo_bladder_counts`` as DESeq2's variance-stabilising transformation gives them
+# (benchmarks.vst: log2-like values with a floor of a few units, the input of DESeq2's
+# plotPCA and of many GEO tables).
 BULK_DATASETS: tuple[str, ...] = (
     "bulk_tcga_like",
     "bulk_estimated_counts",
@@ -102,7 +106,16 @@ BULK_DATASETS: tuple[str, ...] = (
     "bulk_pseudo_bladder_counts",
     "bulk_pseudo_worm_counts",
     "bulk_read_counts",
+    "bulk_vst",
+    "bulk_pseudo_bladder_vst",
 )
+#: Bulk sets held as DESeq2's VST of another bulk set's read counts (benchmarks.vst).
+VST_SETS: dict[str, str] = {
+    "bulk_vst": "bulk_read_counts",
+    "bulk_pseudo_bladder_vst": "bulk_pseudo_bladder_counts",
+}
+#: Bulk sets whose values are logs already: the PCA peers take them as given.
+LOGGED_BULK: frozenset[str] = frozenset({"bulk_log2_centred", *VST_SETS})
 #: synthetic_bulk's arguments for each bulk set.
 BULK_ARGS: dict[str, dict[str, Any]] = {
     "bulk_tcga_like": {"values": "tpm"},
@@ -179,7 +192,7 @@ def unlogged(name: str) -> float | None:
     for log values."""
     if name in CPM_DATASETS:
         return 1e4
-    if name in BULK_DATASETS and BULK_ARGS.get(name, {}).get("values") != "log2_centred":
+    if name in BULK_DATASETS and name not in LOGGED_BULK:
         return 1e6
     return None
 
@@ -281,6 +294,11 @@ def _load_values(name: str) -> Any:
     import pandas as pd
     import scipy.sparse as sp
 
+    if name in VST_SETS:
+        from benchmarks.vst import vst
+
+        reads = load_dataset(VST_SETS[name])
+        return ad.AnnData(X=vst(reads.X), obs=reads.obs[["label"]].copy(), var=reads.var[[]])
     if name in PSEUDOBULK_SETS:
         from benchmarks.pseudobulk import PSEUDOBULK_ARGS, pseudobulk
 
