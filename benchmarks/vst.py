@@ -19,6 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Genes with fewer reads than this over all samples are left out before the transformation,
+#: as DESeq2's vignette filters them (``rowSums(counts(dds)) >= 10``): the VST of a gene never
+#: read is a constant.
+PREFILTER_READS = 10
 #: Dispersions this far from the trend (as a ratio) are left out of its fit, as DESeq2 does.
 RATIO_BOUNDS = (1e-4, 15.0)
 
@@ -71,8 +75,16 @@ def transform(normalised: np.ndarray, asymptotic: float, extra_poisson: float) -
 
 
 def vst(counts: np.ndarray) -> np.ndarray:
-    """DESeq2's blind parametric VST of samples x genes read counts (float32)."""
+    """DESeq2's blind parametric VST of samples x genes read counts (float32).
+
+    Pass the genes kept by :func:`prefiltered`, as DESeq2's users do.
+    """
     counts = np.asarray(counts, dtype=np.float64)
     factors = size_factors(counts)
     normalised = counts / factors[:, None]
     return transform(normalised, *dispersion_trend(normalised, factors)).astype(np.float32)
+
+
+def prefiltered(counts: np.ndarray) -> np.ndarray:
+    """Which genes have at least :data:`PREFILTER_READS` reads over all samples."""
+    return np.asarray(counts.sum(axis=0)).ravel() >= PREFILTER_READS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.vst import dispersion_trend, size_factors, transform, vst
+from benchmarks.vst import dispersion_trend, prefiltered, size_factors, transform, vst
 
 
 def _nb(rng: np.random.Generator, mean: np.ndarray, dispersion: np.ndarray) -> np.ndarray:
@@ -60,6 +60,11 @@ def test_transform_gives_every_mean_the_same_variance():
         assert transform(reads, a, b).var() == pytest.approx(target, rel=0.06)
 
 
+def test_prefiltered_keeps_genes_of_ten_reads_or_more():
+    counts = np.array([[0, 5, 9, 0], [0, 5, 0, 30]], dtype=np.float32)
+    np.testing.assert_array_equal(prefiltered(counts), [False, True, False, True])
+
+
 def test_vst_of_reads_is_the_transform_of_the_normalised_reads():
     rng = np.random.default_rng(3)
     mean = np.exp(rng.normal(3.0, 1.5, 800))
@@ -78,8 +83,11 @@ def test_bulk_vst_is_deseq2s_vst_of_the_read_counts_and_peers_take_it_as_logs():
 
     reads = load_dataset("bulk_read_counts")
     values = load_dataset("bulk_vst")
+    kept = reads.X.sum(axis=0) >= 10
+    assert 0 < values.n_vars == kept.sum() < reads.n_vars
     np.testing.assert_array_equal(values.obs["label"], reads.obs["label"])
-    np.testing.assert_array_equal(values.var_names, reads.var_names)
-    np.testing.assert_allclose(values.X, vst(reads.X), rtol=1e-6)
+    np.testing.assert_array_equal(values.var_names, reads.var_names[kept])
+    np.testing.assert_allclose(values.X, vst(reads.X[:, kept]), rtol=1e-6)
+    assert values.X.std(axis=0, dtype=np.float64).min() > 0
     assert dataset_kind("bulk_vst") == "bulk" and unlogged("bulk_vst") is None
     assert unlogged("bulk_read_counts") == 1e6
