@@ -25,7 +25,7 @@ demo: $(STAMP)
 # them so that module fixtures (trained runs) are built once: 1.5x faster on 2 cores.
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 # Tests that train for minutes (pytest marker `long`), kept out of `make test` (CI budget).
 test-long: $(STAMP)

@@ -102,6 +102,15 @@ def values_sections(agg: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
             "two kinds of members (round 75); PCA gets log1p of TPM / CPM (unscaled: every "
             "gene; "
             "scaled: scanpy's 2,000 seurat HVGs). "
+            "`bulk_vst` and `bulk_pseudo_bladder_vst`: the read counts of `bulk_read_counts` "
+            "and `bulk_pseudo_bladder_counts` as DESeq2's `vst()` gives them, the input of "
+            "its plotPCA and of many GEO tables (benchmarks.vst: genes of 10 reads or more, "
+            "median-of-ratios size factors, the blind parametric dispersion trend and its "
+            "closed-form transformation): log2-like values with a floor of 3.4 on the "
+            "bladder samples and of -0.58 on the tumours, whose eight types widen the blind "
+            "trend. geneae keeps them as log values with squared error (the tumours' "
+            "negative floor reads as other values, their genes ranked by variance); PCA "
+            "takes them as given (scaled: scanpy's 2,000 seurat HVGs of them). "
             "The one public bulk set a PyPI package ships (inmoose's airway: 8 samples) is "
             "too small to cluster, so the real bulk test remains the held-out one.",
             PCA_PEERS,
