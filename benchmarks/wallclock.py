@@ -130,8 +130,8 @@ def _time(cmd: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
-def host_rates(min_time: float = 0.5) -> dict[str, float]:
-    """GFLOP/s of a 2048^3 matmul now, in float32 and bfloat16, at torch's threads here.
+def host_rates(min_time: float = 0.5, size: int = 2048) -> dict[str, float]:
+    """GFLOP/s of a ``size``^3 matmul now, in float32 and bfloat16, at torch's threads here.
 
     This machine's vector throughput moves with its host's load without showing in its own
     load average (one session's bfloat16 rate read 350 where the step benchmark had read
@@ -140,7 +140,7 @@ def host_rates(min_time: float = 0.5) -> dict[str, float]:
     from benchmarks.speed import matmul_gflops
 
     return {
-        dtype: round(matmul_gflops(2048, 2048, 2048, "cpu", min_time, dtype), 1)
+        dtype: round(matmul_gflops(size, size, size, "cpu", min_time, dtype), 1)
         for dtype in ("float32", "bfloat16")
     }
 
