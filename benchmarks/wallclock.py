@@ -130,19 +130,23 @@ def _time(cmd: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
-def host_rates(min_time: float = 0.5, size: int = 2048) -> dict[str, float]:
+def host_rates(min_time: float = 0.5, size: int = 2048) -> dict[str, float | None]:
     """GFLOP/s of a ``size``^3 matmul now, in float32 and bfloat16, at torch's threads here.
 
     This machine's vector throughput moves with its host's load without showing in its own
     load average (one session's bfloat16 rate read 350 where the step benchmark had read
     727): measured beside each part, it says whether two runs' seconds are comparable.
+    bfloat16 is None on a CPU that emulates it: geneae trains in float32 there, and one
+    2048^3 product takes a minute.
     """
     from benchmarks.speed import matmul_gflops
+    from geneae.precision import native_bf16_flags
 
-    return {
-        dtype: round(matmul_gflops(size, size, size, "cpu", min_time, dtype), 1)
-        for dtype in ("float32", "bfloat16")
-    }
+    dtypes = ("float32", "bfloat16") if native_bf16_flags() else ("float32",)
+    rates: dict[str, float | None] = {"float32": None, "bfloat16": None}
+    for dtype in dtypes:
+        rates[dtype] = round(matmul_gflops(size, size, size, "cpu", min_time, dtype), 1)
+    return rates
 
 
 def _commands(

@@ -124,13 +124,8 @@ def host_rate_lines(rates: dict[str, Any] | None) -> list[str]:
     if not rates:
         return []
 
-    def pair(when: dict[str, float] | None) -> str:
-        if not when:
-            return "–"
-        return f"{when['float32']:.0f} / {when['bfloat16']:.0f}"
-
     parts = "; ".join(
-        f"{part} {pair(r.get('start'))} before, {pair(r.get('end'))} after"
+        f"{part} {_rate_pair(r.get('start'))} before, {_rate_pair(r.get('end'))} after"
         for part, r in rates.items()
     )
     return [
@@ -146,8 +141,17 @@ def _rate_span(rates: dict[str, Any] | None) -> str:
     """``"f32 / bf16 -> f32 / bf16"``: a run's host rates before and after, or "–"."""
     if not rates:
         return "–"
-    ends = [rates.get(when) for when in ("start", "end")]
-    return " → ".join(f"{r['float32']:.0f} / {r['bfloat16']:.0f}" if r else "–" for r in ends)
+    return " → ".join(_rate_pair(rates.get(when)) for when in ("start", "end"))
+
+
+def _rate_pair(rates: dict[str, float | None] | None) -> str:
+    """``"f32 / bf16"`` GFLOP/s, each "–" where not measured (bfloat16 on a CPU emulating it)."""
+    if not rates:
+        return "–"
+    return " / ".join(
+        "–" if rates.get(dtype) is None else f"{rates[dtype]:.0f}"
+        for dtype in ("float32", "bfloat16")
+    )
 
 
 def compiled_lines(doc: dict[str, Any]) -> list[str]:

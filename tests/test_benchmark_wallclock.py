@@ -7,15 +7,27 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import benchmarks.wallclock as wallclock
 import benchmarks.wallclock_markdown as wallclock_markdown
 
 
-def test_host_rates_are_matmul_rates_in_both_precisions() -> None:
-    # A small product: where the CPU emulates bfloat16, one 2048^3 product takes a minute.
-    rates = wallclock.host_rates(min_time=0.05, size=256)
-    assert set(rates) == {"float32", "bfloat16"}
-    assert all(v > 0 for v in rates.values())
+@pytest.mark.parametrize("native", [True, False])
+def test_host_rates_are_matmul_rates_bfloat16_only_where_native(monkeypatch, native) -> None:
+    import geneae.precision
+
+    flags = frozenset({"avx512_bf16"}) if native else frozenset()
+    monkeypatch.setattr(geneae.precision, "native_bf16_flags", lambda: flags)
+    rates = wallclock.host_rates(min_time=0.05, size=128)
+    assert set(rates) == {"float32", "bfloat16"} and rates["float32"] > 0
+    assert (rates["bfloat16"] > 0) if native else rates["bfloat16"] is None
+
+
+def test_a_rate_not_measured_reads_as_a_dash() -> None:
+    rates = {"busy": {"start": {"float32": 301.4, "bfloat16": None}, "end": None}}
+    line = wallclock_markdown.host_rate_lines(rates)[0]
+    assert "busy 301 / – before, – after" in line
 
 
 def test_each_part_is_bracketed_by_host_rates_and_reported(monkeypatch, tmp_path) -> None:
