@@ -354,7 +354,7 @@ def _dataset_table(dataset: str, by_method: dict[str, dict[str, Any]]) -> list[s
         for r in a["records"]:
             if r.get("status") != "ok":
                 what = r.get("note") or r.get("error") or "no result"
-                what = what.strip().splitlines()[0]  # a line in a list: the message's first
+                what = (what.strip().splitlines() or ["no result"])[0]  # its first line
                 notes.append(f"- `{method}` seed {r['seed']}: {r.get('status')} — {what}")
         if not a["ok"]:
             continue
