@@ -142,11 +142,13 @@ def host_rates(min_time: float = 0.5, size: int = 2048) -> dict[str, float | Non
     from benchmarks.speed import matmul_gflops
     from geneae.precision import native_bf16_flags
 
-    dtypes = ("float32", "bfloat16") if native_bf16_flags() else ("float32",)
-    rates: dict[str, float | None] = {"float32": None, "bfloat16": None}
-    for dtype in dtypes:
-        rates[dtype] = round(matmul_gflops(size, size, size, "cpu", min_time, dtype), 1)
-    return rates
+    def rate(dtype: str) -> float:
+        return round(matmul_gflops(size, size, size, "cpu", min_time, dtype), 1)
+
+    return {
+        "float32": rate("float32"),
+        "bfloat16": rate("bfloat16") if native_bf16_flags() else None,
+    }
 
 
 def _commands(
