@@ -95,6 +95,9 @@ CPM_DATASETS: tuple[str, ...] = ("pbmc_10x_cpm", "worm_neuron_cpm", "mouse_bladd
 # ``bulk_pseudo_bladder_counts`` as DESeq2's variance-stabilising transformation gives them
 # (benchmarks.vst: genes of 10 reads or more, as DESeq2's vignette keeps them, as log2-like
 # values with a floor of a few units: the input of DESeq2's plotPCA and of many GEO tables).
+# ``bulk_logcpm`` and ``bulk_pseudo_bladder_logcpm``: the same reads as edgeR's log-CPM after
+# TMM factors (benchmarks.logcpm, prior count 2, the same genes): the input of limma and of
+# many more GEO tables.
 BULK_DATASETS: tuple[str, ...] = (
     "bulk_tcga_like",
     "bulk_estimated_counts",
@@ -108,14 +111,19 @@ BULK_DATASETS: tuple[str, ...] = (
     "bulk_read_counts",
     "bulk_vst",
     "bulk_pseudo_bladder_vst",
+    "bulk_logcpm",
+    "bulk_pseudo_bladder_logcpm",
 )
-#: Bulk sets held as DESeq2's VST of another bulk set's read counts (benchmarks.vst).
-VST_SETS: dict[str, str] = {
-    "bulk_vst": "bulk_read_counts",
-    "bulk_pseudo_bladder_vst": "bulk_pseudo_bladder_counts",
+#: Bulk sets held as a log transformation of another bulk set's read counts: the source set
+#: and the transformation (``vst``: benchmarks.vst; ``logcpm``: benchmarks.logcpm).
+LOGGED_READS: dict[str, tuple[str, str]] = {
+    "bulk_vst": ("bulk_read_counts", "vst"),
+    "bulk_pseudo_bladder_vst": ("bulk_pseudo_bladder_counts", "vst"),
+    "bulk_logcpm": ("bulk_read_counts", "logcpm"),
+    "bulk_pseudo_bladder_logcpm": ("bulk_pseudo_bladder_counts", "logcpm"),
 }
 #: Bulk sets whose values are logs already: the PCA peers take them as given.
-LOGGED_BULK: frozenset[str] = frozenset({"bulk_log2_centred", *VST_SETS})
+LOGGED_BULK: frozenset[str] = frozenset({"bulk_log2_centred", *LOGGED_READS})
 #: synthetic_bulk's arguments for each bulk set.
 BULK_ARGS: dict[str, dict[str, Any]] = {
     "bulk_tcga_like": {"values": "tpm"},
@@ -294,12 +302,15 @@ def _load_values(name: str) -> Any:
     import pandas as pd
     import scipy.sparse as sp
 
-    if name in VST_SETS:
+    if name in LOGGED_READS:
+        from benchmarks.logcpm import log_cpm
         from benchmarks.vst import prefiltered, vst
 
-        reads = load_dataset(VST_SETS[name])
+        source, transform = LOGGED_READS[name]
+        reads = load_dataset(source)
         reads = reads[:, prefiltered(reads.X)]
-        return ad.AnnData(X=vst(reads.X), obs=reads.obs[["label"]].copy(), var=reads.var[[]])
+        x = vst(reads.X) if transform == "vst" else log_cpm(reads.X)
+        return ad.AnnData(X=x, obs=reads.obs[["label"]].copy(), var=reads.var[[]])
     if name in PSEUDOBULK_SETS:
         from benchmarks.pseudobulk import PSEUDOBULK_ARGS, pseudobulk
 
