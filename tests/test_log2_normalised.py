@@ -123,6 +123,28 @@ def test_a_floor_above_0_and_log_cpm_are_recognised_with_their_floor() -> None:
     assert streamed(voom) == facts
 
 
+def test_log_cpm_of_tmm_libraries_is_kept_as_it_is_and_said_so(caplog) -> None:
+    # edgeR's cpm(log = TRUE) after TMM factors: each sample's library is its reads times a
+    # factor, so the samples' totals of 2^v - 2^floor differ by those factors
+    reads = np.round(bulk_expression() * 30)
+    factors = np.exp(np.random.default_rng(4).normal(0.0, 0.15, reads.shape[0]))
+    libraries = reads.sum(axis=1, keepdims=True) * factors[:, None]
+    prior = 2.0 * libraries / libraries.mean()
+    log_cpm = as_table(np.log2((reads + prior) / (libraries + 2 * prior) * 1e6))
+    facts = describe(log_cpm)
+    assert facts.value_type == "other" and not facts.log2_normalised
+    pre = Preprocessor("auto", n_top_genes=0)
+    with caplog.at_level(logging.INFO, logger="geneae.resolve"):
+        out = pre.fit_transform(log_cpm)
+    assert pre.steps_.unlog == "no" and not pre.steps_.log1p
+    x = log_cpm.X.astype(np.float64)  # the values themselves, each gene z-scored
+    np.testing.assert_allclose(_dense(out.X), (x - x.mean(axis=0)) / x.std(axis=0), atol=1e-3)
+    said = [r.getMessage() for r in caplog.records if "kept as they are" in r.getMessage()]
+    assert len(said) == 1
+    assert said[0].startswith(f"values kept as they are ({facts.describe_values()}): ")
+    assert "preprocess.unlog" in said[0]
+
+
 def test_natural_logs_and_subsets_of_genes_are_not_taken_for_log2() -> None:
     expression = bulk_expression()
     assert describe(as_table(np.log1p(expression))).log_scale is None  # log TPM, natural

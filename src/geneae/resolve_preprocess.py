@@ -281,7 +281,28 @@ def resolve_preprocess(
     logs_them = facts.value_type in ("unlogged expression", "raw counts")
     if unlog is not None or (preset in ("standardize", "minmax") and logs_them):
         say_unlogged(steps, facts, beside_wide)
+    elif cfg.preset == "auto" and cfg.unlog is None:
+        _say_kept(steps, facts)
     return steps
+
+
+def _say_kept(steps: PreprocessConfig, facts: DataFacts) -> None:
+    """One line on other values modelled as they are: what they are taken for.
+
+    And the way to undo a log that geneae did not recognise. DESeq2's vst and edgeR's
+    log-CPM after TMM factors (whose samples total unevenly) read so; values up to the
+    thousands with negative ones are warned of instead (:func:`_warn_negative_expression`).
+    """
+    if facts.value_type != "other" or steps.normalize or steps.log1p:
+        return
+    if facts.max_value >= UNLOGGED_MAX:
+        return
+    logger.info(
+        "values kept as they are (%s): taken as log-scale expression, as DESeq2's vst or "
+        "edgeR's log-CPM give it; if they are a log with a known pseudo-count, "
+        "preprocess.unlog (e.g. 'log2(x+1)') undoes it first",
+        facts.describe_values(),
+    )
 
 
 def _what(facts: DataFacts) -> str:
