@@ -111,6 +111,12 @@ def values_sections(agg: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
             "trend. geneae keeps them as log values with squared error (the tumours' "
             "negative floor reads as other values, their genes ranked by variance); PCA "
             "takes them as given (scaled: scanpy's 2,000 seurat HVGs of them). "
+            "`bulk_logcpm` and `bulk_pseudo_bladder_logcpm`: the same genes' reads as "
+            "edgeR's `cpm(log = TRUE, prior.count = 2)` after `calcNormFactors` (TMM) gives "
+            "them, the input of limma and of many more GEO tables (benchmarks.logcpm): every "
+            "sample's zero at one floor (-4.3 and -3.9), the samples' totals as uneven as "
+            "the TMM factors. geneae keeps them as other values with squared error, their "
+            "genes ranked by variance, as the tumours' VST; PCA takes them as given. "
             "The one public bulk set a PyPI package ships (inmoose's airway: 8 samples) is "
             "too small to cluster, so the real bulk test remains the held-out one.",
             PCA_PEERS,
