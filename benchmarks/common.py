@@ -97,7 +97,8 @@ CPM_DATASETS: tuple[str, ...] = ("pbmc_10x_cpm", "worm_neuron_cpm", "mouse_bladd
 # values with a floor of a few units: the input of DESeq2's plotPCA and of many GEO tables).
 # ``bulk_logcpm`` and ``bulk_pseudo_bladder_logcpm``: the same reads as edgeR's log-CPM after
 # TMM factors (benchmarks.logcpm, prior count 2, the same genes): the input of limma and of
-# many more GEO tables.
+# many more GEO tables. ``bulk_pseudo_bladder_ntd`` and ``bulk_pseudo_worm_ntd``: the
+# bladder and worm samples' reads as DESeq2's normTransform, log2(normalised counts + 1).
 BULK_DATASETS: tuple[str, ...] = (
     "bulk_tcga_like",
     "bulk_estimated_counts",
@@ -113,14 +114,19 @@ BULK_DATASETS: tuple[str, ...] = (
     "bulk_pseudo_bladder_vst",
     "bulk_logcpm",
     "bulk_pseudo_bladder_logcpm",
+    "bulk_pseudo_bladder_ntd",
+    "bulk_pseudo_worm_ntd",
 )
 #: Bulk sets held as a log transformation of another bulk set's read counts: the source set
-#: and the transformation (``vst``: benchmarks.vst; ``logcpm``: benchmarks.logcpm).
+#: and the transformation (``vst`` and ``ntd``, DESeq2's vst and normTransform:
+#: benchmarks.vst; ``logcpm``: benchmarks.logcpm).
 LOGGED_READS: dict[str, tuple[str, str]] = {
     "bulk_vst": ("bulk_read_counts", "vst"),
     "bulk_pseudo_bladder_vst": ("bulk_pseudo_bladder_counts", "vst"),
     "bulk_logcpm": ("bulk_read_counts", "logcpm"),
     "bulk_pseudo_bladder_logcpm": ("bulk_pseudo_bladder_counts", "logcpm"),
+    "bulk_pseudo_bladder_ntd": ("bulk_pseudo_bladder_counts", "ntd"),
+    "bulk_pseudo_worm_ntd": ("bulk_pseudo_worm_counts", "ntd"),
 }
 #: Bulk sets whose values are logs already: the PCA peers take them as given.
 LOGGED_BULK: frozenset[str] = frozenset({"bulk_log2_centred", *LOGGED_READS})
@@ -304,12 +310,13 @@ def _load_values(name: str) -> Any:
 
     if name in LOGGED_READS:
         from benchmarks.logcpm import log_cpm
-        from benchmarks.vst import prefiltered, vst
+        from benchmarks.vst import normalised_log2, prefiltered, vst
 
         source, transform = LOGGED_READS[name]
         reads = load_dataset(source)
         reads = reads[:, prefiltered(reads.X)]
-        x = vst(reads.X) if transform == "vst" else log_cpm(reads.X)
+        how = {"vst": vst, "ntd": normalised_log2, "logcpm": log_cpm}[transform]
+        x = how(np.asarray(reads.X))
         return ad.AnnData(X=x, obs=reads.obs[["label"]].copy(), var=reads.var[[]])
     if name in PSEUDOBULK_SETS:
         from benchmarks.pseudobulk import PSEUDOBULK_ARGS, pseudobulk

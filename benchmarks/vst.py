@@ -13,6 +13,8 @@ a gene never read, sits a few units above zero. This builds them from counts as 
   leaving out genes whose dispersion is under 1e-4 or over 15 times the trend, as DESeq2
   does;
 - the closed-form transformation of that trend applied to the normalised counts.
+
+And DESeq2's ``normTransform``, log2 of the normalised counts plus 1 (:func:`normalised_log2`).
 """
 
 from __future__ import annotations
@@ -83,6 +85,16 @@ def vst(counts: np.ndarray) -> np.ndarray:
     factors = size_factors(counts)
     normalised = counts / factors[:, None]
     return transform(normalised, *dispersion_trend(normalised, factors)).astype(np.float32)
+
+
+def normalised_log2(counts: np.ndarray) -> np.ndarray:
+    """DESeq2's ``normTransform``: log2 of the counts over their size factors, plus 1 (float32).
+
+    The log2 values of DESeq2's ``counts(dds, normalized = TRUE)``, as many tables give
+    them; each sample's total is the same only up to its composition.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    return np.log2(counts / size_factors(counts)[:, None] + 1.0).astype(np.float32)
 
 
 def prefiltered(counts: np.ndarray) -> np.ndarray:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.vst import dispersion_trend, prefiltered, size_factors, transform, vst
+from benchmarks.vst import (
+    dispersion_trend,
+    normalised_log2,
+    prefiltered,
+    size_factors,
+    transform,
+    vst,
+)
 
 
 def _nb(rng: np.random.Generator, mean: np.ndarray, dispersion: np.ndarray) -> np.ndarray:
@@ -91,3 +98,16 @@ def test_bulk_vst_is_deseq2s_vst_of_the_read_counts_and_peers_take_it_as_logs():
     assert values.X.std(axis=0, dtype=np.float64).min() > 0
     assert dataset_kind("bulk_vst") == "bulk" and unlogged("bulk_vst") is None
     assert unlogged("bulk_read_counts") == 1e6
+
+
+def test_normalised_log2_is_log2_of_the_counts_over_their_size_factors_plus_one():
+    rng = np.random.default_rng(5)
+    base = rng.integers(1, 300, size=200).astype(np.float64)
+    base[0] = 0.0  # a gene never read sits at log2(1) = 0
+    scale = np.array([0.5, 1.0, 2.0, 4.0])
+    values = normalised_log2(scale[:, None] * base)
+    # one composition at four depths: each size factor is its depth over the depths'
+    # geometric mean, so every sample reads log2(base x that mean + 1)
+    expected = np.log2(base * np.exp(np.log(scale).mean()) + 1.0)
+    np.testing.assert_allclose(values, np.broadcast_to(expected, values.shape), rtol=1e-6)
+    assert values[:, 0] == pytest.approx(0.0)
