@@ -117,6 +117,9 @@ def values_sections(agg: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
             "sample's zero at one floor (-4.3 and -3.9), the samples' totals as uneven as "
             "the TMM factors. geneae keeps them as other values with squared error, their "
             "genes ranked by variance, as the tumours' VST; PCA takes them as given. "
+            "`bulk_pseudo_bladder_ntd` and `bulk_pseudo_worm_ntd`: the bladder and worm "
+            "samples' reads as DESeq2's `normTransform`, log2(normalised counts + 1), which "
+            "geneae reads as log values (seurat genes) and keeps. "
             "The one public bulk set a PyPI package ships (inmoose's airway: 8 samples) is "
             "too small to cluster, so the real bulk test remains the held-out one.",
             PCA_PEERS,
