@@ -1,9 +1,10 @@
-"""Log2 of normalised expression (log2(TPM + 1), DESeq2's vst, limma's log-CPM) is undone.
+"""Log2 of normalised expression (log2(TPM + 1), limma's log-CPM) is undone.
 
 The default was made on natural logs; the same values in log2 units trained a weaker model
 (docs/design/default-model.md, round 60). Such tables are told from natural logs by their
 samples' totals: those of ``2^v`` are alike (TPM and CPM total a million), those of ``e^v``
-are not.
+are not. Log tables whose totals differ (DESeq2's vst, edgeR's log-CPM after TMM factors)
+are kept as they are, and said so: their log taken out scored lower (round 81).
 """
 
 from __future__ import annotations
