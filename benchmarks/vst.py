@@ -76,25 +76,28 @@ def transform(normalised: np.ndarray, asymptotic: float, extra_poisson: float) -
     return np.log2(inside / (4.0 * a))
 
 
+def normalised_counts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DESeq2's ``counts(dds, normalized = TRUE)`` (float64) and the size factors used."""
+    counts = np.asarray(counts, dtype=np.float64)
+    factors = size_factors(counts)
+    return counts / factors[:, None], factors
+
+
 def vst(counts: np.ndarray) -> np.ndarray:
     """DESeq2's blind parametric VST of samples x genes read counts (float32).
 
     Pass the genes kept by :func:`prefiltered`, as DESeq2's users do.
     """
-    counts = np.asarray(counts, dtype=np.float64)
-    factors = size_factors(counts)
-    normalised = counts / factors[:, None]
+    normalised, factors = normalised_counts(counts)
     return transform(normalised, *dispersion_trend(normalised, factors)).astype(np.float32)
 
 
 def normalised_log2(counts: np.ndarray) -> np.ndarray:
-    """DESeq2's ``normTransform``: log2 of the counts over their size factors, plus 1 (float32).
+    """DESeq2's ``normTransform``: log2 of the normalised counts plus 1 (float32).
 
-    The log2 values of DESeq2's ``counts(dds, normalized = TRUE)``, as many tables give
-    them; each sample's total is the same only up to its composition.
+    As many tables give them; each sample's total is the same only up to its composition.
     """
-    counts = np.asarray(counts, dtype=np.float64)
-    return np.log2(counts / size_factors(counts)[:, None] + 1.0).astype(np.float32)
+    return np.log2(normalised_counts(counts)[0] + 1.0).astype(np.float32)
 
 
 def prefiltered(counts: np.ndarray) -> np.ndarray:
