@@ -287,10 +287,10 @@ def resolve_preprocess(
 
 
 def _say_kept(steps: PreprocessConfig, facts: DataFacts) -> None:
-    """One line on other values modelled as they are: what they are taken for.
+    """One line on other values modelled as they are, saying what they were taken for.
 
-    And the way to undo a log that geneae did not recognise. DESeq2's vst and edgeR's
-    log-CPM after TMM factors (whose samples total unevenly) read so; values up to the
+    DESeq2's vst and edgeR's log-CPM after TMM factors (whose samples total unevenly) read
+    so, and scored best kept (docs/design/default-model.md, round 81); values up to the
     thousands with negative ones are warned of instead (:func:`_warn_negative_expression`).
     """
     if facts.value_type != "other" or steps.normalize or steps.log1p:
@@ -299,8 +299,8 @@ def _say_kept(steps: PreprocessConfig, facts: DataFacts) -> None:
         return
     logger.info(
         "values kept as they are (%s): taken as log-scale expression, as DESeq2's vst or "
-        "edgeR's log-CPM give it; if they are a log with a known pseudo-count, "
-        "preprocess.unlog (e.g. 'log2(x+1)') undoes it first",
+        "edgeR's log-CPM give it; values on another scale need their own transformation "
+        "first (preprocess.unlog takes a log with a pseudo-count out, e.g. 'log2(x+0.5)')",
         facts.describe_values(),
     )
 
